@@ -1,0 +1,226 @@
+"""The project's files: ``keypoints2d.npz`` and ``motion.npz``, with validation.
+
+keypoints2d.npz
+    ``keypoints`` (T, J, 2) float32 pixels (x right, y down; NaN where missing),
+    ``confidence`` (T, J) float32 in [0, 1] (0 where missing), ``layout`` str
+    (``"mediapipe33"`` or ``"coco17"``), ``image_size`` (2,) int (width, height),
+    ``fps`` float. Optional: ``world_landmarks`` (T, J, 3) float32 metres (MediaPipe's
+    own 3D, camera axes: x right, y down, z away from the camera, origin between the hips).
+
+motion.npz
+    ``joints`` (T, J, 3) float32 metres, right-handed, +Y up; ``joint_names`` (J,) str;
+    ``parents`` (J,) int; ``fps`` float. Once IK has run also ``local_quats_wxyz``
+    (T, J, 4) float32, ``root_translation`` (T, 3) float32 metres and ``rest_offsets``
+    (J, 3) float32 metres.
+
+Every write goes to a temporary file beside the target and is renamed into place, so a
+failure never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mocap.errors import MocapError
+from mocap.skeletons import LAYOUTS, get_layout
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary name keeps ``path``'s suffix (or ``suffix``) so writers that look at the
+    extension (video codecs, numpy) behave. On error the temporary file is removed.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise MocapError(f"cannot write {path}: folder {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise MocapError(f"cannot write {path}: folder {directory} is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=directory)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def _load_npz(path: str | os.PathLike, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.exists():
+        raise MocapError(f"{what} file not found: {path}")
+    if path.is_dir():
+        raise MocapError(f"{path} is a folder, expected a {what} .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise MocapError(f"{path} is not a readable {what} .npz file ({e.__class__.__name__}: {e})") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise MocapError(f"{path} is not a {what} file: missing {', '.join(missing)} (has {', '.join(arrays) or 'nothing'})")
+    return arrays
+
+
+@dataclass(frozen=True)
+class Keypoints2D:
+    """2D keypoints of one person over time; see the module docstring for shapes and units."""
+
+    keypoints: np.ndarray  # (T, J, 2) float32 pixels, NaN where missing
+    confidence: np.ndarray  # (T, J) float32 in [0, 1]
+    layout: str
+    image_size: tuple[int, int]  # (width, height) pixels
+    fps: float
+    world_landmarks: np.ndarray | None = None  # (T, J, 3) float32 metres, optional
+
+    def __post_init__(self) -> None:
+        validate_keypoints(self)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    def detection_rate(self) -> float:
+        """Fraction of frames where any keypoint was found."""
+        if self.num_frames == 0:
+            return 0.0
+        return float(np.mean(np.isfinite(self.keypoints).all(-1).any(-1)))
+
+
+def validate_keypoints(k: Keypoints2D) -> None:
+    """Raise MocapError with the offending field if ``k`` breaks the documented format."""
+    if k.layout not in LAYOUTS or LAYOUTS[k.layout].parents is not None:
+        keypoint_layouts = [n for n, s in LAYOUTS.items() if s.parents is None]
+        raise MocapError(f"keypoints layout {k.layout!r} is not one of {', '.join(keypoint_layouts)}")
+    j = get_layout(k.layout).num_joints
+    kp, conf = k.keypoints, k.confidence
+    if kp.ndim != 3 or kp.shape[1:] != (j, 2):
+        raise MocapError(f"keypoints must have shape (T, {j}, 2) for layout {k.layout}, got {kp.shape}")
+    if conf.shape != kp.shape[:2]:
+        raise MocapError(f"confidence must have shape {kp.shape[:2]}, got {conf.shape}")
+    if kp.shape[0] == 0:
+        raise MocapError("keypoints file holds no frames")
+    finite_conf = conf[np.isfinite(conf)]
+    if finite_conf.size and (finite_conf.min() < 0 or finite_conf.max() > 1):
+        raise MocapError("confidence values must lie in [0, 1]")
+    if not (np.isfinite(k.fps) and k.fps > 0):
+        raise MocapError(f"fps must be a positive number, got {k.fps}")
+    if len(k.image_size) != 2 or min(k.image_size) <= 0:
+        raise MocapError(f"image_size must be (width, height) > 0, got {k.image_size}")
+    if k.world_landmarks is not None and k.world_landmarks.shape != (kp.shape[0], j, 3):
+        raise MocapError(f"world_landmarks must have shape {(kp.shape[0], j, 3)}, got {k.world_landmarks.shape}")
+
+
+def save_keypoints(path: str | os.PathLike, k: Keypoints2D) -> None:
+    """Write ``k`` to ``path`` (keypoints2d.npz format), atomically."""
+    arrays = {
+        "keypoints": k.keypoints.astype(np.float32),
+        "confidence": k.confidence.astype(np.float32),
+        "layout": np.array(k.layout),
+        "image_size": np.array(k.image_size, dtype=np.int64),
+        "fps": np.array(float(k.fps)),
+    }
+    if k.world_landmarks is not None:
+        arrays["world_landmarks"] = k.world_landmarks.astype(np.float32)
+    _save_npz(path, arrays)
+
+
+def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
+    """Read a keypoints2d.npz file; MocapError if it is missing, unreadable or malformed."""
+    a = _load_npz(path, ("keypoints", "confidence", "layout", "image_size", "fps"), "keypoints2d")
+    try:
+        size = tuple(int(v) for v in np.asarray(a["image_size"]).reshape(-1))
+        return Keypoints2D(
+            keypoints=np.asarray(a["keypoints"], dtype=np.float32),
+            confidence=np.asarray(a["confidence"], dtype=np.float32),
+            layout=str(a["layout"]),
+            image_size=size,  # type: ignore[arg-type]
+            fps=float(a["fps"]),
+            world_landmarks=np.asarray(a["world_landmarks"], dtype=np.float32) if "world_landmarks" in a else None,
+        )
+    except MocapError as e:
+        raise MocapError(f"{path}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise MocapError(f"{path} is not a valid keypoints2d file: {e}") from None
+
+
+@dataclass(frozen=True)
+class Motion:
+    """3D motion of one skeleton; see the module docstring for shapes and units."""
+
+    joints: np.ndarray  # (T, J, 3) metres, +Y up
+    joint_names: tuple[str, ...]
+    parents: tuple[int, ...]
+    fps: float
+    local_quats_wxyz: np.ndarray | None = None  # (T, J, 4)
+    root_translation: np.ndarray | None = None  # (T, 3) metres
+    rest_offsets: np.ndarray | None = None  # (J, 3) metres
+
+    def __post_init__(self) -> None:
+        t, j = self.joints.shape[:2] if self.joints.ndim == 3 else (0, 0)
+        if self.joints.ndim != 3 or self.joints.shape[2] != 3:
+            raise MocapError(f"joints must have shape (T, J, 3), got {self.joints.shape}")
+        if t == 0:
+            raise MocapError("motion holds no frames")
+        if len(self.joint_names) != j or len(self.parents) != j:
+            raise MocapError(f"{j} joints but {len(self.joint_names)} names and {len(self.parents)} parents")
+        if not (np.isfinite(self.fps) and self.fps > 0):
+            raise MocapError(f"fps must be a positive number, got {self.fps}")
+        for name, arr, shape in (("local_quats_wxyz", self.local_quats_wxyz, (t, j, 4)),
+                                 ("root_translation", self.root_translation, (t, 3)),
+                                 ("rest_offsets", self.rest_offsets, (j, 3))):
+            if arr is not None and arr.shape != shape:
+                raise MocapError(f"{name} must have shape {shape}, got {arr.shape}")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.joints.shape[0])
+
+
+def save_motion(path: str | os.PathLike, m: Motion) -> None:
+    """Write ``m`` to ``path`` (motion.npz format), atomically."""
+    arrays = {
+        "joints": m.joints.astype(np.float32),
+        "joint_names": np.array(m.joint_names),
+        "parents": np.array(m.parents, dtype=np.int64),
+        "fps": np.array(float(m.fps)),
+    }
+    for name in ("local_quats_wxyz", "root_translation", "rest_offsets"):
+        value = getattr(m, name)
+        if value is not None:
+            arrays[name] = value.astype(np.float32)
+    _save_npz(path, arrays)
+
+
+def load_motion(path: str | os.PathLike) -> Motion:
+    """Read a motion.npz file; MocapError if it is missing, unreadable or malformed."""
+    a = _load_npz(path, ("joints", "joint_names", "parents", "fps"), "motion")
+    try:
+        return Motion(
+            joints=np.asarray(a["joints"], dtype=np.float64),
+            joint_names=tuple(str(n) for n in a["joint_names"]),
+            parents=tuple(int(p) for p in a["parents"]),
+            fps=float(a["fps"]),
+            **{k: np.asarray(a[k], dtype=np.float64) for k in ("local_quats_wxyz", "root_translation", "rest_offsets") if k in a},
+        )
+    except MocapError as e:
+        raise MocapError(f"{path}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise MocapError(f"{path} is not a valid motion file: {e}") from None
