@@ -1,0 +1,168 @@
+"""The ``mocap`` command line: one subcommand per pipeline stage.
+
+Errors a user can fix print one line (``mocap: error: ...``) and exit with status 1;
+no traceback. ``MOCAP_DEBUG=1`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mocap.errors import MocapError
+
+
+def _add_cleanup_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lifter", default="auto", choices=["auto", "network", "mediapipe"],
+                   help="2D->3D lifter (default: the trained network when installed, else MediaPipe's world landmarks)")
+    p.add_argument("--focal-px", type=float, default=None,
+                   help="camera focal length in pixels (default: from a 55 degree field of view)")
+    p.add_argument("--cutoff-hz", type=float, default=6.0, help="smoothing low-pass cutoff (default 6 Hz)")
+    p.add_argument("--no-level", action="store_true",
+                   help="keep the camera's tilt (by default the body axis of an upright person sets +Y)")
+
+
+def _cleanup(args: argparse.Namespace):
+    from mocap.pipeline import CleanupConfig
+
+    if args.cutoff_hz <= 0:
+        raise MocapError("--cutoff-hz must be positive")
+    if args.focal_px is not None and args.focal_px <= 0:
+        raise MocapError("--focal-px must be positive")
+    return CleanupConfig(cutoff_hz=args.cutoff_hz, level=not args.no_level)
+
+
+def _cmd_capture(args: argparse.Namespace) -> int:
+    from mocap.pipeline import capture
+
+    report = capture(args.video, args.output, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
+                     overlay=not args.no_overlay, preview=not args.no_preview, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from mocap.detect import detect_video
+    from mocap.formats import save_keypoints
+
+    out = Path(args.output)
+    if out.suffix != ".npz":
+        raise MocapError(f"output {out} must end in .npz")
+    keypoints = detect_video(args.video, progress=not args.quiet)
+    rate = keypoints.detection_rate()
+    if rate == 0.0:
+        raise MocapError(f"no person found in any frame of {args.video}")
+    save_keypoints(out, keypoints)
+    print(f"{keypoints.num_frames} frames, person detected in {100 * rate:.1f} % -> {out}")
+    return 0
+
+
+def _cmd_lift(args: argparse.Namespace) -> int:
+    from mocap.formats import load_keypoints, save_motion
+    from mocap.pipeline import StageTimer, lift_keypoints
+    from mocap.skeletons import map_confidence, map_joints
+
+    keypoints = load_keypoints(args.keypoints)
+    if args.layout and args.layout != keypoints.layout:
+        if (keypoints.layout, args.layout) != ("mediapipe33", "coco17"):
+            raise MocapError(f"cannot convert keypoints from {keypoints.layout} to {args.layout}")
+        from mocap.formats import Keypoints2D
+
+        keypoints = Keypoints2D(
+            keypoints=map_joints(keypoints.keypoints, "mediapipe33", "coco17").astype("float32"),
+            confidence=map_confidence(keypoints.confidence, "mediapipe33", "coco17").astype("float32"),
+            layout="coco17", image_size=keypoints.image_size, fps=keypoints.fps)
+    out = Path(args.output)
+    if out.suffix != ".npz":
+        raise MocapError(f"output {out} must end in .npz")
+    timer = StageTimer()
+    motion = lift_keypoints(keypoints, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args), timer=timer)
+    save_motion(out, motion)
+    written = [str(out)]
+    if args.bvh:
+        from mocap.bvh import write_bvh
+
+        write_bvh(args.bvh, joint_names=motion.joint_names, parents=motion.parents, rest_offsets=motion.rest_offsets,
+                  local_quats_wxyz=motion.local_quats_wxyz, root_translation=motion.root_translation, fps=motion.fps)
+        written.append(args.bvh)
+    total = sum(timer.seconds.values())
+    print(f"{motion.num_frames} frames lifted from {keypoints.layout} in {total:.2f} s "
+          f"({motion.num_frames / max(total, 1e-9):.0f} frames/s) -> {', '.join(written)}")
+    return 0
+
+
+def _cmd_lifting(module: str):
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            raise MocapError(f"{module} needs torch ({e}); install it with: pip install 'mocap-lift[lift]'") from None
+        return int(mod.main(args.rest) or 0)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mocap import __version__
+
+    parser = argparse.ArgumentParser(prog="mocap", description="Markerless motion capture: video in, 3D animation out.")
+    parser.add_argument("--version", action="version", version=f"mocap-lift {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("capture", help="video -> keypoints2d.npz, motion.npz, motion.bvh, overlay.mp4, preview")
+    p.add_argument("video", help="video file (mp4, mov, avi, mkv)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    _add_cleanup_args(p)
+    p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
+    p.add_argument("--no-preview", action="store_true", help="skip preview.png / preview.mp4")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_capture)
+
+    p = sub.add_parser("detect", help="video -> keypoints2d.npz (MediaPipe BlazePose)")
+    p.add_argument("video")
+    p.add_argument("-o", "--output", required=True, help="keypoints2d.npz to write")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_detect)
+
+    p = sub.add_parser("lift", help="keypoints2d.npz -> motion.npz (and optionally BVH)")
+    p.add_argument("keypoints", help="keypoints2d.npz (layout mediapipe33 or coco17)")
+    p.add_argument("-o", "--output", required=True, help="motion.npz to write")
+    p.add_argument("--layout", choices=["mediapipe33", "coco17"], default=None,
+                   help="lift from this layout (a mediapipe33 file can be lifted as coco17)")
+    p.add_argument("--bvh", default=None, help="also write this BVH file")
+    _add_cleanup_args(p)
+    p.set_defaults(func=_cmd_lift)
+
+    for name, module, text in (("train-lifter", "lifting.train", "train the lifting network"),
+                               ("eval-lifter", "lifting.evaluate", "evaluate the lifting network")):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_cmd_lifting(module))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MocapError as e:
+        if os.environ.get("MOCAP_DEBUG"):
+            raise
+        print(f"mocap: error: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:
+        if os.environ.get("MOCAP_DEBUG"):
+            raise
+        print(f"mocap: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mocap: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

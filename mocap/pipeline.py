@@ -1,0 +1,232 @@
+"""The monocular pipeline: composes the stages; holds no numerics of its own.
+
+video -> 2D keypoints (detect) -> 2D gap filling -> lifter (root-relative 3D, camera frame)
+-> root trajectory -> world frame, levelled and grounded -> 3D gap filling and smoothing
+-> constant bone lengths -> inverse kinematics -> forward kinematics -> files.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mocap import bones, filters, kinematics, world
+from mocap.errors import MocapError
+from mocap.formats import Keypoints2D, Motion, save_keypoints, save_motion
+from mocap.lifters import default_focal_px, estimate_root_translation, get_lifter
+from mocap.skeletons import MOTION21, map_confidence, map_joints, rest_offsets
+
+
+@dataclass(frozen=True)
+class CleanupConfig:
+    """Clean-up settings; the fields mirror the stages' keyword arguments."""
+
+    min_confidence: float = 0.3  # 2D keypoints below this are treated as missing
+    max_gap_s: float = 0.5  # gaps up to this long are interpolated; longer ones are held
+    cutoff_hz: float = 6.0  # Butterworth low-pass of the root-relative joints
+    root_cutoff_hz: float = 3.0  # Butterworth low-pass of the root trajectory (depth is noisy)
+    level: bool = True  # correct camera pitch/roll from the body axis
+
+
+@dataclass
+class StageTimer:
+    """Wall-clock seconds per stage, in the order the stages ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def lift_keypoints(
+    keypoints: Keypoints2D,
+    *,
+    lifter: str = "auto",
+    focal_px: float | None = None,
+    cleanup: CleanupConfig = CleanupConfig(),
+    timer: StageTimer | None = None,
+) -> Motion:
+    """2D keypoints -> clean 3D motion of MOTION21 with IK (local rotations, root translation).
+
+    Args:
+        keypoints: 2D keypoints (any supported layout) of T frames.
+        lifter: ``auto``, ``network`` or ``mediapipe``.
+        focal_px: camera focal length in pixels; default from a 55 degree field of view.
+    Returns:
+        Motion with joints (T, 21, 3) metres, +Y up, feet on y = 0, constant bone lengths.
+    """
+    timer = timer or StageTimer()
+    fps = keypoints.fps
+    f = focal_px if focal_px is not None else default_focal_px(keypoints.image_size)
+    principal = (keypoints.image_size[0] / 2.0, keypoints.image_size[1] / 2.0)
+
+    with timer.stage("fill 2D gaps"):
+        conf = keypoints.confidence
+        kp = filters.fill_gaps(keypoints.keypoints, confidence=conf, min_confidence=cleanup.min_confidence,
+                               max_gap_s=cleanup.max_gap_s, fps=fps)
+        conf_filled = np.where(np.isfinite(kp).all(-1), np.maximum(conf, cleanup.min_confidence), 0.0)
+        wl = keypoints.world_landmarks
+        if wl is not None:
+            wl = filters.fill_gaps(wl, confidence=conf, min_confidence=cleanup.min_confidence,
+                                   max_gap_s=cleanup.max_gap_s, fps=fps)
+        filled = Keypoints2D(keypoints=kp.astype(np.float32), confidence=conf_filled.astype(np.float32),
+                             layout=keypoints.layout, image_size=keypoints.image_size, fps=fps,
+                             world_landmarks=None if wl is None else wl.astype(np.float32))
+
+    with timer.stage("lift 3D"):
+        result = get_lifter(lifter).lift(filled)
+
+    with timer.stage("root trajectory"):
+        rel = result.joints_cam
+        root = result.root_translation_cam
+        if root is None:
+            kp_m = map_joints(filled.keypoints, filled.layout, MOTION21)
+            conf_m = map_confidence(filled.confidence, filled.layout, MOTION21)
+            root = estimate_root_translation(rel, kp_m, conf_m, focal_px=f, principal_px=principal,
+                                             min_confidence=cleanup.min_confidence)
+
+    with timer.stage("smooth"):
+        rel = filters.hold_nearest(filters.fill_gaps(rel, max_gap_s=cleanup.max_gap_s, fps=fps))
+        root = filters.hold_nearest(filters.fill_gaps(root, max_gap_s=cleanup.max_gap_s, fps=fps))
+        if not np.isfinite(rel).all() or not np.isfinite(root).all():
+            raise MocapError("no usable 3D in any frame: the person was never fully detected")
+        rel = _lowpass(rel, fps=fps, cutoff_hz=cleanup.cutoff_hz)
+        root = _lowpass(root, fps=fps, cutoff_hz=cleanup.root_cutoff_hz)
+
+    with timer.stage("world frame"):
+        joints_world = world.camera_to_world(rel + root[:, None, :])
+        joints_world, _, _ = world.level_and_ground(joints_world, level=cleanup.level)
+
+    with timer.stage("bone lengths"):
+        parents = np.array(MOTION21.parents)
+        lengths = bones.estimate_bone_lengths(joints_world, parents, left_right=MOTION21.left_right)
+        default = rest_offsets(MOTION21)
+        default_len = np.linalg.norm(default, axis=-1)
+        lengths = np.where(np.isfinite(lengths), lengths, default_len)
+        offsets = default / np.maximum(default_len, 1e-9)[:, None] * lengths[:, None]
+        offsets[0] = 0.0
+
+    with timer.stage("inverse kinematics"):
+        quats, root_translation = kinematics.inverse_kinematics(
+            joints_world, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
+        joints = kinematics.forward_kinematics(quats, root_translation, offsets, parents)
+
+    return Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
+                  local_quats_wxyz=quats, root_translation=root_translation, rest_offsets=offsets)
+
+
+def _lowpass(x: np.ndarray, *, fps: float, cutoff_hz: float) -> np.ndarray:
+    """Butterworth low-pass unless the cutoff is at or above Nyquist (then unchanged)."""
+    if cutoff_hz <= 0 or cutoff_hz >= 0.5 * fps * 0.95:
+        return x
+    return filters.butterworth(x, fps=fps, cutoff_hz=cutoff_hz)
+
+
+@dataclass
+class CaptureReport:
+    """What ``capture`` did: files written, frames, detection rate and time per stage."""
+
+    outputs: dict[str, Path]
+    num_frames: int
+    fps: float
+    detection_rate: float
+    lifter: str
+    seconds: dict[str, float]
+
+    def summary(self) -> str:
+        total = sum(self.seconds.values())
+        lines = [
+            f"frames: {self.num_frames} at {self.fps:.2f} fps ({self.num_frames / self.fps:.1f} s of video)",
+            f"person detected in {100 * self.detection_rate:.1f} % of frames",
+            f"lifter: {self.lifter}",
+            "time per stage:",
+        ]
+        width = max(len(k) for k in self.seconds)
+        for name, s in self.seconds.items():
+            rate = self.num_frames / s if s > 0 else float("inf")
+            lines.append(f"  {name:<{width}}  {s:7.2f} s  {rate:10.0f} frames/s")
+        speed = (self.num_frames / self.fps) / total if total > 0 else float("inf")
+        lines.append(f"  {'total':<{width}}  {total:7.2f} s  ({speed:.2f}x real time)")
+        lines.append("outputs:")
+        lines += [f"  {p}" for p in self.outputs.values()]
+        return "\n".join(lines)
+
+
+def prepare_output_dir(outdir: str | os.PathLike) -> Path:
+    """Create ``outdir`` if needed; MocapError if it cannot be created or written."""
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise MocapError(f"output path {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MocapError(f"cannot create output folder {out}: {e.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise MocapError(f"output folder {out} is not writable")
+    return out
+
+
+def capture(
+    video: str | os.PathLike,
+    outdir: str | os.PathLike,
+    *,
+    lifter: str = "auto",
+    focal_px: float | None = None,
+    cleanup: CleanupConfig = CleanupConfig(),
+    overlay: bool = True,
+    preview: bool = True,
+    progress: bool = True,
+) -> CaptureReport:
+    """Run the whole monocular capture of ``video`` and write its files into ``outdir``.
+
+    Writes keypoints2d.npz, motion.npz, motion.bvh and, unless turned off, overlay.mp4
+    (the 2D skeleton over the video), preview.png and preview.mp4 (the 3D motion).
+    """
+    from mocap import bvh, detect, draw, video as video_io
+
+    info = video_io.probe_video(video)
+    out = prepare_output_dir(outdir)
+    timer = StageTimer()
+    outputs: dict[str, Path] = {}
+
+    with timer.stage("detect 2D"):
+        keypoints = detect.detect_video(video, progress=progress)
+    rate = keypoints.detection_rate()
+    if rate == 0.0:
+        raise MocapError(f"no person found in any frame of {video}")
+    outputs["keypoints"] = out / "keypoints2d.npz"
+    save_keypoints(outputs["keypoints"], keypoints)
+
+    lifter_name = get_lifter(lifter).name
+    motion = lift_keypoints(keypoints, lifter=lifter_name, focal_px=focal_px, cleanup=cleanup, timer=timer)
+
+    with timer.stage("write files"):
+        outputs["motion"] = out / "motion.npz"
+        save_motion(outputs["motion"], motion)
+        outputs["bvh"] = out / "motion.bvh"
+        bvh.write_bvh(outputs["bvh"], joint_names=motion.joint_names, parents=motion.parents,
+                      rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
+                      root_translation=motion.root_translation, fps=motion.fps)
+    if overlay:
+        with timer.stage("render overlay"):
+            outputs["overlay"] = out / "overlay.mp4"
+            draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress)
+    if preview:
+        with timer.stage("render preview"):
+            outputs["preview"] = out / "preview.png"
+            draw.render_preview_3d(motion.joints, motion.parents, outputs["preview"], fps=motion.fps,
+                                   title=f"{Path(video).name}: {motion.num_frames} frames, lifter {lifter_name}")
+            outputs["preview_video"] = out / "preview.mp4"
+            draw.render_preview_video(motion.joints, motion.parents, outputs["preview_video"], fps=motion.fps)
+    return CaptureReport(outputs=outputs, num_frames=keypoints.num_frames, fps=info.fps,
+                         detection_rate=rate, lifter=lifter_name, seconds=timer.seconds)

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from mocap.skeletons import (COCO17, LAYOUTS, MEDIAPIPE33, MOTION21, MPII16, Skeleton, map_confidence,
+                             map_joints, mapping_matrix, rest_offsets)
+
+
+def test_mediapipe_order_matches_blazepose():
+    # Spot checks against the BlazePose landmark indices documented by MediaPipe.
+    assert MEDIAPIPE33.index("nose") == 0
+    assert MEDIAPIPE33.index("left_shoulder") == 11
+    assert MEDIAPIPE33.index("right_wrist") == 16
+    assert MEDIAPIPE33.index("left_hip") == 23
+    assert MEDIAPIPE33.index("left_heel") == 29
+    assert MEDIAPIPE33.index("right_foot_index") == 32
+    assert COCO17.index("left_shoulder") == 5 and COCO17.index("right_ankle") == 16
+    assert MPII16.index("right_ankle") == 0 and MPII16.index("head_top") == 9
+
+
+@pytest.mark.parametrize("skel", list(LAYOUTS.values()), ids=list(LAYOUTS))
+def test_left_right_pairs_are_mirror_names(skel):
+    perm = skel.mirror_permutation()
+    assert sorted(perm) == list(range(skel.num_joints))
+    for i, j in enumerate(perm):
+        a, b = skel.joint_names[i], skel.joint_names[j]
+        assert a.replace("left", "X").replace("right", "X") == b.replace("left", "X").replace("right", "X")
+    for a, b in skel.edges:
+        assert 0 <= a < skel.num_joints and 0 <= b < skel.num_joints
+
+
+def test_motion_tree_and_rest_pose():
+    parents = MOTION21.parents
+    assert parents[0] == -1 and all(0 <= p < j for j, p in enumerate(parents) if j)
+    off = rest_offsets()
+    # mirrored: right offsets are left offsets with x negated
+    for left, right in MOTION21.left_right:
+        np.testing.assert_allclose(off[right], off[left] * [-1, 1, 1])
+    # T-pose, +Y up: head above pelvis, ankles below, left wrist at +X
+    pos = np.zeros_like(off)
+    for j in range(1, len(off)):
+        pos[j] = pos[parents[j]] + off[j]
+    assert pos[MOTION21.index("head")][1] > 0.6 > -0.7 > pos[MOTION21.index("left_ankle")][1]
+    assert pos[MOTION21.index("left_wrist")][0] > 0.6
+    assert pos[MOTION21.index("left_foot_index")][2] > 0 > pos[MOTION21.index("left_heel")][2]
+
+
+def test_bad_tables_rejected():
+    with pytest.raises(ValueError, match="parents must come first"):
+        Skeleton(name="x", joint_names=("a", "b"), edges=(), parents=(1, 0))
+    with pytest.raises(ValueError, match="has no joint"):
+        MOTION21.index("tail")
+
+
+def test_map_joints_weights_and_missing():
+    rng = np.random.default_rng(0)
+    mp = rng.normal(size=(4, 33, 3))
+    m = map_joints(mp, MEDIAPIPE33, MOTION21)
+    li, ri = MEDIAPIPE33.index("left_hip"), MEDIAPIPE33.index("right_hip")
+    np.testing.assert_allclose(m[:, MOTION21.index("pelvis")], 0.5 * (mp[:, li] + mp[:, ri]))
+    np.testing.assert_allclose(m[:, MOTION21.index("left_heel")], mp[:, MEDIAPIPE33.index("left_heel")])
+    # COCO has no heel: NaN; a NaN source joint makes its targets NaN
+    coco = rng.normal(size=(2, 17, 2))
+    coco[1, COCO17.index("left_ear")] = np.nan
+    m = map_joints(coco, "coco17", "motion21")
+    assert np.isnan(m[:, MOTION21.index("left_heel")]).all()
+    assert np.isnan(m[1, MOTION21.index("head")]).all() and np.isfinite(m[0, MOTION21.index("head")]).all()
+    conf = map_confidence(np.full((1, 17), 0.8), "coco17", "motion21")
+    assert conf[0, MOTION21.index("left_heel")] == 0 and conf[0, MOTION21.index("pelvis")] == pytest.approx(0.8)
+    # the mediapipe->coco mapping is a pure selection
+    sel = mapping_matrix("mediapipe33", "coco17")
+    assert (sel.sum(1) == 1).all()
+    with pytest.raises(ValueError, match="no mapping"):
+        mapping_matrix("coco17", "mediapipe33")
