@@ -35,7 +35,10 @@ def minimal_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def estimate_up(joints: np.ndarray, skeleton: Skeleton = MOTION21) -> np.ndarray:
-    """(3,) unit vector: the median body axis (ankles' midpoint -> neck) over the clip.
+    """(3,) unit vector: the median torso axis (pelvis -> neck) over the clip.
+
+    The torso rather than the legs: a raised leg or a kick tilts the legs' axis for many
+    frames, while the torso of a person on their feet stays within a few degrees of upright.
 
     Args:
         joints: (T, J, 3) metres in any frame.
@@ -43,8 +46,7 @@ def estimate_up(joints: np.ndarray, skeleton: Skeleton = MOTION21) -> np.ndarray
         The direction that points up for a mostly upright person; +Y if nothing is finite.
     """
     neck = joints[:, skeleton.index("neck")]
-    feet = 0.5 * (joints[:, skeleton.index("left_ankle")] + joints[:, skeleton.index("right_ankle")])
-    axis = neck - feet
+    axis = neck - joints[:, skeleton.index("pelvis")]
     axis = axis[np.isfinite(axis).all(-1)]
     if len(axis) == 0:
         return np.array([0.0, 1.0, 0.0])

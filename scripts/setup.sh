@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up mocap-lift in ./.venv on a fresh Linux machine with Python 3.11.
+# Installs torch==2.13.0 first (so nothing pulls a CUDA build), then the package with all
+# extras, then Blender's system libraries if `import bpy` fails and apt-get is usable.
+# Safe to run again: it reuses the venv and skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+"$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || {
+  echo "setup: mocap-lift needs Python 3.11 (found $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2; exit 1; }
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+VPY=.venv/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if ! "$VPY" -c 'import mocap, torch, mediapipe, bpy, pytest' >/dev/null 2>&1 || [ "${MOCAP_REINSTALL:-0}" = 1 ]; then
+  echo "setup: installing torch==2.13.0 (CPU) and mocap-lift[all] into .venv ..."
+  "$VPY" -m pip install -q "torch==2.13.0"
+  "$VPY" -m pip install -q "torch==2.13.0" -e ".[all]"
+fi
+
+# Blender as a module needs X11/GL client libraries even headless.
+if ! "$VPY" -c 'import bpy' >/dev/null 2>&1; then
+  LIBS="libx11-6 libxext6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libice6 libgl1 libegl1 libglib2.0-0"
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    echo "setup: installing Blender's system libraries: $LIBS"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq $LIBS >/dev/null
+  fi
+  "$VPY" -c 'import bpy' || { echo "setup: 'import bpy' fails; install: $LIBS" >&2; exit 1; }
+fi
+echo "setup: ready ($("$VPY" -c 'import mocap, torch; print("mocap-lift", mocap.__version__, "torch", torch.__version__)'))"

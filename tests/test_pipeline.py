@@ -1,0 +1,81 @@
+"""The whole lift path on synthetic data with known 3D: keypoints -> clean motion -> BVH."""
+import numpy as np
+import pytest
+
+from mocap.bones import bone_lengths
+from mocap.pipeline import CleanupConfig, lift_keypoints
+from mocap.skeletons import MOTION21
+from tests.synthetic import synthetic_keypoints, waving_walker
+
+
+def _mpjpe(a, b):
+    return float(np.linalg.norm(a - b, axis=-1).mean())
+
+
+def test_lift_recovers_known_motion_through_camera():
+    truth = waving_walker(t=90, fps=30.0)
+    kp = synthetic_keypoints(truth)
+    motion = lift_keypoints(kp, lifter="mediapipe")
+    assert motion.joints.shape == truth.shape and motion.joint_names == MOTION21.joint_names
+    # feet on the floor, first pelvis over the origin, as the truth was built
+    err = _mpjpe(motion.joints, truth)
+    assert err < 0.01, f"mean joint error {1000 * err:.1f} mm"
+    # the sideways/backwards drift comes from the root trajectory estimated from 2D alone
+    drift = motion.joints[-1, 0] - motion.joints[0, 0]
+    np.testing.assert_allclose(drift, truth[-1, 0] - truth[0, 0], atol=0.02)
+    # constant bones, equal to the truth's
+    lengths = bone_lengths(motion.joints, np.array(MOTION21.parents))[:, 1:]
+    assert np.ptp(lengths, axis=0).max() < 1e-6
+    np.testing.assert_allclose(lengths[0], bone_lengths(truth[:1], np.array(MOTION21.parents))[0, 1:], atol=2e-3)
+
+
+def test_lift_survives_noise_gaps_and_smooths():
+    truth = waving_walker(t=120, fps=30.0)
+    clean = lift_keypoints(synthetic_keypoints(truth), lifter="mediapipe")
+    kp = synthetic_keypoints(truth, noise_px=2.0, seed=3)
+    rng = np.random.default_rng(4)
+    wl = kp.world_landmarks + rng.normal(0, 0.01, kp.world_landmarks.shape).astype(np.float32)
+    k, c = kp.keypoints.copy(), kp.confidence.copy()
+    k[40:45] = np.nan  # a short loss of the person: interpolated
+    c[40:45] = 0
+    wl[40:45] = np.nan
+    from mocap.formats import Keypoints2D
+
+    noisy = Keypoints2D(keypoints=k, confidence=c, layout=kp.layout, image_size=kp.image_size, fps=kp.fps,
+                        world_landmarks=wl)
+    motion = lift_keypoints(noisy, lifter="mediapipe", cleanup=CleanupConfig(cutoff_hz=4.0))
+    assert np.isfinite(motion.joints).all()
+    rel = motion.joints - motion.joints[:, :1]
+    rel_truth = truth - truth[:, :1]
+    assert _mpjpe(rel, rel_truth) < 0.02
+    # smoothing: the jitter (frame-to-frame acceleration) is far below the noise put in
+    acc = np.linalg.norm(np.diff(rel, 2, axis=0), axis=-1).mean()
+    acc_truth = np.linalg.norm(np.diff(rel_truth, 2, axis=0), axis=-1).mean()
+    assert acc < acc_truth + 0.002, (acc, acc_truth)
+    assert _mpjpe(clean.joints, truth) < 0.01
+
+
+def test_head_above_ankles_and_local_rotations_reproduce_joints():
+    from mocap.kinematics import forward_kinematics
+
+    truth = waving_walker(t=60)
+    motion = lift_keypoints(synthetic_keypoints(truth, noise_px=1.0), lifter="mediapipe")
+    head, ankles = MOTION21.index("head"), [MOTION21.index("left_ankle"), MOTION21.index("right_ankle")]
+    assert (motion.joints[:, head, 1] > motion.joints[:, ankles, 1].max(-1) + 1.0).all()
+    fk = forward_kinematics(motion.local_quats_wxyz, motion.root_translation, motion.rest_offsets,
+                            np.array(motion.parents))
+    np.testing.assert_allclose(fk, motion.joints, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["coco17"])
+def test_coco_keypoints_need_a_2d_only_lifter(layout):
+    from mocap.errors import MocapError
+    from mocap.formats import Keypoints2D
+    from mocap.skeletons import map_confidence, map_joints
+
+    kp = synthetic_keypoints(waving_walker(t=10))
+    coco = Keypoints2D(keypoints=map_joints(kp.keypoints, "mediapipe33", layout).astype(np.float32),
+                       confidence=map_confidence(kp.confidence, "mediapipe33", layout).astype(np.float32),
+                       layout=layout, image_size=kp.image_size, fps=kp.fps)
+    with pytest.raises(MocapError, match="world landmarks"):
+        lift_keypoints(coco, lifter="mediapipe")
