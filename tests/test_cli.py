@@ -1,0 +1,113 @@
+"""The command line: bad input gives one line and a non-zero exit, and leaves no partial files."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mocap.cli import main
+from mocap.formats import load_motion, save_keypoints
+from tests.synthetic import synthetic_keypoints, waving_walker
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _assert_one_line_error(rc, err, match):
+    assert rc == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mocap: error: "), err
+    assert match in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def test_missing_video(tmp_path, capsys):
+    rc, _, err = _run(["capture", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "out")], capsys)
+    _assert_one_line_error(rc, err, "nope.mp4")
+    assert not (tmp_path / "out").exists()
+
+
+def test_not_a_video(tmp_path, capsys):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n")
+    rc, _, err = _run(["detect", str(bad), "-o", str(tmp_path / "k.npz")], capsys)
+    _assert_one_line_error(rc, err, "notes.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4"]
+
+
+def _blank_video(path, frames=12, size=(160, 120)):
+    cv2 = pytest.importorskip("cv2")
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+    for i in range(frames):
+        w.write(np.full((size[1], size[0], 3), 40 + i, np.uint8))
+    w.release()
+
+
+def test_video_without_person(tmp_path, capsys):
+    pytest.importorskip("mediapipe")
+    video = tmp_path / "empty.mp4"
+    _blank_video(video)
+    out = tmp_path / "out"
+    rc, _, err = _run(["capture", str(video), "-o", str(out), "-q"], capsys)
+    _assert_one_line_error(rc, err, "no person found")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_unwritable_output(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    kp = tmp_path / "k.npz"
+    save_keypoints(kp, synthetic_keypoints(waving_walker(t=10)))
+    rc, _, err = _run(["lift", str(kp), "-o", str(blocker / "motion.npz"), "--lifter", "mediapipe"], capsys)
+    _assert_one_line_error(rc, err, "cannot write")
+    rc, _, err = _run(["capture", __file__, "-o", str(blocker / "sub")], capsys)
+    assert rc == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", None])
+def test_bad_keypoints_file(tmp_path, capsys, content):
+    p = tmp_path / "k.npz"
+    if content is None:
+        np.savez(p, keypoints=np.zeros((0, 33, 2)), confidence=np.zeros((0, 33)), layout="mediapipe33",
+                 image_size=[10, 10], fps=30.0)
+    else:
+        p.write_bytes(content)
+    rc, _, err = _run(["lift", str(p), "-o", str(tmp_path / "m.npz")], capsys)
+    _assert_one_line_error(rc, err, "k.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_lift_command_writes_motion_and_bvh(tmp_path, capsys):
+    truth = waving_walker(t=30)
+    kp = tmp_path / "k.npz"
+    save_keypoints(kp, synthetic_keypoints(truth))
+    rc, out, err = _run(["lift", str(kp), "-o", str(tmp_path / "m.npz"), "--bvh", str(tmp_path / "m.bvh"),
+                         "--lifter", "mediapipe"], capsys)
+    assert rc == 0, err
+    m = load_motion(tmp_path / "m.npz")
+    assert m.num_frames == 30 and np.linalg.norm(m.joints - truth, axis=-1).mean() < 0.01
+    from mocap.bvh import read_bvh
+
+    b = read_bvh(tmp_path / "m.bvh")
+    assert b.local_quats_wxyz.shape == (30, 21, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz", "m.bvh", "m.npz"]
+
+
+def test_console_entry_point_one_line_error(tmp_path):
+    """The installed `python -m mocap` path prints no traceback either."""
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    r = subprocess.run([sys.executable, "-m", "mocap", "lift", str(tmp_path / "missing.npz"), "-o",
+                        str(tmp_path / "m.npz")], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("mocap: error:") and "Traceback" not in r.stderr
+
+
+def test_import_mocap_is_light():
+    code = ("import sys, mocap, mocap.pipeline, mocap.formats, mocap.cli; "
+            "heavy = [m for m in ('torch', 'mediapipe', 'bpy', 'cv2') if m in sys.modules]; print(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
