@@ -23,7 +23,7 @@ def _rot(axis: str, angle: np.ndarray) -> np.ndarray:
 
 def waving_walker(t: int = 90, fps: float = 30.0) -> np.ndarray:
     """(T, 21, 3) world metres, +Y up: an upright T-posed person who waves both arms up and
-    down (0.5 Hz, +-0.6 rad), bends the left knee, and drifts sideways and backwards,
+    down (0.5 Hz, +-0.6 rad), bends the left knee (lifting a level foot), and drifts sideways and backwards,
     with the feet's lowest point at y = 0 in frame 0 and the pelvis over the origin."""
     off = rest_offsets()
     parents = MOTION21.parents
@@ -34,6 +34,7 @@ def waving_walker(t: int = 90, fps: float = 30.0) -> np.ndarray:
     local[:, MOTION21.index("left_shoulder")] = _rot("z", wave)
     local[:, MOTION21.index("right_shoulder")] = _rot("z", wave)  # mirror-symmetric flap
     local[:, MOTION21.index("left_knee")] = _rot("x", knee)
+    local[:, MOTION21.index("left_ankle")] = _rot("x", -knee)  # the lifted foot stays level
     glob = np.empty_like(local)
     pos = np.zeros((t, 21, 3))
     for j in range(21):

@@ -8,7 +8,7 @@ import pytest
 
 from mocap.cli import main
 from mocap.formats import load_motion, save_keypoints
-from tests.synthetic import synthetic_keypoints, waving_walker
+from tests.synthetic import FOCAL_PX, synthetic_keypoints, waving_walker
 
 
 def _run(argv, capsys):
@@ -62,7 +62,7 @@ def test_unwritable_output(tmp_path, capsys):
     blocker.write_text("x")
     kp = tmp_path / "k.npz"
     save_keypoints(kp, synthetic_keypoints(waving_walker(t=10)))
-    rc, _, err = _run(["lift", str(kp), "-o", str(blocker / "motion.npz"), "--lifter", "mediapipe"], capsys)
+    rc, _, err = _run(["lift", str(kp), "-o", str(blocker / "motion.npz"), "--lifter", "mediapipe", "--focal-px", str(FOCAL_PX)], capsys)
     _assert_one_line_error(rc, err, "cannot write")
     rc, _, err = _run(["capture", __file__, "-o", str(blocker / "sub")], capsys)
     assert rc == 1 and "Traceback" not in err
@@ -86,7 +86,7 @@ def test_lift_command_writes_motion_and_bvh(tmp_path, capsys):
     kp = tmp_path / "k.npz"
     save_keypoints(kp, synthetic_keypoints(truth))
     rc, out, err = _run(["lift", str(kp), "-o", str(tmp_path / "m.npz"), "--bvh", str(tmp_path / "m.bvh"),
-                         "--lifter", "mediapipe"], capsys)
+                         "--lifter", "mediapipe", "--focal-px", str(FOCAL_PX)], capsys)
     assert rc == 0, err
     m = load_motion(tmp_path / "m.npz")
     assert m.num_frames == 30 and np.linalg.norm(m.joints - truth, axis=-1).mean() < 0.01
