@@ -50,15 +50,29 @@ def _detect_rate(frames: list[np.ndarray], fps: float, repeat: int) -> tuple[flo
     return n / dt, found / n
 
 
+def _write_clip(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("video", nargs="?", default=str(REPO / "examples" / "balance_cam01.mp4"))
     ap.add_argument("--repeat-lift", type=int, default=30, help="tile the keypoints this many times for the lift timing")
+    ap.add_argument("--realtime-seconds", type=float, default=10.0,
+                    help="also capture a 30 fps clip this long made from the video's frames (0: skip)")
     ap.add_argument("--repeat-detect", type=int, default=3, help="play the frames this many times for detection timing")
     args = ap.parse_args(argv)
 
     import tempfile
 
+    from mocap.bvh import write_bvh
     from mocap.formats import Keypoints2D
     from mocap.pipeline import StageTimer, capture, lift_keypoints
     from mocap.video import iter_frames, probe_video
@@ -77,18 +91,28 @@ def main(argv: list[str] | None = None) -> int:
     rate, found = _detect_rate(boxed, info.fps, args.repeat_detect)
     print(f"detect 2D, 640x480          {rate:8.0f} frames/s  ({1000 / rate:.1f} ms/frame, person in {100 * found:.0f} %)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        report = capture(args.video, tmp, progress=False)
-        total = time.perf_counter() - start
-        from mocap.formats import load_keypoints
+    from mocap.formats import load_keypoints
 
-        kp = load_keypoints(Path(tmp) / "keypoints2d.npz")
-    print(f"whole capture (lifter {report.lifter}): {total:.2f} s for {info.duration_s:.2f} s of video "
-          f"= {info.duration_s / total:.2f}x real time ({report.num_frames / total:.1f} frames/s), "
-          f"detection rate {100 * report.detection_rate:.1f} %")
-    for name, s in report.seconds.items():
-        print(f"    {name:<22} {s:7.3f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = [(args.video, info.duration_s)]
+        if args.realtime_seconds > 0:
+            # a 30 fps clip of the example's own frames played back and forth
+            n = int(round(30 * args.realtime_seconds))
+            order = [i % (2 * len(frames) - 2) for i in range(n)]
+            order = [i if i < len(frames) else 2 * len(frames) - 2 - i for i in order]
+            clip = _write_clip(Path(tmp) / "clip30.mp4", [frames[i] for i in order], 30.0)
+            clips.append((str(clip), n / 30.0))
+        for path, duration in clips:
+            out = Path(tmp) / f"out_{Path(path).stem}"
+            start = time.perf_counter()
+            report = capture(path, out, progress=False)
+            total = time.perf_counter() - start
+            print(f"whole capture of {Path(path).name} ({report.num_frames} frames at {report.fps:.0f} fps, "
+                  f"lifter {report.lifter}): {total:.2f} s for {duration:.2f} s of video = "
+                  f"{duration / total:.2f}x real time, detection rate {100 * report.detection_rate:.1f} %")
+            for name, s in report.seconds.items():
+                print(f"    {name:<22} {s:7.3f} s  {report.num_frames / s:9.0f} frames/s")
+        kp = load_keypoints(Path(tmp) / f"out_{Path(args.video).stem}" / "keypoints2d.npz")
 
     reps = args.repeat_lift
     tiled = Keypoints2D(keypoints=np.tile(kp.keypoints, (reps, 1, 1)), confidence=np.tile(kp.confidence, (reps, 1)),
@@ -102,10 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         timer = StageTimer()
         start = time.perf_counter()
-        lift_keypoints(tiled, lifter=lifter, timer=timer)
+        motion = lift_keypoints(tiled, lifter=lifter, timer=timer)
+        with tempfile.TemporaryDirectory() as tmp, timer.stage("write BVH"):
+            write_bvh(Path(tmp) / "m.bvh", joint_names=motion.joint_names, parents=motion.parents,
+                      rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
+                      root_translation=motion.root_translation, fps=motion.fps)
         dt = time.perf_counter() - start
         n = tiled.num_frames
-        print(f"after detection, lifter {lifter:<9} {n / dt:8.0f} frames/s over {n} frames")
+        print(f"after detection (lift, clean-up, IK, BVH), lifter {lifter}: {n / dt:8.0f} frames/s over {n} frames")
         for name, s in timer.seconds.items():
             print(f"    {name:<22} {n / s:10.0f} frames/s")
     return 0

@@ -24,7 +24,7 @@ import sys
 import threading
 import zipfile
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -234,7 +234,8 @@ def _prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
 
 def detect_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[int, int], *,
                   min_pose_confidence: float = 0.5, progress: bool = True,
-                  total: int | None = None, desc: str = "detect 2D") -> Keypoints2D:
+                  total: int | None = None, desc: str = "detect 2D",
+                  on_frame: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> Keypoints2D:
     """Run :class:`PoseDetector` over ``frames`` (time order) and collect the results.
 
     Args:
@@ -245,6 +246,8 @@ def detect_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[int, int
         min_pose_confidence: see :class:`PoseDetector`.
         progress: show a tqdm bar on stderr.
         total: number of frames expected, for the bar only.
+        on_frame: called as ``on_frame(frame, keypoints (33, 2), confidence (33,))`` after
+            each frame's detection (e.g. to write an overlay video in the same pass).
 
     Returns:
         Keypoints2D, layout ``mediapipe33``: keypoints (T, 33, 2) pixels, confidence (T, 33),
@@ -265,6 +268,8 @@ def detect_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[int, int
             timestamp_ms = max(int(round(i * 1000.0 / fps)), last_ms + 1)
             last_ms = timestamp_ms
             k, c, w = detector.detect(frame, timestamp_ms)
+            if on_frame is not None:
+                on_frame(frame, k, c)
             keypoints.append(k)
             confidence.append(c)
             world.append(w)
@@ -277,7 +282,8 @@ def detect_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[int, int
 
 
 def detect_video(path: str | os.PathLike, *, min_pose_confidence: float = 0.5,
-                 progress: bool = True) -> Keypoints2D:
+                 progress: bool = True,
+                 on_frame: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> Keypoints2D:
     """2D keypoints of one person in every frame of the video at ``path``.
 
     Frames are decoded upright (rotation metadata applied) in a background thread while
@@ -293,4 +299,5 @@ def detect_video(path: str | os.PathLike, *, min_pose_confidence: float = 0.5,
     info = probe_video(path)
     with contextlib.closing(_prefetch(iter_frames(path, rgb=True))) as frames:
         return detect_frames(frames, info.fps, info.size, min_pose_confidence=min_pose_confidence,
-                             progress=progress, total=info.frame_count, desc=Path(path).name)
+                             progress=progress, total=info.frame_count, desc=Path(path).name,
+                             on_frame=on_frame)

@@ -193,6 +193,108 @@ def _even(n: int) -> int:
     return max(2, n - n % 2)
 
 
+class OverlayWriter:
+    """Writes an .mp4 of frames with their 2D skeleton drawn, one frame at a time (atomic).
+
+    Use as a context manager: the file appears at ``out_path`` only if the block succeeds
+    and exactly ``num_frames`` frames were written. With ``threaded=True`` the drawing and
+    encoding run in a background thread (OpenCV releases the GIL), so a caller that detects
+    keypoints on one core gets the overlay from the other.
+
+    Args:
+        out_path: the .mp4 to write.
+        keypoints_size: (width, height) of the images the keypoints were detected on.
+        fps: frames per second of the output.
+        layout: keypoint layout name or Skeleton.
+        num_frames: frames expected (None: any number).
+        max_width: largest output width in pixels (None: the source width).
+        min_confidence: see :func:`draw_skeleton_2d`.
+        source: name of the video, for error messages.
+    """
+
+    def __init__(self, out_path: str | os.PathLike, *, keypoints_size: tuple[int, int], fps: float,
+                 layout: str | Skeleton, num_frames: int | None = None, max_width: int | None = None,
+                 min_confidence: float = 0.3, threaded: bool = False, source: str = "the video") -> None:
+        if max_width is not None and max_width < 2:
+            raise ValueError(f"max_width must be at least 2 pixels, got {max_width}")
+        self._out_path, self._size, self._fps = out_path, keypoints_size, float(fps)
+        self._skeleton = get_layout(layout) if isinstance(layout, str) else layout
+        self._num_frames, self._max_width, self._min_conf = num_frames, max_width, min_confidence
+        self._threaded, self._source = threaded, source
+        self._writer = None
+        self._done = 0
+        self._queue = None
+        self._thread = None
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> "OverlayWriter":
+        self._atomic = atomic_path(self._out_path, suffix=".mp4")
+        self._tmp = self._atomic.__enter__()
+        if self._threaded:
+            import queue
+            import threading
+
+            self._queue = queue.Queue(maxsize=8)
+            self._thread = threading.Thread(target=self._drain, name="overlay-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def write(self, frame_rgb: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray | None) -> None:
+        """Queue or draw one upright (H, W, 3) uint8 RGB frame with its (J, 2) keypoints."""
+        if self._error is not None:
+            raise self._error
+        if self._queue is not None:
+            self._queue.put((frame_rgb, keypoints, confidence))
+        else:
+            self._write(frame_rgb, keypoints, confidence)
+
+    def _drain(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self._write(*item)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                    self._error = e
+
+    def _write(self, frame: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray | None) -> None:
+        if self._num_frames is not None and self._done >= self._num_frames:
+            raise MocapError(f"{self._source} has more frames than the {self._num_frames} frames of keypoints; "
+                             "use the keypoints detected on this video")
+        if self._writer is None:
+            h, w = frame.shape[:2]
+            self._scale = _overlay_scale(self._size, (w, h), self._source)
+            self._zoom = min(1.0, self._max_width / w) if self._max_width else 1.0
+            self._frame_size = (int(round(w * self._zoom)), int(round(h * self._zoom)))
+            self._out_w, self._out_h = _even(self._frame_size[0]), _even(self._frame_size[1])
+            self._writer = _open_writer(self._tmp, self._fps, self._out_w, self._out_h)
+        if self._zoom != 1.0:
+            frame = cv2.resize(frame, self._frame_size, interpolation=cv2.INTER_AREA)
+        frame = np.ascontiguousarray(frame[:self._out_h, :self._out_w])
+        drawn = draw_skeleton_2d(frame, np.asarray(keypoints) * (self._scale * self._zoom), confidence,
+                                 self._skeleton, min_confidence=self._min_conf)
+        self._writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        self._done += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        if self._writer is not None:
+            self._writer.release()  # before atomic_path renames or removes the file
+        if exc is None:
+            exc = self._error
+            if exc is None and self._num_frames is not None and self._done != self._num_frames:
+                exc = MocapError(f"{self._source} yielded {self._done} frames but the keypoints have "
+                                 f"{self._num_frames}; use the keypoints detected on this video")
+            if exc is not None:
+                self._atomic.__exit__(type(exc), exc, None)  # removes the temporary file
+                raise exc
+        self._atomic.__exit__(type(exc) if exc else None, exc, tb)
+
+
 def render_overlay(
     video_path: str | os.PathLike,
     keypoints: Keypoints2D,
@@ -224,45 +326,23 @@ def render_overlay(
 
     from mocap.video import iter_frames, probe_video
 
-    if max_width is not None and max_width < 2:
-        raise ValueError(f"max_width must be at least 2 pixels, got {max_width}")
     info = probe_video(video_path)
     t = keypoints.num_frames
     if info.frame_count > 0 and info.frame_count != t:
         raise MocapError(f"{video_path} has {info.frame_count} frames but the keypoints have {t}; "
                          "use the keypoints detected on this video")
-    skeleton = get_layout(keypoints.layout)
     frames = iter_frames(video_path, rgb=True)
     try:
-        with atomic_path(out_path, suffix=".mp4") as tmp, \
+        with OverlayWriter(out_path, keypoints_size=keypoints.image_size, fps=info.fps, layout=keypoints.layout,
+                           num_frames=t, max_width=max_width, min_confidence=min_confidence,
+                           source=str(video_path)) as writer, \
                 tqdm(total=t, desc="overlay", unit="frame", disable=not progress) as bar:
-            writer, done = None, 0
-            try:
-                for count, frame in enumerate(frames):
-                    if count >= t:
-                        raise MocapError(f"{video_path} has more frames than the {t} frames of keypoints; "
-                                         "use the keypoints detected on this video")
-                    if writer is None:
-                        h, w = frame.shape[:2]
-                        scale = _overlay_scale(keypoints.image_size, (w, h), video_path)
-                        zoom = min(1.0, max_width / w) if max_width else 1.0
-                        size = (int(round(w * zoom)), int(round(h * zoom)))
-                        out_w, out_h = _even(size[0]), _even(size[1])
-                        writer = _open_writer(tmp, info.fps, out_w, out_h)
-                    if zoom != 1.0:
-                        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-                    frame = np.ascontiguousarray(frame[:out_h, :out_w])
-                    drawn = draw_skeleton_2d(frame, keypoints.keypoints[count] * (scale * zoom),
-                                             keypoints.confidence[count], skeleton, min_confidence=min_confidence)
-                    writer.write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-                    done += 1
-                    bar.update(1)
-            finally:
-                if writer is not None:
-                    writer.release()  # before atomic_path renames or removes the file
-            if done != t:
-                raise MocapError(f"{video_path} yielded {done} frames but the keypoints have {t}; "
-                                 "use the keypoints detected on this video")
+            for count, frame in enumerate(frames):
+                if count >= t:
+                    raise MocapError(f"{video_path} has more frames than the {t} frames of keypoints; "
+                                     "use the keypoints detected on this video")
+                writer.write(frame, keypoints.keypoints[count], keypoints.confidence[count])
+                bar.update(1)
     finally:
         frames.close()
 

@@ -6,6 +6,7 @@ video -> 2D keypoints (detect) -> 2D gap filling -> lifter (root-relative 3D, ca
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from contextlib import contextmanager
@@ -184,13 +185,15 @@ def capture(
     focal_px: float | None = None,
     cleanup: CleanupConfig = CleanupConfig(),
     overlay: bool = True,
+    overlay_max_width: int | None = 720,
     preview: bool = True,
     progress: bool = True,
 ) -> CaptureReport:
     """Run the whole monocular capture of ``video`` and write its files into ``outdir``.
 
     Writes keypoints2d.npz, motion.npz, motion.bvh and, unless turned off, overlay.mp4
-    (the 2D skeleton over the video), preview.png and preview.mp4 (the 3D motion).
+    (the 2D skeleton over the video, at most ``overlay_max_width`` pixels wide, drawn in a
+    second thread during detection), preview.png and preview.mp4 (the 3D motion).
     """
     from mocap import bvh, detect, draw, video as video_io
 
@@ -199,12 +202,19 @@ def capture(
     timer = StageTimer()
     outputs: dict[str, Path] = {}
 
-    with timer.stage("detect 2D"):
-        keypoints = detect.detect_video(video, progress=progress)
-    rate = keypoints.detection_rate()
-    if rate == 0.0:
-        raise MocapError(f"no person found in any frame of {video}")
     outputs["keypoints"] = out / "keypoints2d.npz"
+    with timer.stage("detect 2D" + (" + overlay" if overlay else "")), contextlib.ExitStack() as stack:
+        on_frame = None
+        if overlay:
+            outputs["overlay"] = out / "overlay.mp4"
+            writer = stack.enter_context(draw.OverlayWriter(
+                outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
+                max_width=overlay_max_width, threaded=True, source=str(video)))
+            on_frame = writer.write
+        keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame)
+        rate = keypoints.detection_rate()
+        if rate == 0.0:
+            raise MocapError(f"no person found in any frame of {video}")
     save_keypoints(outputs["keypoints"], keypoints)
 
     lifter_name = get_lifter(lifter).name
@@ -217,10 +227,6 @@ def capture(
         bvh.write_bvh(outputs["bvh"], joint_names=motion.joint_names, parents=motion.parents,
                       rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
                       root_translation=motion.root_translation, fps=motion.fps)
-    if overlay:
-        with timer.stage("render overlay"):
-            outputs["overlay"] = out / "overlay.mp4"
-            draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress)
     if preview:
         with timer.stage("render preview"):
             outputs["preview"] = out / "preview.png"
