@@ -36,8 +36,28 @@ def _cleanup(args: argparse.Namespace):
 def _cmd_capture(args: argparse.Namespace) -> int:
     from mocap.pipeline import capture
 
-    report = capture(args.video, args.output, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
+    videos = args.video if isinstance(args.video, list) else [args.video]
+    if len(videos) > 1 or args.calibration is not None:
+        return _cmd_capture_multiview(args, videos)
+    report = capture(videos[0], args.output, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
                      overlay=not args.no_overlay, preview=not args.no_preview, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def _cmd_capture_multiview(args: argparse.Namespace, videos: list[str]) -> int:
+    from mocap.multiview import capture_multiview
+
+    if len(videos) < 2:
+        raise MocapError("--calibration is for several views: give two or more videos (one per camera)")
+    if args.calibration is None:
+        raise MocapError(f"{len(videos)} videos need a calibration: pass --calibration FILE (.toml, .qca.txt, .yml) "
+                         "or --calibration auto with --body-height METRES")
+    if args.body_height is not None and not 0.5 < args.body_height < 2.6:
+        raise MocapError(f"--body-height is the standing height in metres (e.g. 1.75), got {args.body_height}")
+    report = capture_multiview(videos, args.output, calibration=args.calibration, sync=args.sync,
+                               body_height_m=args.body_height, focal_px=args.focal_px, cleanup=_cleanup(args),
+                               overlay=not args.no_overlay, progress=not args.quiet)
     print(report.summary())
     return 0
 
@@ -92,6 +112,34 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mocap.report import report_file
+
+    print(report_file(args.motion, png=args.png, cleaned=args.cleaned))
+    return 0
+
+
+def _cmd_retarget(args: argparse.Namespace) -> int:
+    from mocap import export_blender
+
+    if args.target is None:
+        from mocap.formats import load_motion
+
+        motion = load_motion(args.motion)
+        if motion.local_quats_wxyz is None or motion.root_translation is None or motion.rest_offsets is None:
+            raise MocapError(f"{args.motion} has no local rotations; re-run mocap lift (it runs IK)")
+        export_blender.export_motion(args.output, joint_names=motion.joint_names, parents=motion.parents,
+                                     rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
+                                     root_translation=motion.root_translation, fps=motion.fps)
+        print(f"{motion.num_frames} frames on the motion21 armature -> {args.output}")
+        return 0
+    result = export_blender.retarget_to_file(args.motion, args.target, args.output, mapping_path=args.mapping,
+                                             pin_feet=not args.no_pin_feet, pin_hands=not args.no_pin_hands)
+    print(f"{result.local_quats_wxyz.shape[0]} frames retargeted onto {len(result.bone_names)} bones of {args.target} "
+          f"(root motion scaled by {result.scale:.3f}) -> {args.output}")
+    return 0
+
+
 def _cmd_lifting(module: str):
     def run(args: argparse.Namespace) -> int:
         import importlib
@@ -112,8 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mocap-lift {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("capture", help="video -> keypoints2d.npz, motion.npz, motion.bvh, overlay.mp4, preview")
-    p.add_argument("video", help="video file (mp4, mov, avi, mkv)")
+    p = sub.add_parser("capture", help="video(s) -> keypoints2d.npz, motion.npz, motion.bvh, overlay.mp4, preview")
+    p.add_argument("video", nargs="+", help="video file (mp4, mov, avi, mkv); several for multi-view capture")
+    p.add_argument("--calibration", default=None, metavar="FILE|auto",
+                   help="multi-view: camera calibration (.toml Pose2Sim/anipose, .qca.txt, OpenCV .yml), "
+                        "or 'auto' to calibrate from the person (needs --body-height)")
+    p.add_argument("--sync", default="none", choices=["none", "auto"],
+                   help="multi-view: 'auto' estimates constant frame offsets between the views")
+    p.add_argument("--body-height", type=float, default=None, metavar="METRES",
+                   help="multi-view: the person's height, the scale of --calibration auto")
     p.add_argument("-o", "--output", required=True, help="output folder")
     _add_cleanup_args(p)
     p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
@@ -135,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bvh", default=None, help="also write this BVH file")
     _add_cleanup_args(p)
     p.set_defaults(func=_cmd_lift)
+
+    p = sub.add_parser("report", help="motion.npz -> quality metrics (jitter, foot skate, bone lengths, ground) and a PNG")
+    p.add_argument("motion", help="motion.npz")
+    p.add_argument("--png", default=None, help="plot to write (default: <motion>_report.png beside the input)")
+    p.add_argument("--cleaned", default=None, metavar="OUT.npz",
+                   help="also lock planted feet on the ground, write the result here and report it")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("retarget", help="motion.npz -> an animated rig (.fbx, .glb, .blend), on your character or ours")
+    p.add_argument("motion", help="motion.npz")
+    p.add_argument("--target", default=None, help="character rig (.fbx, .glb, .gltf, .blend); default: our motion21 armature")
+    p.add_argument("-o", "--output", required=True, help="file to write (.fbx, .glb, .gltf, .blend)")
+    p.add_argument("--mapping", default=None, help='JSON file {"left_knee": "YourBoneName", ...} for bones not mapped by name')
+    p.add_argument("--no-pin-feet", action="store_true", help="do not solve legs so the ankles follow the source")
+    p.add_argument("--no-pin-hands", action="store_true", help="do not solve arms so the wrists follow the source")
+    p.set_defaults(func=_cmd_retarget)
 
     for name, module, text in (("train-lifter", "lifting.train", "train the lifting network"),
                                ("eval-lifter", "lifting.evaluate", "evaluate the lifting network")):

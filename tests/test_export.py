@@ -1,0 +1,136 @@
+"""FBX, GLB and .blend export through Blender, checked by re-importing with Blender:
+joint world positions within 1 mm, frame count and rate kept, first frame not shifted,
+the character upright and facing forward (Blender: +Z up, faces -Y; glTF: +Y up, faces +Z)."""
+from __future__ import annotations
+
+import importlib.util
+import time
+
+import numpy as np
+import pytest
+
+from mocap.kinematics import forward_kinematics
+from mocap.rotations import axis_angle_to_quat_wxyz, quat_multiply_wxyz, quat_wxyz_to_matrix
+from mocap.skeletons import MOTION21, rest_offsets
+
+pytestmark = [pytest.mark.blender,
+              pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
+                                 reason="needs bpy (pip install 'mocap-lift[blender]')")]
+PARENTS = MOTION21.parents
+
+
+def motion(t: int = 48, seed: int = 0):
+    """A walking-forward person with random joint rotations up to 60 degrees, a turn of the
+    root about Y and a root path moving along +Z."""
+    rng = np.random.default_rng(seed)
+    axis = rng.normal(size=(t, 21, 3))
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    angle = np.radians(60) * np.sin(np.linspace(0, 3, t))[:, None, None] * rng.uniform(0.2, 1, (1, 21, 1))
+    q = axis_angle_to_quat_wxyz(axis * angle)
+    yaw = axis_angle_to_quat_wxyz(np.linspace(0, 1.0, t)[:, None] * np.array([0.0, 1.0, 0.0]))
+    q[:, 0] = quat_multiply_wxyz(yaw, q[:, 0])
+    root = np.stack([0.1 * np.sin(np.arange(t) / 5), 0.9 + 0.02 * np.cos(np.arange(t) / 3),
+                     np.linspace(0, 1.5, t)], -1)
+    off = rest_offsets() * 1.05
+    return q, root, off
+
+
+@pytest.mark.parametrize("suffix,fps", [(".fbx", 30.0), (".glb", 60.0), (".blend", 24.0), (".fbx", 29.97)])
+def test_round_trip(tmp_path, suffix, fps):
+    from mocap.export_blender import export_motion, read_animation
+
+    q, root, off = motion()
+    path = tmp_path / ("m" + suffix)
+    export_motion(path, joint_names=MOTION21.joint_names, parents=PARENTS, rest_offsets=off,
+                  local_quats_wxyz=q, root_translation=root, fps=fps)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "temporary file left behind"
+    anim = read_animation(path)
+    assert anim.fps == pytest.approx(fps, rel=1e-4)
+    idx = [anim.bone_names.index(n) for n in MOTION21.joint_names]
+    assert tuple(anim.parents[i] for i in idx) == tuple(-1 if p < 0 else idx[p] for p in PARENTS)
+    pos = anim.positions[:, idx]
+    truth = forward_kinematics(q, root, off, PARENTS)
+    assert pos.shape == truth.shape, "frame count changed"
+    assert anim.frame_start == 1
+    err = np.linalg.norm(pos - truth, axis=-1)
+    assert err[0].max() < 1e-3, "first frame shifted"
+    assert err.max() < 1e-3, f"max error {1000 * err.max():.3f} mm"
+    np.testing.assert_allclose(anim.rest_positions[idx] - anim.rest_positions[idx][0],
+                               (forward_kinematics(np.tile([1.0, 0, 0, 0], (1, 21, 1)), np.zeros((1, 3)), off, PARENTS)[0]
+                                - off[0]), atol=1e-4)
+
+
+def test_axes_in_blender_and_gltf(tmp_path):
+    """Rest pose: in Blender the head is above the feet (+Z) and the nose points to -Y; in
+    the GLB's own node transforms (read without Blender) the head is above (+Y), the nose
+    points to +Z and the left hip is at +X."""
+    import json
+    import struct
+
+    import bpy
+
+    from mocap.export_blender import build_armature, export_motion, new_scene
+
+    off = rest_offsets()
+    new_scene(30)
+    arm = build_armature(joint_names=MOTION21.joint_names, parents=PARENTS, rest_offsets=off)
+    head = np.array(arm.data.bones["head"].head_local)
+    nose = np.array(arm.data.bones["nose"].head_local)
+    foot = np.array(arm.data.bones["left_foot_index"].head_local)
+    assert head[2] - foot[2] > 1.0 and nose[1] < head[1] - 0.05
+    assert np.array(arm.data.bones["left_hip"].head_local)[0] > 0.05
+    assert len(bpy.data.meshes) == 1 and len(bpy.data.meshes[0].vertices) == 8 * 21
+
+    t = 3
+    path = tmp_path / "rest.glb"
+    export_motion(path, joint_names=MOTION21.joint_names, parents=PARENTS, rest_offsets=off,
+                  local_quats_wxyz=np.tile([1.0, 0, 0, 0], (t, 21, 1)), root_translation=np.zeros((t, 3)), fps=30)
+    data = path.read_bytes()
+    length = struct.unpack_from("<I", data, 12)[0]
+    doc = json.loads(data[20:20 + length])
+    nodes = doc["nodes"]
+    parent = {c: i for i, n in enumerate(nodes) for c in n.get("children", [])}
+
+    def world(i):
+        m = np.eye(4)
+        while i is not None:
+            n = nodes[i]
+            local = np.eye(4)
+            x, y, z, w = n.get("rotation", [0, 0, 0, 1])
+            local[:3, :3] = quat_wxyz_to_matrix(np.array([w, x, y, z]))
+            local[:3, 3] = n.get("translation", [0, 0, 0])
+            m = local @ m
+            i = parent.get(i)
+        return m[:3, 3]
+
+    by_name = {n.get("name"): i for i, n in enumerate(nodes)}
+    g = {n: world(by_name[n]) for n in ("head", "nose", "left_hip", "left_foot_index", "pelvis")}
+    truth = forward_kinematics(np.tile([1.0, 0, 0, 0], (1, 21, 1)), np.zeros((1, 3)), off, PARENTS)[0]
+    for n, v in g.items():
+        np.testing.assert_allclose(v, truth[MOTION21.index(n)], atol=1e-5, err_msg=n)
+
+
+@pytest.mark.slow
+def test_fbx_export_of_a_minute_is_fast(tmp_path):
+    from mocap.export_blender import export_motion
+
+    t = 60 * 30
+    q = np.tile([1.0, 0, 0, 0], (t, 21, 1))
+    q[:, 2] = axis_angle_to_quat_wxyz(np.sin(np.arange(t) / 10)[:, None] * np.array([1.0, 0, 0]))
+    start = time.perf_counter()
+    export_motion(tmp_path / "minute.fbx", joint_names=MOTION21.joint_names, parents=PARENTS,
+                  rest_offsets=rest_offsets(), local_quats_wxyz=q, root_translation=np.zeros((t, 3)), fps=30)
+    seconds = time.perf_counter() - start
+    assert seconds < 10.0, f"{seconds:.1f} s"
+
+
+def test_bad_suffix(tmp_path):
+    from mocap.errors import MocapError
+    from mocap.export_blender import export_motion, read_animation
+
+    q, root, off = motion(t=2)
+    with pytest.raises(MocapError, match=r"\.fbx"):
+        export_motion(tmp_path / "m.obj", joint_names=MOTION21.joint_names, parents=PARENTS, rest_offsets=off,
+                      local_quats_wxyz=q, root_translation=root, fps=30)
+    with pytest.raises(MocapError, match="not found"):
+        read_animation(tmp_path / "nope.fbx")

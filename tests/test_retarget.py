@@ -1,0 +1,292 @@
+"""Retargeting onto Mixamo- and Rigify-named rigs with other proportions and an A-pose rest:
+bone-name mapping, rest-pose alignment, leg-length scaling, planted feet; and through
+Blender: a rig read from FBX / .blend, the result written as GLB / FBX and read back."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mocap.errors import MocapError
+from mocap.kinematics import inverse_kinematics
+from mocap.retarget import NAMING, Rig, auto_bone_map, load_bone_map, motion_to_source, retarget
+from mocap.skeletons import MOTION21, rest_offsets
+
+from tests.synthetic import waving_walker
+
+CMU_WALK = Path(__file__).resolve().parents[2] / "shared" / "data" / "mocap" / "samples" / "cmu_02_01_walk.bvh"
+HAS_BPY = importlib.util.find_spec("bpy") is not None
+
+
+def make_rig(style: str, *, size: float = 1.0, arm: float = 1.0, leg: float = 1.0, a_pose_deg: float = 45.0) -> Rig:
+    """A humanoid rig named the Mixamo or Rigify way, with extra unmapped bones (clavicles,
+    spine segments, twist bones, toes' ends), arms ``a_pose_deg`` below horizontal, limbs
+    scaled by ``arm`` and ``leg``, everything by ``size``. +Y up, facing +Z, left = +X."""
+    bones: list[tuple[str, str | None, tuple[float, float, float]]] = []  # name, parent, head
+    down = np.radians(a_pose_deg)
+    ad = np.array([np.cos(down), -np.sin(down), 0.0])
+    if style == "mixamo":
+        n = lambda b: "mixamorig:" + b  # noqa: E731
+        bones += [(n("Hips"), None, (0, 0.95, 0)), (n("Spine"), n("Hips"), (0, 1.05, 0)),
+                  (n("Spine1"), n("Spine"), (0, 1.17, 0)), (n("Spine2"), n("Spine1"), (0, 1.30, 0)),
+                  (n("Neck"), n("Spine2"), (0, 1.47, 0)), (n("Head"), n("Neck"), (0, 1.57, 0.02)),
+                  (n("HeadTop_End"), n("Head"), (0, 1.78, 0.02))]
+        for s, sign in (("Left", 1.0), ("Right", -1.0)):
+            x = np.array([sign, 1.0, 1.0])
+            sh = np.array([0.19, 1.42, 0.0]) * x
+            bones += [(n(f"{s}Shoulder"), n("Spine2"), tuple(np.array([0.06, 1.38, 0.0]) * x)),
+                      (n(f"{s}Arm"), n(f"{s}Shoulder"), tuple(sh)),
+                      (n(f"{s}ForeArm"), n(f"{s}Arm"), tuple(sh + 0.29 * arm * ad * x)),
+                      (n(f"{s}Hand"), n(f"{s}ForeArm"), tuple(sh + 0.55 * arm * ad * x)),
+                      (n(f"{s}HandIndex1"), n(f"{s}Hand"), tuple(sh + 0.64 * arm * ad * x))]
+            hip = np.array([0.1, 0.9, 0.0]) * x
+            knee = hip + np.array([0.01 * sign, -0.43 * leg, 0.01])
+            ankle = knee + np.array([0.0, -0.42 * leg, -0.03])
+            bones += [(n(f"{s}UpLeg"), n("Hips"), tuple(hip)), (n(f"{s}Leg"), n(f"{s}UpLeg"), tuple(knee)),
+                      (n(f"{s}Foot"), n(f"{s}Leg"), tuple(ankle)),
+                      (n(f"{s}ToeBase"), n(f"{s}Foot"), tuple(ankle + [0, -0.05, 0.13])),
+                      (n(f"{s}Toe_End"), n(f"{s}ToeBase"), tuple(ankle + [0, -0.05, 0.2]))]
+    elif style == "rigify":
+        bones += [("root", None, (0, 0, 0)), ("DEF-spine", "root", (0, 1.0, 0.01)),
+                  ("DEF-spine.001", "DEF-spine", (0, 1.1, 0.0)), ("DEF-spine.002", "DEF-spine.001", (0, 1.22, 0.0)),
+                  ("DEF-spine.003", "DEF-spine.002", (0, 1.35, 0.0)), ("DEF-spine.004", "DEF-spine.003", (0, 1.5, 0.0)),
+                  ("DEF-spine.005", "DEF-spine.004", (0, 1.56, 0.01)), ("DEF-spine.006", "DEF-spine.005", (0, 1.62, 0.02))]
+        for s, sign in (("L", 1.0), ("R", -1.0)):
+            x = np.array([sign, 1.0, 1.0])
+            sh = np.array([0.2, 1.45, -0.02]) * x
+            el = sh + 0.3 * arm * ad * x
+            bones += [(f"DEF-shoulder.{s}", "DEF-spine.003", tuple(np.array([0.03, 1.44, 0.03]) * x)),
+                      (f"DEF-upper_arm.{s}", f"DEF-shoulder.{s}", tuple(sh)),
+                      (f"DEF-upper_arm.{s}.001", f"DEF-upper_arm.{s}", tuple(sh + 0.15 * arm * ad * x)),
+                      (f"DEF-forearm.{s}", f"DEF-upper_arm.{s}.001", tuple(el)),
+                      (f"DEF-forearm.{s}.001", f"DEF-forearm.{s}", tuple(el + 0.13 * arm * ad * x)),
+                      (f"DEF-hand.{s}", f"DEF-forearm.{s}.001", tuple(el + 0.27 * arm * ad * x))]
+            hip = np.array([0.11, 0.98, 0.02]) * x
+            knee = hip + np.array([0.0, -0.47 * leg, 0.02])
+            ankle = knee + np.array([0.0, -0.45 * leg, -0.04])
+            bones += [(f"DEF-thigh.{s}", "DEF-spine", tuple(hip)),
+                      (f"DEF-thigh.{s}.001", f"DEF-thigh.{s}", tuple((hip + knee) / 2)),
+                      (f"DEF-shin.{s}", f"DEF-thigh.{s}.001", tuple(knee)),
+                      (f"DEF-shin.{s}.001", f"DEF-shin.{s}", tuple((knee + ankle) / 2)),
+                      (f"DEF-foot.{s}", f"DEF-shin.{s}.001", tuple(ankle)),
+                      (f"DEF-toe.{s}", f"DEF-foot.{s}", tuple(ankle + [0, -0.06, 0.14]))]
+    else:
+        raise ValueError(style)
+    names = tuple(b[0] for b in bones)
+    parents = tuple(-1 if b[1] is None else names.index(b[1]) for b in bones)
+    rest = np.array([b[2] for b in bones], dtype=np.float64) * size
+    rest[:, 1] -= rest[:, 1][[i for i, nm in enumerate(names) if "Toe" in nm or "toe" in nm]].min()
+    return Rig(names, parents, rest)
+
+
+def source_motion(t: int = 90):
+    """motion21 source: the synthetic walker, as local rotations."""
+    x = waving_walker(t)
+    q, root = inverse_kinematics(x, parents=MOTION21.parents, rest_offsets=rest_offsets())
+    return q, root
+
+
+def cmu_source():
+    from mocap.bvh import read_bvh
+
+    m = read_bvh(CMU_WALK)
+    m_q, m_root = m.local_quats_wxyz[::4], m.root_translation[::4]  # 30 fps
+    rig, gs, ps = motion_to_source(m.joint_names, m.parents, m.rest_offsets, m_q, m_root)
+    return rig, gs, ps
+
+
+def _errors(res, target_map, rig, source_map, source, ps):
+    out = {}
+    for c in ("left_wrist", "right_wrist", "left_ankle", "right_ankle"):
+        got = res.positions[:, rig.index(target_map[c])] / res.scale
+        want = ps[:, source.index(source_map[c])]
+        out[c] = np.linalg.norm(got - want, axis=-1)
+    return out
+
+
+@pytest.mark.parametrize("style", ["mixamo", "rigify"])
+def test_auto_bone_map_and_override(style, tmp_path):
+    rig = make_rig(style)
+    m = auto_bone_map(rig.bone_names)
+    expected = {"mixamo": {"left_elbow": "mixamorig:LeftForeArm", "spine": "mixamorig:Spine1", "right_ankle": "mixamorig:RightFoot"},
+                "rigify": {"left_elbow": "DEF-forearm.L", "spine": "DEF-spine.002", "right_ankle": "DEF-foot.R"}}[style]
+    for k, v in expected.items():
+        assert m[k] == v
+    # A rig whose elbows are called something else: the error names them and the fix.
+    names = tuple(n.replace("ForeArm", "Elbw").replace("forearm", "elbw") for n in rig.bone_names)
+    with pytest.raises(MocapError, match=r"left_elbow, .*right_elbow.*--mapping"):
+        auto_bone_map(names, where="odd.fbx")
+    mapping = tmp_path / "map.json"
+    elbow = {"mixamo": "mixamorig:{}Elbw", "rigify": "DEF-elbw.{}"}[style]
+    sides = ("Left", "Right") if style == "mixamo" else ("L", "R")
+    mapping.write_text(json.dumps({"left_elbow": elbow.format(sides[0]), "right_elbow": elbow.format(sides[1])}))
+    fixed = auto_bone_map(names, override=load_bone_map(mapping))
+    assert fixed["left_elbow"] == elbow.format(sides[0])
+    with pytest.raises(MocapError, match="not a bone"):
+        auto_bone_map(names, override={"left_elbow": "nope"})
+
+
+@pytest.mark.parametrize("convention", sorted(NAMING))
+def test_every_naming_convention_maps_itself(convention):
+    table = NAMING[convention]
+    names = [b for b in table.values() if b != "-"]
+    m = auto_bone_map(names + ["some_extra_bone"])
+    for c, b in table.items():
+        if b != "-":
+            assert m[c] == b, (convention, c)
+
+
+@pytest.mark.parametrize("style,arm,leg", [("mixamo", 1.05, 0.97), ("rigify", 1.1, 1.0)])
+def test_retarget_synthetic_walker(style, arm, leg):
+    q, root = source_motion()
+    source, gs, ps = motion_to_source(MOTION21.joint_names, MOTION21.parents, rest_offsets(), q, root)
+    rig = make_rig(style, size=1.2, arm=arm, leg=leg)
+    smap, tmap = auto_bone_map(source.bone_names), auto_bone_map(rig.bone_names)
+    res = retarget(source, smap, gs, ps, rig, tmap)
+    err = _errors(res, tmap, rig, smap, source, ps)
+    assert err["left_ankle"].max() < 1e-6 and err["right_ankle"].max() < 1e-6  # pinned
+    assert err["left_wrist"].mean() < 0.03 and err["right_wrist"].mean() < 0.03
+    # Without the arm IK every mapped bone points exactly where the source's does (the
+    # A-pose rest is aligned, no limb is bent or twisted by the rest difference).
+    res = retarget(source, smap, gs, ps, rig, tmap, pin_hands=False)
+    for s in ("left", "right"):
+        d_t = res.positions[:, rig.index(tmap[f"{s}_wrist"])] - res.positions[:, rig.index(tmap[f"{s}_elbow"])]
+        d_s = ps[:, source.index(f"{s}_wrist")] - ps[:, source.index(f"{s}_elbow")]
+        cos = np.sum(d_t * d_s, -1) / np.linalg.norm(d_t, axis=-1) / np.linalg.norm(d_s, axis=-1)
+        assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 0.01
+    # Bone lengths are the rig's (all but the one from an unposed root bone to the hips).
+    p = np.array(rig.parents)
+    kids = [b for b in range(1, len(p)) if b != rig.index(tmap["pelvis"])]
+    lengths = np.linalg.norm(res.positions[:, kids] - res.positions[:, p[kids]], axis=-1)
+    rest = np.linalg.norm(rig.rest_positions[kids] - rig.rest_positions[p[kids]], axis=-1)
+    np.testing.assert_allclose(lengths, np.broadcast_to(rest, lengths.shape), atol=1e-9)
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not CMU_WALK.is_file(), reason=f"needs the shared sample data at {CMU_WALK}")
+@pytest.mark.parametrize("style", ["mixamo", "rigify"])
+def test_retarget_cmu_walk(style):
+    source, gs, ps = cmu_source()
+    rig = make_rig(style, size=0.9, arm=1.05, leg=0.95)  # a smaller, long-armed character
+    smap, tmap = auto_bone_map(source.bone_names), auto_bone_map(rig.bone_names)
+    start = time.perf_counter()
+    res = retarget(source, smap, gs, ps, rig, tmap)
+    rate = len(gs) / (time.perf_counter() - start)
+    assert rate > 1000, f"{rate:.0f} frames/s"
+    err = _errors(res, tmap, rig, smap, source, ps)
+    print({k: round(float(v.mean()) * 100, 2) for k, v in err.items()})
+    for k, v in err.items():
+        assert v.mean() < 0.03, (k, v.mean())
+    # Planted feet (source ankle slower than 0.3 m/s): the target ankle moves like the scaled source's.
+    for s in ("l", "r"):
+        src_ankle = ps[:, source.index(f"{s}Foot")]
+        tgt_ankle = res.positions[:, rig.index(tmap["left_ankle" if s == "l" else "right_ankle"])]
+        speed = np.linalg.norm(np.diff(src_ankle, axis=0), axis=-1) * 30
+        planted = speed < 0.3
+        step_t = np.linalg.norm(np.diff(tgt_ankle, axis=0), axis=-1)[planted]
+        step_s = np.linalg.norm(np.diff(src_ankle, axis=0), axis=-1)[planted] * res.scale
+        assert planted.sum() > 10 and np.all(step_t <= step_s + 5e-3)
+        assert step_t.sum() / planted.sum() < 0.01
+        # Planted target ankles lie within 1 cm of the scaled source ankles (out of reach by
+        # a few mm at heel-off, where the rig's shorter legs straighten).
+        miss = np.linalg.norm(tgt_ankle - src_ankle * res.scale, axis=-1)[1:][planted]
+        assert miss.max() < 0.01
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="needs bpy (pip install 'mocap-lift[blender]')")
+@pytest.mark.parametrize("style,rig_suffix,out_suffix", [("mixamo", ".fbx", ".glb"), ("rigify", ".blend", ".fbx")])
+def test_retarget_file_through_blender(tmp_path, style, rig_suffix, out_suffix):
+    import bpy
+
+    from mocap.export_blender import new_scene, read_animation, retarget_to_file, write_scene
+    from mocap.formats import Motion, save_motion
+    from mocap.kinematics import forward_kinematics
+
+    rig = make_rig(style, size=1.1, arm=1.05, leg=0.95)
+    # Build the rig in Blender with arbitrary bone rolls, Z-up, as a DCC tool would.
+    new_scene(30)
+    data = bpy.data.armatures.new("rig")
+    obj = bpy.data.objects.new("rig", data)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    rng = np.random.default_rng(0)
+    to_z = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    ebs = []
+    kids = [[c for c, p in enumerate(rig.parents) if p == b] for b in range(len(rig.bone_names))]
+    for b, name in enumerate(rig.bone_names):
+        eb = data.edit_bones.new(name)
+        head = to_z @ rig.rest_positions[b]
+        tail = to_z @ rig.rest_positions[kids[b][0]] if kids[b] else head + np.array([0, 0, 0.05])
+        if np.linalg.norm(tail - head) < 1e-3:
+            tail = head + np.array([0, 0, 0.05])
+        eb.head, eb.tail, eb.roll = head, tail, float(rng.uniform(-np.pi, np.pi))
+        if rig.parents[b] >= 0:
+            eb.parent = ebs[rig.parents[b]]
+        ebs.append(eb)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    rig_path = tmp_path / ("rig" + rig_suffix)
+    write_scene(rig_path)
+
+    q, root = source_motion(t=45)
+    off = rest_offsets()
+    motion_path = tmp_path / "motion.npz"
+    joints = forward_kinematics(q, root, off, MOTION21.parents)
+    save_motion(motion_path, Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents,
+                                    fps=30.0, local_quats_wxyz=q, root_translation=root, rest_offsets=off))
+    out = tmp_path / ("out" + out_suffix)
+    res = retarget_to_file(motion_path, rig_path, out)
+    anim = read_animation(out)
+    assert anim.fps == pytest.approx(30.0) and anim.positions.shape[0] == 45 and anim.frame_start == 1
+    idx_file = [anim.bone_names.index(n) for n in res.bone_names]
+    err = np.linalg.norm(anim.positions[:, idx_file] - res.positions, axis=-1)
+    assert err.max() < 1e-3, f"{err.max() * 1000:.3f} mm"
+    # And against the source: wrists and ankles after scaling.
+    tmap = auto_bone_map(anim.bone_names)
+    for c in ("left_wrist", "right_wrist", "left_ankle", "right_ankle"):
+        got = anim.positions[:, anim.bone_names.index(tmap[c])] / res.scale
+        assert np.linalg.norm(got - joints[:, MOTION21.index(c)], axis=-1).mean() < 0.03, c
+
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="needs bpy (pip install 'mocap-lift[blender]')")
+def test_cli_unmappable_rig_and_own_armature(tmp_path, capsys):
+    """A rig with unknown bone names: one line naming the joints and the --mapping fix;
+    without --target the motion goes onto our own armature, read back within 1 mm."""
+    from mocap.cli import main
+    from mocap.export_blender import export_motion, read_animation
+    from mocap.formats import Motion, save_motion
+    from mocap.kinematics import forward_kinematics
+
+    q, root = source_motion(t=20)
+    off = rest_offsets()
+    names = tuple(f"bone{j:02d}" for j in range(21))
+    odd = tmp_path / "odd.fbx"
+    export_motion(odd, joint_names=names, parents=MOTION21.parents, rest_offsets=off, local_quats_wxyz=q,
+                  root_translation=root, fps=30)
+    joints = forward_kinematics(q, root, off, MOTION21.parents)
+    motion = tmp_path / "motion.npz"
+    save_motion(motion, Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=30.0,
+                               local_quats_wxyz=q, root_translation=root, rest_offsets=off))
+    rc = main(["retarget", str(motion), "--target", str(odd), "-o", str(tmp_path / "out.glb")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "could not map 16 joint(s)" in err[0]
+    assert "left_knee" in err[0] and "--mapping" in err[0] and "bone00" in err[0]
+    assert not (tmp_path / "out.glb").exists()
+    # With a mapping file it works.
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({n: names[j] for j, n in enumerate(MOTION21.joint_names) if n in NAMING["motion21"]}))
+    assert main(["retarget", str(motion), "--target", str(odd), "-o", str(tmp_path / "mapped.glb"),
+                 "--mapping", str(mapping)]) == 0
+    anim = read_animation(tmp_path / "mapped.glb")
+    got = anim.positions[:, [anim.bone_names.index(n) for n in names]]
+    assert np.abs(got - joints).max() < 1e-3  # same skeleton: the motion itself
+    assert main(["retarget", str(motion), "-o", str(tmp_path / "own.fbx")]) == 0
+    anim = read_animation(tmp_path / "own.fbx")
+    assert np.abs(anim.positions[:, [anim.bone_names.index(n) for n in MOTION21.joint_names]] - joints).max() < 1e-3
