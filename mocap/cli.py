@@ -19,6 +19,8 @@ def _add_cleanup_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--focal-px", type=float, default=None,
                    help="camera focal length in pixels (default: from a 55 degree field of view)")
     p.add_argument("--cutoff-hz", type=float, default=6.0, help="smoothing low-pass cutoff (default 6 Hz)")
+    p.add_argument("--no-foot-lock", action="store_true",
+                   help="keep the feet as lifted (by default planted feet are pinned on the ground)")
     p.add_argument("--no-level", action="store_true",
                    help="keep the camera's tilt (by default the body axis of an upright person sets +Y)")
 
@@ -30,7 +32,7 @@ def _cleanup(args: argparse.Namespace):
         raise MocapError("--cutoff-hz must be positive")
     if args.focal_px is not None and args.focal_px <= 0:
         raise MocapError("--focal-px must be positive")
-    return CleanupConfig(cutoff_hz=args.cutoff_hz, level=not args.no_level)
+    return CleanupConfig(cutoff_hz=args.cutoff_hz, level=not args.no_level, lock_feet=not args.no_foot_lock)
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
@@ -56,7 +58,8 @@ def _cmd_capture_multiview(args: argparse.Namespace, videos: list[str]) -> int:
     if args.body_height is not None and not 0.5 < args.body_height < 2.6:
         raise MocapError(f"--body-height is the standing height in metres (e.g. 1.75), got {args.body_height}")
     report = capture_multiview(videos, args.output, calibration=args.calibration, sync=args.sync,
-                               body_height_m=args.body_height, focal_px=args.focal_px, cleanup=_cleanup(args),
+                               body_height_m=args.body_height, focal_px=args.focal_px,
+                               refine_calibration=args.refine_calibration, cleanup=_cleanup(args),
                                overlay=not args.no_overlay, progress=not args.quiet)
     print(report.summary())
     return 0
@@ -169,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-view: 'auto' estimates constant frame offsets between the views")
     p.add_argument("--body-height", type=float, default=None, metavar="METRES",
                    help="multi-view: the person's height, the scale of --calibration auto")
+    p.add_argument("--refine-calibration", action="store_true",
+                   help="multi-view: adjust the calibration file's camera poses to the person's keypoints")
     p.add_argument("-o", "--output", required=True, help="output folder")
     _add_cleanup_args(p)
     p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")

@@ -2,7 +2,8 @@
 
 video -> 2D keypoints (detect) -> 2D gap filling -> lifter (root-relative 3D, camera frame)
 -> root trajectory -> world frame, levelled and grounded -> 3D gap filling and smoothing
--> constant bone lengths -> inverse kinematics -> forward kinematics -> files.
+-> constant bone lengths -> inverse kinematics -> forward kinematics -> planted feet locked
+on the ground -> files.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from mocap import bones, filters, kinematics, world
+from mocap import bones, contact, filters, kinematics, world
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, Motion, save_keypoints, save_motion
 from mocap.lifters import default_focal_px, estimate_root_translation, get_lifter
@@ -32,6 +33,7 @@ class CleanupConfig:
     cutoff_hz: float = 6.0  # Butterworth low-pass of the root-relative joints
     root_cutoff_hz: float = 3.0  # Butterworth low-pass of the root trajectory (depth is noisy)
     level: bool = True  # correct camera pitch/roll from the body axis
+    lock_feet: bool = True  # pin planted feet on the ground (mocap.contact)
 
 
 @dataclass
@@ -121,6 +123,10 @@ def lift_keypoints(
         quats, root_translation = kinematics.inverse_kinematics(
             joints_world, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
         joints = kinematics.forward_kinematics(quats, root_translation, offsets, parents)
+
+    if cleanup.lock_feet:
+        with timer.stage("foot contacts"):
+            quats, root_translation, joints, _ = contact.clean_motion(joints, fps=fps, rest_offsets=offsets)
 
     return Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
                   local_quats_wxyz=quats, root_translation=root_translation, rest_offsets=offsets)

@@ -8,6 +8,11 @@ from mocap.skeletons import MOTION21
 from tests.synthetic import FOCAL_PX, synthetic_keypoints, waving_walker
 
 
+# The synthetic person drifts sideways without stepping (a sliding planted foot), which foot
+# locking rightly refuses; these tests check the lifting chain's geometry, so they turn it off.
+NO_LOCK = CleanupConfig(lock_feet=False)
+
+
 def _mpjpe(a, b):
     return float(np.linalg.norm(a - b, axis=-1).mean())
 
@@ -15,7 +20,7 @@ def _mpjpe(a, b):
 def test_lift_recovers_known_motion_through_camera():
     truth = waving_walker(t=90, fps=30.0)
     kp = synthetic_keypoints(truth)
-    motion = lift_keypoints(kp, lifter="mediapipe", focal_px=FOCAL_PX)
+    motion = lift_keypoints(kp, lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK)
     assert motion.joints.shape == truth.shape and motion.joint_names == MOTION21.joint_names
     # feet on the floor, first pelvis over the origin, as the truth was built
     err = _mpjpe(motion.joints, truth)
@@ -31,7 +36,7 @@ def test_lift_recovers_known_motion_through_camera():
 
 def test_lift_survives_noise_gaps_and_smooths():
     truth = waving_walker(t=120, fps=30.0)
-    clean = lift_keypoints(synthetic_keypoints(truth), lifter="mediapipe", focal_px=FOCAL_PX)
+    clean = lift_keypoints(synthetic_keypoints(truth), lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK)
     kp = synthetic_keypoints(truth, noise_px=2.0, seed=3)
     rng = np.random.default_rng(4)
     wl = kp.world_landmarks + rng.normal(0, 0.01, kp.world_landmarks.shape).astype(np.float32)
@@ -43,7 +48,7 @@ def test_lift_survives_noise_gaps_and_smooths():
 
     noisy = Keypoints2D(keypoints=k, confidence=c, layout=kp.layout, image_size=kp.image_size, fps=kp.fps,
                         world_landmarks=wl)
-    motion = lift_keypoints(noisy, lifter="mediapipe", focal_px=FOCAL_PX, cleanup=CleanupConfig(cutoff_hz=4.0))
+    motion = lift_keypoints(noisy, lifter="mediapipe", focal_px=FOCAL_PX, cleanup=CleanupConfig(cutoff_hz=4.0, lock_feet=False))
     assert np.isfinite(motion.joints).all()
     rel = motion.joints - motion.joints[:, :1]
     rel_truth = truth - truth[:, :1]
@@ -66,7 +71,7 @@ def test_head_above_ankles_and_local_rotations_reproduce_joints():
     from mocap.kinematics import forward_kinematics
 
     truth = waving_walker(t=60)
-    motion = lift_keypoints(synthetic_keypoints(truth, noise_px=1.0), lifter="mediapipe", focal_px=FOCAL_PX)
+    motion = lift_keypoints(synthetic_keypoints(truth, noise_px=1.0), lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK)
     head, ankles = MOTION21.index("head"), [MOTION21.index("left_ankle"), MOTION21.index("right_ankle")]
     assert (motion.joints[:, head, 1] > motion.joints[:, ankles, 1].max(-1) + 1.0).all()
     fk = forward_kinematics(motion.local_quats_wxyz, motion.root_translation, motion.rest_offsets,
