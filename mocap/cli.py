@@ -212,17 +212,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pin-hands", action="store_true", help="do not solve arms so the wrists follow the source")
     p.set_defaults(func=_cmd_retarget)
 
-    for name, module, text in (("train-lifter", "lifting.train", "train the lifting network"),
-                               ("eval-lifter", "lifting.evaluate", "evaluate the lifting network")):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_cmd_lifting(module))
+    for name, text in (("train-lifter", "train the lifting network (see: mocap train-lifter --help)"),
+                       ("eval-lifter", "evaluate the lifting network (see: mocap eval-lifter --help)")):
+        sub.add_parser(name, help=text, add_help=False)  # dispatched in main() with all their arguments
     return parser
 
 
+_PASSTHROUGH = {"train-lifter": "lifting.train", "eval-lifter": "lifting.evaluate"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv and argv[0] in _PASSTHROUGH:  # their own parsers take every argument, --help included
+        args = argparse.Namespace(func=_cmd_lifting(_PASSTHROUGH[argv[0]]), rest=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.func(args)
     except MocapError as e:

@@ -1,0 +1,268 @@
+"""Tests of the lifting network package (fast; the accuracy check needs ../shared/data and weights)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lifting.augment import CLEAN, NoiseConfig, corrupt, look_at, project, render, world_to_camera  # noqa: E402
+from lifting.data import KEYPOINT_NAMES, KEYPOINT_PARENTS, action_category, resample, shared_data_dir  # noqa: E402
+from lifting.evaluate import accel_error, mpjpe, mpjve, n_mpjpe, pa_mpjpe  # noqa: E402
+from lifting.features import INPUT_NAMES, layout_to_input, normalise_frames  # noqa: E402
+from lifting.inference import default_weights_path  # noqa: E402
+from lifting.model import ModelConfig, TemporalLifter, receptive_field, run_sequence  # noqa: E402
+from mocap.skeletons import COCO17, MEDIAPIPE33, MOTION21, rest_offsets  # noqa: E402
+
+
+def _model(causal: bool, widths=(3, 3, 3), seed: int = 0) -> TemporalLifter:
+    torch.manual_seed(seed)
+    m = TemporalLifter(ModelConfig(kernel_widths=widths, channels=32, dropout=0.0, causal=causal))
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for name, buf in m.named_buffers():
+            if name.endswith("running_var"):
+                buf.uniform_(0.5, 2.0)
+    return m.eval()
+
+
+def _rest_world() -> np.ndarray:
+    """(K, 3) KEYPOINT_NAMES in a T-pose, metres, pelvis 0.95 m above the floor."""
+    pos = np.zeros((len(KEYPOINT_NAMES), 3))
+    off = rest_offsets()
+    for j, p in enumerate(KEYPOINT_PARENTS[:21]):
+        if p >= 0:
+            pos[j] = pos[p] + off[j]
+    head = MOTION21.index("head")
+    pos[21:] = pos[head] + np.array([[0.03, 0.0, 0.08], [-0.03, 0.0, 0.08], [0.075, 0.0, 0.0], [-0.075, 0.0, 0.0]])
+    pos[:, 1] += 0.95
+    return pos
+
+
+@pytest.mark.parametrize("widths,expected", [((3, 3, 3), 27), ((3, 3, 3, 3), 81), ((5, 3), 15), ((1, 1, 1), 1), ((3, 5, 3), 45)])
+def test_receptive_field_formula(widths, expected):
+    assert receptive_field(widths) == expected
+    m = TemporalLifter(ModelConfig(kernel_widths=widths, channels=8))
+    assert m.receptive_field == expected
+    t = expected + 9
+    assert m.eval()(torch.zeros(2, t, 21, 3)).shape == (2, 10, 21, 3)  # valid convolutions: T - R + 1
+
+
+def test_output_shapes_and_input_check():
+    m = _model(False)
+    assert m(torch.randn(3, 40, 21, 3)).shape == (3, 14, 21, 3)
+    assert run_sequence(m, torch.randn(2, 50, 21, 3)).shape == (2, 50, 21, 3)
+    assert run_sequence(m, torch.randn(1, 5, 21, 3)).shape == (1, 5, 21, 3)  # shorter than the receptive field
+    with pytest.raises(ValueError, match=r"\(B, T, 21, 3\)"):
+        m(torch.randn(3, 40, 17, 3))
+    with pytest.raises(ValueError, match="receptive field"):
+        m(torch.randn(1, 10, 21, 3))
+    with pytest.raises(ValueError, match="odd"):
+        TemporalLifter(ModelConfig(kernel_widths=(2, 3)))
+
+
+def test_causal_model_ignores_future_frames():
+    m = _model(True)
+    x = torch.randn(1, 80, 21, 3)
+    y = x.clone()
+    y[:, 50] += 5.0
+    a, b = run_sequence(m, x), run_sequence(m, y)
+    assert torch.allclose(a[:, :50], b[:, :50], atol=1e-6)
+    assert not torch.allclose(a[:, 50], b[:, 50], atol=1e-4)
+    assert not torch.allclose(a[:, 50 + 26], b[:, 50 + 26], atol=1e-4)  # the last frame that still sees it
+    assert torch.allclose(a[:, 50 + 27:], b[:, 50 + 27:], atol=1e-6)
+
+
+def test_offline_window_is_symmetric():
+    m = _model(False)
+    x = torch.randn(1, 80, 21, 3)
+    y = x.clone()
+    y[:, 40] += 5.0
+    a, b = run_sequence(m, x), run_sequence(m, y)
+    changed = (a - b).abs().amax(dim=(0, 2, 3)) > 1e-5
+    assert changed.nonzero().flatten().tolist() == list(range(40 - 13, 40 + 14))
+
+
+def test_streaming_equals_causal_clip():
+    from lifting.inference import StreamingLifter
+
+    m = _model(True, widths=(3, 5, 3))
+    streaming = StreamingLifter.from_model(m)
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(100, 900, size=(40, 17, 2))
+    conf = rng.uniform(0.2, 1, size=(40, 17))
+    kp[5, 3] = np.nan
+    pushed = np.stack([streaming.push(kp[t], conf[t]) for t in range(40)])
+    k21, c21 = layout_to_input(kp, conf, "coco17")
+    clip = run_sequence(m, torch.from_numpy(normalise_frames(k21, c21))[None])[0].numpy()
+    clip = clip - clip[:, :1]
+    np.testing.assert_allclose(pushed, clip, atol=1e-5)
+
+
+def test_projection_of_known_point():
+    # camera 5 m in front of the origin on +Z, at height 0, looking at the origin (towards -Z)
+    position = np.array([[0.0, 0.0, 5.0]])
+    rot = look_at(position, np.zeros((1, 3)))
+    # facing -Z with +Y up, the viewer's right is +X; y down; right-handed (det +1)
+    np.testing.assert_allclose(rot[0], [[1, 0, 0], [0, -1, 0], [0, 0, -1]], atol=1e-12)
+    point = np.array([[[0.5, 1.0, 1.0]]])  # world: 0.5 m to +X, 1 m up, 1 m towards the camera
+    cam = world_to_camera(point, rot, position)
+    np.testing.assert_allclose(cam[0, 0], [0.5, -1.0, 4.0], atol=1e-12)
+    px = project(cam, np.array([1000.0]), np.array([[960.0, 540.0]]))
+    # u = 1000 * 0.5 / 4 + 960 = 1085; v = 1000 * -1 / 4 + 540 = 290 (up in the world is up in the image)
+    np.testing.assert_allclose(px[0, 0], [1085.0, 290.0], atol=1e-9)
+
+
+def test_render_targets_are_root_relative_and_consistent():
+    rng = np.random.default_rng(3)
+    world = np.broadcast_to(_rest_world(), (4, 30, len(KEYPOINT_NAMES), 3)).copy()
+    batch = render(rng, world, out_slice=slice(None), noise=CLEAN, mirror_prob=0.0, bone_spread=0.0, drop_feet_prob=0.0)
+    np.testing.assert_allclose(batch.targets[..., 0, :], 0.0, atol=1e-6)
+    # rigid camera transform keeps the bone lengths
+    left_knee, left_ankle = MOTION21.index("left_knee"), MOTION21.index("left_ankle")
+    np.testing.assert_allclose(np.linalg.norm(batch.targets[..., left_knee, :] - batch.targets[..., left_ankle, :], axis=-1), 0.41, atol=1e-5)
+    assert np.all(batch.features[..., 2] == 1.0)
+
+
+def test_metrics_against_hand_computed_values():
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(6, 21, 3))
+    shift = target + np.array([0.003, 0.004, 0.0])  # every joint 5 mm off
+    np.testing.assert_allclose(mpjpe(shift, target), 0.005, atol=1e-12)
+    from scipy.spatial.transform import Rotation
+
+    r = Rotation.from_euler("xyz", [0.3, -1.0, 2.0]).as_matrix()
+    similar = 1.7 * target @ r.T + np.array([1.0, -2.0, 0.5])
+    np.testing.assert_allclose(pa_mpjpe(similar, target), 0.0, atol=1e-9)
+    np.testing.assert_allclose(n_mpjpe(0.5 * target, target), 0.0, atol=1e-12)
+    assert np.all(mpjpe(0.5 * target, target) > 0.1)
+    # a mirror image is not a rotation: PA-MPJPE must stay large
+    assert np.all(pa_mpjpe(target * np.array([-1, 1, 1]), target) > 0.1)
+    # constant offset: zero velocity and acceleration error; a linear drift of 1 mm/frame: MPJVE 1 mm/frame
+    traj = np.cumsum(rng.normal(size=(20, 21, 3)), axis=0)
+    np.testing.assert_allclose(mpjve(traj + 0.3, traj), 0.0, atol=1e-12)
+    drift = traj + np.arange(20)[:, None, None] * np.array([0.001, 0.0, 0.0])
+    np.testing.assert_allclose(mpjve(drift, traj), 0.001, atol=1e-12)
+    np.testing.assert_allclose(accel_error(drift, traj), 0.0, atol=1e-12)
+
+
+def test_nan_input_gives_finite_output():
+    m = _model(False)
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(0, 1000, size=(30, 33, 2))
+    conf = rng.uniform(0, 1, size=(30, 33))
+    kp[3] = np.nan  # a frame without detection
+    kp[4:8, 11:17] = np.nan
+    conf[10, :] = 0.0
+    conf[12, 20:] = np.nan
+    k21, c21 = layout_to_input(kp, conf, "mediapipe33")
+    feats = normalise_frames(k21, c21)
+    assert np.isfinite(feats).all()
+    assert np.all(feats[3] == 0) and np.all(feats[10] == 0)
+    out = run_sequence(m, torch.from_numpy(feats)[None]).numpy()
+    assert np.isfinite(out).all()
+
+
+def test_layouts_share_input_joints():
+    kp = np.arange(33 * 2, dtype=float).reshape(1, 33, 2)
+    k21, c21 = layout_to_input(kp, np.ones((1, 33)), "mediapipe33")
+    for i, name in enumerate(INPUT_NAMES):
+        np.testing.assert_array_equal(k21[0, i], kp[0, MEDIAPIPE33.index(name)])
+    coco = kp[:, [MEDIAPIPE33.index(n) for n in COCO17.joint_names]]
+    k17, c17 = layout_to_input(coco, np.ones((1, 17)), "coco17")
+    np.testing.assert_array_equal(k17[:, :17], k21[:, :17])
+    assert np.isnan(k17[:, 17:]).all() and np.all(c17[:, 17:] == 0)
+    with pytest.raises(ValueError, match="mediapipe33 or coco17"):
+        layout_to_input(np.zeros((1, 16, 2)), np.ones((1, 16)), "mpii16")
+
+
+def test_normalisation_is_invariant_to_image_translation_and_scale():
+    rng = np.random.default_rng(2)
+    kp = rng.uniform(0, 500, size=(4, 21, 2))
+    conf = np.ones((4, 21))
+    a = normalise_frames(kp, conf)
+    b = normalise_frames(3.0 * kp + np.array([100.0, -40.0]), conf)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_corruption_marks_missing_as_nan_with_zero_confidence():
+    rng = np.random.default_rng(5)
+    clean = rng.uniform(0, 1000, size=(8, 20, 21, 2))
+    kp, conf = corrupt(rng, clean, NoiseConfig(drop_rate_max=0.5, clean_fraction=0.0), drop_feet_prob=1.0)
+    missing = np.isnan(kp).any(-1)
+    assert missing.any()
+    assert np.all(conf[missing] == 0) and np.all(conf[~missing] > 0)
+    assert np.all(missing[..., 17:])
+
+
+def test_resample_and_action_labels():
+    x = np.arange(7, dtype=float)[:, None] * 2.0  # 60 Hz ramp
+    y = resample(x, 60.0, 120.0)
+    np.testing.assert_allclose(y[:, 0], np.arange(13) * 1.0)
+    assert action_category("playground - climb, jump down") == "climb"
+    assert action_category("run/jog") == "run"
+    assert action_category("salsa dance") == "dance"
+
+
+_WEIGHTS = default_weights_path()
+_SHARED = shared_data_dir() / "mocap" / "cmu_bvh.tar.xz"
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not _SHARED.exists(), reason=f"shared CMU data not found at {_SHARED}")
+@pytest.mark.skipif(not _WEIGHTS.exists(), reason=f"no trained weights at {_WEIGHTS}")
+def test_shipped_weights_accuracy_on_held_out_take():
+    from lifting.data import list_takes, load_take, load_split
+    from lifting.evaluate import make_eval_set
+    from lifting.inference import NetworkLifter
+
+    split = load_split()
+    takes = {t.take_id: t for t in list_takes()}
+    assert "02_01" in split["test"]
+    take = takes["02_01"]  # held-out subject 02, walking; the model card reports the whole test split
+    world = load_take(take)
+    es = make_eval_set([(take, world)], noise=CLEAN, drop_feet_prob=0.0, seed=0, segment_frames=64, cameras_per_segment=3)
+    lifter = NetworkLifter(threads=1)
+    pred = np.stack([lifter.lift_features(f) for f in es.features])
+    pa, mp = 1000 * pa_mpjpe(pred, es.targets).mean(), 1000 * mpjpe(pred, es.targets).mean()
+    # measured with the shipped weights: see MODEL_CARD.md; an untrained network gives > 150 mm
+    assert pa < 45.0 and mp < 70.0, f"PA-MPJPE {pa:.1f} mm, MPJPE {mp:.1f} mm on {take.take_id}"
+
+
+def test_network_lifter_api_with_saved_weights(tmp_path):
+    from lifting.inference import NetworkLifter, StreamingLifter
+    from lifting.train import save_weights
+    from mocap.formats import Keypoints2D
+
+    path = tmp_path / "w.pt"
+    save_weights(path, _model(False), {"note": "random"})
+    rng = np.random.default_rng(4)
+    kp = rng.uniform(100, 900, size=(40, 17, 2)).astype(np.float32)
+    conf = rng.uniform(0.3, 1, size=(40, 17)).astype(np.float32)
+    kp[7] = np.nan  # no detection at all in frame 7
+    conf[7] = 0.0
+    kp[9, :5] = np.nan
+    res = NetworkLifter(path).lift(Keypoints2D(kp, conf, "coco17", (1920, 1080), 30.0))
+    assert res.joints_cam.shape == (40, 21, 3) and res.root_translation_cam is None
+    assert np.isnan(res.joints_cam[7]).all()
+    others = np.delete(res.joints_cam, 7, axis=0)
+    assert np.isfinite(others).all()
+    np.testing.assert_allclose(others[:, 0], 0.0, atol=1e-9)
+    flipped = NetworkLifter(path, flip_average=True).lift(Keypoints2D(kp, conf, "coco17", (1920, 1080), 30.0))
+    assert np.isfinite(np.delete(flipped.joints_cam, 7, axis=0)).all()
+    with pytest.raises(Exception, match="offline model"):
+        StreamingLifter(path)
+    with pytest.raises(Exception, match="causal"):
+        NetworkLifter(path, causal=True)
+
+
+def test_mirroring_is_an_involution():
+    from lifting.evaluate import mirror_joints
+    from lifting.features import mirror_features
+
+    rng = np.random.default_rng(6)
+    f = rng.normal(size=(5, 21, 3)).astype(np.float32)
+    np.testing.assert_array_equal(mirror_features(mirror_features(f)), f)
+    j = rng.normal(size=(5, 21, 3))
+    np.testing.assert_array_equal(mirror_joints(mirror_joints(j)), j)
+    left, right = INPUT_NAMES.index("left_heel"), INPUT_NAMES.index("right_heel")
+    np.testing.assert_array_equal(mirror_features(f)[:, left, 1], f[:, right, 1])
