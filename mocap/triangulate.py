@@ -37,7 +37,8 @@ def triangulate_dlt(pixels: np.ndarray, projections: np.ndarray, weights: np.nda
     a = a / np.where(norm > 0, norm, 1.0) * (norm > 0)
     _, _, vt = np.linalg.svd(a)
     x = vt[..., -1, :]
-    out = x[..., :3] / x[..., 3:4]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = x[..., :3] / x[..., 3:4]
     out[usable.sum(0) < min_views] = np.nan
     return out
 
@@ -90,3 +91,124 @@ def _pinhole_errors(points: np.ndarray, projections: np.ndarray, pixels: np.ndar
     h = np.concatenate([points, np.ones(points.shape[:-1] + (1,))], -1)
     x = np.einsum("cij,...j->c...i", projections, h)
     return np.linalg.norm(x[..., :2] / x[..., 2:3] - pixels, axis=-1)
+
+
+def _view_normals(uv: np.ndarray, projections: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-view normal-equation terms of the weighted inhomogeneous DLT.
+
+    uv: (C, N, 2) finite pixels, projections (C, 3, 4), w (C, N) >= 0. The rows
+    ``u P3 - P1`` and ``v P3 - P2`` are normalised to unit length and weighted by ``w``.
+    Returns m (C, N, 6) (the upper triangle xx, xy, xz, yy, yz, zz of each 3x3 term) and
+    b (C, N, 3), so a point from views S solves ``sum_S m X = -sum_S b``.
+    """
+    p = projections[:, None]  # (C, 1, 3, 4)
+    m = np.zeros(uv.shape[:2] + (6,))
+    b = np.zeros(uv.shape[:2] + (3,))
+    for k in range(2):
+        row = uv[..., k:k + 1] * p[..., 2, :] - p[..., k, :]  # (C, N, 4)
+        row = row * (w / np.maximum(np.linalg.norm(row, axis=-1), 1e-12))[..., None]
+        x, y, z, h = row[..., 0], row[..., 1], row[..., 2], row[..., 3]
+        m += np.stack([x * x, x * y, x * z, y * y, y * z, z * z], -1)
+        b += row[..., :3] * h[..., None]
+    return m, b
+
+
+def _solve_sym3(m: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``M X = -b`` for (N, 6) upper-triangle symmetric M and (N, 3) b (Cramer's rule);
+    NaN where M is singular (fewer than two views)."""
+    a, d, e, f, g, h = (m[..., i] for i in range(6))  # [[a, d, e], [d, f, g], [e, g, h]]
+    c00, c01, c02 = f * h - g * g, e * g - d * h, d * g - e * f
+    c11, c12, c22 = a * h - e * e, d * e - a * g, a * f - d * d
+    det = a * c00 + d * c01 + e * c02
+    scale = (a + f + h) ** 3
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_det = np.where(np.abs(det) > 1e-10 * scale, -1.0 / det, np.nan)
+    bx, by, bz = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([(c00 * bx + c01 * by + c02 * bz) * inv_det,
+                     (c01 * bx + c11 * by + c12 * bz) * inv_det,
+                     (c02 * bx + c12 * by + c22 * bz) * inv_det], -1)
+
+
+def _dlt_normal(uv: np.ndarray, projections: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted inhomogeneous DLT: (C, N, 2) pixels, (C, 3, 4), (C, N) weights -> (N, 3), NaN if degenerate."""
+    m, b = _view_normals(uv, projections, w)
+    return _solve_sym3(m.sum(0), b.sum(0))
+
+
+def _pinhole_project(points: np.ndarray, projections: np.ndarray) -> np.ndarray:
+    """(N, 3) points -> (C, N, 2) pinhole pixels; NaN behind a camera."""
+    x = np.einsum("cij,nj->cni", projections[:, :, :3], points) + projections[:, None, :, 3]
+    z = np.where(x[..., 2:3] > 0, x[..., 2:3], np.nan)
+    return x[..., :2] / z
+
+
+def triangulate_robust(pixels: np.ndarray, projections: np.ndarray, weights: np.ndarray | None = None, *,
+                       threshold_px: float = 20.0, min_views: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence-weighted triangulation that rejects outlier views, vectorised over points.
+
+    Every pair of usable views proposes a point (RANSAC over the C(C-1)/2 pairs, all points
+    at once); the proposal that the most views agree with (reprojection error below
+    ``threshold_px``; ties broken by the truncated error sum) wins, and the point is
+    triangulated again from the agreeing views only, with their weights.
+
+    Args:
+        pixels: (C, ..., 2) undistorted pixels; NaN where a view misses the point.
+        projections: (C, 3, 4) camera matrices ``K [R | t]``.
+        weights: (C, ...) confidences; 0 or NaN drops a view. None: all 1.
+        threshold_px: a view agrees when it reprojects within this many pixels.
+        min_views: fewer agreeing views than this gives NaN.
+    Returns:
+        points (..., 3) world units of the projections, NaN where fewer than ``min_views``
+        views agree; inliers (C, ...) bool, the views used for each point.
+    """
+    pixels = np.asarray(pixels, dtype=np.float64)
+    projections = np.asarray(projections, dtype=np.float64)
+    c = pixels.shape[0]
+    if pixels.ndim < 2 or pixels.shape[-1] != 2 or projections.shape != (c, 3, 4):
+        raise ValueError(f"pixels (C, ..., 2) and projections (C, 3, 4) disagree: {pixels.shape}, {projections.shape}")
+    if min_views < 2:
+        raise ValueError(f"min_views must be at least 2, got {min_views}")
+    batch = pixels.shape[1:-1]
+    uv = pixels.reshape(c, -1, 2)
+    w = np.ones(uv.shape[:2]) if weights is None else np.nan_to_num(
+        np.asarray(weights, dtype=np.float64).reshape(c, -1))
+    if w.shape != uv.shape[:2]:
+        raise ValueError(f"weights must have shape {pixels.shape[:-1]}, got {np.shape(weights)}")
+    usable = np.isfinite(uv).all(-1) & (w > 0)
+    w = np.where(usable, w, 0.0)
+    uv = np.where(usable[..., None], uv, 0.0)
+    n = uv.shape[1]
+    m, bvec = _view_normals(uv, projections, w)  # (C, N, 6), (C, N, 3)
+    best_count = np.zeros(n)
+    best_cost = np.full(n, np.inf)
+    best_inl = np.zeros((c, n), bool)
+    thr2 = threshold_px ** 2
+
+    def errors2(x):
+        e2 = ((_pinhole_project(x, projections) - uv) ** 2).sum(-1)
+        return np.where(usable & np.isfinite(e2), e2, np.inf)
+
+    for a in range(c):
+        for b in range(a + 1, c):
+            pair_ok = usable[a] & usable[b]
+            if not pair_ok.any():
+                continue
+            e2 = errors2(_solve_sym3(m[a] + m[b], bvec[a] + bvec[b]))
+            inl = e2 < thr2
+            count = inl.sum(0).astype(float)
+            cost = np.minimum(e2, thr2).sum(0)
+            better = pair_ok & ((count > best_count) | ((count == best_count) & (cost < best_cost)))
+            best_count[better], best_cost[better] = count[better], cost[better]
+            best_inl[:, better] = inl[:, better]
+    x = _solve_sym3(np.einsum("cn,cnk->nk", best_inl, m), np.einsum("cn,cnk->nk", best_inl, bvec))
+    # one refinement: the views that agree with the refined point
+    inl = errors2(x) < thr2
+    redo = (inl != best_inl).any(0) & (inl.sum(0) >= min_views)
+    if redo.any():
+        x[redo] = _solve_sym3(np.einsum("cn,cnk->nk", inl[:, redo], m[:, redo]),
+                              np.einsum("cn,cnk->nk", inl[:, redo], bvec[:, redo]))
+        best_inl[:, redo] = inl[:, redo]
+    bad = best_inl.sum(0) < min_views
+    x[bad] = np.nan
+    best_inl[:, bad] = False
+    return x.reshape(batch + (3,)), best_inl.reshape((c,) + batch)

@@ -1,0 +1,389 @@
+"""The multi-view pipeline: composes the stages; holds no numerics of its own.
+
+videos -> 2D keypoints per view (detect) -> synchronisation checks (and frame offsets)
+-> calibration (a file, or from the people in the shot) -> undistortion -> left/right swap
+resolution and outlier-rejecting triangulation -> the monocular clean-up: 3D gap filling
+and smoothing, world frame (levelled, grounded), constant bone lengths, inverse
+kinematics, forward kinematics, foot locking -> files, reprojection errors and overlays
+per view.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mocap import bones, filters, kinematics, world
+from mocap.camera import Camera
+from mocap.errors import MocapError
+from mocap.formats import Keypoints2D, Motion, atomic_path, save_keypoints, save_motion
+from mocap.pipeline import CleanupConfig, StageTimer, prepare_output_dir
+from mocap.skeletons import MOTION21, get_layout, map_joints, rest_offsets
+from mocap.triangulate import reprojection_errors, triangulate_resolving_swaps, triangulate_robust
+
+
+@dataclass(frozen=True)
+class TriangulationConfig:
+    """Triangulation settings; the fields mirror the stage's keyword arguments."""
+
+    threshold_px: float = 40.0  # a view agrees with a point when it reprojects within this (pixels)
+    min_confidence: float = 0.3  # 2D keypoints below this do not vote
+    resolve_swaps: bool = True  # undo the detector's left/right swaps per view and frame
+
+
+@dataclass(frozen=True)
+class Triangulated:
+    """Triangulated keypoints and their diagnostics.
+
+    Attributes:
+        points: (T, J, 3) world metres of the calibration, keypoint layout joints; NaN
+            where fewer than two views agree.
+        inliers: (C, T, J) bool, the views each point was triangulated from.
+        swapped: (C, T) bool, views whose left and right were swapped back in that frame.
+        reprojection_px: (C, T, J) pixel distance between the reprojected points and the
+            detected keypoints (distorted pixels); NaN where either is missing.
+    """
+
+    points: np.ndarray
+    inliers: np.ndarray
+    swapped: np.ndarray
+    reprojection_px: np.ndarray
+
+
+def check_cameras(cameras: Sequence[Camera], views: Sequence[Keypoints2D], names: Sequence[str]) -> list[Camera]:
+    """Cameras matched to the views, with intrinsics scaled to the views' image size.
+
+    MocapError if the counts differ or an image size cannot come from the calibrated
+    camera (aspect ratio changed); a warning when sizes differ by a crop of under 2 %.
+    """
+    if len(cameras) != len(views):
+        raise MocapError(f"the calibration has {len(cameras)} cameras but {len(views)} videos were given; "
+                         "give one video per calibrated camera, in the calibration's order")
+    out = []
+    for cam, view, name in zip(cameras, views, names):
+        (cw, ch), (vw, vh) = cam.size, view.image_size
+        if (cw, ch) == (vw, vh):
+            out.append(cam)
+            continue
+        sx, sy = vw / cw, vh / ch
+        if abs(sx - sy) < 0.01 * max(sx, sy) and abs(sx - 1) >= 0.02:
+            k = np.diag([sx, sy, 1.0]) @ cam.K
+            out.append(Camera(name=cam.name, size=(vw, vh), K=k, R=cam.R, t=cam.t, dist=cam.dist))
+        elif abs(sx - 1) < 0.02 and abs(sy - 1) < 0.02:
+            warnings.warn(f"{name}: calibrated for {cw}x{ch} pixels, the video is {vw}x{vh}; "
+                          "using the calibration as it is (a crop at the right/bottom edge is harmless)")
+            out.append(cam)
+        else:
+            raise MocapError(f"{name}: the calibration's camera {cam.name} is {cw}x{ch} pixels but the video is "
+                             f"{vw}x{vh}; check the order of the videos against the calibration")
+    return out
+
+
+def triangulate_views(views: Sequence[Keypoints2D], cameras: Sequence[Camera], *,
+                      config: TriangulationConfig = TriangulationConfig()) -> Triangulated:
+    """Triangulate synchronised keypoints of C views (same layout, same T).
+
+    Args:
+        views: C Keypoints2D, distorted pixels.
+        cameras: C calibrated cameras, metres.
+    """
+    layout = get_layout(views[0].layout)
+    raw = np.stack([v.keypoints for v in views]).astype(np.float64)  # (C, T, J, 2)
+    conf = np.stack([v.confidence for v in views]).astype(np.float64)
+    w = np.where(np.isfinite(conf) & (conf >= config.min_confidence), conf, 0.0)
+    px = np.stack([cam.undistort_pixels(k) for cam, k in zip(cameras, raw)])
+    proj = np.stack([cam.projection for cam in cameras])
+    swapped = np.zeros(raw.shape[:2], bool)
+    if config.resolve_swaps and layout.left_right and len(cameras) > 2:
+        _, swapped = triangulate_resolving_swaps(px, proj, w, layout.mirror_permutation(),
+                                                 outlier_px=config.threshold_px)
+        mirror = layout.mirror_permutation()
+        px = np.where(swapped[..., None, None], px[:, :, mirror], px)
+        raw = np.where(swapped[..., None, None], raw[:, :, mirror], raw)
+        w = np.where(swapped[..., None], w[:, :, mirror], w)
+    points, inliers = triangulate_robust(px, proj, w, threshold_px=config.threshold_px)
+    return Triangulated(points=points, inliers=inliers, swapped=swapped,
+                        reprojection_px=reprojection_errors(points, cameras, raw))
+
+
+def reprojection_summary(tri: Triangulated, names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per view: median, mean and 90th-percentile reprojection error (pixels), inlier share."""
+    out = {}
+    for c, name in enumerate(names):
+        e = tri.reprojection_px[c]
+        e = e[np.isfinite(e)]
+        seen = np.isfinite(tri.points).all(-1)
+        out[name] = {
+            "median_px": float(np.median(e)) if e.size else float("nan"),
+            "mean_px": float(np.mean(e)) if e.size else float("nan"),
+            "p90_px": float(np.percentile(e, 90)) if e.size else float("nan"),
+            "inlier_fraction": float(tri.inliers[c][seen].mean()) if seen.any() else 0.0,
+            "swapped_frames": int(tri.swapped[c].sum()),
+        }
+    return out
+
+
+def _lowpass(x: np.ndarray, *, fps: float, cutoff_hz: float) -> np.ndarray:
+    if cutoff_hz <= 0 or cutoff_hz >= 0.5 * fps * 0.95:
+        return x
+    return filters.butterworth(x, fps=fps, cutoff_hz=cutoff_hz)
+
+
+def motion_from_points(points: np.ndarray, layout: str, *, fps: float, cleanup: CleanupConfig = CleanupConfig(),
+                       timer: StageTimer | None = None) -> tuple[Motion, np.ndarray, np.ndarray]:
+    """Triangulated keypoints -> clean MOTION21 motion with IK (the monocular clean-up stages).
+
+    Args:
+        points: (T, J, 3) metres in the calibration's world, joints of ``layout``.
+    Returns:
+        (Motion (+Y up, feet on y = 0), rotation (3, 3), offset (3,)) with
+        ``motion.joints = calibration_world @ rotation.T + offset``.
+    """
+    timer = timer or StageTimer()
+    with timer.stage("smooth"):
+        joints = map_joints(points, layout, MOTION21)
+        joints = filters.hold_nearest(filters.fill_gaps(joints, max_gap_s=cleanup.max_gap_s, fps=fps))
+        if not np.isfinite(joints).all():
+            raise MocapError("no joint was triangulated in any frame: check that the calibration belongs to these "
+                             "videos and that the person is visible in at least two views")
+        joints = _lowpass(joints, fps=fps, cutoff_hz=cleanup.cutoff_hz)
+    with timer.stage("world frame"):
+        # the calibration's world has its own up axis: the torso sets +Y (unless ``level`` is
+        # off: then the calibration's +Y is kept), the feet the floor
+        joints, rot, offset = world.level_and_ground(joints, level=cleanup.level)
+    with timer.stage("bone lengths"):
+        parents = np.array(MOTION21.parents)
+        lengths = bones.estimate_bone_lengths(joints, parents, left_right=MOTION21.left_right)
+        default = rest_offsets(MOTION21)
+        default_len = np.linalg.norm(default, axis=-1)
+        lengths = np.where(np.isfinite(lengths), lengths, default_len)
+        offsets = default / np.maximum(default_len, 1e-9)[:, None] * lengths[:, None]
+        offsets[0] = 0.0
+    with timer.stage("inverse kinematics"):
+        quats, root = kinematics.inverse_kinematics(joints, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
+        fk = kinematics.forward_kinematics(quats, root, offsets, parents)
+    if cleanup.lock_feet:
+        from mocap import contact
+
+        with timer.stage("foot contacts"):
+            quats, root, fk, _ = contact.clean_motion(fk, fps=fps, rest_offsets=offsets)
+    motion = Motion(joints=fk, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
+                    local_quats_wxyz=quats, root_translation=root, rest_offsets=offsets)
+    return motion, rot, offset
+
+
+@dataclass
+class MultiViewReport:
+    """What the multi-view capture did: files, frames, offsets, errors per view, time per stage."""
+
+    outputs: dict[str, Path]
+    num_frames: int
+    fps: float
+    names: list[str]
+    offsets: list[int]
+    reprojection: dict[str, dict[str, float]]
+    calibration: str
+    bone_length_cv: float
+    seconds: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"views: {len(self.names)} ({', '.join(self.names)}), {self.num_frames} synchronised frames "
+                 f"at {self.fps:.2f} fps", f"calibration: {self.calibration}",
+                 f"frame offsets against {self.names[0]}: {self.offsets}",
+                 "reprojection error per view (median / 90th percentile, inliers, swapped frames):"]
+        for name, r in self.reprojection.items():
+            lines.append(f"  {name}: {r['median_px']:.1f} / {r['p90_px']:.1f} px, {100 * r['inlier_fraction']:.0f} %, "
+                         f"{r['swapped_frames']}")
+        lines.append(f"bone length variation (median CV over bones of the triangulated joints): "
+                     f"{100 * self.bone_length_cv:.1f} %")
+        lines += [f"note: {n}" for n in self.notes]
+        lines.append("time per stage:")
+        width = max(len(k) for k in self.seconds)
+        lines += [f"  {k:<{width}}  {s:7.2f} s" for k, s in self.seconds.items()]
+        lines.append("outputs:")
+        lines += [f"  {p}" for p in self.outputs.values()]
+        return "\n".join(lines)
+
+
+def _write_overlay(video: Path, out: Path, keypoints: np.ndarray, *, size, fps: float, max_width: int | None) -> None:
+    from mocap import draw, video as video_io
+
+    with draw.OverlayWriter(out, keypoints_size=size, fps=fps, layout=MOTION21, num_frames=len(keypoints),
+                            max_width=max_width, source=str(video)) as writer:
+        for i, frame in enumerate(video_io.iter_frames(video, rgb=True)):
+            if i >= len(keypoints):
+                break
+            writer.write(frame, keypoints[i], None)
+
+
+def capture_multiview(
+    videos: Sequence[str | os.PathLike],
+    outdir: str | os.PathLike,
+    *,
+    calibration: str | os.PathLike = "auto",
+    sync: str = "none",
+    body_height_m: float | None = None,
+    focal_px: float | None = None,
+    refine_calibration: bool = False,
+    cleanup: CleanupConfig = CleanupConfig(),
+    triangulation: TriangulationConfig = TriangulationConfig(),
+    max_offset: int = 30,
+    overlay: bool = True,
+    overlay_max_width: int | None = 720,
+    progress: bool = True,
+    keypoints: Sequence[Keypoints2D] | None = None,
+) -> MultiViewReport:
+    """Capture one person filmed by several cameras; write everything into ``outdir``.
+
+    Writes ``keypoints2d_<view>.npz`` per view, ``motion.npz``, ``motion.bvh``,
+    ``calibration.toml`` (the cameras used), ``reprojection.json`` (errors per view) and,
+    unless turned off, ``overlay_<view>.mp4`` (the final 3D skeleton reprojected).
+
+    Args:
+        videos: C >= 2 video files, one per camera.
+        calibration: a calibration file (see :func:`mocap.calibration_io.load_calibration`)
+            or ``"auto"``: calibrate from the person (needs ``body_height_m``; intrinsics
+            from ``focal_px``, or a 55 degree field of view whose focal length, shared by
+            the cameras, the bundle adjustment then corrects).
+        sync: ``"none"`` (the views must have equal lengths) or ``"auto"`` (estimate
+            constant frame offsets, keep the frames all views share).
+        body_height_m: the person's standing height, metres (scale of ``auto``).
+        refine_calibration: adjust the file's camera poses to the person's keypoints
+            (bundle adjustment; world frame, scale and intrinsics kept) before triangulating.
+        keypoints: C already detected keypoint sets (skips detection).
+    """
+    from mocap import bvh, video as video_io
+    from mocap import sync as sync_mod
+    from mocap.calibration_io import load_calibration, save_cameras_toml
+
+    videos = [Path(v) for v in videos]
+    if len(videos) < 2:
+        raise MocapError("multi-view capture needs at least two videos")
+    if sync not in ("none", "auto"):
+        raise MocapError(f"--sync must be 'none' or 'auto', got {sync!r}")
+    names = [v.stem for v in videos]
+    if len(set(names)) != len(names):
+        names = [f"view{i + 1}_{n}" for i, n in enumerate(names)]
+    infos = [video_io.probe_video(v) for v in videos]
+    auto = str(calibration) == "auto"
+    cameras = None if auto else load_calibration(calibration)  # fail early, before detection
+    if cameras is not None and len(cameras) != len(videos):
+        raise MocapError(f"the calibration {calibration} has {len(cameras)} cameras but {len(videos)} videos were "
+                         "given; give one video per calibrated camera, in the calibration's order")
+    if auto and body_height_m is None:
+        raise MocapError("--calibration auto needs the person's height for the scale: pass --body-height METRES")
+    out = prepare_output_dir(outdir)
+    timer = StageTimer()
+    outputs: dict[str, Path] = {}
+    notes: list[str] = []
+
+    with timer.stage("detect 2D"):
+        if keypoints is None:
+            from mocap.detect import detect_video
+
+            keypoints = [detect_video(v, progress=progress) for v in videos]
+        elif len(keypoints) != len(videos):
+            raise ValueError(f"{len(keypoints)} keypoint sets for {len(videos)} videos")
+    for name, k in zip(names, keypoints):
+        outputs[f"keypoints_{name}"] = out / f"keypoints2d_{name}.npz"
+        save_keypoints(outputs[f"keypoints_{name}"], k)
+    rates = [k.detection_rate() for k in keypoints]
+    empty = [n for n, r in zip(names, rates) if r == 0.0]
+    if empty:
+        raise MocapError(f"nobody was found in {', '.join(empty)}; every view must see the person "
+                         "(remove that video and its camera from the calibration)")
+    for n, r in zip(names, rates):
+        if r < 0.5:
+            notes.append(f"{n}: the person was detected in only {100 * r:.0f} % of the frames")
+    if cameras is not None:
+        # match cameras to videos by name when the calibration names them like the videos
+        by_name = {c.name: c for c in cameras}
+        if set(by_name) == set(names):
+            cameras = [by_name[n] for n in names]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cameras = check_cameras(cameras, keypoints, names)
+        notes += [str(w.message) for w in caught]
+
+    with timer.stage("synchronise"):
+        sync_mod.check_views(keypoints, names, same_length=(sync == "none"))
+        offsets = np.zeros(len(videos), dtype=int)
+        if sync == "auto":
+            offsets = sync_mod.estimate_frame_offsets([k.keypoints for k in keypoints],
+                                                      [k.confidence for k in keypoints], cameras=cameras,
+                                                      max_offset=max_offset)
+        starts, _ = sync_mod.common_span([k.num_frames for k in keypoints], offsets)
+        views = sync_mod.apply_offsets(keypoints, offsets)
+    fps = views[0].fps
+
+    if auto:
+        from mocap.calibration import calibrate_from_people, guess_intrinsics
+
+        with timer.stage("calibrate from people"):
+            intr = [guess_intrinsics(v.image_size, focal_px=focal_px, name=n) for n, v in zip(names, views)]
+            kp = np.stack([v.keypoints for v in views]).astype(np.float64)
+            cf = np.stack([v.confidence for v in views]).astype(np.float64)
+            # a guessed field of view is corrected by the adjustment; a stated focal length is kept
+            cameras, people = calibrate_from_people(kp, cf, intr, body_height_m=body_height_m, layout=views[0].layout,
+                                                    refine_focal=focal_px is None)
+        calib_text = (f"from the person (body height {body_height_m:.2f} m, focal length "
+                      f"{cameras[0].K[0, 0]:.0f} px, bundle adjustment median "
+                      f"{', '.join(f'{e:.1f}' for e in people.reprojection_px)} px)")
+    else:
+        calib_text = str(calibration)
+        if refine_calibration:
+            from mocap.calibration import compare_rigs, refine_extrinsics
+
+            with timer.stage("refine calibration"):
+                kp = np.stack([v.keypoints for v in views]).astype(np.float64)
+                cf = np.stack([v.confidence for v in views]).astype(np.float64)
+                refined, _ = refine_extrinsics(cameras, kp, cf, layout=views[0].layout)
+                turned, _ = compare_rigs(refined, cameras)
+                moved = [float(np.linalg.norm(a.position - b.position)) for a, b in zip(refined, cameras)]
+                cameras = refined
+            calib_text += (" refined from the person (poses moved by up to "
+                           f"{max(turned):.1f} deg, {1000 * max(moved):.0f} mm)")
+
+    with timer.stage("triangulate"):
+        tri = triangulate_views(views, cameras, config=triangulation)
+    motion, rot, offset = motion_from_points(tri.points, views[0].layout, fps=fps, cleanup=cleanup, timer=timer)
+
+    with timer.stage("write files"):
+        outputs["motion"] = out / "motion.npz"
+        save_motion(outputs["motion"], motion)
+        outputs["bvh"] = out / "motion.bvh"
+        bvh.write_bvh(outputs["bvh"], joint_names=motion.joint_names, parents=motion.parents,
+                      rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
+                      root_translation=motion.root_translation, fps=motion.fps)
+        outputs["calibration"] = out / "calibration.toml"
+        save_cameras_toml(outputs["calibration"], cameras,
+                          metadata={"source": calib_text, "frame_offsets": [int(o) for o in offsets]})
+        reproj = reprojection_summary(tri, names)
+        joints_tri = map_joints(tri.points, views[0].layout, MOTION21)
+        cv = bones.bone_length_cv(joints_tri, MOTION21.parents)
+        cv_med = float(np.nanmedian(cv[1:])) if np.isfinite(cv[1:]).any() else float("nan")
+        outputs["reprojection"] = out / "reprojection.json"
+        with atomic_path(outputs["reprojection"]) as tmp:
+            tmp.write_text(json.dumps({"views": reproj, "frame_offsets": [int(o) for o in offsets],
+                                       "bone_length_cv_median": cv_med, "calibration": calib_text}, indent=2))
+
+    if overlay:
+        with timer.stage("overlays"):
+            final_calib = (motion.joints - offset) @ rot  # back into the calibration's world
+            for name, video, info, cam, s, view in zip(names, videos, infos, cameras, starts, views):
+                outputs[f"overlay_{name}"] = out / f"overlay_{name}.mp4"
+                px = cam.project(final_calib)
+                frames = np.full((s + len(px),) + px.shape[1:], np.nan)
+                frames[s:] = px
+                _write_overlay(video, outputs[f"overlay_{name}"], frames[: min(len(frames), info.frame_count)],
+                               size=view.image_size, fps=fps, max_width=overlay_max_width)
+    return MultiViewReport(outputs=outputs, num_frames=motion.num_frames, fps=fps, names=names,
+                           offsets=[int(o) for o in offsets], reprojection=reproj, calibration=calib_text,
+                           bone_length_cv=cv_med, seconds=timer.seconds, notes=notes)
+

@@ -1,0 +1,196 @@
+"""The multi-view pipeline end to end on a synthetic rig: files, accuracy, bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from mocap.calibration_io import load_cameras_toml, save_cameras_toml
+from mocap.errors import MocapError
+from mocap.formats import Keypoints2D, load_keypoints, load_motion
+from mocap.multiview import TriangulationConfig, capture_multiview, triangulate_views
+from mocap.pipeline import CleanupConfig
+from mocap.skeletons import MOTION21, rest_offsets
+from tests.multiview_helpers import observe, ring_rig
+from tests.synthetic import motion21_to_mediapipe33, waving_walker
+
+SIZE = (270, 480)
+T = 40
+
+
+def _rig(dist=(0.02, -0.01, 0.0005, -0.0005, 0.0)):
+    return ring_rig(3, size=SIZE, focal=380.0, dist=dist)
+
+
+def _views(cams, x, noise_px=0.3, seed=0):
+    px, conf = observe(cams, motion21_to_mediapipe33(x), noise_px=noise_px, seed=seed)
+    return [Keypoints2D(keypoints=p.astype(np.float32), confidence=c.astype(np.float32), layout="mediapipe33",
+                        image_size=SIZE, fps=30.0) for p, c in zip(px, conf)]
+
+
+def _videos(tmp_path, n, frames=T):
+    import cv2
+
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"cam{i + 1:02d}.mp4"
+        w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, SIZE)
+        for f in range(frames):
+            w.write(np.full((SIZE[1], SIZE[0], 3), 40 + f, np.uint8))
+        w.release()
+        paths.append(p)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mv")
+    cams = _rig()
+    x = waving_walker(T)
+    calib = tmp / "rig.toml"
+    save_cameras_toml(calib, cams)
+    # the synthetic person slides over the floor: foot locking would (rightly) pin the feet
+    report = capture_multiview(_videos(tmp, 3), tmp / "out", calibration=calib, keypoints=_views(cams, x),
+                               cleanup=CleanupConfig(lock_feet=False), progress=False)
+    return report, tmp / "out", cams, x
+
+
+def test_writes_every_file(captured):
+    report, out, cams, _ = captured
+    names = ["cam01", "cam02", "cam03"]
+    for n in names:
+        assert load_keypoints(out / f"keypoints2d_{n}.npz").num_frames == T
+        assert (out / f"overlay_{n}.mp4").stat().st_size > 0
+    assert (out / "motion.bvh").read_text().startswith("HIERARCHY")
+    back = load_cameras_toml(out / "calibration.toml")
+    for a, b in zip(back, cams):
+        np.testing.assert_allclose(a.R, b.R, atol=1e-12)
+        np.testing.assert_allclose(a.t, b.t, atol=1e-12)
+    rep = json.loads((out / "reprojection.json").read_text())
+    assert set(rep["views"]) == set(names)
+    for v in rep["views"].values():
+        assert v["median_px"] < 1.0 and v["inlier_fraction"] == 1.0  # 0.3 px noise
+    assert "cam02" in report.summary() and report.offsets == [0, 0, 0]
+
+
+def test_motion_matches_the_truth(captured):
+    _, out, _, x = captured
+    m = load_motion(out / "motion.npz")
+    assert m.joint_names == MOTION21.joint_names and m.num_frames == T
+    # the truth is upright, feet on y = 0 and the pelvis over the origin at frame 0: the same world
+    err = np.linalg.norm(m.joints - x, axis=-1)
+    assert err.mean() < 0.02, err.mean()
+    true_len = np.linalg.norm(rest_offsets(), axis=-1)
+    np.testing.assert_allclose(np.linalg.norm(m.rest_offsets, axis=-1), true_len, atol=0.01)
+
+
+def test_overlay_has_every_frame(captured):
+    import cv2
+
+    _, out, _, _ = captured
+    cap = cv2.VideoCapture(str(out / "overlay_cam01.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == T
+    cap.release()
+
+
+def test_calibration_from_people_end_to_end(tmp_path):
+    cams = _rig(dist=(0, 0, 0, 0, 0))
+    x = waving_walker(T)
+    height = 1.7
+    report = capture_multiview(_videos(tmp_path, 3), tmp_path / "out", calibration="auto", body_height_m=height,
+                               focal_px=380.0, keypoints=_views(cams, x), overlay=False, progress=False)
+    assert "from the person" in report.calibration
+    m = load_motion(tmp_path / "out" / "motion.npz")
+    from mocap.calibration import body_height
+
+    # the scale follows the stated height: bone lengths scale by height / true height
+    scale = height / body_height(x, "motion21")
+    np.testing.assert_allclose(np.linalg.norm(m.rest_offsets, axis=-1), scale * np.linalg.norm(rest_offsets(), axis=-1),
+                               atol=0.015)
+
+
+def test_swapped_view_is_undone_and_outlier_view_dropped():
+    cams = ring_rig(4, size=SIZE, focal=380.0)
+    x = waving_walker(20)
+    views = _views(cams, x, noise_px=0.0)
+    from mocap.skeletons import MEDIAPIPE33
+
+    kp = views[2].keypoints.copy()
+    kp[5:9] = kp[5:9][:, MEDIAPIPE33.mirror_permutation()]  # left/right swapped in view 2
+    kp[12, :, 0] += 60  # and one frame of view 2 shifted off
+    views[2] = Keypoints2D(keypoints=kp, confidence=views[2].confidence, layout="mediapipe33", image_size=SIZE,
+                           fps=30.0)
+    tri = triangulate_views(views, cams, config=TriangulationConfig(threshold_px=10.0))
+    truth = motion21_to_mediapipe33(x)
+    np.testing.assert_allclose(tri.points, truth, atol=1e-4)
+    others = np.delete(np.arange(20), 12)  # in frame 12 view 2 is off either way
+    assert tri.swapped[2, others].sum() == 4 and tri.swapped[2, 5:9].all() and not tri.swapped[[0, 1, 3]].any()
+    assert not tri.inliers[2, 12].any() and tri.inliers[[0, 1, 3], 12].all()
+
+
+# --- bad input -----------------------------------------------------------------------------
+def test_bad_inputs(tmp_path):
+    cams = _rig()
+    x = waving_walker(T)
+    videos = _videos(tmp_path, 3)
+    calib = tmp_path / "two.toml"
+    save_cameras_toml(calib, cams[:2])
+    with pytest.raises(MocapError, match="has 2 cameras but 3 videos"):
+        capture_multiview(videos, tmp_path / "o1", calibration=calib, keypoints=_views(cams, x), progress=False)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[cam_0\n")
+    with pytest.raises(MocapError, match="not a readable TOML"):
+        capture_multiview(videos, tmp_path / "o2", calibration=broken, progress=False)
+    good = tmp_path / "rig.toml"
+    save_cameras_toml(good, cams)
+    views = _views(cams, x)
+    short = Keypoints2D(keypoints=views[1].keypoints[:30], confidence=views[1].confidence[:30],
+                        layout="mediapipe33", image_size=SIZE, fps=30.0)
+    with pytest.raises(MocapError, match="different numbers of frames"):
+        capture_multiview(videos, tmp_path / "o3", calibration=good, keypoints=[views[0], short, views[2]],
+                          overlay=False, progress=False)
+    empty = Keypoints2D(keypoints=np.full_like(views[2].keypoints, np.nan),
+                        confidence=np.zeros_like(views[2].confidence),
+                        layout="mediapipe33", image_size=SIZE, fps=30.0)
+    with pytest.raises(MocapError, match="nobody was found in cam03"):
+        capture_multiview(videos, tmp_path / "o4", calibration=good, keypoints=[views[0], views[1], empty],
+                          overlay=False, progress=False)
+    with pytest.raises(MocapError, match="--body-height"):
+        capture_multiview(videos, tmp_path / "o5", calibration="auto", keypoints=views, progress=False)
+    wrong = [c.__class__(name=c.name, size=(480, 270), K=c.K, R=c.R, t=c.t, dist=c.dist) for c in cams]
+    save_cameras_toml(tmp_path / "landscape.toml", wrong)
+    with pytest.raises(MocapError, match="480x270 pixels but the video is 270x480"):
+        capture_multiview(videos, tmp_path / "o6", calibration=tmp_path / "landscape.toml", keypoints=views,
+                          overlay=False, progress=False)
+
+
+def test_cli_errors(tmp_path, capsys):
+    from mocap.cli import main
+
+    videos = [str(p) for p in _videos(tmp_path, 2, frames=3)]
+    assert main(["capture", *videos, "-o", str(tmp_path / "o")]) == 1
+    assert "need a calibration" in capsys.readouterr().err
+    assert main(["capture", videos[0], "--calibration", "auto", "-o", str(tmp_path / "o")]) == 1
+    assert "two or more videos" in capsys.readouterr().err
+    calib = tmp_path / "rig.toml"
+    save_cameras_toml(calib, _rig())
+    assert main(["capture", *videos, "--calibration", str(calib), "-o", str(tmp_path / "o"), "-q"]) == 1
+    assert "has 3 cameras but 2 videos" in capsys.readouterr().err
+    assert main(["capture", *videos, "--calibration", "auto", "--body-height", "175", "-o", str(tmp_path / "o")]) == 1
+    assert "metres" in capsys.readouterr().err
+
+
+def test_check_cameras_scales_a_resized_video_and_warns_on_a_crop():
+    from mocap.multiview import check_cameras
+
+    cams = _rig()
+    x = waving_walker(5)
+    views = _views(cams, x)
+    half = [Keypoints2D(keypoints=v.keypoints / 2, confidence=v.confidence, layout=v.layout,
+                        image_size=(SIZE[0] // 2, SIZE[1] // 2), fps=v.fps) for v in views]
+    scaled = check_cameras(cams, half, ["a", "b", "c"])
+    np.testing.assert_allclose(scaled[0].K[:2], cams[0].K[:2] / 2)
+    np.testing.assert_allclose(scaled[1].project(x), cams[1].project(x) / 2, atol=1e-9)
+    cropped = [Keypoints2D(keypoints=v.keypoints, confidence=v.confidence, layout=v.layout,
+                           image_size=(SIZE[0] - 4, SIZE[1]), fps=v.fps) for v in views]
+    with pytest.warns(UserWarning, match="270x480 pixels, the video is 266x480"):
+        assert check_cameras(cams, cropped, ["a", "b", "c"])[0] is cams[0]
