@@ -69,6 +69,15 @@ def _layout_for(num_joints: int) -> str:
     return layouts[num_joints]
 
 
+#: the frame rate the shipped networks were trained at
+TRAINED_FPS = 30.0
+
+
+def frame_stride(fps: float) -> int:
+    """Subsampling step that brings ``fps`` closest to the trained 30 fps (1 below 45 fps)."""
+    return max(1, int(round(fps / TRAINED_FPS)))
+
+
 class NetworkLifter:
     """Lifts whole clips with the temporal network; see the module docstring.
 
@@ -127,8 +136,17 @@ class NetworkLifter:
 
     def lift(self, keypoints: Keypoints2D) -> LiftResult:
         """Root-relative MOTION21 joints in the camera frame; ``root_translation_cam`` is None
-        (:func:`mocap.lifters.estimate_root_translation` provides it from the 2D)."""
-        joints = self.lift_arrays(keypoints.keypoints, keypoints.confidence, keypoints.layout)
+        (:func:`mocap.lifters.estimate_root_translation` provides it from the 2D).
+
+        The network was trained at 30 fps: a faster clip (45 fps and up) is lifted as
+        ``stride = round(fps / 30)`` interleaved sub-clips near 30 fps whose outputs are
+        interleaved back, so every frame gets an output and the window spans the trained time.
+        """
+        stride = frame_stride(keypoints.fps)
+        joints = np.empty((keypoints.num_frames, 21, 3))
+        for phase in range(stride):
+            joints[phase::stride] = self.lift_arrays(keypoints.keypoints[phase::stride],
+                                                     keypoints.confidence[phase::stride], keypoints.layout)
         return LiftResult(joints_cam=joints, root_translation_cam=None)
 
 

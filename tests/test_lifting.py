@@ -266,3 +266,23 @@ def test_mirroring_is_an_involution():
     np.testing.assert_array_equal(mirror_joints(mirror_joints(j)), j)
     left, right = INPUT_NAMES.index("left_heel"), INPUT_NAMES.index("right_heel")
     np.testing.assert_array_equal(mirror_features(f)[:, left, 1], f[:, right, 1])
+
+
+def test_fast_clips_are_lifted_as_interleaved_30fps_subclips(tmp_path):
+    """A 60 fps clip gives, frame for frame, the outputs of its two 30 fps halves."""
+    from lifting.inference import NetworkLifter, default_weights_path, frame_stride
+    from mocap.formats import Keypoints2D
+
+    assert [frame_stride(f) for f in (24, 30, 44, 50, 60, 120)] == [1, 1, 1, 2, 2, 4]
+    if not default_weights_path().exists():
+        pytest.skip("no trained weights")
+    rng = np.random.default_rng(0)
+    t = 40
+    kp = (rng.normal(0, 30, (t, 17, 2)) + [320, 240]).astype(np.float32)
+    conf = np.ones((t, 17), np.float32)
+    lifter = NetworkLifter()
+    fast = lifter.lift(Keypoints2D(keypoints=kp, confidence=conf, layout="coco17", image_size=(640, 480), fps=60.0))
+    for phase in (0, 1):
+        half = lifter.lift(Keypoints2D(keypoints=kp[phase::2], confidence=conf[phase::2], layout="coco17",
+                                       image_size=(640, 480), fps=30.0))
+        np.testing.assert_allclose(fast.joints_cam[phase::2], half.joints_cam, atol=1e-6)
