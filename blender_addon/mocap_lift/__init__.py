@@ -1,0 +1,449 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Mocap Lift for Blender: capture motion from video, import it onto any humanoid rig.
+
+This module holds only the user interface (sidebar "Mocap" panels, operators, settings,
+preferences); the work is in :mod:`.importer` (bpy + numpy) and :mod:`.capture` (runs the
+``mocap`` pipeline as a subprocess), imported when an operator runs. The pure-numpy
+modules of mocap-lift it needs are vendored into ``core/`` when the zip is built
+(``python blender_addon/build.py``).
+"""
+
+import os
+import time
+import traceback
+
+import bpy
+from bpy.props import BoolProperty, CollectionProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.types import AddonPreferences, Operator, OperatorFileListElement, Panel, PropertyGroup, UIList
+from bpy_extras.io_utils import ImportHelper
+
+_VIDEO_GLOB = "*.mp4;*.mov;*.avi;*.mkv;*.webm;*.m4v"
+
+
+def _prefs(context):
+    return context.preferences.addons[__package__].preferences
+
+
+def _target_armature(context):
+    """The armature to import onto: the active selected armature (or the armature of the
+    active selected mesh); None means "a new armature"."""
+    obj = context.active_object
+    if obj is None or not obj.select_get():
+        return None
+    if obj.type == "ARMATURE":
+        return obj
+    if obj.type == "MESH" and obj.parent is not None and obj.parent.type == "ARMATURE":
+        return obj.parent
+    return None
+
+
+def _report_errors(op, what: str, work):
+    """Run ``work()``; turn its errors into one line in Blender's report area (no traceback
+    popup). Returns work's result, or None after an error."""
+    from .core.errors import MocapError
+
+    try:
+        return work()
+    except MocapError as e:
+        op.report({"ERROR"}, str(e))
+    except (OSError, ValueError) as e:
+        op.report({"ERROR"}, f"{what} failed: {e}")
+    except Exception as e:  # the UI boundary: a bug becomes a report, its traceback goes to the console
+        traceback.print_exc()
+        op.report({"ERROR"}, f"{what} failed unexpectedly ({type(e).__name__}: {e}); details in the system console")
+    return None
+
+
+def _edited_map(arm) -> dict[str, str]:
+    return {item.joint: item.bone for item in arm.mocap_bone_map} if arm is not None else {}
+
+
+def _fill_map(arm, mapping: dict[str, str]) -> None:
+    from .core.retarget import CANONICAL
+
+    arm.mocap_bone_map.clear()
+    for joint in CANONICAL:
+        item = arm.mocap_bone_map.add()
+        item.joint = joint
+        item.bone = mapping.get(joint, "")
+
+
+def _import(op, context, path: str, armature):
+    from . import importer
+
+    result = importer.import_motion(context, path, armature=armature, frame_start=op.frame_start, scale=op.scale,
+                                    root_motion=op.root_motion, foot_lock=op.foot_lock,
+                                    bone_map=_edited_map(armature))
+    if armature is not None and not len(armature.mocap_bone_map):
+        _fill_map(armature, result.bone_map)
+    where = (f"{result.armature.name} (root motion scaled by {result.scale:.3f})" if armature is not None
+             else f"a new armature {result.armature.name}")
+    op.report({"INFO"}, f"{result.frames} frames of {os.path.basename(path)} on {where}, action {result.action.name}")
+    return result
+
+
+class _ImportOptions:
+    frame_start: IntProperty(name="Frame Start", default=1, description="Frame of the motion's first key")
+    scale: FloatProperty(name="Scale", default=1.0, min=0.001, soft_min=0.1, soft_max=10.0,
+                         description="On a rig: factor on the distance travelled (1 = scaled by leg length). "
+                                     "On a new armature: its size (1 = the captured person's)")
+    root_motion: BoolProperty(name="Root Motion", default=True,
+                              description="Move the character along the captured path (off: in place)")
+    foot_lock: BoolProperty(name="Foot Locking", default=True,
+                            description="Solve the legs so that planted feet stay planted on a rig of other proportions")
+
+    def draw_options(self, layout):
+        for prop in ("frame_start", "scale", "root_motion", "foot_lock"):
+            layout.prop(self, prop)
+
+
+def _copy_options(settings, op) -> None:
+    for prop in ("frame_start", "scale", "root_motion", "foot_lock"):
+        setattr(op, prop, getattr(settings, prop))
+
+
+class MOCAP_BoneMapItem(PropertyGroup):
+    joint: StringProperty(name="Joint", description="Joint of the captured skeleton")
+    bone: StringProperty(name="Bone", description="Bone of this rig that follows the joint (empty: unmapped)")
+
+
+class MOCAP_Settings(_ImportOptions, PropertyGroup):
+    calibration: StringProperty(name="Calibration", subtype="FILE_PATH",
+                                description="Camera calibration (.toml, .qca.txt, .yml) or 'auto', for several videos")
+    output_dir: StringProperty(name="Output", subtype="DIR_PATH",
+                               description="Folder for the capture's files (empty: a new temporary folder)")
+
+
+class MOCAP_CaptureState(PropertyGroup):
+    running: BoolProperty(default=False)
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    status: StringProperty(default="")
+    cancel_requested: BoolProperty(default=False)
+
+
+class MOCAP_OT_import_motion(_ImportOptions, Operator, ImportHelper):
+    """Import a motion.npz or BVH made by mocap onto the selected armature (retargeted), or onto a new one"""
+
+    bl_idname = "mocap.import_motion"
+    bl_label = "Import Motion"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz;*.bvh", options={"HIDDEN"})
+
+    def draw(self, context):
+        self.draw_options(self.layout)
+
+    def execute(self, context):
+        if context.object is not None and context.object.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")
+        result = _report_errors(self, "Import", lambda: _import(self, context, self.filepath, _target_armature(context)))
+        return {"FINISHED"} if result is not None else {"CANCELLED"}
+
+
+class MOCAP_OT_detect_bone_map(Operator):
+    """Map the active armature's bones onto the captured joints by name (Mixamo, Rigify, Unreal, VRM, SMPL...)"""
+
+    bl_idname = "mocap.detect_bone_map"
+    bl_label = "Detect Bone Mapping"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return context.active_object is not None and context.active_object.type == "ARMATURE"
+
+    def execute(self, context):
+        from . import importer
+        from .core.retarget import REQUIRED
+
+        arm = context.active_object
+        mapping = importer.guess_bone_map([b.name for b in arm.data.bones])
+        _fill_map(arm, mapping)
+        missing = [j for j in REQUIRED if j not in mapping]
+        if missing:
+            self.report({"WARNING"}, f"{len(missing)} joint(s) not mapped by name: {', '.join(missing)}; pick their bones")
+        else:
+            self.report({"INFO"}, f"{len(mapping)} joints mapped by name")
+        return {"FINISHED"}
+
+
+class MOCAP_OT_capture_video(_ImportOptions, Operator):
+    """Capture motion from one or more videos with the mocap pipeline (outside Blender), then import it"""
+
+    bl_idname = "mocap.capture_video"
+    bl_label = "Capture from Video"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
+    directory: StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"})
+    files: CollectionProperty(type=OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
+    filter_glob: StringProperty(default=_VIDEO_GLOB, options={"HIDDEN"})
+    calibration: StringProperty(name="Calibration", default="", options={"SKIP_SAVE"})
+    output_dir: StringProperty(name="Output", default="", subtype="DIR_PATH", options={"SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context):
+        from . import capture
+
+        return capture.active_job() is None
+
+    def draw(self, context):
+        self.draw_options(self.layout)
+
+    def invoke(self, context, event):
+        settings = context.scene.mocap_lift
+        _copy_options(settings, self)
+        self.calibration = settings.calibration
+        self.output_dir = settings.output_dir
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _videos(self) -> list[str]:
+        names = [f.name for f in self.files if f.name]
+        if names and self.directory:
+            return [os.path.join(self.directory, n) for n in names]
+        return [self.filepath] if self.filepath else []
+
+    def _start(self, context):
+        from . import capture
+
+        exe = capture.find_executable(_prefs(context).mocap_executable)
+        calibration = self.calibration if self.calibration == "auto" else bpy.path.abspath(self.calibration)
+        job = capture.CaptureJob(exe, [bpy.path.abspath(v) for v in self._videos()],
+                                 bpy.path.abspath(self.output_dir) or None, calibration=calibration or None)
+        job.start()
+        return job
+
+    def execute(self, context):
+        from . import capture
+
+        self._job = _report_errors(self, "Capture", lambda: self._start(context))
+        if self._job is None:
+            return {"CANCELLED"}
+        capture.set_active_job(self._job)
+        target = _target_armature(context)
+        self._target = target.name if target is not None else ""
+        state = context.window_manager.mocap_capture
+        state.running, state.progress, state.status, state.cancel_requested = True, 0.0, self._job.status, False
+        if context.window is None or bpy.app.background:  # scripts, background mode: wait here
+            while self._job.poll() == "running":
+                time.sleep(0.1)
+            return self._finish(context)
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.25, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        state = context.window_manager.mocap_capture
+        if event.type == "ESC" or state.cancel_requested:
+            self._job.cancel()
+        elif event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        self._job.poll()
+        state.progress, state.status = self._job.progress, self._job.status
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        if self._job.state == "running":
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self._finish(context)
+
+    def _finish(self, context):
+        from . import capture
+
+        job = self._job
+        capture.set_active_job(None)
+        state = context.window_manager.mocap_capture
+        state.running, state.cancel_requested, state.progress, state.status = False, False, job.progress, job.status
+        if job.state == "cancelled":
+            self.report({"WARNING"}, "Capture cancelled")
+            return {"CANCELLED"}
+        if job.state != "done":
+            self.report({"ERROR"}, f"Capture failed: {job.error}")
+            return {"CANCELLED"}
+        target = context.scene.objects.get(self._target) if self._target else None
+        result = _report_errors(self, "Import", lambda: _import(self, context, str(job.motion_path), target))
+        if result is None:
+            return {"CANCELLED"}
+        state.status = f"done: {job.output_dir}"
+        return {"FINISHED"}
+
+
+class MOCAP_OT_capture_cancel(Operator):
+    """Stop the running capture"""
+
+    bl_idname = "mocap.capture_cancel"
+    bl_label = "Cancel Capture"
+
+    def execute(self, context):
+        context.window_manager.mocap_capture.cancel_requested = True
+        return {"FINISHED"}
+
+
+class MOCAP_OT_test_connection(Operator):
+    """Check that the mocap executable runs (and that the service URL answers, when set)"""
+
+    bl_idname = "mocap.test_connection"
+    bl_label = "Test Connection"
+
+    def execute(self, context):
+        from . import capture
+
+        prefs = _prefs(context)
+
+        def check():
+            found = [capture.check_executable(prefs.mocap_executable)]
+            if prefs.service_url:
+                found.append(capture.check_service(prefs.service_url, prefs.api_key,
+                                                   online_access=getattr(bpy.app, "online_access", True)))
+            return "; ".join(found)
+
+        answer = _report_errors(self, "Test connection", check)
+        if answer is None:
+            return {"CANCELLED"}
+        self.report({"INFO"}, answer)
+        return {"FINISHED"}
+
+
+class MOCAP_UL_bone_map(UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        row.alert = not item.bone
+        row.label(text=item.joint)
+        row.prop_search(item, "bone", data.data, "bones", text="")
+
+
+class _SidebarPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Mocap"
+
+
+class MOCAP_PT_import(_SidebarPanel, Panel):
+    bl_label = "Import Motion"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.mocap_lift
+        col = layout.column()
+        settings.draw_options(col)
+        target = _target_armature(context)
+        layout.label(text=f"Onto: {target.name}" if target else "Onto: a new armature", icon="ARMATURE_DATA")
+        op = layout.operator(MOCAP_OT_import_motion.bl_idname, icon="IMPORT")
+        _copy_options(settings, op)
+
+
+class MOCAP_PT_bone_map(_SidebarPanel, Panel):
+    bl_label = "Bone Mapping"
+    bl_parent_id = "MOCAP_PT_import"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        return _target_armature(context) is not None
+
+    def draw(self, context):
+        arm = _target_armature(context)
+        self.layout.operator(MOCAP_OT_detect_bone_map.bl_idname, icon="BONE_DATA")
+        if len(arm.mocap_bone_map):
+            self.layout.template_list("MOCAP_UL_bone_map", "", arm, "mocap_bone_map", arm, "mocap_bone_map_index", rows=6)
+
+
+class MOCAP_PT_capture(_SidebarPanel, Panel):
+    bl_label = "Capture from Video"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.mocap_lift
+        state = context.window_manager.mocap_capture
+        layout.prop(settings, "calibration")
+        layout.prop(settings, "output_dir")
+        if state.running:
+            if hasattr(layout, "progress"):
+                layout.progress(factor=state.progress, type="BAR", text=state.status or "running")
+            else:
+                layout.label(text=f"{100 * state.progress:.0f} %  {state.status}")
+            layout.operator(MOCAP_OT_capture_cancel.bl_idname, icon="CANCEL")
+        else:
+            layout.operator(MOCAP_OT_capture_video.bl_idname, icon="FILE_MOVIE")
+            if state.status:
+                layout.label(text=state.status)
+
+
+class MOCAP_PT_live(_SidebarPanel, Panel):
+    bl_label = "Live (not available yet)"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        col = self.layout.column()
+        col.enabled = False
+        col.label(text="Driving an armature live needs the", icon="INFO")
+        col.label(text="mocap-lift streaming service, which is")
+        col.label(text="not released yet. Nothing here works.")
+
+
+class MOCAP_AddonPreferences(AddonPreferences):
+    bl_idname = __package__
+
+    mocap_executable: StringProperty(
+        name="mocap Executable", subtype="FILE_PATH",
+        description="The 'mocap' command of a mocap-lift installation, e.g. /path/to/.venv/bin/mocap "
+                    "(empty: the one on PATH). It runs outside Blender, with its own Python")
+    service_url: StringProperty(name="Service URL", description="A mocap-lift service (for Live; not released yet)")
+    api_key: StringProperty(name="API Key", subtype="PASSWORD", description="Key for the service")
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "mocap_executable")
+        layout.prop(self, "service_url")
+        layout.prop(self, "api_key")
+        layout.operator(MOCAP_OT_test_connection.bl_idname, icon="PLUGIN")
+
+
+classes = (
+    MOCAP_BoneMapItem,
+    MOCAP_Settings,
+    MOCAP_CaptureState,
+    MOCAP_OT_import_motion,
+    MOCAP_OT_detect_bone_map,
+    MOCAP_OT_capture_video,
+    MOCAP_OT_capture_cancel,
+    MOCAP_OT_test_connection,
+    MOCAP_UL_bone_map,
+    MOCAP_PT_import,
+    MOCAP_PT_bone_map,
+    MOCAP_PT_capture,
+    MOCAP_PT_live,
+    MOCAP_AddonPreferences,
+)
+
+
+def _menu_import(self, context):
+    self.layout.operator(MOCAP_OT_import_motion.bl_idname, text="Mocap Motion (.npz, .bvh)")
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.mocap_lift = PointerProperty(type=MOCAP_Settings)
+    bpy.types.WindowManager.mocap_capture = PointerProperty(type=MOCAP_CaptureState)
+    bpy.types.Object.mocap_bone_map = CollectionProperty(type=MOCAP_BoneMapItem)
+    bpy.types.Object.mocap_bone_map_index = IntProperty(default=0)
+    bpy.types.TOPBAR_MT_file_import.append(_menu_import)
+
+
+def unregister():
+    import sys
+
+    capture = sys.modules.get(f"{__package__}.capture")
+    if capture is not None:
+        capture.cancel_active_job()
+    bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
+    del bpy.types.Object.mocap_bone_map_index
+    del bpy.types.Object.mocap_bone_map
+    del bpy.types.WindowManager.mocap_capture
+    del bpy.types.Scene.mocap_lift
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,380 @@
+"""The Blender extension, run in Blender as the ``bpy`` module: built into its zip, installed
+and enabled like a user would; the Import operator onto a Mixamo-named rig and onto an
+empty scene (joint world positions read back from the keys, within 1 cm of the motion after
+the retarget scaling, within 1 mm of the numpy retarget), a 1-minute motion in under 5 s,
+bad input as one report line, the capture operator with the pipeline as a subprocess, and
+disabling / re-enabling without leftovers."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import stat
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mocap.kinematics import forward_kinematics
+from mocap.skeletons import MOTION21, rest_offsets
+
+from tests.conftest import EXAMPLE_VIDEO, REPO
+from tests.test_retarget import make_rig, source_motion
+
+pytestmark = [pytest.mark.blender,
+              pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
+                                 reason="needs bpy (pip install 'mocap-lift[blender]')")]
+MOD = "bl_ext.user_default.mocap_lift"
+MOCAP_EXE = REPO / ".venv" / "bin" / "mocap"
+
+
+@pytest.fixture(scope="module")
+def addon(tmp_path_factory):
+    """The extension built from blender_addon/, installed into a temporary user folder and enabled."""
+    import bpy
+
+    sys.path.insert(0, str(REPO / "blender_addon"))
+    try:
+        import build
+    finally:
+        sys.path.pop(0)
+    zip_path = build.build(tmp_path_factory.mktemp("dist"))
+    old = os.environ.get("BLENDER_USER_RESOURCES")
+    os.environ["BLENDER_USER_RESOURCES"] = str(tmp_path_factory.mktemp("blender_user"))
+    _refresh_user_repo()
+    try:
+        result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
+                                                          enable_on_install=True)
+        assert result == {"FINISHED"} and MOD in bpy.context.preferences.addons
+        yield zip_path
+    finally:
+        if MOD in bpy.context.preferences.addons:
+            bpy.ops.preferences.addon_disable(module=MOD)
+        if old is None:
+            os.environ.pop("BLENDER_USER_RESOURCES", None)
+        else:
+            os.environ["BLENDER_USER_RESOURCES"] = old
+        _refresh_user_repo()
+
+
+def _refresh_user_repo() -> None:
+    """Make Blender (already imported by other tests, maybe) see the user folder of
+    BLENDER_USER_RESOURCES: switching the repository off and on re-reads its directory."""
+    import bpy
+
+    repo = next(r for r in bpy.context.preferences.extensions.repos if r.module == "user_default")
+    repo.enabled = False
+    repo.enabled = True
+
+
+def clear_scene(fps: float = 30.0) -> None:
+    """An empty scene without resetting the preferences (which would disable the add-on)."""
+    import bpy
+
+    if bpy.context.object is not None and bpy.context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    for collection in (bpy.data.objects, bpy.data.armatures, bpy.data.meshes, bpy.data.actions):
+        for item in list(collection):
+            collection.remove(item)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = int(fps), 1.0
+    scene.cursor.location = (0.0, 0.0, 0.0)
+
+
+def build_rig(rig, *, name: str = "rig", location=(0.0, 0.0, 0.0), seed: int = 0):
+    """The rig (Y-up, facing +Z) as a Blender armature (Z-up) with random bone rolls, selected and active."""
+    import bpy
+
+    data = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, data)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location = location
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    rng = np.random.default_rng(seed)
+    to_z = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    kids = [[c for c, p in enumerate(rig.parents) if p == b] for b in range(len(rig.bone_names))]
+    ebs = []
+    for b, bone in enumerate(rig.bone_names):
+        eb = data.edit_bones.new(bone)
+        head = to_z @ rig.rest_positions[b]
+        tail = to_z @ rig.rest_positions[kids[b][0]] if kids[b] else head + np.array([0, 0, 0.05])
+        if np.linalg.norm(tail - head) < 1e-3:
+            tail = head + np.array([0, 0, 0.05])
+        eb.head, eb.tail, eb.roll = head, tail, float(rng.uniform(-np.pi, np.pi))
+        if rig.parents[b] >= 0:
+            eb.parent = ebs[rig.parents[b]]
+        ebs.append(eb)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    obj.select_set(True)
+    return obj
+
+
+def write_motion(path: Path, t: int, fps: float = 30.0) -> np.ndarray:
+    """The synthetic walker as motion.npz (or .bvh by suffix); returns its joints (T, 21, 3)."""
+    from mocap.bvh import write_bvh
+    from mocap.formats import Motion, save_motion
+
+    q, root = source_motion(t=t)
+    off = rest_offsets()
+    joints = forward_kinematics(q, root, off, MOTION21.parents)
+    if path.suffix == ".bvh":
+        write_bvh(path, joint_names=MOTION21.joint_names, parents=MOTION21.parents, rest_offsets=off,
+                  local_quats_wxyz=q, root_translation=root, fps=fps)
+    else:
+        save_motion(path, Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
+                                 local_quats_wxyz=q, root_translation=root, rest_offsets=off))
+    return joints
+
+
+def sample(arm, first: int, count: int):
+    from mocap.export_blender import sample_animation
+
+    return sample_animation(arm, frames=range(first, first + count))
+
+
+def test_zip_is_self_contained(addon):
+    with zipfile.ZipFile(addon) as z:
+        names = set(z.namelist())
+        assert {"blender_manifest.toml", "__init__.py", "importer.py", "capture.py"} <= names
+        assert {f"core/{m}.py" for m in ("formats", "bvh", "retarget", "rotations", "kinematics", "skeletons",
+                                         "errors", "contact", "export_blender")} <= names
+        sources = [z.read(n).decode() for n in names if n.endswith(".py")]
+        manifest = z.read("blender_manifest.toml").decode()
+    absolute = re.compile(r"^\s*(from mocap[. ]|import mocap)", re.MULTILINE)
+    assert not any(absolute.search(s) for s in sources), "an absolute mocap import was left"
+    assert 'license = ["SPDX:GPL-3.0-or-later"]' in manifest and 'blender_version_min = "4.2.0"' in manifest
+    assert not any(n.endswith(".pyc") for n in names)
+
+
+def test_import_onto_mixamo_rig(addon, tmp_path):
+    import bpy
+
+    from mocap.retarget import auto_bone_map, motion_to_source, retarget
+
+    clear_scene()
+    path = tmp_path / "walk.npz"
+    joints = write_motion(path, t=60)
+    rig = make_rig("mixamo", size=1.1, arm=1.05, leg=0.95)
+    location = np.array([1.5, -0.5, 0.0])  # Blender axes: the character stands away from the origin
+    arm = build_rig(rig, location=location)
+    assert bpy.ops.mocap.import_motion(filepath=str(path), frame_start=10) == {"FINISHED"}
+    action = arm.animation_data.action
+    assert action is not None and action.name.startswith("walk")
+    assert bpy.context.scene.frame_start == 10 and bpy.context.scene.frame_end == 69
+    assert len(arm.mocap_bone_map) == 18 and all(item.bone for item in arm.mocap_bone_map)
+
+    anim = sample(arm, 10, 60)
+    got = anim.positions[:, [anim.bone_names.index(n) for n in rig.bone_names]]
+    # The numpy retarget of the same motion onto the rig where it stands.
+    world_rig = type(rig)(rig.bone_names, rig.parents, rig.rest_positions + np.array([1.5, 0.0, 0.5]))
+    q, root = source_motion(t=60)
+    source, gs, ps = motion_to_source(MOTION21.joint_names, MOTION21.parents, rest_offsets(), q, root)
+    smap, tmap = auto_bone_map(source.bone_names), auto_bone_map(rig.bone_names)
+    res = retarget(source, smap, gs, ps, world_rig, tmap)
+    pelvis = rig.index(tmap["pelvis"])
+    offset = world_rig.rest_positions[pelvis] - res.positions[0, pelvis]
+    offset[1] = 0.0  # the motion starts where the character stands
+    err_numpy = np.linalg.norm(got - (res.positions + offset), axis=-1)
+    print(f"max distance to the numpy retarget: {err_numpy.max() * 1000:.4f} mm")
+    assert err_numpy.max() < 1e-3, f"{err_numpy.max() * 1000:.3f} mm from the numpy retarget"
+    # Against the motion itself, after the retarget scaling: the root and the pinned ankles and wrists.
+    errors = {}
+    for c in ("pelvis", "left_ankle", "right_ankle", "left_wrist", "right_wrist"):
+        mine = (got[:, rig.index(tmap[c])] - offset) / res.scale
+        errors[c] = np.linalg.norm(mine - joints[:, MOTION21.index(c)], axis=-1).max()
+    print("max error after scaling, mm:", {k: round(1000 * v, 3) for k, v in errors.items()})
+    assert max(errors.values()) < 0.01, errors
+    # Keys: one per frame, linear, on every bone.
+    from mocap.export_blender import _action_fcurves
+
+    fcurves = list(_action_fcurves(action)) if hasattr(action, "layers") else list(action.fcurves)
+    assert len(fcurves) == 4 * len(rig.bone_names) + 3
+    assert all(len(fc.keyframe_points) == 60 and fc.keyframe_points[0].interpolation == "LINEAR" for fc in fcurves)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".bvh"])
+def test_import_into_empty_scene(addon, tmp_path, suffix):
+    import bpy
+
+    clear_scene(fps=24)
+    path = tmp_path / f"take{suffix}"
+    joints = write_motion(path, t=40, fps=60.0)
+    assert bpy.ops.mocap.import_motion(filepath=str(path)) == {"FINISHED"}
+    arm = bpy.context.active_object
+    assert arm.type == "ARMATURE" and arm.name.startswith("take")
+    assert bpy.context.scene.render.fps == 60
+    anim = sample(arm, 1, 40)
+    got = anim.positions[:, [anim.bone_names.index(n) for n in MOTION21.joint_names]]
+    start = joints[0, 0] * np.array([1.0, 0.0, 1.0])  # the first frame's pelvis over the 3D cursor
+    err = np.linalg.norm(got - (joints - start), axis=-1)
+    print(f"{suffix}: max error {err.max() * 1000:.4f} mm")
+    assert err.max() < 1e-3
+    assert np.ptp(got[:, MOTION21.index("left_wrist")], axis=0).max() > 0.1, "the armature does not move"
+    # Undoable in the UI (an undo step is pushed), NLA-friendly (its own action).
+    assert "UNDO" in sys.modules[MOD].MOCAP_OT_import_motion.bl_options
+    assert arm.animation_data.action.name == "take"
+
+
+def test_one_minute_import_under_5_s(addon, tmp_path):
+    import bpy
+
+    clear_scene()
+    fps, t = 60.0, 3600  # one minute at the example video's rate
+    path = tmp_path / "minute.npz"
+    write_motion(path, t=t, fps=fps)
+    arm = build_rig(make_rig("mixamo"))
+    start = time.perf_counter()
+    assert bpy.ops.mocap.import_motion(filepath=str(path)) == {"FINISHED"}
+    seconds = time.perf_counter() - start
+    print(f"1 minute at {fps:.0f} fps ({t} frames) onto {len(arm.data.bones)} bones: {seconds:.2f} s")
+    assert seconds < 5.0
+    assert bpy.context.scene.frame_end == t
+
+
+def _expect_report(call, *words):
+    """The operator fails with one report line in plain words (RuntimeError in bpy), no traceback."""
+    with pytest.raises(RuntimeError) as info:
+        call()
+    message = str(info.value)
+    assert "Traceback" not in message and "File \"" not in message, message
+    for w in words:
+        assert w in message, (w, message)
+    return message
+
+
+def test_bad_input_is_reported(addon, tmp_path):
+    import bpy
+
+    clear_scene()
+    wrong = tmp_path / "notes.txt"
+    wrong.write_text("hello")
+    _expect_report(lambda: bpy.ops.mocap.import_motion(filepath=str(wrong)), "notes.txt", "motion.npz or .bvh")
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, joints=np.zeros((0, 21, 3), np.float32), joint_names=np.array(MOTION21.joint_names),
+             parents=np.array(MOTION21.parents), fps=np.array(30.0))
+    _expect_report(lambda: bpy.ops.mocap.import_motion(filepath=str(empty)), "no frames")
+    empty_bvh = tmp_path / "empty.bvh"
+    write_motion(empty_bvh, t=3)
+    text = empty_bvh.read_text().splitlines()
+    cut = next(i for i, line in enumerate(text) if line.startswith("Frames:"))
+    empty_bvh.write_text("\n".join(text[:cut] + ["Frames: 0", text[cut + 1]]) + "\n")
+    _expect_report(lambda: bpy.ops.mocap.import_motion(filepath=str(empty_bvh)), "no frames")
+    _expect_report(lambda: bpy.ops.mocap.import_motion(filepath=str(tmp_path / "gone.npz")), "not found")
+    assert len(bpy.data.objects) == 0 and len(bpy.data.actions) == 0, "a failed import left something behind"
+    # A pipeline that is not there, a service that is down.
+    prefs = bpy.context.preferences.addons[MOD].preferences
+    prefs.mocap_executable = str(tmp_path / "no" / "mocap")
+    _expect_report(lambda: bpy.ops.mocap.capture_video(filepath=str(EXAMPLE_VIDEO)), "does not exist", "Preferences")
+    _expect_report(lambda: bpy.ops.mocap.test_connection(), "does not exist")
+    if MOCAP_EXE.is_file():
+        prefs.mocap_executable = str(MOCAP_EXE)
+        prefs.service_url = "http://127.0.0.1:9"  # the discard port: nothing listens
+        _expect_report(lambda: bpy.ops.mocap.test_connection(), "not reachable")
+        prefs.service_url = ""
+        assert bpy.ops.mocap.test_connection() == {"FINISHED"}
+    _expect_report(lambda: bpy.ops.mocap.capture_video(filepath=str(wrong)), "not a video")
+    prefs.mocap_executable = ""
+
+
+def test_mapping_editor_fixes_unmapped_bones(addon, tmp_path):
+    import bpy
+
+    clear_scene()
+    path = tmp_path / "m.npz"
+    write_motion(path, t=10)
+    rig = make_rig("mixamo")
+    odd = type(rig)(tuple(n.replace("ForeArm", "Elbw") for n in rig.bone_names), rig.parents, rig.rest_positions)
+    arm = build_rig(odd)
+    message = _expect_report(lambda: bpy.ops.mocap.import_motion(filepath=str(path)), "left_elbow", "Bone mapping")
+    assert "right_elbow" in message and arm.animation_data is None
+    assert bpy.ops.mocap.detect_bone_map() == {"FINISHED"}
+    unmapped = [item.joint for item in arm.mocap_bone_map if not item.bone]
+    assert unmapped == ["left_elbow", "right_elbow"]
+    for item in arm.mocap_bone_map:
+        if item.joint in unmapped:
+            item.bone = "mixamorig:" + ("Left" if item.joint.startswith("left") else "Right") + "Elbw"
+    assert bpy.ops.mocap.import_motion(filepath=str(path)) == {"FINISHED"}
+    assert arm.animation_data.action is not None
+
+
+def test_capture_job_progress_and_errors(addon, tmp_path):
+    """A stand-in pipeline: progress bars parsed from its stderr, its one-line error reported."""
+    capture = sys.modules[f"{MOD}.capture"]
+    fake = tmp_path / "mocap"
+    fake.write_text("#!/bin/sh\n"
+                    "printf 'I0000 00:00 noise\\n' >&2\n"
+                    "for i in 10 50; do printf '\\rclip.mp4:  %s%%|##   | %s/100 [00:01<00:01]' $i $i >&2; sleep 0.3; done\n"
+                    "printf '\\nmocap: error: no person found in any frame of clip.mp4\\n' >&2\nexit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")
+    job = capture.CaptureJob(str(fake), [video], tmp_path / "out")
+    job.start()
+    seen = []
+    while job.poll() == "running":
+        seen.append(job.progress)
+        time.sleep(0.05)
+    assert job.state == "failed" and job.error == "no person found in any frame of clip.mp4"
+    assert 0.0 < max(seen) <= 0.9 * 0.5 + 1e-9
+    # Cancel: the process is gone.
+    sleeper = tmp_path / "slow"
+    sleeper.write_text("#!/bin/sh\nsleep 30\n")
+    sleeper.chmod(sleeper.stat().st_mode | stat.S_IXUSR)
+    job = capture.CaptureJob(str(sleeper), [video], tmp_path / "out2")
+    job.start()
+    job.cancel()
+    assert job.poll() == "cancelled" and job._proc.poll() is not None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MOCAP_EXE.is_file() or importlib.util.find_spec("mediapipe") is None,
+                    reason="needs the pipeline installed in .venv (bash scripts/setup.sh)")
+def test_capture_operator_runs_the_pipeline(addon, tmp_path):
+    import bpy
+
+    from mocap.formats import load_motion
+
+    clear_scene()
+    prefs = bpy.context.preferences.addons[MOD].preferences
+    prefs.mocap_executable = str(MOCAP_EXE)
+    out = tmp_path / "capture"
+    start = time.perf_counter()
+    assert bpy.ops.mocap.capture_video(filepath=str(EXAMPLE_VIDEO), output_dir=str(out)) == {"FINISHED"}
+    print(f"capture + import: {time.perf_counter() - start:.1f} s")
+    state = bpy.context.window_manager.mocap_capture
+    assert not state.running and state.progress == 1.0 and state.status.startswith("done")
+    motion = load_motion(out / "motion.npz")
+    arm = bpy.context.active_object
+    assert arm.type == "ARMATURE"
+    anim = sample(arm, 1, motion.num_frames)
+    got = anim.positions[:, [anim.bone_names.index(n) for n in motion.joint_names]]
+    want = forward_kinematics(motion.local_quats_wxyz, motion.root_translation, motion.rest_offsets, motion.parents)
+    want -= want[0, 0] * np.array([1.0, 0.0, 1.0])
+    assert np.linalg.norm(got - want, axis=-1).max() < 0.01
+    wrist = got[:, motion.joint_names.index("left_wrist")]
+    assert np.linalg.norm(np.diff(wrist, axis=0), axis=-1).sum() > 0.1, "the armature does not move"
+    prefs.mocap_executable = ""
+
+
+def test_disable_leaves_nothing_and_reenable_works(addon, tmp_path):
+    import bpy
+
+    bpy.ops.preferences.addon_disable(module=MOD)
+    assert MOD not in bpy.context.preferences.addons
+    for cls in ("MOCAP_OT_import_motion", "MOCAP_OT_capture_video", "MOCAP_PT_import", "MOCAP_UL_bone_map",
+                "MOCAP_Settings", "MOCAP_AddonPreferences"):
+        assert not hasattr(bpy.types, cls), cls
+    for owner, prop in ((bpy.types.Scene, "mocap_lift"), (bpy.types.WindowManager, "mocap_capture"),
+                        (bpy.types.Object, "mocap_bone_map")):
+        assert not hasattr(owner, prop), prop
+    draw_funcs = getattr(bpy.types.TOPBAR_MT_file_import.draw, "_draw_funcs", [])
+    assert not any(getattr(f, "__module__", "").startswith(MOD) for f in draw_funcs)
+    bpy.ops.preferences.addon_enable(module=MOD)
+    clear_scene()
+    path = tmp_path / "again.npz"
+    write_motion(path, t=5)
+    assert bpy.ops.mocap.import_motion(filepath=str(path)) == {"FINISHED"}
