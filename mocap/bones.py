@@ -191,3 +191,17 @@ def bone_length_cv(joints: np.ndarray, parents: Sequence[int] | np.ndarray) -> n
     with np.errstate(divide="ignore", invalid="ignore"):
         cv[ok] = np.where(mean > 0, np.sqrt(var) / mean, np.nan)
     return cv
+
+
+def rest_offsets_with_lengths(rest_offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Rest offsets (J, 3) rescaled to bone ``lengths`` (J,) metres, directions kept.
+
+    A NaN length (a bone never seen) keeps the rest offset's own length; roots stay zero.
+    """
+    rest = np.asarray(rest_offsets, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.float64)
+    if rest.ndim != 2 or rest.shape[1] != 3 or lengths.shape != rest.shape[:1]:
+        raise ValueError(f"rest_offsets (J, 3) and lengths (J,) disagree: {rest.shape}, {lengths.shape}")
+    own = np.linalg.norm(rest, axis=-1)
+    lengths = np.where(np.isfinite(lengths), lengths, own)
+    return np.where(own[:, None] > 1e-12, rest / np.maximum(own, 1e-12)[:, None] * lengths[:, None], 0.0)

@@ -354,3 +354,13 @@ def hold_nearest(x: np.ndarray) -> np.ndarray:
         nearest = np.where(np.abs(valid[left] - t) <= np.abs(valid[right] - t), valid[left], valid[right])
         flat[:, c] = flat[nearest, c]
     return flat.reshape(x.shape)
+
+
+def lowpass(x: np.ndarray, *, fps: float, cutoff_hz: float) -> np.ndarray:
+    """:func:`butterworth`, except that a cutoff <= 0 or within 5 % of Nyquist returns ``x`` unchanged.
+
+    For pipelines whose default cutoff may exceed what a low frame rate can represent.
+    """
+    if cutoff_hz <= 0 or cutoff_hz >= 0.5 * fps * 0.95:
+        return np.asarray(x, dtype=np.float64)
+    return butterworth(x, fps=fps, cutoff_hz=cutoff_hz)

@@ -18,12 +18,12 @@ from typing import Sequence
 
 import numpy as np
 
-from mocap import bones, filters, kinematics, world
+from mocap import bones, filters, world
 from mocap.camera import Camera
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, Motion, atomic_path, save_keypoints, save_motion
-from mocap.pipeline import CleanupConfig, StageTimer, prepare_output_dir
-from mocap.skeletons import MOTION21, get_layout, map_joints, rest_offsets
+from mocap.pipeline import CleanupConfig, StageTimer, motion_from_world_joints, prepare_output_dir
+from mocap.skeletons import MOTION21, get_layout, map_joints
 from mocap.triangulate import reprojection_errors, triangulate_resolving_swaps, triangulate_robust
 
 
@@ -128,12 +128,6 @@ def reprojection_summary(tri: Triangulated, names: Sequence[str]) -> dict[str, d
     return out
 
 
-def _lowpass(x: np.ndarray, *, fps: float, cutoff_hz: float) -> np.ndarray:
-    if cutoff_hz <= 0 or cutoff_hz >= 0.5 * fps * 0.95:
-        return x
-    return filters.butterworth(x, fps=fps, cutoff_hz=cutoff_hz)
-
-
 def motion_from_points(points: np.ndarray, layout: str, *, fps: float, cleanup: CleanupConfig = CleanupConfig(),
                        timer: StageTimer | None = None) -> tuple[Motion, np.ndarray, np.ndarray]:
     """Triangulated keypoints -> clean MOTION21 motion with IK (the monocular clean-up stages).
@@ -151,29 +145,12 @@ def motion_from_points(points: np.ndarray, layout: str, *, fps: float, cleanup: 
         if not np.isfinite(joints).all():
             raise MocapError("no joint was triangulated in any frame: check that the calibration belongs to these "
                              "videos and that the person is visible in at least two views")
-        joints = _lowpass(joints, fps=fps, cutoff_hz=cleanup.cutoff_hz)
+        joints = filters.lowpass(joints, fps=fps, cutoff_hz=cleanup.cutoff_hz)
     with timer.stage("world frame"):
         # the calibration's world has its own up axis: the torso sets +Y (unless ``level`` is
         # off: then the calibration's +Y is kept), the feet the floor
         joints, rot, offset = world.level_and_ground(joints, level=cleanup.level)
-    with timer.stage("bone lengths"):
-        parents = np.array(MOTION21.parents)
-        lengths = bones.estimate_bone_lengths(joints, parents, left_right=MOTION21.left_right)
-        default = rest_offsets(MOTION21)
-        default_len = np.linalg.norm(default, axis=-1)
-        lengths = np.where(np.isfinite(lengths), lengths, default_len)
-        offsets = default / np.maximum(default_len, 1e-9)[:, None] * lengths[:, None]
-        offsets[0] = 0.0
-    with timer.stage("inverse kinematics"):
-        quats, root = kinematics.inverse_kinematics(joints, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
-        fk = kinematics.forward_kinematics(quats, root, offsets, parents)
-    if cleanup.lock_feet:
-        from mocap import contact
-
-        with timer.stage("foot contacts"):
-            quats, root, fk, _ = contact.clean_motion(fk, fps=fps, rest_offsets=offsets)
-    motion = Motion(joints=fk, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
-                    local_quats_wxyz=quats, root_translation=root, rest_offsets=offsets)
+    motion = motion_from_world_joints(joints, fps=fps, cleanup=cleanup, timer=timer)
     return motion, rot, offset
 
 

@@ -103,21 +103,35 @@ def lift_keypoints(
         root = filters.hold_nearest(filters.fill_gaps(root, max_gap_s=cleanup.max_gap_s, fps=fps))
         if not np.isfinite(rel).all() or not np.isfinite(root).all():
             raise MocapError("no usable 3D in any frame: the person was never fully detected")
-        rel = _lowpass(rel, fps=fps, cutoff_hz=cleanup.cutoff_hz)
-        root = _lowpass(root, fps=fps, cutoff_hz=cleanup.root_cutoff_hz)
+        rel = filters.lowpass(rel, fps=fps, cutoff_hz=cleanup.cutoff_hz)
+        root = filters.lowpass(root, fps=fps, cutoff_hz=cleanup.root_cutoff_hz)
 
     with timer.stage("world frame"):
         joints_world = world.camera_to_world(rel + root[:, None, :])
         joints_world, _, _ = world.level_and_ground(joints_world, level=cleanup.level)
 
+    return motion_from_world_joints(joints_world, fps=fps, cleanup=cleanup, timer=timer)
+
+
+def motion_from_world_joints(
+    joints_world: np.ndarray,
+    *,
+    fps: float,
+    cleanup: CleanupConfig = CleanupConfig(),
+    timer: StageTimer | None = None,
+) -> Motion:
+    """Clean world joints -> Motion: constant bone lengths, IK, FK, planted feet locked.
+
+    Args:
+        joints_world: (T, 21, 3) MOTION21 joints, metres, +Y up, NaN-free.
+    Returns:
+        Motion with local rotations, root translation and the subject's rest offsets.
+    """
+    timer = timer or StageTimer()
+    parents = np.array(MOTION21.parents)
     with timer.stage("bone lengths"):
-        parents = np.array(MOTION21.parents)
         lengths = bones.estimate_bone_lengths(joints_world, parents, left_right=MOTION21.left_right)
-        default = rest_offsets(MOTION21)
-        default_len = np.linalg.norm(default, axis=-1)
-        lengths = np.where(np.isfinite(lengths), lengths, default_len)
-        offsets = default / np.maximum(default_len, 1e-9)[:, None] * lengths[:, None]
-        offsets[0] = 0.0
+        offsets = bones.rest_offsets_with_lengths(rest_offsets(MOTION21), lengths)
 
     with timer.stage("inverse kinematics"):
         quats, root_translation = kinematics.inverse_kinematics(
@@ -130,13 +144,6 @@ def lift_keypoints(
 
     return Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
                   local_quats_wxyz=quats, root_translation=root_translation, rest_offsets=offsets)
-
-
-def _lowpass(x: np.ndarray, *, fps: float, cutoff_hz: float) -> np.ndarray:
-    """Butterworth low-pass unless the cutoff is at or above Nyquist (then unchanged)."""
-    if cutoff_hz <= 0 or cutoff_hz >= 0.5 * fps * 0.95:
-        return x
-    return filters.butterworth(x, fps=fps, cutoff_hz=cutoff_hz)
 
 
 @dataclass

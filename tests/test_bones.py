@@ -171,3 +171,13 @@ def test_bad_input_raises():
         enforce_bone_lengths(joints, [-1, 0, 1, 2], np.ones(3))
     with pytest.raises(ValueError, match="lengths"):
         enforce_bone_lengths(joints, [-1, 0, 1, 2], np.array([0.0, 1.0, -1.0, 1.0]))
+
+
+def test_rest_offsets_with_lengths_keeps_directions():
+    from mocap.bones import rest_offsets_with_lengths
+
+    rest = np.array([[0.0, 0, 0], [0, 2.0, 0], [3.0, 4.0, 0]])
+    out = rest_offsets_with_lengths(rest, np.array([np.nan, 0.5, np.nan]))
+    np.testing.assert_allclose(out, [[0, 0, 0], [0, 0.5, 0], [3.0, 4.0, 0]])  # NaN keeps the rest length
+    with pytest.raises(ValueError):
+        rest_offsets_with_lengths(rest, np.ones(2))
