@@ -389,3 +389,13 @@ def bvh_joint_positions(motion: BvhMotion) -> np.ndarray:
     offsets = motion.joint_offsets if motion.joint_offsets is not None else motion.rest_offsets
     return forward_kinematics(motion.local_quats_wxyz, motion.root_translation, offsets, motion.parents)
 
+
+
+def write_motion_bvh(path, motion, **options) -> None:
+    """Write a :class:`mocap.formats.Motion` that has IK results (local rotations, root
+    translation, rest offsets) as BVH; ``options`` go to :func:`write_bvh`."""
+    if motion.local_quats_wxyz is None or motion.root_translation is None or motion.rest_offsets is None:
+        raise MocapError("this motion has no joint rotations: run IK first (mocap lift does)")
+    write_bvh(path, joint_names=motion.joint_names, parents=motion.parents, rest_offsets=motion.rest_offsets,
+              local_quats_wxyz=motion.local_quats_wxyz, root_translation=motion.root_translation, fps=motion.fps,
+              **options)

@@ -104,10 +104,9 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     save_motion(out, motion)
     written = [str(out)]
     if args.bvh:
-        from mocap.bvh import write_bvh
+        from mocap.bvh import write_motion_bvh
 
-        write_bvh(args.bvh, joint_names=motion.joint_names, parents=motion.parents, rest_offsets=motion.rest_offsets,
-                  local_quats_wxyz=motion.local_quats_wxyz, root_translation=motion.root_translation, fps=motion.fps)
+        write_motion_bvh(args.bvh, motion)
         written.append(args.bvh)
     total = sum(timer.seconds.values())
     print(f"{motion.num_frames} frames lifted from {keypoints.layout} in {total:.2f} s "

@@ -335,9 +335,7 @@ def capture_multiview(
         outputs["motion"] = out / "motion.npz"
         save_motion(outputs["motion"], motion)
         outputs["bvh"] = out / "motion.bvh"
-        bvh.write_bvh(outputs["bvh"], joint_names=motion.joint_names, parents=motion.parents,
-                      rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
-                      root_translation=motion.root_translation, fps=motion.fps)
+        bvh.write_motion_bvh(outputs["bvh"], motion)
         outputs["calibration"] = out / "calibration.toml"
         save_cameras_toml(outputs["calibration"], cameras,
                           metadata={"source": calib_text, "frame_offsets": [int(o) for o in offsets]})

@@ -237,9 +237,7 @@ def capture(
         outputs["motion"] = out / "motion.npz"
         save_motion(outputs["motion"], motion)
         outputs["bvh"] = out / "motion.bvh"
-        bvh.write_bvh(outputs["bvh"], joint_names=motion.joint_names, parents=motion.parents,
-                      rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
-                      root_translation=motion.root_translation, fps=motion.fps)
+        bvh.write_motion_bvh(outputs["bvh"], motion)
     if preview:
         with timer.stage("render preview"):
             outputs["preview"] = out / "preview.png"
