@@ -40,9 +40,13 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
     videos = args.video if isinstance(args.video, list) else [args.video]
     if len(videos) > 1 or args.calibration is not None:
+        if args.target is not None:
+            raise MocapError("--target works with one video for now: retarget the multi-view motion.npz "
+                             "with: mocap retarget OUT/motion.npz --target CHARACTER -o OUT/character.fbx")
         return _cmd_capture_multiview(args, videos)
     report = capture(videos[0], args.output, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
-                     overlay=not args.no_overlay, preview=not args.no_preview, progress=not args.quiet)
+                     overlay=not args.no_overlay, preview=not args.no_preview, progress=not args.quiet,
+                     target=args.target)
     print(report.summary())
     return 0
 
@@ -175,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multi-view: adjust the calibration file's camera poses to the person's keypoints")
     p.add_argument("-o", "--output", required=True, help="output folder")
     _add_cleanup_args(p)
+    p.add_argument("--target", default=None, metavar="CHARACTER",
+                   help="also retarget onto this rigged character (.fbx, .glb, .blend) -> character.<ext>")
     p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
     p.add_argument("--no-preview", action="store_true", help="skip preview.png / preview.mp4")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

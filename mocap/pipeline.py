@@ -201,16 +201,21 @@ def capture(
     overlay_max_width: int | None = 720,
     preview: bool = True,
     progress: bool = True,
+    target: str | os.PathLike | None = None,
 ) -> CaptureReport:
     """Run the whole monocular capture of ``video`` and write its files into ``outdir``.
 
     Writes keypoints2d.npz, motion.npz, motion.bvh and, unless turned off, overlay.mp4
     (the 2D skeleton over the video, at most ``overlay_max_width`` pixels wide, drawn in a
     second thread during detection), preview.png and preview.mp4 (the 3D motion).
+    With ``target`` (a rigged character: .fbx, .glb/.gltf or .blend) also
+    ``character.<fbx|glb|blend>``: the motion retargeted onto it (needs the blender extra).
     """
     from mocap import bvh, detect, draw, video as video_io
 
     info = video_io.probe_video(video)
+    if target is not None and not Path(target).is_file():
+        raise MocapError(f"character file not found: {target}")
     out = prepare_output_dir(outdir)
     timer = StageTimer()
     outputs: dict[str, Path] = {}
@@ -238,6 +243,13 @@ def capture(
         save_motion(outputs["motion"], motion)
         outputs["bvh"] = out / "motion.bvh"
         bvh.write_motion_bvh(outputs["bvh"], motion)
+    if target is not None:
+        with timer.stage("retarget"):
+            from mocap import export_blender
+
+            suffix = {".gltf": ".glb"}.get(Path(target).suffix.lower(), Path(target).suffix.lower())
+            outputs["character"] = out / f"character{suffix}"
+            export_blender.retarget_to_file(outputs["motion"], target, outputs["character"])
     if preview:
         with timer.stage("render preview"):
             outputs["preview"] = out / "preview.png"

@@ -69,3 +69,39 @@ def test_blender_reads_the_bvh(captured):
             ours = m.joints[t, names.index(name)]
             np.testing.assert_allclose(tuple(pos[name]), (ours[0], -ours[2], ours[1]), atol=1e-3)
         assert pos["head"].z > max(pos["left_ankle"].z, pos["right_ankle"].z) + 0.8
+
+
+@pytest.mark.blender
+def test_capture_onto_a_character(captured, tmp_path):
+    """`capture --target`: the motion arrives on a rigged character file, moving as captured."""
+    pytest.importorskip("bpy")
+    from mocap.cli import main
+    from mocap.export_blender import export_motion, read_animation
+    from mocap.formats import load_motion
+
+    _, first = captured
+    m = load_motion(first / "motion.npz")
+    rig = tmp_path / "character.fbx"  # a rigged character: our armature, posed in its rest pose
+    export_motion(rig, joint_names=m.joint_names, parents=m.parents, rest_offsets=m.rest_offsets,
+                  local_quats_wxyz=m.local_quats_wxyz[:1] * 0 + [1, 0, 0, 0], root_translation=m.root_translation[:1],
+                  fps=m.fps)
+    out = tmp_path / "out"
+    assert main(["capture", str(EXAMPLE_VIDEO), "-o", str(out), "-q", "--no-overlay", "--no-preview",
+                 "--target", str(rig)]) == 0
+    motion = load_motion(out / "motion.npz")
+    anim = read_animation(out / "character.fbx")
+    assert anim.positions.shape[0] == motion.num_frames and anim.fps == pytest.approx(motion.fps, rel=1e-3)
+    # same proportions: the character's joints follow the motion's, up to a shift of the start point
+    idx = [anim.bone_names.index(n) for n in ("pelvis", "head", "left_ankle", "right_wrist")]
+    ours = motion.joints[:, [motion.joint_names.index(n) for n in ("pelvis", "head", "left_ankle", "right_wrist")]]
+    theirs = anim.positions[:, idx]
+    shift = (theirs[:, 0] - ours[:, 0]).mean(0)
+    assert np.linalg.norm(theirs - shift - ours, axis=-1).mean() < 0.01
+
+
+def test_missing_character_fails_before_work(tmp_path, capsys):
+    from mocap.cli import main
+
+    rc = main(["capture", str(EXAMPLE_VIDEO), "-o", str(tmp_path / "o"), "--target", str(tmp_path / "no.fbx")])
+    assert rc == 1 and "character file not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
