@@ -118,6 +118,37 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from mocap.board import Board, calibrate_intrinsics
+    from mocap.calibration_io import save_cameras_toml
+
+    try:
+        cols, rows = (int(v) for v in args.corners.lower().split("x"))
+        board = Board(args.board, (cols, rows), args.square_mm / 1000.0,
+                      marker_m=(args.marker_mm or 0.0) / 1000.0)
+    except ValueError as e:
+        raise MocapError(f"bad board description: {e} (e.g. --board checkerboard --corners 7x5 --square-mm 40)") from None
+    out = Path(args.output)
+    if out.suffix != ".toml":
+        raise MocapError(f"output {out} must end in .toml")
+    cameras = []
+    for folder in args.folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise MocapError(f"image folder not found: {folder}")
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
+        if not images:
+            raise MocapError(f"no .jpg/.png images in {folder}")
+        camera, report = calibrate_intrinsics(images, board, name=folder.name)
+        cameras.append(camera)
+        fx, fy, cx, cy = camera.K[0, 0], camera.K[1, 1], camera.K[0, 2], camera.K[1, 2]
+        print(f"{folder.name}: {len(report.used)} images used, {len(report.skipped)} skipped, "
+              f"RMS {report.rms_px:.2f} px; f = ({fx:.1f}, {fy:.1f}) px, c = ({cx:.1f}, {cy:.1f}) px")
+    save_cameras_toml(out, cameras, metadata={"source": "board intrinsics; extrinsics not calibrated (identity)"})
+    print(f"-> {out}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from mocap.report import report_file
 
@@ -200,6 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bvh", default=None, help="also write this BVH file")
     _add_cleanup_args(p)
     p.set_defaults(func=_cmd_lift)
+
+    p = sub.add_parser("calibrate", help="camera intrinsics from board images (one folder per camera) -> cameras.toml")
+    p.add_argument("folders", nargs="+", help="one folder of board images per camera")
+    p.add_argument("-o", "--output", required=True, help="camera-set .toml to write")
+    p.add_argument("--board", default="checkerboard", choices=["checkerboard", "charuco"])
+    p.add_argument("--corners", required=True,
+                   help="checkerboard: inner corners COLSxROWS (e.g. 7x5); charuco: squares COLSxROWS")
+    p.add_argument("--square-mm", type=float, required=True, help="side of one square, millimetres")
+    p.add_argument("--marker-mm", type=float, default=None, help="ChArUco marker side, millimetres")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("report", help="motion.npz -> quality metrics (jitter, foot skate, bone lengths, ground) and a PNG")
     p.add_argument("motion", help="motion.npz")

@@ -85,3 +85,22 @@ def test_real_checkerboard_images_agree_with_qualisys():
     qualisys = load_qualisys(root / "Calib.qca.txt")[2]
     assert report.rms_px < 0.5 and cam.size == (1088, 1920)
     np.testing.assert_allclose(cam.K[0, 0], qualisys.K[0, 0], rtol=0.01)  # focal length within 1 %
+
+
+def test_calibrate_command_on_real_images(tmp_path, capsys):
+    from mocap.calibration_io import load_cameras_toml
+    from mocap.camera import load_qualisys
+    from mocap.cli import main
+
+    root = shared_path("video", "pose2sim_single", "calibration")
+    folder = tmp_path / "cam03"
+    folder.mkdir()
+    for p in sorted((root / "intrinsics" / "int_cam03_img").glob("*.jpg"))[:4]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "cams.toml"
+    assert main(["calibrate", str(folder), "-o", str(out), "--corners", "4x7", "--square-mm", "60"]) == 0
+    assert "RMS" in capsys.readouterr().out
+    (cam,) = load_cameras_toml(out)
+    np.testing.assert_allclose(cam.K[0, 0], load_qualisys(root / "Calib.qca.txt")[2].K[0, 0], rtol=0.01)
+    assert main(["calibrate", str(folder), "-o", str(out), "--corners", "9x9", "--square-mm", "60"]) == 1
+    assert "found in 0 image" in capsys.readouterr().err
