@@ -20,7 +20,7 @@ import numpy as np
 from mocap import bones, contact, filters, kinematics, world
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, Motion, save_keypoints, save_motion
-from mocap.lifters import default_focal_px, estimate_root_translation, get_lifter
+from mocap.lifters import Lifter, default_focal_px, estimate_root_translation, get_lifter
 from mocap.skeletons import MOTION21, map_confidence, map_joints, rest_offsets
 
 
@@ -54,7 +54,7 @@ class StageTimer:
 def lift_keypoints(
     keypoints: Keypoints2D,
     *,
-    lifter: str = "auto",
+    lifter: str | Lifter = "auto",
     focal_px: float | None = None,
     cleanup: CleanupConfig = CleanupConfig(),
     timer: StageTimer | None = None,
@@ -63,7 +63,7 @@ def lift_keypoints(
 
     Args:
         keypoints: 2D keypoints (any supported layout) of T frames.
-        lifter: ``auto``, ``network`` or ``mediapipe``.
+        lifter: ``auto``, ``network`` or ``mediapipe``, or a lifter already built.
         focal_px: camera focal length in pixels; default from a 55 degree field of view.
     Returns:
         Motion with joints (T, 21, 3) metres, +Y up, feet on y = 0, constant bone lengths.
@@ -87,7 +87,7 @@ def lift_keypoints(
                              world_landmarks=None if wl is None else wl.astype(np.float32))
 
     with timer.stage("lift 3D"):
-        result = get_lifter(lifter).lift(filled)
+        result = (get_lifter(lifter) if isinstance(lifter, str) else lifter).lift(filled)
 
     with timer.stage("root trajectory"):
         rel = result.joints_cam
@@ -235,8 +235,9 @@ def capture(
             raise MocapError(f"no person found in any frame of {video}")
     save_keypoints(outputs["keypoints"], keypoints)
 
-    lifter_name = get_lifter(lifter).name
-    motion = lift_keypoints(keypoints, lifter=lifter_name, focal_px=focal_px, cleanup=cleanup, timer=timer)
+    with timer.stage("lift 3D"):
+        lifter_obj = get_lifter(lifter)  # built once: the network loads its weights here
+    motion = lift_keypoints(keypoints, lifter=lifter_obj, focal_px=focal_px, cleanup=cleanup, timer=timer)
 
     with timer.stage("write files"):
         outputs["motion"] = out / "motion.npz"
@@ -254,8 +255,8 @@ def capture(
         with timer.stage("render preview"):
             outputs["preview"] = out / "preview.png"
             draw.render_preview_3d(motion.joints, motion.parents, outputs["preview"], fps=motion.fps,
-                                   title=f"{Path(video).name}: {motion.num_frames} frames, lifter {lifter_name}")
+                                   title=f"{Path(video).name}: {motion.num_frames} frames, lifter {lifter_obj.name}")
             outputs["preview_video"] = out / "preview.mp4"
             draw.render_preview_video(motion.joints, motion.parents, outputs["preview_video"], fps=motion.fps)
     return CaptureReport(outputs=outputs, num_frames=keypoints.num_frames, fps=info.fps,
-                         detection_rate=rate, lifter=lifter_name, seconds=timer.seconds)
+                         detection_rate=rate, lifter=lifter_obj.name, seconds=timer.seconds)
