@@ -22,7 +22,7 @@ from mocap.kinematics import forward_kinematics
 from mocap.skeletons import MOTION21, rest_offsets
 
 from tests.conftest import EXAMPLE_VIDEO, REPO
-from tests.test_retarget import make_rig, source_motion
+from tests.test_retarget import build_rig, make_rig, source_motion
 
 pytestmark = [pytest.mark.blender,
               pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
@@ -82,35 +82,6 @@ def clear_scene(fps: float = 30.0) -> None:
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = int(fps), 1.0
     scene.cursor.location = (0.0, 0.0, 0.0)
-
-
-def build_rig(rig, *, name: str = "rig", location=(0.0, 0.0, 0.0), seed: int = 0):
-    """The rig (Y-up, facing +Z) as a Blender armature (Z-up) with random bone rolls, selected and active."""
-    import bpy
-
-    data = bpy.data.armatures.new(name)
-    obj = bpy.data.objects.new(name, data)
-    bpy.context.scene.collection.objects.link(obj)
-    obj.location = location
-    bpy.context.view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode="EDIT")
-    rng = np.random.default_rng(seed)
-    to_z = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
-    kids = [[c for c, p in enumerate(rig.parents) if p == b] for b in range(len(rig.bone_names))]
-    ebs = []
-    for b, bone in enumerate(rig.bone_names):
-        eb = data.edit_bones.new(bone)
-        head = to_z @ rig.rest_positions[b]
-        tail = to_z @ rig.rest_positions[kids[b][0]] if kids[b] else head + np.array([0, 0, 0.05])
-        if np.linalg.norm(tail - head) < 1e-3:
-            tail = head + np.array([0, 0, 0.05])
-        eb.head, eb.tail, eb.roll = head, tail, float(rng.uniform(-np.pi, np.pi))
-        if rig.parents[b] >= 0:
-            eb.parent = ebs[rig.parents[b]]
-        ebs.append(eb)
-    bpy.ops.object.mode_set(mode="OBJECT")
-    obj.select_set(True)
-    return obj
 
 
 def write_motion(path: Path, t: int, fps: float = 30.0) -> np.ndarray:

@@ -83,6 +83,35 @@ def make_rig(style: str, *, size: float = 1.0, arm: float = 1.0, leg: float = 1.
     return Rig(names, parents, rest)
 
 
+def build_rig(rig, *, name: str = "rig", location=(0.0, 0.0, 0.0), seed: int = 0):
+    """The rig (Y-up, facing +Z) as a Blender armature (Z-up) with random bone rolls, selected and active."""
+    import bpy
+
+    data = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, data)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location = location
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    rng = np.random.default_rng(seed)
+    to_z = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    kids = [[c for c, p in enumerate(rig.parents) if p == b] for b in range(len(rig.bone_names))]
+    ebs = []
+    for b, bone in enumerate(rig.bone_names):
+        eb = data.edit_bones.new(bone)
+        head = to_z @ rig.rest_positions[b]
+        tail = to_z @ rig.rest_positions[kids[b][0]] if kids[b] else head + np.array([0, 0, 0.05])
+        if np.linalg.norm(tail - head) < 1e-3:
+            tail = head + np.array([0, 0, 0.05])
+        eb.head, eb.tail, eb.roll = head, tail, float(rng.uniform(-np.pi, np.pi))
+        if rig.parents[b] >= 0:
+            eb.parent = ebs[rig.parents[b]]
+        ebs.append(eb)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    obj.select_set(True)
+    return obj
+
+
 def source_motion(t: int = 90):
     """motion21 source: the synthetic walker, as local rotations."""
     x = waving_walker(t)
@@ -201,8 +230,6 @@ def test_retarget_cmu_walk(style):
 @pytest.mark.skipif(not HAS_BPY, reason="needs bpy (pip install 'mocap-lift[blender]')")
 @pytest.mark.parametrize("style,rig_suffix,out_suffix", [("mixamo", ".fbx", ".glb"), ("rigify", ".blend", ".fbx")])
 def test_retarget_file_through_blender(tmp_path, style, rig_suffix, out_suffix):
-    import bpy
-
     from mocap.export_blender import new_scene, read_animation, retarget_to_file, write_scene
     from mocap.formats import Motion, save_motion
     from mocap.kinematics import forward_kinematics
@@ -210,26 +237,7 @@ def test_retarget_file_through_blender(tmp_path, style, rig_suffix, out_suffix):
     rig = make_rig(style, size=1.1, arm=1.05, leg=0.95)
     # Build the rig in Blender with arbitrary bone rolls, Z-up, as a DCC tool would.
     new_scene(30)
-    data = bpy.data.armatures.new("rig")
-    obj = bpy.data.objects.new("rig", data)
-    bpy.context.scene.collection.objects.link(obj)
-    bpy.context.view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode="EDIT")
-    rng = np.random.default_rng(0)
-    to_z = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
-    ebs = []
-    kids = [[c for c, p in enumerate(rig.parents) if p == b] for b in range(len(rig.bone_names))]
-    for b, name in enumerate(rig.bone_names):
-        eb = data.edit_bones.new(name)
-        head = to_z @ rig.rest_positions[b]
-        tail = to_z @ rig.rest_positions[kids[b][0]] if kids[b] else head + np.array([0, 0, 0.05])
-        if np.linalg.norm(tail - head) < 1e-3:
-            tail = head + np.array([0, 0, 0.05])
-        eb.head, eb.tail, eb.roll = head, tail, float(rng.uniform(-np.pi, np.pi))
-        if rig.parents[b] >= 0:
-            eb.parent = ebs[rig.parents[b]]
-        ebs.append(eb)
-    bpy.ops.object.mode_set(mode="OBJECT")
+    build_rig(rig)
     rig_path = tmp_path / ("rig" + rig_suffix)
     write_scene(rig_path)
 
