@@ -177,15 +177,29 @@ def _cmd_retarget(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_lifting(module: str):
+def _cmd_smpl(args: argparse.Namespace) -> int:
+    from mocap import smpl
+    from mocap.formats import load_motion
+
+    model = smpl.load_smpl_model(args.model)
+    motion = load_motion(args.motion)
+    fit = smpl.fit_motion(model, motion, num_betas=args.betas)
+    smpl.write_amass_npz(args.output, fit, gender=args.gender, rest_pelvis=model.rest_joints(fit.betas)[0])
+    print(f"{motion.num_frames} frames fitted with SMPL ({len(fit.betas)} betas): mean joint distance "
+          f"{fit.error_m * 1000:.1f} mm to the motion's mapped joints -> {args.output} (AMASS layout, Z up)")
+    return 0
+
+
+def _cmd_passthrough(module: str, function: str, extra: str):
     def run(args: argparse.Namespace) -> int:
         import importlib
 
         try:
             mod = importlib.import_module(module)
         except ImportError as e:
-            raise MocapError(f"{module} needs torch ({e}); install it with: pip install 'mocap-lift[lift]'") from None
-        return int(mod.main(args.rest) or 0)
+            raise MocapError(f"{module} needs an optional dependency ({e}); "
+                             f"install it with: pip install 'mocap-lift[{extra}]'") from None
+        return int(getattr(mod, function)(args.rest) or 0)
 
     return run
 
@@ -258,20 +272,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pin-hands", action="store_true", help="do not solve arms so the wrists follow the source")
     p.set_defaults(func=_cmd_retarget)
 
-    for name, text in (("train-lifter", "train the lifting network (see: mocap train-lifter --help)"),
-                       ("eval-lifter", "evaluate the lifting network (see: mocap eval-lifter --help)")):
+    p = sub.add_parser("smpl", help="motion.npz -> SMPL pose, shape and translation as an AMASS-style .npz")
+    p.add_argument("motion", help="motion.npz")
+    p.add_argument("--model", required=True, help="your SMPL model file (SMPL_NEUTRAL.pkl or .npz, from smpl.is.tue.mpg.de)")
+    p.add_argument("-o", "--output", required=True, help="AMASS-style .npz to write (poses, trans, betas, mocap_framerate)")
+    p.add_argument("--gender", default="neutral", choices=["neutral", "male", "female"], help="stored in the file")
+    p.add_argument("--betas", type=int, default=10, help="number of shape components to fit")
+    p.set_defaults(func=_cmd_smpl)
+
+    for name, (_, _, _, text) in _PASSTHROUGH.items():
         sub.add_parser(name, help=text, add_help=False)  # dispatched in main() with all their arguments
     return parser
 
 
-_PASSTHROUGH = {"train-lifter": "lifting.train", "eval-lifter": "lifting.evaluate"}
+# commands with their own argument parsers: name -> (module, function(argv) -> int, pip extra, help)
+_PASSTHROUGH = {
+    "train-lifter": ("lifting.train", "main", "lift", "train the lifting network (see: mocap train-lifter --help)"),
+    "eval-lifter": ("lifting.evaluate", "main", "lift", "evaluate the lifting network (see: mocap eval-lifter --help)"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     if argv and argv[0] in _PASSTHROUGH:  # their own parsers take every argument, --help included
-        args = argparse.Namespace(func=_cmd_lifting(_PASSTHROUGH[argv[0]]), rest=argv[1:])
+        module, function, extra, _ = _PASSTHROUGH[argv[0]]
+        args = argparse.Namespace(func=_cmd_passthrough(module, function, extra), rest=argv[1:])
     else:
         args = parser.parse_args(argv)
     try:

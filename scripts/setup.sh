@@ -36,6 +36,10 @@ if ! "$VPY" -c 'import bpy' >/dev/null 2>&1; then
   fi
   "$VPY" -c 'import bpy' || { echo "setup: 'import bpy' fails; install: $LIBS" >&2; exit 1; }
 fi
+# The tests check our SMPL kinematics against smplx (an optional extra: non-commercial licence).
+if [ "$WITH_TEST" = 1 ] && ! "$VPY" -c 'import smplx' >/dev/null 2>&1; then
+  "$VPY" -m pip install -q "torch==2.13.0" "smplx==0.1.28"
+fi
 if [ "$WITH_TEST" = 1 ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "setup: installing headless Chromium for the viewer test"
