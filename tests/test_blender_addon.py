@@ -274,7 +274,7 @@ def test_mapping_editor_fixes_unmapped_bones(addon, tmp_path):
 
 def test_capture_job_progress_and_errors(addon, tmp_path):
     """A stand-in pipeline: progress bars parsed from its stderr, its one-line error reported."""
-    capture = sys.modules[f"{MOD}.capture"]
+    capture = importlib.import_module(f"{MOD}.capture")
     fake = tmp_path / "mocap"
     fake.write_text("#!/bin/sh\n"
                     "printf 'I0000 00:00 noise\\n' >&2\n"
@@ -299,6 +299,21 @@ def test_capture_job_progress_and_errors(addon, tmp_path):
     job.start()
     job.cancel()
     assert job.poll() == "cancelled" and job._proc.poll() is not None
+
+
+def test_capture_job_multiview_arguments(addon, tmp_path):
+    """Several videos need a calibration; 'auto' needs the body height, which reaches the command line."""
+    capture = importlib.import_module(f"{MOD}.capture")
+    videos = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
+    for v in videos:
+        v.write_bytes(b"")
+    with pytest.raises(capture.MocapError, match="calibration"):
+        capture.CaptureJob("mocap", videos, tmp_path / "o")
+    with pytest.raises(capture.MocapError, match="body height"):
+        capture.CaptureJob("mocap", videos, tmp_path / "o", calibration="auto")
+    job = capture.CaptureJob("mocap", videos, tmp_path / "o", calibration="auto", body_height_m=1.72)
+    i = job.args.index("--body-height")
+    assert job.args[i + 1] == "1.720" and job.args[job.args.index("--calibration") + 1] == "auto"
 
 
 @pytest.mark.slow

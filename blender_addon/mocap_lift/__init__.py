@@ -110,6 +110,8 @@ class MOCAP_BoneMapItem(PropertyGroup):
 class MOCAP_Settings(_ImportOptions, PropertyGroup):
     calibration: StringProperty(name="Calibration", subtype="FILE_PATH",
                                 description="Camera calibration (.toml, .qca.txt, .yml) or 'auto', for several videos")
+    body_height: FloatProperty(name="Body Height", default=0.0, min=0.0, soft_max=2.5, unit="LENGTH",
+                               description="The person's height; needed with calibration 'auto' (0: not given)")
     output_dir: StringProperty(name="Output", subtype="DIR_PATH",
                                description="Folder for the capture's files (empty: a new temporary folder)")
 
@@ -179,6 +181,7 @@ class MOCAP_OT_capture_video(_ImportOptions, Operator):
     files: CollectionProperty(type=OperatorFileListElement, options={"HIDDEN", "SKIP_SAVE"})
     filter_glob: StringProperty(default=_VIDEO_GLOB, options={"HIDDEN"})
     calibration: StringProperty(name="Calibration", default="", options={"SKIP_SAVE"})
+    body_height: FloatProperty(name="Body Height", default=0.0, min=0.0, unit="LENGTH", options={"SKIP_SAVE"})
     output_dir: StringProperty(name="Output", default="", subtype="DIR_PATH", options={"SKIP_SAVE"})
 
     @classmethod
@@ -194,6 +197,7 @@ class MOCAP_OT_capture_video(_ImportOptions, Operator):
         settings = context.scene.mocap_lift
         _copy_options(settings, self)
         self.calibration = settings.calibration
+        self.body_height = settings.body_height
         self.output_dir = settings.output_dir
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
@@ -210,7 +214,8 @@ class MOCAP_OT_capture_video(_ImportOptions, Operator):
         exe = capture.find_executable(_prefs(context).mocap_executable)
         calibration = self.calibration if self.calibration == "auto" else bpy.path.abspath(self.calibration)
         job = capture.CaptureJob(exe, [bpy.path.abspath(v) for v in self._videos()],
-                                 bpy.path.abspath(self.output_dir) or None, calibration=calibration or None)
+                                 bpy.path.abspath(self.output_dir) or None, calibration=calibration or None,
+                                 body_height_m=self.body_height or None)
         job.start()
         return job
 
@@ -359,6 +364,8 @@ class MOCAP_PT_capture(_SidebarPanel, Panel):
         settings = context.scene.mocap_lift
         state = context.window_manager.mocap_capture
         layout.prop(settings, "calibration")
+        if settings.calibration == "auto":
+            layout.prop(settings, "body_height")
         layout.prop(settings, "output_dir")
         if state.running:
             if hasattr(layout, "progress"):

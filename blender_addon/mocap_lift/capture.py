@@ -105,7 +105,8 @@ class CaptureJob:
     """
 
     def __init__(self, executable: str, videos: Sequence[str | os.PathLike], output_dir: str | os.PathLike | None = None,
-                 *, calibration: str | os.PathLike | None = None, extra_args: Sequence[str] = ()):
+                 *, calibration: str | os.PathLike | None = None, body_height_m: float | None = None,
+                 extra_args: Sequence[str] = ()):
         self.videos = [Path(v) for v in videos]
         if not self.videos:
             raise MocapError("choose at least one video")
@@ -116,11 +117,15 @@ class CaptureJob:
                 raise MocapError(f"{v.name} is not a video ({', '.join(VIDEO_SUFFIXES)})")
         if len(self.videos) > 1 and not calibration:
             raise MocapError(f"{len(self.videos)} videos need a calibration file (or 'auto') for multi-view capture")
+        if str(calibration or "") == "auto" and not (body_height_m and body_height_m > 0):
+            raise MocapError("calibration 'auto' needs the person's body height (metres) for the scale")
         self.executable = executable
         self.output_dir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="mocap_capture_"))
         args = [executable, "capture", *map(str, self.videos), "-o", str(self.output_dir), "--no-overlay", "--no-preview"]
         if calibration:
             args += ["--calibration", str(calibration)]
+        if body_height_m and body_height_m > 0:
+            args += ["--body-height", f"{body_height_m:.3f}"]
         self.args = args + list(extra_args)
         self.state = "new"
         self.progress = 0.0
