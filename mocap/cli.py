@@ -289,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 _PASSTHROUGH = {
     "train-lifter": ("lifting.train", "main", "lift", "train the lifting network (see: mocap train-lifter --help)"),
     "eval-lifter": ("lifting.evaluate", "main", "lift", "evaluate the lifting network (see: mocap eval-lifter --help)"),
+    "eval-2d": ("mocap.eval2d_cli", "eval2d_main", "detect",
+                "score 2D estimators on COCO keypoints: AP, AR, PCK and speed (see: mocap eval-2d --help)"),
 }
 
 

@@ -1,0 +1,346 @@
+"""Multi-person tracking over frames: stable person ids from per-frame detections.
+
+Input is what an estimator gives for the frames of a video, in any slot order: keypoints
+(T, P, J, 2) pixels (NaN where missing), confidence (T, P, J) in [0, 1], person scores
+(T, P) (0 for an empty slot). :func:`track_people` returns track ids (T, P), -1 for empty
+slots, numbered 0, 1, ... in order of first appearance.
+
+Per frame, every live track is predicted forward with constant velocity (its box centre's
+velocity, smoothed) and compared with every detection by a similarity in [0, 1]:
+
+- position: 0.6 * an OKS-like keypoint similarity ``mean_j exp(-d_j^2 / (2 (k s)^2))`` over
+  joints confident in both (``s`` the track's size, sqrt of its keypoint box area in pixels,
+  ``k`` = ``joint_sigma``) + 0.4 * the IoU of the predicted and the detected keypoint boxes;
+  after a gap of ``g`` frames both are loosened by ``1 + gap_spread * (g - 1)`` (the
+  extrapolation is less certain), so a track lost for a while is picked up by the nearest
+  new person;
+- appearance: the position term is scaled by ``0.7 + 0.3 * shape``, ``shape`` comparing
+  normalised bone-length ratios (log bone lengths minus their mean, over the layout's
+  edges) with the track's running mean, and by a size-consistency factor.
+
+Matching is a cascade of Hungarian assignments (scipy's ``linear_sum_assignment``): first
+tracks seen in the previous frame, then tracks lost for up to ``max_gap_frames`` frames.
+A pair must reach ``min_similarity``. Unmatched detections start new tracks.
+
+:func:`select_person` picks one track as a single-person sequence (T, J, 2), (T, J) for the
+rest of the pipeline; :func:`split_tracks` gives every track its own sequence.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mocap.skeletons import LAYOUTS
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Keyword arguments of :func:`track_people` (see there)."""
+
+    max_gap_frames: int = 15
+    min_similarity: float = 0.15
+    min_confidence: float = 0.3
+    joint_sigma: float = 0.15
+    gap_spread: float = 0.15
+    velocity_smoothing: float = 0.3
+    min_track_frames: int = 1
+
+    def kwargs(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Track:
+    keypoints: np.ndarray  # (J, 2) last known position of every joint (NaN never seen)
+    centre: np.ndarray  # (2,) pixels
+    size: float  # pixels
+    box: np.ndarray  # (4,) x0, y0, x1, y1 pixels
+    last_frame: int
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    bone_sum: np.ndarray | None = None  # (E,) sum of log bone lengths
+    bone_count: np.ndarray | None = None  # (E,)
+    frames: int = 1
+
+
+def _box(xy: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    pts = xy[ok]
+    return np.concatenate([pts.min(0), pts.max(0)])
+
+
+def _size(box: np.ndarray) -> float:
+    return float(np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1.0)))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _log_bones(xy: np.ndarray, ok: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(E,) log bone lengths, NaN where an end is not confident or the bone has no length."""
+    if len(edges) == 0:
+        return np.zeros(0)
+    a, b = edges[:, 0], edges[:, 1]
+    length = np.linalg.norm(xy[a] - xy[b], axis=-1)
+    valid = ok[a] & ok[b] & (length > 1e-3)
+    return np.where(valid, np.log(np.maximum(length, 1e-3)), np.nan)
+
+
+def _shape_similarity(track: _Track, bones: np.ndarray) -> float:
+    """exp(-mean |normalised log bone length difference| / 0.15) over bones known in both; 1 if < 3 bones."""
+    if track.bone_sum is None or len(bones) == 0:
+        return 1.0
+    mean = np.where(track.bone_count > 0, track.bone_sum / np.maximum(track.bone_count, 1), np.nan)
+    both = np.isfinite(mean) & np.isfinite(bones)
+    if both.sum() < 3:
+        return 1.0
+    d = (mean[both] - mean[both].mean()) - (bones[both] - bones[both].mean())
+    return float(np.exp(-np.abs(d).mean() / 0.15))
+
+
+def _similarity(track: _Track, frame: int, xy: np.ndarray, ok: np.ndarray, box: np.ndarray, bones: np.ndarray,
+                cfg: TrackingConfig) -> float:
+    gap = frame - track.last_frame
+    spread = 1.0 + cfg.gap_spread * (gap - 1)
+    shift = track.velocity * gap
+    pred = track.keypoints + shift
+    both = ok & np.isfinite(pred).all(-1)
+    if not both.any():
+        return 0.0
+    sigma = cfg.joint_sigma * track.size * spread
+    d2 = ((pred[both] - xy[both]) ** 2).sum(-1)
+    oks = float(np.exp(-d2 / (2 * sigma ** 2)).mean())
+    pbox = track.box + np.tile(shift, 2)
+    if spread > 1.0:  # the predicted box grows with the uncertainty
+        c, half = (pbox[:2] + pbox[2:]) / 2, (pbox[2:] - pbox[:2]) / 2 * spread
+        pbox = np.concatenate([c - half, c + half])
+    position = 0.6 * oks + 0.4 * _iou(pbox, box)
+    size_ratio = abs(np.log(_size(box) / track.size))
+    size_term = float(np.exp(-max(size_ratio - 0.2, 0.0) / 0.3))
+    return position * size_term * (0.7 + 0.3 * _shape_similarity(track, bones))
+
+
+def _assign(sim: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
+    from scipy.optimize import linear_sum_assignment
+
+    if sim.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(-sim)
+    return [(r, c) for r, c in zip(rows, cols) if sim[r, c] >= min_similarity]
+
+
+def _edges_for(num_joints: int, layout: str | None) -> np.ndarray:
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; known layouts: {', '.join(LAYOUTS)}")
+        skel = LAYOUTS[layout]
+        if skel.num_joints != num_joints:
+            raise ValueError(f"layout {layout} has {skel.num_joints} joints, the keypoints have {num_joints}")
+        return np.array(skel.edges, int).reshape(-1, 2)
+    for skel in LAYOUTS.values():
+        if skel.num_joints == num_joints and skel.parents is None:
+            return np.array(skel.edges, int).reshape(-1, 2)
+    return np.zeros((0, 2), int)
+
+
+def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarray, *,
+                 max_gap_frames: int = 15, min_similarity: float = 0.15, min_confidence: float = 0.3,
+                 joint_sigma: float = 0.15, gap_spread: float = 0.15, velocity_smoothing: float = 0.3,
+                 min_track_frames: int = 1, layout: str | None = None) -> np.ndarray:
+    """Stable ids for the people detected in each frame (method in the module docstring).
+
+    Args:
+        keypoints: (T, P, J, 2) float pixels, NaN where missing; slots in any order per frame.
+        confidence: (T, P, J) in [0, 1]; joints below ``min_confidence`` are not used to match.
+        scores: (T, P) person scores; slots with score <= 0 or fewer than 2 usable joints are empty.
+        max_gap_frames: a track unseen for more than this many frames ends; within it a new
+            detection can take the track up again.
+        min_similarity: in [0, 1], the least similarity of a detection to continue a track.
+        joint_sigma: keypoint tolerance as a fraction of the person's size (OKS-like).
+        gap_spread: how fast the tolerance grows per missed frame.
+        velocity_smoothing: weight in (0, 1] of the newest velocity in the running estimate.
+        min_track_frames: tracks seen in fewer frames are dropped (their slots get -1).
+        layout: keypoint layout name for the bone descriptor (default: guessed from J).
+
+    Returns:
+        (T, P) int64 track ids, -1 for empty slots, numbered 0, 1, ... by first appearance.
+    """
+    kp = np.asarray(keypoints, np.float64)
+    conf = np.asarray(confidence, np.float64)
+    sc = np.asarray(scores, np.float64)
+    if kp.ndim != 4 or kp.shape[-1] != 2 or conf.shape != kp.shape[:3] or sc.shape != kp.shape[:2]:
+        raise ValueError(f"expected keypoints (T, P, J, 2), confidence (T, P, J), scores (T, P); got "
+                         f"{kp.shape}, {conf.shape}, {sc.shape}")
+    if max_gap_frames < 0 or min_track_frames < 1:
+        raise ValueError("max_gap_frames must be >= 0 and min_track_frames >= 1")
+    if not 0.0 < velocity_smoothing <= 1.0 or joint_sigma <= 0 or gap_spread < 0:
+        raise ValueError("velocity_smoothing must lie in (0, 1], joint_sigma > 0 and gap_spread >= 0")
+    cfg = TrackingConfig(max_gap_frames=max_gap_frames, min_similarity=min_similarity, min_confidence=min_confidence,
+                         joint_sigma=joint_sigma, gap_spread=gap_spread, velocity_smoothing=velocity_smoothing,
+                         min_track_frames=min_track_frames)
+    t_len, p_len, j_len = conf.shape
+    edges = _edges_for(j_len, layout)
+    ids = np.full((t_len, p_len), -1, np.int64)
+    tracks: list[_Track] = []
+    alive: list[int] = []  # indices into tracks
+
+    for t in range(t_len):
+        ok = np.isfinite(kp[t]).all(-1) & (conf[t] >= min_confidence)  # (P, J)
+        dets = [p for p in range(p_len) if sc[t, p] > 0 and ok[p].sum() >= 2]
+        boxes = {p: _box(kp[t, p], ok[p]) for p in dets}
+        bones = {p: _log_bones(kp[t, p], ok[p], edges) for p in dets}
+        alive = [i for i in alive if t - tracks[i].last_frame <= max_gap_frames]
+        free = list(dets)
+        for stage in (lambda g: g == 1, lambda g: g > 1):  # recent tracks first, then lost ones
+            cand = [i for i in alive if stage(t - tracks[i].last_frame)]
+            if not cand or not free:
+                continue
+            sim = np.array([[_similarity(tracks[i], t, kp[t, p], ok[p], boxes[p], bones[p], cfg) for p in free]
+                            for i in cand])
+            taken = []
+            for r, c in _assign(sim, min_similarity):
+                p = free[c]
+                _update(tracks[cand[r]], t, kp[t, p], ok[p], boxes[p], bones[p], velocity_smoothing)
+                ids[t, p] = cand[r]
+                taken.append(p)
+            free = [p for p in free if p not in taken]
+        for p in free:
+            box = boxes[p]
+            xy = np.where(ok[p][:, None], kp[t, p], np.nan)
+            bone = bones[p]
+            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), box=box, last_frame=t,
+                                 bone_sum=np.nan_to_num(bone), bone_count=np.isfinite(bone).astype(np.float64)))
+            alive.append(len(tracks) - 1)
+            ids[t, p] = len(tracks) - 1
+
+    # renumber by first appearance, dropping short tracks
+    lengths = np.bincount(ids[ids >= 0], minlength=len(tracks))
+    new = np.full(len(tracks) + 1, -1, np.int64)
+    nxt = 0
+    for i in ids.ravel():
+        if i >= 0 and new[i] == -1 and lengths[i] >= min_track_frames:
+            new[i] = nxt
+            nxt += 1
+    return new[ids]  # -1 maps through new[-1] == -1
+
+
+def _update(track: _Track, t: int, xy: np.ndarray, ok: np.ndarray, box: np.ndarray, bones: np.ndarray,
+            smoothing: float) -> None:
+    centre = (box[:2] + box[2:]) / 2
+    gap = t - track.last_frame
+    v = (centre - track.centre) / gap
+    track.velocity = v if track.frames == 1 else smoothing * v + (1 - smoothing) * track.velocity
+    moved = track.keypoints + (centre - track.centre)  # joints not seen now follow the body
+    track.keypoints = np.where(ok[:, None], xy, moved)
+    track.centre, track.box, track.last_frame = centre, box, t
+    track.size = 0.7 * track.size + 0.3 * _size(box)
+    if track.bone_sum is not None and len(bones):
+        seen = np.isfinite(bones)
+        track.bone_sum = track.bone_sum + np.where(seen, bones, 0.0)
+        track.bone_count = track.bone_count + seen
+    track.frames += 1
+
+
+# --- choosing and splitting tracks ----------------------------------------------------------------
+
+def _check(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray):
+    kp, conf, ids = np.asarray(keypoints), np.asarray(confidence), np.asarray(track_ids)
+    if kp.ndim != 4 or conf.shape != kp.shape[:3] or ids.shape != kp.shape[:2]:
+        raise ValueError(f"expected keypoints (T, P, J, 2), confidence (T, P, J), track_ids (T, P); got "
+                         f"{kp.shape}, {conf.shape}, {ids.shape}")
+    return kp, conf, ids
+
+
+def _one_track(kp: np.ndarray, conf: np.ndarray, ids: np.ndarray, track: int) -> tuple[np.ndarray, np.ndarray]:
+    t_len, _, j_len, _ = kp.shape
+    out = np.full((t_len, j_len, 2), np.nan, np.float32)
+    c = np.zeros((t_len, j_len), np.float32)
+    frames, slots = np.nonzero(ids == track)
+    out[frames] = kp[frames, slots]
+    c[frames] = np.nan_to_num(conf[frames, slots])
+    c[np.isnan(out).any(-1)] = 0.0
+    return out, c
+
+
+def split_tracks(keypoints: np.ndarray, confidence: np.ndarray,
+                 track_ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """One single-person sequence per track (e.g. one motion file per person).
+
+    Args:
+        keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from :func:`track_people`.
+
+    Returns:
+        {track id: (keypoints (T, J, 2) float32 pixels, NaN where the person is not seen,
+        confidence (T, J) float32, 0 there)}, ids ascending.
+    """
+    kp, conf, ids = _check(keypoints, confidence, track_ids)
+    return {int(i): _one_track(kp, conf, ids, int(i)) for i in np.unique(ids[ids >= 0])}
+
+
+def track_sizes(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
+                min_confidence: float = 0.3) -> dict[int, tuple[int, float]]:
+    """{track id: (frames seen, median size in pixels = sqrt of the keypoint box area)}."""
+    kp, conf, ids = _check(keypoints, confidence, track_ids)
+    out = {}
+    for i in np.unique(ids[ids >= 0]):
+        frames, slots = np.nonzero(ids == i)
+        sizes = []
+        for f, s in zip(frames, slots):
+            ok = np.isfinite(kp[f, s]).all(-1) & (conf[f, s] >= min_confidence)
+            if ok.sum() >= 2:
+                sizes.append(_size(_box(kp[f, s], ok)))
+        out[int(i)] = (len(frames), float(np.median(sizes)) if sizes else 0.0)
+    return out
+
+
+def select_person(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
+                  person: str | int = "largest") -> tuple[np.ndarray, np.ndarray]:
+    """One person's sequence for the single-person pipeline.
+
+    Args:
+        keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from :func:`track_people`.
+        person: ``"largest"`` (largest median size on screen), ``"most-present"`` (seen in
+            the most frames; ties go to the larger), or a track id.
+
+    Returns:
+        keypoints (T, J, 2) float32 pixels (NaN where the person is not seen), confidence (T, J) float32.
+    """
+    kp, conf, ids = _check(keypoints, confidence, track_ids)
+    stats = track_sizes(kp, conf, ids)
+    if not stats:
+        raise ValueError("no tracked person to select: no one was detected in these frames")
+    if isinstance(person, (int, np.integer)) and not isinstance(person, bool):
+        if int(person) not in stats:
+            raise ValueError(f"no track with id {person}; the tracks are {', '.join(map(str, stats))}")
+        chosen = int(person)
+    elif person == "largest":
+        chosen = max(stats, key=lambda i: (stats[i][1], stats[i][0]))
+    elif person == "most-present":
+        chosen = max(stats, key=lambda i: (stats[i][0], stats[i][1]))
+    else:
+        raise ValueError(f"person must be 'largest', 'most-present' or a track id, got {person!r}")
+    return _one_track(kp, conf, ids, chosen)
+
+
+def identity_switches(track_ids: np.ndarray, true_ids: np.ndarray) -> int:
+    """Identity switches (MOT-style): for each true person, how often its track id changes.
+
+    Args:
+        track_ids: (T, P) predicted ids, -1 empty; true_ids: (T, P) ground-truth ids of the
+            same slots, -1 empty. Frames where the person has no predicted id are skipped.
+    """
+    track_ids, true_ids = np.asarray(track_ids), np.asarray(true_ids)
+    if track_ids.shape != true_ids.shape:
+        raise ValueError(f"track_ids {track_ids.shape} and true_ids {true_ids.shape} differ in shape")
+    switches = 0
+    for g in np.unique(true_ids[true_ids >= 0]):
+        seq = track_ids[true_ids == g]  # row-major: frame order
+        seq = seq[seq >= 0]
+        switches += int(np.count_nonzero(seq[1:] != seq[:-1]))
+    return switches
