@@ -44,9 +44,13 @@ def _cmd_capture(args: argparse.Namespace) -> int:
             raise MocapError("--target works with one video for now: retarget the multi-view motion.npz "
                              "with: mocap retarget OUT/motion.npz --target CHARACTER -o OUT/character.fbx")
         return _cmd_capture_multiview(args, videos)
+    person = int(args.person) if args.person.lstrip("-").isdigit() else args.person
+    if isinstance(person, str) and person not in ("largest", "most-present"):
+        raise MocapError(f"--person is 'largest', 'most-present' or a track id (0, 1, ...), got {args.person!r}")
     report = capture(videos[0], args.output, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
                      overlay=not args.no_overlay, preview=not args.no_preview, progress=not args.quiet,
-                     target=args.target)
+                     target=args.target, detector=args.detector, person=person, all_people=args.all_people,
+                     device=args.device)
     print(report.summary())
     return 0
 
@@ -206,6 +210,7 @@ def _cmd_passthrough(module: str, function: str, extra: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from mocap import __version__
+    from mocap.estimators import ESTIMATORS
 
     parser = argparse.ArgumentParser(prog="mocap", description="Markerless motion capture: video in, 3D animation out.")
     parser.add_argument("--version", action="version", version=f"mocap-lift {__version__}")
@@ -226,6 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cleanup_args(p)
     p.add_argument("--target", default=None, metavar="CHARACTER",
                    help="also retarget onto this rigged character (.fbx, .glb, .blend) -> character.<ext>")
+    p.add_argument("--detector", default="mediapipe", choices=list(ESTIMATORS),
+                   help="2D estimator (default: MediaPipe BlazePose with its own video tracking)")
+    p.add_argument("--person", default="largest", metavar="largest|most-present|ID",
+                   help="who to capture when several people are in the video (track ids are printed with --all-people)")
+    p.add_argument("--all-people", action="store_true",
+                   help="also write person_<id>/motion.npz and .bvh for everyone tracked")
+    p.add_argument("--device", default="cpu", help="torch device for estimators that use it (cpu, cuda)")
     p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
     p.add_argument("--no-preview", action="store_true", help="skip preview.png / preview.mp4")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -289,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
 _PASSTHROUGH = {
     "train-lifter": ("lifting.train", "main", "lift", "train the lifting network (see: mocap train-lifter --help)"),
     "eval-lifter": ("lifting.evaluate", "main", "lift", "evaluate the lifting network (see: mocap eval-lifter --help)"),
+    "serve": ("mocap.service.server", "serve_main", "service",
+              "run the HTTP capture service (API keys: mocap serve keys create NAME; see: mocap serve --help)"),
     "eval-2d": ("mocap.eval2d_cli", "eval2d_main", "detect",
                 "score 2D estimators on COCO keypoints: AP, AR, PCK and speed (see: mocap eval-2d --help)"),
 }

@@ -202,6 +202,10 @@ def capture(
     preview: bool = True,
     progress: bool = True,
     target: str | os.PathLike | None = None,
+    detector: str = "mediapipe",
+    person: str | int = "largest",
+    all_people: bool = False,
+    device: str = "cpu",
 ) -> CaptureReport:
     """Run the whole monocular capture of ``video`` and write its files into ``outdir``.
 
@@ -210,6 +214,14 @@ def capture(
     second thread during detection), preview.png and preview.mp4 (the 3D motion).
     With ``target`` (a rigged character: .fbx, .glb/.gltf or .blend) also
     ``character.<fbx|glb|blend>``: the motion retargeted onto it (needs the blender extra).
+
+    ``detector`` other than ``"mediapipe"`` (see :data:`mocap.estimators.ESTIMATORS`), or a
+    ``person`` other than ``"largest"``, or ``all_people``, detect everyone with that
+    estimator and track them (:mod:`mocap.detect_people`); ``person`` picks who goes into
+    motion.npz (``"largest"``, ``"most-present"`` or a track id), and ``all_people`` also
+    writes ``person_<id>/motion.npz`` and ``.bvh`` for everyone tracked in at least a fifth
+    of the frames. The default (MediaPipe, largest, one person) uses MediaPipe's own video
+    tracking.
     """
     from mocap import bvh, detect, draw, video as video_io
 
@@ -221,18 +233,35 @@ def capture(
     outputs: dict[str, Path] = {}
 
     outputs["keypoints"] = out / "keypoints2d.npz"
-    with timer.stage("detect 2D" + (" + overlay" if overlay else "")), contextlib.ExitStack() as stack:
-        on_frame = None
+    tracks = None
+    if detector != "mediapipe" or person != "largest" or all_people:
+        from mocap.detect_people import detect_people_video
+
+        with timer.stage(f"detect 2D ({detector})"):
+            tracks = detect_people_video(video, detector=detector, device=device, progress=progress)
+            if not tracks.track_list():
+                raise MocapError(f"no person found in any frame of {video}")
+            keypoints = tracks.person(person)
         if overlay:
-            outputs["overlay"] = out / "overlay.mp4"
-            writer = stack.enter_context(draw.OverlayWriter(
-                outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
-                max_width=overlay_max_width, threaded=True, source=str(video)))
-            on_frame = writer.write
-        keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame)
-        rate = keypoints.detection_rate()
-        if rate == 0.0:
-            raise MocapError(f"no person found in any frame of {video}")
+            with timer.stage("overlay"):
+                outputs["overlay"] = out / "overlay.mp4"
+                draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
+                                    max_width=overlay_max_width)
+    else:
+        with timer.stage("detect 2D" + (" + overlay" if overlay else "")), contextlib.ExitStack() as stack:
+            on_frame = None
+            if overlay:
+                outputs["overlay"] = out / "overlay.mp4"
+                writer = stack.enter_context(draw.OverlayWriter(
+                    outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
+                    max_width=overlay_max_width, threaded=True, source=str(video)))
+                on_frame = writer.write
+            keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame)
+            if keypoints.detection_rate() == 0.0:  # raised inside: the overlay is not kept
+                raise MocapError(f"no person found in any frame of {video}")
+    rate = keypoints.detection_rate()
+    if rate == 0.0:
+        raise MocapError(f"no person found in any frame of {video}")
     save_keypoints(outputs["keypoints"], keypoints)
 
     with timer.stage("lift 3D"):
@@ -244,6 +273,16 @@ def capture(
         save_motion(outputs["motion"], motion)
         outputs["bvh"] = out / "motion.bvh"
         bvh.write_motion_bvh(outputs["bvh"], motion)
+    if all_people and tracks is not None:
+        for tid, person_kp in tracks.people().items():
+            folder = out / f"person_{tid}"
+            folder.mkdir(exist_ok=True)
+            person_motion = lift_keypoints(person_kp, lifter=lifter_obj, focal_px=focal_px, cleanup=cleanup, timer=timer)
+            with timer.stage("write files"):
+                save_keypoints(folder / "keypoints2d.npz", person_kp)
+                outputs[f"person_{tid}"] = folder / "motion.npz"
+                save_motion(folder / "motion.npz", person_motion)
+                bvh.write_motion_bvh(folder / "motion.bvh", person_motion)
     if target is not None:
         with timer.stage("retarget"):
             from mocap import export_blender

@@ -1,0 +1,100 @@
+"""Everyone in a video with any estimator, tracked: a fake estimator with known people, and
+MoveNet on a real two-person clip made from the example video."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mocap.detect_people import detect_people_frames
+from mocap.estimators.base import Estimate
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "balance_cam01.mp4"
+
+
+class _FakeEstimator:
+    """Two people walking (one twice as big), slots shuffled per frame, COCO-17 layout."""
+
+    layout, num_joints, name = "coco17", 17, "fake"
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.t = 0
+        base = np.stack([np.linspace(-1, 1, 17), np.linspace(-2, 2, 17)], -1)
+        self.base = base
+
+    def person(self, t, who):
+        scale, x0 = (40.0, 100.0) if who == 0 else (80.0, 400.0)
+        return self.base * scale + [x0 + 2.0 * t, 300.0]
+
+    def __call__(self, frames):
+        b = len(frames)
+        kp = np.zeros((b, 2, 17, 2), np.float32)
+        for i in range(b):
+            people = [self.person(self.t + i, 0), self.person(self.t + i, 1)]
+            order = self.rng.permutation(2)
+            kp[i] = np.stack([people[o] for o in order])
+        self.t += b
+        return Estimate(kp, np.full((b, 2, 17), 0.9, np.float32), np.full((b, 2), 0.8, np.float32), "coco17")
+
+
+def test_tracks_and_selection_with_known_people():
+    rng = np.random.default_rng(0)
+    est = _FakeEstimator(rng)
+    frames = (np.zeros((480, 640, 3), np.uint8) for _ in range(30))
+    tracks = detect_people_frames(frames, 30.0, (640, 480), estimator=est, batch_size=7, progress=False)
+    assert tracks.keypoints.shape == (30, 2, 17, 2) and len(tracks.track_list()) == 2
+    big = tracks.person("largest")
+    np.testing.assert_allclose(big.keypoints, np.stack([est.person(t, 1) for t in range(30)]), atol=1e-4)
+    people = tracks.people()
+    assert len(people) == 2
+    for kp in people.values():  # each track is one person throughout: a constant size
+        span = np.nanmax(kp.keypoints[..., 1], axis=1) - np.nanmin(kp.keypoints[..., 1], axis=1)
+        assert np.ptp(span) < 1e-3
+    with pytest.raises(Exception, match="no person with id 7"):
+        tracks.person(7)
+
+
+def _two_person_clip(path: Path, frames: int = 16) -> None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(EXAMPLE))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (480, 480))
+    for _ in range(frames):
+        ok, f = cap.read()
+        assert ok
+        canvas = np.full((480, 480, 3), 90, np.uint8)
+        canvas[:, :270] = cv2.resize(f, (270, 480))  # the big one on the left
+        canvas[160:480, 300:480] = cv2.resize(f, (180, 320))  # a smaller copy on the right
+        out.write(canvas)
+    out.release()
+
+
+@pytest.mark.slow
+def test_movenet_capture_picks_the_largest_and_writes_everyone(tmp_path):
+    from mocap.errors import MocapError
+
+    movenet_model_path = pytest.importorskip("mocap.model_files").movenet_model_path
+
+    try:
+        movenet_model_path()
+    except MocapError as e:
+        pytest.skip(str(e))
+    pytest.importorskip("tflite_runtime")
+    from mocap.formats import load_keypoints, load_motion
+    from mocap.pipeline import capture
+
+    clip = tmp_path / "two.mp4"
+    _two_person_clip(clip)
+    report = capture(clip, tmp_path / "out", detector="movenet", all_people=True, overlay=False, preview=False,
+                     progress=False)
+    kp = load_keypoints(tmp_path / "out" / "keypoints2d.npz")
+    assert kp.layout == "coco17" and kp.num_frames == 16 and report.detection_rate > 0.9
+    assert np.nanmedian(kp.keypoints[..., 0]) < 270  # the big person on the left
+    people = sorted((tmp_path / "out").glob("person_*/motion.npz"))
+    assert len(people) == 2
+    for p in people:
+        assert load_motion(p).num_frames == 16
+    xs = [np.nanmedian(load_keypoints(p.parent / "keypoints2d.npz").keypoints[..., 0]) for p in people]
+    assert min(xs) < 270 < max(xs)  # one each side
