@@ -50,7 +50,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     report = capture(videos[0], args.output, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
                      overlay=not args.no_overlay, preview=not args.no_preview, progress=not args.quiet,
                      target=args.target, detector=args.detector, person=person, all_people=args.all_people,
-                     device=args.device)
+                     device=args.device, avatar=args.avatar)
     print(report.summary())
     return 0
 
@@ -163,6 +163,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_retarget(args: argparse.Namespace) -> int:
     from mocap import export_blender
 
+    if args.avatar is not None:
+        if args.target is not None:
+            raise MocapError("give either --target or --avatar, not both")
+        from mocap.avatar import retarget_to_avatar
+
+        result = retarget_to_avatar(args.motion, args.output, pin_feet=not args.no_pin_feet,
+                                    pin_hands=not args.no_pin_hands)
+        print(f"{result.local_quats_wxyz.shape[0]} frames on the anny character (root motion scaled by "
+              f"{result.scale:.3f}) -> {args.output}")
+        return 0
     if args.target is None:
         from mocap.formats import load_motion
 
@@ -231,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cleanup_args(p)
     p.add_argument("--target", default=None, metavar="CHARACTER",
                    help="also retarget onto this rigged character (.fbx, .glb, .blend) -> character.<ext>")
+    p.add_argument("--avatar", default=None, choices=["anny"],
+                   help="also put the motion on the built-in anny character -> character.glb (skinned mesh)")
     p.add_argument("--detector", default="mediapipe", choices=list(ESTIMATORS),
                    help="2D estimator (default: MediaPipe BlazePose with its own video tracking)")
     p.add_argument("--person", default="largest", metavar="largest|most-present|ID",
@@ -278,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("retarget", help="motion.npz -> an animated rig (.fbx, .glb, .blend), on your character or ours")
     p.add_argument("motion", help="motion.npz")
     p.add_argument("--target", default=None, help="character rig (.fbx, .glb, .gltf, .blend); default: our motion21 armature")
+    p.add_argument("--avatar", default=None, choices=["anny"], help="the built-in anny character (a skinned body mesh)")
     p.add_argument("-o", "--output", required=True, help="file to write (.fbx, .glb, .gltf, .blend)")
     p.add_argument("--mapping", default=None, help='JSON file {"left_knee": "YourBoneName", ...} for bones not mapped by name')
     p.add_argument("--no-pin-feet", action="store_true", help="do not solve legs so the ankles follow the source")

@@ -206,6 +206,7 @@ def capture(
     person: str | int = "largest",
     all_people: bool = False,
     device: str = "cpu",
+    avatar: str | None = None,
 ) -> CaptureReport:
     """Run the whole monocular capture of ``video`` and write its files into ``outdir``.
 
@@ -222,10 +223,18 @@ def capture(
     writes ``person_<id>/motion.npz`` and ``.bvh`` for everyone tracked in at least a fifth
     of the frames. The default (MediaPipe, largest, one person) uses MediaPipe's own video
     tracking.
+
+    ``avatar="anny"`` puts the motion on the built-in anny character (``character.glb``:
+    a skinned mesh; needs the avatar and blender extras) instead of a ``target`` file.
     """
     from mocap import bvh, detect, draw, video as video_io
 
     info = video_io.probe_video(video)
+    if avatar is not None:
+        if avatar != "anny":
+            raise MocapError(f"unknown avatar {avatar!r}; the built-in one is 'anny'")
+        if target is not None:
+            raise MocapError("give either a target character or --avatar, not both")
     if target is not None and not Path(target).is_file():
         raise MocapError(f"character file not found: {target}")
     out = prepare_output_dir(outdir)
@@ -290,6 +299,12 @@ def capture(
             suffix = {".gltf": ".glb"}.get(Path(target).suffix.lower(), Path(target).suffix.lower())
             outputs["character"] = out / f"character{suffix}"
             export_blender.retarget_to_file(outputs["motion"], target, outputs["character"])
+    if avatar is not None:
+        with timer.stage("avatar"):
+            from mocap.avatar import retarget_to_avatar
+
+            outputs["character"] = out / "character.glb"
+            retarget_to_avatar(outputs["motion"], outputs["character"])
     if preview:
         with timer.stage("render preview"):
             outputs["preview"] = out / "preview.png"
