@@ -314,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 _PASSTHROUGH = {
     "train-lifter": ("lifting.train", "main", "lift", "train the lifting network (see: mocap train-lifter --help)"),
     "eval-lifter": ("lifting.evaluate", "main", "lift", "evaluate the lifting network (see: mocap eval-lifter --help)"),
+    "batch": ("mocap.batch", "batch_main", "detect",
+              "many videos -> OUT/<name>/ each, resumable, local processes or Ray (see: mocap batch --help)"),
     "serve": ("mocap.service.server", "serve_main", "service",
               "run the HTTP capture service (API keys: mocap serve keys create NAME; see: mocap serve --help)"),
     "eval-2d": ("mocap.eval2d_cli", "eval2d_main", "detect",
