@@ -1,0 +1,514 @@
+"""Low-latency routes of ``mocap serve``: ``POST /v1/lift`` and ``WebSocket /v1/stream``.
+
+``make_router(verify_key)`` returns a FastAPI ``APIRouter``. ``verify_key(key)`` returns a
+key id or raises ``fastapi.HTTPException`` (401 no key, 403 wrong key, 429 rate limited).
+Errors are JSON ``{"error": "message"}`` with a 4xx status (503: the lifting network is
+not installed).
+
+POST /v1/lift
+-------------
+2D keypoints of a whole clip -> clean 3D motion, by the offline pipeline's
+:func:`mocap.pipeline.lift_keypoints` (the symmetric network, gap filling, root trajectory,
+levelling, smoothing, bone lengths, IK, foot locking): the same numbers as ``mocap capture``
+after detection. Key in ``X-API-Key`` or ``Authorization: Bearer <key>``. Body either
+
+* JSON ``{"layout": "mediapipe33" | "coco17", "fps": 30, "image_size": [w, h],
+  "keypoints": T x J x 2 pixels (null for a missing point or frame), "confidence": T x J
+  (optional; null = 0), "focal_px": optional, "decimals": optional}``, or
+* multipart/form-data with a ``file`` field holding a ``keypoints2d.npz``
+  (:func:`mocap.formats.load_keypoints`), optional fields ``focal_px`` and ``decimals``.
+
+Reply 200: ``{"fps", "num_frames", "joint_names" (21), "parents" (21), "rest_offsets"
+(21 x 3 m), "joints" (T x 21 x 3 m, +Y up, feet on y = 0), "local_quats_wxyz" (T x 21 x 4),
+"root_translation" (T x 3 m), "seconds"}``. 422: malformed JSON, wrong shapes, unknown
+layout, more than ``max_frames`` frames, no person in any frame; 413: body too large;
+415: another content type; 503: the network lifter (torch, weights) is not installed.
+
+WebSocket /v1/stream
+--------------------
+Key in the ``X-API-Key`` / ``Authorization`` header or a ``?key=`` query parameter
+(browsers cannot set WebSocket headers). A refused key: the server accepts, then closes
+with code 1008 and the reason (``"401: missing API key ..."``). Text (or UTF-8 binary)
+JSON messages:
+
+1. client ``{"type": "hello", "layout": "mediapipe33" | "coco17", "image_size": [w, h],
+   "fps": 30, "coords": "pixels" | "normalized", "smoothing": {"min_cutoff": 1.0,
+   "beta": 1.0, "d_cutoff": 1.0} | null, "decimals": 6 | null}`` (only ``image_size`` is
+   required; defaults shown). Within ``hello_timeout_s``; a bad hello gets
+   ``{"type": "error", "error": ...}`` and close code 1007.
+2. server ``{"type": "hello", "protocol": 1, "joint_names", "parents", "rest_offsets",
+   "quat_order": "wxyz", "axes", "receptive_field", ...the settings in effect}``.
+3. client, per frame: ``{"type": "frame", "frame": n, "t": seconds, "keypoints": J x
+   [x, y] (null for a missing point; null for no person), "confidence": J}`` (``type``,
+   ``frame``, ``t`` and ``confidence`` optional; ``frame`` defaults to the count of
+   frames received, ``t`` is echoed back).
+4. server, per processed frame: ``{"type": "pose", "frame": n, "t": t, "joints": 21 x 3
+   | null, "local_quats_wxyz": 21 x 4 | null, "dropped": frames dropped so far,
+   "latency_ms": server time from receiving the frame to its reply}``. ``joints``: the
+   causal network's MOTION21 joints after One-Euro smoothing, metres, +Y up, +Z towards
+   the camera, pelvis at 0. ``local_quats_wxyz``: each joint's rotation relative to its
+   parent (joint 0: the pelvis in the world axes) against the MOTION21 rest pose (a T-pose
+   facing +Z, ``rest_offsets`` of the hello), sign-continuous over the stream. Both null
+   when the frame has no person. A bad frame: ``{"type": "error", "frame": n, "error":
+   ...}`` and the stream goes on (so does an unknown ``type`` or a message that is not JSON).
+5. client ``{"type": "reset"}``: a new shot; history and smoothing restart (frames
+   waiting are discarded, not counted as dropped). Close the socket to end.
+
+Close codes: 1000 normal, 1007 bad hello, 1008 key refused or no hello in time, 1011 the
+lifting network is not installed, 1013 too many streams. Messages over
+``MAX_MESSAGE_BYTES`` get an error reply. A ``?key=`` appears in access logs that print
+query strings: prefer the header where the client can send one.
+
+Back-pressure: one task receives and keeps only the newest frame not yet processed (a
+newer frame replaces it and counts as dropped); another sends it to the shared frame
+worker (:class:`mocap.service.stream_session.FrameBatcher`, a thread, torch limited to
+one thread) and awaits the reply. A slow client thus sees the newest pose, never a
+queue of stale ones. More than ``max_sessions`` streams at once: close code 1013.
+"""
+import asyncio
+import json
+import logging
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mocap.errors import MocapError
+from mocap.formats import Keypoints2D, load_keypoints
+from mocap.service.stream_session import (FrameBatcher, StreamSession, parse_hello, shared_causal_model)
+
+log = logging.getLogger(__name__)
+
+MAX_FRAMES = 18_000  # 10 minutes at 30 fps per /v1/lift request
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_LIFT_LAYOUTS = ("mediapipe33", "coco17")
+_REASON_BYTES = 120  # a WebSocket close reason holds at most 123 bytes
+MAX_MESSAGE_BYTES = 256 * 1024  # one stream message (a frame is ~1.5 kB)
+
+
+# --- /v1/lift: request parsing and reply (plain functions, no web framework) ---------------
+
+def _frames_array(value, num_joints: int, dims: int, what: str) -> np.ndarray:
+    """JSON T x J x dims (or T x J for dims == 0) with nulls anywhere -> float64 array, NaN for null."""
+    shape_tail = (num_joints, dims) if dims else (num_joints,)
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list of frames")
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.shape[1:] != shape_tail:  # nulls for whole points or frames, or a bad shape
+        arr = np.full((len(value),) + shape_tail, np.nan)
+        for t, frame in enumerate(value):
+            if frame is None:
+                continue
+            if not isinstance(frame, list) or len(frame) != num_joints:
+                raise ValueError(f"{what} must have shape (T, {', '.join(map(str, shape_tail))}) for this layout: "
+                                 f"{what}[{t}] is not a list of {num_joints} entries or null")
+            for j, item in enumerate(frame):
+                if item is None:
+                    continue
+                try:
+                    value_tj = np.array(item, dtype=np.float64)
+                    if value_tj.shape != shape_tail[1:]:
+                        raise ValueError(value_tj.shape)
+                    arr[t, j] = value_tj
+                except (TypeError, ValueError):
+                    raise ValueError(f"{what}[{t}][{j}] must be {'[x, y] numbers' if dims else 'a number'} or null, "
+                                     f"got {item!r}") from None
+    return arr
+
+
+def keypoints_from_json(body: dict, *, max_frames: int = MAX_FRAMES) -> Keypoints2D:
+    """A /v1/lift JSON body -> Keypoints2D (NaN + confidence 0 for missing); ValueError saying what is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object with layout, fps, image_size, keypoints and confidence")
+    unknown = set(body) - {"layout", "fps", "image_size", "keypoints", "confidence", "focal_px", "decimals"}
+    if unknown:
+        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+    layout = body.get("layout")
+    if layout not in _LIFT_LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(_LIFT_LAYOUTS)}, got {layout!r}")
+    num_joints = 33 if layout == "mediapipe33" else 17
+    fps = body.get("fps", 30.0)
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise ValueError(f"fps must be a number in (0, 1000], got {fps!r}")
+    size = body.get("image_size")
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in size)):
+        raise ValueError(f"image_size must be [width, height] in whole pixels > 0, got {size!r}")
+    if "keypoints" not in body:
+        raise ValueError("keypoints missing: T x J x 2 pixels, null for a missing point")
+    frames = body["keypoints"]
+    if isinstance(frames, list) and len(frames) > max_frames:
+        raise ValueError(f"{len(frames)} frames is more than the {max_frames} a request may hold; split the clip")
+    kp = _frames_array(frames, num_joints, 2, "keypoints")
+    if kp.shape[0] == 0:
+        raise ValueError("keypoints hold no frames")
+    present = np.isfinite(kp).all(-1)
+    if body.get("confidence") is None:
+        conf = present.astype(np.float64)
+    else:
+        conf = _frames_array(body["confidence"], num_joints, 0, "confidence")
+        if conf.shape != present.shape:
+            raise ValueError(f"confidence must have shape {present.shape} like the keypoints, got {conf.shape}")
+        conf = np.nan_to_num(conf, nan=0.0, posinf=0.0, neginf=0.0)
+        if conf.min() < 0 or conf.max() > 1:
+            raise ValueError("confidence values must lie in [0, 1]")
+        conf = np.where(present, conf, 0.0)
+    kp[~present] = np.nan
+    try:
+        return Keypoints2D(keypoints=kp.astype(np.float32), confidence=conf.astype(np.float32), layout=layout,
+                           image_size=(size[0], size[1]), fps=float(fps))
+    except MocapError as e:
+        raise ValueError(str(e)) from None
+
+
+def _optional_number(value, name: str, kind=float):
+    if value is None or value == "":
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def motion_reply(motion, *, decimals: int | None = None, seconds: float | None = None) -> dict:
+    """Motion -> the /v1/lift reply dict (full float64 precision unless ``decimals``)."""
+    def out(a):
+        a = np.asarray(a, dtype=np.float64)
+        a = np.round(a, decimals) if decimals is not None else a
+        return a.tolist() if np.isfinite(a).all() else np.where(np.isfinite(a), a, None).tolist()
+
+    reply = {"fps": motion.fps, "num_frames": motion.num_frames, "joint_names": list(motion.joint_names),
+             "parents": list(motion.parents), "rest_offsets": out(motion.rest_offsets), "joints": out(motion.joints),
+             "local_quats_wxyz": out(motion.local_quats_wxyz), "root_translation": out(motion.root_translation)}
+    if seconds is not None:
+        reply["seconds"] = round(seconds, 4)
+    return reply
+
+
+class _OfflineLifter:
+    """The offline network lifter, built once per process (weights read once) and shared."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lifter = None
+
+    def get(self):
+        with self._lock:
+            if self._lifter is None:
+                try:
+                    from lifting.inference import NetworkLifter
+                except ImportError as e:
+                    raise MocapError(f"the network lifter needs torch ({e}); install mocap-lift[lift]") from None
+                self._lifter = NetworkLifter(causal=False)
+            return self._lifter
+
+
+_offline = _OfflineLifter()
+
+
+def _preload() -> None:
+    try:
+        shared_causal_model()
+        _offline.get()
+    except (MocapError, ImportError) as e:  # the routes answer 503 / close 1011 with the reason
+        log.warning("realtime routes: the lifting networks are not available: %s", e)
+
+
+def lift_clip(keypoints: Keypoints2D, *, lifter, focal_px: float | None = None, torch_threads: int | None = 1):
+    """The offline pipeline's lift (:func:`mocap.pipeline.lift_keypoints`) -> Motion.
+
+    ``torch_threads`` pins torch's CPU threads in the calling thread (None leaves them):
+    requests and streams run side by side, and a fixed count gives the same float32 sums
+    (to the last bit) as a lift run offline with that count.
+    """
+    from mocap.pipeline import lift_keypoints
+
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    return lift_keypoints(keypoints, lifter=lifter, focal_px=focal_px)
+
+
+# --- the router ------------------------------------------------------------------------------
+
+def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MAX_FRAMES,
+                max_body_bytes: int = MAX_BODY_BYTES, max_sessions: int = 64, max_concurrent_lifts: int = 2,
+                hello_timeout_s: float = 10.0, batcher: FrameBatcher | None = None, preload: bool = True):
+    """The FastAPI router with ``POST /v1/lift`` and ``WebSocket /v1/stream`` (see the module docstring).
+
+    Args:
+        verify_key: key (or None) -> key id; raises fastapi.HTTPException 401 / 403 / 429.
+        max_frames: most frames one /v1/lift request may hold.
+        max_body_bytes: largest /v1/lift body.
+        max_sessions: most streams at once; more are closed with code 1013.
+        max_concurrent_lifts: /v1/lift requests computed at once (others wait).
+        hello_timeout_s: seconds a stream may take to send its hello.
+        batcher: the frame worker shared by the streams (default: a new one).
+        preload: import torch and read both networks in a background thread now (~2 s of
+            CPU once), so the first stream or request does not wait for them.
+    """
+    from fastapi import APIRouter, Request, WebSocket
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException  # fastapi's HTTPException is a subclass
+    from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+    router = APIRouter()
+    frames = batcher or FrameBatcher()
+    active = {"streams": 0}
+    lift_slots = asyncio.Semaphore(max_concurrent_lifts)
+    if preload:
+        threading.Thread(target=_preload, name="mocap-realtime-preload", daemon=True).start()
+
+    def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+    def key_from(headers, query=None) -> str | None:
+        key = headers.get("x-api-key")
+        if key:
+            return key.strip()
+        scheme, _, value = (headers.get("authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return (query or {}).get("key") or None
+
+    async def check_key(key: str | None) -> HTTPException | None:
+        try:
+            await run_in_threadpool(verify_key, key)
+        except HTTPException as e:
+            return e
+        return None
+
+    async def read_body(request: Request) -> bytes | None:
+        """The body, or None if it is longer than max_body_bytes."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def parse_multipart(request: Request, body: bytes) -> tuple[Keypoints2D, float | None, int | None]:
+        sent = {"done": False}
+
+        async def replay():
+            if sent["done"]:
+                return {"type": "http.disconnect"}
+            sent["done"] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(request.scope, replay).form(max_files=1, max_fields=8, max_part_size=1024 * 1024)
+        except HTTPException as e:  # starlette's answer to a malformed multipart body
+            raise ValueError(f"malformed multipart body: {e.detail}") from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ValueError("multipart body needs a 'file' field holding a keypoints2d.npz")
+        data = await upload.read()
+        with tempfile.TemporaryDirectory(prefix="mocap-lift-") as tmp:
+            path = Path(tmp) / "keypoints2d.npz"
+            path.write_bytes(data)
+            try:
+                keypoints = load_keypoints(path)
+            except MocapError as e:
+                raise ValueError(str(e).replace(str(path), "the uploaded file")) from None
+        return (keypoints, _optional_number(form.get("focal_px"), "focal_px"),
+                _optional_number(form.get("decimals"), "decimals", int))
+
+    @router.post("/v1/lift")
+    async def lift(request: Request):
+        refused = await check_key(key_from(request.headers))
+        if refused is not None:
+            return error(refused.status_code, str(refused.detail), refused.headers)
+        body = await read_body(request)
+        if body is None:
+            return error(413, f"body larger than {max_body_bytes // (1024 * 1024)} MiB; split the clip")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if ctype == "multipart/form-data":
+                keypoints, focal_px, decimals = await parse_multipart(request, body)
+            elif ctype in ("application/json", ""):
+                try:
+                    payload = json.loads(body)
+                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+                    raise ValueError(f"malformed JSON: {e}") from None
+                keypoints = await run_in_threadpool(keypoints_from_json, payload, max_frames=max_frames)
+                focal_px = _optional_number(payload.get("focal_px"), "focal_px")
+                decimals = _optional_number(payload.get("decimals"), "decimals", int)
+            else:
+                return error(415, f"content type {ctype!r} not supported: send application/json or "
+                                  "multipart/form-data with a keypoints2d.npz in the 'file' field")
+            if keypoints.num_frames > max_frames:
+                raise ValueError(f"{keypoints.num_frames} frames is more than the {max_frames} a request may hold")
+            if focal_px is not None and not focal_px > 0:
+                raise ValueError(f"focal_px must be > 0 pixels, got {focal_px}")
+            if decimals is not None and not 0 <= decimals <= 17:
+                raise ValueError(f"decimals must lie in [0, 17], got {decimals}")
+        except ValueError as e:
+            return error(422, str(e))
+        try:
+            lifter = await run_in_threadpool(_offline.get)
+        except (MocapError, ImportError) as e:
+            return error(503, str(e))
+        async with lift_slots:
+            start = time.perf_counter()
+            try:
+                motion = await run_in_threadpool(lift_clip, keypoints, lifter=lifter, focal_px=focal_px)
+            except (MocapError, ValueError) as e:
+                return error(422, str(e))
+            reply = await run_in_threadpool(motion_reply, motion, decimals=decimals,
+                                            seconds=time.perf_counter() - start)
+        return JSONResponse(reply)
+
+    async def close(ws: WebSocket, code: int, reason: str) -> None:
+        if WebSocketState.DISCONNECTED not in (ws.application_state, ws.client_state):
+            try:
+                await ws.close(code=code, reason=reason.encode()[:_REASON_BYTES].decode(errors="ignore"))
+            except (RuntimeError, WebSocketDisconnect, OSError):
+                pass  # the client is already gone
+
+    async def receive_json(ws: WebSocket) -> tuple[object, float] | None:
+        """Next message as (decoded JSON or a ValueError, receive time); None when the client left."""
+        message = await ws.receive()
+        received = time.perf_counter()
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        if text is None:
+            text = (message.get("bytes") or b"").decode("utf-8", errors="replace")
+        if len(text) > MAX_MESSAGE_BYTES:
+            return ValueError(f"message of {len(text)} characters; the limit is {MAX_MESSAGE_BYTES}"), received
+        try:
+            return json.loads(text), received
+        except (json.JSONDecodeError, RecursionError) as e:
+            return ValueError(f"message is not JSON: {e}"), received
+
+    @router.websocket("/v1/stream")
+    async def stream(ws: WebSocket):
+        await ws.accept()
+        refused = await check_key(key_from(ws.headers, ws.query_params))
+        if refused is not None:
+            await close(ws, 1008, f"{refused.status_code}: {refused.detail}")
+            return
+        if active["streams"] >= max_sessions:
+            await close(ws, 1013, f"server busy: {max_sessions} streams already open; retry later")
+            return
+        active["streams"] += 1
+        try:
+            await run_stream(ws)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            active["streams"] -= 1
+
+    async def run_stream(ws: WebSocket) -> None:
+        try:
+            first = await asyncio.wait_for(receive_json(ws), hello_timeout_s)
+        except asyncio.TimeoutError:
+            await close(ws, 1008, f"no hello within {hello_timeout_s:g} s")
+            return
+        if first is None:
+            return
+        try:
+            if isinstance(first[0], ValueError):
+                raise first[0]
+            config = parse_hello(first[0])
+        except ValueError as e:
+            await ws.send_text(json.dumps({"type": "error", "error": str(e)}))
+            await close(ws, 1007, f"bad hello: {e}")
+            return
+        try:
+            model = await run_in_threadpool(shared_causal_model)
+        except (MocapError, ImportError) as e:
+            await ws.send_text(json.dumps({"type": "error", "error": str(e)}))
+            await close(ws, 1011, "the streaming lifter is not available on this server")
+            return
+        session = StreamSession(config, model=model)
+        await ws.send_text(json.dumps(session.hello(), separators=(",", ":")))
+
+        loop = asyncio.get_running_loop()
+        state = {"pending": None, "reset": False, "closed": False, "received": 0}
+        wake = asyncio.Event()
+        send_lock = asyncio.Lock()
+
+        async def send(text: str) -> None:
+            async with send_lock:
+                await ws.send_text(text)
+
+        async def receiver() -> None:
+            while True:
+                got = await receive_json(ws)
+                if got is None:
+                    break
+                msg, received = got
+                if isinstance(msg, ValueError) or not isinstance(msg, dict):
+                    await send(json.dumps({"type": "error", "error": str(msg) if isinstance(msg, ValueError)
+                                           else "each message must be a JSON object"}))
+                    continue
+                kind = msg.get("type", "frame")
+                if kind == "frame":
+                    msg.setdefault("frame", state["received"])
+                    state["received"] += 1
+                    if state["pending"] is not None:
+                        session.dropped += 1
+                    state["pending"] = (msg, received)
+                elif kind == "reset":
+                    state["pending"] = None
+                    state["reset"] = True
+                else:
+                    await send(json.dumps({"type": "error", "error": f"unknown message type {kind!r}; "
+                                                                    "send frame or reset"}))
+                    continue
+                wake.set()
+
+        async def processor() -> None:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if state["reset"]:
+                    state["reset"] = False
+                    session.reset()
+                item, state["pending"] = state["pending"], None
+                if item is None:
+                    continue
+                done = loop.create_future()
+
+                def deliver(reply: dict, done=done) -> None:  # in the worker thread
+                    text = json.dumps(reply, separators=(",", ":"))
+                    try:
+                        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(text))
+                    except RuntimeError:  # the event loop has closed
+                        pass
+
+                frames.submit(session, item[0], item[1], deliver)
+                await send(await done)
+
+        tasks = [asyncio.create_task(receiver()), asyncio.create_task(processor())]
+        try:
+            finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:  # a client that left is normal; anything else is a bug to report
+                if task.exception() is not None and not isinstance(task.exception(), (WebSocketDisconnect, OSError)):
+                    raise task.exception()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)  # (gather would turn their cancellation into this task's)
+        await close(ws, 1000, "bye")
+
+    return router

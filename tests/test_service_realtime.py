@@ -1,0 +1,474 @@
+"""Tests of the low-latency service routes: POST /v1/lift and WebSocket /v1/stream.
+
+Ground truth: the same numbers computed offline (StreamingLifter + OneEuroFilter, the
+offline pipeline's lift_keypoints, kinematics.inverse_kinematics / forward_kinematics) on
+synthetic keypoints of a known motion (tests/synthetic.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+fastapi = pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi import FastAPI, HTTPException  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+
+from lifting.inference import NetworkLifter, StreamingLifter, default_weights_path  # noqa: E402
+from mocap import kinematics, world  # noqa: E402
+from mocap.filters import OneEuroFilter  # noqa: E402
+from mocap.formats import save_keypoints  # noqa: E402
+from mocap.pipeline import lift_keypoints  # noqa: E402
+from mocap.service import stream_session as ss  # noqa: E402
+from mocap.service.realtime import make_router  # noqa: E402
+from mocap.skeletons import MOTION21, rest_offsets  # noqa: E402
+from tests.synthetic import synthetic_keypoints, waving_walker  # noqa: E402
+
+GOOD, SLOW = "good-key", "slow-key"
+HEADERS = {"X-API-Key": GOOD}
+PARENTS = np.array(MOTION21.parents)
+MULTI_CHILD = [j for j in range(21) if len(MOTION21.children(j)) >= 2]  # pelvis, ankles, neck
+
+
+def verify_key(key: str | None) -> str:
+    if not key:
+        raise HTTPException(401, "missing API key")
+    if key == SLOW:
+        raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": "7"})
+    if key != GOOD:
+        raise HTTPException(403, "invalid API key")
+    return "key-1"
+
+
+def make_app(**kwargs) -> FastAPI:
+    app = FastAPI()
+    app.include_router(make_router(verify_key, **kwargs))
+    return app
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(make_app(max_frames=500)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def keypoints():
+    """Synthetic MediaPipe keypoints of a known motion, 1 px noise, frame 40 without a person,
+    two missing joints in frame 12."""
+    k = synthetic_keypoints(waving_walker(90), noise_px=1.0, seed=3)
+    kp, conf = k.keypoints.copy(), k.confidence.copy()
+    kp[40], conf[40] = np.nan, 0.0
+    kp[12, [13, 25]], conf[12, [13, 25]] = np.nan, 0.0
+    return type(k)(keypoints=kp, confidence=conf, layout=k.layout, image_size=k.image_size, fps=k.fps)
+
+
+def frame_message(k, i: int) -> dict:
+    kp = [None if not np.isfinite(p).all() else [float(p[0]), float(p[1])] for p in k.keypoints[i]]
+    return {"type": "frame", "frame": i, "t": i / k.fps, "keypoints": kp, "confidence": k.confidence[i].tolist()}
+
+
+def hello(k, **extra) -> dict:
+    return {"type": "hello", "layout": k.layout, "image_size": list(k.image_size), "fps": k.fps, **extra}
+
+
+def offline_stream(k, smoothing=ss.Smoothing()) -> np.ndarray:
+    """StreamingLifter + camera_to_world + OneEuroFilter run offline: (T, 21, 3), NaN without a person."""
+    lifter = StreamingLifter(default_weights_path(causal=True))
+    f = OneEuroFilter(fps=k.fps, min_cutoff=smoothing.min_cutoff, beta=smoothing.beta, d_cutoff=smoothing.d_cutoff)
+    return np.stack([f(world.camera_to_world(lifter.push(k.keypoints[i], k.confidence[i])))
+                     for i in range(k.num_frames)])
+
+
+def nulls_to_nan(rows) -> np.ndarray:
+    return np.array([np.full((21, 3), np.nan) if r is None else r for r in rows], dtype=np.float64)
+
+
+def bone_angles_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(T, 21) angle between the bones (parent -> joint) of two joint sets; column 0 (root) is 0."""
+    def unit(x):
+        v = x - x[:, np.maximum(PARENTS, 0)]
+        return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+    return np.degrees(np.arccos(np.clip((unit(a) * unit(b)).sum(-1), -1.0, 1.0)))
+
+
+# --- WebSocket /v1/stream ---------------------------------------------------------------------
+
+def test_stream_adds_no_error_to_the_offline_streaming_lifter(client, keypoints):
+    k = keypoints
+    with client.websocket_connect("/v1/stream", headers=HEADERS) as ws:
+        ws.send_json(hello(k))
+        h = ws.receive_json()
+        assert h["type"] == "hello" and h["joint_names"] == list(MOTION21.joint_names)
+        assert h["parents"] == list(MOTION21.parents) and h["quat_order"] == "wxyz"
+        np.testing.assert_allclose(h["rest_offsets"], rest_offsets())
+        replies = []
+        for i in range(k.num_frames):  # lock-step: nothing is dropped
+            ws.send_json(frame_message(k, i))
+            replies.append(ws.receive_json())
+    assert [r["frame"] for r in replies] == list(range(k.num_frames))
+    assert all(r["type"] == "pose" and r["dropped"] == 0 and r["latency_ms"] >= 0 for r in replies)
+    assert replies[40]["joints"] is None and replies[40]["local_quats_wxyz"] is None
+    assert replies[7]["t"] == pytest.approx(7 / k.fps)
+
+    expected = offline_stream(k)
+    got = nulls_to_nan([r["joints"] for r in replies])
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)  # 6 decimals in the replies
+    # +Y up: the head is above the pelvis and the feet below it, 1.3 to 2.2 m apart
+    ok = np.isfinite(got).all((1, 2))
+    assert (got[ok, MOTION21.index("head"), 1] > 0.4).all() and (got[ok, MOTION21.index("left_ankle"), 1] < -0.6).all()
+
+    # the rotations equal the offline IK of the same joints (up to the quaternion sign)
+    quats = np.array([r["local_quats_wxyz"] for i, r in enumerate(replies) if ok[i]])
+    ref, _ = kinematics.inverse_kinematics(expected[ok], parents=PARENTS, rest_offsets=rest_offsets())
+    assert np.minimum(np.abs(quats - ref).max(-1), np.abs(quats + ref).max(-1)).max() < 2e-6
+    assert (np.sum(quats[1:] * quats[:-1], -1) >= 0).all() and (quats[0, :, 0] >= 0).all()  # sign-continuous
+
+
+def test_stream_quaternions_reproduce_the_bone_directions(client, keypoints):
+    k = keypoints
+    with client.websocket_connect(f"/v1/stream?key={GOOD}") as ws:
+        ws.send_json(hello(k, decimals=None))
+        rest = np.array(ws.receive_json()["rest_offsets"])
+        replies = []
+        for i in range(0, k.num_frames, 2):
+            ws.send_json(frame_message(k, i))
+            replies.append(ws.receive_json())
+    replies = [r for r in replies if r["joints"] is not None]
+    joints = np.array([r["joints"] for r in replies])
+    quats = np.array([r["local_quats_wxyz"] for r in replies])
+    assert np.allclose(np.linalg.norm(quats, axis=-1), 1.0, atol=1e-9)
+    fk = kinematics.forward_kinematics(quats, np.zeros((len(quats), 3)), rest, PARENTS)
+    ang = bone_angles_deg(fk, joints)
+    fitted = [j for j in range(1, 21) if PARENTS[j] in MULTI_CHILD]  # below pelvis, neck, ankles: least squares
+    exact = [j for j in range(1, 21) if j not in fitted]
+    assert ang[:, exact].max() < 1e-3  # single-child joints: the bone direction is matched exactly
+    assert np.median(ang[:, fitted]) < 2.0 and ang[:, fitted].max() < 6.0  # measured: median 0.9, max 4.0
+
+
+def test_stream_coco17_normalized_coords_and_no_smoothing(client, keypoints):
+    from mocap.skeletons import map_joints
+
+    k = keypoints
+    coco = map_joints(k.keypoints[:20].astype(np.float64), "mediapipe33", "coco17")
+    size = np.array(k.image_size, dtype=np.float64)
+    with client.websocket_connect("/v1/stream", headers={"Authorization": f"Bearer {GOOD}"}) as ws:
+        ws.send_json(hello(k, layout="coco17", coords="normalized", smoothing=None, decimals=None))
+        assert ws.receive_json()["smoothing"] is None
+        got = []
+        for i in range(20):
+            ws.send_json({"keypoints": (coco[i] / size).tolist()})
+            got.append(ws.receive_json())
+    assert [r["frame"] for r in got] == list(range(20))  # default numbering: frames received
+    lifter = StreamingLifter(default_weights_path(causal=True))
+    expected = [world.camera_to_world(lifter.push(coco[i], np.ones(17))) for i in range(20)]
+    np.testing.assert_allclose([r["joints"] for r in got], expected, atol=1e-9)
+
+
+def test_sessions_share_the_model_but_not_their_history(keypoints):
+    k = keypoints
+    config = ss.StreamConfig(layout=k.layout, image_size=k.image_size, fps=k.fps, decimals=None)
+    a, b, alone = ss.StreamSession(config), ss.StreamSession(config), ss.StreamSession(config)
+    assert a.model is b.model is ss.shared_causal_model()
+    other = synthetic_keypoints(waving_walker(30)[::-1].copy(), noise_px=2.0, seed=9)
+    for i in range(30):  # a and b interleaved in batches, alone by itself
+        ra, rb = ss.process_batch([(a, frame_message(k, i), None), (b, frame_message(other, i), None)])
+        ralone = alone.process(frame_message(k, i))
+        assert ra["joints"] == ralone["joints"] and ra["local_quats_wxyz"] == ralone["local_quats_wxyz"]
+        assert rb["joints"] != ra["joints"]
+    a.reset()
+    fresh = ss.StreamSession(config)
+    assert a.process(frame_message(k, 5))["joints"] == fresh.process(frame_message(k, 5))["joints"]
+
+
+def _ik_cases() -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    walker = waving_walker(60)
+    walker = walker - walker[:, :1]
+    cases = [walker, walker + rng.normal(0, 0.04, walker.shape), rng.normal(0, 0.3, (40, 21, 3))]
+    d = walker[:12].copy()
+    j = MOTION21.index
+    d[0, j("left_knee")] = d[0, j("left_hip")]  # zero-length bone
+    d[1, j("left_wrist")] = 2 * d[1, j("left_elbow")] - d[1, j("left_shoulder")]  # straight arm
+    d[2, j("left_elbow")] = d[2, j("left_shoulder")] - (d[2, j("left_elbow")] - d[2, j("left_shoulder")])  # anti
+    d[3, j("left_heel")] = d[3, j("left_foot_index")] = d[3, j("left_ankle")]  # no usable child
+    d[4, j("head")] = d[4, j("neck")] + 0.2 * (d[4, j("neck")] - d[4, j("spine")])  # head along the spine
+    d[5, j("nose")] = d[5, j("head")] + (d[5, j("head")] - d[5, j("neck")])  # nose along the neck
+    d[6, [j("left_hip"), j("right_hip"), j("spine")]] = d[6, 0]  # pelvis children on the pelvis
+    d[7, j("right_shoulder")] = d[7, j("left_shoulder")]  # shoulders on one point
+    d[8] = walker[0]  # the rest pose (frame 0), then the left thigh turned exactly upside down
+    d[8, j("left_knee")] = d[8, j("left_hip")] + (0.0, 0.42, 0.0)
+    d[8, j("left_ankle")] = d[8, j("left_knee")] + (0.0, 0.0, -0.41)
+    cases.append(d)
+    return cases
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_one_frame_ik_equals_the_reference_ik(case):
+    joints = _ik_cases()[case]
+    for x in joints:
+        ref, _ = kinematics.inverse_kinematics(x[None], parents=PARENTS, rest_offsets=rest_offsets())
+        np.testing.assert_allclose(ss.frame_local_quats(x), ref[0], atol=1e-9, rtol=0)
+    x = joints[0].copy()
+    x[MOTION21.index("left_wrist")] = np.nan  # not finite: handed to the reference
+    ref, _ = kinematics.inverse_kinematics(x[None], parents=PARENTS, rest_offsets=rest_offsets())
+    np.testing.assert_array_equal(ss.frame_local_quats(x), ref[0])
+
+
+def test_batched_and_per_frame_ik_give_the_same_replies(keypoints):
+    k = keypoints
+    config = ss.StreamConfig(layout=k.layout, image_size=k.image_size, fps=k.fps, decimals=None)
+    many = [ss.StreamSession(config) for _ in range(ss.IK_BATCH_MIN)]
+    one = ss.StreamSession(config)
+    for i in range(0, 30, 3):
+        batch = ss.process_batch([(s, frame_message(k, i + n % 3), None) for n, s in enumerate(many)])
+        alone = one.process(frame_message(k, i))
+        np.testing.assert_allclose(batch[0]["local_quats_wxyz"], alone["local_quats_wxyz"], atol=1e-9)
+        assert batch[0]["joints"] == alone["joints"]
+
+
+def test_stream_bad_frames_get_errors_and_the_stream_goes_on(client, keypoints):
+    k = keypoints
+    with client.websocket_connect("/v1/stream", headers=HEADERS) as ws:
+        ws.send_json(hello(k))
+        ws.receive_json()
+        ws.send_text("not json")
+        assert "not JSON" in ws.receive_json()["error"]
+        ws.send_json({"type": "frame", "frame": 1, "keypoints": [[1.0, 2.0]] * 17})  # a coco17 frame
+        bad = ws.receive_json()
+        assert bad["type"] == "error" and bad["frame"] == 1 and "(33, 2)" in bad["error"]
+        ws.send_json({"frame": 2, "keypoints": k.keypoints[2].tolist(), "confidence": [2.0] * 33})
+        assert "[0, 1]" in ws.receive_json()["error"]
+        ws.send_json({"type": "dance"})
+        assert "unknown message type" in ws.receive_json()["error"]
+        ws.send_json(frame_message(k, 3))
+        good = ws.receive_json()
+        assert good["type"] == "pose" and good["frame"] == 3 and len(good["joints"]) == 21
+        ws.send_json({"type": "reset"})
+        ws.send_json(frame_message(k, 3))
+        assert ws.receive_json()["joints"] == good["joints"]  # a reset starts the history afresh
+
+
+@pytest.mark.parametrize("headers,query,code", [({}, "", "401"), ({"X-API-Key": "nope"}, "", "403"),
+                                                ({}, "?key=nope", "403"), ({}, f"?key={SLOW}", "429")])
+def test_stream_refuses_keys_with_1008(client, headers, query, code):
+    with client.websocket_connect("/v1/stream" + query, headers=headers) as ws:
+        with pytest.raises(WebSocketDisconnect) as e:
+            ws.receive_json()
+    assert e.value.code == 1008 and e.value.reason.startswith(code)
+
+
+@pytest.mark.parametrize("message,needle", [({"type": "hello", "layout": "coco17"}, "image_size"),
+                                            ({"type": "hello", "layout": "mpii16", "image_size": [640, 480]}, "layout"),
+                                            ({"type": "frame", "keypoints": []}, "first message"),
+                                            ({"type": "hello", "image_size": [640, 480], "fps": -3}, "fps"),
+                                            ({"type": "hello", "image_size": [640, 480], "smoothing": {"beta": -1}}, "beta")])
+def test_stream_bad_hello_closes_with_1007(client, message, needle):
+    with client.websocket_connect("/v1/stream", headers=HEADERS) as ws:
+        ws.send_json(message)
+        assert needle in ws.receive_json()["error"]
+        with pytest.raises(WebSocketDisconnect) as e:
+            ws.receive_json()
+    assert e.value.code == 1007
+
+
+# --- POST /v1/lift ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def offline_motion(keypoints):
+    """lift_keypoints run directly, with torch on one thread like the service (float32 sums
+    in another order differ by ~1e-7 m)."""
+    out = {}
+
+    def run():
+        torch.set_num_threads(1)
+        out["motion"] = lift_keypoints(keypoints, lifter=NetworkLifter(causal=False))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    return out["motion"]
+
+
+def lift_body(k) -> dict:
+    kp = [[None if not np.isfinite(p).all() else [float(p[0]), float(p[1])] for p in frame] for frame in k.keypoints]
+    return {"layout": k.layout, "fps": k.fps, "image_size": list(k.image_size), "keypoints": kp,
+            "confidence": k.confidence.tolist()}
+
+
+def check_motion(reply: dict, motion) -> None:
+    assert reply["joint_names"] == list(motion.joint_names) and reply["parents"] == list(motion.parents)
+    assert reply["fps"] == motion.fps and reply["num_frames"] == motion.num_frames
+    for name in ("joints", "local_quats_wxyz", "root_translation", "rest_offsets"):
+        np.testing.assert_array_equal(np.array(reply[name]), getattr(motion, name), err_msg=name)  # exact
+
+
+def test_lift_json_equals_the_offline_lift(client, keypoints, offline_motion):
+    r = client.post("/v1/lift", json=lift_body(keypoints), headers=HEADERS)
+    assert r.status_code == 200, r.text
+    reply = r.json()
+    check_motion(reply, offline_motion)
+    assert np.array(reply["joints"]).shape == (90, 21, 3) and np.array(reply["local_quats_wxyz"]).shape == (90, 21, 4)
+    # sanity against the known motion: bone lengths near the synthetic person's (rest offsets)
+    lengths = np.linalg.norm(np.array(reply["rest_offsets"])[1:], axis=-1)
+    assert np.allclose(lengths, np.linalg.norm(rest_offsets()[1:], axis=-1), rtol=0.25, atol=0.03)
+
+
+def test_lift_npz_upload_equals_the_offline_lift(client, keypoints, offline_motion, tmp_path):
+    save_keypoints(tmp_path / "keypoints2d.npz", keypoints)
+    data = (tmp_path / "keypoints2d.npz").read_bytes()
+    r = client.post("/v1/lift", files={"file": ("keypoints2d.npz", data, "application/octet-stream")},
+                    data={"decimals": "4"}, headers={"Authorization": f"Bearer {GOOD}"})
+    assert r.status_code == 200, r.text
+    reply = r.json()
+    np.testing.assert_allclose(reply["joints"], offline_motion.joints, atol=5.1e-5, rtol=0)
+    np.testing.assert_allclose(reply["local_quats_wxyz"], offline_motion.local_quats_wxyz, atol=5.1e-5, rtol=0)
+
+
+def test_lift_auth_errors(client, keypoints):
+    body = lift_body(keypoints)
+    for headers, status in (({}, 401), ({"X-API-Key": "nope"}, 403), ({"Authorization": "Bearer nope"}, 403),
+                            ({"X-API-Key": SLOW}, 429)):
+        r = client.post("/v1/lift", json=body, headers=headers)
+        assert r.status_code == status and "error" in r.json()
+    assert r.headers["retry-after"] == "7"
+
+
+def _bad_bodies(k):
+    body = lift_body(k)
+    yield "malformed JSON", b'{"layout": "coco17",'
+    yield "layout must be", {**body, "layout": "smpl24"}
+    yield "shape (T, 33, 2)", {**body, "keypoints": [[[1.0, 2.0]] * 17] * 3}
+    yield "confidence must have shape", {**body, "confidence": body["confidence"][:5]}
+    yield "image_size", {**body, "image_size": [640]}
+    yield "fps", {**body, "fps": 0}
+    yield "more than the 500", {**body, "keypoints": body["keypoints"] * 6, "confidence": None}
+    yield "no frames", {**body, "keypoints": [], "confidence": None}
+    yield "unknown keys", {**body, "extra": 1}
+    yield "never fully detected", {**body, "keypoints": [None] * 10, "confidence": None}
+    yield "keypoints[0][2]", {**body, "keypoints": [[[1.0, 2.0], None, "x"] + [[1.0, 2.0]] * 30]}
+
+
+@pytest.mark.parametrize("case", range(11))
+def test_lift_bad_inputs_give_422(client, keypoints, case):
+    needle, body = list(_bad_bodies(keypoints))[case]
+    if isinstance(body, bytes):
+        r = client.post("/v1/lift", content=body, headers={**HEADERS, "content-type": "application/json"})
+    else:
+        r = client.post("/v1/lift", json=body, headers=HEADERS)
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["error"]
+
+
+def test_lift_bad_upload_and_content_type(client):
+    r = client.post("/v1/lift", files={"file": ("k.npz", b"not a zip", "application/octet-stream")}, headers=HEADERS)
+    assert r.status_code == 422 and "not a readable" in r.json()["error"] and "/tmp" not in r.json()["error"]
+    r = client.post("/v1/lift", files={"other": ("k.npz", b"x", "application/octet-stream")}, headers=HEADERS)
+    assert r.status_code == 422 and "'file' field" in r.json()["error"]
+    r = client.post("/v1/lift", files=[("file", ("a.npz", b"1")), ("file", ("b.npz", b"2"))], headers=HEADERS)
+    assert r.status_code == 422 and "malformed multipart" in r.json()["error"]
+    r = client.post("/v1/lift", content=b"abc", headers={**HEADERS, "content-type": "multipart/form-data"})
+    assert r.status_code == 422 and "boundary" in r.json()["error"]
+    r = client.post("/v1/lift", content=b"abc", headers={**HEADERS, "content-type": "text/plain"})
+    assert r.status_code == 415
+
+
+def test_lift_body_limit():
+    with TestClient(make_app(max_body_bytes=1000)) as c:
+        r = c.post("/v1/lift", content=b"{" + b" " * 2000 + b"}", headers={**HEADERS, "content-type": "application/json"})
+    assert r.status_code == 413 and "error" in r.json()
+
+
+# --- a real server: back-pressure -----------------------------------------------------------------
+
+@contextlib.contextmanager
+def serve(app):
+    """Run ``app`` with uvicorn on a free loopback port in a thread; yield the port."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws_per_message_deflate=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_back_pressure_newest_frame_wins_over_real_uvicorn(keypoints):
+    from websockets.sync.client import connect
+
+    k = keypoints
+    messages = [json.dumps({**frame_message(k, i % k.num_frames), "frame": i}) for i in range(300)]
+    with serve(make_app()) as port, connect(f"ws://127.0.0.1:{port}/v1/stream?key={GOOD}") as ws:
+        ws.send(json.dumps(hello(k)))
+        assert json.loads(ws.recv(timeout=30))["type"] == "hello"
+        for m in messages:  # all at once, far faster than they can be lifted
+            ws.send(m)
+        replies = []
+        while not replies or replies[-1]["frame"] != 299:
+            replies.append(json.loads(ws.recv(timeout=30)))
+        with pytest.raises(TimeoutError):  # nothing stale follows the newest frame
+            ws.recv(timeout=0.5)
+    frames = [r["frame"] for r in replies]
+    print(f"300 frames sent at once: {len(replies)} replies, frames {frames[:3]} ... {frames[-3:]}, "
+          f"{replies[-1]['dropped']} dropped")
+    assert all(r["type"] == "pose" for r in replies)
+    assert len(replies) < 100 and frames == sorted(frames) and frames[-1] == 299
+    assert replies[-1]["dropped"] == 300 - len(replies) > 0  # every frame is either answered or counted
+
+
+def test_real_uvicorn_refuses_a_key_with_1008():
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with serve(make_app()) as port, connect(f"ws://127.0.0.1:{port}/v1/stream?key=wrong") as ws:
+        with pytest.raises(ConnectionClosed) as e:
+            ws.recv(timeout=10)
+    assert e.value.rcvd.code == 1008 and e.value.rcvd.reason.startswith("403")
+
+
+# --- through the service's own application (mocap.service.app), when it is there ------------------
+
+def test_routes_through_the_service_app(tmp_path, keypoints):
+    app_module = pytest.importorskip("mocap.service.app")
+    from mocap.service.auth import create_key
+
+    app = app_module.create_app(app_module.ServiceConfig(data_dir=tmp_path, workers=1))
+    key = create_key(app.state.store, "realtime test")
+    k = type(keypoints)(keypoints=keypoints.keypoints[:30], confidence=keypoints.confidence[:30],
+                        layout=keypoints.layout, image_size=keypoints.image_size, fps=keypoints.fps)
+    with TestClient(app) as c:
+        r = c.post("/v1/lift", json=lift_body(k), headers={"X-API-Key": key})
+        assert r.status_code == 200, r.text
+        assert np.array(r.json()["joints"]).shape == (30, 21, 3)
+        assert c.post("/v1/lift", json=lift_body(k)).status_code == 401
+        assert c.post("/v1/lift", json=lift_body(k), headers={"X-API-Key": key + "x"}).status_code == 403
+        with c.websocket_connect(f"/v1/stream?key={key}") as ws:
+            ws.send_json(hello(k))
+            assert ws.receive_json()["type"] == "hello"
+            ws.send_json(frame_message(k, 0))
+            assert len(ws.receive_json()["local_quats_wxyz"]) == 21
+        with c.websocket_connect("/v1/stream", headers={"X-API-Key": "mk_000000000000_" + "a" * 43}) as ws:
+            with pytest.raises(WebSocketDisconnect) as e:
+                ws.receive_json()
+        assert e.value.code == 1008 and e.value.reason.startswith("403")
