@@ -36,6 +36,11 @@ NUM_LANDMARKS = 33
 _DETECTOR_TFLITE = ("modules", "pose_detection", "pose_detection.tflite")
 _LANDMARKS_TFLITE = ("modules", "pose_landmark", "pose_landmark_full.tflite")
 
+#: Value ranges the networks take pixels 0..255 to, as MediaPipe's own pose graph feeds them
+#: (tests check these against the graph's ImageToTensor options).
+DETECTOR_INPUT_RANGE = (-1.0, 1.0)
+LANDMARKS_INPUT_RANGE = (0.0, 1.0)
+
 T = TypeVar("T")
 
 
@@ -53,13 +58,14 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mocap-lift"
 
 
-def _with_metadata(tflite: Path) -> bytes:
-    """The tflite model with image-input / feature-output metadata added (what Tasks reads)."""
+def _with_metadata(tflite: Path, *, norm_mean: float, norm_std: float) -> bytes:
+    """The tflite model with image-input / feature-output metadata added (what Tasks reads):
+    pixels p in 0..255 reach the network as (p - norm_mean) / norm_std."""
     from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer, writer_utils
 
     buffer = bytearray(tflite.read_bytes())
     writer = metadata_writer.MetadataWriter.create(buffer)
-    writer.add_image_input(norm_mean=[0.0], norm_std=[255.0])  # pixels 0..255 -> 0..1
+    writer.add_image_input(norm_mean=[norm_mean], norm_std=[norm_std])
     for _ in writer_utils.get_output_tensor_types(buffer):
         writer.add_feature_output()
     model, _ = writer.populate()
@@ -81,7 +87,9 @@ def pose_landmarker_bundle() -> Path:
         if not src.is_file():
             raise MocapError(f"mediapipe {mp.__version__} has no {src.name} (only releases up to 0.10.21 "
                              f"ship the pose models); install it with: pip install 'mocap-lift[detect]'")
-    target = cache_dir() / f"pose_landmarker_full-mediapipe{mp.__version__}.task"
+    # v2: the detector's input range fixed to MediaPipe's own [-1, 1] (v1 gave it [0, 1],
+    # which lowered its scores and shifted the crops by ~30 px)
+    target = cache_dir() / f"pose_landmarker_full-mediapipe{mp.__version__}-v2.task"
     if target.is_file() and zipfile.is_zipfile(target):
         return target
     try:
@@ -89,8 +97,9 @@ def pose_landmarker_bundle() -> Path:
     except OSError as e:
         raise MocapError(f"cannot create the cache folder {target.parent} ({e.strerror}); "
                          f"set MOCAP_CACHE_DIR to a writable folder") from None
-    models = {"pose_detector.tflite": _with_metadata(sources[0]),
-              "pose_landmarks_detector.tflite": _with_metadata(sources[1])}
+    models = {name: _with_metadata(src, norm_mean=-lo * 255.0 / (hi - lo), norm_std=255.0 / (hi - lo))
+              for (name, (lo, hi)), src in zip((("pose_detector.tflite", DETECTOR_INPUT_RANGE),
+                                                ("pose_landmarks_detector.tflite", LANDMARKS_INPUT_RANGE)), sources)}
     with atomic_path(target) as tmp:
         model_asset_bundle_utils.create_model_asset_bundle(models, str(tmp))
     return target

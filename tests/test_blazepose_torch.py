@@ -1,0 +1,264 @@
+"""BlazePoseTorch against MediaPipe's own PoseLandmarker, plus the geometry it relies on.
+
+Reference: MediaPipe Tasks PoseLandmarker in IMAGE mode on 30 real frames of
+examples/balance_cam01.mp4 (1080x1920, one man), with the same two tflite models. Its
+bundle gives the detector the value range MediaPipe's own pose graph uses ([-1, 1], read
+from the graph by blazepose_anchors.read_pose_graph). Measured on the dev machine: mean
+landmark distance 0.004 % of the person's box (0.03 px), worst frame mean 0.02 %.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("tflite")
+mediapipe = pytest.importorskip("mediapipe")
+cv2 = pytest.importorskip("cv2")
+
+from mocap.estimators import blazepose_anchors as bp  # noqa: E402
+from mocap.estimators import get_estimator  # noqa: E402
+from mocap.estimators.blazepose_torch import BlazePoseTorch, _refine_torch  # noqa: E402
+
+from .conftest import EXAMPLE_VIDEO  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def frames():
+    from mocap.video import iter_frames
+
+    return [f for i, f in enumerate(iter_frames(EXAMPLE_VIDEO)) if i % 3 == 0][:30]
+
+
+@pytest.fixture(scope="module")
+def est():
+    return get_estimator("blazepose-torch")
+
+
+def _mediapipe_image_mode(frames, bundle: Path) -> np.ndarray:
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    options = vision.PoseLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(bundle)),
+                                           running_mode=vision.RunningMode.IMAGE, num_poses=1)
+    out = np.full((len(frames), 33, 2), np.nan, np.float32)
+    with vision.PoseLandmarker.create_from_options(options) as landmarker:
+        for i, f in enumerate(frames):
+            result = landmarker.detect(mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB,
+                                                       data=np.ascontiguousarray(f)))
+            if result.pose_landmarks:
+                h, w = f.shape[:2]
+                out[i] = [(lm.x * w, lm.y * h) for lm in result.pose_landmarks[0]]
+    return out
+
+
+def _box_size(kp: np.ndarray) -> np.ndarray:
+    """(T, J, 2) -> (T,) longer side of the keypoints' bounding box."""
+    return np.nanmax(np.nanmax(kp, 1) - np.nanmin(kp, 1), -1)
+
+
+def test_matches_mediapipe_image_mode(est, frames, tmp_path):
+    from mocap.detect import DETECTOR_INPUT_RANGE, LANDMARKS_INPUT_RANGE, pose_landmarker_bundle
+
+    # our production bundle feeds the networks what MediaPipe's own graph does
+    assert tuple(est.graph.detector_range) == DETECTOR_INPUT_RANGE
+    assert tuple(est.graph.landmark_range) == LANDMARKS_INPUT_RANGE
+    ref = _mediapipe_image_mode(frames, pose_landmarker_bundle())
+    got = est(frames)
+    assert got.keypoints.shape == (30, 1, 33, 2) and got.layout == "mediapipe33"
+    assert np.isfinite(ref).all() and (got.scores[:, 0] > 0.5).all()  # both find the man in every frame
+    dist = np.linalg.norm(got.keypoints[:, 0] - ref, axis=-1) / _box_size(ref)[:, None]
+    print(f"BlazePoseTorch vs MediaPipe IMAGE mode, 30 frames: mean {100 * dist.mean():.4f} % of the box "
+          f"({np.linalg.norm(got.keypoints[:, 0] - ref, axis=-1).mean():.3f} px), "
+          f"worst frame mean {100 * dist.mean(1).max():.4f} %")
+    assert dist.mean() < 0.0025  # 0.25 % (task asks for 1 %)
+    assert dist.mean(1).max() < 0.01
+    assert ((got.confidence > 0) & (got.confidence <= 1)).all()
+
+
+def test_blank_images_have_nobody(est):
+    got = est(np.stack([np.zeros((480, 640, 3), np.uint8), np.full((480, 640, 3), 128, np.uint8)]))
+    assert got.keypoints.shape == (2, 0, 33, 2) and got.num_people.tolist() == [0, 0]
+
+
+def test_input_forms(est, frames):
+    rgb = frames[0]
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], -1)
+    a = est([rgb, rgba])
+    np.testing.assert_allclose(a.keypoints[0], a.keypoints[1], atol=1e-3)  # alpha is dropped
+    g = est(grey[None])
+    np.testing.assert_array_equal(g.keypoints, est(np.repeat(grey[None, ..., None], 3, -1)).keypoints)
+    assert g.num_people.tolist() == [1]
+    empty = est(np.zeros((0, 480, 640, 3), np.uint8))
+    assert empty.keypoints.shape == (0, 0, 33, 2) and empty.scores.shape == (0, 0)
+    with pytest.raises(ValueError, match="too small"):
+        est(np.zeros((1, 10, 200, 3), np.uint8))
+
+
+def test_scaled_and_rotated_images_give_the_same_pose(est, frames):
+    """Images of different sizes in one batch; a 90-degree turn is undone by the ROI rotation."""
+    f = frames[5]
+    h, w = f.shape[:2]
+    half = cv2.resize(f, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    turned = np.ascontiguousarray(np.rot90(f, k=-1))  # clockwise: pixel (x, y) -> (h - 1 - y, x)
+    got = est([f, half, turned])
+    assert got.num_people.tolist() == [1, 1, 1]
+    base = got.keypoints[0, 0]
+    size = _box_size(base[None])[0]
+    from_half = (got.keypoints[1, 0] + 0.5) * 2 - 0.5  # pixel centres at integers
+    back = np.stack([got.keypoints[2, 0, :, 1], h - 1 - got.keypoints[2, 0, :, 0]], -1)
+    assert np.linalg.norm(from_half - base, axis=-1).mean() / size < 0.02
+    assert np.linalg.norm(back - base, axis=-1).mean() / size < 0.01
+
+
+def test_two_people_side_by_side():
+    pair = None
+    from mocap.video import iter_frames
+
+    for f in iter_frames(EXAMPLE_VIDEO):
+        small = cv2.resize(f, (f.shape[1] // 2, f.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        pair = np.concatenate([small, small[:, ::-1]], axis=1)  # the man and his mirror image
+        break
+    two = BlazePoseTorch(max_people=2)(pair[None])
+    assert two.num_people.tolist() == [2]
+    cx = np.sort(two.keypoints[0, :, :, 0].mean(-1))
+    w = pair.shape[1]
+    assert cx[0] < w / 2 < cx[1]
+    np.testing.assert_allclose(cx[0] + cx[1], w - 1, atol=0.02 * w)  # mirror images of each other
+    assert BlazePoseTorch(max_people=1)(pair[None]).num_people.tolist() == [1]
+
+
+def test_video_and_tracking(est, frames):
+    clip = frames[:12]
+    single = est(clip)
+    size = _box_size(single.keypoints[:, 0])[:, None]
+    plain = est.video(clip, batch=5, span=1, refine=False)  # same computation, other batch splits
+    assert (np.linalg.norm(plain.keypoints[:, 0] - single.keypoints[:, 0], axis=-1) / size).mean() < 1e-4
+    segments = est.video(clip, batch=2, span=4)  # 12 frames: 2 chunks of 2 segments of 4, tracked inside
+    tracked = est.track(clip)
+    # tracking ROIs differ from detector ROIs by a few pixels (about 1 % of the box measured)
+    for other in (segments, tracked, est.video(clip, batch=4, span=1)):
+        assert other.num_people.tolist() == [1] * 12
+        assert (np.linalg.norm(other.keypoints[:, 0] - single.keypoints[:, 0], axis=-1) / size).mean() < 0.02
+    # a blank frame loses the track; the next frame is detected again
+    blank = np.zeros_like(clip[0])
+    assert est.track([clip[0], blank, clip[1]]).num_people.tolist() == [1, 0, 1]
+    tracker = est.tracker(views=2)
+    assert tracker.step([clip[0], blank]).num_people.tolist() == [1, 0]
+    assert tracker.step([clip[1], clip[1]]).num_people.tolist() == [1, 1]
+    assert len(tracker.rois[0]) == 1 and len(tracker.rois[1]) == 1
+    with pytest.raises(ValueError, match="2 view"):
+        tracker.step([clip[2]])
+    with pytest.raises(ValueError, match="span"):
+        est.video(clip, span=0)
+
+
+def test_constructor_checks():
+    with pytest.raises(ValueError, match="max_people"):
+        BlazePoseTorch(max_people=0)
+    with pytest.raises(ValueError, match="min_confidence"):
+        BlazePoseTorch(min_confidence=1.5)
+    with pytest.raises(ValueError, match="CUDA"):
+        BlazePoseTorch(half=True)
+
+
+# ---------------------------------------------------------------- pre/post-processing
+
+def test_graph_options_and_anchors():
+    g = bp.read_pose_graph()
+    assert g.detector_size == (224, 224) and g.detector_range == (-1.0, 1.0) and g.landmark_size == (256, 256)
+    assert g.num_landmarks == 39 and g.body_landmarks == (0, 33) and g.aux_landmarks == (33, 35)
+    anchors = bp.ssd_anchors(g.anchors)
+    assert anchors.shape == (g.decode.num_boxes, 4)  # 2254 boxes: 28x28x2 + 14x14x2 + 7x7x6
+    first = g.anchors.strides[0]
+    np.testing.assert_allclose(anchors[0], [0.5 * first / 224, 0.5 * first / 224, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(anchors[-1, :2], [1 - 0.5 * 32 / 224] * 2, atol=1e-6)
+
+
+def test_decode_and_weighted_nms():
+    g = bp.read_pose_graph()
+    o = g.decode
+    anchors = bp.ssd_anchors(g.anchors)
+    raw = np.zeros((1, len(anchors), o.num_coords), np.float32)
+    scores = np.full((1, len(anchors), 1), -10.0, np.float32)
+    # a box of 0.2 x 0.4 at (0.3, 0.6) with keypoints at known places, found by two neighbouring anchors
+    for a, dx in ((100, 0.0), (101, 0.01)):
+        raw[0, a, 0:4] = [(0.3 + dx - anchors[a, 0]) * o.scale[0], (0.6 - anchors[a, 1]) * o.scale[1],
+                          0.2 * o.scale[2], 0.4 * o.scale[3]]
+        for k in range(o.num_keypoints):
+            raw[0, a, 4 + 2 * k:6 + 2 * k] = [(0.1 * k + dx - anchors[a, 0]) * o.scale[0],
+                                              (0.5 - anchors[a, 1]) * o.scale[1]]
+    scores[0, 100], scores[0, 101] = 3.0, 1.0
+    raw[0, 2000, 0:4] = [(0.8 - anchors[2000, 0]) * o.scale[0], (0.2 - anchors[2000, 1]) * o.scale[1], 22, 22]
+    scores[0, 2000] = 2.0
+    (boxes, kps, s), = bp.decode_detections(raw, scores, anchors, o)
+    assert len(s) == 3
+    np.testing.assert_allclose(boxes[np.argmax(s)], [0.2, 0.4, 0.4, 0.8], atol=1e-5)
+    nb, nk, ns = bp.weighted_nms(boxes, kps, s, threshold=g.nms_threshold)
+    assert len(ns) == 2 and ns[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    w = np.array([1 / (1 + np.exp(-3.0)), 1 / (1 + np.exp(-1.0))])
+    shift = 0.01 * w[1] / w.sum()  # score-weighted mean of the two boxes
+    np.testing.assert_allclose(nb[0], [0.2 + shift, 0.4, 0.4 + shift, 0.8], atol=1e-5)
+    np.testing.assert_allclose(nk[0, :, 0], 0.1 * np.arange(o.num_keypoints) + shift, atol=1e-5)
+    assert len(bp.weighted_nms(boxes, kps, s, threshold=0.3, max_detections=1)[2]) == 1
+
+
+def test_roi_geometry_round_trips():
+    o = bp.read_pose_graph().detection_roi
+    upright = bp.rois_from_keypoints(np.array([[[100.0, 200.0], [100.0, 100.0]]]), o)[0]
+    np.testing.assert_allclose(upright, [100, 200, 250, 250, 0], atol=1e-9)  # 2 x 100 px x 1.25
+    lying = bp.rois_from_keypoints(np.array([[[100.0, 200.0], [180.0, 200.0]]]), o)[0]
+    np.testing.assert_allclose(lying[[2, 4]], [200, np.pi / 2], atol=1e-9)  # head to the right
+    rois = np.array([upright, lying, [50.0, 60.0, 30.0, 30.0, -2.5]])
+    m = bp.roi_to_crop_matrix(rois, 256, 256)
+    uv = np.random.default_rng(2).uniform(0, 256, (3, 7, 2))
+    via_matrix = np.einsum("nij,nkj->nki", m, np.concatenate([uv, np.ones((3, 7, 1))], -1))
+    np.testing.assert_allclose(bp.project_from_roi(uv / 256, rois), via_matrix, atol=1e-9)
+    pts = np.array([[[0.3, 0.4]]])
+    roi, pad = bp.letterbox(1080, 1920, 224, 224)
+    np.testing.assert_allclose(roi, [540, 960, 1920, 1920, 0])
+    np.testing.assert_allclose(pad, [0.21875, 0, 0.21875, 0])
+    np.testing.assert_allclose(bp.remove_letterbox(pts, pad) * [1080, 1920],
+                               (pts * 1920 - [420, 0]), atol=1e-9)  # 420 px of padding on the left
+
+
+def test_heatmap_refinement():
+    rng = np.random.default_rng(3)
+    heat = rng.normal(-8, 1, (2, 64, 64, 3)).astype(np.float32)
+    heat[0, 20:23, 30:33, 0] = 8.0  # a confident 3x3 blob centred on cell (row 21, col 31)
+    points = np.array([[[31.6 / 64, 21.2 / 64], [10 / 64, 10 / 64], [1.2, 0.5]],
+                       [[0.5, 0.5], [-0.001, 0.3], [0.999, 0.999]]])
+    ref = bp.refine_from_heatmap(points, heat, kernel=7, min_confidence=0.5)
+    np.testing.assert_allclose(ref[0, 0], [31 / 64, 21 / 64], atol=2e-4)  # moved onto the blob
+    np.testing.assert_array_equal(ref[0, 1:], points[0, 1:])  # not confident / outside: unchanged
+    got = _refine_torch(torch.from_numpy(points).float(), torch.from_numpy(heat), 7, 0.5).numpy()
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    heat[1] = rng.normal(2, 1, (64, 64, 3))  # confident everywhere: all three refined, same in both
+    ref = bp.refine_from_heatmap(points, heat, kernel=7, min_confidence=0.5)
+    got = _refine_torch(torch.from_numpy(points).float(), torch.from_numpy(heat), 7, 0.5).numpy()
+    assert not np.allclose(ref[1], points[1])
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_torch_and_cv2_crops_agree(frames):
+    cpu = BlazePoseTorch()
+    gs = BlazePoseTorch(warp="torch")
+    images = frames[:2]
+    rois = np.array([[540.0, 900.0, 1200.0, 1200.0, 0.3], [100.0, 1800.0, 700.0, 700.0, -1.2]])  # 2nd off the edge
+    for zero in (True, False):
+        a = cpu._crops(images, np.array([0, 1]), rois, (256, 256), (0.0, 255.0), zero).numpy()
+        b = gs._crops(images, np.array([0, 1]), rois, (256, 256), (0.0, 255.0), zero).numpy()
+        diff = np.abs(a - b)  # OpenCV interpolates in fixed point (1/32 pixel): a few levels on sharp edges
+        assert diff.mean() < 0.1 and np.quantile(diff, 0.999) <= 1 and diff.max() <= 8
+
+
+def test_torch_warp_pipeline_matches_cv2(est, frames):
+    """warp="torch" (the CUDA default, run here on the CPU) gives the same poses as OpenCV crops."""
+    clip = frames[:4]
+    a = est(clip)
+    b = BlazePoseTorch(warp="torch")(clip)
+    assert b.num_people.tolist() == [1] * 4
+    size = _box_size(a.keypoints[:, 0])[:, None]
+    assert (np.linalg.norm(a.keypoints[:, 0] - b.keypoints[:, 0], axis=-1) / size).mean() < 0.002
