@@ -276,13 +276,9 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
     def key_from(headers, query=None) -> str | None:
-        key = headers.get("x-api-key")
-        if key:
-            return key.strip()
-        scheme, _, value = (headers.get("authorization") or "").partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-        return (query or {}).get("key") or None
+        from mocap.service.auth import key_from_headers
+
+        return key_from_headers(headers) or (query or {}).get("key") or None
 
     async def check_key(key: str | None) -> HTTPException | None:
         try:
