@@ -316,6 +316,8 @@ _PASSTHROUGH = {
     "eval-lifter": ("lifting.evaluate", "main", "lift", "evaluate the lifting network (see: mocap eval-lifter --help)"),
     "batch": ("mocap.batch", "batch_main", "detect",
               "many videos -> OUT/<name>/ each, resumable, local processes or Ray (see: mocap batch --help)"),
+    "stream-2d": ("mocap.stream2d", "stream2d_main", "detect",
+                  "2D keypoints of a video or camera as JSON lines (the /v1/stream protocol; the add-on's Live)"),
     "serve": ("mocap.service.server", "serve_main", "service",
               "run the HTTP capture service (API keys: mocap serve keys create NAME; see: mocap serve --help)"),
     "eval-2d": ("mocap.eval2d_cli", "eval2d_main", "detect",

@@ -2,10 +2,10 @@
 """Mocap Lift for Blender: capture motion from video, import it onto any humanoid rig.
 
 This module holds only the user interface (sidebar "Mocap" panels, operators, settings,
-preferences); the work is in :mod:`.importer` (bpy + numpy) and :mod:`.capture` (runs the
-``mocap`` pipeline as a subprocess), imported when an operator runs. The pure-numpy
-modules of mocap-lift it needs are vendored into ``core/`` when the zip is built
-(``python blender_addon/build.py``).
+preferences); the work is in :mod:`.importer` (bpy + numpy), :mod:`.capture` (runs the
+``mocap`` pipeline as a subprocess) and :mod:`.live` (drives an armature from the service's
+live stream), imported when an operator runs. The pure-numpy modules of mocap-lift it
+needs are vendored into ``core/`` when the zip is built (``python blender_addon/build.py``).
 """
 
 import os
@@ -13,6 +13,7 @@ import time
 import traceback
 
 import bpy
+from bpy.app.handlers import persistent
 from bpy.props import BoolProperty, CollectionProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 from bpy.types import AddonPreferences, Operator, OperatorFileListElement, Panel, PropertyGroup, UIList
 from bpy_extras.io_utils import ImportHelper
@@ -114,6 +115,10 @@ class MOCAP_Settings(_ImportOptions, PropertyGroup):
                                description="The person's height; needed with calibration 'auto' (0: not given)")
     output_dir: StringProperty(name="Output", subtype="DIR_PATH",
                                description="Folder for the capture's files (empty: a new temporary folder)")
+    live_source: StringProperty(name="Source", default="0", subtype="FILE_PATH",
+                                description="Camera number (0, 1, ...) or a video file, played in real time")
+    live_mirror: BoolProperty(name="Mirror", default=False,
+                              description="Flip the picture left-right: the avatar moves like your reflection")
 
 
 class MOCAP_CaptureState(PropertyGroup):
@@ -121,6 +126,12 @@ class MOCAP_CaptureState(PropertyGroup):
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     status: StringProperty(default="")
     cancel_requested: BoolProperty(default=False)
+
+
+class MOCAP_LiveState(PropertyGroup):
+    running: BoolProperty(default=False)
+    status: StringProperty(default="")
+    target: StringProperty(default="")
 
 
 class MOCAP_OT_import_motion(_ImportOptions, Operator, ImportHelper):
@@ -288,7 +299,7 @@ class MOCAP_OT_capture_cancel(Operator):
 
 
 class MOCAP_OT_test_connection(Operator):
-    """Check that the mocap executable runs (and that the service URL answers, when set)"""
+    """Check that the mocap executable runs (and, when a service URL is set, that the service streams with this key)"""
 
     bl_idname = "mocap.test_connection"
     bl_label = "Test Connection"
@@ -301,14 +312,136 @@ class MOCAP_OT_test_connection(Operator):
         def check():
             found = [capture.check_executable(prefs.mocap_executable)]
             if prefs.service_url:
-                found.append(capture.check_service(prefs.service_url, prefs.api_key,
-                                                   online_access=getattr(bpy.app, "online_access", True)))
+                from . import live
+
+                found.append(live.check_service(prefs.service_url, prefs.api_key,
+                                                online_access=getattr(bpy.app, "online_access", True)))
             return "; ".join(found)
 
         answer = _report_errors(self, "Test connection", check)
         if answer is None:
             return {"CANCELLED"}
         self.report({"INFO"}, answer)
+        return {"FINISHED"}
+
+
+class MOCAP_OT_live_start(Operator):
+    """Drive the selected armature (or a new one) live from a camera or a video, through the mocap-lift service"""
+
+    bl_idname = "mocap.live_start"
+    bl_label = "Start Live"
+
+    @classmethod
+    def poll(cls, context):
+        from . import live
+
+        session = live.active_session()
+        return session is None or not session.running
+
+    def _start(self, context):
+        from . import capture, importer, live
+        from .core.skeletons import MOTION21
+
+        prefs = _prefs(context)
+        settings = context.scene.mocap_lift
+        target = _target_armature(context)
+        if target is not None and not live.is_motion21(target, MOTION21.joint_names):  # unmappable: say so now
+            importer.complete_bone_map([b.name for b in target.data.bones], _edited_map(target), target.name)
+        source = settings.live_source.strip()
+        if source and not source.isdigit():
+            source = bpy.path.abspath(source)
+        session = live.LiveSession(executable=capture.find_executable(prefs.mocap_executable), source=source,
+                                   service_url=prefs.service_url, api_key=prefs.api_key, mirror=settings.live_mirror,
+                                   online_access=getattr(bpy.app, "online_access", True))
+        session.start()
+        if target is None:
+            try:
+                target = live.new_live_armature(context)
+            except BaseException:
+                session.stop()
+                raise
+        return session, target
+
+    def execute(self, context):
+        from . import live
+
+        if context.object is not None and context.object.mode not in ("OBJECT", "POSE"):
+            bpy.ops.object.mode_set(mode="OBJECT")
+        started = _report_errors(self, "Live", lambda: self._start(context))
+        if started is None:
+            return {"CANCELLED"}
+        self._session, target = started
+        self._target = target.name
+        live.set_active_session(self._session)
+        state = context.window_manager.mocap_live
+        state.running, state.status, state.target = True, self._session.status_line(), target.name
+        if context.window is None or bpy.app.background:  # scripts: call live.active_session().apply_latest(arm)
+            self.report({"INFO"}, f"Live started on {target.name}")
+            return {"FINISHED"}
+        self._shown = 0.0
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(1.0 / 30.0, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        session = self._session
+        arm = bpy.data.objects.get(self._target)
+        if arm is None or arm.type != "ARMATURE":
+            session.stop()
+            return self._finish(context, {"WARNING"}, "Live stopped: its armature is gone")
+        if session.state in ("running", "ended"):
+            applied = _report_errors(self, "Live", lambda: session.apply_latest(arm, bone_map=_edited_map(arm)) or True)
+            if applied is None:
+                session.stop()
+                return self._finish(context, None, "")
+        state = context.window_manager.mocap_live
+        now = time.monotonic()
+        if now - self._shown > 0.25 or not session.running:
+            self._shown = now
+            state.status = session.status_line()
+            for area in context.screen.areas if context.screen else ():
+                if area.type == "VIEW_3D":
+                    area.tag_redraw()
+        if session.running:
+            return {"PASS_THROUGH"}
+        session.stop()
+        if session.state == "failed":
+            return self._finish(context, {"ERROR"}, f"Live failed: {session.error}")
+        return self._finish(context, {"INFO"}, f"Live {session.status_line()}")
+
+    def _finish(self, context, level, message):
+        from . import live
+
+        context.window_manager.event_timer_remove(self._timer)
+        if live.active_session() is self._session:
+            live.set_active_session(None)
+        state = context.window_manager.mocap_live
+        state.running, state.status = False, self._session.status_line()
+        if level is not None:
+            self.report(level, message)
+        return {"CANCELLED"} if self._session.state == "failed" else {"FINISHED"}
+
+
+class MOCAP_OT_live_stop(Operator):
+    """Stop driving the armature live"""
+
+    bl_idname = "mocap.live_stop"
+    bl_label = "Stop Live"
+
+    def execute(self, context):
+        from . import live
+
+        session = live.active_session()
+        live.stop_active()
+        state = context.window_manager.mocap_live
+        if session is not None:
+            state.status = session.status_line()
+        if context.window is None or bpy.app.background:  # no modal operator to finish it
+            live.set_active_session(None)
+        state.running = False
         return {"FINISHED"}
 
 
@@ -380,15 +513,28 @@ class MOCAP_PT_capture(_SidebarPanel, Panel):
 
 
 class MOCAP_PT_live(_SidebarPanel, Panel):
-    bl_label = "Live (not available yet)"
+    bl_label = "Live"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        col = self.layout.column()
-        col.enabled = False
-        col.label(text="Driving an armature live needs the", icon="INFO")
-        col.label(text="mocap-lift streaming service, which is")
-        col.label(text="not released yet. Nothing here works.")
+        layout = self.layout
+        settings = context.scene.mocap_lift
+        state = context.window_manager.mocap_live
+        col = layout.column()
+        col.enabled = not state.running
+        col.prop(settings, "live_source")
+        col.prop(settings, "live_mirror")
+        if state.running:
+            layout.label(text=f"Driving: {state.target}", icon="ARMATURE_DATA")
+            layout.operator(MOCAP_OT_live_stop.bl_idname, icon="PAUSE")
+        else:
+            target = _target_armature(context)
+            layout.label(text=f"Drives: {target.name}" if target else "Drives: a new armature", icon="ARMATURE_DATA")
+            layout.operator(MOCAP_OT_live_start.bl_idname, icon="PLAY")
+            if not _prefs(context).service_url:
+                layout.label(text="Set the service URL in the add-on's preferences", icon="ERROR")
+        if state.status:
+            layout.label(text=state.status)
 
 
 class MOCAP_AddonPreferences(AddonPreferences):
@@ -398,7 +544,8 @@ class MOCAP_AddonPreferences(AddonPreferences):
         name="mocap Executable", subtype="FILE_PATH",
         description="The 'mocap' command of a mocap-lift installation, e.g. /path/to/.venv/bin/mocap "
                     "(empty: the one on PATH). It runs outside Blender, with its own Python")
-    service_url: StringProperty(name="Service URL", description="A mocap-lift service (for Live; not released yet)")
+    service_url: StringProperty(name="Service URL", description="The mocap-lift service for Live, "
+                                "e.g. http://127.0.0.1:8000 (start it with: mocap serve)")
     api_key: StringProperty(name="API Key", subtype="PASSWORD", description="Key for the service")
 
     def draw(self, context):
@@ -413,11 +560,14 @@ classes = (
     MOCAP_BoneMapItem,
     MOCAP_Settings,
     MOCAP_CaptureState,
+    MOCAP_LiveState,
     MOCAP_OT_import_motion,
     MOCAP_OT_detect_bone_map,
     MOCAP_OT_capture_video,
     MOCAP_OT_capture_cancel,
     MOCAP_OT_test_connection,
+    MOCAP_OT_live_start,
+    MOCAP_OT_live_stop,
     MOCAP_UL_bone_map,
     MOCAP_PT_import,
     MOCAP_PT_bone_map,
@@ -431,11 +581,23 @@ def _menu_import(self, context):
     self.layout.operator(MOCAP_OT_import_motion.bl_idname, text="Mocap Motion (.npz, .bvh)")
 
 
+@persistent
+def _stop_live_on_load(*_args):
+    import sys
+
+    live = sys.modules.get(f"{__package__}.live")
+    if live is not None:
+        live.stop_active()
+        live.set_active_session(None)
+
+
 def register():
     for cls in classes:
         bpy.utils.register_class(cls)
     bpy.types.Scene.mocap_lift = PointerProperty(type=MOCAP_Settings)
     bpy.types.WindowManager.mocap_capture = PointerProperty(type=MOCAP_CaptureState)
+    bpy.types.WindowManager.mocap_live = PointerProperty(type=MOCAP_LiveState)
+    bpy.app.handlers.load_pre.append(_stop_live_on_load)
     bpy.types.Object.mocap_bone_map = CollectionProperty(type=MOCAP_BoneMapItem)
     bpy.types.Object.mocap_bone_map_index = IntProperty(default=0)
     bpy.types.TOPBAR_MT_file_import.append(_menu_import)
@@ -447,9 +609,13 @@ def unregister():
     capture = sys.modules.get(f"{__package__}.capture")
     if capture is not None:
         capture.cancel_active_job()
+    _stop_live_on_load()
+    if _stop_live_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_stop_live_on_load)
     bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
     del bpy.types.Object.mocap_bone_map_index
     del bpy.types.Object.mocap_bone_map
+    del bpy.types.WindowManager.mocap_live
     del bpy.types.WindowManager.mocap_capture
     del bpy.types.Scene.mocap_lift
     for cls in reversed(classes):

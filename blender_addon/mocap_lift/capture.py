@@ -15,9 +15,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,29 +68,6 @@ def check_executable(configured: str = "", timeout_s: float = 60.0) -> str:
         last = answer[-1] if answer else "no output"
         raise MocapError(f"{exe} is not a working mocap-lift command (exit status {done.returncode}: {last})")
     return f"{answer[-1]} at {exe}"
-
-
-def check_service(url: str, api_key: str = "", *, online_access: bool = True, timeout_s: float = 3.0) -> str:
-    """Whether anything answers HTTP at ``url`` (the streaming protocol itself is not
-    implemented yet); MocapError in plain words when not."""
-    parts = urllib.parse.urlparse(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MocapError(f"service URL {url!r} must look like http://host:port")
-    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if not local and not online_access:
-        raise MocapError("Blender's online access is off (Preferences > System > Network); "
-                         "allow it to reach a service that is not on this machine")
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return f"the service at {url} answers (HTTP {response.status})"
-    except urllib.error.HTTPError as e:
-        if e.code in (401, 403):
-            raise MocapError(f"the service at {url} refused the API key (HTTP {e.code})") from None
-        return f"the service at {url} answers (HTTP {e.code})"
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise MocapError(f"the service at {url} is not reachable ({reason})") from None
 
 
 class CaptureJob:

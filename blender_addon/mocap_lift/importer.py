@@ -181,12 +181,6 @@ def import_motion(context, path: str | os.PathLike, *, armature=None, frame_star
 
 def _import_new(context, source: SourceMotion, name: str, *, frame_start: int, size: float, travel: float) -> ImportResult:
     """A new armature with the motion's skeleton at the 3D cursor, keyed with the motion itself."""
-    import bpy
-
-    if context.object is not None and context.object.mode != "OBJECT":
-        bpy.ops.object.mode_set(mode="OBJECT")
-    for obj in context.selected_objects:
-        obj.select_set(False)
     off = source.rest_offsets * size
     root = source.root_translation * size
     pelvis = root + off[0]
@@ -194,14 +188,27 @@ def _import_new(context, source: SourceMotion, name: str, *, frame_start: int, s
     cursor = _our_axes(context.scene.cursor.location)
     offset = cursor - (root[0] + off[0])
     offset[1] = 0.0
-    arm = build_armature(joint_names=source.joint_names, parents=source.parents, rest_offsets=off,
-                         name=f"{name}_avatar")
-    arm.select_set(True)
-    context.view_layer.objects.active = arm
+    arm = new_armature(context, joint_names=source.joint_names, parents=source.parents, rest_offsets=off,
+                       name=f"{name}_avatar")
     action = key_action(context, arm, bone_names=source.joint_names, local_quats_wxyz=source.local_quats_wxyz,
                         root_translation=root + offset, root_bone=source.joint_names[0], frame_start=frame_start,
                         fps=source.fps, name=name)
     return ImportResult(arm, action, source.num_frames, 1.0, {}, offset)
+
+
+def new_armature(context, *, joint_names: Sequence[str], parents: Sequence[int], rest_offsets: np.ndarray, name: str):
+    """A new armature of this skeleton (rest offsets (J, 3) metres, +Y up; a box per bone)
+    at the world origin, made the only selected and the active object."""
+    import bpy
+
+    if context.object is not None and context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    for obj in context.selected_objects:
+        obj.select_set(False)
+    arm = build_armature(joint_names=joint_names, parents=parents, rest_offsets=rest_offsets, name=name)
+    arm.select_set(True)
+    context.view_layer.objects.active = arm
+    return arm
 
 
 def _fcurve(action, arm, path: str, index: int, group: str):
@@ -209,6 +216,37 @@ def _fcurve(action, arm, path: str, index: int, group: str):
         return action.fcurve_ensure_for_datablock(arm, path, index=index, group_name=group)
     fc = action.fcurves.find(path, index=index)
     return fc or action.fcurves.new(path, index=index, action_group=group)
+
+
+def armature_axes(arm) -> tuple[np.ndarray, float]:
+    """(c (3, 3), s): ``c`` turns a vector in our +Y-up world axes into ``arm``'s armature
+    space (the object's rotation undone), ``s`` is the object's uniform scale factor."""
+    obj = np.array(arm.matrix_world)[:3, :3]
+    obj_scale = float(np.cbrt(abs(np.linalg.det(obj))))
+    return (obj / obj_scale).T @ Y_UP_TO_BLENDER, obj_scale
+
+
+def pose_quats_wxyz(arm, bone_names: Sequence[str], local_quats_wxyz: np.ndarray) -> np.ndarray:
+    """Rest-relative local rotations in our +Y-up world axes -> pose-bone quaternions of ``arm``.
+
+    Args:
+        bone_names: the B bones of ``arm`` the rotations are for.
+        local_quats_wxyz: (T, B, 4) each bone's rotation relative to its parent's, against
+            the rest pose, expressed in our world axes (as :mod:`core.kinematics` and
+            :func:`core.retarget.retarget` give them).
+    Returns:
+        (T, B, 4) wxyz values for ``pose.bones[name].rotation_quaternion`` (mode
+        'QUATERNION'), sign-continuous over T; they account for the armature object's
+        rotation and each bone's rest orientation and roll.
+    """
+    q = np.asarray(local_quats_wxyz, dtype=np.float64)
+    if q.ndim != 3 or q.shape[1:] != (len(bone_names), 4):
+        raise ValueError(f"local_quats_wxyz must have shape (T, {len(bone_names)}, 4), got {q.shape}")
+    c, _ = armature_axes(arm)
+    rest = np.array([np.array(arm.pose.bones[b].bone.matrix_local)[:3, :3] for b in bone_names]).reshape(-1, 3, 3)
+    to_bone = np.swapaxes(rest, -1, -2) @ c  # (B, 3, 3): our world axes -> each bone's rest frame
+    rot = to_bone @ quat_wxyz_to_matrix(q) @ np.swapaxes(to_bone, -1, -2)
+    return quat_continuous_wxyz(matrix_to_quat_wxyz(rot), axis=0)
 
 
 def key_action(context, arm, *, bone_names: Sequence[str], local_quats_wxyz: np.ndarray, root_translation: np.ndarray,
@@ -219,33 +257,27 @@ def key_action(context, arm, *, bone_names: Sequence[str], local_quats_wxyz: np.
         local_quats_wxyz: (T, B, 4) rest-relative local rotations, our +Y-up world axes.
         root_translation: (T, 3) metres, +Y up: displacement of ``root_bone`` from its rest
             position (world, not scaled by the object).
-    Accounts for the object's rotation and scale and each bone's rest orientation and roll.
-    Returns the Action (also made the armature's active action).
+    Accounts for the object's rotation and scale and each bone's rest orientation and roll
+    (:func:`pose_quats_wxyz`). Returns the Action (also made the armature's active action).
     """
     import bpy
 
     q = np.asarray(local_quats_wxyz, dtype=np.float64)
     t = q.shape[0]
-    obj = np.array(arm.matrix_world)[:3, :3]
-    obj_scale = float(np.cbrt(abs(np.linalg.det(obj))))
-    c = (obj / obj_scale).T @ Y_UP_TO_BLENDER  # our world axes -> armature space
+    c, obj_scale = armature_axes(arm)
+    pose_q = pose_quats_wxyz(arm, bone_names, q)
     frames = frame_start + np.arange(t, dtype=np.float64)
     if arm.animation_data is None:
         arm.animation_data_create()
     action = bpy.data.actions.new(name)
     arm.animation_data.action = action
     interpolation = np.full(t, _LINEAR, dtype=np.int32)
-    for pb in arm.pose.bones:  # start from the rest pose
-        pb.rotation_mode = "QUATERNION"
-        pb.location = (0.0, 0.0, 0.0)
-        pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
-        pb.scale = (1.0, 1.0, 1.0)
+    reset_pose(arm)
     for j, bone in enumerate(bone_names):
         pb = arm.pose.bones[bone]
-        m = np.array(pb.bone.matrix_local)[:3, :3]
-        rot = m.T @ c @ quat_wxyz_to_matrix(q[:, j]) @ c.T @ m
-        channels = [("rotation_quaternion", quat_continuous_wxyz(matrix_to_quat_wxyz(rot), axis=0))]
+        channels = [("rotation_quaternion", pose_q[:, j])]
         if bone == root_bone:
+            m = np.array(pb.bone.matrix_local)[:3, :3]
             channels.append(("location", (np.asarray(root_translation) @ c.T) @ m / obj_scale))
         for prop, values in channels:
             data_path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{prop}'
@@ -261,3 +293,12 @@ def key_action(context, arm, *, bone_names: Sequence[str], local_quats_wxyz: np.
     scene.frame_start = frame_start
     scene.frame_end = frame_start + t - 1
     return action
+
+
+def reset_pose(arm) -> None:
+    """Every pose bone of ``arm`` to its rest pose, rotation mode 'QUATERNION'."""
+    for pb in arm.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+        pb.location = (0.0, 0.0, 0.0)
+        pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+        pb.scale = (1.0, 1.0, 1.0)

@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import struct
+import threading
 import urllib.parse
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -39,6 +40,7 @@ class WebSocket:
         self.sock = sock
         self._buf = bytearray(leftover)
         self.closed = False
+        self._send_lock = threading.Lock()  # a reader thread answers pings while another thread sends
 
     # --- sending ---------------------------------------------------------------------------
     def _send_frame(self, opcode: int, payload: bytes) -> None:
@@ -55,7 +57,8 @@ class WebSocket:
         mask = os.urandom(4)
         header += mask
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if n < 512 else _mask_fast(payload, mask)
-        self.sock.sendall(bytes(header) + masked)
+        with self._send_lock:
+            self.sock.sendall(bytes(header) + masked)
 
     def send_text(self, text: str) -> None:
         if self.closed:

@@ -1,0 +1,121 @@
+"""``mocap stream-2d`` (mocap/stream2d.py) run as a subprocess on the example video.
+
+Ground truth: :func:`mocap.detect.detect_video` on the same file (same MediaPipe VIDEO mode,
+same timestamps), the video's own size and frame rate, and the wall clock for --realtime.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mocap.skeletons import MEDIAPIPE33
+from tests.conftest import EXAMPLE_VIDEO, REPO
+
+pytest.importorskip("mediapipe")
+pytestmark = pytest.mark.skipif(not EXAMPLE_VIDEO.is_file(), reason=f"needs {EXAMPLE_VIDEO}")
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mocap.stream2d", *map(str, args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run(*args: str, timeout: float = 60.0) -> tuple[int, list[dict], str]:
+    """(exit status, the stdout lines as JSON, stderr)."""
+    proc = start(*args)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, [json.loads(line) for line in out.splitlines()], err
+
+
+@pytest.fixture(scope="module")
+def reference():
+    from mocap.detect import detect_video
+
+    return detect_video(EXAMPLE_VIDEO, progress=False)
+
+
+def test_lines_equal_detect_video(reference):
+    rc, lines, err = run(EXAMPLE_VIDEO, "--max-frames", "12")
+    assert rc == 0, err
+    hello, frames = lines[0], lines[1:]
+    assert hello == {"type": "hello", "layout": "mediapipe33", "image_size": [1080, 1920], "fps": 60.0}
+    assert list(reference.image_size) == hello["image_size"] and reference.fps == hello["fps"]
+    assert [f["frame"] for f in frames] == list(range(12))
+    assert all(f["type"] == "frame" for f in frames)
+    np.testing.assert_allclose([f["t"] for f in frames], np.arange(12) / 60.0, atol=1e-6)
+    kp = np.array([f["keypoints"] for f in frames], dtype=np.float64)
+    conf = np.array([f["confidence"] for f in frames], dtype=np.float64)
+    assert kp.shape == (12, 33, 2) and conf.shape == (12, 33)
+    err_px = np.abs(kp - reference.keypoints[:12]).max()
+    print(f"max |stream-2d - detect_video| over 12 frames: {err_px:.2e} px")
+    assert err_px < 1e-3
+    np.testing.assert_allclose(conf, reference.confidence[:12], atol=1e-4)
+
+
+def test_realtime_paces_the_file_at_its_frame_rate():
+    proc = start(EXAMPLE_VIDEO, "--realtime", "--max-frames", "60")
+    arrivals = []
+    for line in proc.stdout:
+        message = json.loads(line)
+        if message["type"] == "frame":
+            arrivals.append((message["frame"], time.perf_counter()))
+    assert proc.wait(timeout=30) == 0
+    n = np.array([a[0] for a in arrivals])
+    t = np.array([a[1] for a in arrivals])
+    lateness = t - t[0] - n / 60.0  # seconds behind the video's clock, which starts with frame 0
+    print(f"--realtime: {len(n)} of 60 frames written in {t[-1] - t[0]:.3f} s (video: {(n[-1] - n[0]) / 60:.3f} s), "
+          f"lateness {1000 * lateness.min():.1f} to {1000 * lateness.max():.1f} ms")
+    assert n[0] == 0 and n[-1] >= 55 and len(n) >= 15, "too many frames skipped"
+    assert np.all(np.diff(n) > 0)
+    assert lateness.min() > -0.005, "a frame was written before its time"
+    assert np.median(lateness) < 0.1, "the stream falls behind the video"
+
+
+def test_mirror_swaps_sides():
+    _, plain, _ = run(EXAMPLE_VIDEO, "--max-frames", "2")
+    _, mirrored, _ = run(EXAMPLE_VIDEO, "--max-frames", "2", "--mirror")
+    a, b = np.array(plain[2]["keypoints"]), np.array(mirrored[2]["keypoints"])
+    names = MEDIAPIPE33.joint_names
+    swap = [names.index(n.replace("left", "#").replace("right", "left").replace("#", "right")) for n in names]
+    same_side = np.median(np.abs(1080.0 - b[swap, 0] - a[:, 0]))  # the performer's left -> the avatar's right
+    print(f"mirror: median {same_side:.1f} px between x and the mirrored other side")
+    assert same_side < 10.0
+    assert np.median(np.abs(1080.0 - b[:, 0] - a[:, 0])) > 50.0
+
+
+def test_errors_are_one_line_with_status_1(tmp_path):
+    rc, lines, err = run(tmp_path / "gone.mp4")
+    assert rc == 1 and lines == []
+    assert err.strip().splitlines()[-1] == f"mocap stream-2d: error: video file not found: {tmp_path / 'gone.mp4'}"
+    assert "Traceback" not in err
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    rc, lines, err = run(text)
+    assert rc == 1 and lines == [] and "cannot read video" in err and "Traceback" not in err
+    rc, _, err = run(EXAMPLE_VIDEO, "--max-frames", "0")
+    assert rc == 1 and "--max-frames must be at least 1" in err
+
+
+@pytest.mark.parametrize("how", ["sigterm", "closed-stdout"])
+def test_ends_cleanly(how):
+    proc = start(EXAMPLE_VIDEO, "--realtime")
+    got = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    assert got[0]["type"] == "hello" and got[2]["type"] == "frame"
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        proc.stdout.close()
+    start_wait = time.perf_counter()
+    assert proc.wait(timeout=10) == 0
+    err = proc.stderr.read()
+    proc.stderr.close()
+    if how == "sigterm":
+        proc.stdout.close()
+    print(f"{how}: exited with 0 after {time.perf_counter() - start_wait:.2f} s")
+    assert "Traceback" not in err and "stream-2d: error" not in err, err
