@@ -247,8 +247,12 @@ def load_split(path: Path = SPLIT_PATH) -> dict[str, list[str]]:
     return {k: list(split[k]) for k in ("train", "val", "test")}
 
 
-def load_dataset(part: str, *, takes: list[Take] | None = None) -> list[tuple[Take, np.ndarray]]:
-    """Takes of split ``part`` (``train``, ``val``, ``test``) with their (T, K, 3) positions, cached."""
+def load_dataset(part: str, *, takes: list[Take] | None = None, extra: bool = False) -> list[tuple[Take, np.ndarray]]:
+    """Takes of split ``part`` (``train``, ``val``, ``test``) with their (T, K, 3) positions, cached.
+
+    ``extra=True`` appends the takes listed under ``"<part>_extra"`` in split.json, read from
+    ``cmu_extra.tar.xz`` by :func:`lifting.data_extra.load_extra` (none for ``test``).
+    """
     split = load_split()
     if part not in split:
         raise ValueError(f"unknown split part {part!r}; choose train, val or test")
@@ -272,4 +276,9 @@ def load_dataset(part: str, *, takes: list[Take] | None = None) -> list[tuple[Ta
         with atomic_path(cache_file, suffix=".npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-    return [(by_id[i], arrays[i.replace("/", "__")]) for i in split[part]]
+    out = [(by_id[i], arrays[i.replace("/", "__")]) for i in split[part]]
+    if extra:
+        from lifting.data_extra import load_extra
+
+        out += load_extra(part)
+    return out

@@ -46,6 +46,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 leaves the other cores free)")
     p.add_argument("--limit-takes", type=int, default=None, help="use only the first N training takes (quick tests)")
+    p.add_argument("--extra-data", action="store_true",
+                   help="also train on cmu_extra.tar.xz (split.json's train_extra: 51 takes, 14 min; lifting/data_extra.py)")
     return p.parse_args(argv)
 
 
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         step, best, history = ckpt["step"], ckpt["best"], ckpt["history"]
         log(f"resumed from {ckpt_path} at step {step} (best val {best * 1000:.1f} mm)")
 
-    train_takes = load_dataset("train")
+    train_takes = load_dataset("train", extra=args.extra_data)
     if args.limit_takes:
         train_takes = train_takes[: args.limit_takes]
     sampler = WindowSampler([w.astype(np.float64) for _, w in train_takes])
