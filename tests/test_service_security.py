@@ -233,3 +233,16 @@ def test_token_bucket():
     assert b.take("other", now=100.0) == 0.0
     assert b.take("k", now=110.0) == pytest.approx(10.0)
     assert b.take("k", now=120.0) == 0.0
+
+
+def test_access_log_hides_keys_in_query_strings():
+    """WebSocket clients may send ?key=...; uvicorn's access log line must not show it."""
+    import logging
+
+    from mocap.service.server import RedactKeys
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/v1/stream?layout=x&key=mk_ab_SECRET&b=1", "1.1", 101), None)
+    assert RedactKeys().filter(record)
+    line = record.getMessage()
+    assert "SECRET" not in line and "key=***&b=1" in line and "layout=x" in line

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import os
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -96,6 +98,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_KEY_IN_QUERY = re.compile(r"([?&]key=)[^&\s]*")
+
+
+class RedactKeys(logging.Filter):
+    """Hides ``?key=...`` (WebSocket clients that cannot send headers) in uvicorn's access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_KEY_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
 def serve_main(argv: list[str]) -> int:
     """``mocap serve ...``: run the service (uvicorn) or, with ``keys``, manage API keys."""
     if argv and argv[0] == "keys":
@@ -110,7 +124,7 @@ def serve_main(argv: list[str]) -> int:
 
         from mocap.service.app import ServiceConfig, create_app
     except ImportError as e:
-        print(f"mocap serve: error: {e.name or e} is not installed; install it with: pip install 'mocap-lift[serve]'",
+        print(f"mocap serve: error: {e.name or e} is not installed; install it with: pip install 'mocap-lift[service]'",
               file=sys.stderr)
         return 1
     if args.workers < 1 or not 0 < args.port < 65536:
@@ -134,6 +148,7 @@ def serve_main(argv: list[str]) -> int:
               f"--data-dir {config.data_dir}", file=sys.stderr)
     print(f"mocap serve: http://{args.host}:{args.port} (data in {app.state.store.data_dir}, "
           f"{config.workers} workers; API description at /docs)", file=sys.stderr)
+    logging.getLogger("uvicorn.access").addFilter(RedactKeys())
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
     return 0
 
