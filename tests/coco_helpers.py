@@ -37,3 +37,27 @@ def best_oks(keypoints, ann):
     return float(oks[:, labelled].mean(axis=1).max()) if len(keypoints) else 0.0
 
 
+def mosaic_of_people(images, clear, n=9, tile=200):
+    """A 3 x 3 mosaic of crops around n clearly visible people (each scaled to fit a tile)."""
+    crops = []
+    for a in [a for a in clear if a["num_keypoints"] >= 12 and a["area"] >= 128 ** 2][:n]:
+        im = load_rgb(images[a["image_id"]]["path"])
+        x, y, w, h = a["bbox"]
+        x0, y0 = int(max(0, x - 0.1 * w)), int(max(0, y - 0.1 * h))
+        x1, y1 = int(min(im.shape[1], x + 1.1 * w)), int(min(im.shape[0], y + 1.1 * h))
+        crop = im[y0:y1, x0:x1]
+        s = tile / max(crop.shape[:2])
+        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))))[:tile, :tile]
+        t = np.zeros((tile, tile, 3), np.uint8)
+        t[:crop.shape[0], :crop.shape[1]] = crop
+        crops.append(t)
+    return np.concatenate([np.concatenate(crops[r * 3:r * 3 + 3], axis=1) for r in range(3)], axis=0)
+
+
+def clear_people_by_image(coco) -> dict:
+    """{image id: (the image (H, W, 3) uint8 RGB, its clearly visible people)} of coco_mini."""
+    images, clear = coco
+    by_image: dict[int, list] = {}
+    for a in clear:
+        by_image.setdefault(a["image_id"], []).append(a)
+    return {i: (load_rgb(images[i]["path"]), anns) for i, anns in by_image.items()}

@@ -22,7 +22,7 @@ from mocap.errors import MocapError  # noqa: E402
 from mocap.estimators import get_estimator  # noqa: E402
 from mocap.estimators.movenet import decode_output, letterbox_shape  # noqa: E402
 
-from tests.coco_helpers import best_oks, coco, load_rgb  # noqa: E402,F401  (coco is a fixture)
+from tests.coco_helpers import best_oks, clear_people_by_image, coco, load_rgb, mosaic_of_people  # noqa: E402,F401,E501  (coco is a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +31,6 @@ def movenet():
         return get_estimator("movenet", num_threads=2)
     except MocapError as e:
         pytest.skip(str(e))
-
-
-def mosaic_of_people(images, clear, n=9, tile=200):
-    """A 3 x 3 mosaic of crops around n clearly visible people (each scaled to fit a tile)."""
-    crops = []
-    for a in [a for a in clear if a["num_keypoints"] >= 12 and a["area"] >= 128 ** 2][:n]:
-        im = load_rgb(images[a["image_id"]]["path"])
-        x, y, w, h = a["bbox"]
-        x0, y0 = int(max(0, x - 0.1 * w)), int(max(0, y - 0.1 * h))
-        x1, y1 = int(min(im.shape[1], x + 1.1 * w)), int(min(im.shape[0], y + 1.1 * h))
-        crop = im[y0:y1, x0:x1]
-        s = tile / max(crop.shape[:2])
-        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))))[:tile, :tile]
-        t = np.zeros((tile, tile, 3), np.uint8)
-        t[:crop.shape[0], :crop.shape[1]] = crop
-        crops.append(t)
-    return np.concatenate([np.concatenate(crops[r * 3:r * 3 + 3], axis=1) for r in range(3)], axis=0)
 
 
 # --- model files ------------------------------------------------------------------------------
@@ -118,13 +101,10 @@ def test_model_signature(movenet):
 
 
 def test_finds_the_people_of_coco_mini(movenet, coco):
-    images, clear = coco
-    by_image: dict[int, list] = {}
-    for a in clear:
-        by_image.setdefault(a["image_id"], []).append(a)
+    by_image = clear_people_by_image(coco)
     oks, found = [], 0
-    for image_id, anns in by_image.items():
-        est = movenet(load_rgb(images[image_id]["path"])[None])
+    for image, anns in by_image.values():
+        est = movenet(image[None])
         found += int(est.num_people[0] >= 1)
         oks += [best_oks(est.keypoints[0], a) for a in anns]
         assert np.all(est.scores[0, :est.num_people[0]] >= 0.2) and np.all(np.diff(est.scores[0]) <= 0)

@@ -22,7 +22,7 @@ from mocap.estimators.openpose import OpenPoseMobileNet, input_shape, maps_to_im
 from mocap.paf import OPENPOSE18_TO_COCO17  # noqa: E402
 from tests.test_paf import figure, render  # noqa: E402
 
-from tests.coco_helpers import best_oks, coco, load_rgb  # noqa: E402,F401  (coco is a fixture)
+from tests.coco_helpers import best_oks, clear_people_by_image, coco, load_rgb, mosaic_of_people  # noqa: E402,F401,E501  (coco is a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +96,10 @@ def test_network_output_layout(openpose):
 
 
 def test_finds_the_people_of_coco_mini(openpose, coco):
-    images, clear = coco
-    by_image: dict[int, list] = {}
-    for a in clear:
-        by_image.setdefault(a["image_id"], []).append(a)
+    by_image = clear_people_by_image(coco)
     oks, found = [], 0
-    for image_id, anns in by_image.items():
-        est = openpose(load_rgb(images[image_id]["path"])[None])
+    for image, anns in by_image.values():
+        est = openpose(image[None])
         found += int(est.num_people[0] >= 1)
         oks += [best_oks(est.keypoints[0], a) for a in anns]
         assert np.all(np.diff(est.scores[0]) <= 0)
@@ -118,18 +115,7 @@ def test_no_people_and_many_people(openpose, coco):
                   np.random.default_rng(0).integers(0, 256, (480, 640, 3)).astype(np.uint8)):
         est = openpose(blank[None])
         assert est.keypoints.shape == (1, 0, 17, 2)
-    images, clear = coco
-    tiles = []
-    for a in [a for a in clear if a["num_keypoints"] >= 12 and a["area"] >= 128 ** 2][:9]:
-        im = load_rgb(images[a["image_id"]]["path"])
-        x, y, bw, bh = a["bbox"]
-        crop = im[int(max(0, y - 0.1 * bh)):int(y + 1.1 * bh), int(max(0, x - 0.1 * bw)):int(x + 1.1 * bw)]
-        s = 200 / max(crop.shape[:2])
-        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * s)), max(1, round(crop.shape[0] * s))))[:200, :200]
-        t = np.zeros((200, 200, 3), np.uint8)
-        t[:crop.shape[0], :crop.shape[1]] = crop
-        tiles.append(t)
-    mosaic = np.concatenate([np.concatenate(tiles[r * 3:r * 3 + 3], axis=1) for r in range(3)], axis=0)
+    mosaic = mosaic_of_people(*coco)
     est = openpose(mosaic[None])
     covered = {tuple((np.nanmedian(k, axis=0) // 200).astype(int)) for k in est.keypoints[0]}
     assert len(covered) >= 7, f"people found in {len(covered)} of the 9 tiles (measured 8)"  # no cap of 6 here
