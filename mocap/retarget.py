@@ -106,13 +106,9 @@ def _norm(name: str) -> str:
     return _PREFIX.sub("", name.rsplit("|", 1)[-1]).lower()
 
 
-def auto_bone_map(bone_names: Sequence[str], *, override: Mapping[str, str] | None = None,
-                  where: str = "the rig") -> dict[str, str]:
-    """Canonical joint -> bone name for a rig, by the naming convention that matches most bones.
-
-    ``override`` entries (canonical -> bone) win. Raises MocapError naming the canonical
-    joints that could not be mapped and how to supply a mapping file.
-    """
+def best_name_match(bone_names: Sequence[str]) -> tuple[dict[str, str], str]:
+    """The naming convention of :data:`NAMING` that matches most of ``bone_names``: its
+    mapping canonical joint -> bone (possibly incomplete) and its name ("" if none matches)."""
     by_norm = {}
     for b in bone_names:
         by_norm.setdefault(_norm(b), b)
@@ -122,6 +118,17 @@ def auto_bone_map(bone_names: Sequence[str], *, override: Mapping[str, str] | No
         found = {c: by_norm[_norm(b)] for c, b in table.items() if _norm(b) in by_norm}
         if len(found) > len(best):
             best, best_name = found, convention
+    return best, best_name
+
+
+def auto_bone_map(bone_names: Sequence[str], *, override: Mapping[str, str] | None = None,
+                  where: str = "the rig") -> dict[str, str]:
+    """Canonical joint -> bone name for a rig, by the naming convention that matches most bones.
+
+    ``override`` entries (canonical -> bone) win. Raises MocapError naming the canonical
+    joints that could not be mapped and how to supply a mapping file.
+    """
+    best, best_name = best_name_match(bone_names)
     mapping = dict(best)
     for canon, bone in (override or {}).items():
         if canon not in CANONICAL:

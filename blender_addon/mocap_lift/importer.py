@@ -27,7 +27,7 @@ import numpy as np
 
 from .core.errors import MocapError
 from .core.export_blender import Y_UP_TO_BLENDER, build_armature, read_rig
-from .core.retarget import CANONICAL, NAMING, REQUIRED, _norm, auto_bone_map, motion_to_source, retarget
+from .core.retarget import CANONICAL, REQUIRED, auto_bone_map, best_name_match, motion_to_source, retarget
 from .core.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix
 
 SUFFIXES = (".npz", ".bvh")
@@ -98,19 +98,7 @@ def load_source(path: str | os.PathLike) -> SourceMotion:
 def guess_bone_map(bone_names: Sequence[str]) -> dict[str, str]:
     """Canonical joint -> bone for every joint that can be mapped by name (possibly not all
     of :data:`REQUIRED`; the rest are for the mapping editor)."""
-    try:
-        return auto_bone_map(bone_names)
-    except MocapError:
-        pass
-    by_norm = {}
-    for b in bone_names:
-        by_norm.setdefault(_norm(b), b)
-    best: dict[str, str] = {}
-    for table in NAMING.values():
-        found = {c: by_norm[_norm(b)] for c, b in table.items() if _norm(b) in by_norm}
-        if len(found) > len(best):
-            best = found
-    return best
+    return best_name_match(bone_names)[0]
 
 
 def complete_bone_map(bone_names: Sequence[str], edited: Mapping[str, str] | None, where: str) -> dict[str, str]:
