@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "video" / "pose2sim_single"))
     ap.add_argument("--keypoints-dir", default=None, help="reuse/store camXX.npz keypoints here (default: detect anew)")
+    ap.add_argument("--calibration", choices=("given", "refined"), default="given",
+                    help="reference rig: the Qualisys file as given, or its camera poses refined to the keypoints "
+                         "(mocap.calibration.refine_extrinsics; the file's cam03/cam04 poses do not fit the videos, "
+                         "see benchmarks/bench_multiview.py)")
     args = ap.parse_args(argv)
 
     from lifting.evaluate import pa_mpjpe
@@ -73,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             save_keypoints(cached, k)
         keypoints.append(k)
 
+    if args.calibration == "refined":
+        from mocap.calibration import refine_extrinsics
+
+        cams, _ = refine_extrinsics(cams, np.stack([k.keypoints for k in keypoints]).astype(np.float64),
+                                    np.stack([k.confidence for k in keypoints]).astype(np.float64),
+                                    layout="mediapipe33")
     px = np.stack([c.undistort_pixels(k.keypoints) for c, k in zip(cams, keypoints)])  # (C, T, 33, 2)
     conf = np.stack([k.confidence for k in keypoints])
     proj = np.stack([c.projection for c in cams])

@@ -49,7 +49,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         raise MocapError(f"--person is 'largest', 'most-present' or a track id (0, 1, ...), got {args.person!r}")
     report = capture(videos[0], args.output, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
                      overlay=not args.no_overlay, preview=not args.no_preview, progress=not args.quiet,
-                     target=args.target, detector=args.detector, person=person, all_people=args.all_people,
+                     target=args.target, detector=args.detector or "mediapipe", person=person, all_people=args.all_people,
                      device=args.device, avatar=args.avatar)
     print(report.summary())
     return 0
@@ -68,7 +68,8 @@ def _cmd_capture_multiview(args: argparse.Namespace, videos: list[str]) -> int:
     report = capture_multiview(videos, args.output, calibration=args.calibration, sync=args.sync,
                                body_height_m=args.body_height, focal_px=args.focal_px,
                                refine_calibration=args.refine_calibration, cleanup=_cleanup(args),
-                               overlay=not args.no_overlay, progress=not args.quiet)
+                               overlay=not args.no_overlay, progress=not args.quiet,
+                               detector=args.detector or "blazepose-torch", device=args.device)
     print(report.summary())
     return 0
 
@@ -243,8 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also retarget onto this rigged character (.fbx, .glb, .blend) -> character.<ext>")
     p.add_argument("--avatar", default=None, choices=["anny"],
                    help="also put the motion on the built-in anny character -> character.glb (skinned mesh)")
-    p.add_argument("--detector", default="mediapipe", choices=list(ESTIMATORS),
-                   help="2D estimator (default: MediaPipe BlazePose with its own video tracking)")
+    p.add_argument("--detector", default=None, choices=list(ESTIMATORS),
+                   help="2D estimator (default: one video, MediaPipe BlazePose with its own video tracking; "
+                        "several videos, blazepose-torch: the same networks without MediaPipe's lagging smoothing)")
     p.add_argument("--person", default="largest", metavar="largest|most-present|ID",
                    help="who to capture when several people are in the video (track ids are printed with --all-people)")
     p.add_argument("--all-people", action="store_true",

@@ -199,6 +199,42 @@ def _write_overlay(video: Path, out: Path, keypoints: np.ndarray, *, size, fps: 
             writer.write(frame, keypoints[i], None)
 
 
+def detect_view(video: str | os.PathLike, *, detector: str = "blazepose-torch", device: str = "cpu",
+                progress: bool = True) -> Keypoints2D:
+    """The 2D keypoints of the main person in one view.
+
+    ``"blazepose-torch"`` (the multi-view default): MediaPipe's BlazePose networks, tracked
+    frame to frame, without MediaPipe's temporal landmark smoothing, whose lag shifts a
+    moving joint differently in each view. On the Pose2Sim rig this gave lower reprojection
+    errors and steadier bone lengths than MediaPipe's VIDEO mode (benchmarks/bench_multiview.py).
+    ``"mediapipe"``: MediaPipe's own VIDEO mode. Any other estimator name: everyone
+    detected and tracked, the largest person kept.
+    """
+    if detector == "mediapipe":
+        from mocap.detect import detect_video
+
+        return detect_video(video, progress=progress)
+    if detector == "blazepose-torch":
+        import sys
+
+        from tqdm import tqdm
+
+        from mocap.estimators.blazepose_torch import BlazePoseTorch
+        from mocap.video import iter_frames, probe_video
+
+        info = probe_video(video)
+        frames = tqdm(iter_frames(video, rgb=True), total=info.frame_count, desc=f"{Path(video).name} (2D)",
+                      unit="frame", file=sys.stderr, disable=not progress)
+        est = BlazePoseTorch(device=device).video(frames)
+        kp = est.keypoints[:, 0] if est.keypoints.shape[1] else np.full((est.keypoints.shape[0], 33, 2), np.nan)
+        conf = est.confidence[:, 0] if est.confidence.shape[1] else np.zeros(kp.shape[:2])
+        return Keypoints2D(keypoints=kp.astype(np.float32), confidence=np.nan_to_num(conf).astype(np.float32),
+                           layout="mediapipe33", image_size=info.size, fps=info.fps)
+    from mocap.detect_people import detect_people_video
+
+    return detect_people_video(video, detector=detector, device=device, progress=progress).person("largest")
+
+
 def capture_multiview(
     videos: Sequence[str | os.PathLike],
     outdir: str | os.PathLike,
@@ -215,6 +251,8 @@ def capture_multiview(
     overlay_max_width: int | None = 720,
     progress: bool = True,
     keypoints: Sequence[Keypoints2D] | None = None,
+    detector: str = "blazepose-torch",
+    device: str = "cpu",
 ) -> MultiViewReport:
     """Capture one person filmed by several cameras; write everything into ``outdir``.
 
@@ -234,6 +272,7 @@ def capture_multiview(
         refine_calibration: adjust the file's camera poses to the person's keypoints
             (bundle adjustment; world frame, scale and intrinsics kept) before triangulating.
         keypoints: C already detected keypoint sets (skips detection).
+        detector: the 2D estimator (see :func:`detect_view`); ``device`` its torch device.
     """
     from mocap import bvh, video as video_io
     from mocap import sync as sync_mod
@@ -262,9 +301,7 @@ def capture_multiview(
 
     with timer.stage("detect 2D"):
         if keypoints is None:
-            from mocap.detect import detect_video
-
-            keypoints = [detect_video(v, progress=progress) for v in videos]
+            keypoints = [detect_view(v, detector=detector, device=device, progress=progress) for v in videos]
         elif len(keypoints) != len(videos):
             raise ValueError(f"{len(keypoints)} keypoint sets for {len(videos)} videos")
     for name, k in zip(names, keypoints):

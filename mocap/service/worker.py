@@ -40,7 +40,8 @@ log = logging.getLogger("mocap.service")
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "lifter": "auto",  # auto | network | mediapipe (one video)
-    "detector": "mediapipe",  # 2D estimator (one video): mediapipe | blazepose-torch | movenet | openpose
+    "detector": None,  # 2D estimator: mediapipe | blazepose-torch | movenet | openpose (None: mediapipe for
+    # one video, blazepose-torch for several)
     "focal_px": None,  # camera focal length, pixels (None: 55 degree field of view)
     "cutoff_hz": 6.0,  # smoothing low-pass cutoff, Hz
     "level": True,  # correct camera pitch/roll from the body axis
@@ -89,7 +90,7 @@ def parse_options(text: str | None) -> dict[str, Any]:
     from mocap.estimators import ESTIMATORS
 
     choices = {"lifter": ("auto", "network", "mediapipe"), "sync": ("none", "auto"), "calibration": (None, "auto"),
-               "detector": tuple(ESTIMATORS)}
+               "detector": (None, *ESTIMATORS)}
     for name, allowed in choices.items():
         if o[name] not in allowed:
             raise ValueError(f"option {name} must be one of {', '.join(map(json.dumps, allowed))}, got {o[name]!r}")
@@ -184,7 +185,7 @@ def _run_capture(spec: dict, job_dir: Path, tmp: Path, report: _Reporter) -> dic
         from mocap.pipeline import capture
 
         r = capture(videos[0], tmp, lifter=o["lifter"], focal_px=o["focal_px"], cleanup=cleanup,
-                    overlay=o["overlay"], preview=o["preview"], progress=True, detector=o["detector"])
+                    overlay=o["overlay"], preview=o["preview"], progress=True, detector=o["detector"] or "mediapipe")
         if (tmp / "overlay.mp4").is_file():  # browsers cannot play mp4v: a small VP8 copy for the viewer
             from mocap.webvideo import transcode_for_web
 
@@ -199,7 +200,7 @@ def _run_capture(spec: dict, job_dir: Path, tmp: Path, report: _Reporter) -> dic
         calibration = job_dir / "input" / spec["calibration"] if spec.get("calibration") else "auto"
         r = capture_multiview(videos, tmp, calibration=calibration, sync=o["sync"], body_height_m=o["body_height_m"],
                               focal_px=o["focal_px"], refine_calibration=o["refine_calibration"], cleanup=cleanup,
-                              overlay=o["overlay"], progress=True)
+                              overlay=o["overlay"], progress=True, detector=o["detector"] or "blazepose-torch")
         summary = {"frames": r.num_frames, "fps": r.fps, "views": r.names, "frame_offsets": r.offsets,
                    "reprojection": r.reprojection, "notes": r.notes, "seconds": r.seconds}
         message = f"done: {r.num_frames} frames at {r.fps:.2f} fps from {len(videos)} views"
