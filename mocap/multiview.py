@@ -219,14 +219,14 @@ def detect_view(video: str | os.PathLike, *, detector: str = "blazepose-torch", 
 
         from tqdm import tqdm
 
-        from mocap.estimators.blazepose_torch import BlazePoseTorch
+        from mocap.estimators.blazepose_torch import NUM_JOINTS, BlazePoseTorch
         from mocap.video import iter_frames, probe_video
 
         info = probe_video(video)
         frames = tqdm(iter_frames(video, rgb=True), total=info.frame_count, desc=f"{Path(video).name} (2D)",
                       unit="frame", file=sys.stderr, disable=not progress)
         est = BlazePoseTorch(device=device).video(frames)
-        kp = est.keypoints[:, 0] if est.keypoints.shape[1] else np.full((est.keypoints.shape[0], 33, 2), np.nan)
+        kp = est.keypoints[:, 0] if est.keypoints.shape[1] else np.full((est.keypoints.shape[0], NUM_JOINTS, 2), np.nan)
         conf = est.confidence[:, 0] if est.confidence.shape[1] else np.zeros(kp.shape[:2])
         return Keypoints2D(keypoints=kp.astype(np.float32), confidence=np.nan_to_num(conf).astype(np.float32),
                            layout="mediapipe33", image_size=info.size, fps=info.fps)
