@@ -127,6 +127,8 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str) -
         print(f"{label}: median reprojection error per view, all 33 keypoints "
               + ", ".join(f"{n} {r['median_px']:.1f}" for n, r in rep.items())
               + " px; the 16 body keypoints " + ", ".join(f"{v:.1f}" for v in body_med)
+              + " px; over the views each keypoint was triangulated from "
+              + ", ".join(f"{r['inlier_median_px']:.1f}" for r in rep.values())
               + f" px; bone-length CV over the 12 limb bones median {100 * np.nanmedian(cv[limbs]):.1f} %, "
               f"max {100 * np.nanmax(cv[limbs]):.1f} %; thighs, shins, upper arms and forearms max "
               f"{100 * np.nanmax(cv[segments]):.1f} %")

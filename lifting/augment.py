@@ -59,6 +59,29 @@ CLEAN = NoiseConfig(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, clean_fraction=1.0)
 
 
 @dataclass(frozen=True)
+class PoseAugment:
+    """Random rotations of body parts about their root joint, for poses the mocap lacks
+    (a leg raised sideways, the trunk leaning far to one side).
+
+    A sample is changed with probability ``prob``; then each limb (a whole arm about its
+    shoulder, a whole leg about its hip) with probability ``part_prob``, by a rotation vector
+    of standard deviation ``limb_std_rad`` per axis, and the upper body (everything above
+    the pelvis) about the pelvis with probability ``part_prob``: lean ``trunk_lean_std_rad``
+    about the two horizontal axes, twist ``trunk_twist_std_rad`` about the vertical.
+    The rotation moves linearly from a start to an end value over the window (a half-spread
+    of ``change`` times the std), so the changed part also moves. Bone lengths are kept.
+    """
+
+    prob: float = 0.0
+    part_prob: float = 0.5
+    limb_std_rad: float = 0.4
+    trunk_lean_std_rad: float = 0.3
+    trunk_twist_std_rad: float = 0.3
+    change: float = 0.5
+    max_angle_rad: float = 1.2
+
+
+@dataclass(frozen=True)
 class VirtualCameras:
     """B cameras: ``rotation`` (B, 3, 3) world -> camera, ``position`` (B, 3) metres,
     ``focal_px`` (B,), ``principal_px`` (B, 2), ``elevation_rad`` (B,)."""
@@ -127,6 +150,63 @@ def sample_cameras(rng: np.random.Generator, aim: np.ndarray, sampling: CameraSa
     return VirtualCameras(rotation, position, focal, principal, elevation)
 
 
+def _subtree(root: int) -> np.ndarray:
+    """Indices of KEYPOINT_NAMES below ``root`` (the root itself excluded)."""
+    out: list[int] = []
+    for j in range(len(KEYPOINT_PARENTS)):
+        p = KEYPOINT_PARENTS[j]
+        while p >= 0 and p != root:
+            p = KEYPOINT_PARENTS[p]
+        if p == root:
+            out.append(j)
+    return np.array(out)
+
+
+_LIMB_ROOTS = [KEYPOINT_NAMES.index(f"{s}_{j}") for s in ("left", "right") for j in ("shoulder", "hip")]
+_LIMB_PARTS = [(r, _subtree(r)) for r in _LIMB_ROOTS]
+_TRUNK_PART = (0, np.concatenate([[KEYPOINT_NAMES.index("spine")], _subtree(KEYPOINT_NAMES.index("spine"))]))
+
+
+def rotation_matrices(rotvec: np.ndarray) -> np.ndarray:
+    """(..., 3) rotation vectors (axis times angle, radians) -> (..., 3, 3) matrices (Rodrigues)."""
+    angle = np.linalg.norm(rotvec, axis=-1)[..., None, None]
+    axis = rotvec / np.maximum(angle[..., 0], 1e-12)
+    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
+    zero = np.zeros_like(x)
+    k = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
+    eye = np.broadcast_to(np.eye(3), k.shape)
+    return eye + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+
+
+def augment_pose(rng: np.random.Generator, points: np.ndarray, cfg: PoseAugment) -> np.ndarray:
+    """Rotate limbs and the upper body of world keypoints (B, T, K, 3) (+Y up) as ``cfg`` says.
+
+    Limbs turn first, then the upper body carries the arms with it. Every bone keeps its length.
+    """
+    b, t = points.shape[:2]
+    if cfg.prob <= 0:
+        return points
+    out = points.copy()
+    changed = rng.random(b) < cfg.prob
+    ramp = np.linspace(-1.0, 1.0, t)[None, :, None]
+
+    def rotvecs(std: np.ndarray) -> np.ndarray:  # (B, T, 3), linear in time, angle clipped
+        mean = rng.normal(size=(b, 1, 3)) * std
+        half = rng.normal(size=(b, 1, 3)) * std * cfg.change
+        v = mean + ramp * half
+        n = np.linalg.norm(v, axis=-1, keepdims=True)
+        return v * np.minimum(1.0, cfg.max_angle_rad / np.maximum(n, 1e-12))
+
+    limb_std = np.full(3, cfg.limb_std_rad)
+    trunk_std = np.array([cfg.trunk_lean_std_rad, cfg.trunk_twist_std_rad, cfg.trunk_lean_std_rad])
+    for (root, part), std in [(lp, limb_std) for lp in _LIMB_PARTS] + [(_TRUNK_PART, trunk_std)]:
+        use = np.flatnonzero(changed & (rng.random(b) < cfg.part_prob))
+        rot = rotation_matrices(rotvecs(std)[use])  # (U, T, 3, 3)
+        pivot = out[use, :, root:root + 1]
+        out[np.ix_(use, np.arange(t), part)] = pivot + np.einsum("utij,utkj->utki", rot, out[use][:, :, part] - pivot)
+    return out
+
+
 def mirror_world(points: np.ndarray) -> np.ndarray:
     """(..., K, 3) KEYPOINT_NAMES positions mirrored across the world x = 0 plane, left and right swapped."""
     out = points[..., KEYPOINT_MIRROR, :].copy()
@@ -143,9 +223,20 @@ def scale_bones(points: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return out
 
 
-def random_bone_factors(rng: np.random.Generator, b: int, spread: float = 0.1) -> np.ndarray:
-    """(B, K) bone-length factors: one factor per left/right pair in [1 - spread, 1 + spread], times +-3 % per side."""
+_WIDTH_BONES = np.array([KEYPOINT_NAMES.index(f"{s}_{j}") for s in ("left", "right") for j in ("hip", "shoulder")])
+
+
+def random_bone_factors(rng: np.random.Generator, b: int, spread: float = 0.1,
+                        width_spread: float | None = None) -> np.ndarray:
+    """(B, K) bone-length factors: one factor per left/right pair in [1 - spread, 1 + spread], times +-3 % per side.
+
+    ``width_spread`` (default ``spread``) is the range of the hip and shoulder width bones
+    (pelvis to hip, neck to shoulder): detectors place those points less consistently than
+    mocap joint centres, so the network should read the widths from the 2D input.
+    """
     pair = rng.uniform(1 - spread, 1 + spread, size=(b, len(KEYPOINT_NAMES)))
+    if width_spread is not None:
+        pair[:, _WIDTH_BONES] = rng.uniform(1 - width_spread, 1 + width_spread, size=(b, len(_WIDTH_BONES)))
     pair = pair[:, np.minimum(np.arange(len(KEYPOINT_NAMES)), KEYPOINT_MIRROR)]  # same factor on both sides
     return pair * rng.uniform(0.97, 1.03, size=pair.shape)
 
@@ -216,18 +307,21 @@ class Batch:
 
 def render(rng: np.random.Generator, world: np.ndarray, *, out_slice: slice, noise: NoiseConfig,
            cameras: CameraSampling = CameraSampling(), mirror_prob: float = 0.5, bone_spread: float = 0.1,
-           drop_feet_prob: float = 0.5, noise_rng: np.random.Generator | None = None) -> Batch:
+           drop_feet_prob: float = 0.5, noise_rng: np.random.Generator | None = None,
+           pose: PoseAugment = PoseAugment(), width_spread: float | None = None) -> Batch:
     """Augment world keypoints (B, T, K, 3), film them with random cameras, corrupt and normalise.
 
     ``out_slice`` selects the frames whose 3D targets are returned (the network's output frames).
     ``noise_rng`` (default ``rng``) draws the 2D corruption, so that conditions can share cameras.
+    ``pose`` rotates body parts first (off by default); ``width_spread`` see :func:`random_bone_factors`.
     """
     b = world.shape[0]
+    world = augment_pose(rng, world, pose)
     if mirror_prob > 0:
         flip = rng.random(b) < mirror_prob
         world = np.where(flip[:, None, None, None], mirror_world(world), world)
     if bone_spread > 0:
-        world = scale_bones(world, random_bone_factors(rng, b, bone_spread))
+        world = scale_bones(world, random_bone_factors(rng, b, bone_spread, width_spread))
     pelvis = world[:, :, 0]
     aim = pelvis.mean(1)
     extent = np.linalg.norm((pelvis - aim[:, None])[..., [0, 2]], axis=-1).max(1)

@@ -48,6 +48,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit-takes", type=int, default=None, help="use only the first N training takes (quick tests)")
     p.add_argument("--extra-data", action="store_true",
                    help="also train on cmu_extra.tar.xz (split.json's train_extra: 51 takes, 14 min; lifting/data_extra.py)")
+    p.add_argument("--pose-aug", type=float, default=0.0,
+                   help="share of samples whose limbs and trunk are rotated at random (lifting.augment.PoseAugment)")
+    p.add_argument("--width-spread", type=float, default=None,
+                   help="range of the hip and shoulder width scaling, e.g. 0.25 for 0.75-1.25 (default: that of every bone, 0.1)")
     return p.parse_args(argv)
 
 
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     import torch
 
-    from lifting.augment import NoiseConfig, WindowSampler, render
+    from lifting.augment import NoiseConfig, PoseAugment, WindowSampler, render
     from lifting.data import load_dataset
     from lifting.evaluate import eval_conditions, predict, summarise
     from lifting.inference import load_model
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         f"train frames {len(sampler.data)} @120Hz, args {json.dumps({k: str(v) for k, v in vars(args).items()})}")
 
     noise = NoiseConfig()
+    pose = PoseAugment(prob=args.pose_aug)
     start = time.time()
     running = []
     last_step = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)
@@ -126,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng([args.seed, step])
         torch.manual_seed(args.seed * 1_000_003 + step)
         world = sampler.sample(rng, args.batch, frames_in)
-        batch = render(rng, world, out_slice=out_slice, noise=noise)
+        batch = render(rng, world, out_slice=out_slice, noise=noise, pose=pose, width_spread=args.width_spread)
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr

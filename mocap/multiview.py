@@ -112,14 +112,18 @@ def triangulate_views(views: Sequence[Keypoints2D], cameras: Sequence[Camera], *
 
 
 def reprojection_summary(tri: Triangulated, names: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Per view: median, mean and 90th-percentile reprojection error (pixels), inlier share."""
+    """Per view: median, mean and 90th-percentile reprojection error (pixels) over every keypoint
+    the view detected; the median over the keypoints that view was triangulated from
+    (``inlier_median_px``, the convention of Pose2Sim's reports); the inlier share."""
     out = {}
     for c, name in enumerate(names):
         e = tri.reprojection_px[c]
+        used = e[np.isfinite(e) & tri.inliers[c]]
         e = e[np.isfinite(e)]
         seen = np.isfinite(tri.points).all(-1)
         out[name] = {
             "median_px": float(np.median(e)) if e.size else float("nan"),
+            "inlier_median_px": float(np.median(used)) if used.size else float("nan"),
             "mean_px": float(np.mean(e)) if e.size else float("nan"),
             "p90_px": float(np.percentile(e, 90)) if e.size else float("nan"),
             "inlier_fraction": float(tri.inliers[c][seen].mean()) if seen.any() else 0.0,
@@ -173,10 +177,11 @@ class MultiViewReport:
         lines = [f"views: {len(self.names)} ({', '.join(self.names)}), {self.num_frames} synchronised frames "
                  f"at {self.fps:.2f} fps", f"calibration: {self.calibration}",
                  f"frame offsets against {self.names[0]}: {self.offsets}",
-                 "reprojection error per view (median / 90th percentile, inliers, swapped frames):"]
+                 "reprojection error per view (median / 90th percentile; median over the keypoints the view was "
+                 "triangulated from; inliers; swapped frames):"]
         for name, r in self.reprojection.items():
-            lines.append(f"  {name}: {r['median_px']:.1f} / {r['p90_px']:.1f} px, {100 * r['inlier_fraction']:.0f} %, "
-                         f"{r['swapped_frames']}")
+            lines.append(f"  {name}: {r['median_px']:.1f} / {r['p90_px']:.1f} px; {r['inlier_median_px']:.1f} px; "
+                         f"{100 * r['inlier_fraction']:.0f} %; {r['swapped_frames']}")
         lines.append(f"bone length variation (median CV over bones of the triangulated joints): "
                      f"{100 * self.bone_length_cv:.1f} %")
         lines += [f"note: {n}" for n in self.notes]

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mocap.rotations import quat_apply_wxyz
 from tests.conftest import EXAMPLE_VIDEO, REPO
 from tests.test_blender_addon import MOCAP_EXE, MOD, _expect_report, addon, clear_scene  # noqa: F401 (fixture)
 from tests.test_retarget import build_rig, make_rig
@@ -216,7 +217,7 @@ def test_live_drives_motion21_and_mixamo_rig(prefs, clip):
     bpy.context.view_layer.update()
 
     names = list(session.server_hello["joint_names"])
-    worst = {}
+    worst, ik_fit = {}, {}
     for obj, tolerance in ((arm, 5.0), (rig, 15.0)):
         pose = applied[obj.name]
         errors = {}
@@ -227,12 +228,20 @@ def test_live_drives_motion21_and_mixamo_rig(prefs, clip):
         hips = ("left_hip", "right_hip") if obj is arm else ("mixamorig:LeftUpLeg", "mixamorig:RightUpLeg")
         m = np.array(obj.matrix_world)
         line = m[:3, :3] @ (np.array(obj.pose.bones[hips[0]].head) - np.array(obj.pose.bones[hips[1]].head))
-        errors["hip line (pelvis rotation)"] = _angle(line / np.linalg.norm(line), _reply_dir(pose, names, "right_hip",
-                                                                                               "left_hip"))
+        # the pelvis rotation the reply carries, applied to the rest hip line (the IK's pelvis is a
+        # fit to both hips and the spine, so the raw hip joints may lean away from it; checked below)
+        quats = np.asarray(pose["local_quats_wxyz"], dtype=np.float64)
+        offsets = np.asarray(session.server_hello["rest_offsets"], dtype=np.float64)
+        rest_line = offsets[names.index("left_hip")] - offsets[names.index("right_hip")]
+        reply_line = Y_UP_TO_BLENDER @ quat_apply_wxyz(quats[names.index("pelvis")], rest_line)
+        line = line / np.linalg.norm(line)
+        errors["hip line (pelvis rotation)"] = _angle(line, reply_line / np.linalg.norm(reply_line))
+        ik_fit[obj.name] = _angle(line, _reply_dir(pose, names, "right_hip", "left_hip"))
         print(f"{obj.name}: angle to the reply's bones, degrees: "
               + ", ".join(f"{k} {v:.2f}" for k, v in errors.items()))
         worst[obj.name] = max(errors.values())
         assert max(errors.values()) < tolerance, errors
+    assert ik_fit[arm.name] < 12.0, ik_fit  # the reply's hip joints against its pelvis rotation
     # The stream is pelvis-relative: both stay where they stand.
     pelvis = np.array(arm.matrix_world @ arm.pose.bones["pelvis"].head)
     hips_now = np.array(rig.matrix_world @ rig.pose.bones["mixamorig:Hips"].head)

@@ -286,3 +286,60 @@ def test_fast_clips_are_lifted_as_interleaved_30fps_subclips(tmp_path):
         half = lifter.lift(Keypoints2D(keypoints=kp[phase::2], confidence=conf[phase::2], layout="coco17",
                                        image_size=(640, 480), fps=30.0))
         np.testing.assert_allclose(fast.joints_cam[phase::2], half.joints_cam, atol=1e-6)
+
+
+def test_rotation_matrices_rodrigues():
+    from lifting.augment import rotation_matrices
+
+    r = rotation_matrices(np.array([[0.0, 0.0, np.pi / 2], [0.0, 0.0, 0.0], [0.3, -0.2, 0.5]]))
+    np.testing.assert_allclose(r[0] @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(r[1], np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(r[2] @ r[2].T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(r[2]), 1.0, atol=1e-12)
+    np.testing.assert_allclose(r[2] @ [0.3, -0.2, 0.5], [0.3, -0.2, 0.5], atol=1e-12)  # the axis stays
+
+
+def test_pose_augmentation_keeps_bones_and_leans_as_configured():
+    from lifting.augment import PoseAugment, augment_pose
+
+    rng = np.random.default_rng(8)
+    b, t = 4000, 3
+    world = np.broadcast_to(_rest_world(), (b, t, len(KEYPOINT_NAMES), 3)).copy()
+    assert augment_pose(rng, world, PoseAugment(prob=0.0)) is world
+    out = augment_pose(rng, world, PoseAugment(prob=1.0, part_prob=1.0))
+    parents = np.array(KEYPOINT_PARENTS)
+    bone = lambda x: np.linalg.norm(x[..., 1:, :] - x[..., parents[1:], :], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(bone(out), bone(world), atol=1e-12)
+    for name in ("pelvis", "left_hip", "right_hip"):  # rotation pivots stay where they are
+        j = KEYPOINT_NAMES.index(name)
+        np.testing.assert_allclose(out[:, :, j], world[:, :, j], atol=1e-12)
+    wrist = KEYPOINT_NAMES.index("left_wrist")
+    assert np.median(np.linalg.norm(out[:, 0, wrist] - world[:, 0, wrist], axis=-1)) > 0.1
+
+    # upper body only, no change over time: the trunk of the T-pose (vertical) leans by the
+    # rotation's angle, Rayleigh-distributed with scale trunk_lean_std_rad
+    cfg = PoseAugment(prob=1.0, part_prob=1.0, limb_std_rad=0.0, trunk_lean_std_rad=0.3, trunk_twist_std_rad=0.0,
+                      change=0.0, max_angle_rad=10.0)
+    out = augment_pose(rng, world, cfg)
+    pelvis, neck = KEYPOINT_NAMES.index("pelvis"), KEYPOINT_NAMES.index("neck")
+    trunk = out[:, 0, neck] - out[:, 0, pelvis]
+    lean = np.arccos(trunk[:, 1] / np.linalg.norm(trunk, axis=-1))
+    assert abs(lean.mean() - 0.3 * np.sqrt(np.pi / 2)) < 0.015
+    np.testing.assert_allclose(out[:, 1], out[:, 0], atol=1e-12)  # change=0: the same pose in every frame
+    knee = KEYPOINT_NAMES.index("left_knee")
+    np.testing.assert_allclose(out[:, :, knee], world[:, :, knee], atol=1e-12)  # legs untouched
+
+
+def test_width_spread_widens_only_hip_and_shoulder_bones():
+    from lifting.augment import random_bone_factors
+
+    names = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
+    width = [KEYPOINT_NAMES.index(n) for n in names]
+    other = [j for j in range(1, len(KEYPOINT_NAMES)) if j not in width]
+    same = random_bone_factors(np.random.default_rng(3), 20000, 0.1)
+    wide = random_bone_factors(np.random.default_rng(3), 20000, 0.1, width_spread=0.3)
+    assert 0.9 * 0.97 - 1e-9 <= same.min() and same.max() <= 1.1 * 1.03 + 1e-9
+    assert wide[:, width].min() < 0.72 and wide[:, width].max() > 1.28
+    assert 0.9 * 0.97 - 1e-9 <= wide[:, other].min() and wide[:, other].max() <= 1.1 * 1.03 + 1e-9
+    left, right = KEYPOINT_NAMES.index("left_hip"), KEYPOINT_NAMES.index("right_hip")
+    assert np.abs(wide[:, left] / wide[:, right] - 1).max() < 0.07  # one factor per pair, +-3 % per side

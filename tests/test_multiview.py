@@ -194,3 +194,16 @@ def test_check_cameras_scales_a_resized_video_and_warns_on_a_crop():
                            image_size=(SIZE[0] - 4, SIZE[1]), fps=v.fps) for v in views]
     with pytest.warns(UserWarning, match="270x480 pixels, the video is 266x480"):
         assert check_cameras(cams, cropped, ["a", "b", "c"])[0] is cams[0]
+
+
+def test_reprojection_summary_counts_outlier_views_apart():
+    from mocap.multiview import Triangulated, reprojection_summary
+
+    err = np.array([[[1.0, 2.0, 3.0, 100.0]], [[1.0, 1.0, np.nan, 5.0]]])  # (C=2, T=1, J=4) pixels
+    inliers = np.array([[[True, True, True, False]], [[True, True, False, True]]])
+    tri = Triangulated(points=np.zeros((1, 4, 3)), inliers=inliers, swapped=np.zeros((2, 1), bool),
+                       reprojection_px=err)
+    rep = reprojection_summary(tri, ["a", "b"])
+    assert rep["a"]["median_px"] == 2.5 and rep["a"]["inlier_median_px"] == 2.0
+    assert rep["b"]["median_px"] == 1.0 and rep["b"]["inlier_median_px"] == 1.0
+    assert rep["a"]["inlier_fraction"] == 0.75 and rep["a"]["p90_px"] > 3.0
