@@ -14,6 +14,7 @@ import numpy as np
 
 from lifting.data import KEYPOINT_MIRROR, KEYPOINT_NAMES, KEYPOINT_PARENTS
 from lifting.features import INPUT_NAMES, normalise_frames
+from mocap.calibration_io import rotvec_to_matrix
 
 #: Index of each INPUT21 joint in KEYPOINT_NAMES.
 INPUT_FROM_KEYPOINTS = np.array([KEYPOINT_NAMES.index(n) for n in INPUT_NAMES])
@@ -167,17 +168,6 @@ _LIMB_PARTS = [(r, _subtree(r)) for r in _LIMB_ROOTS]
 _TRUNK_PART = (0, np.concatenate([[KEYPOINT_NAMES.index("spine")], _subtree(KEYPOINT_NAMES.index("spine"))]))
 
 
-def rotation_matrices(rotvec: np.ndarray) -> np.ndarray:
-    """(..., 3) rotation vectors (axis times angle, radians) -> (..., 3, 3) matrices (Rodrigues)."""
-    angle = np.linalg.norm(rotvec, axis=-1)[..., None, None]
-    axis = rotvec / np.maximum(angle[..., 0], 1e-12)
-    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
-    zero = np.zeros_like(x)
-    k = np.stack([np.stack([zero, -z, y], -1), np.stack([z, zero, -x], -1), np.stack([-y, x, zero], -1)], -2)
-    eye = np.broadcast_to(np.eye(3), k.shape)
-    return eye + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
-
-
 def augment_pose(rng: np.random.Generator, points: np.ndarray, cfg: PoseAugment) -> np.ndarray:
     """Rotate limbs and the upper body of world keypoints (B, T, K, 3) (+Y up) as ``cfg`` says.
 
@@ -201,7 +191,7 @@ def augment_pose(rng: np.random.Generator, points: np.ndarray, cfg: PoseAugment)
     trunk_std = np.array([cfg.trunk_lean_std_rad, cfg.trunk_twist_std_rad, cfg.trunk_lean_std_rad])
     for (root, part), std in [(lp, limb_std) for lp in _LIMB_PARTS] + [(_TRUNK_PART, trunk_std)]:
         use = np.flatnonzero(changed & (rng.random(b) < cfg.part_prob))
-        rot = rotation_matrices(rotvecs(std)[use])  # (U, T, 3, 3)
+        rot = rotvec_to_matrix(rotvecs(std)[use])  # (U, T, 3, 3)
         pivot = out[use, :, root:root + 1]
         out[np.ix_(use, np.arange(t), part)] = pivot + np.einsum("utij,utkj->utki", rot, out[use][:, :, part] - pivot)
     return out

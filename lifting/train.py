@@ -50,6 +50,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="also train on cmu_extra.tar.xz (split.json's train_extra: 51 takes, 14 min; lifting/data_extra.py)")
     p.add_argument("--pose-aug", type=float, default=0.0,
                    help="share of samples whose limbs and trunk are rotated at random (lifting.augment.PoseAugment)")
+    p.add_argument("--pose-aug-scale", type=float, default=1.0,
+                   help="multiply PoseAugment's rotation standard deviations by this")
     p.add_argument("--width-spread", type=float, default=None,
                    help="range of the hip and shoulder width scaling, e.g. 0.25 for 0.75-1.25 (default: that of every bone, 0.1)")
     return p.parse_args(argv)
@@ -120,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         f"train frames {len(sampler.data)} @120Hz, args {json.dumps({k: str(v) for k, v in vars(args).items()})}")
 
     noise = NoiseConfig()
-    pose = PoseAugment(prob=args.pose_aug)
+    base = PoseAugment()
+    pose = PoseAugment(prob=args.pose_aug, limb_std_rad=base.limb_std_rad * args.pose_aug_scale,
+                       trunk_lean_std_rad=base.trunk_lean_std_rad * args.pose_aug_scale,
+                       trunk_twist_std_rad=base.trunk_twist_std_rad * args.pose_aug_scale)
     start = time.time()
     running = []
     last_step = args.steps if args.stop_after is None else min(args.steps, step + args.stop_after)

@@ -288,17 +288,6 @@ def test_fast_clips_are_lifted_as_interleaved_30fps_subclips(tmp_path):
         np.testing.assert_allclose(fast.joints_cam[phase::2], half.joints_cam, atol=1e-6)
 
 
-def test_rotation_matrices_rodrigues():
-    from lifting.augment import rotation_matrices
-
-    r = rotation_matrices(np.array([[0.0, 0.0, np.pi / 2], [0.0, 0.0, 0.0], [0.3, -0.2, 0.5]]))
-    np.testing.assert_allclose(r[0] @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
-    np.testing.assert_allclose(r[1], np.eye(3), atol=1e-12)
-    np.testing.assert_allclose(r[2] @ r[2].T, np.eye(3), atol=1e-12)
-    np.testing.assert_allclose(np.linalg.det(r[2]), 1.0, atol=1e-12)
-    np.testing.assert_allclose(r[2] @ [0.3, -0.2, 0.5], [0.3, -0.2, 0.5], atol=1e-12)  # the axis stays
-
-
 def test_pose_augmentation_keeps_bones_and_leans_as_configured():
     from lifting.augment import PoseAugment, augment_pose
 
