@@ -240,6 +240,37 @@ def detect_view(video: str | os.PathLike, *, detector: str = "blazepose-torch", 
     return detect_people_video(video, detector=detector, device=device, progress=progress).person("largest")
 
 
+def _calibrate(views: Sequence[Keypoints2D], names: Sequence[str], cameras: Sequence[Camera] | None,
+               calibration, *, auto: bool, refine: bool, body_height_m: float | None, focal_px: float | None,
+               timer: StageTimer) -> tuple[list[Camera], str]:
+    """The cameras for synchronised ``views``: from the person (``auto``), the file's
+    ``cameras`` refined to the person (``refine``), or the file's as they are; and a line
+    saying where they come from."""
+    kp = np.stack([v.keypoints for v in views]).astype(np.float64)
+    cf = np.stack([v.confidence for v in views]).astype(np.float64)
+    if auto:
+        from mocap.calibration import calibrate_from_people, guess_intrinsics
+
+        with timer.stage("calibrate from people"):
+            intr = [guess_intrinsics(v.image_size, focal_px=focal_px, name=n) for n, v in zip(names, views)]
+            # a guessed field of view is corrected by the adjustment; a stated focal length is kept
+            cams, people = calibrate_from_people(kp, cf, intr, body_height_m=body_height_m, layout=views[0].layout,
+                                                 refine_focal=focal_px is None)
+        return cams, (f"from the person (body height {body_height_m:.2f} m, focal length "
+                      f"{cams[0].K[0, 0]:.0f} px, bundle adjustment median "
+                      f"{', '.join(f'{e:.1f}' for e in people.reprojection_px)} px)")
+    if not refine:
+        return list(cameras), str(calibration)
+    from mocap.calibration import compare_rigs, refine_extrinsics
+
+    with timer.stage("refine calibration"):
+        refined, _ = refine_extrinsics(cameras, kp, cf, layout=views[0].layout)
+        turned, _ = compare_rigs(refined, cameras)
+        moved = [float(np.linalg.norm(a.position - b.position)) for a, b in zip(refined, cameras)]
+    return refined, (f"{calibration} refined from the person (poses moved by up to "
+                     f"{max(turned):.1f} deg, {1000 * max(moved):.0f} mm)")
+
+
 def capture_multiview(
     videos: Sequence[str | os.PathLike],
     outdir: str | os.PathLike,
@@ -337,37 +368,35 @@ def capture_multiview(
             offsets = sync_mod.estimate_frame_offsets([k.keypoints for k in keypoints],
                                                       [k.confidence for k in keypoints], cameras=cameras,
                                                       max_offset=max_offset)
+
+    file_cameras = cameras
+    adjusts = auto or refine_calibration
+    tried: list[list[int]] = []
+    # A calibration that is fitted to the person (from people, or the file's refined) also
+    # checks the offsets: a wrong rig can favour a wrong offset, and a wrong offset a wrong
+    # rig, so offsets and rig are estimated again in turn until the offsets hold (3 rounds).
+    for _ in range(3):
+        tried.append([int(o) for o in offsets])
         starts, _ = sync_mod.common_span([k.num_frames for k in keypoints], offsets)
         views = sync_mod.apply_offsets(keypoints, offsets)
-    fps = views[0].fps
-
-    if auto:
-        from mocap.calibration import calibrate_from_people, guess_intrinsics
-
-        with timer.stage("calibrate from people"):
-            intr = [guess_intrinsics(v.image_size, focal_px=focal_px, name=n) for n, v in zip(names, views)]
-            kp = np.stack([v.keypoints for v in views]).astype(np.float64)
-            cf = np.stack([v.confidence for v in views]).astype(np.float64)
-            # a guessed field of view is corrected by the adjustment; a stated focal length is kept
-            cameras, people = calibrate_from_people(kp, cf, intr, body_height_m=body_height_m, layout=views[0].layout,
-                                                    refine_focal=focal_px is None)
-        calib_text = (f"from the person (body height {body_height_m:.2f} m, focal length "
-                      f"{cameras[0].K[0, 0]:.0f} px, bundle adjustment median "
-                      f"{', '.join(f'{e:.1f}' for e in people.reprojection_px)} px)")
+        cameras, calib_text = _calibrate(views, names, file_cameras, calibration, auto=auto,
+                                         refine=refine_calibration, body_height_m=body_height_m,
+                                         focal_px=focal_px, timer=timer)
+        if sync != "auto" or not adjusts:
+            break
+        with timer.stage("synchronise"):
+            again = sync_mod.estimate_frame_offsets([k.keypoints for k in keypoints],
+                                                    [k.confidence for k in keypoints], cameras=cameras,
+                                                    max_offset=max_offset)
+        if np.array_equal(again, offsets):
+            break
+        offsets = again
     else:
-        calib_text = str(calibration)
-        if refine_calibration:
-            from mocap.calibration import compare_rigs, refine_extrinsics
-
-            with timer.stage("refine calibration"):
-                kp = np.stack([v.keypoints for v in views]).astype(np.float64)
-                cf = np.stack([v.confidence for v in views]).astype(np.float64)
-                refined, _ = refine_extrinsics(cameras, kp, cf, layout=views[0].layout)
-                turned, _ = compare_rigs(refined, cameras)
-                moved = [float(np.linalg.norm(a.position - b.position)) for a, b in zip(refined, cameras)]
-                cameras = refined
-            calib_text += (" refined from the person (poses moved by up to "
-                           f"{max(turned):.1f} deg, {1000 * max(moved):.0f} mm)")
+        offsets = np.asarray(tried[-1])  # the offsets the views and the rig were last fitted with
+        notes.append(f"frame offsets did not settle: tried {tried}; the rig was fitted with the last")
+    if len(tried) > 1:
+        notes.append(f"frame offsets {tried[0]} became {tried[-1]} with the cameras fitted to the person")
+    fps = views[0].fps
 
     with timer.stage("triangulate"):
         tri = triangulate_views(views, cameras, config=triangulation)
