@@ -54,7 +54,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="multiply PoseAugment's rotation standard deviations by this")
     p.add_argument("--width-spread", type=float, default=None,
                    help="range of the hip and shoulder width scaling, e.g. 0.25 for 0.75-1.25 (default: that of every bone, 0.1)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not 0.0 <= args.pose_aug <= 1.0:
+        p.error(f"--pose-aug is a share of samples, between 0 and 1; got {args.pose_aug}")
+    if args.pose_aug_scale < 0:
+        p.error(f"--pose-aug-scale must not be negative; got {args.pose_aug_scale}")
+    if args.width_spread is not None and not 0.0 <= args.width_spread < 1.0:
+        p.error(f"--width-spread must be in [0, 1) (bones scaled by 1 - s .. 1 + s); got {args.width_spread}")
+    return args
 
 
 def save_weights(path: Path, model, meta: dict) -> None:

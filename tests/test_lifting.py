@@ -332,3 +332,15 @@ def test_width_spread_widens_only_hip_and_shoulder_bones():
     assert 0.9 * 0.97 - 1e-9 <= wide[:, other].min() and wide[:, other].max() <= 1.1 * 1.03 + 1e-9
     left, right = KEYPOINT_NAMES.index("left_hip"), KEYPOINT_NAMES.index("right_hip")
     assert np.abs(wide[:, left] / wide[:, right] - 1).max() < 0.07  # one factor per pair, +-3 % per side
+
+
+@pytest.mark.parametrize("bad", [["--pose-aug", "1.5"], ["--pose-aug", "-0.1"], ["--pose-aug-scale", "-1"],
+                                 ["--width-spread", "1.0"], ["--width-spread", "-0.2"]])
+def test_train_rejects_bad_augmentation_options(bad, capsys):
+    from lifting.train import _parse
+
+    assert _parse(["--out", "run", "--pose-aug", "0.5", "--width-spread", "0.25"]).pose_aug == 0.5
+    with pytest.raises(SystemExit) as e:
+        _parse(["--out", "run", *bad])
+    assert e.value.code == 2
+    assert bad[0] in capsys.readouterr().err
