@@ -364,10 +364,9 @@ def capture_multiview(
     with timer.stage("synchronise"):
         sync_mod.check_views(keypoints, names, same_length=(sync == "none"))
         offsets = np.zeros(len(videos), dtype=int)
+        all_kp, all_conf = [k.keypoints for k in keypoints], [k.confidence for k in keypoints]
         if sync == "auto":
-            offsets = sync_mod.estimate_frame_offsets([k.keypoints for k in keypoints],
-                                                      [k.confidence for k in keypoints], cameras=cameras,
-                                                      max_offset=max_offset)
+            offsets = sync_mod.estimate_frame_offsets(all_kp, all_conf, cameras=cameras, max_offset=max_offset)
 
     file_cameras = cameras
     adjusts = auto or refine_calibration
@@ -385,9 +384,7 @@ def capture_multiview(
         if sync != "auto" or not adjusts:
             break
         with timer.stage("synchronise"):
-            again = sync_mod.estimate_frame_offsets([k.keypoints for k in keypoints],
-                                                    [k.confidence for k in keypoints], cameras=cameras,
-                                                    max_offset=max_offset)
+            again = sync_mod.estimate_frame_offsets(all_kp, all_conf, cameras=cameras, max_offset=max_offset)
         if np.array_equal(again, offsets):
             break
         offsets = again

@@ -71,18 +71,13 @@ def test_sync_auto_with_refined_calibration_finds_a_known_offset(rig, tmp_path):
     the person, so cam03 started 3 frames late is found at -3 and the others at 0."""
     import dataclasses
 
-    from mocap.formats import Keypoints2D
     from mocap.multiview import capture_multiview
 
     cams, views, _ = rig
     root = shared_path("video", "pose2sim_single")
     late = views["blazepose-torch"][2]
-    fields = {f.name: getattr(late, f.name) for f in dataclasses.fields(late)}
-    for name in ("keypoints", "confidence", "world_landmarks"):
-        if fields.get(name) is not None:
-            fields[name] = fields[name][3:]
     keypoints = list(views["blazepose-torch"])
-    keypoints[2] = Keypoints2D(**fields)
+    keypoints[2] = dataclasses.replace(late, keypoints=late.keypoints[3:], confidence=late.confidence[3:])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = capture_multiview([root / "videos" / f"{c.name}.mp4" for c in cams], tmp_path / "out",
