@@ -23,6 +23,9 @@ def _add_cleanup_args(p: argparse.ArgumentParser) -> None:
                    help="keep the feet as lifted (by default planted feet are pinned on the ground)")
     p.add_argument("--no-level", action="store_true",
                    help="keep the camera's tilt (by default the body axis of an upright person sets +Y)")
+    p.add_argument("--keep-swaps", action="store_true",
+                   help="keep the 2D detector's left/right labels as they are (by default frames where the labels "
+                        "jump to the other side of the body are mirrored back; monocular only)")
 
 
 def _cleanup(args: argparse.Namespace):
@@ -32,7 +35,8 @@ def _cleanup(args: argparse.Namespace):
         raise MocapError("--cutoff-hz must be positive")
     if args.focal_px is not None and args.focal_px <= 0:
         raise MocapError("--focal-px must be positive")
-    return CleanupConfig(cutoff_hz=args.cutoff_hz, level=not args.no_level, lock_feet=not args.no_foot_lock)
+    return CleanupConfig(cutoff_hz=args.cutoff_hz, level=not args.no_level, lock_feet=not args.no_foot_lock,
+                         resolve_swaps=not args.keep_swaps)
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ on the ground -> files.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from mocap import bones, contact, filters, kinematics, world
+from mocap import bones, contact, filters, kinematics, swaps, world
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, Motion, save_keypoints, save_motion
 from mocap.lifters import Lifter, default_focal_px, estimate_root_translation, get_lifter
@@ -34,6 +35,7 @@ class CleanupConfig:
     root_cutoff_hz: float = 3.0  # Butterworth low-pass of the root trajectory (depth is noisy)
     level: bool = True  # correct camera pitch/roll from the body axis
     lock_feet: bool = True  # pin planted feet on the ground (mocap.contact)
+    resolve_swaps: bool = True  # undo the 2D detector's left/right swaps from motion continuity (mocap.swaps)
 
 
 @dataclass
@@ -72,6 +74,10 @@ def lift_keypoints(
     fps = keypoints.fps
     f = focal_px if focal_px is not None else default_focal_px(keypoints.image_size)
     principal = (keypoints.image_size[0] / 2.0, keypoints.image_size[1] / 2.0)
+
+    if cleanup.resolve_swaps:
+        with timer.stage("left/right swaps"):
+            keypoints, _ = swaps.resolve_swaps(keypoints, min_confidence=cleanup.min_confidence)
 
     with timer.stage("fill 2D gaps"):
         conf = keypoints.confidence
@@ -156,12 +162,14 @@ class CaptureReport:
     detection_rate: float
     lifter: str
     seconds: dict[str, float]
+    swapped_frames: int = 0  # frames whose left/right labels were mirrored back (mocap.swaps)
 
     def summary(self) -> str:
         total = sum(self.seconds.values())
         lines = [
             f"frames: {self.num_frames} at {self.fps:.2f} fps ({self.num_frames / self.fps:.1f} s of video)",
             f"person detected in {100 * self.detection_rate:.1f} % of frames",
+            f"left/right swaps of the 2D detector undone in {self.swapped_frames} frames",
             f"lifter: {self.lifter}",
             "time per stage:",
         ]
@@ -273,9 +281,15 @@ def capture(
         raise MocapError(f"no person found in any frame of {video}")
     save_keypoints(outputs["keypoints"], keypoints)
 
+    swapped = np.zeros(keypoints.num_frames, bool)
+    to_lift = keypoints
+    if cleanup.resolve_swaps:  # here rather than in lift_keypoints, to report the count
+        with timer.stage("left/right swaps"):
+            to_lift, swapped = swaps.resolve_swaps(keypoints, min_confidence=cleanup.min_confidence)
     with timer.stage("lift 3D"):
         lifter_obj = get_lifter(lifter)  # built once: the network loads its weights here
-    motion = lift_keypoints(keypoints, lifter=lifter_obj, focal_px=focal_px, cleanup=cleanup, timer=timer)
+    motion = lift_keypoints(to_lift, lifter=lifter_obj, focal_px=focal_px,
+                            cleanup=dataclasses.replace(cleanup, resolve_swaps=False), timer=timer)
 
     with timer.stage("write files"):
         outputs["motion"] = out / "motion.npz"
@@ -313,4 +327,5 @@ def capture(
             outputs["preview_video"] = out / "preview.mp4"
             draw.render_preview_video(motion.joints, motion.parents, outputs["preview_video"], fps=motion.fps)
     return CaptureReport(outputs=outputs, num_frames=keypoints.num_frames, fps=info.fps,
-                         detection_rate=rate, lifter=lifter_obj.name, seconds=timer.seconds)
+                         detection_rate=rate, lifter=lifter_obj.name, seconds=timer.seconds,
+                         swapped_frames=int(swapped.sum()))

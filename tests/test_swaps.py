@@ -1,0 +1,123 @@
+"""Undoing a 2D detector's left/right swaps in one view (mocap.swaps), against known swaps
+injected into a synthetic person seen by a known camera."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mocap.errors import MocapError
+from mocap.skeletons import MEDIAPIPE33, MOTION21
+from mocap.swaps import apply_swaps, detect_swaps, resolve_swaps
+from tests.synthetic import _rot, synthetic_keypoints, waving_walker
+
+MIRROR = MEDIAPIPE33.mirror_permutation()
+
+
+def _turned(joints: np.ndarray, yaw: np.ndarray | float) -> np.ndarray:
+    """(T, 21, 3) rotated about the vertical axis through each frame's pelvis by ``yaw`` radians."""
+    yaw = np.broadcast_to(np.asarray(yaw, float), joints.shape[:1])
+    pelvis = joints[:, MOTION21.index("pelvis")][:, None]
+    return np.einsum("tij,tkj->tki", _rot("y", yaw), joints - pelvis) + pelvis
+
+
+def _keypoints(yaw=0.0, t=150, noise_px=1.0, seed=0):
+    return synthetic_keypoints(_turned(waving_walker(t), yaw), noise_px=noise_px, seed=seed)
+
+
+def _inject(k, truth):
+    return dataclasses.replace(k, keypoints=apply_swaps(k.keypoints, truth, MIRROR),
+                               confidence=apply_swaps(k.confidence, truth, MIRROR),
+                               world_landmarks=apply_swaps(k.world_landmarks, truth, MIRROR))
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.6, np.pi])  # facing the camera, three-quarter, from behind
+def test_injected_swaps_are_found_exactly(yaw):
+    k = _keypoints(yaw)
+    truth = np.zeros(k.num_frames, bool)
+    truth[40:75] = True  # a stretch of 35 frames (1.2 s)
+    truth[[10, 100, 101, 120]] = True  # flickers of one and two frames
+    found = detect_swaps(_inject(k, truth).keypoints, k.confidence, MIRROR, fps=k.fps)
+    np.testing.assert_array_equal(found, truth)
+
+
+def test_swapped_from_the_first_frame():
+    k = _keypoints(0.3)
+    truth = np.zeros(k.num_frames, bool)
+    truth[:30] = True
+    found = detect_swaps(_inject(k, truth).keypoints, k.confidence, MIRROR, fps=k.fps)
+    np.testing.assert_array_equal(found, truth)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_swaps_invented_while_turning_around_or_in_profile(seed):
+    """A person turning a full circle (left and right cross over in the image twice), and a
+    person in profile (left and right on top of each other), with 2 px noise: nothing moves."""
+    for yaw in (np.linspace(0.0, 2 * np.pi, 150), np.pi / 2):
+        k = _keypoints(yaw, noise_px=2.0, seed=seed)
+        assert not detect_swaps(k.keypoints, k.confidence, MIRROR, fps=k.fps).any()
+
+
+def test_missing_frames_inside_a_swap_take_the_state_before_them():
+    k = _keypoints(0.0)
+    truth = np.zeros(k.num_frames, bool)
+    truth[50:80] = True
+    bad = _inject(k, truth)
+    kp, conf = bad.keypoints.copy(), bad.confidence.copy()
+    kp[60:64] = np.nan  # nobody detected for 4 frames
+    conf[60:64] = 0.0
+    conf[:, MEDIAPIPE33.index("left_wrist")] = 0.0  # and a keypoint never confident
+    found = detect_swaps(kp, conf, MIRROR, fps=k.fps)
+    np.testing.assert_array_equal(found, truth)
+
+
+def test_a_swap_longer_than_the_rest_leaves_one_consistent_labelling():
+    """When the detector is wrong most of the time the minority is mirrored: the labels come
+    out continuous, mirrored everywhere (the documented limit of a one-view method)."""
+    k = _keypoints(0.0)
+    truth = np.zeros(k.num_frames, bool)
+    truth[20:] = True  # swapped for 4.3 s of 5
+    found = detect_swaps(_inject(k, truth).keypoints, k.confidence, MIRROR, fps=k.fps)
+    np.testing.assert_array_equal(found, ~truth)
+
+
+def test_resolve_swaps_mirrors_keypoints_confidence_and_world_landmarks():
+    k = _keypoints(0.0)
+    truth = np.zeros(k.num_frames, bool)
+    truth[30:60] = True
+    fixed, found = resolve_swaps(_inject(k, truth))
+    np.testing.assert_array_equal(found, truth)
+    np.testing.assert_array_equal(fixed.keypoints, k.keypoints)
+    np.testing.assert_array_equal(fixed.world_landmarks, k.world_landmarks)
+    same, found = resolve_swaps(k)
+    assert same is k and not found.any()
+
+
+def test_lift_with_swaps_undone_matches_the_clean_lift():
+    """The whole monocular path: with 45 swapped frames the motion strays by decimetres,
+    with the swaps undone it is the clean lift again."""
+    from mocap.pipeline import CleanupConfig, lift_keypoints
+
+    k = _keypoints(0.5)
+    truth = np.zeros(k.num_frames, bool)
+    truth[50:95] = True
+    clean = lift_keypoints(k, lifter="network").joints
+    fixed = lift_keypoints(_inject(k, truth), lifter="network").joints
+    kept = lift_keypoints(_inject(k, truth), lifter="network", cleanup=CleanupConfig(resolve_swaps=False)).joints
+    err_fixed = np.linalg.norm(fixed - clean, axis=-1).mean()
+    err_kept = np.linalg.norm(kept - clean, axis=-1).mean()
+    assert err_fixed < 1e-4, err_fixed
+    assert err_kept > 0.05, err_kept
+
+
+def test_bad_input():
+    k = _keypoints(0.0, t=20)
+    with pytest.raises(MocapError, match="permutation"):
+        detect_swaps(k.keypoints, k.confidence, MIRROR[:-1], fps=30.0)
+    with pytest.raises(MocapError, match="confidence"):
+        detect_swaps(k.keypoints, k.confidence[:, :5], MIRROR, fps=30.0)
+    with pytest.raises(MocapError, match="fps"):
+        detect_swaps(k.keypoints, k.confidence, MIRROR, fps=0.0)
+    none = detect_swaps(np.full((5, 33, 2), np.nan), np.zeros((5, 33)), MIRROR, fps=30.0)
+    assert none.shape == (5,) and not none.any()
