@@ -16,6 +16,13 @@ mirrored):
   most of the time, so of two equally continuous labellings the one that mirrors fewer
   frames wins, and a stretch longer than a few seconds is left as detected.
 
+Limits: one view cannot tell which of two continuous labellings is right, so if the detector
+is wrong most of the time the right frames get mirrored; and where the detector flickers
+while the body is side-on (left and right nearly on top of each other) a weak boundary can
+put a stretch on the wrong side. The defaults were chosen on CMU validation segments with
+injected swaps and on the real Pose2Sim video (``benchmarks/bench_swaps.py``,
+``benchmarks/eval_real_video.py``).
+
 Multi-view capture resolves swaps geometrically instead (:func:`mocap.triangulate.triangulate_resolving_swaps`).
 """
 from __future__ import annotations
@@ -61,7 +68,7 @@ def detect_swaps(
     fps: float,
     min_confidence: float = 0.3,
     switch_cost: float = 0.05,
-    swap_cost_per_s: float = 0.15,
+    swap_cost_per_s: float = 0.1,
 ) -> np.ndarray:
     """Frames whose left/right labels should be mirrored to keep the motion continuous.
 
