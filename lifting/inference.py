@@ -90,6 +90,7 @@ class NetworkLifter:
     """
 
     name = "network"
+    reads_confidence = True  # trained with dropped and low-confidence points: give it the raw 2D
 
     def __init__(self, weights: str | Path | None = None, *, causal: bool = False, device: str = "cpu",
                  threads: int | None = None, flip_average: bool = False) -> None:

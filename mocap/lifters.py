@@ -37,6 +37,14 @@ class LiftResult:
 
 
 class Lifter(Protocol):
+    """``lift`` turns 2D keypoints into root-relative 3D in camera axes.
+
+    A lifter may also set ``reads_confidence = True``: it was trained on missing and
+    low-confidence points, so :func:`mocap.pipeline.lift_keypoints` gives it the detector's
+    keypoints and confidences as they are, not the gap-filled 2D (whose low-confidence points
+    are replaced by interpolation).
+    """
+
     name: str
 
     def lift(self, keypoints: Keypoints2D) -> LiftResult: ...

@@ -91,3 +91,39 @@ def test_coco_keypoints_need_a_2d_only_lifter(layout):
                        layout=layout, image_size=kp.image_size, fps=kp.fps)
     with pytest.raises(MocapError, match="world landmarks"):
         lift_keypoints(coco, lifter="mediapipe")
+
+
+@pytest.mark.parametrize("reads_confidence", [True, False])
+def test_lifter_that_reads_confidence_gets_the_detectors_2d(reads_confidence):
+    """A lifter trained on low-confidence points (the network) gets the 2D as detected; any
+    other gets the gap-filled 2D, where points under min_confidence are interpolated."""
+    from lifting.inference import NetworkLifter
+
+    k = synthetic_keypoints(waving_walker(60), noise_px=1.0)
+    wrist = 15  # MediaPipe left_wrist
+    conf = k.confidence.copy()
+    conf[20:30, wrist] = 0.1  # a low-confidence stretch, the positions still right
+    k = type(k)(keypoints=k.keypoints, confidence=conf, layout=k.layout, image_size=k.image_size, fps=k.fps,
+                world_landmarks=k.world_landmarks)
+    seen = []
+
+    class Recorder:
+        name = "recorder"
+
+        def __init__(self):
+            self.reads_confidence = reads_confidence
+            self.net = NetworkLifter()
+
+        def lift(self, keypoints):
+            seen.append(keypoints)
+            return self.net.lift(keypoints)
+
+    lift_keypoints(k, lifter=Recorder(), cleanup=CleanupConfig(resolve_swaps=False))
+    got = seen[0]
+    if reads_confidence:
+        np.testing.assert_array_equal(got.keypoints, k.keypoints)
+        np.testing.assert_array_equal(got.confidence, k.confidence)
+    else:
+        assert (got.confidence[20:30, wrist] >= 0.3).all()  # filled: treated as confident
+        assert np.abs(got.keypoints[20:30, wrist] - k.keypoints[20:30, wrist]).max() > 0.5  # and interpolated
+    assert NetworkLifter.reads_confidence is True
