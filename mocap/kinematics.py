@@ -18,7 +18,8 @@ lengths equal those of the rest offsets (and multi-child joints are rigid).
 Rules per joint (MOTION21 names; any other tree uses the generic rules):
 
 * two or more children (pelvis, ankles, neck): weighted Kabsch fit of the rest offsets of
-  the children onto their observed directions (unit directions, equal weights).
+  the children onto their observed directions, each weighted by its rest length times its
+  observed length (the least-squares fit of the offset vectors: long bones dominate).
 * hips and shoulders (one child each): the bone direction plus the normal of the limb
   plane (hip-knee-ankle, shoulder-elbow-wrist). The normal is the hinge axis of the knee /
   elbow: knees flex backwards (-Z in the rest pose), elbows forwards (+Z), by a positive
@@ -248,12 +249,16 @@ def _solve_multi(j, children, xz, finite, off, parent_rot):
     rest_dirs = np.stack([_unit(off[c])[0] for c in children])
     world = np.stack([xz[:, c] - xz[:, j] for c in children], 1)
     world_dirs, lengths = _unit(world)
-    weights = (finite[:, children] & finite[:, j:j + 1] & (lengths > 1e-12)).astype(np.float64)
+    present = (finite[:, children] & finite[:, j:j + 1] & (lengths > 1e-12)).astype(np.float64)
+    # Kabsch on the offset vectors, not the unit directions: weight |rest offset| x |observed
+    # offset| minimises the children's position error, so a long bone (pelvis -> spine, 25 cm)
+    # outweighs a short one (pelvis -> hip, 8 cm) when the trunk leans against the hips
+    weights = present * np.linalg.norm(off[children], axis=-1) * lengths
     rot, ok = _kabsch(rest_dirs, world_dirs, weights)
     # Not determined by the present children: minimal swing to the first present child.
     fallback = parent_rot.copy()
     for k in reversed(range(len(children))):
-        use = weights[:, k] > 0
+        use = present[:, k] > 0
         if use.any():
             sw = _swing(parent_rot[use], rest_dirs[k], world_dirs[use, k])
             fallback[use] = sw

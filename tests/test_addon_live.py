@@ -241,7 +241,11 @@ def test_live_drives_motion21_and_mixamo_rig(prefs, clip):
               + ", ".join(f"{k} {v:.2f}" for k, v in errors.items()))
         worst[obj.name] = max(errors.values())
         assert max(errors.values()) < tolerance, errors
-    assert ik_fit[arm.name] < 12.0, ik_fit  # the reply's hip joints against its pelvis rotation
+    # the reply's hip joints against its pelvis rotation: the IK fits the pelvis to the offset
+    # vectors of both hips (8 cm) and the spine (25 cm), so a lifted trunk leaning against the
+    # hips turns the pelvis away from the raw hip line (measured 15.1 degrees here; under 12 when
+    # the fit weighted the three directions equally, which moved the trunk and arms instead)
+    assert ik_fit[arm.name] < 18.0, ik_fit
     # The stream is pelvis-relative: both stay where they stand.
     pelvis = np.array(arm.matrix_world @ arm.pose.bones["pelvis"].head)
     hips_now = np.array(rig.matrix_world @ rig.pose.bones["mixamorig:Hips"].head)

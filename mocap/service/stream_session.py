@@ -314,7 +314,7 @@ def _ik_plan() -> list[tuple]:
         if not ch:
             plan.append(("leaf",))
         elif len(ch) >= 2:
-            plan.append(("multi", ch, np.stack([_unit3(off[c])[0] for c in ch])))
+            plan.append(("multi", ch, np.stack([_unit3(off[c])[0] for c in ch]), [_unit3(off[c])[1] for c in ch]))
         else:
             c = ch[0]
             rest_bone = off[c]
@@ -367,13 +367,13 @@ def frame_local_quats(joints: np.ndarray) -> np.ndarray:
             glob[j] = parent_rot
             continue
         if kind == "multi":
-            children, rest_dirs = step[1], step[2]
+            children, rest_dirs, rest_lengths = step[1], step[2], step[3]
             h = np.zeros((3, 3))
             first = None
             for k, c in enumerate(children):
                 d, n = _unit3(x[c] - x[j])
                 if n > 1e-12:
-                    h += d[:, None] * rest_dirs[k]
+                    h += (rest_lengths[k] * n) * d[:, None] * rest_dirs[k]
                     first = (k, d) if first is None else first
             u, s, vt = np.linalg.svd(h)
             if s[1] > 1e-6 * max(s[0], 1e-300):
