@@ -45,19 +45,18 @@ def _check(keypoints: np.ndarray, confidence: np.ndarray, mirror: np.ndarray) ->
         raise MocapError(f"mirror must be a permutation of the {keypoints.shape[1]} keypoints")
 
 
-def _transition_costs(x: np.ndarray, a: np.ndarray, b: np.ndarray, mirror: np.ndarray,
-                      size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean capped distance from frame ``a[i]`` to ``b[i]`` with the labels kept and mirrored.
+def _transition_costs(x: np.ndarray, mirror: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean capped distance from each frame of ``x`` (N, K, 2) to the next, with the labels
+    kept and mirrored; ``size`` (N - 1,) the body size of each step.
 
-    Returns two (N,) arrays (in units of the body size); 0 where no keypoint is in both."""
+    Returns two (N - 1,) arrays (in units of the body size); 0 where no keypoint is in both."""
     def cost(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
-        d = np.linalg.norm(pb - pa, axis=-1) / size[:, None]
-        d = np.minimum(d, 1.0)
+        d = np.minimum(np.linalg.norm(pb - pa, axis=-1) / size[:, None], 1.0)
         both = np.isfinite(d)
         n = both.sum(1)
         return np.where(n > 0, np.where(both, d, 0.0).sum(1) / np.maximum(n, 1), 0.0)
 
-    return cost(x[a], x[b]), cost(x[a][:, mirror], x[b])
+    return cost(x[:-1], x[1:]), cost(x[:-1][:, mirror], x[1:])
 
 
 def detect_swaps(
@@ -91,18 +90,14 @@ def detect_swaps(
     if fps <= 0:
         raise MocapError(f"fps must be positive, got {fps}")
     t_len = keypoints.shape[0]
-    swapped = np.zeros(t_len, bool)
     ok = np.isfinite(keypoints).all(-1) & (confidence >= min_confidence)
-    x = np.where(ok[..., None], keypoints, np.nan)
     usable = np.flatnonzero(ok.sum(1) >= 4)
     if usable.size < 2:
-        return swapped
-    xs = x[usable]
+        return np.zeros(t_len, bool)
+    xs = np.where(ok[usable, :, None], keypoints[usable], np.nan)
     centre = np.nanmean(xs, axis=1, keepdims=True)
-    size = np.sqrt(np.nanmean(((xs - centre) ** 2).sum(-1), axis=1))  # RMS spread, pixels
-    size = np.maximum(size, 1e-6)
-    a, b = np.arange(usable.size - 1), np.arange(1, usable.size)
-    same, cross = _transition_costs(xs, a, b, mirror, 0.5 * (size[a] + size[b]))
+    size = np.maximum(np.sqrt(np.nanmean(((xs - centre) ** 2).sum(-1), axis=1)), 1e-6)  # RMS spread, pixels
+    same, cross = _transition_costs(xs, mirror, 0.5 * (size[:-1] + size[1:]))
     unary = np.array([0.0, swap_cost_per_s / fps])
 
     # Viterbi over two states: 0 = labels as detected, 1 = mirrored. cross-state transitions
@@ -121,8 +116,7 @@ def detect_swaps(
         state[i - 1] = back[i, state[i]]
     # every frame takes the state of the last usable frame at or before it
     index = np.searchsorted(usable, np.arange(t_len), side="right") - 1
-    swapped = np.where(index >= 0, state[np.maximum(index, 0)] == 1, False)
-    return swapped
+    return np.where(index >= 0, state[np.maximum(index, 0)] == 1, False)
 
 
 def apply_swaps(x: np.ndarray, swapped: np.ndarray, mirror: np.ndarray) -> np.ndarray:
