@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="reference rig: the Qualisys file as given, or its camera poses refined to the keypoints "
                          "(mocap.calibration.refine_extrinsics; the file's cam03/cam04 poses do not fit the videos, "
                          "see benchmarks/bench_multiview.py)")
+    ap.add_argument("--weights", default=None, help="offline network weights to evaluate (default: the shipped ones)")
     args = ap.parse_args(argv)
 
     from lifting.evaluate import pa_mpjpe
@@ -110,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     lifters = {"mediapipe": (MediaPipeWorldLifter(), keypoints),
                "mediapipe+swp": (MediaPipeWorldLifter(), [k for k, _ in repaired])}
     try:
-        network = get_lifter("network")
+        if args.weights:
+            from lifting.inference import NetworkLifter
+
+            network = NetworkLifter(args.weights)
+        else:
+            network = get_lifter("network")
         lifters["network"] = (network, keypoints)
         lifters["network+swp"] = (network, [k for k, _ in repaired])
     except Exception as e:  # noqa: BLE001 - report it and evaluate what is there

@@ -231,6 +231,38 @@ def random_bone_factors(rng: np.random.Generator, b: int, spread: float = 0.1,
     return pair * rng.uniform(0.97, 1.03, size=pair.shape)
 
 
+def bone_lengths(points: np.ndarray) -> np.ndarray:
+    """(..., K) length in metres of the bone from each KEYPOINT_NAMES point to its parent (0 for the root)."""
+    parents = np.maximum(np.asarray(KEYPOINT_PARENTS), 0)
+    return np.linalg.norm(points - points[..., parents, :], axis=-1)
+
+
+def skeleton_pool(takes: list[np.ndarray], resolution_m: float = 0.005) -> np.ndarray:
+    """(S, K) the distinct skeletons of takes (T, K, 3): median bone lengths in metres, rounded to ``resolution_m``."""
+    lengths = np.stack([np.median(bone_lengths(np.asarray(t, dtype=np.float64)), axis=0) for t in takes])
+    return np.unique(np.round(lengths / resolution_m) * resolution_m, axis=0)
+
+
+def transplant_factors(rng: np.random.Generator, points: np.ndarray, pool: np.ndarray, prob: float) -> np.ndarray:
+    """(B, K) bone factors that give a share ``prob`` of the samples (B, T, K, 3) the bone lengths of a
+    random skeleton of ``pool`` (S, K) (factor 1 elsewhere).
+
+    The cgspeed takes all share one skeleton whose proportions are far from most people's (shin
+    1.23 x the thigh, shoulders 23 cm apart at the joints it names); the other CMU subjects'
+    skeletons bring real proportions, which :func:`random_bone_factors`' +-10 % cannot reach.
+    """
+    b = points.shape[0]
+    factors = np.ones((b, len(KEYPOINT_NAMES)))
+    use = np.flatnonzero(rng.random(b) < prob)
+    if len(use) == 0 or len(pool) == 0:
+        return factors
+    target = pool[rng.integers(len(pool), size=len(use))]
+    current = bone_lengths(points[use, 0])
+    ok = (current > 1e-6) & (target > 1e-6)
+    factors[use] = np.where(ok, target / np.maximum(current, 1e-6), 1.0)
+    return factors
+
+
 def corrupt(rng: np.random.Generator, keypoints: np.ndarray, noise: NoiseConfig = NoiseConfig(),
             *, drop_feet_prob: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Detector-like corruption of clean INPUT21 pixels.
@@ -298,18 +330,23 @@ class Batch:
 def render(rng: np.random.Generator, world: np.ndarray, *, out_slice: slice, noise: NoiseConfig,
            cameras: CameraSampling = CameraSampling(), mirror_prob: float = 0.5, bone_spread: float = 0.1,
            drop_feet_prob: float = 0.5, noise_rng: np.random.Generator | None = None,
-           pose: PoseAugment = PoseAugment(), width_spread: float | None = None) -> Batch:
+           pose: PoseAugment = PoseAugment(), width_spread: float | None = None,
+           skeletons: np.ndarray | None = None, transplant_prob: float = 0.0) -> Batch:
     """Augment world keypoints (B, T, K, 3), film them with random cameras, corrupt and normalise.
 
     ``out_slice`` selects the frames whose 3D targets are returned (the network's output frames).
     ``noise_rng`` (default ``rng``) draws the 2D corruption, so that conditions can share cameras.
-    ``pose`` rotates body parts first (off by default); ``width_spread`` see :func:`random_bone_factors`.
+    ``pose`` rotates body parts first (off by default); ``width_spread`` see :func:`random_bone_factors`;
+    a share ``transplant_prob`` of the samples takes the bone lengths of one of ``skeletons`` (S, K)
+    before the random factors (:func:`transplant_factors`; off by default).
     """
     b = world.shape[0]
     world = augment_pose(rng, world, pose)
     if mirror_prob > 0:
         flip = rng.random(b) < mirror_prob
         world = np.where(flip[:, None, None, None], mirror_world(world), world)
+    if transplant_prob > 0 and skeletons is not None:
+        world = scale_bones(world, transplant_factors(rng, world, skeletons, transplant_prob))
     if bone_spread > 0:
         world = scale_bones(world, random_bone_factors(rng, b, bone_spread, width_spread))
     pelvis = world[:, :, 0]

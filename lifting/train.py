@@ -54,7 +54,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="multiply PoseAugment's rotation standard deviations by this")
     p.add_argument("--width-spread", type=float, default=None,
                    help="range of the hip and shoulder width scaling, e.g. 0.25 for 0.75-1.25 (default: that of every bone, 0.1)")
+    p.add_argument("--transplant", type=float, default=0.0,
+                   help="share of samples given the bone lengths of another training take's skeleton "
+                        "(lifting.augment.transplant_factors; needs --extra-data, the cgspeed takes share one skeleton)")
     args = p.parse_args(argv)
+    if not 0.0 <= args.transplant <= 1.0:
+        p.error(f"--transplant is a share of samples, between 0 and 1; got {args.transplant}")
+    if args.transplant > 0 and not args.extra_data:
+        p.error("--transplant needs --extra-data: the cgspeed takes all share one skeleton")
     if not 0.0 <= args.pose_aug <= 1.0:
         p.error(f"--pose-aug is a share of samples, between 0 and 1; got {args.pose_aug}")
     if args.pose_aug_scale < 0:
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     import torch
 
-    from lifting.augment import NoiseConfig, PoseAugment, WindowSampler, render
+    from lifting.augment import NoiseConfig, PoseAugment, WindowSampler, render, skeleton_pool
     from lifting.data import load_dataset
     from lifting.evaluate import eval_conditions, predict, summarise
     from lifting.inference import load_model
@@ -120,13 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit_takes:
         train_takes = train_takes[: args.limit_takes]
     sampler = WindowSampler([w.astype(np.float64) for _, w in train_takes])
+    skeletons = skeleton_pool([w for _, w in train_takes]) if args.transplant > 0 else None
     val = eval_conditions(load_dataset("val"), seed=99)
     val = {k: val[k] for k in ("clean", "noisy")}
     rf = config.receptive_field
     frames_in = rf + args.chunk - 1
     out_slice = slice(config.target_offset, config.target_offset + args.chunk)
     log(f"config {json.dumps(config.to_dict())} receptive field {rf} params {count_parameters(model)} "
-        f"train frames {len(sampler.data)} @120Hz, args {json.dumps({k: str(v) for k, v in vars(args).items()})}")
+        f"train frames {len(sampler.data)} @120Hz, "
+        f"{'no skeleton transplant' if skeletons is None else f'{len(skeletons)} skeletons to transplant'}, args {json.dumps({k: str(v) for k, v in vars(args).items()})}")
 
     noise = NoiseConfig()
     base = PoseAugment()
@@ -143,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng([args.seed, step])
         torch.manual_seed(args.seed * 1_000_003 + step)
         world = sampler.sample(rng, args.batch, frames_in)
-        batch = render(rng, world, out_slice=out_slice, noise=noise, pose=pose, width_spread=args.width_spread)
+        batch = render(rng, world, out_slice=out_slice, noise=noise, pose=pose, width_spread=args.width_spread,
+                       skeletons=skeletons, transplant_prob=args.transplant)
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr

@@ -334,8 +334,44 @@ def test_width_spread_widens_only_hip_and_shoulder_bones():
     assert np.abs(wide[:, left] / wide[:, right] - 1).max() < 0.07  # one factor per pair, +-3 % per side
 
 
+def test_skeleton_transplant_gives_another_takes_bone_lengths_and_keeps_the_pose():
+    from lifting.augment import bone_lengths, scale_bones, skeleton_pool, transplant_factors
+
+    rng = np.random.default_rng(5)
+    rest = _rest_world()
+    short_shins = rest.copy()  # a second "take": every point below the knees 20 % closer to its knee
+    for side in ("left", "right"):
+        knee = rest[KEYPOINT_NAMES.index(f"{side}_knee")]
+        for n in ("ankle", "heel", "foot_index"):
+            j = KEYPOINT_NAMES.index(f"{side}_{n}")
+            short_shins[j] = knee + 0.8 * (rest[j] - knee)
+    takes = [np.broadcast_to(x, (5, len(KEYPOINT_NAMES), 3)) for x in (rest, rest, short_shins)]
+    pool = skeleton_pool(takes)
+    assert pool.shape == (2, len(KEYPOINT_NAMES))  # the two takes of one skeleton count once
+
+    world = np.broadcast_to(rest, (400, 6, len(KEYPOINT_NAMES), 3)).copy()
+    assert (transplant_factors(rng, world, pool, 0.0) == 1).all()
+    out = scale_bones(world, transplant_factors(rng, world, pool, 0.5))
+    lengths = bone_lengths(out[:, 0])
+    own = np.all(np.abs(lengths - bone_lengths(rest)) < 1e-9, axis=1)
+    given = [np.all(np.abs(lengths - skeleton) < 1e-9, axis=1) for skeleton in pool]
+    # each sample has its own skeleton or exactly one of the pool's (bone lengths to 5 mm)
+    assert np.all(own | given[0] | given[1])
+    assert 0.4 < own.mean() < 0.6  # half of them are given a pool skeleton, the other half keep theirs
+    ankle = KEYPOINT_NAMES.index("left_ankle")
+    short = np.isclose(lengths[:, ankle] / bone_lengths(rest)[ankle], 0.8, atol=0.02)
+    assert 0.15 < short.mean() < 0.35  # ... one of the two at random
+    # directions are kept: the joint angles do not change, only the lengths
+    parents = np.maximum(np.array(KEYPOINT_PARENTS), 0)
+    d_in = world[:, 0] - world[:, 0, parents]
+    d_out = out[:, 0] - out[:, 0, parents]
+    cos = (d_in * d_out).sum(-1)[:, 1:] / (np.linalg.norm(d_in, axis=-1) * np.linalg.norm(d_out, axis=-1))[:, 1:]
+    np.testing.assert_allclose(cos, 1.0, atol=1e-9)
+
+
 @pytest.mark.parametrize("bad", [["--pose-aug", "1.5"], ["--pose-aug", "-0.1"], ["--pose-aug-scale", "-1"],
-                                 ["--width-spread", "1.0"], ["--width-spread", "-0.2"]])
+                                 ["--width-spread", "1.0"], ["--width-spread", "-0.2"],
+                                 ["--transplant", "1.2"], ["--transplant", "0.5"]])
 def test_train_rejects_bad_augmentation_options(bad, capsys):
     from lifting.train import _parse
 
