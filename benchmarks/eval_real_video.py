@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="reference rig: the Qualisys file as given, or its camera poses refined to the keypoints "
                          "(mocap.calibration.refine_extrinsics; the file's cam03/cam04 poses do not fit the videos, "
                          "see benchmarks/bench_multiview.py)")
-    ap.add_argument("--weights", default=None, help="offline network weights to evaluate (default: the shipped ones)")
+    ap.add_argument("--weights", default=None, help="network weights to evaluate (default: the shipped ones)")
+    ap.add_argument("--causal", action="store_true", help="evaluate the causal (live) network instead of the offline one")
     args = ap.parse_args(argv)
 
     from lifting.evaluate import pa_mpjpe
@@ -114,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.weights:
             from lifting.inference import NetworkLifter
 
-            network = NetworkLifter(args.weights)
+            network = NetworkLifter(args.weights, causal=args.causal)
         else:
-            network = get_lifter("network")
+            network = get_lifter("network", causal=args.causal)
         lifters["network"] = (network, keypoints)
         lifters["network+swp"] = (network, [k for k, _ in repaired])
     except Exception as e:  # noqa: BLE001 - report it and evaluate what is there

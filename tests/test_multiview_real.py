@@ -124,9 +124,9 @@ def test_network_lift_beats_mediapipe_world_landmarks_on_real_video(rig):
             per_cam.append(1000 * float(np.mean(pa_mpjpe(pred[ok], ref[ok]))))
         errors[name] = np.array(per_cam)
     print("PA-MPJPE mm per camera:", {k: np.round(v, 1).tolist() for k, v in errors.items()})
-    # measured (eval_real_video.py): network 81.3, MediaPipe 87.3 mm mean (ratio 0.93);
-    # with the swaps undone 71.9 mm (ratio 0.82), cam02 114.4 -> 76.8 mm
-    assert errors["network"].mean() < 0.97 * errors["mediapipe"].mean()
-    assert errors["network"].mean() < 90.0
-    assert errors["network, swaps undone"].mean() < 0.87 * errors["mediapipe"].mean()
+    # measured (eval_real_video.py): network 77.6, MediaPipe 87.3 mm mean (ratio 0.89);
+    # with the swaps undone 67.9 mm (ratio 0.78), cam02 112.4 -> 73.5 mm
+    assert errors["network"].mean() < 0.93 * errors["mediapipe"].mean()
+    assert errors["network"].mean() < 86.0
+    assert errors["network, swaps undone"].mean() < 0.83 * errors["mediapipe"].mean()
     assert errors["network, swaps undone"][1] < errors["network"][1] - 25.0
