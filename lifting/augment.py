@@ -14,6 +14,7 @@ import numpy as np
 
 from lifting.data import KEYPOINT_MIRROR, KEYPOINT_NAMES, KEYPOINT_PARENTS
 from lifting.features import INPUT_NAMES, normalise_frames
+from mocap.bones import bone_lengths
 from mocap.calibration_io import rotvec_to_matrix
 
 #: Index of each INPUT21 joint in KEYPOINT_NAMES.
@@ -231,15 +232,10 @@ def random_bone_factors(rng: np.random.Generator, b: int, spread: float = 0.1,
     return pair * rng.uniform(0.97, 1.03, size=pair.shape)
 
 
-def bone_lengths(points: np.ndarray) -> np.ndarray:
-    """(..., K) length in metres of the bone from each KEYPOINT_NAMES point to its parent (0 for the root)."""
-    parents = np.maximum(np.asarray(KEYPOINT_PARENTS), 0)
-    return np.linalg.norm(points - points[..., parents, :], axis=-1)
-
-
 def skeleton_pool(takes: list[np.ndarray], resolution_m: float = 0.005) -> np.ndarray:
     """(S, K) the distinct skeletons of takes (T, K, 3): median bone lengths in metres, rounded to ``resolution_m``."""
-    lengths = np.stack([np.median(bone_lengths(np.asarray(t, dtype=np.float64)), axis=0) for t in takes])
+    lengths = np.stack([np.median(bone_lengths(t, KEYPOINT_PARENTS), axis=0) for t in takes])
+    lengths[:, 0] = 0.0  # the root has no bone (NaN from bone_lengths)
     return np.unique(np.round(lengths / resolution_m) * resolution_m, axis=0)
 
 
@@ -257,7 +253,7 @@ def transplant_factors(rng: np.random.Generator, points: np.ndarray, pool: np.nd
     if len(use) == 0 or len(pool) == 0:
         return factors
     target = pool[rng.integers(len(pool), size=len(use))]
-    current = bone_lengths(points[use, 0])
+    current = bone_lengths(points[use, 0], KEYPOINT_PARENTS)  # root NaN: factor 1 below
     ok = (current > 1e-6) & (target > 1e-6)
     factors[use] = np.where(ok, target / np.maximum(current, 1e-6), 1.0)
     return factors
