@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from mocap.camera import load_qualisys
     from mocap.detect import detect_video
     from mocap.formats import load_keypoints, save_keypoints
-    from mocap.lifters import MediaPipeWorldLifter, get_lifter
+    from mocap.lifters import MediaPipeWorldLifter
     from mocap.skeletons import MOTION21, map_joints
     from mocap.skeletons import MEDIAPIPE33
     from mocap.triangulate import reprojection_errors, triangulate_resolving_swaps
@@ -112,12 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     lifters = {"mediapipe": (MediaPipeWorldLifter(), keypoints),
                "mediapipe+swp": (MediaPipeWorldLifter(), [k for k, _ in repaired])}
     try:
-        if args.weights:
-            from lifting.inference import NetworkLifter
+        from lifting.inference import NetworkLifter
 
-            network = NetworkLifter(args.weights, causal=args.causal)
-        else:
-            network = get_lifter("network", causal=args.causal)
+        network = NetworkLifter(args.weights, causal=args.causal)  # weights None: the shipped model
         lifters["network"] = (network, keypoints)
         lifters["network+swp"] = (network, [k for k, _ in repaired])
     except Exception as e:  # noqa: BLE001 - report it and evaluate what is there
