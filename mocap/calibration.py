@@ -169,7 +169,9 @@ def _bundle_adjust(rs, ts, points, obs_cam, obs_pt, obs_xy, k_mats, *, loss_scal
     """Poses (C, 3, 3), (C, 3) and points (N, 3) minimising robust pixel reprojection error.
 
     Camera 0 is held fixed at the origin; the sum of the other cameras' distances to it
-    keeps its initial value (the gauge of the scale). With ``shared_focal`` one factor
+    keeps its initial value exactly (the gauge of the scale: translations and points are
+    rescaled to it on every evaluation, since a penalty term inside the robust loss is too
+    weak to hold it and the rig drifted in size). With ``shared_focal`` one factor
     scaling every camera's focal lengths is adjusted too.
     obs_cam, obs_pt (M,) indices; obs_xy (M, 2) undistorted pixels; k_mats (C, 3, 3).
     Returns poses, points and the focal factor (1.0 unless ``shared_focal``).
@@ -188,8 +190,9 @@ def _bundle_adjust(rs, ts, points, obs_cam, obs_pt, obs_xy, k_mats, *, loss_scal
     def unpack(x):
         rv = np.concatenate([np.zeros((1, 3)), x[:3 * (c - 1)].reshape(-1, 3)])
         tt = np.concatenate([np.zeros((1, 3)), x[3 * (c - 1):6 * (c - 1)].reshape(-1, 3)])
+        gauge = spread / max(float(np.linalg.norm(tt[1:], axis=-1).sum()), 1e-12)  # projections do not change
         scale = float(np.exp(x[npar])) if shared_focal else 1.0
-        return rotvec_to_matrix(rv), tt, x[6 * (c - 1):npar].reshape(-1, 3), scale
+        return rotvec_to_matrix(rv), tt * gauge, x[6 * (c - 1):npar].reshape(-1, 3) * gauge, scale
 
     def residuals(x):
         r, t, p, f = unpack(x)
@@ -197,11 +200,9 @@ def _bundle_adjust(rs, ts, points, obs_cam, obs_pt, obs_xy, k_mats, *, loss_scal
         z = np.where(np.abs(pc[:, 2]) > 1e-9, pc[:, 2], 1e-9)
         u = f * (fx * pc[:, 0] / z + sk * pc[:, 1] / z) + cx
         v = f * fy * pc[:, 1] / z + cy
-        res = np.stack([u - obs_xy[:, 0], v - obs_xy[:, 1]], -1).ravel()
-        gauge = 1e3 * (np.linalg.norm(t[1:], axis=-1).sum() / spread - 1.0)
-        return np.append(res, gauge)
+        return np.stack([u - obs_xy[:, 0], v - obs_xy[:, 1]], -1).ravel()
 
-    sparsity = lil_matrix((2 * m + 1, x0.size), dtype=np.uint8)
+    sparsity = lil_matrix((2 * m, x0.size), dtype=np.uint8)
     rows = np.arange(m)
     for k in range(3):
         for d in range(2):
@@ -209,7 +210,7 @@ def _bundle_adjust(rs, ts, points, obs_cam, obs_pt, obs_xy, k_mats, *, loss_scal
             sparsity[2 * rows[has] + d, 3 * (obs_cam[has] - 1) + k] = 1
             sparsity[2 * rows[has] + d, 3 * (c - 1) + 3 * (obs_cam[has] - 1) + k] = 1
             sparsity[2 * rows + d, 6 * (c - 1) + 3 * obs_pt + k] = 1
-    sparsity[2 * m, 3 * (c - 1):6 * (c - 1)] = 1
+    sparsity[:, 3 * (c - 1):6 * (c - 1)] = 1  # through the gauge, every residual sees every translation
     if shared_focal:
         sparsity[:2 * m, npar] = 1
     # coarse to fine: a wide robust loss first (a nudged rig starts tens of pixels off, where a
