@@ -148,7 +148,7 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
     from mocap.video import iter_frames, probe_video
 
     info = probe_video(path)
-    kwargs = {"device": device} if detector == "blazepose-torch" else {}
+    kwargs = {"device": device} if detector in ("blazepose-torch", "blazepose-tta") else {}
     estimator = get_estimator(detector, **kwargs)
     try:
         with contextlib.closing(_prefetch(iter_frames(path, rgb=True))) as frames:

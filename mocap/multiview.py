@@ -212,6 +212,8 @@ def detect_view(video: str | os.PathLike, *, detector: str = "blazepose-torch", 
     frame to frame, without MediaPipe's temporal landmark smoothing, whose lag shifts a
     moving joint differently in each view. On the Pose2Sim rig this gave lower reprojection
     errors and steadier bone lengths than MediaPipe's VIDEO mode (benchmarks/bench_multiview.py).
+    ``"blazepose-tta"``: the same with test-time augmentation (the median of 12 mirrored,
+    scaled, shifted and turned crops per frame; 12 times the landmark cost).
     ``"mediapipe"``: MediaPipe's own VIDEO mode. Any other estimator name: everyone
     detected and tracked, the largest person kept.
     """
@@ -219,7 +221,7 @@ def detect_view(video: str | os.PathLike, *, detector: str = "blazepose-torch", 
         from mocap.detect import detect_video
 
         return detect_video(video, progress=progress)
-    if detector == "blazepose-torch":
+    if detector in ("blazepose-torch", "blazepose-tta"):
         import sys
 
         from tqdm import tqdm
@@ -230,7 +232,7 @@ def detect_view(video: str | os.PathLike, *, detector: str = "blazepose-torch", 
         info = probe_video(video)
         frames = tqdm(iter_frames(video, rgb=True), total=info.frame_count, desc=f"{Path(video).name} (2D)",
                       unit="frame", file=sys.stderr, disable=not progress)
-        est = BlazePoseTorch(device=device).video(frames)
+        est = BlazePoseTorch(device=device, tta=detector == "blazepose-tta").video(frames)
         kp = est.keypoints[:, 0] if est.keypoints.shape[1] else np.full((est.keypoints.shape[0], NUM_JOINTS, 2), np.nan)
         conf = est.confidence[:, 0] if est.confidence.shape[1] else np.zeros(kp.shape[:2])
         return Keypoints2D(keypoints=kp.astype(np.float32), confidence=np.nan_to_num(conf).astype(np.float32),

@@ -262,3 +262,52 @@ def test_torch_warp_pipeline_matches_cv2(est, frames):
     assert b.num_people.tolist() == [1] * 4
     size = _box_size(a.keypoints[:, 0])[:, None]
     assert (np.linalg.norm(a.keypoints[:, 0] - b.keypoints[:, 0], axis=-1) / size).mean() < 0.002
+
+
+def test_tta_rois_and_mirrored_crops_map_back():
+    from mocap.estimators.blazepose_torch import TTA_VARIANTS, tta_rois
+
+    roi = np.array([[300.0, 500.0, 400.0, 400.0, 0.5]])
+    got = tta_rois(roi)
+    assert got.shape == (len(TTA_VARIANTS), 5)
+    np.testing.assert_allclose(got[0], roi[0])
+    k = int(np.flatnonzero((TTA_VARIANTS[:, 2] == 0.03) & (TTA_VARIANTS[:, 3] == 0))[0])
+    # a shift along the ROI's own x axis, which is turned by 0.5 rad in the image
+    np.testing.assert_allclose(got[k, :2] - roi[0, :2], 0.03 * 400 * np.array([np.cos(0.5), np.sin(0.5)]), atol=1e-9)
+    mirrored = got[TTA_VARIANTS[:, 0] < 0]
+    assert (mirrored[:, 2] < 0).all() and (mirrored[:, 3] > 0).all()
+    # a mirrored crop: crop pixel (0, 0) samples the ROI's top-right corner, and projecting
+    # crop-normalised points back agrees with the crop matrix (so mirrored passes map back)
+    m = bp.roi_to_crop_matrix(mirrored, 256, 256)
+    r = 0.5
+    top_right = roi[0, :2] + 200 * np.array([np.cos(r), np.sin(r)]) - 200 * np.array([-np.sin(r), np.cos(r)])
+    np.testing.assert_allclose(m[0, :, 2], top_right, atol=1e-9)
+    uv = np.random.default_rng(3).uniform(0, 256, (len(mirrored), 5, 2))
+    via_matrix = np.einsum("nij,nkj->nki", m, np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], -1))
+    np.testing.assert_allclose(bp.project_from_roi(uv / 256, mirrored), via_matrix, atol=1e-9)
+
+
+def test_tta_agrees_with_the_plain_pass_and_keeps_left_left(est, frames, monkeypatch):
+    """The median of the 12 passes lands within a few pixels of the plain pass, and a
+    mirrored pass alone, mapped back with left and right swapped, finds the same joints."""
+    import mocap.estimators.blazepose_torch as bpt
+    from mocap.skeletons import MEDIAPIPE33
+
+    tta = BlazePoseTorch(tta=True)
+    got, plain = tta(frames[:6]), est(frames[:6])
+    assert got.num_people.tolist() == plain.num_people.tolist() == [1] * 6
+    size = _box_size(plain.keypoints[:, 0])
+    body = [MEDIAPIPE33.joint_names.index(f"{s}_{j}") for s in ("left", "right")
+            for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
+    d = np.linalg.norm(got.keypoints[:, 0] - plain.keypoints[:, 0], axis=-1)
+    assert np.median(d[:, body] / size[:, None]) < 0.01, np.median(d[:, body])
+    np.testing.assert_array_equal(got.scores, plain.scores)  # the score comes from the plain pass
+
+    monkeypatch.setattr(bpt, "TTA_VARIANTS", np.array([[-1.0, 1.0, 0.0, 0.0, 0.0]]))  # the mirrored pass only
+    mirrored = tta(frames[:6])
+    d = np.linalg.norm(mirrored.keypoints[:, 0] - plain.keypoints[:, 0], axis=-1)
+    lw, rw = MEDIAPIPE33.joint_names.index("left_wrist"), MEDIAPIPE33.joint_names.index("right_wrist")
+    apart = np.linalg.norm(plain.keypoints[:, 0, lw] - plain.keypoints[:, 0, rw], axis=-1)
+    assert apart.min() > 0.1 * size.min()  # the wrists are far enough apart to tell them apart
+    assert (d[:, [lw, rw]] < 0.25 * apart[:, None]).all(), (d[:, [lw, rw]], apart)
+    assert np.median(d[:, body] / size[:, None]) < 0.02

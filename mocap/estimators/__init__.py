@@ -15,6 +15,9 @@ ESTIMATORS: dict[str, tuple[str, str, str]] = {
                   "MediaPipe BlazePose (Tasks API, CPU), 33 landmarks"),
     "blazepose-torch": ("mocap.estimators.blazepose_torch", "BlazePoseTorch",
                         "BlazePose re-implemented in PyTorch from MediaPipe's tflite weights; batched, CPU or CUDA"),
+    "blazepose-tta": ("mocap.estimators.blazepose_torch", "BlazePoseTorchTTA",
+                      "blazepose-torch with test-time augmentation (median of 12 mirrored, scaled, shifted and "
+                      "turned crops); offline"),
     "movenet": ("mocap.estimators.movenet", "MoveNetMultiPose",
                 "MoveNet MultiPose Lightning, multi-person COCO-17"),
     "openpose": ("mocap.estimators.openpose", "OpenPoseMobileNet",

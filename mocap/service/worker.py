@@ -40,8 +40,8 @@ log = logging.getLogger("mocap.service")
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "lifter": "auto",  # auto | network | mediapipe (one video)
-    "detector": None,  # 2D estimator: mediapipe | blazepose-torch | movenet | openpose (None: mediapipe for
-    # one video, blazepose-torch for several)
+    "detector": None,  # 2D estimator: mediapipe | blazepose-torch | blazepose-tta | movenet | openpose
+    # (None: mediapipe for one video, blazepose-torch for several)
     "focal_px": None,  # camera focal length, pixels (None: 55 degree field of view)
     "cutoff_hz": 6.0,  # smoothing low-pass cutoff, Hz
     "level": True,  # correct camera pitch/roll from the body axis
