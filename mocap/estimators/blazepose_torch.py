@@ -47,6 +47,7 @@ import numpy as np
 from mocap.estimators import blazepose_anchors as bp
 from mocap.estimators.base import Estimate, as_rgb_batch, stack_people
 from mocap.errors import MocapError
+from mocap.skeletons import MEDIAPIPE33
 
 NUM_JOINTS = 33
 
@@ -123,12 +124,6 @@ def tta_rois(rois: np.ndarray) -> np.ndarray:
     out = np.stack([cx + c * dx - s * dy, cy + s * dx + c * dy, w * var[..., 0] * var[..., 1], h * var[..., 1],
                     r + var[..., 4]], -1)
     return out.reshape(-1, 5)
-
-
-def _mirror_permutation() -> np.ndarray:
-    from mocap.skeletons import MEDIAPIPE33
-
-    return MEDIAPIPE33.mirror_permutation()
 
 
 class BlazePoseTorch:
@@ -302,7 +297,7 @@ class BlazePoseTorch:
             return self._landmarks_once(images, frame, rois)
         lm = self._landmarks_once(images, np.repeat(frame, v), tta_rois(rois))
         mirrored = np.tile(TTA_VARIANTS[:, 0] < 0, n).reshape(n, v)
-        perm = _mirror_permutation()
+        perm = MEDIAPIPE33.mirror_permutation()
         kp = lm.keypoints.reshape(n, v, NUM_JOINTS, 2)
         vis = lm.visibility.reshape(n, v, NUM_JOINTS)
         kp = np.where(mirrored[..., None, None], kp[:, :, perm], kp)
