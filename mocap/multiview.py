@@ -226,13 +226,14 @@ def detect_view(video: str | os.PathLike, *, detector: str = "blazepose-torch", 
 
         from tqdm import tqdm
 
-        from mocap.estimators.blazepose_torch import NUM_JOINTS, BlazePoseTorch
+        from mocap.estimators import get_estimator
+        from mocap.estimators.blazepose_torch import NUM_JOINTS
         from mocap.video import iter_frames, probe_video
 
         info = probe_video(video)
         frames = tqdm(iter_frames(video, rgb=True), total=info.frame_count, desc=f"{Path(video).name} (2D)",
                       unit="frame", file=sys.stderr, disable=not progress)
-        est = BlazePoseTorch(device=device, tta=detector == "blazepose-tta").video(frames)
+        est = get_estimator(detector, device=device).video(frames)  # either BlazePose class of the registry
         kp = est.keypoints[:, 0] if est.keypoints.shape[1] else np.full((est.keypoints.shape[0], NUM_JOINTS, 2), np.nan)
         conf = est.confidence[:, 0] if est.confidence.shape[1] else np.zeros(kp.shape[:2])
         return Keypoints2D(keypoints=kp.astype(np.float32), confidence=np.nan_to_num(conf).astype(np.float32),
