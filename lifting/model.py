@@ -125,6 +125,34 @@ class TemporalLifter(nn.Module):
         return out.transpose(1, 2).reshape(b, out.shape[2], cfg.num_joints_out, 3)
 
 
+def grow(source: TemporalLifter, config: ModelConfig) -> TemporalLifter:
+    """A deeper :class:`TemporalLifter` that starts out computing exactly what ``source`` computes.
+
+    ``config.kernel_widths`` must extend ``source``'s widths (e.g. (3, 3, 3) -> (3, 3, 3, 3), 27
+    -> 81 frames) with the same channels and variant. Every layer of ``source`` is copied; each
+    new residual block gets a zero scale in its last BatchNorm, so its branch adds 0 and the
+    block passes its input through (cropped to the longer window). Output frame ``t`` of the
+    grown model therefore equals that of ``source`` until training changes the new blocks.
+    """
+    old = source.config
+    n = len(old.kernel_widths)
+    same = ("channels", "causal", "num_joints_in", "channels_per_joint", "num_joints_out")
+    if (tuple(config.kernel_widths[:n]) != tuple(old.kernel_widths) or len(config.kernel_widths) <= n
+            or any(getattr(config, f) != getattr(old, f) for f in same)):
+        raise ValueError(f"cannot grow {old} into {config}: the kernel widths must extend the source's "
+                         f"and channels, variant and joints must match")
+    model = TemporalLifter(config)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(not k.split(".")[0] in ("dilated", "dilated_bn", "pointwise", "pointwise_bn")
+                         or int(k.split(".")[1]) < n - 1 for k in missing):
+        raise RuntimeError(f"unexpected layers when growing: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        for bn in model.pointwise_bn[n - 1:]:
+            bn.weight.zero_()
+            bn.bias.zero_()
+    return model
+
+
 def pad_sequence(features: torch.Tensor, receptive_field: int, causal: bool) -> torch.Tensor:
     """Pad (B, T, J, C) in time by repeating edge frames so that the output has T frames."""
     if causal:

@@ -40,7 +40,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--channels", type=int, default=384)
     p.add_argument("--dropout", type=float, default=0.15)
     p.add_argument("--causal", action="store_true", help="train the causal (past-frames-only) variant")
-    p.add_argument("--init-from", type=Path, default=None, help="start from these weights (same architecture)")
+    p.add_argument("--init-from", type=Path, default=None, help="start from these weights (same architecture, or one whose kernel widths this run extends: "
+                   "lifting.model.grow)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this session (to be resumed)")
     p.add_argument("--val-every", type=int, default=500)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from lifting.data import load_dataset
     from lifting.evaluate import eval_conditions, predict, summarise
     from lifting.inference import load_model
-    from lifting.model import ModelConfig, TemporalLifter, count_parameters
+    from lifting.model import ModelConfig, TemporalLifter, count_parameters, grow
     from mocap.formats import atomic_path
 
     torch.set_num_threads(args.threads)
@@ -112,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     model = TemporalLifter(config)
     if args.init_from:
         src = load_model(args.init_from)
-        model.load_state_dict(src.state_dict())
+        if src.config.kernel_widths == config.kernel_widths:
+            model.load_state_dict(src.state_dict())
+        else:  # a longer window: the source's layers plus new blocks that start as identities
+            model = grow(src, config)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, best, history = 0, math.inf, []
     ckpt_path = args.out / "checkpoint.pt"

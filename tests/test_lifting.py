@@ -82,6 +82,35 @@ def test_offline_window_is_symmetric():
     assert changed.nonzero().flatten().tolist() == list(range(40 - 13, 40 + 14))
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_grown_model_starts_as_its_source_and_then_sees_further(causal):
+    from lifting.model import grow
+
+    src = _model(causal)
+    with torch.no_grad():  # trained-looking BatchNorm shifts, so a zero branch is not zero by accident
+        for name, p in src.named_parameters():
+            if "bn" in name:
+                p.uniform_(0.5, 1.5)
+    big = grow(src, ModelConfig(kernel_widths=(3, 3, 3, 3), channels=32, dropout=0.0, causal=causal)).eval()
+    assert big.receptive_field == 81
+    x = torch.randn(1, 200, 21, 3)
+    a, b = run_sequence(src, x), run_sequence(big, x)
+    inner = slice(40, 160)  # frames whose 81-frame window needs no edge padding
+    torch.testing.assert_close(b[:, inner], a[:, inner], atol=1e-6, rtol=0)
+    # once the new block is trained (here: its zero scale made non-zero), a frame 40 away counts
+    with torch.no_grad():
+        big.pointwise_bn[-1].weight.fill_(1.0)
+    y = x.clone()
+    y[:, 60] += 5.0
+    changed = (run_sequence(big, x) - run_sequence(big, y)).abs().amax(dim=(0, 2, 3)) > 1e-5
+    seen = changed.nonzero().flatten().tolist()
+    assert seen == (list(range(60, 60 + 81)) if causal else list(range(60 - 40, 60 + 41)))
+    with pytest.raises(ValueError, match="cannot grow"):
+        grow(src, ModelConfig(kernel_widths=(3, 3, 3, 3), channels=64, causal=causal))
+    with pytest.raises(ValueError, match="cannot grow"):
+        grow(src, ModelConfig(kernel_widths=(3, 3, 5, 3), channels=32, causal=causal))
+
+
 def test_streaming_equals_causal_clip():
     from lifting.inference import StreamingLifter
 
