@@ -16,6 +16,7 @@ from lifting.data import KEYPOINT_MIRROR, KEYPOINT_NAMES, KEYPOINT_PARENTS
 from lifting.features import INPUT_NAMES, normalise_frames
 from mocap.bones import bone_lengths
 from mocap.calibration_io import rotvec_to_matrix
+from mocap.skeletons import descendants
 
 #: Index of each INPUT21 joint in KEYPOINT_NAMES.
 INPUT_FROM_KEYPOINTS = np.array([KEYPOINT_NAMES.index(n) for n in INPUT_NAMES])
@@ -154,14 +155,7 @@ def sample_cameras(rng: np.random.Generator, aim: np.ndarray, sampling: CameraSa
 
 def _subtree(root: int) -> np.ndarray:
     """Indices of KEYPOINT_NAMES below ``root`` (the root itself excluded)."""
-    out: list[int] = []
-    for j in range(len(KEYPOINT_PARENTS)):
-        p = KEYPOINT_PARENTS[j]
-        while p >= 0 and p != root:
-            p = KEYPOINT_PARENTS[p]
-        if p == root:
-            out.append(j)
-    return np.array(out)
+    return np.array(descendants(KEYPOINT_PARENTS, root), dtype=int)
 
 
 _LIMB_ROOTS = [KEYPOINT_NAMES.index(f"{s}_{j}") for s in ("left", "right") for j in ("shoulder", "hip")]

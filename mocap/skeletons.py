@@ -74,6 +74,21 @@ class Skeleton:
             raise ValueError(f"{self.name} is a keypoint layout, not a kinematic tree")
         return [c for c, p in enumerate(self.parents) if p == j]
 
+    def descendants(self, j: int) -> list[int]:
+        """Indices of every joint below ``j`` in the tree, ``j`` excluded (needs ``parents``)."""
+        if self.parents is None:
+            raise ValueError(f"{self.name} is a keypoint layout, not a kinematic tree")
+        return descendants(self.parents, j)
+
+
+def descendants(parents, root: int) -> list[int]:
+    """Indices below ``root`` in a tree given as parent indices that come before their children."""
+    below: set[int] = set()
+    for c in range(root + 1, len(parents)):
+        if parents[c] == root or parents[c] in below:
+            below.add(c)
+    return sorted(below)
+
 
 def _pairs_by_name(names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
     """Left/right pairs found by the ``left_``/``right_`` prefixes (and ``mouth_left``)."""

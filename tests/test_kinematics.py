@@ -269,7 +269,7 @@ def test_trunk_leaning_against_the_hips_moves_the_short_bones():
     rest = forward_kinematics(np.tile([1.0, 0, 0, 0], (1, 21, 1)), np.zeros((1, 3)), off, parents)
     joints = rest.copy()
     spine = MOTION21.index("spine")
-    above = [j for j in range(21) if j == spine or _descends(j, spine, parents)]
+    above = [spine, *MOTION21.descendants(spine)]
     lean = np.array([np.cos(np.radians(10)), 0.0, 0.0, np.sin(np.radians(10))])  # 20 degrees about +Z
     joints[0, above] = quat_apply_wxyz(lean, rest[0, above] - rest[0, 0]) + rest[0, 0]
     quats, root = inverse_kinematics(joints, parents=parents, rest_offsets=off)
@@ -278,11 +278,3 @@ def test_trunk_leaning_against_the_hips_moves_the_short_bones():
     assert err[spine] < 0.02, err[spine]
     assert err[MOTION21.index("left_hip")] > err[spine]  # the short bones take the error
     assert err.mean() < 0.025, err.mean()
-
-
-def _descends(j: int, ancestor: int, parents: np.ndarray) -> bool:
-    while parents[j] >= 0:
-        j = parents[j]
-        if j == ancestor:
-            return True
-    return False

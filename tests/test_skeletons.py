@@ -71,3 +71,14 @@ def test_map_joints_weights_and_missing():
     assert (sel.sum(1) == 1).all()
     with pytest.raises(ValueError, match="no mapping"):
         mapping_matrix("coco17", "mediapipe33")
+
+
+def test_descendants_of_a_joint():
+    names = MOTION21.joint_names
+    assert [names[j] for j in MOTION21.descendants(MOTION21.index("left_hip"))] == [
+        "left_knee", "left_ankle", "left_heel", "left_foot_index"]
+    assert [names[j] for j in MOTION21.descendants(MOTION21.index("right_elbow"))] == ["right_wrist"]
+    assert MOTION21.descendants(MOTION21.index("right_wrist")) == []
+    assert MOTION21.descendants(0) == list(range(1, 21))  # everything hangs from the pelvis
+    with pytest.raises(ValueError, match="not a kinematic tree"):
+        COCO17.descendants(0)
