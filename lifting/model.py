@@ -126,21 +126,24 @@ class TemporalLifter(nn.Module):
 
 
 def grow(source: TemporalLifter, config: ModelConfig) -> TemporalLifter:
-    """A deeper :class:`TemporalLifter` that starts out computing exactly what ``source`` computes.
+    """A :class:`TemporalLifter` of ``config`` initialised from the trained ``source``.
 
-    ``config.kernel_widths`` must extend ``source``'s widths (e.g. (3, 3, 3) -> (3, 3, 3, 3), 27
-    -> 81 frames) with the same channels and variant. Every layer of ``source`` is copied; each
-    new residual block gets a zero scale in its last BatchNorm, so its branch adds 0 and the
-    block passes its input through (cropped to the longer window). Output frame ``t`` of the
-    grown model therefore equals that of ``source`` until training changes the new blocks.
+    ``config.kernel_widths`` must equal ``source``'s or extend them (e.g. (3, 3, 3) -> (3, 3, 3, 3),
+    27 -> 81 frames), with the same channels and joints. Every layer of ``source`` is copied; each
+    new residual block gets a zero scale in its last BatchNorm, so its branch adds 0 and the block
+    passes its input through (cropped to the longer window). With the same variant, output frame
+    ``t`` therefore equals that of ``source`` until training changes the new blocks. The variant
+    may differ (a causal model fine-tuned from offline weights): the layers are the same, only
+    the frames they see change. ValueError if the architectures do not fit.
     """
     old = source.config
     n = len(old.kernel_widths)
-    same = ("channels", "causal", "num_joints_in", "channels_per_joint", "num_joints_out")
-    if (tuple(config.kernel_widths[:n]) != tuple(old.kernel_widths) or len(config.kernel_widths) <= n
-            or any(getattr(config, f) != getattr(old, f) for f in same)):
-        raise ValueError(f"cannot grow {old} into {config}: the kernel widths must extend the source's "
-                         f"and channels, variant and joints must match")
+    if (tuple(config.kernel_widths[:n]) != tuple(old.kernel_widths)
+            or any(getattr(config, f) != getattr(old, f)
+                   for f in ("channels", "num_joints_in", "channels_per_joint", "num_joints_out"))):
+        raise ValueError(f"cannot grow a network of kernel widths {list(old.kernel_widths)} and {old.channels} "
+                         f"channels into one of {list(config.kernel_widths)} and {config.channels}: the widths "
+                         f"must start with the source's and the channels must match")
     model = TemporalLifter(config)
     missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
     if unexpected or any(not k.split(".")[0] in ("dilated", "dilated_bn", "pointwise", "pointwise_bn")

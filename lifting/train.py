@@ -40,8 +40,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--channels", type=int, default=384)
     p.add_argument("--dropout", type=float, default=0.15)
     p.add_argument("--causal", action="store_true", help="train the causal (past-frames-only) variant")
-    p.add_argument("--init-from", type=Path, default=None, help="start from these weights (same architecture, or one whose kernel widths this run extends: "
-                   "lifting.model.grow)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from these weights: the same kernel widths, or widths that this run extends "
+                        "(a longer window; lifting.model.grow); the variant (offline/causal) may differ")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this session (to be resumed)")
     p.add_argument("--val-every", type=int, default=500)
@@ -59,6 +60,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="share of samples given the bone lengths of another training take's skeleton "
                         "(lifting.augment.transplant_factors; needs --extra-data, the cgspeed takes share one skeleton)")
     args = p.parse_args(argv)
+    try:
+        args.kernel_widths = tuple(int(k) for k in args.kernel_widths.split(","))
+    except ValueError:
+        p.error(f"--kernel-widths takes comma-separated integers such as 3,3,3; got {args.kernel_widths!r}")
     if not 0.0 <= args.transplant <= 1.0:
         p.error(f"--transplant is a share of samples, between 0 and 1; got {args.transplant}")
     if args.transplant > 0 and not args.extra_data:
@@ -94,9 +99,20 @@ def main(argv: list[str] | None = None) -> int:
     from lifting.evaluate import eval_conditions, predict, summarise
     from lifting.inference import load_model
     from lifting.model import ModelConfig, TemporalLifter, count_parameters, grow
+    from mocap.errors import MocapError
     from mocap.formats import atomic_path
 
     torch.set_num_threads(args.threads)
+    config = ModelConfig(kernel_widths=args.kernel_widths, channels=args.channels, dropout=args.dropout,
+                         causal=args.causal)
+    torch.manual_seed(args.seed)
+    try:  # before any file is written: a wrong architecture is a one-line error
+        model = TemporalLifter(config)
+        if args.init_from:  # the source's layers; new blocks of a longer window start as identities
+            model = grow(load_model(args.init_from), config)
+    except ValueError as e:
+        raise MocapError(str(e)) from None
+
     args.out.mkdir(parents=True, exist_ok=True)
     weights_out = args.weights_out or args.out / "best.pt"
     log_file = open(args.out / "train.log", "a", encoding="utf-8")
@@ -107,16 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         log_file.write(line + "\n")
         log_file.flush()
 
-    widths = tuple(int(k) for k in args.kernel_widths.split(","))
-    config = ModelConfig(kernel_widths=widths, channels=args.channels, dropout=args.dropout, causal=args.causal)
-    torch.manual_seed(args.seed)
-    model = TemporalLifter(config)
-    if args.init_from:
-        src = load_model(args.init_from)
-        if src.config.kernel_widths == config.kernel_widths:
-            model.load_state_dict(src.state_dict())
-        else:  # a longer window: the source's layers plus new blocks that start as identities
-            model = grow(src, config)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     step, best, history = 0, math.inf, []
     ckpt_path = args.out / "checkpoint.pt"

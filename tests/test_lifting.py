@@ -105,6 +105,11 @@ def test_grown_model_starts_as_its_source_and_then_sees_further(causal):
     changed = (run_sequence(big, x) - run_sequence(big, y)).abs().amax(dim=(0, 2, 3)) > 1e-5
     seen = changed.nonzero().flatten().tolist()
     assert seen == (list(range(60, 60 + 81)) if causal else list(range(60 - 40, 60 + 41)))
+    same = grow(src, ModelConfig(kernel_widths=(3, 3, 3), channels=32, dropout=0.0, causal=causal)).eval()
+    torch.testing.assert_close(run_sequence(same, x), a, atol=0, rtol=0)  # equal widths: a plain copy
+    other = grow(src, ModelConfig(kernel_widths=(3, 3, 3), channels=32, dropout=0.0, causal=not causal)).eval()
+    assert other.config.causal is not causal
+    torch.testing.assert_close(other.state_dict(), src.state_dict(), atol=0, rtol=0)  # same layers, other frames
     with pytest.raises(ValueError, match="cannot grow"):
         grow(src, ModelConfig(kernel_widths=(3, 3, 3, 3), channels=64, causal=causal))
     with pytest.raises(ValueError, match="cannot grow"):
@@ -404,7 +409,7 @@ def test_skeleton_transplant_gives_another_takes_bone_lengths_and_keeps_the_pose
 
 @pytest.mark.parametrize("bad", [["--pose-aug", "1.5"], ["--pose-aug", "-0.1"], ["--pose-aug-scale", "-1"],
                                  ["--width-spread", "1.0"], ["--width-spread", "-0.2"],
-                                 ["--transplant", "1.2"], ["--transplant", "0.5"]])
+                                 ["--transplant", "1.2"], ["--transplant", "0.5"], ["--kernel-widths", "3,x"]])
 def test_train_rejects_bad_augmentation_options(bad, capsys):
     from lifting.train import _parse
 
@@ -413,3 +418,18 @@ def test_train_rejects_bad_augmentation_options(bad, capsys):
         _parse(["--out", "run", *bad])
     assert e.value.code == 2
     assert bad[0] in capsys.readouterr().err
+
+
+def test_train_refuses_weights_it_cannot_start_from_before_writing_anything(tmp_path, capsys):
+    from lifting.train import save_weights
+    from mocap.cli import main as mocap_main
+
+    weights = tmp_path / "small.pt"
+    save_weights(weights, TemporalLifter(ModelConfig(kernel_widths=(3, 3), channels=32)), {})
+    out = tmp_path / "run"
+    rc = mocap_main(["train-lifter", "--out", str(out), "--init-from", str(weights), "--kernel-widths", "3,3,3",
+                     "--channels", "64", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "cannot grow" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
