@@ -410,7 +410,7 @@ def test_skeleton_transplant_gives_another_takes_bone_lengths_and_keeps_the_pose
 @pytest.mark.parametrize("bad", [["--pose-aug", "1.5"], ["--pose-aug", "-0.1"], ["--pose-aug-scale", "-1"],
                                  ["--width-spread", "1.0"], ["--width-spread", "-0.2"],
                                  ["--transplant", "1.2"], ["--transplant", "0.5"], ["--kernel-widths", "3,x"]])
-def test_train_rejects_bad_augmentation_options(bad, capsys):
+def test_train_rejects_bad_options(bad, capsys):
     from lifting.train import _parse
 
     assert _parse(["--out", "run", "--pose-aug", "0.5", "--width-spread", "0.25"]).pose_aug == 0.5
