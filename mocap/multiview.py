@@ -132,6 +132,40 @@ def reprojection_summary(tri: Triangulated, names: Sequence[str]) -> dict[str, d
     return out
 
 
+#: a view whose keypoints lie further from the reprojected joints than this share of the
+#: person's height in that view (median over keypoints) is reported: BlazePose's own 2D
+#: error is about 1 % of the height (7-9 px for a 750 px tall person on the Pose2Sim rig
+#: with a rig that fits); a camera pose off by 3 degrees there gives 2.4 %.
+MISFIT_SHARE = 0.02
+
+
+def person_height_px(k: Keypoints2D, min_confidence: float = 0.5) -> float:
+    """Median over frames of the vertical extent (pixels) of the keypoints detected with at
+    least ``min_confidence``; NaN when no frame has two such keypoints."""
+    ys = np.where(k.confidence >= min_confidence, k.keypoints[..., 1], np.nan)
+    enough = np.isfinite(ys).sum(1) >= 2
+    if not enough.any():
+        return float("nan")
+    return float(np.median(np.nanmax(ys[enough], 1) - np.nanmin(ys[enough], 1)))
+
+
+def misfit_views(reprojection: dict[str, dict[str, float]], views: Sequence[Keypoints2D],
+                 share: float = MISFIT_SHARE) -> dict[str, tuple[float, float]]:
+    """Views whose median reprojection error exceeds ``share`` of the person's height there.
+
+    Args:
+        reprojection: :func:`reprojection_summary` of the views, in the order of ``views``.
+    Returns:
+        {view name: (median reprojection error px, person height px)}.
+    """
+    out = {}
+    for (name, r), k in zip(reprojection.items(), views):
+        height = person_height_px(k)
+        if np.isfinite(r["median_px"]) and np.isfinite(height) and r["median_px"] > share * height:
+            out[name] = (r["median_px"], height)
+    return out
+
+
 def motion_from_points(points: np.ndarray, layout: str, *, fps: float, cleanup: CleanupConfig = CleanupConfig(),
                        timer: StageTimer | None = None) -> tuple[Motion, np.ndarray, np.ndarray]:
     """Triangulated keypoints -> clean MOTION21 motion with IK (the monocular clean-up stages).
@@ -412,6 +446,17 @@ def capture_multiview(
         save_cameras_toml(outputs["calibration"], cameras,
                           metadata={"source": calib_text, "frame_offsets": [int(o) for o in offsets]})
         reproj = reprojection_summary(tri, names)
+        if adjusts:
+            hint = ("the views may be out of step (try --sync auto) or the person poorly seen there" if sync == "none"
+                    else "the person may be poorly seen there")
+        else:
+            hint = "a camera may have moved since the calibration: try --refine-calibration"
+        misfit = misfit_views(reproj, views)
+        if misfit:  # one view off pulls the joints, so the others can show it too: the rig is named, no culprit
+            notes.append("the calibration does not fit the keypoints well: median reprojection error "
+                         + ", ".join(f"{n} {e:.1f} px ({100 * e / h:.1f} % of the person's {h:.0f} px height)"
+                                     for n, (e, h) in misfit.items())
+                         + f", where about 1 % is usual; {hint}")
         joints_tri = map_joints(tri.points, views[0].layout, MOTION21)
         cv = bones.bone_length_cv(joints_tri, MOTION21.parents)
         cv_med = float(np.nanmedian(cv[1:])) if np.isfinite(cv[1:]).any() else float("nan")

@@ -207,3 +207,39 @@ def test_reprojection_summary_counts_outlier_views_apart():
     assert rep["a"]["median_px"] == 2.5 and rep["a"]["inlier_median_px"] == 2.0
     assert rep["b"]["median_px"] == 1.0 and rep["b"]["inlier_median_px"] == 1.0
     assert rep["a"]["inlier_fraction"] == 0.75 and rep["a"]["p90_px"] > 3.0
+
+
+def test_a_camera_that_moved_since_calibration_is_reported(tmp_path):
+    from dataclasses import replace
+
+    from mocap.multiview import MISFIT_SHARE, misfit_views, person_height_px, reprojection_summary
+    from mocap.rotations import axis_rotation_matrix
+
+    cams = ring_rig(4, size=SIZE, focal=380.0)
+    x = waving_walker(T)
+    views = _views(cams, x, noise_px=0.5)
+    truth_px = cams[1].project(motion21_to_mediapipe33(x))
+    height = np.median(truth_px[..., 1].max(1) - truth_px[..., 1].min(1))
+    assert person_height_px(views[1]) == pytest.approx(height, abs=1.0)
+    names = [c.name for c in cams]
+    assert misfit_views(reprojection_summary(triangulate_views(views, cams), names), views) == {}
+    # cam02 turned by 3 degrees about its vertical axis after the calibration was made
+    turn = axis_rotation_matrix(np.radians(3.0), "Y")
+    moved = [replace(c, R=turn @ c.R, t=turn @ c.t) if i == 1 else c for i, c in enumerate(cams)]
+    misfit = misfit_views(reprojection_summary(triangulate_views(views, moved), names), views)
+    # one view off pulls the joints, so another view can show it too
+    assert "cam02" in misfit and set(misfit) <= {"cam02", "cam04"}, misfit
+    for name, (err, h) in misfit.items():
+        assert err > MISFIT_SHARE * h and h == person_height_px(views[names.index(name)])
+    # end to end: the capture says which view and what to try
+    calib = tmp_path / "moved.toml"
+    save_cameras_toml(calib, moved)
+    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out", calibration=calib, keypoints=views,
+                               cleanup=CleanupConfig(lock_feet=False), overlay=False, progress=False)
+    said = [n for n in report.notes if "--refine-calibration" in n]
+    assert len(said) == 1 and "cam02 " in said[0] and "cam01 " not in said[0], report.notes
+    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out2", calibration=calib, keypoints=views,
+                               refine_calibration=True, cleanup=CleanupConfig(lock_feet=False), overlay=False,
+                               progress=False)
+    assert not any("px from the triangulated joints" in n for n in report.notes), report.notes
+    assert report.reprojection["cam02"]["median_px"] < 2.0
