@@ -4,13 +4,17 @@ and the real 4-camera rig.
     python benchmarks/bench_multiview.py [--data ../shared/data/video/pose2sim_single]
                                          [--keypoints-dir DIR] [--height 1.72] [--skip-real]
                                          [--detector blazepose-torch|mediapipe|...]
+                                         [--other-calibration FILE ...]
 
 Synthetic: 4 portrait cameras on a ring, a known moving person, 1 px Gaussian noise.
 Real (Pose2Sim demo, 4 cameras, Qualisys calibration): 2D keypoints per view from
 ``--detector`` (cached in ``--keypoints-dir`` as camXX.npz), triangulated with left/right swap resolution and
 outlier-view rejection; reprojection error per view, bone-length variation; then the rig
 calibrated from the person alone (Qualisys intrinsics, poses from the keypoints, scale
-from ``--height``) and compared with the Qualisys rig in camera 1's frame.
+from ``--height``) and compared with the Qualisys rig in camera 1's frame. Each
+``--other-calibration`` (another calibration of the same rig, for example the scene
+calibration in the Pose2Sim repository, Pose2Sim/Demo_SinglePerson/calibration/Calib_scene.toml)
+is compared with those rigs and triangulated with as given.
 """
 from __future__ import annotations
 
@@ -80,7 +84,7 @@ def synthetic() -> None:
           f"bundle-adjustment median residual {np.round(rep.reprojection_px, 2).tolist()} px")
 
 
-def real(data: Path, keypoints_dir: Path | None, height: float, detector: str) -> None:
+def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, others: list[Path] = ()) -> None:
     from mocap.bones import bone_length_cv
     from mocap.calibration import calibrate_from_people, compare_rigs, refine_extrinsics
     from mocap.camera import load_qualisys
@@ -201,6 +205,23 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str) -
           + " deg, position error (scale fitted) " + ", ".join(f"{1000 * p:.0f}" for p in pos[1:]) + " mm")
     evaluate("calibration from people, no intrinsics", est2, views)
 
+    from mocap.calibration_io import load_calibration
+
+    for path in others:  # another calibration of the same rig, e.g. one made from a scene or a board
+        other = load_calibration(path)
+        by_name = {c.name: c for c in other}
+        other = [by_name[n] for n in names] if set(by_name) == set(names) else list(other)
+        print(f"{path.name} ({', '.join(c.name for c in other)} taken as {', '.join(names)}), in cam01's frame:")
+        for label, rig in (("Qualisys file", cams), ("Qualisys rig refined from the person", refined),
+                           ("calibration from people (scale fitted)", est)):
+            rot, pos = compare_rigs(rig, other, fit_scale=rig is est)
+            print(f"  {label} against it: " + ", ".join(f"{n} {r:.2f} deg {1000 * q:.0f} mm"
+                                                        for n, r, q in zip(names[1:], rot[1:], pos[1:])))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            other = check_cameras(other, views, names)
+        evaluate(f"{path.name} as given", other, views)
+
     from mocap.board import Board, calibrate_intrinsics
 
     board = Board("checkerboard", (4, 7), 0.06)  # the Pose2Sim demo's board: 4 x 7 inner corners
@@ -223,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--detector", default="blazepose-torch",
                     help="2D estimator for the real rig (default: blazepose-torch, the multi-view default)")
+    ap.add_argument("--other-calibration", action="append", default=[], metavar="FILE",
+                    help="also compare this calibration of the same rig (e.g. Pose2Sim's Calib_scene.toml) with the "
+                         "Qualisys file, the refined rig and the calibration from people, and triangulate with it")
     args = ap.parse_args(argv)
     synthetic()
     data = Path(args.data)
@@ -231,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     if not data.exists():
         print(f"\nreal rig skipped: {data} not found")
         return 0
-    real(data, Path(args.keypoints_dir) if args.keypoints_dir else None, args.height, args.detector)
+    real(data, Path(args.keypoints_dir) if args.keypoints_dir else None, args.height, args.detector,
+         [Path(f) for f in args.other_calibration])
     return 0
 
 
