@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                          "see benchmarks/bench_multiview.py)")
     ap.add_argument("--weights", default=None, help="network weights to evaluate (default: the shipped ones)")
     ap.add_argument("--causal", action="store_true", help="evaluate the causal (live) network instead of the offline one")
+    ap.add_argument("--one-pass", action="store_true",
+                    help="no flip averaging (NetworkLifter(flip_average=False)); by default the offline network "
+                         "also lifts the mirrored 2D and averages, as mocap capture does")
     args = ap.parse_args(argv)
 
     from lifting.evaluate import pa_mpjpe
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from lifting.inference import NetworkLifter
 
-        network = NetworkLifter(args.weights, causal=args.causal)  # weights None: the shipped model
+        network = NetworkLifter(args.weights, causal=args.causal, flip_average=False if args.one_pass else None)  # None: the shipped weights
         lifters["network"] = (network, keypoints)
         lifters["network+swp"] = (network, [k for k, _ in repaired])
     except Exception as e:  # noqa: BLE001 - report it and evaluate what is there

@@ -86,14 +86,16 @@ class NetworkLifter:
         causal: use only past frames for each output frame (the causal model).
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         threads: torch CPU threads (None leaves torch's setting alone).
-        flip_average: also lift the mirrored image and average (about 1.5 mm better, half the speed).
+        flip_average: also lift the mirrored image and average: 1.3-1.4 mm better MPJPE and
+            PA-MPJPE on the CMU validation and test takes, and smoother, at half the speed.
+            Default (None): on for the offline model, off for the causal one.
     """
 
     name = "network"
     reads_confidence = True  # trained with dropped and low-confidence points: give it the raw 2D
 
     def __init__(self, weights: str | Path | None = None, *, causal: bool = False, device: str = "cpu",
-                 threads: int | None = None, flip_average: bool = False) -> None:
+                 threads: int | None = None, flip_average: bool | None = None) -> None:
         torch = _torch()
         if threads is not None:
             torch.set_num_threads(threads)
@@ -104,7 +106,7 @@ class NetworkLifter:
             kind = "causal" if self.model.config.causal else "offline"
             raise MocapError(f"{self.weights} holds a {kind} model but causal={causal} was asked for")
         self.causal = causal
-        self.flip_average = flip_average
+        self.flip_average = (not causal) if flip_average is None else bool(flip_average)
 
     @property
     def receptive_field(self) -> int:

@@ -275,18 +275,39 @@ def test_network_lifter_api_with_saved_weights(tmp_path):
     kp[7] = np.nan  # no detection at all in frame 7
     conf[7] = 0.0
     kp[9, :5] = np.nan
-    res = NetworkLifter(path).lift(Keypoints2D(kp, conf, "coco17", (1920, 1080), 30.0))
+    res = NetworkLifter(path, flip_average=False).lift(Keypoints2D(kp, conf, "coco17", (1920, 1080), 30.0))
     assert res.joints_cam.shape == (40, 21, 3) and res.root_translation_cam is None
     assert np.isnan(res.joints_cam[7]).all()
     others = np.delete(res.joints_cam, 7, axis=0)
     assert np.isfinite(others).all()
     np.testing.assert_allclose(others[:, 0], 0.0, atol=1e-9)
-    flipped = NetworkLifter(path, flip_average=True).lift(Keypoints2D(kp, conf, "coco17", (1920, 1080), 30.0))
+    flipped = NetworkLifter(path).lift(Keypoints2D(kp, conf, "coco17", (1920, 1080), 30.0))  # flip on by default
     assert np.isfinite(np.delete(flipped.joints_cam, 7, axis=0)).all()
+    assert NetworkLifter(path).flip_average and not NetworkLifter(path, flip_average=False).flip_average
     with pytest.raises(Exception, match="offline model"):
         StreamingLifter(path)
     with pytest.raises(Exception, match="causal"):
         NetworkLifter(path, causal=True)
+
+
+def test_flip_averaging_makes_the_lift_mirror_symmetric(tmp_path):
+    """With flip averaging, lifting the mirrored 2D gives exactly the mirrored 3D; one pass does not."""
+    from lifting.evaluate import mirror_joints
+    from lifting.features import mirror_features
+    from lifting.inference import NetworkLifter
+    from lifting.train import save_weights
+
+    path = tmp_path / "w.pt"
+    save_weights(path, _model(False), {"note": "random"})
+    f = np.random.default_rng(5).normal(size=(30, 21, 3)).astype(np.float32)
+    f[..., 2] = 1.0  # confidences
+    for flip, symmetric in ((True, True), (False, False)):
+        lifter = NetworkLifter(path, flip_average=flip)
+        a, b = lifter.lift_features(mirror_features(f)), mirror_joints(lifter.lift_features(f))
+        assert np.allclose(a, b, atol=1e-5) == symmetric, np.abs(a - b).max()
+    plain = NetworkLifter(path, flip_average=False)
+    both = 0.5 * (plain.lift_features(f) + mirror_joints(plain.lift_features(mirror_features(f))))
+    np.testing.assert_allclose(NetworkLifter(path).lift_features(f), both - both[:, :1], atol=1e-6)
 
 
 def test_mirroring_is_an_involution():
