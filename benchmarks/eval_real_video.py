@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from lifting.inference import NetworkLifter
 
-        network = NetworkLifter(args.weights, causal=args.causal, flip_average=False if args.one_pass else None)  # None: the shipped weights
+        # weights None: the shipped ones; flip_average None: NetworkLifter's default (on for the offline model)
+        network = NetworkLifter(args.weights, causal=args.causal, flip_average=False if args.one_pass else None)
         lifters["network"] = (network, keypoints)
         lifters["network+swp"] = (network, [k for k, _ in repaired])
     except Exception as e:  # noqa: BLE001 - report it and evaluate what is there

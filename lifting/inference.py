@@ -86,8 +86,9 @@ class NetworkLifter:
         causal: use only past frames for each output frame (the causal model).
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         threads: torch CPU threads (None leaves torch's setting alone).
-        flip_average: also lift the mirrored image and average: 1.3-1.4 mm better MPJPE and
-            PA-MPJPE on the CMU validation and test takes, and smoother, at half the speed.
+        flip_average: also lift the mirrored image and average: 1.2-1.5 mm better MPJPE and
+            PA-MPJPE on the CMU validation and test takes, and smoother, at about 0.6 times
+            the speed.
             Default (None): on for the offline model, off for the causal one.
     """
 

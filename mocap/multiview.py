@@ -446,13 +446,14 @@ def capture_multiview(
         save_cameras_toml(outputs["calibration"], cameras,
                           metadata={"source": calib_text, "frame_offsets": [int(o) for o in offsets]})
         reproj = reprojection_summary(tri, names)
-        if adjusts:
-            hint = ("the views may be out of step (try --sync auto) or the person poorly seen there" if sync == "none"
-                    else "the person may be poorly seen there")
-        else:
-            hint = "a camera may have moved since the calibration: try --refine-calibration"
         misfit = misfit_views(reproj, views)
         if misfit:  # one view off pulls the joints, so the others can show it too: the rig is named, no culprit
+            if not adjusts:
+                hint = "a camera may have moved since the calibration: try --refine-calibration"
+            elif sync == "none":
+                hint = "the views may be out of step (try --sync auto) or the person poorly seen there"
+            else:
+                hint = "the person may be poorly seen there"
             notes.append("the calibration does not fit the keypoints well: median reprojection error "
                          + ", ".join(f"{n} {e:.1f} px ({100 * e / h:.1f} % of the person's {h:.0f} px height)"
                                      for n, (e, h) in misfit.items())
