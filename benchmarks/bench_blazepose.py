@@ -98,7 +98,7 @@ def _mediapipe(frames: list[np.ndarray], bench: _Bench, stack) -> None:
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions, vision
 
-    from mocap.detect import pose_landmarker_bundle
+    from mocap.detect2d.mediapipe_pose import pose_landmarker_bundle
 
     bundle = str(pose_landmarker_bundle())
     images = [mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(f)) for f in frames]
@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from mocap.estimators.blazepose_torch import BlazePoseTorch
-    from mocap.video import iter_frames
+    from mocap.detect2d.estimators.blazepose_torch import BlazePoseTorch
+    from mocap.io.video import iter_frames
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -34,7 +34,7 @@ def _letterbox(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def _detect_rate(frames: list[np.ndarray], fps: float, repeat: int) -> tuple[float, float]:
     """(frames/s, detection rate) of PoseDetector over ``frames`` played ``repeat`` times."""
-    from mocap.detect import PoseDetector
+    from mocap.detect2d.mediapipe_pose import PoseDetector
 
     found = 0
     n = 0
@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import tempfile
 
-    from mocap.bvh import write_bvh
+    from mocap.io.bvh import write_bvh
     from mocap.formats import Keypoints2D
-    from mocap.pipeline import StageTimer, capture, lift_keypoints
-    from mocap.video import iter_frames, probe_video
+    from mocap.pipelines.capture import StageTimer, capture, lift_keypoints
+    from mocap.io.video import iter_frames, probe_video
 
     info = probe_video(args.video)
     print(f"video: {args.video}  {info.width}x{info.height}  {info.fps:.2f} fps  {info.frame_count} frames")

@@ -39,8 +39,8 @@ def _timed(fn, repeat=3):
 
 
 def synthetic() -> None:
-    from mocap.calibration import body_height, calibrate_from_people, compare_rigs
-    from mocap.triangulate import triangulate_dlt, triangulate_robust
+    from mocap.multiview.calibration import body_height, calibrate_from_people, compare_rigs
+    from mocap.multiview.triangulate import triangulate_dlt, triangulate_robust
     from tests.multiview_helpers import observe, ring_rig
     from tests.synthetic import waving_walker
 
@@ -86,12 +86,12 @@ def synthetic() -> None:
 
 def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, others: list[Path] = ()) -> None:
     from mocap.bones import bone_length_cv
-    from mocap.calibration import calibrate_from_people, compare_rigs, refine_extrinsics
+    from mocap.multiview.calibration import calibrate_from_people, compare_rigs, refine_extrinsics
     from mocap.camera import load_qualisys
     from mocap.formats import load_keypoints, save_keypoints
-    from mocap.multiview import TriangulationConfig, check_cameras, reprojection_summary, triangulate_views
+    from mocap.pipelines.multiview import TriangulationConfig, check_cameras, reprojection_summary, triangulate_views
     from mocap.skeletons import MOTION21, map_joints
-    from mocap.sync import apply_offsets, estimate_frame_offsets
+    from mocap.multiview.sync import apply_offsets, estimate_frame_offsets
 
     qualisys = load_qualisys(data / "calibration" / "Calib.qca.txt")
     views = []
@@ -100,7 +100,7 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
         if cached is not None and cached.exists():
             views.append(load_keypoints(cached))
             continue
-        from mocap.multiview import detect_view
+        from mocap.pipelines.multiview import detect_view
 
         k = detect_view(data / "videos" / f"{cam.name}.mp4", detector=detector, progress=False)
         if cached is not None:
@@ -179,7 +179,7 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
     for n, r, p, q in zip(names, rot, pos, pos_fit):
         print(f"  {n}: rotation {r:.2f} deg, position {1000 * p:.0f} mm (scale from height), {1000 * q:.0f} mm "
               "(scale fitted)")
-    from mocap.calibration import relative_to_first
+    from mocap.multiview.calibration import relative_to_first
 
     pe = np.stack([c.position for c in relative_to_first(est)])
     pr = np.stack([c.position for c in relative_to_first(cams)])
@@ -193,7 +193,7 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
           + ", ".join(f"{n} {r:.2f} deg {1000 * p:.0f} mm" for n, r, p in zip(names[1:], rot_r[1:], pos_r[1:])))
     evaluate("calibration from people", est, views)
 
-    from mocap.calibration import guess_intrinsics
+    from mocap.multiview.calibration import guess_intrinsics
 
     t0 = time.perf_counter()
     guessed = [guess_intrinsics(v.image_size, name=n) for n, v in zip(names, views)]
@@ -205,7 +205,7 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
           + " deg, position error (scale fitted) " + ", ".join(f"{1000 * p:.0f}" for p in pos[1:]) + " mm")
     evaluate("calibration from people, no intrinsics", est2, views)
 
-    from mocap.calibration_io import load_calibration
+    from mocap.io.calibration_files import load_calibration
 
     for path in others:  # another calibration of the same rig, e.g. one made from a scene or a board
         other = load_calibration(path)
@@ -222,7 +222,7 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
             other = check_cameras(other, views, names)
         evaluate(f"{path.name} as given", other, views)
 
-    from mocap.board import Board, calibrate_intrinsics
+    from mocap.multiview.board import Board, calibrate_intrinsics
 
     board = Board("checkerboard", (4, 7), 0.06)  # the Pose2Sim demo's board: 4 x 7 inner corners
     print("checkerboard intrinsics from calibration/intrinsics/int_camXX_img against Qualisys:")

@@ -1,4 +1,4 @@
-"""The one-view left/right swap repair (mocap.swaps) on held-out CMU motion.
+"""The one-view left/right swap repair (mocap.detect2d.swaps) on held-out CMU motion.
 
     python benchmarks/bench_swaps.py [--split test] [--cameras 2] [--seed 7]
 
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from lifting.data import load_dataset
     from lifting.evaluate import eval_conditions, mpjpe, pa_mpjpe, predict
-    from lifting.features import INPUT_MIRROR
-    from lifting.inference import default_weights_path, load_model
-    from mocap.swaps import apply_swaps, detect_swaps
+    from mocap.lift.features import INPUT_MIRROR
+    from mocap.lift.network import default_weights_path, load_model
+    from mocap.detect2d.swaps import apply_swaps, detect_swaps
 
     torch.set_num_threads(1)
     model = load_model(default_weights_path())

@@ -12,7 +12,7 @@ is compared with it on the 12 limb joints (shoulders, elbows, wrists, hips, knee
 after a per-frame similarity Procrustes alignment (PA-MPJPE), and per clip after
 removing only the pelvis, a global rotation and a scale (clip-aligned MPJPE). Also the
 jitter (mean acceleration, mm/frame^2) of each lifter. Rows marked ``+swp`` read the 2D after
-the one-view left/right swap repair that ``mocap capture`` applies by default (mocap.swaps).
+the one-view left/right swap repair that ``mocap capture`` applies by default (mocap.detect2d.swaps).
 
 Note: the reference is built from MediaPipe's own 2D joint definitions, which favours
 MediaPipe's world landmarks (same joint semantics) over a network trained on mocap joints.
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keypoints-dir", default=None, help="reuse/store camXX.npz keypoints here (default: detect anew)")
     ap.add_argument("--calibration", choices=("given", "refined"), default="refined",
                     help="reference rig: the Qualisys file as given, or its camera poses refined to the keypoints "
-                         "(mocap.calibration.refine_extrinsics; the file's cam03/cam04 poses do not fit the videos, "
+                         "(mocap.multiview.calibration.refine_extrinsics; the file's cam03/cam04 poses do not fit the videos, "
                          "see benchmarks/bench_multiview.py)")
     ap.add_argument("--weights", default=None, help="network weights to evaluate (default: the shipped ones)")
     ap.add_argument("--causal", action="store_true", help="evaluate the causal (live) network instead of the offline one")
@@ -63,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from lifting.evaluate import pa_mpjpe
     from mocap.camera import load_qualisys
-    from mocap.detect import detect_video
+    from mocap.detect2d.mediapipe_pose import detect_video
     from mocap.formats import load_keypoints, save_keypoints
-    from mocap.lifters import MediaPipeWorldLifter
+    from mocap.lift.lifters import MediaPipeWorldLifter
     from mocap.skeletons import MOTION21, map_joints
     from mocap.skeletons import MEDIAPIPE33
-    from mocap.triangulate import reprojection_errors, triangulate_resolving_swaps
+    from mocap.multiview.triangulate import reprojection_errors, triangulate_resolving_swaps
 
     data = Path(args.data)
     cams = load_qualisys(data / "calibration" / "Calib.qca.txt")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         keypoints.append(k)
 
     if args.calibration == "refined":
-        from mocap.calibration import refine_extrinsics
+        from mocap.multiview.calibration import refine_extrinsics
 
         cams, _ = refine_extrinsics(cams, np.stack([k.keypoints for k in keypoints]).astype(np.float64),
                                     np.stack([k.confidence for k in keypoints]).astype(np.float64),
@@ -103,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     print("frames where a view's left/right were swapped by the detector: "
           + ", ".join(f"{c.name} {int(s.sum())}" for c, s in zip(cams, swapped)))
 
-    from mocap.swaps import resolve_swaps
+    from mocap.detect2d.swaps import resolve_swaps
 
     repaired = [resolve_swaps(k) for k in keypoints]
-    print("frames mirrored back by the one-view swap repair (mocap.swaps): "
+    print("frames mirrored back by the one-view swap repair (mocap.detect2d.swaps): "
           + ", ".join(f"{c.name} {int(s.sum())} (agrees with the 4-view flags in {100 * np.mean(s == g):.0f} % of frames)"
                       for c, (_, s), g in zip(cams, repaired, swapped)))
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     lifters = {"mediapipe": (MediaPipeWorldLifter(), keypoints),
                "mediapipe+swp": (MediaPipeWorldLifter(), [k for k, _ in repaired])}
     try:
-        from lifting.inference import NetworkLifter
+        from mocap.lift.network import NetworkLifter
 
         # weights None: the shipped ones; flip_average None: NetworkLifter's default (on for the offline model)
         network = NetworkLifter(args.weights, causal=args.causal, flip_average=False if args.one_pass else None)
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cam.name:<8} {name:<14} {pa:12.1f} {clip:22.1f} {jitter(pred):14.2f} {unswapped[name][-1]:27.1f}")
     print(f"(reference jitter {ref_jitter:.2f} mm/frame^2; 'unswapped frames': the frames where the detector did not "
           "swap that view's left and right, as the 4-view geometry tells)")
-    from mocap.pipeline import lift_keypoints
+    from mocap.pipelines.capture import lift_keypoints
 
     print("\nThe whole monocular path (`mocap capture`'s motion.npz joints: swap repair, smoothing, constant "
           "bones by IK, feet locked), PA-MPJPE mm per camera:")

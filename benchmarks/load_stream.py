@@ -44,7 +44,7 @@ def cached_keypoints():
     from mocap.formats import load_keypoints, save_keypoints
 
     if not CACHE.exists():
-        from mocap.detect import detect_video
+        from mocap.detect2d.mediapipe_pose import detect_video
 
         print(f"detecting {VIDEO.name} once (cached in {CACHE}) ...", flush=True)
         save_keypoints(CACHE, detect_video(VIDEO, progress=False))

@@ -3,7 +3,8 @@
 The zip holds the add-on (``blender_addon/mocap_lift/``, GPL-3.0-or-later) and, under
 ``mocap_lift/core/``, the pure-numpy modules of the ``mocap`` package it needs (Apache-2.0,
 compatible with the GPL), found by following their ``mocap.*`` imports from
-:data:`ROOTS`. Their ``from mocap.x import`` lines become ``from .x import``, so the add-on
+:data:`ROOTS`, flattened to one folder by module name (``mocap/io/bvh.py`` -> ``core/bvh.py``).
+Their ``from mocap.x.y import`` lines become ``from .y import``, so the add-on
 runs in a plain Blender without our package (nor torch, MediaPipe or OpenCV) installed.
 The build fails, naming the module, if a vendored module imports at module level anything
 but the standard library, numpy, bpy or another vendored module (imports inside functions
@@ -26,9 +27,9 @@ REPO = HERE.parent
 ADDON = HERE / "mocap_lift"
 CORE = "core"  # the vendored package inside the add-on
 #: The mocap modules the add-on imports; their mocap imports are followed.
-ROOTS = ("formats", "bvh", "retarget", "export_blender", "skeletons", "errors")
+ROOTS = ("formats", "io.bvh", "export.retarget", "export.blender", "skeletons", "errors")
 ALLOWED_THIRD_PARTY = {"numpy", "bpy", "mathutils"}
-_FROM_MOCAP = re.compile(r"^(\s*)from mocap(\.\w+)? import ", re.MULTILINE)
+_FROM_MOCAP = re.compile(r"^(\s*)from mocap((?:\.\w+)*) import ", re.MULTILINE)
 
 
 def _mocap_imports(tree: ast.Module) -> tuple[set[str], set[str]]:
@@ -53,23 +54,31 @@ def _mocap_imports(tree: ast.Module) -> tuple[set[str], set[str]]:
 
 
 def vendor_sources(package: Path = REPO / "mocap", roots: tuple[str, ...] = ROOTS) -> dict[str, str]:
-    """Module name -> rewritten source of every mocap module the add-on needs."""
-    todo, out = list(roots), {}
+    """Vendored module name -> rewritten source of every mocap module the add-on needs.
+
+    ``roots`` and the imports followed are dotted paths below ``mocap`` (``"io.bvh"``); each
+    module is vendored under its last name (``bvh``), which must be unique among them.
+    """
+    todo, out, origin = list(roots), {}, {}
     while todo:
-        name = todo.pop()
+        dotted = todo.pop()
+        name = dotted.rpartition(".")[2]
         if name in out:
+            if origin[name] != dotted:
+                raise SystemExit(f"build: mocap.{dotted} and mocap.{origin[name]} would both be vendored as {name}.py")
             continue
-        path = package / f"{name}.py"
+        origin[name] = dotted
+        path = package.joinpath(*dotted.split(".")).with_suffix(".py")
         if not path.is_file():
             raise SystemExit(f"build: {path} not found (run from a checkout of mocap-lift)")
         text = path.read_text(encoding="utf-8")
         ours, others = _mocap_imports(ast.parse(text, filename=str(path)))
         bad = sorted(o for o in others - ALLOWED_THIRD_PARTY if o not in sys.stdlib_module_names and o != "__future__")
         if bad:
-            raise SystemExit(f"build: mocap/{name}.py imports {', '.join(bad)}, which Blender does not ship; "
+            raise SystemExit(f"build: mocap.{dotted} imports {', '.join(bad)}, which Blender does not ship; "
                              "move that import out of the modules the add-on needs")
-        header = f"# Vendored from mocap-lift mocap/{name}.py (Apache-2.0) by blender_addon/build.py; edit the original.\n"
-        out[name] = header + _FROM_MOCAP.sub(lambda m: f"{m.group(1)}from .{(m.group(2) or '')[1:]} import ", text)
+        header = f"# Vendored from mocap-lift mocap.{dotted} (Apache-2.0) by blender_addon/build.py; edit the original.\n"
+        out[name] = header + _FROM_MOCAP.sub(lambda m: f"{m.group(1)}from .{m.group(2).rpartition('.')[2]} import ", text)
         todo.extend(ours)
     return out
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lifting.data import KEYPOINT_MIRROR, KEYPOINT_NAMES, KEYPOINT_PARENTS
-from lifting.features import INPUT_NAMES, normalise_frames
+from mocap.lift.features import INPUT_NAMES, normalise_frames
 from mocap.bones import bone_lengths
-from mocap.calibration_io import rotvec_to_matrix
+from mocap.io.calibration_files import rotvec_to_matrix
 from mocap.skeletons import descendants
 
 #: Index of each INPUT21 joint in KEYPOINT_NAMES.

@@ -1,6 +1,6 @@
 """CMU mocap (cgspeed "Daz-friendly" BVH) -> world keypoint positions for training the lifter.
 
-Pipeline per take: read the BVH (:func:`mocap.bvh.read_bvh`, centimetres -> metres), forward
+Pipeline per take: read the BVH (:func:`mocap.io.bvh.read_bvh`, centimetres -> metres), forward
 kinematics, map the 43 cgspeed joints to ``KEYPOINT_NAMES`` (MOTION21 plus the eyes and ears
 that COCO-17 detectors see), drop the first ``DROP_FRAMES`` raw frames (a blend from the
 T-pose), resample to 120 Hz (salsa is 60 fps content although its header says 120) and cache
@@ -226,8 +226,8 @@ def resample(x: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
 def load_take(take: Take) -> np.ndarray:
     """(T, K, 3) float32 metres at CACHE_FPS, world frame (+Y up)."""
     try:
-        from mocap.bvh import bvh_joint_positions, read_bvh
-    except ImportError:  # pragma: no cover - only before mocap.bvh existed
+        from mocap.io.bvh import bvh_joint_positions, read_bvh
+    except ImportError:  # pragma: no cover - only before mocap.io.bvh existed
         from lifting._bvh_fallback import bvh_joint_positions, read_bvh
     motion = read_bvh(take.path)
     positions = bvh_joint_positions(motion)

@@ -135,8 +135,8 @@ def predict(model, features: np.ndarray, batch_segments: int = 64, *, flip: bool
     """
     import torch
 
-    from lifting.features import mirror_features
-    from lifting.model import run_sequence
+    from mocap.lift.features import mirror_features
+    from mocap.lift.model import run_sequence
 
     model.eval()
     out = []
@@ -222,7 +222,7 @@ def measure_speed(weights: Path, causal_weights: Path | None, *, frames: int = 1
     and causal streaming latency (ms per new frame)."""
     import time
 
-    from lifting.inference import NetworkLifter, StreamingLifter
+    from mocap.lift.network import NetworkLifter, StreamingLifter
 
     rng = np.random.default_rng(0)
     kp = rng.uniform(200, 800, size=(frames, 33, 2))
@@ -251,14 +251,14 @@ def measure_speed(weights: Path, causal_weights: Path | None, *, frames: int = 1
 
 def main(argv: list[str] | None = None) -> int:
     from lifting.data import load_dataset
-    from lifting.inference import default_weights_path, load_model
+    from mocap.lift.network import default_weights_path, load_model
 
     parser = argparse.ArgumentParser(prog="python -m lifting.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None, help="network weights (default: the shipped offline model)")
     parser.add_argument("--baseline", type=Path, default=None,
-                        help="single-frame baseline weights (default: lifting/weights/single_frame.pt if present)")
+                        help="single-frame baseline weights (default: mocap/lift/weights/single_frame.pt if present)")
     parser.add_argument("--causal-weights", type=Path, default=None,
-                        help="causal model weights (default: lifting/weights/causal.pt if present)")
+                        help="causal model weights (default: mocap/lift/weights/causal.pt if present)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--cameras", type=int, default=4, help="random cameras per test segment")

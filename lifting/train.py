@@ -42,7 +42,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--causal", action="store_true", help="train the causal (past-frames-only) variant")
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from these weights: the same kernel widths, or widths that this run extends "
-                        "(a longer window; lifting.model.grow); the variant (offline/causal) may differ")
+                        "(a longer window; mocap.lift.model.grow); the variant (offline/causal) may differ")
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this session (to be resumed)")
     p.add_argument("--val-every", type=int, default=500)
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     from lifting.augment import NoiseConfig, PoseAugment, WindowSampler, render, skeleton_pool
     from lifting.data import load_dataset
     from lifting.evaluate import eval_conditions, predict, summarise
-    from lifting.inference import load_model
-    from lifting.model import ModelConfig, TemporalLifter, count_parameters, grow
+    from mocap.lift.network import load_model
+    from mocap.lift.model import ModelConfig, TemporalLifter, count_parameters, grow
     from mocap.errors import MocapError
     from mocap.formats import atomic_path
 

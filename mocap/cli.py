@@ -29,7 +29,7 @@ def _add_cleanup_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cleanup(args: argparse.Namespace):
-    from mocap.pipeline import CleanupConfig
+    from mocap.pipelines.capture import CleanupConfig
 
     if args.cutoff_hz <= 0:
         raise MocapError("--cutoff-hz must be positive")
@@ -40,7 +40,7 @@ def _cleanup(args: argparse.Namespace):
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
-    from mocap.pipeline import capture
+    from mocap.pipelines.capture import capture
 
     videos = args.video if isinstance(args.video, list) else [args.video]
     if len(videos) > 1 or args.calibration is not None:
@@ -60,7 +60,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _cmd_capture_multiview(args: argparse.Namespace, videos: list[str]) -> int:
-    from mocap.multiview import capture_multiview
+    from mocap.pipelines.multiview import capture_multiview
 
     if len(videos) < 2:
         raise MocapError("--calibration is for several views: give two or more videos (one per camera)")
@@ -79,7 +79,7 @@ def _cmd_capture_multiview(args: argparse.Namespace, videos: list[str]) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from mocap.detect import detect_video
+    from mocap.detect2d.mediapipe_pose import detect_video
     from mocap.formats import save_keypoints
 
     out = Path(args.output)
@@ -96,7 +96,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_lift(args: argparse.Namespace) -> int:
     from mocap.formats import load_keypoints, save_motion
-    from mocap.pipeline import StageTimer, lift_keypoints
+    from mocap.pipelines.capture import StageTimer, lift_keypoints
     from mocap.skeletons import map_confidence, map_joints
 
     keypoints = load_keypoints(args.keypoints)
@@ -117,7 +117,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     save_motion(out, motion)
     written = [str(out)]
     if args.bvh:
-        from mocap.bvh import write_motion_bvh
+        from mocap.io.bvh import write_motion_bvh
 
         write_motion_bvh(args.bvh, motion)
         written.append(args.bvh)
@@ -128,8 +128,8 @@ def _cmd_lift(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from mocap.board import Board, calibrate_intrinsics
-    from mocap.calibration_io import save_cameras_toml
+    from mocap.multiview.board import Board, calibrate_intrinsics
+    from mocap.io.calibration_files import save_cameras_toml
 
     try:
         cols, rows = (int(v) for v in args.corners.lower().split("x"))
@@ -159,19 +159,19 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from mocap.report import report_file
+    from mocap.eval.report import report_file
 
     print(report_file(args.motion, png=args.png, cleaned=args.cleaned))
     return 0
 
 
 def _cmd_retarget(args: argparse.Namespace) -> int:
-    from mocap import export_blender
+    from mocap.export import blender as export_blender
 
     if args.avatar is not None:
         if args.target is not None:
             raise MocapError("give either --target or --avatar, not both")
-        from mocap.avatar import retarget_to_avatar
+        from mocap.export.avatar import retarget_to_avatar
 
         result = retarget_to_avatar(args.motion, args.output, pin_feet=not args.no_pin_feet,
                                     pin_hands=not args.no_pin_hands)
@@ -197,7 +197,7 @@ def _cmd_retarget(args: argparse.Namespace) -> int:
 
 
 def _cmd_smpl(args: argparse.Namespace) -> int:
-    from mocap import smpl
+    from mocap.kinematics import smpl
     from mocap.formats import load_motion
 
     model = smpl.load_smpl_model(args.model)
@@ -225,7 +225,7 @@ def _cmd_passthrough(module: str, function: str, extra: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from mocap import __version__
-    from mocap.estimators import ESTIMATORS
+    from mocap.detect2d.estimators import ESTIMATORS
 
     parser = argparse.ArgumentParser(prog="mocap", description="Markerless motion capture: video in, 3D animation out.")
     parser.add_argument("--version", action="version", version=f"mocap-lift {__version__}")
@@ -320,13 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
 _PASSTHROUGH = {
     "train-lifter": ("lifting.train", "main", "lift", "train the lifting network (see: mocap train-lifter --help)"),
     "eval-lifter": ("lifting.evaluate", "main", "lift", "evaluate the lifting network (see: mocap eval-lifter --help)"),
-    "batch": ("mocap.batch", "batch_main", "detect",
+    "batch": ("mocap.pipelines.batch", "batch_main", "detect",
               "many videos -> OUT/<name>/ each, resumable, local processes or Ray (see: mocap batch --help)"),
-    "stream-2d": ("mocap.stream2d", "stream2d_main", "detect",
+    "stream-2d": ("mocap.detect2d.stream", "stream2d_main", "detect",
                   "2D keypoints of a video or camera as JSON lines (the /v1/stream protocol; the add-on's Live)"),
     "serve": ("mocap.service.server", "serve_main", "service",
               "run the HTTP capture service (API keys: mocap serve keys create NAME; see: mocap serve --help)"),
-    "eval-2d": ("mocap.eval2d_cli", "eval2d_main", "detect",
+    "eval-2d": ("mocap.eval.eval2d_cli", "eval2d_main", "detect",
                 "score 2D estimators on COCO keypoints: AP, AR, PCK and speed (see: mocap eval-2d --help)"),
 }
 

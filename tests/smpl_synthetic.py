@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.smpl import SMPL_PARENTS
+from mocap.kinematics.smpl import SMPL_PARENTS
 
 # Rest joints of a ~1.7 m adult, SMPL-like layout (+Y up, facing +Z, left = +X), metres.
 REST = np.array([

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from mocap.formats import Keypoints2D
-from mocap.lifters import project
+from mocap.lift.lifters import project
 from mocap.skeletons import MEDIAPIPE33, MOTION21, rest_offsets
 
 FOCAL_PX = 1000.0

@@ -115,11 +115,11 @@ def clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def mocap_exe(tmp_path_factory) -> Path:
-    """A ``mocap`` command for the add-on: ``stream-2d`` runs mocap/stream2d.py (whether or not
+    """A ``mocap`` command for the add-on: ``stream-2d`` runs mocap/detect2d/stream.py (whether or not
     the CLI has it wired yet), everything else the installed ``mocap``."""
     path = tmp_path_factory.mktemp("bin") / "mocap"
     real = MOCAP_EXE if MOCAP_EXE.is_file() else "mocap"
-    path.write_text(f'#!/bin/sh\nif [ "$1" = "stream-2d" ]; then\n  shift\n  exec "{sys.executable}" -m mocap.stream2d "$@"\n'
+    path.write_text(f'#!/bin/sh\nif [ "$1" = "stream-2d" ]; then\n  shift\n  exec "{sys.executable}" -m mocap.detect2d.stream "$@"\n'
                     f'fi\nexec "{real}" "$@"\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path

@@ -4,7 +4,7 @@ retargeted onto it is followed, upright and facing +Z; the mesh deforms with its
 
 anny's first construction on a machine takes a minute or more (and writes ~790 MB to
 $ANNY_CACHE_DIR, default ~/.cache/anny); the extracted arrays and the character are then
-cached in mocap.detect.cache_dir() / "avatar" (the default, persistent cache), so later runs
+cached in mocap.io.model_files.cache_dir() / "avatar" (the default, persistent cache), so later runs
 of this file take ~20 s."""
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def rig():
     """The default anny body, built once (slow the first time on a machine, then cached)."""
     if not HAS_ANNY:
         pytest.skip("needs anny (pip install anny==0.6.2)")
-    from mocap.avatar import anny_rig_arrays
+    from mocap.export.avatar import anny_rig_arrays
 
     return anny_rig_arrays()
 
@@ -39,9 +39,9 @@ def retargeted(rig, tmp_path_factory):
     .blend (exact vertex order) and .glb; returns (folder, source joints (T, 21, 3), result)."""
     if not HAS_BPY:
         pytest.skip("needs bpy (pip install 'mocap-lift[blender]')")
-    from mocap.avatar import retarget_to_avatar
+    from mocap.export.avatar import retarget_to_avatar
     from mocap.formats import Motion, save_motion
-    from mocap.kinematics import forward_kinematics, inverse_kinematics
+    from mocap.kinematics.ik import forward_kinematics, inverse_kinematics
     from mocap.skeletons import MOTION21, rest_offsets
 
     from tests.synthetic import waving_walker
@@ -58,7 +58,7 @@ def retargeted(rig, tmp_path_factory):
 
 
 def test_phenotype_and_suffix_errors(tmp_path):
-    from mocap.avatar import anny_rig_arrays, build_anny_avatar
+    from mocap.export.avatar import anny_rig_arrays, build_anny_avatar
 
     with pytest.raises(ValueError, match="must lie in"):
         anny_rig_arrays(age=1.5)
@@ -73,7 +73,7 @@ def test_phenotype_and_suffix_errors(tmp_path):
 def test_rest_mesh_is_a_standing_symmetric_adult(rig, tmp_path):
     from scipy.spatial import cKDTree
 
-    from mocap.avatar import ANNY_BONE_MAP, _load_rig, _save_rig, anny_rig_arrays
+    from mocap.export.avatar import ANNY_BONE_MAP, _load_rig, _save_rig, anny_rig_arrays
 
     v, h = rig.vertices.astype(np.float64), rig.heads
     b = {c: h[rig.index(n)] for c, n in ANNY_BONE_MAP.items()}
@@ -135,8 +135,8 @@ def test_blender_skinning_reproduces_anny(rig):
     import torch
     from mathutils import Matrix
 
-    from mocap.avatar import add_avatar_to_scene
-    from mocap.export_blender import Y_UP_TO_BLENDER, new_scene
+    from mocap.export.avatar import add_avatar_to_scene
+    from mocap.export.blender import Y_UP_TO_BLENDER, new_scene
     from mocap.rotations import axis_angle_to_quat_wxyz, quat_wxyz_to_matrix
 
     model = anny.Anny(rig="anny", topology="anny", skinning_method="lbs")
@@ -176,8 +176,8 @@ def test_blender_skinning_reproduces_anny(rig):
 @needs_anny
 @needs_bpy
 def test_retarget_synthetic_motion_onto_avatar(retargeted):
-    from mocap.avatar import ANNY_BONE_MAP
-    from mocap.export_blender import read_animation
+    from mocap.export.avatar import ANNY_BONE_MAP
+    from mocap.export.blender import read_animation
     from mocap.skeletons import MOTION21
 
     folder, joints, res = retargeted
@@ -213,7 +213,7 @@ def test_mesh_deforms_with_its_bones(rig, retargeted):
     with Blender's bone matrices, and the hand moves rigidly with the wrist bone."""
     import bpy
 
-    from mocap.export_blender import find_armature, load_scene
+    from mocap.export.blender import find_armature, load_scene
 
     folder = retargeted[0]
     load_scene(folder / "out.blend")
@@ -254,8 +254,8 @@ def test_render_frames_the_character(retargeted, tmp_path):
     height, centred, over the bluish background and the grey floor."""
     import cv2
 
-    from mocap.avatar import render_frame
-    from mocap.export_blender import load_scene
+    from mocap.export.avatar import render_frame
+    from mocap.export.blender import load_scene
 
     load_scene(retargeted[0] / "out.blend")
     png = render_frame(tmp_path / "f.png", frame=16, resolution=(160, 120))
@@ -271,8 +271,8 @@ def test_cli_retarget_avatar_and_names_map_automatically(retargeted, tmp_path, c
     """`mocap retarget --avatar anny` gives the same animation as the library call; anny's bone
     names map by name alone (NAMING), with no mapping file."""
     from mocap.cli import main
-    from mocap.export_blender import read_animation
-    from mocap.retarget import auto_bone_map
+    from mocap.export.blender import read_animation
+    from mocap.export.retarget import auto_bone_map
 
     folder, _, _ = retargeted
     out = tmp_path / "cli.glb"
@@ -280,7 +280,7 @@ def test_cli_retarget_avatar_and_names_map_automatically(retargeted, tmp_path, c
     assert "anny character" in capsys.readouterr().out
     a, b = read_animation(out), read_animation(folder / "out.glb")
     np.testing.assert_allclose(a.positions, b.positions, atol=1e-4)
-    rig = pytest.importorskip("mocap.avatar").anny_rig_arrays()
+    rig = pytest.importorskip("mocap.export.avatar").anny_rig_arrays()
     mapping = auto_bone_map(rig.bone_names)
     assert mapping["left_wrist"] == "wrist.L" and mapping["pelvis"] == "root"
     assert main(["retarget", str(folder / "motion.npz"), "--avatar", "anny", "--target", str(out), "-o", "x.glb"]) == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mocap.batch import (CaptureOptions, VideoResult, batch_main, find_videos, output_names, read_marker,
+from mocap.pipelines.batch import (CaptureOptions, VideoResult, batch_main, find_videos, output_names, read_marker,
                          run_batch)
 from mocap.errors import MocapError
 from tests.conftest import EXAMPLE_VIDEO, REPO
@@ -149,7 +149,7 @@ def test_killed_run_resumes_and_skips_exactly_the_finished(batch20, clips, tmp_p
     listing = tmp_path / "videos.txt"
     listing.write_text("".join(f"{c}\n" for c in videos))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "mocap.batch", str(listing), "-o", str(out), "--workers", "2",
+    cmd = [sys.executable, "-m", "mocap.pipelines.batch", str(listing), "-o", str(out), "--workers", "2",
            "--no-overlay", "--no-preview", "-q"]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -226,7 +226,7 @@ def dying_task(video, out, name, options, threads) -> VideoResult:
 
 
 def test_a_dying_worker_fails_only_its_video(tmp_path):
-    from mocap.batch import _run_local
+    from mocap.pipelines.batch import _run_local
 
     todo = [(tmp_path / f"{n}.mp4", n) for n in ("a", "b", "crash", "c", "d", "e")]
     results = []

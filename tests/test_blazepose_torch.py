@@ -18,16 +18,16 @@ pytest.importorskip("tflite")
 mediapipe = pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
 
-from mocap.estimators import blazepose_anchors as bp  # noqa: E402
-from mocap.estimators import get_estimator  # noqa: E402
-from mocap.estimators.blazepose_torch import BlazePoseTorch, _refine_torch  # noqa: E402
+from mocap.detect2d.estimators import blazepose_anchors as bp  # noqa: E402
+from mocap.detect2d.estimators import get_estimator  # noqa: E402
+from mocap.detect2d.estimators.blazepose_torch import BlazePoseTorch, _refine_torch  # noqa: E402
 
 from .conftest import EXAMPLE_VIDEO  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def frames():
-    from mocap.video import iter_frames
+    from mocap.io.video import iter_frames
 
     return [f for i, f in enumerate(iter_frames(EXAMPLE_VIDEO)) if i % 3 == 0][:30]
 
@@ -59,7 +59,7 @@ def _box_size(kp: np.ndarray) -> np.ndarray:
 
 
 def test_matches_mediapipe_image_mode(est, frames, tmp_path):
-    from mocap.detect import DETECTOR_INPUT_RANGE, LANDMARKS_INPUT_RANGE, pose_landmarker_bundle
+    from mocap.detect2d.mediapipe_pose import DETECTOR_INPUT_RANGE, LANDMARKS_INPUT_RANGE, pose_landmarker_bundle
 
     # our production bundle feeds the networks what MediaPipe's own graph does
     assert tuple(est.graph.detector_range) == DETECTOR_INPUT_RANGE
@@ -115,7 +115,7 @@ def test_scaled_and_rotated_images_give_the_same_pose(est, frames):
 
 def test_two_people_side_by_side():
     pair = None
-    from mocap.video import iter_frames
+    from mocap.io.video import iter_frames
 
     for f in iter_frames(EXAMPLE_VIDEO):
         small = cv2.resize(f, (f.shape[1] // 2, f.shape[0] // 2), interpolation=cv2.INTER_AREA)
@@ -265,7 +265,7 @@ def test_torch_warp_pipeline_matches_cv2(est, frames):
 
 
 def test_tta_rois_and_mirrored_crops_map_back():
-    from mocap.estimators.blazepose_torch import TTA_VARIANTS, tta_rois
+    from mocap.detect2d.estimators.blazepose_torch import TTA_VARIANTS, tta_rois
 
     roi = np.array([[300.0, 500.0, 400.0, 400.0, 0.5]])
     got = tta_rois(roi)
@@ -290,7 +290,7 @@ def test_tta_rois_and_mirrored_crops_map_back():
 def test_tta_agrees_with_the_plain_pass_and_keeps_left_left(est, frames, monkeypatch):
     """The median of the 12 passes lands within a few pixels of the plain pass, and a
     mirrored pass alone, mapped back with left and right swapped, finds the same joints."""
-    import mocap.estimators.blazepose_torch as bpt
+    import mocap.detect2d.estimators.blazepose_torch as bpt
     from mocap.skeletons import MEDIAPIPE33
 
     tta = BlazePoseTorch(tta=True)

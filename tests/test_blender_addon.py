@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mocap.kinematics import forward_kinematics
+from mocap.kinematics.ik import forward_kinematics
 from mocap.skeletons import MOTION21, rest_offsets
 
 from tests.conftest import EXAMPLE_VIDEO, REPO
@@ -88,7 +88,7 @@ def clear_scene(fps: float = 30.0) -> None:
 
 def write_motion(path: Path, t: int, fps: float = 30.0) -> np.ndarray:
     """The synthetic walker as motion.npz (or .bvh by suffix); returns its joints (T, 21, 3)."""
-    from mocap.bvh import write_bvh
+    from mocap.io.bvh import write_bvh
     from mocap.formats import Motion, save_motion
 
     q, root = source_motion(t=t)
@@ -104,7 +104,7 @@ def write_motion(path: Path, t: int, fps: float = 30.0) -> np.ndarray:
 
 
 def sample(arm, first: int, count: int):
-    from mocap.export_blender import sample_animation
+    from mocap.export.blender import sample_animation
 
     return sample_animation(arm, frames=range(first, first + count))
 
@@ -113,8 +113,8 @@ def test_zip_is_self_contained(addon):
     with zipfile.ZipFile(addon) as z:
         names = set(z.namelist())
         assert {"blender_manifest.toml", "__init__.py", "importer.py", "capture.py"} <= names
-        assert {f"core/{m}.py" for m in ("formats", "bvh", "retarget", "rotations", "kinematics", "skeletons",
-                                         "errors", "contact", "export_blender")} <= names
+        assert {f"core/{m}.py" for m in ("formats", "bvh", "retarget", "rotations", "ik", "skeletons",
+                                         "errors", "contact", "blender")} <= names
         sources = [z.read(n).decode() for n in names if n.endswith(".py")]
         manifest = z.read("blender_manifest.toml").decode()
     absolute = re.compile(r"^\s*(from mocap[. ]|import mocap)", re.MULTILINE)
@@ -126,7 +126,7 @@ def test_zip_is_self_contained(addon):
 def test_import_onto_mixamo_rig(addon, tmp_path):
     import bpy
 
-    from mocap.retarget import auto_bone_map, motion_to_source, retarget
+    from mocap.export.retarget import auto_bone_map, motion_to_source, retarget
 
     clear_scene()
     path = tmp_path / "walk.npz"
@@ -162,7 +162,7 @@ def test_import_onto_mixamo_rig(addon, tmp_path):
     print("max error after scaling, mm:", {k: round(1000 * v, 3) for k, v in errors.items()})
     assert max(errors.values()) < 0.01, errors
     # Keys: one per frame, linear, on every bone.
-    from mocap.export_blender import _action_fcurves
+    from mocap.export.blender import _action_fcurves
 
     fcurves = list(_action_fcurves(action)) if hasattr(action, "layers") else list(action.fcurves)
     assert len(fcurves) == 4 * len(rig.bone_names) + 3

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mocap.bvh import BvhMotion, bvh_joint_positions, read_bvh, write_bvh
+from mocap.io.bvh import BvhMotion, bvh_joint_positions, read_bvh, write_bvh
 from mocap.errors import MocapError
-from mocap.kinematics import forward_kinematics
+from mocap.kinematics.ik import forward_kinematics
 from mocap.rotations import EULER_ORDERS, axis_angle_to_quat_wxyz, geodesic_angle
 from mocap.skeletons import MOTION21, rest_offsets
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from mocap.board import Board, calibrate_extrinsics, calibrate_intrinsics, detect_board
-from mocap.calibration import rotation_angle_deg
-from mocap.calibration_io import rotvec_to_matrix
+from mocap.multiview.board import Board, calibrate_extrinsics, calibrate_intrinsics, detect_board
+from mocap.multiview.calibration import rotation_angle_deg
+from mocap.io.calibration_files import rotvec_to_matrix
 from mocap.camera import Camera
 from mocap.errors import MocapError
 from tests.conftest import shared_path
@@ -88,7 +88,7 @@ def test_real_checkerboard_images_agree_with_qualisys():
 
 
 def test_calibrate_command_on_real_images(tmp_path, capsys):
-    from mocap.calibration_io import load_cameras_toml
+    from mocap.io.calibration_files import load_cameras_toml
     from mocap.camera import load_qualisys
     from mocap.cli import main
 

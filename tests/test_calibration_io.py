@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mocap.calibration_io import (load_calibration, load_cameras_toml, load_opencv_yaml, matrix_to_rotvec,
+from mocap.io.calibration_files import (load_calibration, load_cameras_toml, load_opencv_yaml, matrix_to_rotvec,
                                   rotvec_to_matrix, save_cameras_toml, save_opencv_yaml)
 from mocap.errors import MocapError
 from tests.conftest import shared_path

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mocap.calibration import (body_height, calibrate_from_people, compare_rigs, guess_intrinsics,
+from mocap.multiview.calibration import (body_height, calibrate_from_people, compare_rigs, guess_intrinsics,
                                refine_extrinsics, rotation_angle_deg)
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
@@ -75,7 +75,7 @@ def test_bad_input():
 
 
 def test_refine_extrinsics_undoes_a_nudged_rig():
-    from mocap.calibration_io import rotvec_to_matrix
+    from mocap.io.calibration_files import rotvec_to_matrix
     from mocap.camera import Camera
 
     cams = ring_rig(4)

@@ -3,7 +3,7 @@ import pytest
 
 from mocap.camera import Camera, load_qualisys
 from mocap.errors import MocapError
-from mocap.triangulate import reprojection_errors, triangulate_dlt
+from mocap.multiview.triangulate import reprojection_errors, triangulate_dlt
 from tests.conftest import shared_path
 
 
@@ -88,7 +88,7 @@ def test_bad_calibration_file(tmp_path):
 
 def test_left_right_swaps_in_one_view_are_resolved():
     from mocap.skeletons import COCO17
-    from mocap.triangulate import triangulate_resolving_swaps
+    from mocap.multiview.triangulate import triangulate_resolving_swaps
 
     cams = _rig()
     rng = np.random.default_rng(2)

@@ -9,7 +9,7 @@ pytest.importorskip("mediapipe")
 
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory):
-    from mocap.pipeline import capture
+    from mocap.pipelines.capture import capture
 
     out = tmp_path_factory.mktemp("capture")
     report = capture(EXAMPLE_VIDEO, out, progress=False)
@@ -76,7 +76,7 @@ def test_capture_onto_a_character(captured, tmp_path):
     """`capture --target`: the motion arrives on a rigged character file, moving as captured."""
     pytest.importorskip("bpy")
     from mocap.cli import main
-    from mocap.export_blender import export_motion, read_animation
+    from mocap.export.blender import export_motion, read_animation
     from mocap.formats import load_motion
 
     _, first = captured

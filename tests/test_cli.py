@@ -90,7 +90,7 @@ def test_lift_command_writes_motion_and_bvh(tmp_path, capsys):
     assert rc == 0, err
     m = load_motion(tmp_path / "m.npz")
     assert m.num_frames == 30 and np.linalg.norm(m.joints - truth, axis=-1).mean() < 0.01
-    from mocap.bvh import read_bvh
+    from mocap.io.bvh import read_bvh
 
     b = read_bvh(tmp_path / "m.bvh")
     assert b.local_quats_wxyz.shape == (30, 21, 4)
@@ -107,7 +107,7 @@ def test_console_entry_point_one_line_error(tmp_path):
 
 
 def test_import_mocap_is_light():
-    code = ("import sys, mocap, mocap.pipeline, mocap.formats, mocap.cli; "
+    code = ("import sys, mocap, mocap.pipelines.capture, mocap.formats, mocap.cli; "
             "heavy = [m for m in ('torch', 'mediapipe', 'bpy', 'cv2') if m in sys.modules]; print(heavy)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr

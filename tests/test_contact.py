@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mocap.contact import (CONTACT_POINTS, HINGE_AXES, clamp_hinge_joints, clean_motion, fit_ground_plane,
+from mocap.cleanup.contact import (CONTACT_POINTS, HINGE_AXES, clamp_hinge_joints, clean_motion, fit_ground_plane,
                            foot_contacts, foot_contacts_per_side, lock_feet, two_bone_ik)
-from mocap.kinematics import forward_kinematics
-from mocap.report import motion_report
+from mocap.kinematics.ik import forward_kinematics
+from mocap.eval.report import motion_report
 from mocap.rotations import axis_angle_to_quat_wxyz, quat_wxyz_to_axis_angle
 from mocap.skeletons import MOTION21, rest_offsets
 

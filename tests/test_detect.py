@@ -1,4 +1,4 @@
-"""mocap.detect: the offline PoseLandmarker bundle and detection on a real and a blank video.
+"""mocap.detect2d.mediapipe_pose: the offline PoseLandmarker bundle and detection on a real and a blank video.
 
 Real data: cam01.mp4 of Pose2Sim's single-person demo (1080x1920, 60 fps, 100 frames; a
 man balancing on one leg, facing the camera). Tolerances are stated per test.
@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
 
-from mocap.detect import PoseDetector, detect_frames, detect_video, pose_landmarker_bundle  # noqa: E402
+from mocap.detect2d.mediapipe_pose import PoseDetector, detect_frames, detect_video, pose_landmarker_bundle  # noqa: E402
 from mocap.errors import MocapError  # noqa: E402
 from mocap.skeletons import MEDIAPIPE33  # noqa: E402
 

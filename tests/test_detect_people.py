@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mocap.detect_people import detect_people_frames
-from mocap.estimators.base import Estimate
+from mocap.detect2d.people import detect_people_frames
+from mocap.detect2d.estimators.base import Estimate
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "balance_cam01.mp4"
 
@@ -75,7 +75,7 @@ def _two_person_clip(path: Path, frames: int = 16) -> None:
 def test_movenet_capture_picks_the_largest_and_writes_everyone(tmp_path):
     from mocap.errors import MocapError
 
-    movenet_model_path = pytest.importorskip("mocap.model_files").movenet_model_path
+    movenet_model_path = pytest.importorskip("mocap.io.model_files").movenet_model_path
 
     try:
         movenet_model_path()
@@ -83,7 +83,7 @@ def test_movenet_capture_picks_the_largest_and_writes_everyone(tmp_path):
         pytest.skip(str(e))
     pytest.importorskip("tflite_runtime")
     from mocap.formats import load_keypoints, load_motion
-    from mocap.pipeline import capture
+    from mocap.pipelines.capture import capture
 
     clip = tmp_path / "two.mp4"
     _two_person_clip(clip)

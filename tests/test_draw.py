@@ -1,4 +1,4 @@
-"""Tests of mocap.draw: pixels where the geometry says, videos with the right frames."""
+"""Tests of mocap.export.draw: pixels where the geometry says, videos with the right frames."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from mocap.draw import (  # noqa: E402
+from mocap.export.draw import (  # noqa: E402
     CENTRE_RGB,
     LEFT_RGB,
     RIGHT_RGB,

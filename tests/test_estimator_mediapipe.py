@@ -1,7 +1,7 @@
-"""mocap.estimators.mediapipe_tasks on real frames of examples/balance_cam01.mp4.
+"""mocap.detect2d.estimators.mediapipe_tasks on real frames of examples/balance_cam01.mp4.
 
 The clip (Pose2Sim demo, 1080x1920, 60 fps, 100 frames) shows one man balancing on one
-leg. IMAGE mode runs the person detector on every frame; mocap.detect.PoseDetector (VIDEO
+leg. IMAGE mode runs the person detector on every frame; mocap.detect2d.mediapipe_pose.PoseDetector (VIDEO
 mode) does the same on the first frame and then tracks, so the two agree on frame 0 and
 differ by a few pixels later (the tracking ROI differs from a fresh detection).
 """
@@ -15,10 +15,10 @@ import pytest
 pytest.importorskip("mediapipe")
 pytest.importorskip("cv2")
 
-from mocap.detect import PoseDetector  # noqa: E402
-from mocap.estimators import get_estimator  # noqa: E402
-from mocap.estimators.mediapipe_tasks import MediaPipeEstimator  # noqa: E402
-from mocap.video import iter_frames, probe_video  # noqa: E402
+from mocap.detect2d.mediapipe_pose import PoseDetector  # noqa: E402
+from mocap.detect2d.estimators import get_estimator  # noqa: E402
+from mocap.detect2d.estimators.mediapipe_tasks import MediaPipeEstimator  # noqa: E402
+from mocap.io.video import iter_frames, probe_video  # noqa: E402
 from tests.conftest import EXAMPLE_VIDEO  # noqa: E402
 
 STEP = 10  # compare every 10th frame

@@ -1,4 +1,4 @@
-"""mocap.eval2d: COCO keypoint AP/AR against pycocotools' COCOeval, OKS and PCK by hand.
+"""mocap.eval.eval2d: COCO keypoint AP/AR against pycocotools' COCOeval, OKS and PCK by hand.
 
 (a) Real ground truth (../shared/data/images/coco_mini/person_keypoints.json, 60 images,
 240 people of which 154 have keypoints) with synthetic detections made by perturbing it:
@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 
-from mocap.eval2d import (COCO_SIGMAS, coco_keypoint_eval, detections_to_arrays, estimate_to_coco17,
+from mocap.eval.eval2d import (COCO_SIGMAS, coco_keypoint_eval, detections_to_arrays, estimate_to_coco17,
                           estimate_to_detections, head_size, match_people, oks, pck, pck_coco, pckh, torso_size)
 from mocap.skeletons import COCO17, MEDIAPIPE33, MPII16
 from tests.conftest import shared_path
@@ -309,7 +309,7 @@ def test_pck_on_matched_people():
 # --- Estimate -> COCO -------------------------------------------------------------------------------
 
 def test_estimate_to_detections_round_trip():
-    from mocap.estimators.base import Estimate
+    from mocap.detect2d.estimators.base import Estimate
 
     rng = np.random.default_rng(3)
     kp = rng.uniform(0, 400, (2, 2, 33, 2)).astype(np.float32)
@@ -343,8 +343,8 @@ def test_eval2d_cli_table_and_failed_estimator(monkeypatch, capsys, tmp_path):
     """Runs MediaPipe on 4 real images; an estimator that cannot load gets a row saying so."""
     pytest.importorskip("mediapipe")
     images = shared_path("images", "coco_mini")
-    import mocap.estimators as registry
-    from mocap.eval2d_cli import eval2d_main
+    import mocap.detect2d.estimators as registry
+    from mocap.eval.eval2d_cli import eval2d_main
 
     monkeypatch.setenv("MOCAP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setitem(registry.ESTIMATORS, "broken", ("mocap.no_such_module", "Nothing", "cannot load"))

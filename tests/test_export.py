@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mocap.kinematics import forward_kinematics
+from mocap.kinematics.ik import forward_kinematics
 from mocap.rotations import axis_angle_to_quat_wxyz, quat_multiply_wxyz, quat_wxyz_to_matrix
 from mocap.skeletons import MOTION21, rest_offsets
 
@@ -37,7 +37,7 @@ def motion(t: int = 48, seed: int = 0):
 
 @pytest.mark.parametrize("suffix,fps", [(".fbx", 30.0), (".glb", 60.0), (".blend", 24.0), (".fbx", 29.97)])
 def test_round_trip(tmp_path, suffix, fps):
-    from mocap.export_blender import export_motion, read_animation
+    from mocap.export.blender import export_motion, read_animation
 
     q, root, off = motion()
     path = tmp_path / ("m" + suffix)
@@ -69,7 +69,7 @@ def test_axes_in_blender_and_gltf(tmp_path):
 
     import bpy
 
-    from mocap.export_blender import build_armature, export_motion, new_scene
+    from mocap.export.blender import build_armature, export_motion, new_scene
 
     off = rest_offsets()
     new_scene(30)
@@ -112,7 +112,7 @@ def test_axes_in_blender_and_gltf(tmp_path):
 
 @pytest.mark.slow
 def test_fbx_export_of_a_minute_is_fast(tmp_path):
-    from mocap.export_blender import export_motion
+    from mocap.export.blender import export_motion
 
     t = 60 * 30
     q = np.tile([1.0, 0, 0, 0], (t, 21, 1))
@@ -126,7 +126,7 @@ def test_fbx_export_of_a_minute_is_fast(tmp_path):
 
 def test_bad_suffix(tmp_path):
     from mocap.errors import MocapError
-    from mocap.export_blender import export_motion, read_animation
+    from mocap.export.blender import export_motion, read_animation
 
     q, root, off = motion(t=2)
     with pytest.raises(MocapError, match=r"\.fbx"):

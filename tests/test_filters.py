@@ -1,4 +1,4 @@
-"""Tests for mocap.filters against analytic ground truth."""
+"""Tests for mocap.cleanup.filters against analytic ground truth."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mocap.filters import OneEuroFilter, butterworth, fill_gaps, one_euro
+from mocap.cleanup.filters import OneEuroFilter, butterworth, fill_gaps, one_euro
 
 
 def _fit_sine(t: np.ndarray, y: np.ndarray, freq: float) -> tuple[float, float]:
@@ -272,7 +272,7 @@ def test_fill_gaps_rejects_bad_arguments():
 
 
 def test_hold_nearest_fills_with_nearest_in_time():
-    from mocap.filters import hold_nearest
+    from mocap.cleanup.filters import hold_nearest
 
     x = np.array([np.nan, 1.0, np.nan, np.nan, np.nan, 5.0, np.nan])[:, None]
     y = hold_nearest(np.hstack([x, np.full_like(x, np.nan)]))

@@ -1,6 +1,6 @@
 """FK/IK on MOTION21 against synthetic motion with known local rotations.
 
-Synthetic motion obeys the IK's conventions (see mocap.kinematics): knees and elbows are
+Synthetic motion obeys the IK's conventions (see mocap.kinematics.ik): knees and elbows are
 hinges flexing by 0.6..2.2 rad, the spine's left-right axis lies halfway between the hip
 and shoulder lines, the head has no roll relative to the neck bone, leaves are identity.
 Tolerances: 1e-4 rad on recovered rotations, 1e-6 m on reconstructed joints.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mocap.kinematics import (
+from mocap.kinematics.ik import (
     HINGE_FLEX_DIRECTIONS,
     forward_kinematics,
     forward_kinematics_with_rotations,

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from mocap.lifters import MediaPipeWorldLifter, default_focal_px, estimate_root_translation, project
+from mocap.lift.lifters import MediaPipeWorldLifter, default_focal_px, estimate_root_translation, project
 from mocap.skeletons import MOTION21, rest_offsets
-from mocap.world import camera_to_world, level_and_ground, minimal_rotation
+from mocap.cleanup.world import camera_to_world, level_and_ground, minimal_rotation
 
 
 def _tpose():

@@ -9,9 +9,9 @@ torch = pytest.importorskip("torch")
 from lifting.augment import CLEAN, NoiseConfig, corrupt, look_at, project, render, world_to_camera  # noqa: E402
 from lifting.data import KEYPOINT_NAMES, KEYPOINT_PARENTS, action_category, resample, shared_data_dir  # noqa: E402
 from lifting.evaluate import accel_error, mpjpe, mpjve, n_mpjpe, pa_mpjpe  # noqa: E402
-from lifting.features import INPUT_NAMES, layout_to_input, normalise_frames  # noqa: E402
-from lifting.inference import default_weights_path  # noqa: E402
-from lifting.model import ModelConfig, TemporalLifter, receptive_field, run_sequence  # noqa: E402
+from mocap.lift.features import INPUT_NAMES, layout_to_input, normalise_frames  # noqa: E402
+from mocap.lift.network import default_weights_path  # noqa: E402
+from mocap.lift.model import ModelConfig, TemporalLifter, receptive_field, run_sequence  # noqa: E402
 from mocap.skeletons import COCO17, MEDIAPIPE33, MOTION21, rest_offsets  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def test_offline_window_is_symmetric():
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_grown_model_starts_as_its_source_and_then_sees_further(causal):
-    from lifting.model import grow
+    from mocap.lift.model import grow
 
     src = _model(causal)
     with torch.no_grad():  # trained-looking BatchNorm shifts, so a zero branch is not zero by accident
@@ -117,7 +117,7 @@ def test_grown_model_starts_as_its_source_and_then_sees_further(causal):
 
 
 def test_streaming_equals_causal_clip():
-    from lifting.inference import StreamingLifter
+    from mocap.lift.network import StreamingLifter
 
     m = _model(True, widths=(3, 5, 3))
     streaming = StreamingLifter.from_model(m)
@@ -247,7 +247,7 @@ _SHARED = shared_data_dir() / "mocap" / "cmu_bvh.tar.xz"
 def test_shipped_weights_accuracy_on_held_out_take():
     from lifting.data import list_takes, load_take, load_split
     from lifting.evaluate import make_eval_set
-    from lifting.inference import NetworkLifter
+    from mocap.lift.network import NetworkLifter
 
     split = load_split()
     takes = {t.take_id: t for t in list_takes()}
@@ -263,7 +263,7 @@ def test_shipped_weights_accuracy_on_held_out_take():
 
 
 def test_network_lifter_api_with_saved_weights(tmp_path):
-    from lifting.inference import NetworkLifter, StreamingLifter
+    from mocap.lift.network import NetworkLifter, StreamingLifter
     from lifting.train import save_weights
     from mocap.formats import Keypoints2D
 
@@ -293,8 +293,8 @@ def test_network_lifter_api_with_saved_weights(tmp_path):
 def test_flip_averaging_makes_the_lift_mirror_symmetric(tmp_path):
     """With flip averaging, lifting the mirrored 2D gives exactly the mirrored 3D; one pass does not."""
     from lifting.evaluate import mirror_joints
-    from lifting.features import mirror_features
-    from lifting.inference import NetworkLifter
+    from mocap.lift.features import mirror_features
+    from mocap.lift.network import NetworkLifter
     from lifting.train import save_weights
 
     path = tmp_path / "w.pt"
@@ -312,7 +312,7 @@ def test_flip_averaging_makes_the_lift_mirror_symmetric(tmp_path):
 
 def test_mirroring_is_an_involution():
     from lifting.evaluate import mirror_joints
-    from lifting.features import mirror_features
+    from mocap.lift.features import mirror_features
 
     rng = np.random.default_rng(6)
     f = rng.normal(size=(5, 21, 3)).astype(np.float32)
@@ -325,7 +325,7 @@ def test_mirroring_is_an_involution():
 
 def test_fast_clips_are_lifted_as_interleaved_30fps_subclips(tmp_path):
     """A 60 fps clip gives, frame for frame, the outputs of its two 30 fps halves."""
-    from lifting.inference import NetworkLifter, default_weights_path, frame_stride
+    from mocap.lift.network import NetworkLifter, default_weights_path, frame_stride
     from mocap.formats import Keypoints2D
 
     assert [frame_stride(f) for f in (24, 30, 44, 50, 60, 120)] == [1, 1, 1, 2, 2, 4]

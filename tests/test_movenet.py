@@ -1,4 +1,4 @@
-"""MoveNet MultiPose (mocap.estimators.movenet) and where its model file is found (mocap.model_files).
+"""MoveNet MultiPose (mocap.detect2d.estimators.movenet) and where its model file is found (mocap.io.model_files).
 
 Real data: the 60 COCO images of ../shared/data/images/coco_mini with their keypoint ground
 truth. Accuracy is the object keypoint similarity (OKS, COCO's sigmas) of the best-matching
@@ -17,10 +17,10 @@ import pytest
 pytest.importorskip("tflite_runtime")
 cv2 = pytest.importorskip("cv2")
 
-from mocap import model_files  # noqa: E402
+from mocap.io import model_files  # noqa: E402
 from mocap.errors import MocapError  # noqa: E402
-from mocap.estimators import get_estimator  # noqa: E402
-from mocap.estimators.movenet import decode_output, letterbox_shape  # noqa: E402
+from mocap.detect2d.estimators import get_estimator  # noqa: E402
+from mocap.detect2d.estimators.movenet import decode_output, letterbox_shape  # noqa: E402
 
 from tests.coco_helpers import best_oks, clear_people_by_image, coco, load_rgb, mosaic_of_people  # noqa: E402,F401,E501  (coco is a fixture)
 

@@ -4,11 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from mocap.calibration_io import load_cameras_toml, save_cameras_toml
+from mocap.io.calibration_files import load_cameras_toml, save_cameras_toml
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, load_keypoints, load_motion
-from mocap.multiview import TriangulationConfig, capture_multiview, triangulate_views
-from mocap.pipeline import CleanupConfig
+from mocap.pipelines.multiview import TriangulationConfig, capture_multiview, triangulate_views
+from mocap.pipelines.capture import CleanupConfig
 from mocap.skeletons import MOTION21, rest_offsets
 from tests.multiview_helpers import observe, ring_rig
 from tests.synthetic import motion21_to_mediapipe33, waving_walker
@@ -100,7 +100,7 @@ def test_calibration_from_people_end_to_end(tmp_path):
                                focal_px=380.0, keypoints=_views(cams, x), overlay=False, progress=False)
     assert "from the person" in report.calibration
     m = load_motion(tmp_path / "out" / "motion.npz")
-    from mocap.calibration import body_height
+    from mocap.multiview.calibration import body_height
 
     # the scale follows the stated height: bone lengths scale by height / true height
     scale = height / body_height(x, "motion21")
@@ -180,7 +180,7 @@ def test_cli_errors(tmp_path, capsys):
 
 
 def test_check_cameras_scales_a_resized_video_and_warns_on_a_crop():
-    from mocap.multiview import check_cameras
+    from mocap.pipelines.multiview import check_cameras
 
     cams = _rig()
     x = waving_walker(5)
@@ -197,7 +197,7 @@ def test_check_cameras_scales_a_resized_video_and_warns_on_a_crop():
 
 
 def test_reprojection_summary_counts_outlier_views_apart():
-    from mocap.multiview import Triangulated, reprojection_summary
+    from mocap.pipelines.multiview import Triangulated, reprojection_summary
 
     err = np.array([[[1.0, 2.0, 3.0, 100.0]], [[1.0, 1.0, np.nan, 5.0]]])  # (C=2, T=1, J=4) pixels
     inliers = np.array([[[True, True, True, False]], [[True, True, False, True]]])
@@ -212,7 +212,7 @@ def test_reprojection_summary_counts_outlier_views_apart():
 def test_a_camera_that_moved_since_calibration_is_reported(tmp_path):
     from dataclasses import replace
 
-    from mocap.multiview import MISFIT_SHARE, misfit_views, person_height_px, reprojection_summary
+    from mocap.pipelines.multiview import MISFIT_SHARE, misfit_views, person_height_px, reprojection_summary
     from mocap.rotations import axis_rotation_matrix
 
     cams = ring_rig(4, size=SIZE, focal=380.0)

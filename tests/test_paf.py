@@ -1,4 +1,4 @@
-"""mocap.paf: part-affinity-field grouping on synthetic maps drawn from known stick figures.
+"""mocap.detect2d.estimators.paf: part-affinity-field grouping on synthetic maps drawn from known stick figures.
 
 Heatmaps are Gaussians (sigma 2 px) at each joint; each limb's field is the limb's unit
 vector on pixels within 2 px of the segment, averaged where limbs of one type overlap (as
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mocap.paf import (OPENPOSE18_LIMBS, OPENPOSE18_NAMES, OPENPOSE18_ORDER, OPENPOSE18_TO_COCO17, assemble_people,
+from mocap.detect2d.estimators.paf import (OPENPOSE18_LIMBS, OPENPOSE18_NAMES, OPENPOSE18_ORDER, OPENPOSE18_TO_COCO17, assemble_people,
                        find_peaks, group_people, limb_candidates, match_greedy, openpose18_to_coco17)
 from mocap.skeletons import COCO17
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mocap.bones import bone_lengths
-from mocap.pipeline import CleanupConfig, lift_keypoints
+from mocap.pipelines.capture import CleanupConfig, lift_keypoints
 from mocap.skeletons import MOTION21
 from tests.synthetic import FOCAL_PX, synthetic_keypoints, waving_walker
 
@@ -68,7 +68,7 @@ def test_lift_survives_noise_gaps_and_smooths():
 
 
 def test_head_above_ankles_and_local_rotations_reproduce_joints():
-    from mocap.kinematics import forward_kinematics
+    from mocap.kinematics.ik import forward_kinematics
 
     truth = waving_walker(t=60)
     motion = lift_keypoints(synthetic_keypoints(truth, noise_px=1.0), lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK)
@@ -97,7 +97,7 @@ def test_coco_keypoints_need_a_2d_only_lifter(layout):
 def test_lifter_that_reads_confidence_gets_the_detectors_2d(reads_confidence):
     """A lifter trained on low-confidence points (the network) gets the 2D as detected; any
     other gets the gap-filled 2D, where points under min_confidence are interpolated."""
-    from lifting.inference import NetworkLifter
+    from mocap.lift.network import NetworkLifter
 
     k = synthetic_keypoints(waving_walker(60), noise_px=1.0)
     wrist = 15  # MediaPipe left_wrist

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from mocap.cli import main
-from mocap.contact import CONTACT_POINTS
+from mocap.cleanup.contact import CONTACT_POINTS
 from mocap.formats import Motion, load_motion, save_motion
-from mocap.kinematics import inverse_kinematics
-from mocap.report import foot_skate, jitter, motion_report, plot_report
+from mocap.kinematics.ik import inverse_kinematics
+from mocap.eval.report import foot_skate, jitter, motion_report, plot_report
 from mocap.skeletons import MOTION21, rest_offsets
-from mocap.kinematics import forward_kinematics
+from mocap.kinematics.ik import forward_kinematics
 
 FPS = 50.0
 PARENTS = MOTION21.parents
@@ -97,7 +97,7 @@ def test_report_command_locks_feet(tmp_path, capsys):
 def test_smoothing_meets_the_jitter_target():
     """The offline Butterworth (6 Hz) on a synthetic person with 1 cm of per-frame noise:
     jitter down by at least 70 %, MPJPE against the truth up by at most 2 mm (here it falls)."""
-    from mocap.filters import butterworth
+    from mocap.cleanup.filters import butterworth
 
     from tests.synthetic import waving_walker
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from mocap.errors import MocapError
-from mocap.kinematics import inverse_kinematics
-from mocap.retarget import NAMING, Rig, auto_bone_map, load_bone_map, motion_to_source, retarget
+from mocap.kinematics.ik import inverse_kinematics
+from mocap.export.retarget import NAMING, Rig, auto_bone_map, load_bone_map, motion_to_source, retarget
 from mocap.skeletons import MOTION21, rest_offsets
 
 from tests.synthetic import waving_walker
@@ -120,7 +120,7 @@ def source_motion(t: int = 90):
 
 
 def cmu_source():
-    from mocap.bvh import read_bvh
+    from mocap.io.bvh import read_bvh
 
     m = read_bvh(CMU_WALK)
     m_q, m_root = m.local_quats_wxyz[::4], m.root_translation[::4]  # 30 fps
@@ -230,9 +230,9 @@ def test_retarget_cmu_walk(style):
 @pytest.mark.skipif(not HAS_BPY, reason="needs bpy (pip install 'mocap-lift[blender]')")
 @pytest.mark.parametrize("style,rig_suffix,out_suffix", [("mixamo", ".fbx", ".glb"), ("rigify", ".blend", ".fbx")])
 def test_retarget_file_through_blender(tmp_path, style, rig_suffix, out_suffix):
-    from mocap.export_blender import new_scene, read_animation, retarget_to_file, write_scene
+    from mocap.export.blender import new_scene, read_animation, retarget_to_file, write_scene
     from mocap.formats import Motion, save_motion
-    from mocap.kinematics import forward_kinematics
+    from mocap.kinematics.ik import forward_kinematics
 
     rig = make_rig(style, size=1.1, arm=1.05, leg=0.95)
     # Build the rig in Blender with arbitrary bone rolls, Z-up, as a DCC tool would.
@@ -268,9 +268,9 @@ def test_cli_unmappable_rig_and_own_armature(tmp_path, capsys):
     """A rig with unknown bone names: one line naming the joints and the --mapping fix;
     without --target the motion goes onto our own armature, read back within 1 mm."""
     from mocap.cli import main
-    from mocap.export_blender import export_motion, read_animation
+    from mocap.export.blender import export_motion, read_animation
     from mocap.formats import Motion, save_motion
-    from mocap.kinematics import forward_kinematics
+    from mocap.kinematics.ik import forward_kinematics
 
     q, root = source_motion(t=20)
     off = rest_offsets()

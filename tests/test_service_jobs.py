@@ -1,7 +1,7 @@
 """``mocap serve`` jobs end to end: the real server (uvicorn in a subprocess) over HTTP.
 
 A clip cut from examples/balance_cam01.mp4 goes through POST /v1/jobs; the downloaded
-motion.npz must have the clip's frame count (decoded with mocap.video) and finite joints,
+motion.npz must have the clip's frame count (decoded with mocap.io.video) and finite joints,
 the BVH must parse with as many frames. A server killed mid-job (SIGKILL) is restarted on
 the same data directory and the job finishes with complete results. Cancel kills the job's
 worker process. Retention is checked on the store with timestamps set in the past.
@@ -39,7 +39,7 @@ def make_clip(path: Path, *, frames: int, size: tuple[int, int] = (270, 480), so
     return the number of frames the written file decodes to (the ground truth for the tests)."""
     import cv2
 
-    from mocap.video import iter_frames
+    from mocap.io.video import iter_frames
 
     cap = cv2.VideoCapture(str(source))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
@@ -191,7 +191,7 @@ def server(tmp_path_factory):
 def test_job_end_to_end(server, clips, tmp_path):
     import cv2
 
-    from mocap.bvh import bvh_joint_positions, read_bvh
+    from mocap.io.bvh import bvh_joint_positions, read_bvh
     from mocap.formats import load_motion
 
     video, num_frames = clips["short"]

@@ -23,11 +23,12 @@ from fastapi import FastAPI, HTTPException  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
 
-from lifting.inference import NetworkLifter, StreamingLifter, default_weights_path  # noqa: E402
-from mocap import kinematics, world  # noqa: E402
-from mocap.filters import OneEuroFilter  # noqa: E402
+from mocap.lift.network import NetworkLifter, StreamingLifter, default_weights_path  # noqa: E402
+from mocap.kinematics import ik as kinematics  # noqa: E402
+from mocap.cleanup import world  # noqa: E402
+from mocap.cleanup.filters import OneEuroFilter  # noqa: E402
 from mocap.formats import save_keypoints  # noqa: E402
-from mocap.pipeline import lift_keypoints  # noqa: E402
+from mocap.pipelines.capture import lift_keypoints  # noqa: E402
 from mocap.service import stream_session as ss  # noqa: E402
 from mocap.service.realtime import make_router  # noqa: E402
 from mocap.skeletons import MOTION21, rest_offsets  # noqa: E402

@@ -392,7 +392,7 @@ def test_web_copy_of_overlay_is_vp8_webm_with_every_frame(tmp_path):
     """The service's browser copy keeps every frame, the rate and the picture (within JPEG-like loss)."""
     import cv2
 
-    from mocap.webvideo import transcode_for_web
+    from mocap.io.webvideo import transcode_for_web
 
     src = tmp_path / "overlay.mp4"
     w = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (640, 360))

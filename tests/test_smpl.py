@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mocap.errors import MocapError
-from mocap.smpl import (SMPL_JOINTS, fit_motion, fit_smpl, load_smpl_model, read_amass_npz, smpl_joints,
+from mocap.kinematics.smpl import (SMPL_JOINTS, fit_motion, fit_smpl, load_smpl_model, read_amass_npz, smpl_joints,
                         write_amass_npz)
 from tests.smpl_synthetic import make_smpl_arrays, write_smpl_pkl
 

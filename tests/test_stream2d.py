@@ -1,6 +1,6 @@
-"""``mocap stream-2d`` (mocap/stream2d.py) run as a subprocess on the example video.
+"""``mocap stream-2d`` (mocap/detect2d/stream.py) run as a subprocess on the example video.
 
-Ground truth: :func:`mocap.detect.detect_video` on the same file (same MediaPipe VIDEO mode,
+Ground truth: :func:`mocap.detect2d.mediapipe_pose.detect_video` on the same file (same MediaPipe VIDEO mode,
 same timestamps), the video's own size and frame rate, and the wall clock for --realtime.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not EXAMPLE_VIDEO.is_file(), reason=f"needs {EXA
 
 
 def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mocap.stream2d", *map(str, args)], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "mocap.detect2d.stream", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -35,7 +35,7 @@ def run(*args: str, timeout: float = 60.0) -> tuple[int, list[dict], str]:
 
 @pytest.fixture(scope="module")
 def reference():
-    from mocap.detect import detect_video
+    from mocap.detect2d.mediapipe_pose import detect_video
 
     return detect_video(EXAMPLE_VIDEO, progress=False)
 

@@ -1,4 +1,4 @@
-"""Undoing a 2D detector's left/right swaps in one view (mocap.swaps), against known swaps
+"""Undoing a 2D detector's left/right swaps in one view (mocap.detect2d.swaps), against known swaps
 injected into a synthetic person seen by a known camera."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33, MOTION21
-from mocap.swaps import apply_swaps, detect_swaps, resolve_swaps
+from mocap.detect2d.swaps import apply_swaps, detect_swaps, resolve_swaps
 from tests.synthetic import _rot, synthetic_keypoints, waving_walker
 
 MIRROR = MEDIAPIPE33.mirror_permutation()
@@ -97,7 +97,7 @@ def test_resolve_swaps_mirrors_keypoints_confidence_and_world_landmarks():
 def test_lift_with_swaps_undone_matches_the_clean_lift():
     """The whole monocular path: with 45 swapped frames the motion strays by decimetres,
     with the swaps undone it is the clean lift again."""
-    from mocap.pipeline import CleanupConfig, lift_keypoints
+    from mocap.pipelines.capture import CleanupConfig, lift_keypoints
 
     k = _keypoints(0.5)
     truth = np.zeros(k.num_frames, bool)

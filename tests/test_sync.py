@@ -4,7 +4,7 @@ import pytest
 
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
-from mocap.sync import apply_offsets, check_views, common_span, estimate_frame_offsets
+from mocap.multiview.sync import apply_offsets, check_views, common_span, estimate_frame_offsets
 from tests.multiview_helpers import observe, ring_rig
 from tests.synthetic import waving_walker
 

@@ -1,4 +1,4 @@
-"""mocap.tflite_torch: TFLite graphs as torch modules, checked against the TFLite interpreter.
+"""mocap.detect2d.estimators.tflite_torch: TFLite graphs as torch modules, checked against the TFLite interpreter.
 
 Reference: tflite_runtime's Interpreter (XNNPACK, float32) on MediaPipe's pose detector and
 full landmark model, on random inputs in each model's value range and on real frames of
@@ -17,7 +17,7 @@ pytest.importorskip("tflite")
 mediapipe = pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
 
-from mocap.tflite_torch import (SUPPORTED_OPS, OperatorInfo, Sparsity, TensorInfo, TfliteGraph,  # noqa: E402
+from mocap.detect2d.estimators.tflite_torch import (SUPPORTED_OPS, OperatorInfo, Sparsity, TensorInfo, TfliteGraph,  # noqa: E402
                                 _same_pads, densify, load_tflite, read_tflite)
 
 from .conftest import EXAMPLE_VIDEO  # noqa: E402
@@ -31,7 +31,7 @@ REL_TOL = 1e-3  # of each output's range
 
 @pytest.fixture(scope="module")
 def real_frames():
-    from mocap.video import iter_frames
+    from mocap.io.video import iter_frames
 
     frames = []
     for i, f in enumerate(iter_frames(EXAMPLE_VIDEO)):

@@ -1,4 +1,4 @@
-"""mocap.tracking on synthetic scenes with known identities.
+"""mocap.detect2d.tracking on synthetic scenes with known identities.
 
 People are COCO-17 stick figures with their own proportions and size, walking (legs and
 arms swing) along straight lines at 30 fps. Each frame's detections are shuffled into the
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mocap.skeletons import COCO17
-from mocap.tracking import TrackingConfig, identity_switches, select_person, split_tracks, track_people
+from mocap.detect2d.tracking import TrackingConfig, identity_switches, select_person, split_tracks, track_people
 
 J = COCO17.index
 UNIT = np.array([[0, -1.6], [-.1, -1.7], [.1, -1.7], [-.2, -1.65], [.2, -1.65], [-.4, -1.2], [.4, -1.2],

@@ -1,4 +1,4 @@
-"""mocap.video on small synthetic videos with known frame content.
+"""mocap.io.video on small synthetic videos with known frame content.
 
 Each frame carries its index in binary as white 16x16 blocks on a row, a white marker in
 its top-left corner and a red one in its top-right corner, so order, orientation and
@@ -15,7 +15,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from mocap.errors import MocapError  # noqa: E402
-from mocap.video import DEFAULT_FPS, iter_frames, probe_video  # noqa: E402
+from mocap.io.video import DEFAULT_FPS, iter_frames, probe_video  # noqa: E402
 
 W, H, N, FPS = 96, 64, 12, 25.0
 BLOCK = 16

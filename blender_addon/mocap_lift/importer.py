@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import MocapError
-from .core.export_blender import Y_UP_TO_BLENDER, build_armature, read_rig
+from .core.blender import Y_UP_TO_BLENDER, build_armature, read_rig
 from .core.retarget import CANONICAL, REQUIRED, auto_bone_map, best_name_match, motion_to_source, retarget
 from .core.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix
 

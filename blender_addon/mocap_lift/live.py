@@ -3,7 +3,7 @@
 
 A :class:`LiveSession` runs the 2D keypoint source outside Blender's process
 (``<mocap executable> stream-2d SOURCE --realtime``: MediaPipe on a camera or a video
-file, one JSON line per frame, see ``mocap/stream2d.py``) and talks to the service's
+file, one JSON line per frame, see ``mocap/detect2d/stream.py``) and talks to the service's
 WebSocket (``ws(s)://<service host>/v1/stream``, key in ``X-API-Key``; protocol in the
 docstring of ``mocap/service/realtime.py``) with the standard-library client of
 :mod:`.wsclient`, so Blender needs neither torch, MediaPipe nor a websocket package.
@@ -506,7 +506,7 @@ def apply_pose(arm, local_quats_wxyz: np.ndarray, hello: Mapping, *, bone_map: M
 def _plan(arm, hello: Mapping, bone_map: Mapping[str, str] | None):
     """None for a motion21 armature, else what the retarget needs (read once per rig)."""
     from . import importer
-    from .core.export_blender import read_rig
+    from .core.blender import read_rig
     from .core.retarget import auto_bone_map, motion_to_source
 
     names = list(hello["joint_names"])

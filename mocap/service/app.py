@@ -251,7 +251,7 @@ async def _receive(request: Request, input_dir: Path, limit: int) -> _Upload:
 def _check_video(path: Path, entry: dict[str, Any], max_seconds: float) -> None:
     """415 unless ``path`` decodes as a video (first frame read); 413 if it is too long."""
     from mocap.errors import MocapError
-    from mocap.video import probe_video
+    from mocap.io.video import probe_video
 
     try:
         info = probe_video(path)
@@ -265,7 +265,7 @@ def _check_video(path: Path, entry: dict[str, Any], max_seconds: float) -> None:
 
 
 def _check_calibration(path: Path, entry: dict[str, Any], num_videos: int) -> None:
-    from mocap.calibration_io import load_calibration
+    from mocap.io.calibration_files import load_calibration
     from mocap.errors import MocapError
 
     try:

@@ -8,7 +8,7 @@ not installed).
 POST /v1/lift
 -------------
 2D keypoints of a whole clip -> clean 3D motion, by the offline pipeline's
-:func:`mocap.pipeline.lift_keypoints` (the symmetric network, gap filling, root trajectory,
+:func:`mocap.pipelines.capture.lift_keypoints` (the symmetric network, gap filling, root trajectory,
 levelling, smoothing, bone lengths, IK, foot locking): the same numbers as ``mocap capture``
 after detection. Key in ``X-API-Key`` or ``Authorization: Bearer <key>``. Body either
 
@@ -206,7 +206,7 @@ class _OfflineLifter:
         with self._lock:
             if self._lifter is None:
                 try:
-                    from lifting.inference import NetworkLifter
+                    from mocap.lift.network import NetworkLifter
                 except ImportError as e:
                     raise MocapError(f"the network lifter needs torch ({e}); install mocap-lift[lift]") from None
                 self._lifter = NetworkLifter(causal=False)
@@ -225,13 +225,13 @@ def _preload() -> None:
 
 
 def lift_clip(keypoints: Keypoints2D, *, lifter, focal_px: float | None = None, torch_threads: int | None = 1):
-    """The offline pipeline's lift (:func:`mocap.pipeline.lift_keypoints`) -> Motion.
+    """The offline pipeline's lift (:func:`mocap.pipelines.capture.lift_keypoints`) -> Motion.
 
     ``torch_threads`` pins torch's CPU threads in the calling thread (None leaves them):
     requests and streams run side by side, and a fixed count gives the same float32 sums
     (to the last bit) as a lift run offline with that count.
     """
-    from mocap.pipeline import lift_keypoints
+    from mocap.pipelines.capture import lift_keypoints
 
     if torch_threads is not None:
         import torch

@@ -1,10 +1,10 @@
 """Live lifting of one connection, frame by frame (no web framework here).
 
 Per frame: 2D keypoints (J, 2) pixels + confidence (J,) -> causal network
-(:class:`lifting.inference.StreamingLifter`, root-relative camera-frame metres) -> world axes
-(:func:`mocap.world.camera_to_world`: +Y up, the person facing the camera faces +Z) ->
-One-Euro smoothing (:class:`mocap.filters.OneEuroFilter`) -> inverse kinematics
-(:func:`mocap.kinematics.inverse_kinematics`) to MOTION21 local rotations against the
+(:class:`mocap.lift.network.StreamingLifter`, root-relative camera-frame metres) -> world axes
+(:func:`mocap.cleanup.world.camera_to_world`: +Y up, the person facing the camera faces +Z) ->
+One-Euro smoothing (:class:`mocap.cleanup.filters.OneEuroFilter`) -> inverse kinematics
+(:func:`mocap.kinematics.ik.inverse_kinematics`) to MOTION21 local rotations against the
 MOTION21 rest pose (a T-pose facing +Z, :func:`mocap.skeletons.rest_offsets`).
 
 The joints returned are the smoothed network output itself (root-relative, pelvis at 0);
@@ -17,7 +17,7 @@ session; each session holds only its own activation buffers, filter state and th
 rotations (for sign continuity). :class:`FrameBatcher` runs the frames of all sessions in
 one worker thread, taking every frame pending at that moment as one batch.
 
-IK cost: :func:`mocap.kinematics.inverse_kinematics` costs ~4.5 ms per call whatever the
+IK cost: :func:`mocap.kinematics.ik.inverse_kinematics` costs ~4.5 ms per call whatever the
 number of frames (numpy overhead over 21 joints; 5 ms for 16 frames). One frame therefore
 goes through :func:`frame_local_quats` (the same rules written for one frame, ~0.4 ms),
 a batch of ``IK_BATCH_MIN`` frames or more through one batched call. Measured per frame on
@@ -39,8 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocap import kinematics, world
-from mocap.filters import OneEuroFilter
+from mocap.kinematics import ik as kinematics
+from mocap.cleanup import world
+from mocap.cleanup.filters import OneEuroFilter
 from mocap.rotations import matrix_to_quat_wxyz
 from mocap.skeletons import MOTION21, get_layout, rest_offsets
 
@@ -59,7 +60,7 @@ IK_BATCH_MIN = 10
 
 @dataclass(frozen=True)
 class Smoothing:
-    """One-Euro parameters (see :class:`mocap.filters.OneEuroFilter`): Hz, Hz per (m/s), Hz."""
+    """One-Euro parameters (see :class:`mocap.cleanup.filters.OneEuroFilter`): Hz, Hz per (m/s), Hz."""
 
     min_cutoff: float = 1.0
     beta: float = 1.0
@@ -225,12 +226,12 @@ _models: dict[str, object] = {}
 
 
 def shared_causal_model(weights: str | None = None):
-    """The causal :class:`lifting.model.TemporalLifter`, read once per process and shared.
+    """The causal :class:`mocap.lift.model.TemporalLifter`, read once per process and shared.
 
     Its weights are only read (eval mode, no grad), so sessions in several threads may use
     it at once; each session's :class:`StreamingLifter` keeps its own buffers.
     """
-    from lifting.inference import default_weights_path, load_model
+    from mocap.lift.network import default_weights_path, load_model
 
     path = str(weights or default_weights_path(causal=True))
     with _model_lock:
@@ -242,7 +243,7 @@ def shared_causal_model(weights: str | None = None):
 def solve_local_quats(joints: np.ndarray) -> np.ndarray:
     """MOTION21 world joints (B, 21, 3) metres, +Y up, NaN-free -> local rotations (B, 21, 4) wxyz.
 
-    One batched :func:`mocap.kinematics.inverse_kinematics` call; frames are independent
+    One batched :func:`mocap.kinematics.ik.inverse_kinematics` call; frames are independent
     (signs are made continuous per session by the caller).
     """
     quats, _ = kinematics.inverse_kinematics(np.asarray(joints, dtype=np.float64), parents=_MOTION_PARENTS,
@@ -251,7 +252,7 @@ def solve_local_quats(joints: np.ndarray) -> np.ndarray:
 
 
 # --- one-frame inverse kinematics ----------------------------------------------------------------
-# The rules of mocap.kinematics.inverse_kinematics for MOTION21, written for one finite frame:
+# The rules of mocap.kinematics.ik.inverse_kinematics for MOTION21, written for one finite frame:
 # that function's cost is mostly fixed per call (~4.5 ms for one frame: numpy overhead over 21
 # joints), this costs ~0.4 ms. tests/test_service_realtime.py checks both agree to 1e-9 on
 # synthetic, noisy, random and degenerate poses; keep them in step when the IK rules change.
@@ -301,7 +302,7 @@ def _between3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _ik_plan() -> list[tuple]:
     """Per MOTION21 joint, what the IK does and the rest-pose quantities it needs."""
-    from mocap.kinematics import HINGE_FLEX_DIRECTIONS
+    from mocap.kinematics.ik import HINGE_FLEX_DIRECTIONS
     names, par, off = MOTION21.joint_names, _MOTION_PARENTS, _REST_OFFSETS
     kids = [[c for c in range(len(names)) if par[c] == j] for j in range(len(names))]
     rest_pos = np.zeros_like(off)
@@ -345,11 +346,11 @@ _EYE3.flags.writeable = False
 def frame_local_quats(joints: np.ndarray) -> np.ndarray:
     """One frame of MOTION21 world joints (21, 3) metres, +Y up -> local rotations (21, 4) wxyz, w >= 0.
 
-    The same numbers as :func:`mocap.kinematics.inverse_kinematics` on that frame (to ~1e-12),
+    The same numbers as :func:`mocap.kinematics.ik.inverse_kinematics` on that frame (to ~1e-12),
     about 10 times faster; a frame with a NaN joint goes to that function.
     """
     global _PLAN
-    from mocap.kinematics import _FLEX_SURE_DEG, _PLANE_SURE_DEG, _SECONDARY_RAMP
+    from mocap.kinematics.ik import _FLEX_SURE_DEG, _PLANE_SURE_DEG, _SECONDARY_RAMP
 
     x = np.asarray(joints, dtype=np.float64)
     if x.shape != (21, 3):
@@ -432,7 +433,7 @@ class StreamSession:
 
     Args:
         config: the client's settings (from its hello).
-        model: a causal :class:`lifting.model.TemporalLifter`; default the shared one.
+        model: a causal :class:`mocap.lift.model.TemporalLifter`; default the shared one.
 
     Use :meth:`process` for one frame at a time, or :func:`process_batch` for the frames of
     many sessions at once (same numbers). ``dropped`` is kept by the transport: frames it
@@ -440,7 +441,7 @@ class StreamSession:
     """
 
     def __init__(self, config: StreamConfig, *, model=None) -> None:
-        from lifting.inference import StreamingLifter
+        from mocap.lift.network import StreamingLifter
 
         self.config = config
         self.model = model if model is not None else shared_causal_model()

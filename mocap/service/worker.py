@@ -1,4 +1,4 @@
-"""The worker pool: each job runs ``mocap.pipeline.capture`` (or the multi-view capture) in
+"""The worker pool: each job runs ``mocap.pipelines.capture.capture`` (or the multi-view capture) in
 its own child process, at most ``workers`` at a time.
 
 Parent side (:class:`WorkerPool`, inside the server): threads take job ids from a queue,
@@ -87,7 +87,7 @@ def parse_options(text: str | None) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_OPTIONS)}")
     o = {**DEFAULT_OPTIONS, **raw}
-    from mocap.estimators import ESTIMATORS
+    from mocap.detect2d.estimators import ESTIMATORS
 
     choices = {"lifter": ("auto", "network", "mediapipe"), "sync": ("none", "auto"), "calibration": (None, "auto"),
                "detector": (None, *ESTIMATORS)}
@@ -175,19 +175,19 @@ def _exit_when_parent_dies() -> None:
 
 def _run_capture(spec: dict, job_dir: Path, tmp: Path, report: _Reporter) -> dict[str, Any]:
     """Run the capture for ``spec`` into ``tmp``; return the result summary."""
-    from mocap.pipeline import CleanupConfig
+    from mocap.pipelines.capture import CleanupConfig
 
     o = spec["options"]
     videos = [job_dir / "input" / name for name in spec["videos"]]
     cleanup = CleanupConfig(cutoff_hz=o["cutoff_hz"], level=o["level"], lock_feet=o["lock_feet"])
     report.progress(0.02, "starting the capture")
     if len(videos) == 1:
-        from mocap.pipeline import capture
+        from mocap.pipelines.capture import capture
 
         r = capture(videos[0], tmp, lifter=o["lifter"], focal_px=o["focal_px"], cleanup=cleanup,
                     overlay=o["overlay"], preview=o["preview"], progress=True, detector=o["detector"] or "mediapipe")
         if (tmp / "overlay.mp4").is_file():  # browsers cannot play mp4v: a small VP8 copy for the viewer
-            from mocap.webvideo import transcode_for_web
+            from mocap.io.webvideo import transcode_for_web
 
             report.progress(0.86, "making the overlay playable in browsers")
             transcode_for_web(tmp / "overlay.mp4", tmp / "overlay.webm", max_width=360)
@@ -195,7 +195,7 @@ def _run_capture(spec: dict, job_dir: Path, tmp: Path, report: _Reporter) -> dic
                    "detection_rate": round(r.detection_rate, 4), "seconds": r.seconds}
         message = f"done: {r.num_frames} frames at {r.fps:.2f} fps, lifter {r.lifter}"
     else:
-        from mocap.multiview import capture_multiview
+        from mocap.pipelines.multiview import capture_multiview
 
         calibration = job_dir / "input" / spec["calibration"] if spec.get("calibration") else "auto"
         r = capture_multiview(videos, tmp, calibration=calibration, sync=o["sync"], body_height_m=o["body_height_m"],
@@ -219,7 +219,7 @@ def _exports(formats: list[str], tmp: Path, report: _Reporter) -> list[str]:
     for i, fmt in enumerate(formats):
         report.progress(0.9 + 0.08 * i / len(formats), f"exporting {fmt}")
         try:
-            from mocap import export_blender
+            from mocap.export import blender as export_blender
 
             m = load_motion(tmp / "motion.npz")
             export_blender.export_motion(tmp / f"motion.{fmt}", joint_names=m.joint_names, parents=m.parents,

@@ -1,0 +1,582 @@
+"""BlazePose in PyTorch: MediaPipe's pose detector and full landmark model, batched, CPU or CUDA.
+
+The two networks are the .tflite files shipped in mediapipe 0.10.21, turned into torch
+modules at load time by :mod:`mocap.detect2d.estimators.tflite_torch`; the pre- and post-processing
+(:mod:`mocap.detect2d.estimators.blazepose_anchors`) follows MediaPipe's pose graph, whose options are
+read from the installed package. Nothing is downloaded.
+
+One frame, as MediaPipe does it:
+
+1. the detector sees the frame letterboxed to 224x224 (values in [-1, 1]); SSD boxes with 4
+   keypoints are decoded from 2254 anchors, merged by weighted non-max suppression;
+2. each detection gives a square, rotated ROI: centred on the hip keypoint, side 2.5 times
+   the hip -> "body scale" keypoint distance, turned so the body is upright;
+3. the ROI is cropped to 256x256 (bilinear, edge pixels repeated, values in [0, 1]) and the
+   landmark network gives 39 landmarks (33 body + auxiliary), visibility and presence
+   logits (sigmoid), a pose presence score, a 64x64 heatmap per landmark (which refines x,
+   y) and world coordinates (metres);
+4. landmarks are projected back to image pixels; the auxiliary landmarks give the ROI for
+   the next frame when tracking.
+
+Three ways to run it:
+
+- ``est(frames)``: independent images (detector + landmarks on each), the estimator
+  interface of :mod:`mocap.detect2d.estimators.base`;
+- :meth:`BlazePoseTorch.track`: a video in time order, MediaPipe's VIDEO-mode logic (ROI
+  from the previous frame's landmarks, detector again only when the pose is lost); serial
+  in time, batched over views (:meth:`BlazePoseTorch.tracker`);
+- :meth:`BlazePoseTorch.video`: offline throughput. The video is cut into segments that
+  advance side by side, so every network call holds one crop per segment: a segment's
+  first frame goes through the detector and (``refine``) a second landmark pass in the ROI
+  the first pass's auxiliary landmarks give for that same frame (what tracking would hand
+  to the next frame, without the frame of lag); its later frames are tracked. ``span`` (the
+  segment length) trades detector calls against frames held in memory: 1 means detector +
+  landmarks on every frame, all batched.
+
+Confidence of a joint is its visibility (as in :mod:`mocap.detect2d.mediapipe_pose`); a person's score is the
+landmark network's pose presence score.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from mocap.detect2d.estimators import blazepose_anchors as bp
+from mocap.detect2d.estimators.base import Estimate, as_rgb_batch, stack_people
+from mocap.errors import MocapError
+from mocap.skeletons import MEDIAPIPE33
+
+NUM_JOINTS = 33
+
+
+@dataclass(frozen=True)
+class PoseLandmarks:
+    """Landmarks of N ROIs (one person each), in pixels of their frames.
+
+    Attributes:
+        frame: (N,) int, index of the frame in the batch.
+        keypoints: (N, 33, 2) float32 pixels (x right, y down).
+        z: (N, 33) float32 depth relative to the hips, pixels (MediaPipe's z times the ROI side).
+        visibility: (N, 33) float32 in [0, 1].
+        presence: (N, 33) float32 in [0, 1], per-landmark presence.
+        score: (N,) float32 in [0, 1], pose presence score.
+        world: (N, 33, 3) float32 metres, origin between the hips, camera axes.
+        roi: (N, 5) ROI the landmarks were computed in (cx, cy, w, h pixels, rotation radians).
+        next_roi: (N, 5) ROI from the auxiliary landmarks (what tracking uses next).
+    """
+
+    frame: np.ndarray
+    keypoints: np.ndarray
+    z: np.ndarray
+    visibility: np.ndarray
+    presence: np.ndarray
+    score: np.ndarray
+    world: np.ndarray
+    roi: np.ndarray
+    next_roi: np.ndarray
+
+    def take(self, mask: np.ndarray) -> PoseLandmarks:
+        """The ROIs where ``mask`` (N,) bool is true."""
+        return PoseLandmarks(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+
+def _model_paths() -> tuple[Path, Path]:
+    try:
+        import mediapipe
+    except ImportError:
+        from mocap.errors import missing_extra
+        raise missing_extra("mediapipe", "detect") from None
+    from mocap.detect2d.mediapipe_pose import _DETECTOR_TFLITE, _LANDMARKS_TFLITE
+
+    root = Path(mediapipe.__file__).parent
+    paths = root.joinpath(*_DETECTOR_TFLITE), root.joinpath(*_LANDMARKS_TFLITE)
+    for p in paths:
+        if not p.is_file():
+            raise MocapError(f"mediapipe {mediapipe.__version__} has no {p.name} (only releases up to 0.10.21 ship "
+                             f"the pose models); install it with: pip install 'mocap-lift[detect]'")
+    return paths
+
+
+# test-time augmentation: (width factor (negative: mirrored), size factor, shift x, shift y (fractions of the
+# ROI side, in the ROI's axes), turn (radians)) per pass; row 0 is the plain pass
+TTA_VARIANTS = np.array([
+    [1, 1.00, 0, 0, 0], [-1, 1.00, 0, 0, 0],
+    [1, 0.93, 0, 0, 0], [-1, 0.93, 0, 0, 0], [1, 1.07, 0, 0, 0], [-1, 1.07, 0, 0, 0],
+    [1, 1.00, 0.03, 0, 0], [1, 1.00, -0.03, 0, 0], [1, 1.00, 0, 0.03, 0], [1, 1.00, 0, -0.03, 0],
+    [1, 1.00, 0, 0, 0.08], [1, 1.00, 0, 0, -0.08],
+], dtype=np.float64)
+
+
+def tta_rois(rois: np.ndarray) -> np.ndarray:
+    """(N, 5) ROIs -> (N * V, 5): the :data:`TTA_VARIANTS` of each ROI, ROI-major.
+
+    A negative width mirrors the crop (:func:`~mocap.detect2d.estimators.blazepose_anchors.roi_to_crop_matrix`
+    and ``project_from_roi`` both scale by it, so pixels map back unmirrored).
+    """
+    rois = np.asarray(rois, np.float64).reshape(-1, 1, 5)
+    var = TTA_VARIANTS[None]
+    cx, cy, w, h, r = (rois[..., i] for i in range(5))
+    c, s = np.cos(r), np.sin(r)
+    dx, dy = var[..., 2] * w, var[..., 3] * h
+    out = np.stack([cx + c * dx - s * dy, cy + s * dx + c * dy, w * var[..., 0] * var[..., 1], h * var[..., 1],
+                    r + var[..., 4]], -1)
+    return out.reshape(-1, 5)
+
+
+class BlazePoseTorch:
+    """MediaPipe BlazePose (full) in PyTorch; see the module docstring.
+
+    Args:
+        device: torch device, "cpu" or "cuda[:i]".
+        max_people: most people per frame (detections kept after non-max suppression).
+        min_confidence: threshold on the detector score and on the pose presence score.
+        min_tracking_confidence: presence below it ends a track (:meth:`track`); default
+            ``min_confidence``.
+        batch_size: crops per network call (default 256 on CUDA; 8 on CPU, where larger
+            batches ran slower per frame with glibc's malloc, which maps and zeroes
+            activations over 32 MB afresh on every call; see benchmarks/bench_blazepose.py).
+        half: float16 networks (CUDA only).
+        warp: "cv2" (crops on the CPU with OpenCV, as MediaPipe does) or "torch"
+            (``grid_sample`` on ``device``); default "cv2" on CPU, "torch" on CUDA.
+        threads: if given, ``torch.set_num_threads(threads)`` (process-wide).
+        tta: test-time augmentation: every ROI also goes through the landmark network
+            mirrored, scaled, shifted and turned (:data:`TTA_VARIANTS`, 12 passes in all) and
+            each keypoint is the per-coordinate median of the passes (mirrored passes with
+            left and right swapped). Steadier keypoints for offline work, at 12 times the
+            landmark cost; confidence is the median visibility; the ROI for the next frame,
+            depth, world landmarks and score come from the plain pass.
+    """
+
+    name = "blazepose-torch"
+    layout = "mediapipe33"
+    num_joints = NUM_JOINTS
+
+    def __init__(self, device: str = "cpu", max_people: int = 1, min_confidence: float = 0.5, *,
+                 min_tracking_confidence: float | None = None, batch_size: int | None = None, half: bool = False,
+                 warp: str | None = None, threads: int | None = None, tta: bool = False) -> None:
+        try:
+            import torch
+        except ImportError:
+            from mocap.errors import missing_extra
+            raise missing_extra("torch", "estimators") from None
+        from mocap.detect2d.estimators.tflite_torch import load_tflite, read_tflite
+
+        if int(max_people) < 1:
+            raise ValueError(f"max_people must be at least 1, got {max_people}")
+        for label, v in (("min_confidence", min_confidence), ("min_tracking_confidence", min_tracking_confidence)):
+            if v is not None and not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"{label} must lie in [0, 1], got {v}")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU; use device='cpu'")
+        if half and self.device.type != "cuda":
+            raise ValueError("half=True needs a CUDA device (float16 convolutions are slow or missing on CPU)")
+        self.warp = warp or ("torch" if self.device.type == "cuda" else "cv2")
+        if self.warp not in ("cv2", "torch"):
+            raise ValueError(f"warp must be 'cv2' or 'torch', got {warp!r}")
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        self.max_people = int(max_people)
+        self.tta = bool(tta)
+        self.min_confidence = float(min_confidence)
+        self.min_tracking_confidence = float(min_confidence if min_tracking_confidence is None
+                                             else min_tracking_confidence)
+        self.batch_size = int(batch_size or (256 if self.device.type == "cuda" else 8))
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.dtype = torch.float16 if half else torch.float32
+        self.graph = bp.read_pose_graph()
+        g = self.graph
+        self.anchors = bp.ssd_anchors(g.anchors)
+
+        det_path, lm_path = _model_paths()
+        det_graph, lm_graph = read_tflite(det_path), read_tflite(lm_path)
+        want = (1, g.detector_size[1], g.detector_size[0], 3)
+        if det_graph.tensors[det_graph.inputs[0]].shape != want:
+            raise MocapError(f"{det_path.name} takes {det_graph.tensors[det_graph.inputs[0]].shape}, expected {want}")
+        shapes = [det_graph.tensors[i].shape for i in det_graph.outputs]
+        self._det_order = (shapes.index((1, g.decode.num_boxes, g.decode.num_coords)),
+                           shapes.index((1, g.decode.num_boxes, 1)))
+        j = g.num_landmarks
+        shapes = [lm_graph.tensors[i].shape for i in lm_graph.outputs]
+        heat = [k for k, s in enumerate(shapes) if len(s) == 4 and s[-1] == j]
+        lm_outputs = [shapes.index((1, j * 5)), shapes.index((1, 1)), heat[0], shapes.index((1, j * 3))]
+        self.detector = load_tflite(det_graph).to(self.device, self.dtype)
+        self.landmarker = load_tflite(lm_graph, outputs=lm_outputs).to(self.device, self.dtype)  # no segmentation
+
+    # ------------------------------------------------------------ crops
+
+    def _crops(self, images: Sequence[np.ndarray], frame: np.ndarray, rois: np.ndarray, size: tuple[int, int],
+               value_range: tuple[float, float], zero_border: bool):
+        """(N, H, W, 3) torch tensor on the device: ROI crops scaled to ``value_range``."""
+        import torch
+
+        out_w, out_h = size
+        mats = bp.roi_to_crop_matrix(rois, out_w, out_h)
+        if self.warp == "cv2":
+            import cv2
+
+            border = cv2.BORDER_CONSTANT if zero_border else cv2.BORDER_REPLICATE
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            crops = np.stack([cv2.warpAffine(images[f], m, (out_w, out_h), flags=flags, borderMode=border,
+                                             borderValue=(0, 0, 0)) for f, m in zip(frame, mats)])
+            x = torch.from_numpy(crops).to(self.device)
+        else:
+            x = _warp_torch(images, frame, mats, out_w, out_h, zero_border, self.device)
+        lo, hi = value_range
+        return x.to(self.dtype) * ((hi - lo) / 255.0) + lo
+
+    def _images(self, frames) -> list:
+        """Frames -> list of (H, W, 3) uint8 RGB images; with warp="torch", already on the device
+        (so that the detector and landmark crops of a frame share one upload)."""
+        images = as_rgb_batch(frames)
+        if self.warp == "torch":
+            import torch
+
+            images = [torch.from_numpy(im).to(self.device) for im in images]
+        return images
+
+    def _run(self, net, x, n_out: int) -> list[np.ndarray]:
+        """Run ``net`` over ``x`` (N, ...) in chunks of batch_size -> its outputs as float32 numpy."""
+        import torch
+
+        parts = [[] for _ in range(n_out)]
+        with torch.inference_mode():
+            for s in range(0, x.shape[0], self.batch_size):
+                for k, y in enumerate(net(x[s:s + self.batch_size])):
+                    parts[k].append(y.float().cpu().numpy())
+        return [np.concatenate(p) for p in parts]
+
+    # ------------------------------------------------------------ stages
+
+    def detect(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pose detector on (H, W, 3) uint8 RGB images.
+
+        Returns:
+            frame: (N,) int frame index of each detection (at most ``max_people`` per frame).
+            rois: (N, 5) landmark ROIs (cx, cy, w, h pixels, rotation radians).
+            scores: (N,) float32 detector scores, best first within a frame.
+        """
+        g = self.graph
+        n = len(images)
+        if n == 0:
+            return np.zeros(0, np.int64), np.zeros((0, 5)), np.zeros(0, np.float32)
+        boxes = [bp.letterbox(im.shape[1], im.shape[0], *g.detector_size) for im in images]
+        x = self._crops(images, np.arange(n), np.stack([b[0] for b in boxes]), g.detector_size,
+                        g.detector_range, g.detector_border_zero)
+        out = self._run(self.detector, x, 2)
+        raw_boxes, raw_scores = out[self._det_order[0]], out[self._det_order[1]]
+        decoded = bp.decode_detections(raw_boxes, raw_scores, self.anchors, g.decode, min_score=self.min_confidence)
+        frames, rois, scores = [], [], []
+        for f, ((box, kp, score), (_, padding)) in enumerate(zip(decoded, boxes)):
+            box, kp, score = bp.weighted_nms(box, kp, score, threshold=g.nms_threshold, weighted=g.nms_weighted,
+                                             max_detections=self.max_people)
+            if not len(score):
+                continue
+            h, w = images[f].shape[:2]
+            kp_px = bp.remove_letterbox(kp, padding) * np.array([w, h], np.float64)
+            rois.append(bp.rois_from_keypoints(kp_px, g.detection_roi))
+            frames.append(np.full(len(score), f))
+            scores.append(score)
+        if not frames:
+            return np.zeros(0, np.int64), np.zeros((0, 5)), np.zeros(0, np.float32)
+        return np.concatenate(frames), np.concatenate(rois), np.concatenate(scores)
+
+    def landmarks(self, images: Sequence[np.ndarray], frame: np.ndarray, rois: np.ndarray) -> PoseLandmarks:
+        """Landmark network on the ROIs ``rois`` (N, 5) of ``images[frame[n]]`` (all N in batches);
+        with ``tta``, the median over the ROI variants of :data:`TTA_VARIANTS`."""
+        if not self.tta:
+            return self._landmarks_once(images, frame, rois)
+        frame = np.asarray(frame, np.int64)
+        rois = np.asarray(rois, np.float64).reshape(-1, 5)
+        n, v = len(frame), len(TTA_VARIANTS)
+        if n == 0:
+            return self._landmarks_once(images, frame, rois)
+        lm = self._landmarks_once(images, np.repeat(frame, v), tta_rois(rois))
+        mirrored = np.tile(TTA_VARIANTS[:, 0] < 0, n).reshape(n, v)
+        perm = MEDIAPIPE33.mirror_permutation()
+        kp = lm.keypoints.reshape(n, v, NUM_JOINTS, 2)
+        vis = lm.visibility.reshape(n, v, NUM_JOINTS)
+        kp = np.where(mirrored[..., None, None], kp[:, :, perm], kp)
+        vis = np.where(mirrored[..., None], vis[:, :, perm], vis)
+        plain = lm.take(np.arange(n * v) % v == 0)
+        return PoseLandmarks(plain.frame, np.median(kp, axis=1).astype(np.float32), plain.z,
+                             np.median(vis, axis=1).astype(np.float32), plain.presence, plain.score, plain.world,
+                             plain.roi, plain.next_roi)
+
+    def _landmarks_once(self, images: Sequence[np.ndarray], frame: np.ndarray, rois: np.ndarray) -> PoseLandmarks:
+        """One landmark-network pass on the ROIs ``rois`` (N, 5) of ``images[frame[n]]``."""
+        import torch
+
+        g = self.graph
+        frame = np.asarray(frame, np.int64)
+        rois = np.asarray(rois, np.float64).reshape(-1, 5)
+        n, j = len(frame), g.num_landmarks
+        if n == 0:
+            z = np.zeros((0, NUM_JOINTS), np.float32)
+            return PoseLandmarks(frame, np.zeros((0, NUM_JOINTS, 2), np.float32), z, z, z, np.zeros(0, np.float32),
+                                 np.zeros((0, NUM_JOINTS, 3), np.float32), rois, rois)
+        x = self._crops(images, frame, rois, g.landmark_size, g.landmark_range, g.landmark_border_zero)
+        raw, flag, refined, world = [], [], [], []
+        with torch.inference_mode():
+            for s in range(0, n, self.batch_size):
+                lm, pres, heat, wld = self.landmarker(x[s:s + self.batch_size])
+                lm = lm.float().view(-1, j, 5)
+                xy = lm[..., :2] / torch.tensor(g.landmark_size, device=lm.device, dtype=torch.float32)
+                refined.append(_refine_torch(xy, heat.float(), g.refine_kernel, g.refine_min_confidence).cpu().numpy())
+                raw.append(lm.cpu().numpy())
+                flag.append(pres.float().cpu().numpy()[:, 0])
+                world.append(wld.float().view(-1, j, 3).cpu().numpy())
+        raw, xy, flag, world = np.concatenate(raw), np.concatenate(refined), np.concatenate(flag), np.concatenate(world)
+        px = bp.project_from_roi(xy.astype(np.float64), rois)
+        sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+        vis = sig(raw[..., 3]) if g.visibility_sigmoid else raw[..., 3]
+        pres = sig(raw[..., 4]) if g.presence_sigmoid else raw[..., 4]
+        b0, b1 = g.body_landmarks
+        a0, a1 = g.aux_landmarks
+        c, s = np.cos(rois[:, 4])[:, None], np.sin(rois[:, 4])[:, None]
+        wx, wy = world[:, b0:b1, 0], world[:, b0:b1, 1]
+        world_rot = np.stack([c * wx - s * wy, s * wx + c * wy, world[:, b0:b1, 2]], -1)
+        next_roi = bp.rois_from_keypoints(px[:, a0:a1], g.landmark_roi)
+        return PoseLandmarks(frame, px[:, b0:b1].astype(np.float32),
+                             (raw[:, b0:b1, 2] / g.landmark_size[0] * rois[:, 2:3]).astype(np.float32),
+                             np.clip(vis[:, b0:b1], 0, 1).astype(np.float32),
+                             np.clip(pres[:, b0:b1], 0, 1).astype(np.float32), flag.astype(np.float32),
+                             world_rot.astype(np.float32), rois, next_roi)
+
+    def _to_estimate(self, n_frames: int, lm: PoseLandmarks) -> Estimate:
+        per_frame = []
+        for f in range(n_frames):
+            m = lm.frame == f
+            per_frame.append((lm.keypoints[m], lm.visibility[m], lm.score[m]))
+        return stack_people(per_frame, NUM_JOINTS, self.layout)
+
+    def _step(self, images: Sequence[np.ndarray], slots: Sequence[int], rois: list[np.ndarray],
+              refine: bool) -> tuple[PoseLandmarks, list[np.ndarray]]:
+        """One tracking step for S slots (a slot is one stream: a view, or a segment of a video).
+
+        Args:
+            slots: (S,) index into ``images`` of each slot's current frame.
+            rois: per slot, (P_s, 5) ROIs from its previous frame's landmarks (P_s may be 0).
+            refine: ROIs that come from the detector get a second landmark pass in the ROI
+                from their first pass's auxiliary landmarks.
+
+        Returns:
+            the landmarks of the people found (score >= min_confidence; ``frame`` indexes
+            ``images``), and per slot the ROIs for its next frame.
+        """
+        rois = [r.copy() for r in rois]
+        fresh = [np.zeros(len(r), bool) for r in rois]
+        lost = [k for k in range(len(slots)) if len(rois[k]) < self.max_people]
+        if lost:
+            f, r, _ = self.detect([images[slots[k]] for k in lost])
+            for j, k in enumerate(lost):
+                new = [roi for roi in r[f == j] if not any(_overlap(roi, old) > 0.5 for old in rois[k])]
+                new = new[:self.max_people - len(rois[k])]
+                if new:
+                    rois[k] = np.concatenate([rois[k], np.asarray(new)])
+                    fresh[k] = np.concatenate([fresh[k], np.ones(len(new), bool)])
+        slot = np.concatenate([np.full(len(r), k) for k, r in enumerate(rois)]).astype(np.int64)
+        frame = np.asarray(slots, np.int64)[slot]
+        lm = self.landmarks(images, frame, np.concatenate(rois))
+        fresh = np.concatenate(fresh)
+        if refine and fresh.any():
+            second = self.landmarks(images, frame[fresh], lm.next_roi[fresh])
+            use = np.zeros(len(fresh), bool)
+            use[np.nonzero(fresh)[0][second.score >= self.min_confidence]] = True
+            lm = _replace_rows(lm, use, second.take(second.score >= self.min_confidence))
+        keep = lm.score >= self.min_tracking_confidence
+        return lm.take(lm.score >= self.min_confidence), [lm.next_roi[keep & (slot == k)] for k in range(len(slots))]
+
+    # ------------------------------------------------------------ public API
+
+    def __call__(self, frames: np.ndarray | Sequence[np.ndarray]) -> Estimate:
+        """Independent images (B, H, W, 3) or a list (see :func:`mocap.detect2d.estimators.base.as_rgb`)
+        -> :class:`Estimate` (B, P, 33, ...); detector + landmarks on every image, as MediaPipe's
+        IMAGE mode."""
+        images = self._images(frames)
+        lm = self.landmarks(images, *self.detect(images)[:2])
+        return self._to_estimate(len(images), lm.take(lm.score >= self.min_confidence))
+
+    def tracker(self, views: int = 1, *, refine: bool = False) -> PoseTracker:
+        """A :class:`PoseTracker` following people in ``views`` synchronised videos."""
+        return PoseTracker(self, views, refine=refine)
+
+    def track(self, frames: Iterable[np.ndarray], *, refine: bool = False) -> Estimate:
+        """One video, frames in time order -> :class:`Estimate` (T, P, 33, ...), as MediaPipe's
+        VIDEO mode (without its smoothing): ROI from the previous frame's landmarks, the
+        detector only when a pose is lost. Serial: one frame per network call."""
+        tracker = self.tracker(1, refine=refine)
+        return _concat_estimates([tracker.step([f]) for f in frames], NUM_JOINTS, self.layout)
+
+    def video(self, frames: Iterable[np.ndarray], *, batch: int | None = None, span: int | None = None,
+              refine: bool = True) -> Estimate:
+        """Offline video (frames in time order) -> :class:`Estimate` (T, P, 33, ...), batched.
+
+        Frames are read ``batch * span`` at a time and cut into ``batch`` segments of
+        ``span`` consecutive frames, which advance together: each segment's first frame
+        goes through the detector (and, with ``refine``, a second landmark pass in the ROI
+        its first pass's auxiliary landmarks give), its later frames are tracked from the
+        previous frame (detector again when the pose is lost). Every network call thus
+        holds up to ``batch`` crops, and the detector runs on one frame in ``span``.
+        ``span=1`` is "detector and landmarks on every frame". Frames buffered:
+        ``batch * span`` (a 1080p frame is 6 MB).
+
+        Defaults: ``batch`` = the network batch size; ``span`` = 8 on CPU (where the
+        networks are the cost, so skipping the detector pays), 1 on CUDA (where the
+        networks are cheap and memory for buffered frames is the limit).
+        """
+        batch = int(self.batch_size if batch is None else batch)
+        span = int((1 if self.device.type == "cuda" else 8) if span is None else span)
+        if batch < 1 or span < 1:
+            raise ValueError(f"batch and span must be at least 1, got batch={batch}, span={span}")
+        parts, chunk = [], []
+        for f in frames:
+            chunk.append(f)
+            if len(chunk) == batch * span:
+                parts.append(self._video_chunk(chunk, span, refine))
+                chunk = []
+        if chunk:
+            parts.append(self._video_chunk(chunk, span, refine))
+        return _concat_estimates(parts, NUM_JOINTS, self.layout)
+
+    def _video_chunk(self, frames: list[np.ndarray], span: int, refine: bool) -> Estimate:
+        images = self._images(frames)
+        starts = list(range(0, len(images), span))
+        rois = [np.zeros((0, 5)) for _ in starts]
+        found = []
+        for t in range(span):
+            active = [k for k, s in enumerate(starts) if s + t < min(s + span, len(images))]
+            lm, nxt = self._step(images, [starts[k] + t for k in active], [rois[k] for k in active], refine)
+            found.append(lm)
+            for k, r in zip(active, nxt):
+                rois[k] = r
+        lm = PoseLandmarks(*(np.concatenate([getattr(x, k) for x in found])
+                             for k in PoseLandmarks.__dataclass_fields__))
+        return self._to_estimate(len(images), lm)
+
+
+class PoseTracker:
+    """People followed over time in V synchronised views (MediaPipe's VIDEO-mode logic).
+
+    Each :meth:`step` takes one frame per view; views holding fewer than ``max_people``
+    tracks run the detector (batched over those views), detections that overlap a tracked
+    ROI are dropped, every ROI of every view goes through the landmark network in one batch,
+    and tracks whose presence falls below ``min_tracking_confidence`` end. With ``refine``,
+    new detections get a second landmark pass (see :meth:`BlazePoseTorch.video`).
+    """
+
+    def __init__(self, model: BlazePoseTorch, views: int, *, refine: bool = False) -> None:
+        if int(views) < 1:
+            raise ValueError(f"views must be at least 1, got {views}")
+        self.model = model
+        self.views = int(views)
+        self.refine = bool(refine)
+        self.rois = [np.zeros((0, 5)) for _ in range(self.views)]
+
+    def reset(self) -> None:
+        """Forget all tracks (next step detects again)."""
+        self.rois = [np.zeros((0, 5)) for _ in range(self.views)]
+
+    def step(self, frames: np.ndarray | Sequence[np.ndarray]) -> Estimate:
+        """One frame per view, (V, H, W, 3) or a list of V images -> :class:`Estimate` (V, P, 33, ...)."""
+        images = self.model._images(frames)
+        if len(images) != self.views:
+            raise ValueError(f"this tracker follows {self.views} view(s), got {len(images)} frame(s)")
+        lm, self.rois = self.model._step(images, list(range(self.views)), self.rois, self.refine)
+        return self.model._to_estimate(self.views, lm)
+
+
+def _replace_rows(lm: PoseLandmarks, rows: np.ndarray, other: PoseLandmarks) -> PoseLandmarks:
+    """``lm`` with its rows where ``rows`` (N,) is true replaced by ``other``'s rows, in order."""
+    out = {}
+    for k in PoseLandmarks.__dataclass_fields__:
+        a = getattr(lm, k).copy()
+        a[rows] = getattr(other, k)
+        out[k] = a
+    return PoseLandmarks(**out)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of the axis-aligned squares of two ROIs (rotation ignored)."""
+    ra, rb = max(a[2], a[3]) / 2, max(b[2], b[3]) / 2
+    ix = max(0.0, min(a[0] + ra, b[0] + rb) - max(a[0] - ra, b[0] - rb))
+    iy = max(0.0, min(a[1] + ra, b[1] + rb) - max(a[1] - ra, b[1] - rb))
+    inter = ix * iy
+    return inter / (4 * ra * ra + 4 * rb * rb - inter) if inter > 0 else 0.0
+
+
+def _concat_estimates(parts: list[Estimate], num_joints: int, layout: str) -> Estimate:
+    per_frame = []
+    for e in parts:
+        for b in range(e.scores.shape[0]):
+            m = e.scores[b] > 0
+            per_frame.append((e.keypoints[b, m], e.confidence[b, m], e.scores[b, m]))
+    return stack_people(per_frame, num_joints, layout)
+
+
+def _refine_torch(xy, heat, kernel: int, min_confidence: float):
+    """Torch version of :func:`blazepose_anchors.refine_from_heatmap`: xy (N, J, 2) crop-normalised,
+    heat (N, Hm, Wm, J) logits -> refined xy (N, J, 2) (same rules, computed on the device)."""
+    import torch
+
+    n, hm_h, hm_w, j = heat.shape
+    col = torch.trunc(xy[..., 0] * hm_w).long()
+    row = torch.trunc(xy[..., 1] * hm_h).long()
+    inside = (col >= 0) & (col < hm_w) & (row >= 0) & (col < hm_h)
+    half = (kernel - 1) // 2
+    offs = torch.arange(-half, half + 1, device=xy.device)
+    rows = row[..., None] + offs  # (N, J, k)
+    cols = col[..., None] + offs
+    valid = ((rows >= 0) & (rows < hm_h))[..., :, None] & ((cols >= 0) & (cols < hm_w))[..., None, :]
+    flat = heat.permute(0, 3, 1, 2).reshape(n, j, hm_h * hm_w)
+    idx = rows.clamp(0, hm_h - 1)[..., :, None] * hm_w + cols.clamp(0, hm_w - 1)[..., None, :]
+    conf = torch.sigmoid(torch.gather(flat, 2, idx.reshape(n, j, -1))).reshape(idx.shape) * valid
+    total = conf.sum((-1, -2))
+    best = conf.amax((-1, -2))
+    wx = (conf * cols[..., None, :]).sum((-1, -2))
+    wy = (conf * rows[..., :, None]).sum((-1, -2))
+    ok = inside & (best >= min_confidence) & (total > 0)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.stack([torch.where(ok, wx / hm_w / safe, xy[..., 0]),
+                        torch.where(ok, wy / hm_h / safe, xy[..., 1])], -1)
+
+
+def _warp_torch(images: Sequence, frame: np.ndarray, mats: np.ndarray, out_w: int, out_h: int,
+                zero_border: bool, device):
+    """Bilinear crops with ``grid_sample``, the pixel conventions of cv2.warpAffine (inverse map,
+    pixel centres at integers) -> (N, out_h, out_w, 3) float32 0..255 (rounded like uint8).
+    ``images``: (H, W, 3) uint8 numpy arrays or torch tensors."""
+    import torch
+    import torch.nn.functional as F
+
+    out = torch.empty((len(frame), out_h, out_w, 3), device=device)
+    u = torch.arange(out_w, device=device, dtype=torch.float64)
+    v = torch.arange(out_h, device=device, dtype=torch.float64)
+    m = torch.as_tensor(mats, device=device)
+    for f in np.unique(frame):
+        sel = np.nonzero(frame == f)[0]
+        img = images[f] if torch.is_tensor(images[f]) else torch.from_numpy(images[f])
+        img = img.to(device).permute(2, 0, 1)[None].float()
+        h, w = img.shape[2:]
+        ms = m[torch.as_tensor(sel, device=device)]
+        x = ms[:, 0, 0, None, None] * u + ms[:, 0, 1, None, None] * v[:, None] + ms[:, 0, 2, None, None]
+        y = ms[:, 1, 0, None, None] * u + ms[:, 1, 1, None, None] * v[:, None] + ms[:, 1, 2, None, None]
+        grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], -1).float()
+        crops = F.grid_sample(img.expand(len(sel), -1, -1, -1), grid, mode="bilinear",
+                              padding_mode="zeros" if zero_border else "border", align_corners=False)
+        out[torch.as_tensor(sel, device=device)] = crops.permute(0, 2, 3, 1).round().clamp(0, 255)
+    return out
+
+
+class BlazePoseTorchTTA(BlazePoseTorch):
+    """:class:`BlazePoseTorch` with test-time augmentation on (``tta=True``), for offline work."""
+
+    name = "blazepose-tta"
+
+    def __init__(self, device: str = "cpu", max_people: int = 1, min_confidence: float = 0.5, **kwargs) -> None:
+        kwargs.setdefault("tta", True)
+        super().__init__(device, max_people, min_confidence, **kwargs)

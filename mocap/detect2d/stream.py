@@ -1,0 +1,252 @@
+"""``mocap stream-2d``: 2D keypoints of a video file or a camera as JSON lines on stdout.
+
+    mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror]
+
+SOURCE is a video file, or a camera index (``0``, ``1`` ...; OpenCV's
+``cv2.VideoCapture(index)``). Every frame goes through MediaPipe's
+:class:`mocap.detect2d.mediapipe_pose.PoseDetector` in VIDEO mode (timestamps as
+:func:`mocap.detect2d.mediapipe_pose.detect_frames` gives them for a file, so the keypoints equal
+:func:`mocap.detect2d.mediapipe_pose.detect_video`'s), and one JSON line per frame is written to stdout and
+flushed. The lines are the messages of the service's stream protocol
+(:mod:`mocap.service.realtime`, ``WebSocket /v1/stream``), so a client forwards them as
+they are:
+
+1. ``{"type": "hello", "layout": "mediapipe33", "image_size": [w, h], "fps": f}``:
+   pixels of the upright frame, frames per second;
+2. per frame ``{"type": "frame", "frame": n, "t": seconds, "keypoints": 33 x [x, y] pixels
+   (x right, y down) or null (no person), "confidence": 33 numbers in [0, 1]}``: ``n``
+   counts the source's frames from 0; ``t`` is ``n / fps`` for a file, the seconds since
+   the first frame for a camera.
+
+``--realtime`` paces a file at its frame rate like a camera: frame ``n`` is written no
+earlier than ``n / fps`` seconds after frame 0 was (the clock starts then, MediaPipe's
+first frame being slow), and frames more than one frame period late when they are decoded
+(detection slower than the video) are skipped, so their numbers are missing from the
+output. A camera is real time anyway (the option changes nothing).
+``--mirror`` flips every frame left-right first (a selfie view: the avatar then moves like
+the performer's reflection). ``--max-frames N`` stops after the source's first N frames.
+
+Errors print one line on stderr (``mocap stream-2d: error: ...``) and exit with status 1.
+SIGTERM, SIGINT and a closed stdout (BrokenPipe) end the stream cleanly with status 0.
+Libraries that print on file descriptor 1 (MediaPipe's native code) are sent to stderr,
+so stdout holds only the JSON lines.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from mocap.errors import MocapError
+
+PROG = "mocap stream-2d"
+_DECIMALS_PX = 4  # 0.1 micro-pixel ... far below MediaPipe's own precision
+_DECIMALS_CONF = 5
+_CAMERA_FPS = 30.0  # when a camera does not say
+
+
+@dataclass(frozen=True)
+class Source:
+    """An opened source: ``frames`` yields (index n, t seconds, (H, W, 3) uint8 RGB upright).
+
+    ``image_size`` (width, height) pixels, ``fps`` frames per second, ``camera`` True for a
+    camera (its ``t`` is wall-clock time since the first frame).
+    """
+
+    frames: Iterator[tuple[int, float, np.ndarray]]
+    image_size: tuple[int, int]
+    fps: float
+    camera: bool
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description="2D keypoints of a video or camera as JSON lines on stdout "
+                                "(the stream protocol of mocap serve's /v1/stream)")
+    p.add_argument("source", help="a video file, or a camera index (0, 1, ...)")
+    p.add_argument("--realtime", action="store_true",
+                   help="pace a file at its frame rate like a camera (late frames are skipped)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after the source's first N frames")
+    p.add_argument("--mirror", action="store_true", help="flip the image left-right first (selfie view)")
+    p.add_argument("--min-pose-confidence", type=float, default=0.5, help="MediaPipe's detection threshold (0..1)")
+    return p.parse_args(argv)
+
+
+def open_source(source: str, *, max_frames: int | None = None) -> Source:
+    """The video file or camera (a whole number) named by ``source``; MocapError if it cannot be read."""
+    if source.strip().isdigit():
+        return _open_camera(int(source), max_frames=max_frames)
+    from mocap.io.video import iter_frames, probe_video
+
+    info = probe_video(source)  # MocapError: missing, a folder, not a video, no frames
+    frames = iter_frames(source, rgb=True)
+
+    def numbered():
+        with contextlib.closing(frames):
+            for n, frame in enumerate(frames):
+                if max_frames is not None and n >= max_frames:
+                    return
+                yield n, n / info.fps, frame
+
+    return Source(numbered(), info.size, info.fps, camera=False)
+
+
+def _open_camera(index: int, *, max_frames: int | None) -> Source:
+    import cv2
+
+    cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        cap.release()
+        raise MocapError(f"cannot open camera {index}: no such camera, or it is in use by another program "
+                         f"(try another index: 0, 1, ...)")
+    cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest picture, not a queue of old ones (where supported)
+    ok, first = cap.read()
+    if not ok or first is None:
+        cap.release()
+        raise MocapError(f"camera {index} opened but gives no picture; check that it is not in use and try again")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = float(fps) if math.isfinite(fps) and 1.0 <= fps <= 1000.0 else _CAMERA_FPS
+    height, width = first.shape[:2]
+
+    def frames():
+        start = time.perf_counter()
+        frame, n = first, 0
+        try:
+            while frame is not None and (max_frames is None or n < max_frames):
+                t = 0.0 if n == 0 else time.perf_counter() - start
+                yield n, t, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                n += 1
+                ok, frame = cap.read()
+                if not ok:
+                    raise MocapError(f"camera {index} stopped giving pictures after {n} frames")
+        finally:
+            cap.release()
+
+    return Source(frames(), (int(width), int(height)), fps, camera=True)
+
+
+def frame_message(n: int, t: float, keypoints: np.ndarray, confidence: np.ndarray) -> dict:
+    """One frame as the protocol's message: keypoints (33, 2) pixels (NaN: missing), confidence (33,)."""
+    kp = np.round(np.asarray(keypoints, dtype=np.float64), _DECIMALS_PX)
+    present = np.isfinite(kp).all(-1)
+    if not present.any():
+        points = None
+    else:
+        points = [[float(x), float(y)] if ok else None for (x, y), ok in zip(kp.tolist(), present)]
+    conf = np.where(present, np.round(np.asarray(confidence, dtype=np.float64), _DECIMALS_CONF), 0.0)
+    return {"type": "frame", "frame": int(n), "t": round(float(t), 6), "keypoints": points,
+            "confidence": conf.tolist()}
+
+
+class _Stop:
+    """Set by SIGTERM / SIGINT (main thread only); the loop checks it between frames."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, lambda *_: self.event.set())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _protocol_stdout():
+    """A text file on the original stdout; fd 1 itself goes to stderr meanwhile (native libraries
+    that print would otherwise corrupt the JSON lines). Restored on exit."""
+    sys.stdout.flush()
+    out_fd = os.dup(1)
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    out = os.fdopen(out_fd, "w", encoding="utf-8", buffering=1)
+    try:
+        yield out
+    finally:
+        try:
+            out.close()
+        except OSError:  # BrokenPipe on the last flush: the reader left
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _write(out, message: dict) -> None:
+    out.write(json.dumps(message, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confidence: float,
+           stop: threading.Event) -> int:
+    """Detect and write every frame of ``source`` (hello first); returns the frames written."""
+    from mocap.detect2d.mediapipe_pose import PoseDetector
+
+    _write(out, {"type": "hello", "layout": "mediapipe33", "image_size": list(source.image_size), "fps": source.fps})
+    pace = realtime and not source.camera
+    written, last_ms, start = 0, -1, None
+    with PoseDetector(min_pose_confidence=min_pose_confidence) as detector:
+        for n, t, frame in source.frames:
+            if stop.is_set():
+                break
+            if pace and start is not None:
+                late = time.perf_counter() - (start + t)
+                if late > 1.0 / source.fps:
+                    continue  # a camera would have dropped it: detection is slower than the video
+                if late < 0 and stop.wait(-late):
+                    break
+            if mirror:
+                frame = np.ascontiguousarray(frame[:, ::-1])
+            if source.camera:
+                timestamp_ms = max(int(round(t * 1000.0)), last_ms + 1)
+            else:  # as detect_frames: from the frame number, made strictly increasing
+                timestamp_ms = max(int(round(n * 1000.0 / source.fps)), last_ms + 1)
+            last_ms = timestamp_ms
+            keypoints, confidence, _ = detector.detect(frame, timestamp_ms)
+            _write(out, frame_message(n, t, keypoints, confidence))
+            written += 1
+            if start is None:  # the clock starts once the first frame is out (MediaPipe warms up on it)
+                start = time.perf_counter() - t
+    return written
+
+
+def stream2d_main(argv: list[str]) -> int:
+    """``mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror]``; returns the exit status."""
+    args = parse_args(argv)
+    try:
+        if args.max_frames is not None and args.max_frames < 1:
+            raise MocapError(f"--max-frames must be at least 1, got {args.max_frames}")
+        if not 0.0 <= args.min_pose_confidence <= 1.0:
+            raise MocapError(f"--min-pose-confidence must lie in [0, 1], got {args.min_pose_confidence}")
+        with _Stop() as stop, _protocol_stdout() as out:
+            source = open_source(args.source, max_frames=args.max_frames)
+            try:
+                stream(source, out, realtime=args.realtime, mirror=args.mirror,
+                       min_pose_confidence=args.min_pose_confidence, stop=stop.event)
+            except BrokenPipeError:  # the reader closed our stdout: the normal way to stop us
+                pass
+            finally:
+                source.frames.close()
+    except (MocapError, ValueError, ImportError) as e:
+        if os.environ.get("MOCAP_DEBUG"):
+            raise
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(stream2d_main(sys.argv[1:]))

@@ -1,0 +1,193 @@
+"""Animator-facing quality metrics of a motion (``mocap report motion.npz``), and a PNG plot.
+
+Metrics (all from joint positions (T, J, 3) metres, +Y up, ground at y = 0):
+
+* ``jitter_m_s2``: mean acceleration magnitude over joints and frames (second differences
+  times fps squared). Smooth motion is low; noise raises it.
+* ``foot_skate_mm``: mean horizontal distance a foot point moves between two consecutive
+  frames in which it is in contact (mm per contact frame).
+* ``bone_length_cv_pct``: mean and max over bones of the coefficient of variation of the
+  bone's length over time (percent).
+* ``penetration_mm``: mean and max depth of foot points below y = 0 (mm); ``float_mm``:
+  mean height of the lowest foot point above y = 0 (mm), how far the feet hover.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mocap.cleanup.contact import CONTACT_POINTS, foot_contacts
+from mocap.skeletons import MOTION21, Skeleton
+
+_FOOT = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
+
+
+@dataclass(frozen=True)
+class MotionReport:
+    """Quality figures of one motion; see the module docstring for definitions and units."""
+
+    num_frames: int
+    fps: float
+    jitter_m_s2: float
+    foot_skate_mm: float
+    contact_fraction: float
+    bone_length_cv_mean_pct: float
+    bone_length_cv_max_pct: float
+    penetration_mean_mm: float
+    penetration_max_mm: float
+    float_mm: float
+
+    def summary(self) -> str:
+        return "\n".join([
+            f"frames: {self.num_frames} at {self.fps:g} fps",
+            f"jitter (mean acceleration): {self.jitter_m_s2:.3f} m/s^2",
+            f"foot skate: {self.foot_skate_mm:.2f} mm per contact frame "
+            f"(foot points in contact {100 * self.contact_fraction:.0f} % of the time)",
+            f"bone-length variation: mean {self.bone_length_cv_mean_pct:.3f} %, max {self.bone_length_cv_max_pct:.3f} %",
+            f"ground penetration: mean {self.penetration_mean_mm:.2f} mm, max {self.penetration_max_mm:.2f} mm",
+            f"feet above the ground: {self.float_mm:.1f} mm on average (lowest foot point)",
+        ])
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def jitter(joints: np.ndarray, *, fps: float) -> np.ndarray:
+    """(T-2, J) acceleration magnitude in m/s^2 from second differences of ``joints`` (T, J, 3)."""
+    x = np.asarray(joints, dtype=np.float64)
+    if len(x) < 3:
+        return np.zeros((0, x.shape[1]))
+    return np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1) * fps * fps
+
+
+def foot_skate(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = MOTION21) -> np.ndarray:
+    """(T-1, 4) horizontal displacement in metres of each contact point between frames t and
+    t+1 where it is in contact in both; NaN elsewhere. Columns :data:`CONTACT_POINTS`."""
+    x = np.asarray(joints, dtype=np.float64)[:, [skeleton.index(n) for n in CONTACT_POINTS]]
+    c = np.asarray(contacts, bool)
+    step = np.linalg.norm((x[1:] - x[:-1])[..., [0, 2]], axis=-1)
+    return np.where(c[1:] & c[:-1], step, np.nan)
+
+
+def _bone_cv(joints: np.ndarray, parents: Sequence[int]) -> np.ndarray:
+    p = np.asarray(parents)
+    lengths = np.linalg.norm(joints[:, 1:] - joints[:, p[1:]], axis=-1)
+    mean = np.nanmean(lengths, 0)
+    return np.nanstd(lengths, 0) / np.maximum(mean, 1e-9)
+
+
+def motion_report(joints: np.ndarray, *, fps: float, parents: Sequence[int] = MOTION21.parents,
+                  skeleton: Skeleton = MOTION21, contacts: np.ndarray | None = None) -> MotionReport:
+    """Quality metrics of ``joints`` (T, J, 3) metres.
+
+    Args:
+        contacts: (T, 4) bool per :data:`CONTACT_POINTS`; detected with
+            :func:`mocap.cleanup.contact.foot_contacts` when omitted. Pass the same contacts to
+            compare two versions of a motion fairly.
+    """
+    x = np.asarray(joints, dtype=np.float64)
+    if x.ndim != 3 or x.shape[2] != 3 or len(x) == 0:
+        raise ValueError(f"joints must have shape (T, J, 3) with T > 0, got {x.shape}")
+    if contacts is None:
+        contacts = foot_contacts(x, fps=fps, skeleton=skeleton)
+    acc = jitter(x, fps=fps)
+    skate = foot_skate(x, contacts, skeleton=skeleton)
+    cv = _bone_cv(x, parents) * 100
+    feet = x[:, [skeleton.index(n) for n in _FOOT], 1]
+    depth = np.clip(-feet, 0, None)
+    return MotionReport(
+        num_frames=len(x), fps=float(fps),
+        jitter_m_s2=float(np.nanmean(acc)) if acc.size else 0.0,
+        foot_skate_mm=float(np.nanmean(skate) * 1000) if np.isfinite(skate).any() else 0.0,
+        contact_fraction=float(np.mean(contacts)),
+        bone_length_cv_mean_pct=float(np.nanmean(cv)), bone_length_cv_max_pct=float(np.nanmax(cv)),
+        penetration_mean_mm=float(np.nanmean(depth) * 1000), penetration_max_mm=float(np.nanmax(depth) * 1000),
+        float_mm=float(np.nanmean(np.clip(np.nanmin(feet, 1), 0, None)) * 1000),
+    )
+
+
+def plot_report(path: str | os.PathLike, joints: np.ndarray, *, fps: float, contacts: np.ndarray | None = None,
+                skeleton: Skeleton = MOTION21, title: str = "") -> None:
+    """Write a PNG: foot heights with contacts shaded, jitter per frame, foot skate per frame,
+    bone lengths over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mocap.formats import atomic_path
+
+    x = np.asarray(joints, dtype=np.float64)
+    if contacts is None:
+        contacts = foot_contacts(x, fps=fps, skeleton=skeleton)
+    time = np.arange(len(x)) / fps
+    fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
+    ax = axes[0]
+    for k, name in enumerate(CONTACT_POINTS):
+        line, = ax.plot(time, x[:, skeleton.index(name), 1] * 100, label=name)
+        ax.fill_between(time, 0, 2 + k, where=contacts[:, k], color=line.get_color(), alpha=0.25, step="mid")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_ylabel("height (cm)")
+    ax.legend(fontsize=7, ncol=4)
+    ax.set_title(title or "foot height; shaded: in contact")
+    acc = jitter(x, fps=fps)
+    axes[1].plot(time[1:-1], acc.mean(1) if acc.size else [], color="C3")
+    axes[1].set_ylabel("mean accel. (m/s²)")
+    skate = foot_skate(x, contacts, skeleton=skeleton) * 1000
+    for k, name in enumerate(CONTACT_POINTS):
+        axes[2].plot(time[1:], skate[:, k], ".", ms=3, label=name)
+    axes[2].set_ylabel("skate (mm/frame)")
+    p = np.asarray(skeleton.parents)
+    lengths = np.linalg.norm(x[:, 1:] - x[:, p[1:]], axis=-1)
+    axes[3].plot(time, (lengths / np.nanmean(lengths, 0) - 1) * 100, lw=0.8)
+    axes[3].set_ylabel("bone length (% of mean)")
+    axes[3].set_xlabel("time (s)")
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+
+
+def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None,
+                cleaned: str | os.PathLike | None = None) -> str:
+    """``mocap report``: the metrics of a motion.npz as text, and its PNG plot.
+
+    Args:
+        png: where to write the plot (default ``<stem>_report.png`` beside the input).
+        cleaned: if given, also lock planted feet (:func:`mocap.cleanup.contact.clean_motion`),
+            write the result there as motion.npz and report it with the same contacts.
+    Returns:
+        The text to print.
+    """
+    from pathlib import Path
+
+    from mocap.cleanup.contact import clean_motion
+    from mocap.errors import MocapError
+    from mocap.formats import Motion, load_motion, save_motion
+    from mocap.skeletons import MOTION21, rest_offsets
+
+    motion = load_motion(path)
+    if motion.joint_names != MOTION21.joint_names:
+        raise MocapError(f"{path}: report needs the motion21 skeleton, got joints {', '.join(motion.joint_names[:5])}, ...")
+    if not np.isfinite(motion.joints).all():
+        raise MocapError(f"{path}: joints contain NaN; re-run mocap lift, which fills gaps")
+    contacts = foot_contacts(motion.joints, fps=motion.fps)
+    png = Path(png) if png is not None else Path(path).with_name(Path(path).stem + "_report.png")
+    lines = [f"{path}:", motion_report(motion.joints, fps=motion.fps, contacts=contacts).summary()]
+    plot_report(png, motion.joints, fps=motion.fps, contacts=contacts, title=f"{Path(path).name}")
+    written = [str(png)]
+    if cleaned is not None:
+        offsets = motion.rest_offsets if motion.rest_offsets is not None else rest_offsets()
+        quats, root, joints, _ = clean_motion(motion.joints, fps=motion.fps, rest_offsets=offsets, contacts=contacts)
+        save_motion(cleaned, Motion(joints=joints, joint_names=motion.joint_names, parents=motion.parents, fps=motion.fps,
+                                    local_quats_wxyz=quats, root_translation=root, rest_offsets=offsets))
+        clean_png = Path(cleaned).with_name(Path(cleaned).stem + "_report.png")
+        plot_report(clean_png, joints, fps=motion.fps, contacts=contacts, title=f"{Path(cleaned).name} (feet locked)")
+        lines += [f"after locking planted feet ({cleaned}, same contacts):",
+                  motion_report(joints, fps=motion.fps, contacts=contacts).summary()]
+        written += [str(cleaned), str(clean_png)]
+    lines.append("wrote " + ", ".join(written))
+    return "\n".join(lines)

@@ -1,0 +1,330 @@
+"""Retargeting: motion of one skeleton onto another rig (pure numpy; Blender I/O lives in
+:mod:`mocap.export.blender`).
+
+Both skeletons are mapped by bone name onto *canonical joints* (the MOTION21 names) with
+the tables in :data:`NAMING` (our BVH/motion21, Mixamo, Rigify, Unreal, VRM, SMPL, CMU) or a
+JSON mapping file ``{"left_knee": "MyRig_L_Calf", ...}``.
+
+Rotations are world-axis, rest-relative (as in :mod:`mocap.kinematics.ik`): the identity
+everywhere is the rest pose. A target bone mapped to canonical joint ``c`` gets the global
+rotation ``G_t = D G_s A``: ``G_s`` the source joint's global rotation, ``A`` the minimal
+rotation that turns the target's rest direction towards the next canonical joint (its
+"main child") onto the source's rest direction (so an A-pose rig is first put in the
+source's rest pose, without twisting the limb about its own axis), and ``D`` the minimal
+rotation that makes the bone point exactly where the source points now (absorbs what the
+two hierarchies do differently between mapped joints). Unmapped bones (twist bones,
+clavicles, fingers) keep their rest pose relative to their parent.
+
+Root motion is scaled by the ratio of hip heights (leg length); with ``pin_feet`` the legs
+(``pin_hands``: the arms) are solved with two-bone IK so that the ankles (wrists) follow the
+scaled source, which keeps planted feet planted whatever the proportions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mocap.cleanup.contact import two_bone_ik
+from mocap.errors import MocapError
+from mocap.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, rotation_between_vectors, quat_wxyz_to_matrix
+
+CANONICAL = ("pelvis", "left_hip", "left_knee", "left_ankle", "left_foot_index", "right_hip", "right_knee",
+             "right_ankle", "right_foot_index", "spine", "neck", "head", "left_shoulder", "left_elbow",
+             "left_wrist", "right_shoulder", "right_elbow", "right_wrist")
+#: Canonical joints a rig must have to be retargeted.
+REQUIRED = ("pelvis", "left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle",
+            "spine", "neck", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
+            "right_elbow", "right_wrist")
+#: The canonical joint each canonical joint points at (its rest direction is aligned).
+MAIN_CHILD = {"pelvis": "spine", "spine": "neck", "neck": "head",
+              **{f"{s}_{a}": f"{s}_{b}" for s in ("left", "right") for a, b in
+                 (("hip", "knee"), ("knee", "ankle"), ("ankle", "foot_index"), ("shoulder", "elbow"),
+                  ("elbow", "wrist"))}}
+
+
+def _sides(table: dict[str, str], left: tuple[str, str], right: tuple[str, str]) -> dict[str, str]:
+    """Expand '{S}' templates: left=(pattern for joint name side, pattern for bone side)."""
+    out = {}
+    for canon, bone in table.items():
+        if "{s}" in canon:
+            out[canon.replace("{s}", "left")] = bone.replace("{S}", left[1]).replace("{s}", left[0])
+            out[canon.replace("{s}", "right")] = bone.replace("{S}", right[1]).replace("{s}", right[0])
+        else:
+            out[canon] = bone
+    return out
+
+
+_LIMB = "{s}_hip {s}_knee {s}_ankle {s}_foot_index {s}_shoulder {s}_elbow {s}_wrist".split()
+
+
+def _limbs(names: str) -> dict[str, str]:
+    return dict(zip(_LIMB, names.split()))
+
+
+#: Canonical joint -> bone name, per naming convention (names compared case-insensitively,
+#: after removing prefixes such as ``mixamorig:``, ``DEF-``, ``ORG-``, ``m_avg_``).
+NAMING: dict[str, dict[str, str]] = {
+    "motion21": {n: n for n in CANONICAL},
+    "mixamo": _sides({"pelvis": "Hips", "spine": "Spine1", "neck": "Neck", "head": "Head",
+                      **_limbs("{S}UpLeg {S}Leg {S}Foot {S}ToeBase {S}Arm {S}ForeArm {S}Hand")},
+                     ("left", "Left"), ("right", "Right")),
+    "rigify": _sides({"pelvis": "spine", "spine": "spine.002", "neck": "spine.004", "head": "spine.006",
+                      **_limbs("thigh.{S} shin.{S} foot.{S} toe.{S} upper_arm.{S} forearm.{S} hand.{S}")},
+                     ("left", "L"), ("right", "R")),
+    "unreal": _sides({"pelvis": "pelvis", "spine": "spine_02", "neck": "neck_01", "head": "head",
+                      **_limbs("thigh_{S} calf_{S} foot_{S} ball_{S} upperarm_{S} lowerarm_{S} hand_{S}")},
+                     ("left", "l"), ("right", "r")),
+    "vrm": _sides({"pelvis": "hips", "spine": "spine", "neck": "neck", "head": "head",
+                   **_limbs("{S}UpperLeg {S}LowerLeg {S}Foot {S}Toes {S}UpperArm {S}LowerArm {S}Hand")},
+                  ("left", "left"), ("right", "right")),
+    "vroid": _sides({"pelvis": "C_Hips", "spine": "C_Spine", "neck": "C_Neck", "head": "C_Head",
+                     **_limbs("{S}_UpperLeg {S}_LowerLeg {S}_Foot {S}_ToeBase {S}_UpperArm {S}_LowerArm {S}_Hand")},
+                    ("left", "L"), ("right", "R")),
+    "smpl": _sides({"pelvis": "pelvis", "spine": "spine2", "neck": "neck", "head": "head",
+                    **_limbs("{s}_hip {s}_knee {s}_ankle {s}_foot {s}_shoulder {s}_elbow {s}_wrist")},
+                   ("left", "left"), ("right", "right")),
+    "smpl_fbx": _sides({"pelvis": "Pelvis", "spine": "Spine2", "neck": "Neck", "head": "Head",
+                        **_limbs("{S}_Hip {S}_Knee {S}_Ankle {S}_Foot {S}_Shoulder {S}_Elbow {S}_Wrist")},
+                       ("left", "L"), ("right", "R")),
+    "anny": _sides({"pelvis": "root", "spine": "spine02", "neck": "neck01", "head": "head",
+                    **_limbs("upperleg01.{S} lowerleg01.{S} foot.{S} toe2-1.{S} upperarm01.{S} lowerarm01.{S} wrist.{S}")},
+                   ("left", "L"), ("right", "R")),
+    "cmu": _sides({"pelvis": "hip", "spine": "chest", "neck": "neck", "head": "head",
+                   **_limbs("{S}Thigh {S}Shin {S}Foot - {S}Shldr {S}ForeArm {S}Hand")},
+                  ("left", "l"), ("right", "r")),
+}
+_PREFIX = re.compile(r"^(mixamorig\d*[:_]|def[-_]|org[-_]|j_bip_|m_avg_|bip01[ _]|armature[|:])", re.IGNORECASE)
+
+
+def _norm(name: str) -> str:
+    return _PREFIX.sub("", name.rsplit("|", 1)[-1]).lower()
+
+
+def best_name_match(bone_names: Sequence[str]) -> tuple[dict[str, str], str]:
+    """The naming convention of :data:`NAMING` that matches most of ``bone_names``: its
+    mapping canonical joint -> bone (possibly incomplete) and its name ("" if none matches)."""
+    by_norm = {}
+    for b in bone_names:
+        by_norm.setdefault(_norm(b), b)
+    best: dict[str, str] = {}
+    best_name = ""
+    for convention, table in NAMING.items():
+        found = {c: by_norm[_norm(b)] for c, b in table.items() if _norm(b) in by_norm}
+        if len(found) > len(best):
+            best, best_name = found, convention
+    return best, best_name
+
+
+def auto_bone_map(bone_names: Sequence[str], *, override: Mapping[str, str] | None = None,
+                  where: str = "the rig") -> dict[str, str]:
+    """Canonical joint -> bone name for a rig, by the naming convention that matches most bones.
+
+    ``override`` entries (canonical -> bone) win. Raises MocapError naming the canonical
+    joints that could not be mapped and how to supply a mapping file.
+    """
+    best, best_name = best_name_match(bone_names)
+    mapping = dict(best)
+    for canon, bone in (override or {}).items():
+        if canon not in CANONICAL:
+            raise MocapError(f"mapping file names {canon!r}, which is not a joint we map; use: {', '.join(CANONICAL)}")
+        if bone not in bone_names:
+            raise MocapError(f"mapping file maps {canon} to {bone!r}, which is not a bone of {where}")
+        mapping[canon] = bone
+    missing = [c for c in REQUIRED if c not in mapping]
+    if missing:
+        example = json.dumps({c: f"<bone of {where} for {c}>" for c in missing[:2]})
+        raise MocapError(
+            f"could not map {len(missing)} joint(s) of {where} by bone name (closest naming: {best_name or 'none'}): "
+            f"{', '.join(missing)}. Write a JSON mapping file such as {example} and pass it with --mapping "
+            f"(its bones: {', '.join(list(bone_names)[:12])}{', ...' if len(bone_names) > 12 else ''})")
+    return mapping
+
+
+def load_bone_map(path: str | os.PathLike) -> dict[str, str]:
+    """Read a JSON mapping file ``{canonical joint: bone name}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MocapError(f"mapping file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise MocapError(f"mapping file {path} is not JSON: {e}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise MocapError(f'mapping file {path} must be a JSON object {{"left_knee": "BoneName", ...}}')
+    return data
+
+
+@dataclass(frozen=True)
+class Rig:
+    """A skeleton in its rest pose: bone names, parents (root -1, parents first), bone head
+    positions (B, 3) in metres, +Y up, the character facing +Z."""
+
+    bone_names: tuple[str, ...]
+    parents: tuple[int, ...]
+    rest_positions: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.bone_names)
+        if len(self.parents) != n or np.shape(self.rest_positions) != (n, 3):
+            raise ValueError(f"{n} bones, {len(self.parents)} parents, rest positions {np.shape(self.rest_positions)}")
+        for j, p in enumerate(self.parents):
+            if p >= j:
+                raise ValueError(f"bone {self.bone_names[j]}: parents must come before children")
+
+    def index(self, name: str) -> int:
+        return self.bone_names.index(name)
+
+
+@dataclass(frozen=True)
+class RetargetResult:
+    """Target motion: ``local_quats_wxyz`` (T, B, 4) rest-relative, world axes;
+    ``root_translation`` (T, 3) metres: displacement of ``root_bone`` from its rest position;
+    ``positions`` (T, B, 3) bone heads; ``scale`` target / source leg length."""
+
+    bone_names: tuple[str, ...]
+    local_quats_wxyz: np.ndarray
+    root_translation: np.ndarray
+    positions: np.ndarray
+    root_bone: str
+    scale: float
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _min_rot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return quat_wxyz_to_matrix(rotation_between_vectors(_unit(a), _unit(b)))
+
+
+def _hip_height(rest: np.ndarray, pelvis: int, feet: Sequence[int]) -> float:
+    return float(rest[pelvis, 1] - rest[list(feet), 1].min())
+
+
+def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: np.ndarray,
+             source_positions: np.ndarray, target: Rig, target_map: Mapping[str, str], *,
+             pin_feet: bool = True, pin_hands: bool = True) -> RetargetResult:
+    """Move ``target`` like ``source``.
+
+    Args:
+        source_global_rotmats: (T, J, 3, 3) world-axis rest-relative global rotations of the
+            source bones (identity = the source's rest pose).
+        source_positions: (T, J, 3) metres, +Y up, the source bone heads.
+        source_map, target_map: canonical joint -> bone name (:func:`auto_bone_map`).
+        pin_feet, pin_hands: solve legs / arms with two-bone IK so ankles / wrists follow the
+            scaled source (planted feet and hand contacts survive other proportions;
+            a target out of reach straightens the limb towards it).
+    Returns:
+        :class:`RetargetResult` for the target's bones.
+    """
+    gs = np.asarray(source_global_rotmats, dtype=np.float64)
+    ps = np.asarray(source_positions, dtype=np.float64)
+    t = gs.shape[0]
+    if gs.shape != (t, len(source.bone_names), 3, 3) or ps.shape != (t, len(source.bone_names), 3):
+        raise ValueError(f"source rotations {gs.shape} / positions {ps.shape} do not fit {len(source.bone_names)} bones")
+    common = [c for c in CANONICAL if c in source_map and c in target_map]
+    src = {c: source.index(source_map[c]) for c in common}
+    tgt = {c: target.index(target_map[c]) for c in common}
+    canon_of = {b: c for c, b in tgt.items()}
+    rs, rt = source.rest_positions, target.rest_positions
+    feet_c = [c for c in ("left_ankle", "right_ankle", "left_foot_index", "right_foot_index") if c in common]
+    scale = _hip_height(rt, tgt["pelvis"], [tgt[c] for c in feet_c]) / _hip_height(rs, src["pelvis"], [src[c] for c in feet_c])
+
+    nb = len(target.bone_names)
+    glob = np.tile(np.eye(3), (t, nb, 1, 1))
+    align = {}  # mapped bone -> (A, main-child canonical or None)
+    for b in range(nb):
+        p = target.parents[b]
+        c = canon_of.get(b)
+        if c is None:  # unmapped: rigid with its parent (rest-relative)
+            glob[:, b] = glob[:, p] if p >= 0 else np.eye(3)
+            continue
+        child = MAIN_CHILD.get(c)
+        if child in common:
+            a = _min_rot(rt[tgt[child]] - rt[b], rs[src[child]] - rs[src[c]])
+            g = gs[:, src[c]] @ a
+            now = ps[:, src[child]] - ps[:, src[c]]
+            glob[:, b] = _min_rot(g @ _unit(rt[tgt[child]] - rt[b]), now) @ g
+            align[b] = a
+        else:  # no direction to match: follow the source joint with the mapped parent's alignment
+            anc = p
+            while anc >= 0 and anc not in align:
+                anc = target.parents[anc]
+            a = align.get(anc, np.eye(3))
+            glob[:, b] = gs[:, src[c]] @ a
+            if anc >= 0:  # and the parent's exact-direction correction
+                glob[:, b] = glob[:, anc] @ np.swapaxes(gs[:, src[canon_of[anc]]] @ align[anc], -1, -2) @ glob[:, b]
+
+    root_b = tgt["pelvis"]
+    pelvis_pos = ps[:, src["pelvis"]] * scale
+    root_translation = pelvis_pos - rt[root_b]
+    pos = _fk(glob, target, rt, root_b, pelvis_pos)
+    limbs = [("hip", "knee", "ankle")] * pin_feet + [("shoulder", "elbow", "wrist")] * pin_hands
+    if limbs:
+        for s, (j1, j2, j3) in ((s, lb) for lb in limbs for s in ("left", "right")):
+            names = (f"{s}_{j1}", f"{s}_{j2}", f"{s}_{j3}")
+            if not all(n in common for n in names):
+                continue
+            h, k, a = (tgt[n] for n in names)
+            goal = ps[:, src[names[2]]] * scale
+            new_k, new_a = two_bone_ik(pos[:, h], pos[:, k], pos[:, a], goal)
+            d1 = _min_rot(pos[:, k] - pos[:, h], new_k - pos[:, h])
+            glob[:, h] = d1 @ glob[:, h]
+            d2 = _min_rot(np.einsum("tij,tj->ti", d1, pos[:, a] - pos[:, k]), new_a - new_k)
+            glob[:, k] = d2 @ d1 @ glob[:, k]
+            _refresh_unmapped(glob, target, canon_of, below=(h, k))
+        pos = _fk(glob, target, rt, root_b, pelvis_pos)
+
+    local = glob.copy()
+    for b in range(nb):
+        p = target.parents[b]
+        if p >= 0:
+            local[:, b] = np.swapaxes(glob[:, p], -1, -2) @ glob[:, b]
+    quats = quat_continuous_wxyz(matrix_to_quat_wxyz(local), axis=0)
+    return RetargetResult(bone_names=target.bone_names, local_quats_wxyz=quats, root_translation=root_translation, positions=pos,
+                          root_bone=target.bone_names[root_b], scale=scale)
+
+
+def _refresh_unmapped(glob: np.ndarray, rig: Rig, canon_of: Mapping[int, str], below: Sequence[int]) -> None:
+    """Unmapped bones under the changed bones follow their parents again."""
+    changed = set(below)
+    for b in range(len(rig.bone_names)):
+        p = rig.parents[b]
+        if p in changed and b not in canon_of:
+            glob[:, b] = glob[:, p]
+            changed.add(b)
+
+
+def _fk(glob: np.ndarray, rig: Rig, rest: np.ndarray, root_b: int, root_pos: np.ndarray) -> np.ndarray:
+    """Bone heads (T, B, 3): the mapped root at ``root_pos``, bones above it at rest."""
+    t, nb = glob.shape[:2]
+    pos = np.empty((t, nb, 3))
+    for b in range(nb):
+        p = rig.parents[b]
+        if b == root_b:
+            pos[:, b] = root_pos
+        elif p < 0:
+            pos[:, b] = rest[b]
+        else:
+            pos[:, b] = pos[:, p] + np.einsum("tij,j->ti", glob[:, p], rest[b] - rest[p])
+    return pos
+
+
+def motion_to_source(joint_names: Sequence[str], parents: Sequence[int], rest_offsets: np.ndarray,
+                     local_quats_wxyz: np.ndarray, root_translation: np.ndarray) -> tuple[Rig, np.ndarray, np.ndarray]:
+    """(Rig, global rotmats (T, J, 3, 3), positions (T, J, 3)) of a motion given by local rotations."""
+    from mocap.kinematics.ik import forward_kinematics_with_rotations
+
+    off = np.asarray(rest_offsets, dtype=np.float64)
+    pos, gq = forward_kinematics_with_rotations(local_quats_wxyz, root_translation, off, parents)
+    rest = np.zeros_like(off)
+    rest[0] = off[0]
+    for j in range(1, len(parents)):
+        rest[j] = rest[parents[j]] + off[j]
+    return Rig(tuple(joint_names), tuple(parents), rest), quat_wxyz_to_matrix(gq), pos

@@ -1,0 +1,210 @@
+"""Reading video files: their properties, and their frames upright.
+
+Any container and codec the installed OpenCV can decode is accepted (mp4, mov, avi, mkv
+through OpenCV's FFmpeg backend). Frames come out *upright*: phone videos store their
+pixels sideways plus a display rotation in the container, and we apply it.
+
+Rotation convention
+    ``VideoInfo.rotation_deg`` is the **clockwise** rotation, in degrees (0, 90, 180 or
+    270), that turns the stored pixels into the upright picture a viewer shows. It is the
+    value of FFmpeg's ``rotate`` tag and of OpenCV's ``CAP_PROP_ORIENTATION_META``; an
+    iPhone portrait clip (display matrix ``[0 1; -1 0]`` in the track header) has 90.
+
+OpenCV 4.11's FFmpeg backend can rotate frames itself (``CAP_PROP_ORIENTATION_AUTO``),
+but in the opencv-contrib-python 4.11 wheel it is *off* by default (measured: property 0,
+frames sideways), and other backends lack it. So we switch it off explicitly, read the
+rotation, rotate with ``cv2.rotate`` ourselves, and take ``VideoInfo``'s width and
+height from the first decoded frame after rotation, so frames and ``VideoInfo`` agree.
+"""
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from mocap.errors import MocapError
+
+DEFAULT_FPS = 30.0
+"""Frame rate assumed when a video does not declare a usable one."""
+
+_MAX_FPS = 1000.0  # above this a declared rate is a time base, not a frame rate
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Properties of a video file, as the viewer sees it.
+
+    Attributes:
+        path: the file.
+        width, height: size in pixels of the upright frames (after rotation).
+        fps: frames per second (``DEFAULT_FPS`` if the file declares none).
+        frame_count: number of frames the container declares (mp4, mov and avi store it;
+            for other streams it may be an estimate from the duration). If the container
+            declares none, the frames are counted by decoding.
+        rotation_deg: clockwise rotation (0, 90, 180, 270) applied to the stored pixels.
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    rotation_deg: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels of the upright frames."""
+        return (self.width, self.height)
+
+    @property
+    def duration_s(self) -> float:
+        """Duration in seconds (frame_count / fps)."""
+        return self.frame_count / self.fps
+
+
+def _cv2():
+    import cv2  # light enough, but keeps `import mocap.io.video` free of OpenCV until used
+
+    return cv2
+
+
+def _check_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise MocapError(f"video file not found: {path}")
+    if path.is_dir():
+        raise MocapError(f"{path} is a folder; give a video file (mp4, mov, avi, mkv)")
+    return path
+
+
+def _open(path: Path):
+    """Open ``path`` with OpenCV, auto-rotation off; MocapError if it cannot be decoded."""
+    cv2 = _cv2()
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise MocapError(f"cannot read video {path}: OpenCV cannot open it as a video (not a video, "
+                         f"corrupt or truncated, or an unsupported codec); convert it to H.264 mp4 and retry")
+    # Off explicitly so that the frames are the stored pixels and we rotate them once.
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
+    return cap
+
+
+def _no_frames(path: Path) -> MocapError:
+    return MocapError(f"cannot read video {path}: it holds no decodable frames; "
+                      f"check that the file plays and re-export it if not")
+
+
+def _rotation(cap) -> int:
+    """Clockwise display rotation in degrees (0, 90, 180, 270) declared by the container."""
+    cv2 = _cv2()
+    meta = cap.get(cv2.CAP_PROP_ORIENTATION_META)
+    if not math.isfinite(meta):
+        return 0
+    return int(round(meta / 90.0)) * 90 % 360
+
+
+def _rotate(frame: np.ndarray, rotation_deg: int) -> np.ndarray:
+    """(H, W, 3) stored pixels -> upright pixels, turning clockwise by ``rotation_deg``."""
+    cv2 = _cv2()
+    if rotation_deg == 90:
+        return cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
+    if rotation_deg == 180:
+        return cv2.rotate(frame, cv2.ROTATE_180)
+    if rotation_deg == 270:
+        return cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return frame
+
+
+def _fps(value: float, path: Path) -> float:
+    """The declared frame rate, or ``DEFAULT_FPS`` with a warning if it is missing or absurd."""
+    if math.isfinite(value) and 0 < value <= _MAX_FPS:
+        return float(value)
+    warnings.warn(f"{path} declares no usable frame rate ({value}); assuming {DEFAULT_FPS:g} fps",
+                  stacklevel=3)
+    return DEFAULT_FPS
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Read the properties of the video at ``path``, decoding its first frame.
+
+    Raises MocapError if the file is missing, a folder, not a decodable video, or holds
+    no frames. Warns (``UserWarning``) and assumes 30 fps if no frame rate is declared.
+    """
+    path = _check_path(path)
+    cv2 = _cv2()
+    cap = _open(path)
+    try:
+        rotation = _rotation(cap)
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise _no_frames(path)
+        height, width = _rotate(frame, rotation).shape[:2]
+        fps = _fps(cap.get(cv2.CAP_PROP_FPS), path)
+        declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        if math.isfinite(declared) and declared > 0:
+            count = int(round(declared))
+        else:
+            count = 1
+            while cap.grab():
+                count += 1
+    finally:
+        cap.release()
+    return VideoInfo(path=path, width=int(width), height=int(height), fps=fps,
+                     frame_count=count, rotation_deg=rotation)
+
+
+def iter_frames(path: str | os.PathLike, *, rgb: bool = True) -> Iterator[np.ndarray]:
+    """Yield the frames of the video at ``path``, upright, in order.
+
+    Args:
+        path: a video file.
+        rgb: RGB channel order if True (what detectors expect), else OpenCV's BGR.
+
+    Yields:
+        frame: (H, W, 3) uint8, H and W as in ``probe_video(path)``.
+
+    The file is opened (and MocapError raised for a missing, unreadable or empty video)
+    when this is called, not at the first ``next``. If decoding stops before the declared
+    number of frames, a ``UserWarning`` says so (a truncated or damaged file).
+    """
+    path = _check_path(path)
+    cv2 = _cv2()
+    cap = _open(path)
+    try:
+        rotation = _rotation(cap)
+        declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        ok, first = cap.read()
+    except BaseException:
+        cap.release()
+        raise
+    if not ok or first is None:
+        cap.release()
+        raise _no_frames(path)
+    return _frames(cap, first, path, rotation=rotation, declared=declared, rgb=rgb)
+
+
+def _frames(cap, first: np.ndarray, path: Path, *, rotation: int, declared: float,
+            rgb: bool) -> Iterator[np.ndarray]:
+    cv2 = _cv2()
+    try:
+        frame, n = first, 0
+        while frame is not None:
+            frame = _rotate(frame, rotation)
+            if rgb:
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            n += 1
+            yield frame
+            ok, frame = cap.read()
+            if not ok:
+                frame = None
+        if math.isfinite(declared) and n < int(round(declared)):
+            warnings.warn(f"{path}: decoding stopped after {n} of {int(round(declared))} frames "
+                          f"(truncated or damaged file?)", stacklevel=2)
+    finally:
+        cap.release()

@@ -1,0 +1,151 @@
+"""2D -> 3D lifters: a pluggable interface and the MediaPipe world-landmark baseline.
+
+A lifter turns :class:`~mocap.formats.Keypoints2D` into root-relative MOTION21 joints in
+the camera frame (x right, y down, z away from the camera, metres). Lifters:
+
+- ``"mediapipe"``: MediaPipe's own world landmarks (the baseline the network must beat);
+  needs a keypoints file made by ``mocap detect`` (it carries ``world_landmarks``).
+- ``"network"``: our temporal network from :mod:`lifting` (needs the ``lift`` extra).
+
+``"auto"`` picks the network when its weights and torch are available, else MediaPipe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from mocap.errors import MocapError
+from mocap.formats import Keypoints2D
+from mocap.skeletons import MOTION21, map_joints
+
+
+@dataclass(frozen=True)
+class LiftResult:
+    """Output of a lifter.
+
+    Attributes:
+        joints_cam: (T, 21, 3) float metres, MOTION21 joints relative to the pelvis, camera
+            axes (x right, y down, z away from the camera); NaN where unknown.
+        root_translation_cam: (T, 3) float metres, the pelvis in the camera frame, or None
+            when the lifter does not estimate it (then :func:`estimate_root_translation` does).
+    """
+
+    joints_cam: np.ndarray
+    root_translation_cam: np.ndarray | None = None
+
+
+class Lifter(Protocol):
+    """``lift`` turns 2D keypoints into root-relative 3D in camera axes.
+
+    A lifter may also set ``reads_confidence = True``: it was trained on missing and
+    low-confidence points, so :func:`mocap.pipelines.capture.lift_keypoints` gives it the detector's
+    keypoints and confidences as they are, not the gap-filled 2D (whose low-confidence points
+    are replaced by interpolation).
+    """
+
+    name: str
+
+    def lift(self, keypoints: Keypoints2D) -> LiftResult: ...
+
+
+class MediaPipeWorldLifter:
+    """Uses MediaPipe's world landmarks as the 3D (the baseline)."""
+
+    name = "mediapipe"
+
+    def lift(self, keypoints: Keypoints2D) -> LiftResult:
+        if keypoints.world_landmarks is None or keypoints.layout != "mediapipe33":
+            raise MocapError(
+                "the mediapipe lifter needs MediaPipe world landmarks, which this keypoints file "
+                f"(layout {keypoints.layout}) does not have; use --lifter network")
+        joints = map_joints(keypoints.world_landmarks, "mediapipe33", MOTION21)
+        joints = joints - joints[:, :1]
+        return LiftResult(joints_cam=joints)
+
+
+def network_available() -> bool:
+    """True when torch and the shipped network weights can be found."""
+    try:
+        from mocap.lift.network import default_weights_path
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return default_weights_path().exists()
+
+
+def get_lifter(name: str, keypoints: Keypoints2D | None = None, *, causal: bool = False) -> Lifter:
+    """The lifter called ``name`` (``auto``, ``network`` or ``mediapipe``)."""
+    if name == "auto":
+        name = "network" if network_available() else "mediapipe"
+    if name == "mediapipe":
+        return MediaPipeWorldLifter()
+    if name == "network":
+        try:
+            from mocap.lift.network import NetworkLifter
+        except ImportError as e:
+            raise MocapError(f"the network lifter needs torch ({e}); install it with: pip install 'mocap-lift[lift]'") from None
+        return NetworkLifter(causal=causal)
+    raise MocapError(f"unknown lifter {name!r}; choose auto, network or mediapipe")
+
+
+def default_focal_px(image_size: tuple[int, int], fov_deg: float = 55.0) -> float:
+    """Focal length in pixels for a camera whose long image side spans ``fov_deg`` degrees."""
+    return max(image_size) / (2.0 * np.tan(np.radians(fov_deg) / 2.0))
+
+
+def estimate_root_translation(
+    joints_rel: np.ndarray,
+    keypoints: np.ndarray,
+    confidence: np.ndarray,
+    *,
+    focal_px: float,
+    principal_px: tuple[float, float],
+    min_confidence: float = 0.3,
+) -> np.ndarray:
+    """Pelvis position per frame that best reprojects root-relative 3D onto the 2D keypoints.
+
+    Pinhole camera, linear least squares per frame: for each joint with 3D ``X`` and pixel
+    ``u``, ``f (X_x + t_x) = (u_x - c_x)(X_z + t_z)`` and likewise for y.
+
+    Args:
+        joints_rel: (T, J, 3) metres, root-relative, camera axes (x right, y down, z forward).
+        keypoints: (T, J, 2) pixels of the same joints; NaN where missing.
+        confidence: (T, J) in [0, 1]; joints below ``min_confidence`` are ignored.
+        focal_px: focal length, pixels.
+        principal_px: (c_x, c_y) principal point, pixels.
+    Returns:
+        (T, 3) metres, camera frame; NaN in frames with fewer than 3 usable joints.
+    """
+    joints_rel = np.asarray(joints_rel, dtype=np.float64)
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    if joints_rel.shape[:2] != keypoints.shape[:2] or joints_rel.shape[-1] != 3 or keypoints.shape[-1] != 2:
+        raise ValueError(f"joints_rel (T,J,3) and keypoints (T,J,2) disagree: {joints_rel.shape} vs {keypoints.shape}")
+    f = float(focal_px)
+    c = np.asarray(principal_px, dtype=np.float64)
+    uv = keypoints - c  # (T, J, 2)
+    w = np.where(np.isfinite(uv).all(-1) & np.isfinite(joints_rel).all(-1) & (np.nan_to_num(confidence) >= min_confidence),
+                 np.nan_to_num(confidence), 0.0)
+    uv = np.nan_to_num(uv)
+    xyz = np.nan_to_num(joints_rel)
+    t_count, j_count = w.shape
+    a = np.zeros((t_count, j_count, 2, 3))
+    a[..., 0, 0] = f
+    a[..., 1, 1] = f
+    a[..., :, 2] = -uv
+    b = uv * xyz[..., 2:3] - f * xyz[..., :2]  # (T, J, 2)
+    aw = a * w[..., None, None]
+    ata = np.einsum("tjki,tjkl->til", aw, a)
+    atb = np.einsum("tjki,tjk->ti", aw, b)
+    ok = (w > 0).sum(1) >= 3
+    out = np.full((t_count, 3), np.nan)
+    if ok.any():
+        out[ok] = np.linalg.solve(ata[ok], atb[ok][..., None])[..., 0]
+    return out
+
+
+def project(points_cam: np.ndarray, *, focal_px: float, principal_px: tuple[float, float]) -> np.ndarray:
+    """Pinhole projection of (..., 3) camera-frame metres to (..., 2) pixels."""
+    p = np.asarray(points_cam, dtype=np.float64)
+    return focal_px * p[..., :2] / p[..., 2:3] + np.asarray(principal_px, dtype=np.float64)

@@ -1,0 +1,188 @@
+"""Temporal convolutional lifting network: 2D keypoints over time -> root-relative 3D joints.
+
+Dilated 1D convolutions over time with residual blocks. Kernel widths ``(k0, k1, ...)``: the
+first convolution has width ``k0``; block ``i`` has a convolution of width ``k_i`` dilated by
+``k0 * ... * k_{i-1}``. Every convolution is "valid" (no padding), so an output frame sees
+exactly ``receptive_field(kernel_widths)`` input frames.
+
+One code path, two variants:
+
+- offline (``causal=False``): output frame ``t`` sees input frames ``t - R//2 .. t + R//2``;
+  residual branches are cropped symmetrically. Kernel widths must be odd.
+- causal (``causal=True``): output frame ``t`` sees frames ``t - R + 1 .. t`` (past only);
+  residual branches keep their most recent frames.
+
+Shapes: input (B, T, J_in, C) with C = 3 (normalised x, y, confidence; see
+:mod:`mocap.lift.features`); output (B, T - R + 1, J_out, 3), metres, root-relative, camera axes.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from mocap.lift.features import CHANNELS_PER_JOINT, NUM_INPUT_JOINTS
+from mocap.skeletons import MOTION21
+
+
+def receptive_field(kernel_widths: tuple[int, ...]) -> int:
+    """Frames seen by one output frame: ``1 + sum_i (k_i - 1) * prod(k_0..k_{i-1})``.
+
+    For widths that are all the same this equals their product, e.g. (3, 3, 3) -> 27.
+    """
+    rf, dilation = 1, 1
+    for k in kernel_widths:
+        rf += (k - 1) * dilation
+        dilation *= k
+    return rf
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of :class:`TemporalLifter`; stored in checkpoints."""
+
+    kernel_widths: tuple[int, ...] = (3, 3, 3)
+    channels: int = 384
+    dropout: float = 0.15
+    causal: bool = False
+    num_joints_in: int = NUM_INPUT_JOINTS
+    channels_per_joint: int = CHANNELS_PER_JOINT
+    num_joints_out: int = MOTION21.num_joints
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["kernel_widths"] = list(self.kernel_widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["kernel_widths"] = tuple(d["kernel_widths"])
+        return cls(**d)
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.kernel_widths)
+
+    @property
+    def target_offset(self) -> int:
+        """Index, within an input window of ``receptive_field`` frames, of the frame the output belongs to."""
+        return self.receptive_field - 1 if self.causal else self.receptive_field // 2
+
+
+class TemporalLifter(nn.Module):
+    """See the module docstring. ``forward``: (B, T, J_in, C) -> (B, T - R + 1, J_out, 3)."""
+
+    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        widths = tuple(int(k) for k in config.kernel_widths)
+        if not widths or min(widths) < 1:
+            raise ValueError(f"kernel_widths must be positive integers, got {config.kernel_widths}")
+        if not config.causal and any(k % 2 == 0 for k in widths):
+            raise ValueError(f"the offline (symmetric) model needs odd kernel widths, got {widths}")
+        self.config = config
+        c = config.channels
+        self.input_conv = nn.Conv1d(config.num_joints_in * config.channels_per_joint, c, widths[0], bias=False)
+        self.input_bn = nn.BatchNorm1d(c, momentum=0.1)
+        self.dilated = nn.ModuleList()
+        self.dilated_bn = nn.ModuleList()
+        self.pointwise = nn.ModuleList()
+        self.pointwise_bn = nn.ModuleList()
+        self.crops: list[int] = []
+        dilation = widths[0]
+        for k in widths[1:]:
+            self.dilated.append(nn.Conv1d(c, c, k, dilation=dilation, bias=False))
+            self.dilated_bn.append(nn.BatchNorm1d(c, momentum=0.1))
+            self.pointwise.append(nn.Conv1d(c, c, 1, bias=False))
+            self.pointwise_bn.append(nn.BatchNorm1d(c, momentum=0.1))
+            self.crops.append((k - 1) * dilation)
+            dilation *= k
+        self.drop = nn.Dropout(config.dropout)
+        self.act = nn.ReLU(inplace=True)
+        self.output_conv = nn.Conv1d(c, config.num_joints_out * 3, 1)
+
+    @property
+    def receptive_field(self) -> int:
+        return self.config.receptive_field
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        expected = (cfg.num_joints_in, cfg.channels_per_joint)
+        if x.ndim != 4 or tuple(x.shape[2:]) != expected:
+            raise ValueError(f"TemporalLifter expects input (B, T, {expected[0]}, {expected[1]}), got {tuple(x.shape)}")
+        if x.shape[1] < self.receptive_field:
+            raise ValueError(f"TemporalLifter needs at least {self.receptive_field} frames (its receptive field), "
+                             f"got {x.shape[1]}; pad the sequence (see run_sequence)")
+        b, t = x.shape[:2]
+        h = x.reshape(b, t, -1).transpose(1, 2)  # (B, J*C, T)
+        h = self.drop(self.act(self.input_bn(self.input_conv(h))))
+        for conv, bn, pw, pw_bn, crop in zip(self.dilated, self.dilated_bn, self.pointwise, self.pointwise_bn, self.crops):
+            res = h[:, :, crop:] if cfg.causal else h[:, :, crop // 2: h.shape[2] - crop // 2]
+            h = self.drop(self.act(bn(conv(h))))
+            h = res + self.drop(self.act(pw_bn(pw(h))))
+        out = self.output_conv(h)  # (B, J_out*3, T')
+        return out.transpose(1, 2).reshape(b, out.shape[2], cfg.num_joints_out, 3)
+
+
+def grow(source: TemporalLifter, config: ModelConfig) -> TemporalLifter:
+    """A :class:`TemporalLifter` of ``config`` initialised from the trained ``source``.
+
+    ``config.kernel_widths`` must equal ``source``'s or extend them (e.g. (3, 3, 3) -> (3, 3, 3, 3),
+    27 -> 81 frames), with the same channels and joints. Every layer of ``source`` is copied; each
+    new residual block gets a zero scale in its last BatchNorm, so its branch adds 0 and the block
+    passes its input through (cropped to the longer window). With the same variant, output frame
+    ``t`` therefore equals that of ``source`` until training changes the new blocks. The variant
+    may differ (a causal model fine-tuned from offline weights): the layers are the same, only
+    the frames they see change. ValueError if the architectures do not fit.
+    """
+    old = source.config
+    n = len(old.kernel_widths)
+    if (tuple(config.kernel_widths[:n]) != tuple(old.kernel_widths)
+            or any(getattr(config, f) != getattr(old, f)
+                   for f in ("channels", "num_joints_in", "channels_per_joint", "num_joints_out"))):
+        raise ValueError(f"cannot grow a network of kernel widths {list(old.kernel_widths)} and {old.channels} "
+                         f"channels into one of {list(config.kernel_widths)} and {config.channels}: the widths "
+                         f"must start with the source's and the channels must match")
+    model = TemporalLifter(config)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or any(not k.split(".")[0] in ("dilated", "dilated_bn", "pointwise", "pointwise_bn")
+                         or int(k.split(".")[1]) < n - 1 for k in missing):
+        raise RuntimeError(f"unexpected layers when growing: missing {missing}, unexpected {unexpected}")
+    with torch.no_grad():
+        for bn in model.pointwise_bn[n - 1:]:
+            bn.weight.zero_()
+            bn.bias.zero_()
+    return model
+
+
+def pad_sequence(features: torch.Tensor, receptive_field: int, causal: bool) -> torch.Tensor:
+    """Pad (B, T, J, C) in time by repeating edge frames so that the output has T frames."""
+    if causal:
+        before, after = receptive_field - 1, 0
+    else:
+        before = after = receptive_field // 2
+    parts = [features[:, :1].expand(-1, before, -1, -1), features, features[:, -1:].expand(-1, after, -1, -1)]
+    return torch.cat(parts, dim=1)
+
+
+@torch.no_grad()
+def run_sequence(model: TemporalLifter, features: torch.Tensor, *, chunk: int = 8192) -> torch.Tensor:
+    """Run ``model`` over whole sequences (B, T, J, C) -> (B, T, J_out, 3), edge-padded, in time chunks.
+
+    The convolution is shared between neighbouring frames; chunks overlap by the receptive
+    field so the result equals one pass over the padded sequence.
+    """
+    rf = model.receptive_field
+    padded = pad_sequence(features, rf, model.config.causal)
+    t = features.shape[1]
+    outs = []
+    for start in range(0, t, chunk):
+        stop = min(t, start + chunk)
+        outs.append(model(padded[:, start: stop + rf - 1]))
+    return torch.cat(outs, dim=1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+

@@ -1,0 +1,230 @@
+"""Run the lifting network: :class:`NetworkLifter` (whole clips) and :class:`StreamingLifter` (live).
+
+Weights: ``mocap/lift/weights/offline.pt`` (symmetric window) and ``mocap/lift/weights/causal.pt``
+(past frames only). A weights file holds ``{"config": ModelConfig dict, "state_dict": ...,
+"meta": ...}``; tensors may be stored as float16 and are loaded as float32.
+
+Output: MOTION21 joints (T, 21, 3), metres, root-relative (pelvis at 0), camera axes x right,
+y down, z away from the camera. Frames with no usable keypoint at all are NaN; keypoints that
+are NaN or have confidence 0 are treated as missing and the network fills them in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mocap.errors import MocapError, missing_extra
+from mocap.formats import Keypoints2D
+from mocap.lift.features import NUM_INPUT_JOINTS, frames_with_detection, layout_to_input, normalise_frames
+
+try:
+    from mocap.lift.lifters import LiftResult
+except ImportError:  # pragma: no cover - mocap.lift.lifters is the owner of this type
+    @dataclass(frozen=True)
+    class LiftResult:  # type: ignore[no-redef]
+        joints_cam: np.ndarray
+        root_translation_cam: np.ndarray | None = None
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def default_weights_path(causal: bool = False) -> Path:
+    """The shipped weights: ``mocap/lift/weights/causal.pt`` or ``mocap/lift/weights/offline.pt``."""
+    return WEIGHTS_DIR / ("causal.pt" if causal else "offline.pt")
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise missing_extra("torch", "lift") from None
+    return torch
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """A :class:`mocap.lift.model.TemporalLifter` in eval mode from a weights file."""
+    torch = _torch()
+    from mocap.lift.model import ModelConfig, TemporalLifter
+
+    path = Path(path)
+    if not path.exists():
+        raise MocapError(f"lifting weights not found: {path}; train them with `python -m lifting.train` "
+                         "or reinstall mocap-lift (the package ships mocap/lift/weights/offline.pt)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        config = ModelConfig.from_dict(blob["config"])
+        model = TemporalLifter(config)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise MocapError(f"{path} is not a lifting weights file ({e.__class__.__name__}: {e})") from None
+    return model.to(device).eval()
+
+
+def _layout_for(num_joints: int) -> str:
+    layouts = {33: "mediapipe33", 17: "coco17"}
+    if num_joints not in layouts:
+        raise ValueError(f"keypoints with {num_joints} joints: expected 33 (mediapipe33) or 17 (coco17)")
+    return layouts[num_joints]
+
+
+#: the frame rate the shipped networks were trained at
+TRAINED_FPS = 30.0
+
+
+def frame_stride(fps: float) -> int:
+    """Subsampling step that brings ``fps`` closest to the trained 30 fps (1 below 45 fps)."""
+    return max(1, int(round(fps / TRAINED_FPS)))
+
+
+class NetworkLifter:
+    """Lifts whole clips with the temporal network; see the module docstring.
+
+    Args:
+        weights: weights file; default the shipped offline or causal model.
+        causal: use only past frames for each output frame (the causal model).
+        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        threads: torch CPU threads (None leaves torch's setting alone).
+        flip_average: also lift the mirrored image and average: 1.2-1.5 mm better MPJPE and
+            PA-MPJPE on the CMU validation and test takes, and smoother, at about 0.6 times
+            the speed.
+            Default (None): on for the offline model, off for the causal one.
+    """
+
+    name = "network"
+    reads_confidence = True  # trained with dropped and low-confidence points: give it the raw 2D
+
+    def __init__(self, weights: str | Path | None = None, *, causal: bool = False, device: str = "cpu",
+                 threads: int | None = None, flip_average: bool | None = None) -> None:
+        torch = _torch()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.weights = Path(weights) if weights is not None else default_weights_path(causal)
+        self.device = device
+        self.model = load_model(self.weights, device)
+        if self.model.config.causal != causal:
+            kind = "causal" if self.model.config.causal else "offline"
+            raise MocapError(f"{self.weights} holds a {kind} model but causal={causal} was asked for")
+        self.causal = causal
+        self.flip_average = (not causal) if flip_average is None else bool(flip_average)
+
+    @property
+    def receptive_field(self) -> int:
+        return self.model.receptive_field
+
+    def lift_arrays(self, keypoints: np.ndarray, confidence: np.ndarray, layout: str) -> np.ndarray:
+        """(T, J, 2) pixels + (T, J) confidence of ``layout`` -> (T, 21, 3) metres, root-relative."""
+        kp, conf = layout_to_input(keypoints, confidence, layout)
+        return self.lift_features(normalise_frames(kp, conf), frames_with_detection(conf, kp))
+
+    def lift_features(self, features: np.ndarray, detected: np.ndarray | None = None) -> np.ndarray:
+        """Normalised features (T, 21, 3) -> (T, 21, 3) metres; frames not ``detected`` (T,) become NaN."""
+        torch = _torch()
+        from mocap.lift.model import run_sequence
+
+        if features.ndim != 3 or features.shape[1:] != (NUM_INPUT_JOINTS, 3):
+            raise ValueError(f"features must have shape (T, {NUM_INPUT_JOINTS}, 3), got {features.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))[None].to(self.device)
+        out = run_sequence(self.model, x)[0].cpu().numpy().astype(np.float64)
+        if self.flip_average:
+            from lifting.evaluate import mirror_joints
+            from mocap.lift.features import mirror_features
+
+            xm = torch.from_numpy(mirror_features(np.asarray(features, dtype=np.float32)))[None].to(self.device)
+            out = 0.5 * (out + mirror_joints(run_sequence(self.model, xm)[0].cpu().numpy().astype(np.float64)))
+        out -= out[:, :1]
+        if detected is not None:
+            out[~detected] = np.nan
+        return out
+
+    def lift(self, keypoints: Keypoints2D) -> LiftResult:
+        """Root-relative MOTION21 joints in the camera frame; ``root_translation_cam`` is None
+        (:func:`mocap.lift.lifters.estimate_root_translation` provides it from the 2D).
+
+        The network was trained at 30 fps: a faster clip (45 fps and up) is lifted as
+        ``stride = round(fps / 30)`` interleaved sub-clips near 30 fps whose outputs are
+        interleaved back, so every frame gets an output and the window spans the trained time.
+        """
+        stride = frame_stride(keypoints.fps)
+        joints = np.empty((keypoints.num_frames, 21, 3))
+        for phase in range(stride):
+            joints[phase::stride] = self.lift_arrays(keypoints.keypoints[phase::stride],
+                                                     keypoints.confidence[phase::stride], keypoints.layout)
+        return LiftResult(joints_cam=joints, root_translation_cam=None)
+
+
+class StreamingLifter:
+    """Causal lifting one frame at a time (live video): ``push`` returns the newest frame's 3D.
+
+    Incremental: each layer keeps the few past activation columns its dilated convolution
+    needs, so a new frame costs one output column per layer. The first frame stands in for
+    the frames before it, exactly as :class:`NetworkLifter` with ``causal=True`` pads a clip,
+    so both give the same numbers.
+    """
+
+    def __init__(self, weights: str | Path | None = None, *, device: str = "cpu", threads: int | None = None) -> None:
+        torch = _torch()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        path = Path(weights) if weights is not None else default_weights_path(causal=True)
+        model = load_model(path, device)
+        if not model.config.causal:
+            raise MocapError(f"{path} holds an offline model; streaming needs a causal one (mocap/lift/weights/causal.pt)")
+        self._setup(model, device)
+
+    @classmethod
+    def from_model(cls, model, device: str = "cpu") -> "StreamingLifter":
+        """Wrap an in-memory causal :class:`mocap.lift.model.TemporalLifter` (eval mode)."""
+        if not model.config.causal:
+            raise MocapError("streaming needs a causal model")
+        self = cls.__new__(cls)
+        self._setup(model.eval(), device)
+        return self
+
+    def _setup(self, model, device: str) -> None:
+        self.model = model
+        self.device = device
+        self._torch = _torch()
+        widths = model.config.kernel_widths
+        # columns each layer's input must remember: the input conv needs k0 frames, block i needs (k_i - 1) d_i + 1
+        self._lengths = [widths[0]] + [crop + 1 for crop in model.crops]
+        self._buffers: list | None = None
+
+    @property
+    def receptive_field(self) -> int:
+        return self.model.receptive_field
+
+    def reset(self) -> None:
+        """Forget the history (a new clip starts)."""
+        self._buffers = None
+
+    def _advance(self, buffer, column):
+        """Drop the oldest column of ``buffer`` (1, C, L) and append ``column`` (1, C, 1)."""
+        return self._torch.cat([buffer[:, :, 1:], column], dim=2)
+
+    def push(self, keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """One frame: keypoints (J, 2) pixels (J = 33 mediapipe33 or 17 coco17), confidence (J,)
+        -> (21, 3) metres, root-relative; NaN when the frame has no usable keypoint."""
+        keypoints = np.asarray(keypoints, dtype=np.float64)
+        confidence = np.asarray(confidence, dtype=np.float64)
+        if keypoints.ndim != 2 or keypoints.shape[1] != 2 or confidence.shape != keypoints.shape[:1]:
+            raise ValueError(f"push expects keypoints (J, 2) and confidence (J,), got {keypoints.shape} and {confidence.shape}")
+        kp, conf = layout_to_input(keypoints, confidence, _layout_for(keypoints.shape[0]))
+        torch, m = self._torch, self.model
+        column = torch.from_numpy(normalise_frames(kp, conf)).to(self.device).reshape(1, -1, 1)  # (1, 63, 1)
+        first = self._buffers is None
+        if first:
+            self._buffers = [None] * len(self._lengths)
+        with torch.no_grad():
+            bufs = self._buffers
+            bufs[0] = column.expand(-1, -1, self._lengths[0]).contiguous() if first else self._advance(bufs[0], column)
+            h = m.act(m.input_bn(m.input_conv(bufs[0])))
+            for i, (conv, bn, pw, pw_bn) in enumerate(zip(m.dilated, m.dilated_bn, m.pointwise, m.pointwise_bn), 1):
+                bufs[i] = h.expand(-1, -1, self._lengths[i]).contiguous() if first else self._advance(bufs[i], h)
+                h = h + m.act(pw_bn(pw(m.act(bn(conv(bufs[i]))))))
+            out = m.output_conv(h)[0, :, 0].reshape(-1, 3).cpu().numpy().astype(np.float64)
+        out -= out[:1]
+        if not frames_with_detection(conf, kp):
+            out[:] = np.nan
+        return out
