@@ -118,9 +118,3 @@ def estimate_root_translation(
     if ok.any():
         out[ok] = np.linalg.solve(ata[ok], atb[ok][..., None])[..., 0]
     return out
-
-
-def project(points_cam: np.ndarray, *, focal_px: float, principal_px: tuple[float, float]) -> np.ndarray:
-    """Pinhole projection of (..., 3) camera-frame metres to (..., 2) pixels."""
-    p = np.asarray(points_cam, dtype=np.float64)
-    return focal_px * p[..., :2] / p[..., 2:3] + np.asarray(principal_px, dtype=np.float64)
