@@ -33,17 +33,13 @@ LIMBS = [f"{s}_{j}" for s in ("left", "right") for j in ("shoulder", "elbow", "w
 
 def _procrustes_clip(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Align the whole clip ``pred`` (T, J, 3) to ``target`` with one rotation + scale after
-    centring each frame on its mean joint; returns the aligned (T, J, 3)."""
+    centring each frame on its mean joint (:func:`lifting.evaluate.procrustes_align` over all
+    the clip's centred points); returns the aligned (T, J, 3)."""
+    from lifting.evaluate import procrustes_align
+
     p = pred - pred.mean(1, keepdims=True)
     q = target - target.mean(1, keepdims=True)
-    a, b = p.reshape(-1, 3), q.reshape(-1, 3)
-    u, s, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    s[-1] *= d
-    u[:, -1] *= d
-    r = u @ vt
-    scale = s.sum() / (a ** 2).sum()
-    return scale * p @ r + target.mean(1, keepdims=True)
+    return procrustes_align(p.reshape(-1, 3), q.reshape(-1, 3)).reshape(p.shape) + target.mean(1, keepdims=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,16 @@
-"""The 2D -> 3D lifting network: a temporal convolutional network trained on CMU mocap.
+"""Training and evaluation of the 2D -> 3D lifting network (CMU mocap).
 
-Modules (torch is imported only by ``model``, ``train``, ``evaluate`` and ``inference``):
+Imports point one way: ``lifting`` uses the runtime lifter in :mod:`mocap.lift`; nothing in
+``mocap`` imports ``lifting``. Torch is imported inside the functions that need it.
 
-- :mod:`mocap.lift.features`: the network's 2D input joint set and per-frame normalisation (numpy).
 - :mod:`lifting.data`: CMU BVH takes -> world joint positions at 120 Hz, the train/val/test split.
+- :mod:`lifting.data_extra`: more takes from ``cmu_extra.tar.xz`` (ASF/AMC and BVH).
 - :mod:`lifting.augment`: random virtual cameras, projection, detector-like 2D corruption (numpy).
-- :mod:`mocap.lift.model`: the temporal convolutional network (offline and causal).
 - :mod:`lifting.train`: ``python -m lifting.train``.
-- :mod:`lifting.evaluate`: ``python -m lifting.evaluate``.
-- :mod:`mocap.lift.network`: :class:`NetworkLifter` and :class:`StreamingLifter`.
+- :mod:`lifting.evaluate`: ``python -m lifting.evaluate``; runs the runtime's own
+  :func:`mocap.lift.network.lift_normalised`.
+
+Runtime (in :mod:`mocap.lift`): :mod:`~mocap.lift.features` (input joint set, normalisation,
+mirroring), :mod:`~mocap.lift.model` (the network), :mod:`~mocap.lift.network`
+(:class:`NetworkLifter`, :class:`StreamingLifter`).
 """

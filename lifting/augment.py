@@ -2,7 +2,7 @@
 
 Camera convention (as everywhere in the project): camera axes x right, y down, z away from
 the camera; a world point ``X`` (metres, +Y up) maps to ``R (X - position)``; pixels are
-``u = f x / z + c_x``, ``v = f y / z + c_y``.
+``u = f x / z + c_x``, ``v = f y / z + c_y`` (:func:`mocap.camera.project_points`).
 
 Everything takes a ``numpy.random.Generator`` so that a seed reproduces a batch.
 """
@@ -15,6 +15,7 @@ import numpy as np
 from lifting.data import KEYPOINT_MIRROR, KEYPOINT_NAMES, KEYPOINT_PARENTS
 from mocap.lift.features import INPUT_NAMES, normalise_frames
 from mocap.bones import bone_lengths
+from mocap.camera import intrinsic_matrix, project_points
 from mocap.io.calibration_files import rotvec_to_matrix
 from mocap.skeletons import descendants
 
@@ -124,12 +125,11 @@ def world_to_camera(points: np.ndarray, rotation: np.ndarray, position: np.ndarr
 
 
 def project(points_cam: np.ndarray, focal_px: np.ndarray, principal_px: np.ndarray) -> np.ndarray:
-    """(B, ..., 3) camera-frame metres -> (B, ..., 2) pixels for B cameras with (B,) focal, (B, 2) centre."""
-    b = points_cam.shape[0]
-    shape = (b,) + (1,) * (points_cam.ndim - 2)
-    f = np.asarray(focal_px, dtype=np.float64).reshape(shape + (1,))
-    c = np.asarray(principal_px, dtype=np.float64).reshape(shape + (2,))
-    return f * points_cam[..., :2] / points_cam[..., 2:3] + c
+    """(B, ..., 3) camera-frame metres -> (B, ..., 2) pixels for B cameras with (B,) focal, (B, 2) centre
+    (:func:`mocap.camera.project_points`: NaN at or behind a camera)."""
+    points_cam = np.asarray(points_cam, dtype=np.float64)
+    k = intrinsic_matrix(focal_px, principal_px)  # (B, 3, 3)
+    return project_points(points_cam, k.reshape(k.shape[:1] + (1,) * (points_cam.ndim - 2) + (3, 3)))
 
 
 def sample_cameras(rng: np.random.Generator, aim: np.ndarray, sampling: CameraSampling = CameraSampling(),

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from mocap.errors import MocapError
-from mocap.skeletons import MOTION21
+from mocap.lift.features import left_right_pairs
+from mocap.skeletons import COCO17, MOTION21, Skeleton
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPLIT_PATH = Path(__file__).resolve().parent / "split.json"
@@ -48,9 +49,11 @@ CACHE_VERSION = 1
 KEYPOINT_NAMES: tuple[str, ...] = MOTION21.joint_names + ("left_eye", "right_eye", "left_ear", "right_ear")
 #: Parents of KEYPOINT_NAMES (a tree rooted at the pelvis); eyes and ears hang off the head.
 KEYPOINT_PARENTS: tuple[int, ...] = tuple(MOTION21.parents) + (MOTION21.index("head"),) * 4
+#: KEYPOINT_NAMES as a skeleton table; its left/right pairs are those of MOTION21 and COCO-17 (eyes, ears).
+KEYPOINTS = Skeleton(name="cmu_keypoints", joint_names=KEYPOINT_NAMES, edges=(), parents=KEYPOINT_PARENTS,
+                     left_right=left_right_pairs(KEYPOINT_NAMES, MOTION21, COCO17))
 #: (K,) permutation of KEYPOINT_NAMES that swaps left and right.
-KEYPOINT_MIRROR = np.array([KEYPOINT_NAMES.index(n.replace("left_", "@").replace("right_", "left_").replace("@", "right_"))
-                            for n in KEYPOINT_NAMES])
+KEYPOINT_MIRROR = KEYPOINTS.mirror_permutation()
 
 _DIRECT = {
     "left_hip": "lThigh", "right_hip": "rThigh", "left_knee": "lShin", "right_knee": "rShin",
@@ -225,10 +228,8 @@ def resample(x: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
 
 def load_take(take: Take) -> np.ndarray:
     """(T, K, 3) float32 metres at CACHE_FPS, world frame (+Y up)."""
-    try:
-        from mocap.io.bvh import bvh_joint_positions, read_bvh
-    except ImportError:  # pragma: no cover - only before mocap.io.bvh existed
-        from lifting._bvh_fallback import bvh_joint_positions, read_bvh
+    from mocap.io.bvh import bvh_joint_positions, read_bvh
+
     motion = read_bvh(take.path)
     positions = bvh_joint_positions(motion)
     kp = cmu_keypoints(positions, motion.local_quats_wxyz, tuple(motion.joint_names), tuple(motion.parents))
@@ -247,11 +248,11 @@ def load_split(path: Path = SPLIT_PATH) -> dict[str, list[str]]:
     return {k: list(split[k]) for k in ("train", "val", "test")}
 
 
-def load_dataset(part: str, *, takes: list[Take] | None = None, extra: bool = False) -> list[tuple[Take, np.ndarray]]:
+def load_dataset(part: str, *, takes: list[Take] | None = None) -> list[tuple[Take, np.ndarray]]:
     """Takes of split ``part`` (``train``, ``val``, ``test``) with their (T, K, 3) positions, cached.
 
-    ``extra=True`` appends the takes listed under ``"<part>_extra"`` in split.json, read from
-    ``cmu_extra.tar.xz`` by :func:`lifting.data_extra.load_extra` (none for ``test``).
+    The takes of ``cmu_extra.tar.xz`` come from :func:`lifting.data_extra.load_with_extra`
+    (which calls this and appends them).
     """
     split = load_split()
     if part not in split:
@@ -276,9 +277,4 @@ def load_dataset(part: str, *, takes: list[Take] | None = None, extra: bool = Fa
         with atomic_path(cache_file, suffix=".npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-    out = [(by_id[i], arrays[i.replace("/", "__")]) for i in split[part]]
-    if extra:
-        from lifting.data_extra import load_extra
-
-        out += load_extra(part)
-    return out
+    return [(by_id[i], arrays[i.replace("/", "__")]) for i in split[part]]

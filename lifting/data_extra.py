@@ -462,6 +462,11 @@ def load_extra(part: str, *, takes: list[base.Take] | None = None) -> list[tuple
     return [(by_id[i], arrays[i]) for i in ids]
 
 
+def load_with_extra(part: str, *, takes: list[base.Take] | None = None) -> list[tuple[base.Take, np.ndarray]]:
+    """:func:`lifting.data.load_dataset` of ``part`` followed by :func:`load_extra` of ``part``."""
+    return base.load_dataset(part, takes=takes) + load_extra(part)
+
+
 def summary(parts: tuple[str, ...] = ("train", "val")) -> str:
     """Takes and minutes per source and split part (loads and caches the takes)."""
     lines = [f"{'part':<12}{'source':<12}{'takes':>6}{'minutes':>9}  subjects"]

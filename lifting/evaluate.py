@@ -131,30 +131,15 @@ def eval_conditions(takes: list[tuple[Take, np.ndarray]], seed: int = 1234, came
 def predict(model, features: np.ndarray, batch_segments: int = 64, *, flip: bool = False) -> np.ndarray:
     """Run a model over segments (S, T, 21, 3) -> (S, T, 21, 3) metres (edge-padded).
 
-    ``flip``: average with the un-mirrored prediction for the mirrored input (test-time augmentation).
+    ``flip``: average with the un-mirrored prediction for the mirrored input (test-time
+    augmentation). The runtime's own path (:func:`mocap.lift.network.lift_normalised`, which
+    :meth:`mocap.lift.network.NetworkLifter.lift_features` runs), so the figures are those
+    of the code users run; the lifter also puts the pelvis back at 0, which is not done here.
     """
-    import torch
-
-    from mocap.lift.features import mirror_features
-    from mocap.lift.model import run_sequence
+    from mocap.lift.network import lift_normalised
 
     model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(features), batch_segments):
-            out.append(run_sequence(model, torch.from_numpy(features[i: i + batch_segments])).numpy())
-    pred = np.concatenate(out).astype(np.float64)
-    if flip:
-        mirrored = predict(model, mirror_features(features), batch_segments)
-        pred = 0.5 * (pred + mirror_joints(mirrored))
-    return pred
-
-
-def mirror_joints(joints: np.ndarray) -> np.ndarray:
-    """MOTION21 joints (..., 21, 3) in camera axes mirrored across the image's vertical axis (x negated, sides swapped)."""
-    out = joints[..., MOTION21.mirror_permutation(), :].copy()
-    out[..., 0] *= -1
-    return out
+    return lift_normalised(model, features, flip_average=flip, batch=batch_segments)
 
 
 def summarise(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:

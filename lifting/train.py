@@ -133,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         step, best, history = ckpt["step"], ckpt["best"], ckpt["history"]
         log(f"resumed from {ckpt_path} at step {step} (best val {best * 1000:.1f} mm)")
 
-    train_takes = load_dataset("train", extra=args.extra_data)
+    if args.extra_data:
+        from lifting.data_extra import load_with_extra
+
+        train_takes = load_with_extra("train")
+    else:
+        train_takes = load_dataset("train")
     if args.limit_takes:
         train_takes = train_takes[: args.limit_takes]
     sampler = WindowSampler([w.astype(np.float64) for _, w in train_takes])

@@ -1,8 +1,12 @@
-"""Pinhole cameras with distortion, and calibration import.
+"""Pinhole cameras with distortion, the one projection, and calibration import.
 
 A :class:`Camera` maps world points to pixels: ``x_cam = R @ X + t`` (camera axes x right,
-y down, z forward), then the pinhole ``K`` with OpenCV's radial/tangential distortion
-``(k1, k2, p1, p2, k3)``. World units are metres.
+y down, z forward), then :func:`project_points`: the pinhole ``K`` with OpenCV's
+radial/tangential distortion ``(k1, k2, p1, p2, k3)``. World units are metres.
+
+:func:`project_points` is the only pinhole projection in the project (cameras, lifters,
+triangulation, bundle adjustment, the lifter's training data all call it), so a point at or
+behind a camera is treated the same everywhere: NaN.
 """
 from __future__ import annotations
 
@@ -14,6 +18,70 @@ from pathlib import Path
 import numpy as np
 
 from mocap.errors import MocapError
+
+
+def intrinsic_matrix(focal_px, principal_px, skew_px=0.0) -> np.ndarray:
+    """(..., 3, 3) pinhole intrinsics ``[[f, s, c_x], [0, f, c_y], [0, 0, 1]]`` for :func:`project_points`.
+
+    Args:
+        focal_px: (...,) focal length, pixels (square pixels).
+        principal_px: (..., 2) principal point ``(c_x, c_y)``, pixels.
+        skew_px: (...,) skew ``K[0, 1]``, pixels.
+    """
+    f = np.asarray(focal_px, dtype=np.float64)
+    c = np.asarray(principal_px, dtype=np.float64)
+    if c.shape[-1:] != (2,):
+        raise ValueError(f"principal_px must have shape (..., 2), got {c.shape}")
+    k = np.zeros(np.broadcast_shapes(f.shape, c.shape[:-1], np.shape(skew_px)) + (3, 3))
+    k[..., 0, 0] = k[..., 1, 1] = f
+    k[..., 0, 1] = skew_px
+    k[..., :2, 2] = c
+    k[..., 2, 2] = 1.0
+    return k
+
+
+def project_points(points_cam: np.ndarray, K: np.ndarray | None = None, dist: np.ndarray | None = None,
+                   *, nan_behind: bool = True) -> np.ndarray:
+    """Pinhole projection of camera-frame points to pixels.
+
+    ``x = X / Z``, ``y = Y / Z``; then the distortion ``dist`` (OpenCV's ``k1, k2, p1, p2, k3``);
+    then ``u = K[0, 0] x + K[0, 1] y + K[0, 2]``, ``v = K[1, 1] y + K[1, 2]``.
+
+    Args:
+        points_cam: (..., 3) metres in camera axes (x right, y down, z forward). Also works on
+            homogeneous image points ``P @ [X, 1]`` of a camera matrix ``P = K [R | t]`` with
+            ``K=None``: their third coordinate is the depth.
+        K: (3, 3) or (..., 3, 3) intrinsics, pixels, broadcast against the points' leading
+            dimensions (see :func:`intrinsic_matrix`); its last row is taken to be (0, 0, 1).
+            None: the identity (normalised image coordinates ``(x, y)``).
+        dist: (5,) or (..., 5) distortion coefficients; None: no distortion.
+        nan_behind: True: points at or behind the camera (``Z <= 0``) give NaN. False (for an
+            optimiser's residuals, which must stay finite): divide by ``Z`` whatever its sign,
+            ``|Z| < 1e-9`` counting as ``1e-9``; a point behind the camera then gets a
+            meaningless but finite pixel.
+    Returns:
+        (..., 2) pixels (or normalised coordinates when ``K`` is None); NaN where the point is NaN
+        and, with ``nan_behind``, where it is not in front of the camera.
+    """
+    p = np.asarray(points_cam, dtype=np.float64)
+    if p.shape[-1:] != (3,):
+        raise ValueError(f"points_cam must have shape (..., 3), got {p.shape}")
+    z = np.where(np.isnan(p).any(-1), np.nan, p[..., 2])  # a point with a NaN coordinate has no pixel
+    if nan_behind:
+        z = np.where(z > 0, z, np.nan)
+    else:
+        z = np.where(np.abs(z) > 1e-9, z, np.where(np.isnan(z), z, 1e-9))
+    x, y = p[..., 0] / z, p[..., 1] / z
+    if dist is not None:
+        k1, k2, p1, p2, k3 = np.moveaxis(np.asarray(dist, dtype=np.float64), -1, 0)
+        r2 = x * x + y * y
+        radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+        x, y = (x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
+                y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y)
+    if K is None:
+        return np.stack([x, y], -1)
+    k = np.asarray(K, dtype=np.float64)
+    return np.stack([k[..., 0, 0] * x + k[..., 0, 1] * y + k[..., 0, 2], k[..., 1, 1] * y + k[..., 1, 2]], -1)
 
 
 @dataclass(frozen=True)
@@ -51,17 +119,9 @@ class Camera:
         return np.asarray(points, dtype=np.float64) @ self.R.T + self.t
 
     def project(self, points: np.ndarray) -> np.ndarray:
-        """(..., 3) world metres -> (..., 2) pixels, with distortion; NaN behind the camera."""
-        p = self.world_to_camera(points)
-        z = np.where(p[..., 2:3] > 0, p[..., 2:3], np.nan)
-        xy = p[..., :2] / z
-        k1, k2, p1, p2, k3 = self.dist
-        x, y = xy[..., 0], xy[..., 1]
-        r2 = x * x + y * y
-        radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
-        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-        return np.stack([self.K[0, 0] * xd + self.K[0, 1] * yd + self.K[0, 2], self.K[1, 1] * yd + self.K[1, 2]], -1)
+        """(..., 3) world metres -> (..., 2) pixels, with distortion; NaN at or behind the camera
+        (:func:`project_points`)."""
+        return project_points(self.world_to_camera(points), self.K, self.dist)
 
     def undistort_pixels(self, pixels: np.ndarray, iterations: int = 8) -> np.ndarray:
         """(..., 2) distorted pixels -> (..., 2) ideal pinhole pixels (fixed-point inversion)."""

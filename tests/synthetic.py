@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from mocap.formats import Keypoints2D
-from mocap.lift.lifters import project
+from mocap.camera import intrinsic_matrix, project_points
 from mocap.skeletons import MEDIAPIPE33, MOTION21, rest_offsets
 
 FOCAL_PX = 1000.0
@@ -86,7 +86,7 @@ def synthetic_keypoints(joints_world: np.ndarray, fps: float = 30.0, noise_px: f
     mp_world = motion21_to_mediapipe33(joints_world)
     cam = camera_view(mp_world)
     hips = 0.5 * (cam[:, MEDIAPIPE33.index("left_hip")] + cam[:, MEDIAPIPE33.index("right_hip")])
-    kp = project(cam, focal_px=FOCAL_PX, principal_px=(IMAGE_SIZE[0] / 2, IMAGE_SIZE[1] / 2))
+    kp = project_points(cam, intrinsic_matrix(FOCAL_PX, (IMAGE_SIZE[0] / 2, IMAGE_SIZE[1] / 2)))
     kp = kp + rng.normal(0.0, noise_px, kp.shape) if noise_px else kp
     return Keypoints2D(keypoints=kp.astype(np.float32), confidence=np.ones(kp.shape[:2], np.float32),
                        layout="mediapipe33", image_size=IMAGE_SIZE, fps=fps,

@@ -40,6 +40,54 @@ def test_projection_and_undistortion_round_trip():
     np.testing.assert_allclose(cam.world_to_camera(cam.position[None])[0], 0, atol=1e-12)
 
 
+def test_project_points_known_camera_and_points_behind():
+    """u = f x / z + s y / z + c_x, v = f y / z + c_y (hand-computed); at or behind the camera -> NaN."""
+    from mocap.camera import intrinsic_matrix, project_points
+
+    k = intrinsic_matrix(1000.0, (640.0, 360.0))
+    np.testing.assert_array_equal(k, [[1000, 0, 640], [0, 1000, 360], [0, 0, 1]])
+    pts = np.array([[0.5, -0.25, 2.0], [0.0, 0.0, 4.0], [0.5, 0.0, -2.0], [0.1, 0.1, 0.0], [np.nan, 0.0, 1.0]])
+    px = project_points(pts, k)
+    np.testing.assert_allclose(px[:2], [[890.0, 235.0], [640.0, 360.0]], atol=1e-12)
+    assert np.isnan(px[2:]).all()
+    skewed = project_points(pts[:1], intrinsic_matrix(1000.0, (640.0, 360.0), skew_px=10.0))
+    np.testing.assert_allclose(skewed, [[888.75, 235.0]], atol=1e-12)
+    # k1 = 0.1: r^2 = 0.078125, x and y scaled by 1.0078125
+    np.testing.assert_allclose(project_points(pts[:1], k, np.array([0.1, 0, 0, 0, 0])),
+                               [[640 + 250 * 1.0078125, 360 - 125 * 1.0078125]], atol=1e-9)
+    # finite for a solver: behind the camera divides by the negative depth
+    np.testing.assert_allclose(project_points(pts[2:3], k, nan_behind=False), [[390.0, 360.0]], atol=1e-12)
+    assert np.isfinite(project_points(pts[3:4], k, nan_behind=False)).all()
+    # K broadcast over leading dimensions: two cameras (2, 1, 3, 3), points (2, 5, 3)
+    ks = intrinsic_matrix(np.array([1000.0, 500.0]), np.array([[640.0, 360.0], [0.0, 0.0]]))[:, None]
+    both = project_points(np.stack([pts, pts]), ks)
+    np.testing.assert_allclose(both[1, :2], [[125.0, -62.5], [0.0, 0.0]], atol=1e-12)
+    assert np.isnan(both[:, 2:]).all()
+    with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
+        project_points(pts[:, :2], k)
+
+
+def test_every_projection_gives_nan_behind_the_camera():
+    """Camera.project, the lifter's training cameras and the triangulation's reprojection agree."""
+    from lifting.augment import project as project_training
+    from mocap.multiview.triangulate import _pinhole_project
+
+    from mocap.camera import intrinsic_matrix
+
+    r = _look_at(np.array([3.0, 1.5, 2.0]))
+    cam = Camera(name="c", size=(1080, 1920), K=intrinsic_matrix(1400.0, (540.0, 960.0)), R=r,
+                 t=-r @ np.array([3.0, 1.5, 2.0]), dist=np.zeros(5))
+    world = np.stack([cam.position + 2.0 * cam.R[2], cam.position - 2.0 * cam.R[2]])  # in front, behind
+    px = cam.project(world)
+    assert np.isfinite(px[0]).all() and np.isnan(px[1]).all()
+    np.testing.assert_allclose(_pinhole_project(world, cam.projection[None])[0], px, atol=1e-9)
+    cam_pts = cam.world_to_camera(world)[None]  # (B=1, 2, 3)
+    np.testing.assert_allclose(project_training(cam_pts, np.array([cam.K[0, 0]]), cam.K[None, :2, 2])[0], px,
+                               atol=1e-9)
+    err = reprojection_errors(world, [cam], px[None])
+    assert err[0, 0] < 1e-9 and np.isnan(err[0, 1])
+
+
 def test_triangulation_exact_then_noisy_then_missing_views():
     cams = _rig()
     rng = np.random.default_rng(1)

@@ -231,7 +231,7 @@ def test_no_interpolated_60fps_content(extra_root):
 
 
 def test_load_dataset_extra_hook(tmp_path, monkeypatch):
-    """extra=False leaves load_dataset and its cache as they were; extra=True appends the extra part."""
+    """load_dataset and its cache stay as they were; load_with_extra appends the extra part."""
     monkeypatch.setenv("MOCAP_CACHE_DIR", str(tmp_path))
     take = base.Take("01_01", tmp_path / "01_01.bvh", "01", 0.0, "walk", "walk")
     arr = np.zeros((5, len(base.KEYPOINT_NAMES), 3), np.float32)
@@ -243,5 +243,5 @@ def test_load_dataset_extra_hook(tmp_path, monkeypatch):
     monkeypatch.setattr(dx, "load_extra", lambda part: [(extra_take, arr)] if part == "train" else [])
     plain = base.load_dataset("train", takes=[take])
     assert [t.take_id for t, _ in plain] == ["01_01"]
-    assert [t.take_id for t, _ in base.load_dataset("train", takes=[take], extra=True)] == ["01_01", "131_01"]
+    assert [t.take_id for t, _ in dx.load_with_extra("train", takes=[take])] == ["01_01", "131_01"]
     assert (tmp_path / f"keypoints_v{base.CACHE_VERSION}.npz").read_bytes() == before

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mocap.lift.lifters import MediaPipeWorldLifter, default_focal_px, estimate_root_translation, project
+from mocap.camera import intrinsic_matrix, project_points
+from mocap.lift.lifters import MediaPipeWorldLifter, default_focal_px, estimate_root_translation
 from mocap.skeletons import MOTION21, rest_offsets
 from mocap.cleanup.world import camera_to_world, level_and_ground, minimal_rotation
 
@@ -27,7 +28,7 @@ def test_root_translation_recovered_exactly_without_noise():
     rel = np.repeat((body - body[0])[None], t, 0)
     root = np.stack([rng.uniform(-1, 1, t), rng.uniform(-0.5, 0.5, t), rng.uniform(3, 8, t)], -1)
     f, c = 1200.0, (640.0, 360.0)
-    kp = project(rel + root[:, None], focal_px=f, principal_px=c)
+    kp = project_points(rel + root[:, None], intrinsic_matrix(f, c))
     est = estimate_root_translation(rel, kp, np.ones((t, 21)), focal_px=f, principal_px=c)
     np.testing.assert_allclose(est, root, atol=1e-9)
 
@@ -39,7 +40,7 @@ def test_root_translation_with_pixel_noise_and_missing_joints():
     rel = np.repeat((body - body[0])[None], t, 0)
     root = np.stack([np.linspace(-1, 1, t), np.zeros(t), np.linspace(4, 6, t)], -1)
     f, c = 1000.0, (320.0, 240.0)
-    kp = project(rel + root[:, None], focal_px=f, principal_px=c) + rng.normal(0, 1.0, (t, 21, 2))
+    kp = project_points(rel + root[:, None], intrinsic_matrix(f, c)) + rng.normal(0, 1.0, (t, 21, 2))
     conf = np.ones((t, 21))
     kp[:, 5] = np.nan  # a missing joint is ignored
     conf[3, :] = 0.0  # a frame with nothing usable -> NaN

@@ -132,6 +132,50 @@ def test_streaming_equals_causal_clip():
     np.testing.assert_allclose(pushed, clip, atol=1e-5)
 
 
+@pytest.mark.parametrize("widths", [(3, 3, 3), (3, 5, 3), (1, 1, 1), (4, 2)])
+def test_model_step_equals_the_full_causal_forward(widths):
+    """Frame-by-frame TemporalLifter.step (B = 2 sequences at once) gives run_sequence's output
+    (edge padding by the first frame) to float32 round-off: atol 1e-5 m."""
+    m = _model(True, widths=widths)
+    x = torch.randn(2, 60, 21, 3)
+    full = run_sequence(m, x)
+    state, outs = None, []
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            y, state = m.step(x[:, t], state)
+            outs.append(y)
+    torch.testing.assert_close(torch.stack(outs, 1), full, atol=1e-5, rtol=0)
+    assert [s.shape[2] for s in state] == [widths[0]] + [c + 1 for c in m.crops]
+    with pytest.raises(ValueError, match="causal"):
+        _model(False).step(x[:, 0])
+    with pytest.raises(ValueError, match=r"\(B, 21, 3\)"):
+        m.step(x[:, :2])
+    with pytest.raises(RuntimeError, match="eval"):
+        m.train().step(x[:, 0])
+
+
+def test_mirror_permutations_come_from_the_skeleton_tables():
+    """INPUT21's and the training keypoints' left/right swaps: each joint goes to its other side, the rest stay."""
+    from lifting.data import KEYPOINT_MIRROR
+    from mocap.lift.features import INPUT21, INPUT_MIRROR
+
+    def other_side(name: str) -> str:
+        if name.startswith("left_"):
+            return "right_" + name[5:]
+        return "left_" + name[6:] if name.startswith("right_") else name
+
+    for names, perm in ((INPUT_NAMES, INPUT_MIRROR), (KEYPOINT_NAMES, KEYPOINT_MIRROR)):
+        assert [names[p] for p in perm] == [other_side(n) for n in names]
+    assert len(INPUT21.left_right) == 10 and INPUT21.joint_names == INPUT_NAMES
+    assert (KEYPOINT_MIRROR[:21] == MOTION21.mirror_permutation()).all()
+
+
+def test_one_lift_result_type():
+    from mocap.lift import interface, lifters, network
+
+    assert lifters.LiftResult is interface.LiftResult and network.LiftResult is interface.LiftResult
+
+
 def test_projection_of_known_point():
     # camera 5 m in front of the origin on +Z, at height 0, looking at the origin (towards -Z)
     position = np.array([[0.0, 0.0, 5.0]])
@@ -292,8 +336,7 @@ def test_network_lifter_api_with_saved_weights(tmp_path):
 
 def test_flip_averaging_makes_the_lift_mirror_symmetric(tmp_path):
     """With flip averaging, lifting the mirrored 2D gives exactly the mirrored 3D; one pass does not."""
-    from lifting.evaluate import mirror_joints
-    from mocap.lift.features import mirror_features
+    from mocap.lift.features import mirror_features, mirror_joints
     from mocap.lift.network import NetworkLifter
     from lifting.train import save_weights
 
@@ -311,8 +354,7 @@ def test_flip_averaging_makes_the_lift_mirror_symmetric(tmp_path):
 
 
 def test_mirroring_is_an_involution():
-    from lifting.evaluate import mirror_joints
-    from mocap.lift.features import mirror_features
+    from mocap.lift.features import mirror_features, mirror_joints
 
     rng = np.random.default_rng(6)
     f = rng.normal(size=(5, 21, 3)).astype(np.float32)

@@ -10,15 +10,35 @@ core joints (shoulders, elbows, wrists, hips, knees, ankles) from that centre. B
 only looks at one frame, the convolution can run once over a whole clip and still see
 exactly what it saw in training. Missing joints (NaN or confidence 0) become (0, 0) with
 confidence 0.
+
+Mirroring (the horizontally flipped image, for flip averaging): :func:`mirror_features` for
+the input, :func:`mirror_joints` for the MOTION21 output; their left/right permutations come
+from the skeleton tables (:data:`INPUT21`, :data:`mocap.skeletons.MOTION21`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mocap.skeletons import COCO17, MEDIAPIPE33, get_layout
+from mocap.skeletons import COCO17, MEDIAPIPE33, MOTION21, Skeleton, get_layout
+
+
+def left_right_pairs(names: tuple[str, ...], *tables: Skeleton) -> tuple[tuple[int, int], ...]:
+    """Left/right pairs, as indices into ``names``, of the joints that ``tables`` pair.
+
+    For a joint set made of joints of existing skeletons: a pair of a table counts when both
+    of its joints are in ``names``. Joints that no table pairs are their own mirror image.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    pairs = {(index[sk.joint_names[a]], index[sk.joint_names[b]]) for sk in tables for a, b in sk.left_right
+             if sk.joint_names[a] in index and sk.joint_names[b] in index}
+    return tuple(sorted(pairs))
+
 
 INPUT_NAMES: tuple[str, ...] = COCO17.joint_names + (
     "left_heel", "right_heel", "left_foot_index", "right_foot_index")
+#: The input joint set as a skeleton table (a keypoint layout: no parents, no edges).
+INPUT21 = Skeleton(name="input21", joint_names=INPUT_NAMES, edges=(),
+                   left_right=left_right_pairs(INPUT_NAMES, MEDIAPIPE33))
 NUM_INPUT_JOINTS = len(INPUT_NAMES)
 #: Channels per input joint: normalised x, normalised y, confidence.
 CHANNELS_PER_JOINT = 3
@@ -28,8 +48,8 @@ _CORE = tuple(INPUT_NAMES.index(f"{s}_{j}") for s in ("left", "right")
 _HIPS = (INPUT_NAMES.index("left_hip"), INPUT_NAMES.index("right_hip"))
 _SHOULDERS = (INPUT_NAMES.index("left_shoulder"), INPUT_NAMES.index("right_shoulder"))
 #: (K,) permutation of INPUT21 that swaps left and right.
-INPUT_MIRROR = np.array([INPUT_NAMES.index(n.replace("left_", "@").replace("right_", "left_").replace("@", "right_"))
-                         for n in INPUT_NAMES])
+INPUT_MIRROR = INPUT21.mirror_permutation()
+_MOTION_MIRROR = MOTION21.mirror_permutation()
 
 
 def layout_to_input(keypoints: np.ndarray, confidence: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +127,14 @@ def normalise_frames(keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarra
 def mirror_features(features: np.ndarray) -> np.ndarray:
     """Normalised input (..., 21, 3) of the horizontally mirrored image (x negated, left and right swapped)."""
     out = features[..., INPUT_MIRROR, :].copy()
+    out[..., 0] *= -1
+    return out
+
+
+def mirror_joints(joints: np.ndarray) -> np.ndarray:
+    """MOTION21 joints (..., 21, 3) in camera axes mirrored across the image's vertical axis
+    (x negated, left and right swapped): the 3D that belongs to :func:`mirror_features`' input."""
+    out = joints[..., _MOTION_MIRROR, :].copy()
     out[..., 0] *= -1
     return out
 

@@ -5,49 +5,24 @@ the camera frame (x right, y down, z away from the camera, metres). Lifters:
 
 - ``"mediapipe"``: MediaPipe's own world landmarks (the baseline the network must beat);
   needs a keypoints file made by ``mocap detect`` (it carries ``world_landmarks``).
-- ``"network"``: our temporal network from :mod:`lifting` (needs the ``lift`` extra).
+- ``"network"``: our temporal network, :mod:`mocap.lift.network` (needs the ``lift`` extra).
+
+:class:`~mocap.lift.interface.LiftResult` and the :class:`~mocap.lift.interface.Lifter`
+protocol live in :mod:`mocap.lift.interface` (imported here too).
 
 ``"auto"`` picks the network when its weights and torch are available, else MediaPipe.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 import numpy as np
 
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
+from mocap.lift.interface import Lifter, LiftResult
 from mocap.skeletons import MOTION21, map_joints
 
-
-@dataclass(frozen=True)
-class LiftResult:
-    """Output of a lifter.
-
-    Attributes:
-        joints_cam: (T, 21, 3) float metres, MOTION21 joints relative to the pelvis, camera
-            axes (x right, y down, z away from the camera); NaN where unknown.
-        root_translation_cam: (T, 3) float metres, the pelvis in the camera frame, or None
-            when the lifter does not estimate it (then :func:`estimate_root_translation` does).
-    """
-
-    joints_cam: np.ndarray
-    root_translation_cam: np.ndarray | None = None
-
-
-class Lifter(Protocol):
-    """``lift`` turns 2D keypoints into root-relative 3D in camera axes.
-
-    A lifter may also set ``reads_confidence = True``: it was trained on missing and
-    low-confidence points, so :func:`mocap.pipelines.capture.lift_keypoints` gives it the detector's
-    keypoints and confidences as they are, not the gap-filled 2D (whose low-confidence points
-    are replaced by interpolation).
-    """
-
-    name: str
-
-    def lift(self, keypoints: Keypoints2D) -> LiftResult: ...
+__all__ = ["LiftResult", "Lifter", "MediaPipeWorldLifter", "network_available", "get_lifter", "default_focal_px",
+           "estimate_root_translation"]
 
 
 class MediaPipeWorldLifter:
@@ -143,9 +118,3 @@ def estimate_root_translation(
     if ok.any():
         out[ok] = np.linalg.solve(ata[ok], atb[ok][..., None])[..., 0]
     return out
-
-
-def project(points_cam: np.ndarray, *, focal_px: float, principal_px: tuple[float, float]) -> np.ndarray:
-    """Pinhole projection of (..., 3) camera-frame metres to (..., 2) pixels."""
-    p = np.asarray(points_cam, dtype=np.float64)
-    return focal_px * p[..., :2] / p[..., 2:3] + np.asarray(principal_px, dtype=np.float64)

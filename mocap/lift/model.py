@@ -98,6 +98,8 @@ class TemporalLifter(nn.Module):
             self.pointwise_bn.append(nn.BatchNorm1d(c, momentum=0.1))
             self.crops.append((k - 1) * dilation)
             dilation *= k
+        #: input columns each layer needs for one output column (see step)
+        self._window_lengths = (widths[0], *(crop + 1 for crop in self.crops))
         self.drop = nn.Dropout(config.dropout)
         self.act = nn.ReLU(inplace=True)
         self.output_conv = nn.Conv1d(c, config.num_joints_out * 3, 1)
@@ -123,6 +125,49 @@ class TemporalLifter(nn.Module):
             h = res + self.drop(self.act(pw_bn(pw(h))))
         out = self.output_conv(h)  # (B, J_out*3, T')
         return out.transpose(1, 2).reshape(b, out.shape[2], cfg.num_joints_out, 3)
+
+    def step(self, frame: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """One new frame through the causal network, reusing what earlier frames computed.
+
+        Each convolution keeps the input columns it still needs (the input convolution its last
+        ``k0`` frames, block ``i`` its last ``(k_i - 1) d_i + 1``), so a frame costs one output
+        column per layer. Starting from ``state=None``, the first frame stands in for the frames
+        before it, as :func:`pad_sequence` pads a clip: pushing the frames of a clip one by one
+        gives :func:`run_sequence`'s output frame for frame. Eval mode only (BatchNorm with its
+        running statistics, no dropout), like every use of a trained network.
+
+        Args:
+            frame: (B, J_in, C) the newest frame.
+            state: what the previous call returned; None for the first frame of a sequence.
+        Returns:
+            (B, J_out, 3) output for this frame, and the new state (one (B, channels, L_i) tensor
+            per layer; the caller keeps it, so one model can serve several sequences).
+        """
+        cfg = self.config
+        if not cfg.causal:
+            raise ValueError("step needs the causal model (ModelConfig(causal=True)); the offline one sees future frames")
+        expected = (cfg.num_joints_in, cfg.channels_per_joint)
+        if frame.ndim != 3 or tuple(frame.shape[1:]) != expected:
+            raise ValueError(f"step expects one frame (B, {expected[0]}, {expected[1]}), got {tuple(frame.shape)}")
+        if self.training:
+            raise RuntimeError("step runs a trained network: call model.eval() first")
+        lengths = self._window_lengths
+        if state is not None and len(state) != len(lengths):
+            raise ValueError(f"state has {len(state)} layers; this model has {len(lengths)}")
+        b = frame.shape[0]
+
+        def advance(i: int, column: torch.Tensor) -> torch.Tensor:  # (B, C, 1) -> the layer's input window
+            if state is None:
+                return column.expand(-1, -1, lengths[i]).contiguous()
+            return torch.cat([state[i][:, :, 1:], column], dim=2)
+
+        windows = [advance(0, frame.reshape(b, -1, 1))]
+        h = self.act(self.input_bn(self.input_conv(windows[0])))  # (B, C, 1)
+        for i, (conv, bn, pw, pw_bn) in enumerate(zip(self.dilated, self.dilated_bn, self.pointwise, self.pointwise_bn), 1):
+            windows.append(advance(i, h))
+            h = h + self.act(pw_bn(pw(self.act(bn(conv(windows[i]))))))
+        return self.output_conv(h).reshape(b, cfg.num_joints_out, 3), tuple(windows)
 
 
 def grow(source: TemporalLifter, config: ModelConfig) -> TemporalLifter:

@@ -10,22 +10,15 @@ are NaN or have confidence 0 are treated as missing and the network fills them i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mocap.errors import MocapError, missing_extra
 from mocap.formats import Keypoints2D
-from mocap.lift.features import NUM_INPUT_JOINTS, frames_with_detection, layout_to_input, normalise_frames
-
-try:
-    from mocap.lift.lifters import LiftResult
-except ImportError:  # pragma: no cover - mocap.lift.lifters is the owner of this type
-    @dataclass(frozen=True)
-    class LiftResult:  # type: ignore[no-redef]
-        joints_cam: np.ndarray
-        root_translation_cam: np.ndarray | None = None
+from mocap.lift.features import (NUM_INPUT_JOINTS, frames_with_detection, layout_to_input, mirror_features,
+                                 mirror_joints, normalise_frames)
+from mocap.lift.interface import LiftResult
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -78,6 +71,39 @@ def frame_stride(fps: float) -> int:
     return max(1, int(round(fps / TRAINED_FPS)))
 
 
+def lift_normalised(model, features: np.ndarray, *, flip_average: bool, device: str = "cpu",
+                    batch: int = 64) -> np.ndarray:
+    """Run ``model`` over whole sequences of normalised features; the one path for users and evaluation.
+
+    Args:
+        model: a :class:`mocap.lift.model.TemporalLifter` in eval mode.
+        features: (S, T, 21, 3) normalised input (:func:`mocap.lift.features.normalise_frames`).
+        flip_average: also lift the mirrored input (:func:`mocap.lift.features.mirror_features`) and
+            average its mirrored output (:func:`mocap.lift.features.mirror_joints`) with the plain one.
+        device: torch device of ``model``.
+        batch: sequences per forward pass.
+    Returns:
+        (S, T, 21, 3) float64 metres, camera axes, edge-padded in time
+        (:func:`mocap.lift.model.run_sequence`); not re-rooted, no frame masked.
+    """
+    torch = _torch()
+    from mocap.lift.model import run_sequence
+
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 4 or features.shape[2:] != (NUM_INPUT_JOINTS, 3):
+        raise ValueError(f"features must have shape (S, T, {NUM_INPUT_JOINTS}, 3), got {features.shape}")
+
+    def one_pass(x: np.ndarray) -> np.ndarray:
+        out = [run_sequence(model, torch.from_numpy(np.ascontiguousarray(x[i: i + batch])).to(device)).cpu().numpy()
+               for i in range(0, len(x), batch)]
+        return np.concatenate(out).astype(np.float64)
+
+    out = one_pass(features)
+    if flip_average:
+        out = 0.5 * (out + mirror_joints(one_pass(mirror_features(features))))
+    return out
+
+
 class NetworkLifter:
     """Lifts whole clips with the temporal network; see the module docstring.
 
@@ -120,19 +146,9 @@ class NetworkLifter:
 
     def lift_features(self, features: np.ndarray, detected: np.ndarray | None = None) -> np.ndarray:
         """Normalised features (T, 21, 3) -> (T, 21, 3) metres; frames not ``detected`` (T,) become NaN."""
-        torch = _torch()
-        from mocap.lift.model import run_sequence
-
         if features.ndim != 3 or features.shape[1:] != (NUM_INPUT_JOINTS, 3):
             raise ValueError(f"features must have shape (T, {NUM_INPUT_JOINTS}, 3), got {features.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))[None].to(self.device)
-        out = run_sequence(self.model, x)[0].cpu().numpy().astype(np.float64)
-        if self.flip_average:
-            from lifting.evaluate import mirror_joints
-            from mocap.lift.features import mirror_features
-
-            xm = torch.from_numpy(mirror_features(np.asarray(features, dtype=np.float32)))[None].to(self.device)
-            out = 0.5 * (out + mirror_joints(run_sequence(self.model, xm)[0].cpu().numpy().astype(np.float64)))
+        out = lift_normalised(self.model, features[None], flip_average=self.flip_average, device=self.device)[0]
         out -= out[:, :1]
         if detected is not None:
             out[~detected] = np.nan
@@ -157,10 +173,11 @@ class NetworkLifter:
 class StreamingLifter:
     """Causal lifting one frame at a time (live video): ``push`` returns the newest frame's 3D.
 
-    Incremental: each layer keeps the few past activation columns its dilated convolution
-    needs, so a new frame costs one output column per layer. The first frame stands in for
-    the frames before it, exactly as :class:`NetworkLifter` with ``causal=True`` pads a clip,
-    so both give the same numbers.
+    Incremental: :meth:`mocap.lift.model.TemporalLifter.step` keeps, per layer, the few past
+    activation columns its dilated convolution needs, so a new frame costs one output column
+    per layer. The first frame stands in for the frames before it, exactly as
+    :class:`NetworkLifter` with ``causal=True`` pads a clip, so both give the same numbers.
+    Each StreamingLifter holds its own state, so several may share one model.
     """
 
     def __init__(self, weights: str | Path | None = None, *, device: str = "cpu", threads: int | None = None) -> None:
@@ -186,10 +203,7 @@ class StreamingLifter:
         self.model = model
         self.device = device
         self._torch = _torch()
-        widths = model.config.kernel_widths
-        # columns each layer's input must remember: the input conv needs k0 frames, block i needs (k_i - 1) d_i + 1
-        self._lengths = [widths[0]] + [crop + 1 for crop in model.crops]
-        self._buffers: list | None = None
+        self._state: tuple | None = None
 
     @property
     def receptive_field(self) -> int:
@@ -197,11 +211,7 @@ class StreamingLifter:
 
     def reset(self) -> None:
         """Forget the history (a new clip starts)."""
-        self._buffers = None
-
-    def _advance(self, buffer, column):
-        """Drop the oldest column of ``buffer`` (1, C, L) and append ``column`` (1, C, 1)."""
-        return self._torch.cat([buffer[:, :, 1:], column], dim=2)
+        self._state = None
 
     def push(self, keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         """One frame: keypoints (J, 2) pixels (J = 33 mediapipe33 or 17 coco17), confidence (J,)
@@ -211,19 +221,10 @@ class StreamingLifter:
         if keypoints.ndim != 2 or keypoints.shape[1] != 2 or confidence.shape != keypoints.shape[:1]:
             raise ValueError(f"push expects keypoints (J, 2) and confidence (J,), got {keypoints.shape} and {confidence.shape}")
         kp, conf = layout_to_input(keypoints, confidence, _layout_for(keypoints.shape[0]))
-        torch, m = self._torch, self.model
-        column = torch.from_numpy(normalise_frames(kp, conf)).to(self.device).reshape(1, -1, 1)  # (1, 63, 1)
-        first = self._buffers is None
-        if first:
-            self._buffers = [None] * len(self._lengths)
-        with torch.no_grad():
-            bufs = self._buffers
-            bufs[0] = column.expand(-1, -1, self._lengths[0]).contiguous() if first else self._advance(bufs[0], column)
-            h = m.act(m.input_bn(m.input_conv(bufs[0])))
-            for i, (conv, bn, pw, pw_bn) in enumerate(zip(m.dilated, m.dilated_bn, m.pointwise, m.pointwise_bn), 1):
-                bufs[i] = h.expand(-1, -1, self._lengths[i]).contiguous() if first else self._advance(bufs[i], h)
-                h = h + m.act(pw_bn(pw(m.act(bn(conv(bufs[i]))))))
-            out = m.output_conv(h)[0, :, 0].reshape(-1, 3).cpu().numpy().astype(np.float64)
+        frame = self._torch.from_numpy(normalise_frames(kp, conf)).to(self.device)[None]  # (1, 21, 3)
+        with self._torch.no_grad():
+            out, self._state = self.model.step(frame, self._state)
+        out = out[0].cpu().numpy().astype(np.float64)
         out -= out[:1]
         if not frames_with_detection(conf, kp):
             out[:] = np.nan

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from mocap.io.calibration_files import matrix_to_rotvec, rotvec_to_matrix
-from mocap.camera import Camera
+from mocap.camera import Camera, project_points
 from mocap.errors import MocapError
 from mocap.skeletons import Skeleton, get_layout
 from mocap.multiview.triangulate import triangulate_resolving_swaps, triangulate_robust
@@ -184,8 +184,7 @@ def _bundle_adjust(rs, ts, points, obs_cam, obs_pt, obs_xy, k_mats, *, loss_scal
     x0 = np.concatenate([matrix_to_rotvec(rs[1:]).ravel(), ts[1:].ravel(), points.ravel(),
                          [0.0] if shared_focal else []])
     npar = 6 * (c - 1) + 3 * n
-    fx, fy = k_mats[obs_cam, 0, 0], k_mats[obs_cam, 1, 1]
-    cx, cy, sk = k_mats[obs_cam, 0, 2], k_mats[obs_cam, 1, 2], k_mats[obs_cam, 0, 1]
+    k_obs = k_mats[obs_cam]  # (M, 3, 3)
 
     def unpack(x):
         rv = np.concatenate([np.zeros((1, 3)), x[:3 * (c - 1)].reshape(-1, 3)])
@@ -197,10 +196,12 @@ def _bundle_adjust(rs, ts, points, obs_cam, obs_pt, obs_xy, k_mats, *, loss_scal
     def residuals(x):
         r, t, p, f = unpack(x)
         pc = np.einsum("mij,mj->mi", r[obs_cam], p[obs_pt]) + t[obs_cam]
-        z = np.where(np.abs(pc[:, 2]) > 1e-9, pc[:, 2], 1e-9)
-        u = f * (fx * pc[:, 0] / z + sk * pc[:, 1] / z) + cx
-        v = f * fy * pc[:, 1] / z + cy
-        return np.stack([u - obs_xy[:, 0], v - obs_xy[:, 1]], -1).ravel()
+        k = k_obs
+        if f != 1.0:
+            k = k_obs.copy()
+            k[:, :2, :2] *= f
+        # the solver needs finite residuals: a point that strays behind a camera still gets a pixel
+        return (project_points(pc, k, nan_behind=False) - obs_xy).ravel()
 
     sparsity = lil_matrix((2 * m, x0.size), dtype=np.uint8)
     rows = np.arange(m)
@@ -277,8 +278,8 @@ def _adjust_rig(rs, ts, *, ideal, valid, k_mats, skeleton, threshold_px, max_poi
     for ci in range(c):
         sel = obs_cam == ci
         pc = np.einsum("ij,nj->ni", rs[ci], pts_ba[obs_pt[sel]]) + ts[ci]
-        uv = pc[:, :2] / pc[:, 2:3] @ k_mats[ci, :2, :2].T + k_mats[ci, :2, 2]
-        errs.append(float(np.median(np.linalg.norm(uv - obs_xy[sel], axis=-1))) if sel.any() else np.nan)
+        err = np.linalg.norm(project_points(pc, k_mats[ci]) - obs_xy[sel], axis=-1)
+        errs.append(float(np.median(np.where(np.isnan(err), np.inf, err))) if sel.any() else np.nan)  # behind: inf
     return rs, ts, all_pts, (int(keep.size), int(obs_cam.size), np.array(errs)), k_mats
 
 

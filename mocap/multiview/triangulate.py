@@ -1,7 +1,13 @@
-"""Triangulation of 2D keypoints seen by several calibrated cameras."""
+"""Triangulation of 2D keypoints seen by several calibrated cameras.
+
+Reprojection goes through :func:`mocap.camera.project_points` (a point at or behind a camera
+has no pixel there: its error counts as infinite, so that view is an outlier).
+"""
 from __future__ import annotations
 
 import numpy as np
+
+from mocap.camera import project_points
 
 
 def triangulate_dlt(pixels: np.ndarray, projections: np.ndarray, weights: np.ndarray | None = None,
@@ -87,10 +93,12 @@ def triangulate_resolving_swaps(pixels: np.ndarray, projections: np.ndarray, wei
 
 
 def _pinhole_errors(points: np.ndarray, projections: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """(C, ...) distances between the pinhole projections of (..., 3) points and (C, ..., 2) pixels."""
+    """(C, ...) distances between the pinhole projections of (..., 3) points and (C, ..., 2) pixels;
+    inf where a finite point is at or behind a camera whose pixel is known, NaN where either is missing."""
     h = np.concatenate([points, np.ones(points.shape[:-1] + (1,))], -1)
-    x = np.einsum("cij,...j->c...i", projections, h)
-    return np.linalg.norm(x[..., :2] / x[..., 2:3] - pixels, axis=-1)
+    err = np.linalg.norm(project_points(np.einsum("cij,...j->c...i", projections, h)) - pixels, axis=-1)
+    behind = np.isnan(err) & np.isfinite(points).all(-1) & np.isfinite(pixels).all(-1)
+    return np.where(behind, np.inf, err)
 
 
 def _view_normals(uv: np.ndarray, projections: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,10 +144,8 @@ def _dlt_normal(uv: np.ndarray, projections: np.ndarray, w: np.ndarray) -> np.nd
 
 
 def _pinhole_project(points: np.ndarray, projections: np.ndarray) -> np.ndarray:
-    """(N, 3) points -> (C, N, 2) pinhole pixels; NaN behind a camera."""
-    x = np.einsum("cij,nj->cni", projections[:, :, :3], points) + projections[:, None, :, 3]
-    z = np.where(x[..., 2:3] > 0, x[..., 2:3], np.nan)
-    return x[..., :2] / z
+    """(N, 3) points -> (C, N, 2) pinhole pixels; NaN at or behind a camera."""
+    return project_points(np.einsum("cij,nj->cni", projections[:, :, :3], points) + projections[:, None, :, 3])
 
 
 def triangulate_robust(pixels: np.ndarray, projections: np.ndarray, weights: np.ndarray | None = None, *,
