@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -162,8 +163,9 @@ def test_import_contracts():
     pytest.importorskip("importlinter", reason="import-linter is not installed (pip install 'mocap-lift[dev]')")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     code = ("import sys; from importlinter.cli import lint_imports; "
-            "sys.exit(lint_imports(config_filename='.importlinter', no_cache=True, no_logo=True))")
+            "sys.exit(lint_imports(config_filename='.importlinter', no_cache=True))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=300)
     report = run.stdout + run.stderr
-    assert "Contracts: 2 kept, 0 broken" in report and run.returncode == 0, report
+    kept = run.returncode == 0 and re.search(r"Contracts: [1-9]\d* kept, 0 broken", report) is not None
+    assert kept, report
