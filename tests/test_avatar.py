@@ -17,7 +17,7 @@ from mocap.errors import MocapError
 
 HAS_ANNY = importlib.util.find_spec("anny") is not None
 HAS_BPY = importlib.util.find_spec("bpy") is not None
-needs_anny = pytest.mark.skipif(not HAS_ANNY, reason="needs anny (pip install anny==0.6.2)")
+needs_anny = pytest.mark.skipif(not HAS_ANNY, reason="needs anny (pip install 'mocap-lift[avatar]')")
 needs_bpy = pytest.mark.skipif(not HAS_BPY, reason="needs bpy (pip install 'mocap-lift[blender]')")
 T = 45  # frames of the synthetic motion (30 fps)
 
@@ -26,7 +26,7 @@ T = 45  # frames of the synthetic motion (30 fps)
 def rig():
     """The default anny body, built once (slow the first time on a machine, then cached)."""
     if not HAS_ANNY:
-        pytest.skip("needs anny (pip install anny==0.6.2)")
+        pytest.skip("needs anny (pip install 'mocap-lift[avatar]')")
     from mocap.export.avatar import anny_rig_arrays
 
     return anny_rig_arrays()
