@@ -114,7 +114,7 @@ def test_rest_mesh_is_a_standing_symmetric_adult(rig, tmp_path, monkeypatch):
     axis = (rig.tails - rig.heads) / np.linalg.norm(rig.tails - rig.heads, axis=1, keepdims=True)
     np.testing.assert_allclose(axis, rig.rest_rotmats[:, :, 1], atol=1e-9)
     # The cache round-trips, and a second call reads it without building anny (its time:
-    # benchmarks/bench_export.py).
+    # benchmarks/bench_timings.py).
     _save_rig(tmp_path / "r.npz", rig)
     again = _load_rig(tmp_path / "r.npz")
     assert again.bone_names == rig.bone_names and again.phenotype == rig.phenotype

@@ -193,7 +193,7 @@ def test_import_into_empty_scene(addon, tmp_path, suffix):
 
 
 def test_one_minute_import(addon, tmp_path):
-    """A minute at 60 fps lands whole on the rig (its time: benchmarks/bench_export.py)."""
+    """A minute at 60 fps lands whole on the rig (its time: benchmarks/bench_timings.py)."""
     import bpy
 
     clear_scene()

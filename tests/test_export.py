@@ -111,7 +111,7 @@ def test_axes_in_blender_and_gltf(tmp_path):
 
 @pytest.mark.slow
 def test_fbx_export_of_a_minute(tmp_path):
-    """Every frame of a minute comes back (its time: benchmarks/bench_export.py)."""
+    """Every frame of a minute comes back (its time: benchmarks/bench_timings.py)."""
     from mocap.export.blender import export_motion, read_animation
 
     t = 60 * 30
