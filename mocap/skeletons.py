@@ -213,26 +213,25 @@ def _mid(a: str, b: str) -> tuple[tuple[str, float], ...]:
 _SIDES = ("left", "right")
 _SAME_LIMBS = [f"{s}_{j}" for s in _SIDES for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
 
+# MOTION21 from the joints MediaPipe-33 and COCO-17 share (same names): the limbs and the nose
+# as they are; pelvis, neck and spine from the hips and shoulders; the head between the ears.
+_COCO_BODY_TO_MOTION21 = {
+    **{n: ((n, 1.0),) for n in _SAME_LIMBS},
+    "nose": (("nose", 1.0),),
+    "pelvis": _mid("left_hip", "right_hip"),
+    "neck": _mid("left_shoulder", "right_shoulder"),
+    "spine": (("left_hip", 0.25), ("right_hip", 0.25), ("left_shoulder", 0.25), ("right_shoulder", 0.25)),
+    "head": _mid("left_ear", "right_ear"),
+}
+
 #: Each entry maps (source layout, target layout) to {target joint: ((source joint, weight), ...)}.
 #: A target joint missing from the table is not available from that source (NaN).
 MAPPINGS: dict[tuple[str, str], dict[str, tuple[tuple[str, float], ...]]] = {
     ("mediapipe33", "motion21"): {
-        **{n: ((n, 1.0),) for n in _SAME_LIMBS},
+        **_COCO_BODY_TO_MOTION21,
         **{f"{s}_{j}": ((f"{s}_{j}", 1.0),) for s in _SIDES for j in ("heel", "foot_index")},
-        "nose": (("nose", 1.0),),
-        "pelvis": _mid("left_hip", "right_hip"),
-        "neck": _mid("left_shoulder", "right_shoulder"),
-        "spine": (("left_hip", 0.25), ("right_hip", 0.25), ("left_shoulder", 0.25), ("right_shoulder", 0.25)),
-        "head": _mid("left_ear", "right_ear"),
     },
-    ("coco17", "motion21"): {
-        **{n: ((n, 1.0),) for n in _SAME_LIMBS},
-        "nose": (("nose", 1.0),),
-        "pelvis": _mid("left_hip", "right_hip"),
-        "neck": _mid("left_shoulder", "right_shoulder"),
-        "spine": (("left_hip", 0.25), ("right_hip", 0.25), ("left_shoulder", 0.25), ("right_shoulder", 0.25)),
-        "head": _mid("left_ear", "right_ear"),
-    },
+    ("coco17", "motion21"): dict(_COCO_BODY_TO_MOTION21),
     ("mediapipe33", "coco17"): {n: ((n, 1.0),) for n in _COCO_NAMES},
     ("mpii16", "motion21"): {
         **{n: ((n, 1.0),) for n in _SAME_LIMBS},

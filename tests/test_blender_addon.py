@@ -192,7 +192,8 @@ def test_import_into_empty_scene(addon, tmp_path, suffix):
     assert arm.animation_data.action.name == "take"
 
 
-def test_one_minute_import_under_5_s(addon, tmp_path):
+def test_one_minute_import(addon, tmp_path):
+    """A minute at 60 fps lands whole on the rig (its time: benchmarks/bench_timings.py)."""
     import bpy
 
     clear_scene()
@@ -200,12 +201,9 @@ def test_one_minute_import_under_5_s(addon, tmp_path):
     path = tmp_path / "minute.npz"
     write_motion(path, t=t, fps=fps)
     arm = build_rig(make_rig("mixamo"))
-    start = time.perf_counter()
     assert bpy.ops.mocap.import_motion(filepath=str(path)) == {"FINISHED"}
-    seconds = time.perf_counter() - start
-    print(f"1 minute at {fps:.0f} fps ({t} frames) onto {len(arm.data.bones)} bones: {seconds:.2f} s")
-    assert seconds < 5.0
     assert bpy.context.scene.frame_end == t
+    assert tuple(arm.animation_data.action.frame_range) == (1.0, float(t))
 
 
 def _expect_report(call, *words):

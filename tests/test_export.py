@@ -4,7 +4,6 @@ the character upright and facing forward (Blender: +Z up, faces -Y; glTF: +Y up,
 from __future__ import annotations
 
 import importlib.util
-import time
 
 import numpy as np
 import pytest
@@ -111,17 +110,20 @@ def test_axes_in_blender_and_gltf(tmp_path):
 
 
 @pytest.mark.slow
-def test_fbx_export_of_a_minute_is_fast(tmp_path):
-    from mocap.export.blender import export_motion
+def test_fbx_export_of_a_minute(tmp_path):
+    """Every frame of a minute comes back (its time: benchmarks/bench_timings.py)."""
+    from mocap.export.blender import export_motion, read_animation
 
     t = 60 * 30
     q = np.tile([1.0, 0, 0, 0], (t, 21, 1))
     q[:, 2] = axis_angle_to_quat_wxyz(np.sin(np.arange(t) / 10)[:, None] * np.array([1.0, 0, 0]))
-    start = time.perf_counter()
     export_motion(tmp_path / "minute.fbx", joint_names=MOTION21.joint_names, parents=PARENTS,
                   rest_offsets=rest_offsets(), local_quats_wxyz=q, root_translation=np.zeros((t, 3)), fps=30)
-    seconds = time.perf_counter() - start
-    assert seconds < 10.0, f"{seconds:.1f} s"
+    anim = read_animation(tmp_path / "minute.fbx")
+    idx = [anim.bone_names.index(n) for n in MOTION21.joint_names]
+    truth = forward_kinematics(q, np.zeros((t, 3)), rest_offsets(), PARENTS)
+    assert anim.positions.shape == (t, 21, 3)
+    assert np.linalg.norm(anim.positions[:, idx] - truth, axis=-1).max() < 1e-3
 
 
 def test_bad_suffix(tmp_path):

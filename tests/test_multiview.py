@@ -55,11 +55,23 @@ def captured(tmp_path_factory):
 
 
 def test_writes_every_file(captured):
-    report, out, cams, _ = captured
+    from mocap.io.video import iter_frames, probe_video
+
+    report, out, cams, x = captured
     names = ["cam01", "cam02", "cam03"]
-    for n in names:
+    views = _views(cams, x)  # the fixture's keypoints (same seed)
+    for n, view in zip(names, views):
         assert load_keypoints(out / f"keypoints2d_{n}.npz").num_frames == T
-        assert (out / f"overlay_{n}.mp4").stat().st_size > 0
+        info = probe_video(out / f"overlay_{n}.mp4")
+        assert (info.width, info.height, info.frame_count) == (*SIZE, T)
+        frames = list(iter_frames(out / f"overlay_{n}.mp4"))
+        for f in (0, T - 1):  # the skeleton, in colour over the grey video, covers the view's keypoints
+            rows, cols = np.nonzero(np.ptp(frames[f].astype(int), axis=-1) > 40)
+            assert rows.size > 500, (n, f)
+            kp = view.keypoints[f][np.isfinite(view.keypoints[f]).all(1)]
+            for drawn, (lo, hi) in ((cols, (kp[:, 0].min(), kp[:, 0].max())), (rows, (kp[:, 1].min(), kp[:, 1].max()))):
+                assert lo - 8 < drawn.min() and drawn.max() < hi + 8, (n, f)
+                assert drawn.max() - drawn.min() > 0.85 * (hi - lo), (n, f)
     assert (out / "motion.bvh").read_text().startswith("HIERARCHY")
     back = load_cameras_toml(out / "calibration.toml")
     for a, b in zip(back, cams):

@@ -97,6 +97,7 @@ def test_coco_keypoints_need_a_2d_only_lifter(layout):
 def test_lifter_that_reads_confidence_gets_the_detectors_2d(reads_confidence):
     """A lifter trained on low-confidence points (the network) gets the 2D as detected; any
     other gets the gap-filled 2D, where points under min_confidence are interpolated."""
+    pytest.importorskip("torch", reason="the network lifter needs torch (pip install 'mocap-lift[lift]')")
     from mocap.lift.network import NetworkLifter
 
     k = synthetic_keypoints(waving_walker(60), noise_px=1.0)

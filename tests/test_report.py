@@ -61,12 +61,74 @@ def test_skate_penetration_float_and_bone_lengths():
     assert rep.bone_length_cv_mean_pct == pytest.approx(10.0 / 20, rel=1e-6)
 
 
-def test_plot_writes_png(tmp_path):
-    x = rest_pose(20)
+C0_RGB, C3_RGB = (31, 119, 180), (214, 39, 40)  # matplotlib's first and fourth line colours
+
+
+def _read_rgb(path) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert bgr is not None, f"{path} is not an image"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(int)
+
+
+def _mask(img: np.ndarray, rgb, tol: int = 10) -> np.ndarray:
+    return (np.abs(img - rgb) <= tol).all(axis=-1)
+
+
+def _curve(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Columns of a plotted line, its lowest pixel row in each (the legend's sample sits above
+    the line), and the least-squares straight line fit (slope, intercept) through them."""
+    cols = np.nonzero(mask.any(axis=0))[0]
+    rows = np.array([np.nonzero(mask[:, c])[0].max() for c in cols])
+    return cols, rows, np.polyfit(cols, rows, 1)
+
+
+def _long_dark_lines(panel: np.ndarray, axis: int) -> list[float]:
+    """Rows (axis=1) or columns (axis=0) where dark pixels run across most of the panel: the
+    axes' spines and the y = 0 line; adjacent ones merged."""
+    dark = panel.max(axis=-1) < 80
+    idx = np.nonzero(dark.sum(axis=axis) > 0.6 * panel.shape[axis])[0]
+    groups = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
+    return [float(g.mean()) for g in groups if len(g)]
+
+
+def _foot_panel(img: np.ndarray, lo_cm: float, hi_cm: float, end_s: float):
+    """The first panel (foot heights) of a report PNG: pixel row of a height in cm, pixel
+    column of a time in s (axes limits: the data range plus matplotlib's 5 % margins, found
+    from the spines), and the rows of the long dark lines between the spines (y = 0)."""
+    panel = img[: img.shape[0] // 4]
+    y_top, *between, y_bottom = _long_dark_lines(panel, axis=1)
+    x_left, *_, x_right = _long_dark_lines(panel, axis=0)
+    span = hi_cm - lo_cm
+    row = lambda h: y_bottom - (h - lo_cm + 0.05 * span) / (1.1 * span) * (y_bottom - y_top)  # noqa: E731
+    col = lambda s: x_left + (s + 0.05 * end_s) / (1.1 * end_s) * (x_right - x_left)  # noqa: E731
+    return panel, row, col, between
+
+
+def test_plot_draws_the_foot_heights_to_scale(tmp_path):
+    """The left heel rises 0 -> 20 cm at a constant speed: in the first panel its line is
+    straight, starts on the y = 0 line at t = 0 and ends at 20 cm at the last frame."""
+    t = 50
+    x = rest_pose(t)
+    x[:, MOTION21.index("left_heel"), 1] = np.linspace(0.0, 0.2, t)
+    x[:, MOTION21.index("right_heel"), 1] = 0.1
     plot_report(tmp_path / "r.png", x, fps=FPS)
-    data = (tmp_path / "r.png").read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert [p.name for p in tmp_path.iterdir()] == ["r.png"]
+    img = _read_rgb(tmp_path / "r.png")
+    assert img.shape == (900, 810, 3)  # figsize 9 x 10 inches at 90 dpi
+    end = (t - 1) / FPS
+    top, row, col, between = _foot_panel(img, 0.0, 20.0, end)
+    assert len(between) == 1 and between[0] == pytest.approx(row(0.0), abs=1.5)  # the y = 0 line
+    cols, heel_rows, (slope, icpt) = _curve(_mask(top, C0_RGB))
+    assert np.abs(heel_rows - (slope * cols + icpt)).max() < 2.0  # a straight line
+    assert cols.max() == pytest.approx(col(end), abs=3) and col(0.0) - 3 < cols.min() < col(0.0) + 8  # its start is under y = 0
+    assert slope * col(0.0) + icpt == pytest.approx(row(0.0), abs=2.5)
+    assert slope * col(end) + icpt == pytest.approx(row(20.0), abs=2.5)
+    # the other panels are drawn: mean acceleration (red line), skate (dots), bone lengths
+    panels = np.array_split(img, 4, axis=0)
+    assert _mask(panels[1], C3_RGB).sum() > 300 and _mask(panels[2], C3_RGB).sum() > 100
+    assert (np.ptp(panels[3], axis=-1) > 60).sum() > 500
 
 
 def test_report_command_locks_feet(tmp_path, capsys):
@@ -83,8 +145,19 @@ def test_report_command_locks_feet(tmp_path, capsys):
     assert rc == 0
     assert "foot skate: 10.00 mm per contact frame" in out  # the horizontal 1 cm per frame
     assert "feet above the ground: 147.5 mm" in out  # 5 mm per frame over 60 frames: mean 147.5 mm
-    assert (tmp_path / "motion_report.png").is_file() and (tmp_path / "clean_report.png").is_file()
+    # the plots show it: the right toe's height line (drawn last, on top) rises 29.5 cm over the
+    # clip before the clean-up, and lies on y = 0 after
     clean = load_motion(tmp_path / "clean.npz")
+    end = (t - 1) / FPS
+    for name, joints in (("motion_report.png", x), ("clean_report.png", clean.joints)):
+        heights = joints[:, [MOTION21.index(n) for n in CONTACT_POINTS], 1] * 100
+        top, row, col, between = _foot_panel(_read_rgb(tmp_path / name), min(0.0, heights.min()),
+                                             max(5.0, heights.max()), end)  # shading reaches 5 cm
+        _, _, (slope, icpt) = _curve(_mask(top, C3_RGB))
+        toe = heights[:, CONTACT_POINTS.index("right_foot_index")]
+        assert slope * col(0.0) + icpt == pytest.approx(row(toe[0]), abs=2.5), name
+        assert slope * col(end) + icpt == pytest.approx(row(toe[-1]), abs=2.5), name
+    assert toe[-1] == pytest.approx(0.0, abs=0.5) and between[0] == pytest.approx(row(0.0), abs=1.5)
     rep = motion_report(clean.joints, fps=FPS, contacts=np.ones((t, 4), bool))
     assert rep.foot_skate_mm < 0.01 and rep.float_mm < 0.01 and rep.penetration_max_mm < 0.01
     # The pose itself is kept: joints relative to the root unchanged up to the legs' IK,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -202,10 +201,7 @@ def test_retarget_cmu_walk(style):
     source, gs, ps = cmu_source()
     rig = make_rig(style, size=0.9, arm=1.05, leg=0.95)  # a smaller, long-armed character
     smap, tmap = auto_bone_map(source.bone_names), auto_bone_map(rig.bone_names)
-    start = time.perf_counter()
-    res = retarget(source, smap, gs, ps, rig, tmap)
-    rate = len(gs) / (time.perf_counter() - start)
-    assert rate > 1000, f"{rate:.0f} frames/s"
+    res = retarget(source, smap, gs, ps, rig, tmap)  # its speed: benchmarks/bench_timings.py
     err = _errors(res, tmap, rig, smap, source, ps)
     print({k: round(float(v.mean()) * 100, 2) for k, v in err.items()})
     for k, v in err.items():

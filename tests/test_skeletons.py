@@ -17,13 +17,40 @@ def test_mediapipe_order_matches_blazepose():
     assert MPII16.index("right_ankle") == 0 and MPII16.index("head_top") == 9
 
 
+def _mirror_name(name: str) -> str:
+    return "_".join({"left": "right", "right": "left"}.get(w, w) for w in name.split("_"))
+
+
+# layout -> (left/right pairs, joints on the midline)
+_SIDES = {
+    "mediapipe33": (16, {"nose"}),
+    "coco17": (8, {"nose"}),
+    "mpii16": (6, {"pelvis", "thorax", "upper_neck", "head_top"}),
+    "motion21": (8, {"pelvis", "spine", "neck", "head", "nose"}),
+}
+
+
+def test_mirror_name_swaps_sides():
+    assert _mirror_name("left_foot_index") == "right_foot_index"
+    assert _mirror_name("mouth_right") == "mouth_left"
+    assert _mirror_name("upper_neck") == "upper_neck"
+
+
 @pytest.mark.parametrize("skel", list(LAYOUTS.values()), ids=list(LAYOUTS))
 def test_left_right_pairs_are_mirror_names(skel):
+    num_pairs, midline = _SIDES[skel.name]
+    names = list(skel.joint_names)
     perm = skel.mirror_permutation()
     assert sorted(perm) == list(range(skel.num_joints))
-    for i, j in enumerate(perm):
-        a, b = skel.joint_names[i], skel.joint_names[j]
-        assert a.replace("left", "X").replace("right", "X") == b.replace("left", "X").replace("right", "X")
+    # each sided joint goes to the joint of the same name on the other side; midline joints stay
+    assert [names[j] for j in perm] == [_mirror_name(n) for n in names]
+    assert {names[i] for i in range(skel.num_joints) if perm[i] == i} == midline
+    assert len(skel.left_right) == num_pairs and np.count_nonzero(perm != np.arange(skel.num_joints)) == 2 * num_pairs
+    for left, right in skel.left_right:
+        assert "left" in names[left].split("_") and names[right] == _mirror_name(names[left])
+    np.testing.assert_array_equal(perm[perm], np.arange(skel.num_joints))  # mirroring twice is the identity
+    if skel.name == "mediapipe33":  # known indices (BlazePose): 11 <-> 12 shoulders, 9 <-> 10 mouth
+        assert perm[11] == 12 and perm[12] == 11 and perm[9] == 10 and perm[0] == 0
     for a, b in skel.edges:
         assert 0 <= a < skel.num_joints and 0 <= b < skel.num_joints
 

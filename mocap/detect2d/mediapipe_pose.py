@@ -24,7 +24,7 @@ import sys
 import threading
 import zipfile
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Self, TypeVar
 
 import numpy as np
 
@@ -108,7 +108,46 @@ def _visibility_to_confidence(v: np.ndarray) -> np.ndarray:
     return np.clip(v, 0.0, 1.0)
 
 
-class PoseDetector:
+class LandmarkerOwner:
+    """Holds a MediaPipe PoseLandmarker built by :func:`open_pose_landmarker` (in
+    ``self._landmarker``; None once closed): a context manager, and :meth:`close`."""
+
+    _landmarker = None
+
+    def _open_landmarker(self, *, video: bool, num_poses: int, min_pose_confidence: float,
+                         min_tracking_confidence: float | None = None) -> None:
+        """MediaPipe's PoseLandmarker on the :func:`pose_landmarker_bundle`, in VIDEO mode
+        (tracked between frames) or IMAGE mode (each frame alone), no segmentation masks;
+        the mediapipe module goes to ``self._mp``."""
+        self._mp = _mediapipe()
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        tracking = {} if min_tracking_confidence is None else {"min_tracking_confidence": min_tracking_confidence}
+        options = vision.PoseLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(pose_landmarker_bundle())),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            num_poses=num_poses,
+            min_pose_detection_confidence=min_pose_confidence,
+            min_pose_presence_confidence=min_pose_confidence,
+            output_segmentation_masks=False,
+            **tracking,
+        )
+        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free MediaPipe's graph; the object cannot be used afterwards."""
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+
+class PoseDetector(LandmarkerOwner):
     """One person's 33 BlazePose landmarks per frame, tracked over a video stream.
 
     Use as a context manager (or call :meth:`close`). Frames must come in time order with
@@ -125,32 +164,9 @@ class PoseDetector:
                             ("min_tracking_confidence", min_tracking_confidence)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
-        self._mp = _mediapipe()
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        options = vision.PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(pose_landmarker_bundle())),
-            running_mode=vision.RunningMode.VIDEO,
-            num_poses=1,
-            min_pose_detection_confidence=min_pose_confidence,
-            min_pose_presence_confidence=min_pose_confidence,
-            min_tracking_confidence=min_tracking_confidence,
-            output_segmentation_masks=False,
-        )
-        self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        self._open_landmarker(video=True, num_poses=1, min_pose_confidence=min_pose_confidence,
+                              min_tracking_confidence=min_tracking_confidence)
         self._last_ms: int | None = None
-
-    def __enter__(self) -> PoseDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Free MediaPipe's graph; the detector cannot be used afterwards."""
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
 
     def detect(self, frame_rgb: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Landmarks of the most prominent person in one frame.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.errors import MocapError, missing_extra
+from mocap.errors import MocapError
 
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -66,10 +66,7 @@ def load_dataset(images_dir: str | os.PathLike, annotations: str | os.PathLike |
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        import cv2
-    except ImportError:
-        raise missing_extra("opencv-python", "detect") from None
+    import cv2  # a core dependency (opencv-contrib-python)
 
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:

@@ -96,7 +96,7 @@ def _anny_version() -> str:
     try:
         return version("anny")
     except PackageNotFoundError:
-        raise ImportError("anny is not installed; install it with: pip install anny==0.6.2 "
+        raise ImportError("anny is not installed; install it with: pip install 'mocap-lift[avatar]' "
                           "(and torch==2.13.0 first, so that pip does not pull a CUDA build)") from None
 
 

@@ -8,5 +8,5 @@ Modules, each imported when used (``import mocap.service`` imports nothing heavy
 - :mod:`mocap.service.app`: ``create_app(ServiceConfig)``, the FastAPI application.
 - :mod:`mocap.service.server`: ``serve_main(argv)``, the ``mocap serve`` command.
 
-Needs the ``serve`` extra (fastapi, uvicorn, python-multipart).
+Needs the ``service`` extra (fastapi, uvicorn, python-multipart): ``pip install 'mocap-lift[service]'``.
 """

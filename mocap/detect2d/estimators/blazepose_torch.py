@@ -161,7 +161,7 @@ class BlazePoseTorch:
             import torch
         except ImportError:
             from mocap.errors import missing_extra
-            raise missing_extra("torch", "estimators") from None
+            raise missing_extra("torch", "lift") from None
         from mocap.detect2d.estimators.tflite_torch import load_tflite, read_tflite
 
         if int(max_people) < 1:

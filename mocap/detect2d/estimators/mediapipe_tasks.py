@@ -18,10 +18,11 @@ from typing import Sequence
 import numpy as np
 
 from mocap.detect2d.estimators.base import Estimate, as_rgb_batch, empty_estimate, stack_people
+from mocap.detect2d.mediapipe_pose import LandmarkerOwner
 from mocap.skeletons import MEDIAPIPE33
 
 
-class MediaPipeEstimator:
+class MediaPipeEstimator(LandmarkerOwner):
     """Up to ``max_people`` people per image with MediaPipe's PoseLandmarker (IMAGE mode).
 
     Args:
@@ -41,34 +42,9 @@ class MediaPipeEstimator:
             raise ValueError(f"max_people must be a whole number >= 1, got {max_people}")
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
-        from mocap.detect2d.mediapipe_pose import _mediapipe, pose_landmarker_bundle
-
-        self._mp = _mediapipe()
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        options = vision.PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(pose_landmarker_bundle())),
-            running_mode=vision.RunningMode.IMAGE,
-            num_poses=int(max_people),
-            min_pose_detection_confidence=float(min_confidence),
-            min_pose_presence_confidence=float(min_confidence),
-            output_segmentation_masks=False,
-        )
+        self._open_landmarker(video=False, num_poses=int(max_people), min_pose_confidence=float(min_confidence))
         self.max_people = int(max_people)
         self.min_confidence = float(min_confidence)
-        self._landmarker = vision.PoseLandmarker.create_from_options(options)
-
-    def __enter__(self) -> MediaPipeEstimator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Free MediaPipe's graph; the estimator cannot be used afterwards."""
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
 
     def _people(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One (H, W, 3) uint8 RGB image -> keypoints (P, 33, 2) px, confidence (P, 33), scores (P,)."""

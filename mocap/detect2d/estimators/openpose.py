@@ -17,8 +17,7 @@ Defaults were chosen on coco_mini (60 COCO images; OKS AP 0.27 there): BGR input
 AP 0.25 against 0.17 for RGB; no smoothing and a 0.05 peak threshold each add ~0.01 (within
 the noise of 60 images); upsampling by 2, 4 or 8 makes no difference beyond that.
 
-Needs OpenCV with its dnn module (``opencv-contrib-python``, which mediapipe brings:
-``pip install 'mocap-lift[detect]'``).
+Needs OpenCV with its dnn module (``opencv-contrib-python``, a core dependency).
 """
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mocap.errors import MocapError, missing_extra
+from mocap.errors import MocapError
 from mocap.detect2d.estimators.base import Estimate, as_rgb_batch, stack_people
 from mocap.detect2d.estimators.paf import OPENPOSE18_LIMBS, OPENPOSE18_ORDER, group_people, openpose18_to_coco17
 
@@ -96,13 +95,11 @@ class OpenPoseMobileNet:
         input_shape(input_height, max_input_width, input_height=input_height, max_input_width=max_input_width)
         if upsample < 1 or smooth_sigma < 0 or min_parts < 2:
             raise ValueError("upsample must be >= 1, smooth_sigma >= 0 and min_parts >= 2")
-        try:
-            import cv2
-        except ImportError:
-            raise missing_extra("opencv-contrib-python", "detect") from None
+        import cv2  # a core dependency (opencv-contrib-python)
+
         if not hasattr(cv2, "dnn"):
-            raise MocapError("this OpenCV build has no dnn module; install opencv-contrib-python "
-                             "(pip install 'mocap-lift[detect]')")
+            raise MocapError("this OpenCV build has no dnn module; reinstall the one mocap-lift depends on: "
+                             "pip install --force-reinstall opencv-contrib-python")
         if graph_path is None:
             from mocap.io.model_files import openpose_graph_path
 

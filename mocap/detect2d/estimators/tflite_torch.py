@@ -21,8 +21,8 @@ Numerics follow TFLite's reference kernels:
 Ops that are not implemented raise ``NotImplementedError`` naming them (at load time).
 Tensors: B batch, H, W, C as in TFLite; the model's batch of 1 becomes any B.
 
-torch and tflite are imported inside the functions that need them
-(``pip install 'mocap-lift[estimators]'``).
+torch and tflite are imported inside the functions that need them (torch:
+``pip install 'mocap-lift[lift]'``; the tflite schema: ``pip install 'mocap-lift[estimators]'``).
 """
 from __future__ import annotations
 
