@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     args = ap.parse_args(argv)
 
-    from mocap.pipelines.capture import CleanupConfig, lift_keypoints
+    from mocap.cleanup.options import CleanupConfig
+    from mocap.pipelines.capture import lift_keypoints
     from tests.synthetic import synthetic_keypoints, waving_walker
 
     motions = []

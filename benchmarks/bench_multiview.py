@@ -89,7 +89,9 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
     from mocap.multiview.calibration import calibrate_from_people, compare_rigs, refine_extrinsics
     from mocap.camera import load_qualisys
     from mocap.formats import load_keypoints, save_keypoints
-    from mocap.pipelines.multiview import TriangulationConfig, check_cameras, reprojection_summary, triangulate_views
+    from mocap.multiview.quality import reprojection_summary
+    from mocap.multiview.rig import check_cameras
+    from mocap.multiview.views import triangulate_views
     from mocap.skeletons import MOTION21, map_joints
     from mocap.multiview.sync import apply_offsets, estimate_frame_offsets
 
@@ -100,7 +102,7 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
         if cached is not None and cached.exists():
             views.append(load_keypoints(cached))
             continue
-        from mocap.pipelines.multiview import detect_view
+        from mocap.detect2d.views import detect_view
 
         k = detect_view(data / "videos" / f"{cam.name}.mp4", detector=detector, progress=False)
         if cached is not None:
@@ -123,8 +125,8 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
             if n.split("_", 1)[-1] in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle", "heel", "foot_index")]
     segments = [MOTION21.index(f"{s}_{j}") for s in ("left", "right") for j in ("knee", "ankle", "elbow", "wrist")]
 
-    def evaluate(label, cameras, vs, config=TriangulationConfig()):
-        tri = triangulate_views(vs, cameras, config=config)
+    def evaluate(label, cameras, vs, threshold_px=40.0):
+        tri = triangulate_views(vs, cameras, threshold_px=threshold_px)
         rep = reprojection_summary(tri, names)
         cv = bone_length_cv(map_joints(tri.points, "mediapipe33", MOTION21), MOTION21.parents)
         body_med = [np.nanmedian(e[:, body]) for e in tri.reprojection_px]
@@ -141,7 +143,7 @@ def real(data: Path, keypoints_dir: Path | None, height: float, detector: str, o
     print(f"\nreal rig {data.name}: {len(views)} views x {views[0].num_frames} frames, 2D from {detector}, "
           "target < 8 px, CV < 5 %")
     evaluate("Qualisys calibration, threshold 40 px", cams, views)
-    evaluate("Qualisys calibration, threshold 20 px", cams, views, TriangulationConfig(threshold_px=20.0))
+    evaluate("Qualisys calibration, threshold 20 px", cams, views, threshold_px=20.0)
     kp = [v.keypoints for v in views]
     cf = [v.confidence for v in views]
     off_cal = estimate_frame_offsets(kp, cf, cameras=cams, max_offset=10)

@@ -10,85 +10,36 @@ import os
 import sys
 from pathlib import Path
 
+from mocap.config import add_arguments, from_namespace
 from mocap.errors import MocapError
-
-
-def _add_cleanup_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lifter", default="auto", choices=["auto", "network", "mediapipe"],
-                   help="2D->3D lifter (default: the trained network when installed, else MediaPipe's world landmarks)")
-    p.add_argument("--focal-px", type=float, default=None,
-                   help="camera focal length in pixels (default: from a 55 degree field of view)")
-    p.add_argument("--cutoff-hz", type=float, default=6.0, help="smoothing low-pass cutoff (default 6 Hz)")
-    p.add_argument("--no-foot-lock", action="store_true",
-                   help="keep the feet as lifted (by default planted feet are pinned on the ground)")
-    p.add_argument("--no-level", action="store_true",
-                   help="keep the camera's tilt (by default the body axis of an upright person sets +Y)")
-    p.add_argument("--keep-swaps", action="store_true",
-                   help="keep the 2D detector's left/right labels as they are (by default frames where the labels "
-                        "jump to the other side of the body are mirrored back; monocular only)")
-
-
-def _cleanup(args: argparse.Namespace):
-    from mocap.pipelines.capture import CleanupConfig
-
-    if args.cutoff_hz <= 0:
-        raise MocapError("--cutoff-hz must be positive")
-    if args.focal_px is not None and args.focal_px <= 0:
-        raise MocapError("--focal-px must be positive")
-    return CleanupConfig(cutoff_hz=args.cutoff_hz, level=not args.no_level, lock_feet=not args.no_foot_lock,
-                         resolve_swaps=not args.keep_swaps)
 
 
 def _cmd_capture(args: argparse.Namespace) -> int:
     from mocap.pipelines.capture import capture
+    from mocap.pipelines.options import CaptureOptions
 
     videos = args.video if isinstance(args.video, list) else [args.video]
     if len(videos) > 1 or args.calibration is not None:
-        if args.target is not None:
-            raise MocapError("--target works with one video for now: retarget the multi-view motion.npz "
-                             "with: mocap retarget OUT/motion.npz --target CHARACTER -o OUT/character.fbx")
-        return _cmd_capture_multiview(args, videos)
-    person = int(args.person) if args.person.lstrip("-").isdigit() else args.person
-    if isinstance(person, str) and person not in ("largest", "most-present"):
-        raise MocapError(f"--person is 'largest', 'most-present' or a track id (0, 1, ...), got {args.person!r}")
-    report = capture(videos[0], args.output, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
-                     overlay=not args.no_overlay, preview=not args.no_preview, progress=not args.quiet,
-                     target=args.target, detector=args.detector or "mediapipe", person=person, all_people=args.all_people,
-                     device=args.device, avatar=args.avatar)
-    print(report.summary())
-    return 0
+        from mocap.pipelines.multiview import capture_multiview, check_view_count
 
-
-def _cmd_capture_multiview(args: argparse.Namespace, videos: list[str]) -> int:
-    from mocap.pipelines.multiview import capture_multiview
-
-    if len(videos) < 2:
-        raise MocapError("--calibration is for several views: give two or more videos (one per camera)")
-    if args.calibration is None:
-        raise MocapError(f"{len(videos)} videos need a calibration: pass --calibration FILE (.toml, .qca.txt, .yml) "
-                         "or --calibration auto with --body-height METRES")
-    if args.body_height is not None and not 0.5 < args.body_height < 2.6:
-        raise MocapError(f"--body-height is the standing height in metres (e.g. 1.75), got {args.body_height}")
-    report = capture_multiview(videos, args.output, calibration=args.calibration, sync=args.sync,
-                               body_height_m=args.body_height, focal_px=args.focal_px,
-                               refine_calibration=args.refine_calibration, cleanup=_cleanup(args),
-                               overlay=not args.no_overlay, progress=not args.quiet,
-                               detector=args.detector or "blazepose-torch", device=args.device)
+        check_view_count(videos)  # before the options, whose checks assume several views
+        report = capture_multiview(videos, args.output, from_namespace(CaptureOptions, args), progress=not args.quiet)
+    else:
+        report = capture(videos[0], args.output, from_namespace(CaptureOptions, args), progress=not args.quiet)
     print(report.summary())
     return 0
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from mocap.detect2d.mediapipe_pose import detect_video
+    from mocap.detect2d.options import require_person
     from mocap.formats import save_keypoints
 
     out = Path(args.output)
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
     keypoints = detect_video(args.video, progress=not args.quiet)
-    rate = keypoints.detection_rate()
-    if rate == 0.0:
-        raise MocapError(f"no person found in any frame of {args.video}")
+    (rate,) = require_person([keypoints], [args.video])
     save_keypoints(out, keypoints)
     print(f"{keypoints.num_frames} frames, person detected in {100 * rate:.1f} % -> {out}")
     return 0
@@ -97,7 +48,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _cmd_lift(args: argparse.Namespace) -> int:
     from mocap.formats import load_keypoints, save_motion
     from mocap.pipelines.capture import StageTimer, lift_keypoints
+    from mocap.pipelines.options import CleanupConfig, LiftOptions
     from mocap.skeletons import map_confidence, map_joints
+
+    lifting, cleanup = from_namespace(LiftOptions, args), from_namespace(CleanupConfig, args)
 
     keypoints = load_keypoints(args.keypoints)
     if args.layout and args.layout != keypoints.layout:
@@ -113,7 +67,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
     timer = StageTimer()
-    motion = lift_keypoints(keypoints, lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args), timer=timer)
+    motion = lift_keypoints(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup, timer=timer)
     save_motion(out, motion)
     written = [str(out)]
     if args.bvh:
@@ -225,7 +179,7 @@ def _cmd_passthrough(module: str, function: str, extra: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from mocap import __version__
-    from mocap.detect2d.estimators import ESTIMATORS
+    from mocap.pipelines.options import DetectionOptions, ExportOptions, MultiViewOptions, add_lift_arguments
 
     parser = argparse.ArgumentParser(prog="mocap", description="Markerless motion capture: video in, 3D animation out.")
     parser.add_argument("--version", action="version", version=f"mocap-lift {__version__}")
@@ -233,31 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("capture", help="video(s) -> keypoints2d.npz, motion.npz, motion.bvh, overlay.mp4, preview")
     p.add_argument("video", nargs="+", help="video file (mp4, mov, avi, mkv); several for multi-view capture")
-    p.add_argument("--calibration", default=None, metavar="FILE|auto",
-                   help="multi-view: camera calibration (.toml Pose2Sim/anipose, .qca.txt, OpenCV .yml), "
-                        "or 'auto' to calibrate from the person (needs --body-height)")
-    p.add_argument("--sync", default="none", choices=["none", "auto"],
-                   help="multi-view: 'auto' estimates constant frame offsets between the views")
-    p.add_argument("--body-height", type=float, default=None, metavar="METRES",
-                   help="multi-view: the person's height, the scale of --calibration auto")
-    p.add_argument("--refine-calibration", action="store_true",
-                   help="multi-view: adjust the calibration file's camera poses to the person's keypoints")
+    add_arguments(p, MultiViewOptions)
     p.add_argument("-o", "--output", required=True, help="output folder")
-    _add_cleanup_args(p)
-    p.add_argument("--target", default=None, metavar="CHARACTER",
-                   help="also retarget onto this rigged character (.fbx, .glb, .blend) -> character.<ext>")
-    p.add_argument("--avatar", default=None, choices=["anny"],
-                   help="also put the motion on the built-in anny character -> character.glb (skinned mesh)")
-    p.add_argument("--detector", default=None, choices=list(ESTIMATORS),
-                   help="2D estimator (default: one video, MediaPipe BlazePose with its own video tracking; "
-                        "several videos, blazepose-torch: the same networks without MediaPipe's lagging smoothing)")
-    p.add_argument("--person", default="largest", metavar="largest|most-present|ID",
-                   help="who to capture when several people are in the video (track ids are printed with --all-people)")
-    p.add_argument("--all-people", action="store_true",
-                   help="also write person_<id>/motion.npz and .bvh for everyone tracked")
-    p.add_argument("--device", default="cpu", help="torch device for estimators that use it (cpu, cuda)")
-    p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4")
-    p.add_argument("--no-preview", action="store_true", help="skip preview.png / preview.mp4")
+    add_lift_arguments(p)
+    add_arguments(p, ExportOptions, ("target", "avatar"))
+    add_arguments(p, DetectionOptions)
+    add_arguments(p, ExportOptions, ("overlay", "preview"))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_capture)
 
@@ -273,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=["mediapipe33", "coco17"], default=None,
                    help="lift from this layout (a mediapipe33 file can be lifted as coco17)")
     p.add_argument("--bvh", default=None, help="also write this BVH file")
-    _add_cleanup_args(p)
+    add_lift_arguments(p)
     p.set_defaults(func=_cmd_lift)
 
     p = sub.add_parser("calibrate", help="camera intrinsics from board images (one folder per camera) -> cameras.toml")

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mocap.pipelines.batch import (CaptureOptions, VideoResult, batch_main, find_videos, output_names, read_marker,
-                         run_batch)
+from mocap.pipelines.batch import VideoResult, batch_main, find_videos, output_names, read_marker, run_batch
+from mocap.pipelines.options import CaptureOptions, ExportOptions
 from mocap.errors import MocapError
 from tests.conftest import EXAMPLE_VIDEO, REPO
 
-FAST = CaptureOptions(overlay=False, preview=False)
+FAST = CaptureOptions(export=ExportOptions(overlay=False, preview=False))
 NUM_CLIPS = 20
 
 

@@ -111,3 +111,41 @@ def test_import_mocap_is_light():
             "heavy = [m for m in ('torch', 'mediapipe', 'bpy', 'cv2') if m in sys.modules]; print(heavy)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_flags_build_the_capture_options():
+    """Every flag of capture and batch lands in its stage's option; no flag gives the defaults."""
+    from mocap.cli import build_parser
+    from mocap.config import from_namespace
+    from mocap.pipelines import batch
+    from mocap.pipelines.options import (CaptureOptions, CleanupConfig, DetectionOptions, ExportOptions, LiftOptions,
+                                         MultiViewOptions)
+
+    parse = build_parser().parse_args
+    assert from_namespace(CaptureOptions, parse(["capture", "v.mp4", "-o", "out"])) == CaptureOptions()
+    assert from_namespace(CaptureOptions, batch.build_parser().parse_args(["dir", "-o", "out"])) == CaptureOptions()
+    args = parse(["capture", "a.mp4", "b.mp4", "-o", "o", "--calibration", "auto", "--body-height", "1.8",
+                  "--sync", "auto", "--refine-calibration", "--lifter", "mediapipe", "--focal-px", "900",
+                  "--cutoff-hz", "4", "--no-foot-lock", "--no-level", "--keep-swaps", "--avatar", "anny",
+                  "--detector", "movenet", "--person", "2", "--all-people", "--device", "cuda", "--no-overlay",
+                  "--no-preview"])
+    assert from_namespace(CaptureOptions, args) == CaptureOptions(
+        detection=DetectionOptions(detector="movenet", person=2, all_people=True, device="cuda"),
+        lifting=LiftOptions(lifter="mediapipe", focal_px=900.0),
+        cleanup=CleanupConfig(cutoff_hz=4.0, lock_feet=False, level=False, resolve_swaps=False),
+        multiview=MultiViewOptions(calibration="auto", sync="auto", body_height_m=1.8, refine_calibration=True),
+        export=ExportOptions(avatar="anny", overlay=False, preview=False))
+    args = batch.build_parser().parse_args(["dir", "-o", "o", "--keep-swaps", "--no-overlay", "--target", "c.fbx"])
+    o = from_namespace(CaptureOptions, args)
+    assert not o.cleanup.resolve_swaps and not o.export.overlay and o.export.target == "c.fbx"
+
+
+@pytest.mark.parametrize("flags, words", [(["--cutoff-hz", "0"], "--cutoff-hz"), (["--focal-px", "-5"], "--focal-px"),
+                                          (["--person", "tallest"], "--person")])
+def test_bad_option_values_give_one_line(tmp_path, capsys, flags, words):
+    kp = tmp_path / "k.npz"
+    save_keypoints(kp, synthetic_keypoints(waving_walker(t=10)))
+    command = ["capture", str(tmp_path / "v.mp4")] if "--person" in flags else ["lift", str(kp)]
+    rc, _, err = _run([*command, "-o", str(tmp_path / "out"), *flags], capsys)
+    _assert_one_line_error(rc, err, words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz"]

@@ -84,11 +84,13 @@ def test_movenet_capture_picks_the_largest_and_writes_everyone(tmp_path):
     pytest.importorskip("tflite_runtime")
     from mocap.formats import load_keypoints, load_motion
     from mocap.pipelines.capture import capture
+    from mocap.pipelines.options import CaptureOptions, DetectionOptions, ExportOptions
 
     clip = tmp_path / "two.mp4"
     _two_person_clip(clip)
-    report = capture(clip, tmp_path / "out", detector="movenet", all_people=True, overlay=False, preview=False,
-                     progress=False)
+    options = CaptureOptions(detection=DetectionOptions(detector="movenet", all_people=True),
+                             export=ExportOptions(overlay=False, preview=False))
+    report = capture(clip, tmp_path / "out", options, progress=False)
     kp = load_keypoints(tmp_path / "out" / "keypoints2d.npz")
     assert kp.layout == "coco17" and kp.num_frames == 16 and report.detection_rate > 0.9
     assert np.nanmedian(kp.keypoints[..., 0]) < 270  # the big person on the left

@@ -7,8 +7,9 @@ import pytest
 from mocap.io.calibration_files import load_cameras_toml, save_cameras_toml
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, load_keypoints, load_motion
-from mocap.pipelines.multiview import TriangulationConfig, capture_multiview, triangulate_views
-from mocap.pipelines.capture import CleanupConfig
+from mocap.multiview.views import triangulate_views
+from mocap.pipelines.multiview import capture_multiview
+from mocap.pipelines.options import CaptureOptions, CleanupConfig, ExportOptions, LiftOptions, MultiViewOptions
 from mocap.skeletons import MOTION21, rest_offsets
 from tests.multiview_helpers import observe, ring_rig
 from tests.synthetic import motion21_to_mediapipe33, waving_walker
@@ -25,6 +26,12 @@ def _views(cams, x, noise_px=0.3, seed=0):
     px, conf = observe(cams, motion21_to_mediapipe33(x), noise_px=noise_px, seed=seed)
     return [Keypoints2D(keypoints=p.astype(np.float32), confidence=c.astype(np.float32), layout="mediapipe33",
                         image_size=SIZE, fps=30.0) for p, c in zip(px, conf)]
+
+
+def _options(calibration, *, focal_px=None, lock_feet=True, overlay=True, **multiview):
+    return CaptureOptions(lifting=LiftOptions(focal_px=focal_px), cleanup=CleanupConfig(lock_feet=lock_feet),
+                          multiview=MultiViewOptions(calibration=calibration, **multiview),
+                          export=ExportOptions(overlay=overlay))
 
 
 def _videos(tmp_path, n, frames=T):
@@ -49,8 +56,8 @@ def captured(tmp_path_factory):
     calib = tmp / "rig.toml"
     save_cameras_toml(calib, cams)
     # the synthetic person slides over the floor: foot locking would (rightly) pin the feet
-    report = capture_multiview(_videos(tmp, 3), tmp / "out", calibration=calib, keypoints=_views(cams, x),
-                               cleanup=CleanupConfig(lock_feet=False), progress=False)
+    report = capture_multiview(_videos(tmp, 3), tmp / "out", _options(calib, lock_feet=False), keypoints=_views(cams, x),
+                               progress=False)
     return report, tmp / "out", cams, x
 
 
@@ -108,8 +115,9 @@ def test_calibration_from_people_end_to_end(tmp_path):
     cams = _rig(dist=(0, 0, 0, 0, 0))
     x = waving_walker(T)
     height = 1.7
-    report = capture_multiview(_videos(tmp_path, 3), tmp_path / "out", calibration="auto", body_height_m=height,
-                               focal_px=380.0, keypoints=_views(cams, x), overlay=False, progress=False)
+    report = capture_multiview(_videos(tmp_path, 3), tmp_path / "out",
+                               _options("auto", body_height_m=height, focal_px=380.0, overlay=False),
+                               keypoints=_views(cams, x), progress=False)
     assert "from the person" in report.calibration
     m = load_motion(tmp_path / "out" / "motion.npz")
     from mocap.multiview.calibration import body_height
@@ -131,7 +139,7 @@ def test_swapped_view_is_undone_and_outlier_view_dropped():
     kp[12, :, 0] += 60  # and one frame of view 2 shifted off
     views[2] = Keypoints2D(keypoints=kp, confidence=views[2].confidence, layout="mediapipe33", image_size=SIZE,
                            fps=30.0)
-    tri = triangulate_views(views, cams, config=TriangulationConfig(threshold_px=10.0))
+    tri = triangulate_views(views, cams, threshold_px=10.0)
     truth = motion21_to_mediapipe33(x)
     np.testing.assert_allclose(tri.points, truth, atol=1e-4)
     others = np.delete(np.arange(20), 12)  # in frame 12 view 2 is off either way
@@ -147,32 +155,32 @@ def test_bad_inputs(tmp_path):
     calib = tmp_path / "two.toml"
     save_cameras_toml(calib, cams[:2])
     with pytest.raises(MocapError, match="has 2 cameras but 3 videos"):
-        capture_multiview(videos, tmp_path / "o1", calibration=calib, keypoints=_views(cams, x), progress=False)
+        capture_multiview(videos, tmp_path / "o1", _options(calib), keypoints=_views(cams, x), progress=False)
     broken = tmp_path / "broken.toml"
     broken.write_text("[cam_0\n")
     with pytest.raises(MocapError, match="not a readable TOML"):
-        capture_multiview(videos, tmp_path / "o2", calibration=broken, progress=False)
+        capture_multiview(videos, tmp_path / "o2", _options(broken), progress=False)
     good = tmp_path / "rig.toml"
     save_cameras_toml(good, cams)
     views = _views(cams, x)
     short = Keypoints2D(keypoints=views[1].keypoints[:30], confidence=views[1].confidence[:30],
                         layout="mediapipe33", image_size=SIZE, fps=30.0)
     with pytest.raises(MocapError, match="different numbers of frames"):
-        capture_multiview(videos, tmp_path / "o3", calibration=good, keypoints=[views[0], short, views[2]],
-                          overlay=False, progress=False)
+        capture_multiview(videos, tmp_path / "o3", _options(good, overlay=False), keypoints=[views[0], short, views[2]],
+                          progress=False)
     empty = Keypoints2D(keypoints=np.full_like(views[2].keypoints, np.nan),
                         confidence=np.zeros_like(views[2].confidence),
                         layout="mediapipe33", image_size=SIZE, fps=30.0)
-    with pytest.raises(MocapError, match="nobody was found in cam03"):
-        capture_multiview(videos, tmp_path / "o4", calibration=good, keypoints=[views[0], views[1], empty],
-                          overlay=False, progress=False)
+    with pytest.raises(MocapError, match="no person found in any frame of cam03; every view must see"):
+        capture_multiview(videos, tmp_path / "o4", _options(good, overlay=False), keypoints=[views[0], views[1], empty],
+                          progress=False)
     with pytest.raises(MocapError, match="--body-height"):
-        capture_multiview(videos, tmp_path / "o5", calibration="auto", keypoints=views, progress=False)
+        capture_multiview(videos, tmp_path / "o5", _options("auto"), keypoints=views, progress=False)
     wrong = [c.__class__(name=c.name, size=(480, 270), K=c.K, R=c.R, t=c.t, dist=c.dist) for c in cams]
     save_cameras_toml(tmp_path / "landscape.toml", wrong)
     with pytest.raises(MocapError, match="480x270 pixels but the video is 270x480"):
-        capture_multiview(videos, tmp_path / "o6", calibration=tmp_path / "landscape.toml", keypoints=views,
-                          overlay=False, progress=False)
+        capture_multiview(videos, tmp_path / "o6", _options(tmp_path / "landscape.toml", overlay=False), keypoints=views,
+                          progress=False)
 
 
 def test_cli_errors(tmp_path, capsys):
@@ -192,7 +200,7 @@ def test_cli_errors(tmp_path, capsys):
 
 
 def test_check_cameras_scales_a_resized_video_and_warns_on_a_crop():
-    from mocap.pipelines.multiview import check_cameras
+    from mocap.multiview.rig import check_cameras
 
     cams = _rig()
     x = waving_walker(5)
@@ -209,7 +217,8 @@ def test_check_cameras_scales_a_resized_video_and_warns_on_a_crop():
 
 
 def test_reprojection_summary_counts_outlier_views_apart():
-    from mocap.pipelines.multiview import Triangulated, reprojection_summary
+    from mocap.multiview.quality import reprojection_summary
+    from mocap.multiview.views import Triangulated
 
     err = np.array([[[1.0, 2.0, 3.0, 100.0]], [[1.0, 1.0, np.nan, 5.0]]])  # (C=2, T=1, J=4) pixels
     inliers = np.array([[[True, True, True, False]], [[True, True, False, True]]])
@@ -224,7 +233,7 @@ def test_reprojection_summary_counts_outlier_views_apart():
 def test_a_camera_that_moved_since_calibration_is_reported(tmp_path):
     from dataclasses import replace
 
-    from mocap.pipelines.multiview import MISFIT_SHARE, misfit_views, person_height_px, reprojection_summary
+    from mocap.multiview.quality import MISFIT_SHARE, misfit_views, person_height_px, reprojection_summary
     from mocap.rotations import axis_rotation_matrix
 
     cams = ring_rig(4, size=SIZE, focal=380.0)
@@ -246,12 +255,12 @@ def test_a_camera_that_moved_since_calibration_is_reported(tmp_path):
     # end to end: the capture says which view and what to try
     calib = tmp_path / "moved.toml"
     save_cameras_toml(calib, moved)
-    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out", calibration=calib, keypoints=views,
-                               cleanup=CleanupConfig(lock_feet=False), overlay=False, progress=False)
+    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out", _options(calib, lock_feet=False, overlay=False),
+                               keypoints=views, progress=False)
     said = [n for n in report.notes if "--refine-calibration" in n]
     assert len(said) == 1 and "cam02 " in said[0] and "cam01 " not in said[0], report.notes
-    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out2", calibration=calib, keypoints=views,
-                               refine_calibration=True, cleanup=CleanupConfig(lock_feet=False), overlay=False,
-                               progress=False)
+    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out2",
+                               _options(calib, refine_calibration=True, lock_feet=False, overlay=False),
+                               keypoints=views, progress=False)
     assert not any("does not fit the keypoints" in n for n in report.notes), report.notes
     assert report.reprojection["cam02"]["median_px"] < 2.0

@@ -16,7 +16,8 @@ from tests.conftest import shared_path
 @pytest.fixture(scope="module")
 def rig():
     from mocap.camera import load_qualisys
-    from mocap.pipelines.multiview import check_cameras, detect_view
+    from mocap.detect2d.views import detect_view
+    from mocap.multiview.rig import check_cameras
 
     root = shared_path("video", "pose2sim_single")
     cams = load_qualisys(root / "calibration" / "Calib.qca.txt")
@@ -37,7 +38,7 @@ def _stack(views):
 
 
 def test_blazepose_torch_views_agree_better_than_mediapipe_video_mode(rig):
-    from mocap.pipelines.multiview import triangulate_views
+    from mocap.multiview.views import triangulate_views
 
     cams, views, refined = rig
     medians = {}
@@ -72,6 +73,7 @@ def test_sync_auto_with_refined_calibration_finds_a_known_offset(rig, tmp_path):
     import dataclasses
 
     from mocap.pipelines.multiview import capture_multiview
+    from mocap.pipelines.options import CaptureOptions, ExportOptions, MultiViewOptions
 
     cams, views, _ = rig
     root = shared_path("video", "pose2sim_single")
@@ -80,9 +82,11 @@ def test_sync_auto_with_refined_calibration_finds_a_known_offset(rig, tmp_path):
     keypoints[2] = dataclasses.replace(late, keypoints=late.keypoints[3:], confidence=late.confidence[3:])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = capture_multiview([root / "videos" / f"{c.name}.mp4" for c in cams], tmp_path / "out",
-                                   calibration=root / "calibration" / "Calib.qca.txt", sync="auto",
-                                   refine_calibration=True, keypoints=keypoints, overlay=False, progress=False)
+        options = CaptureOptions(multiview=MultiViewOptions(calibration=root / "calibration" / "Calib.qca.txt",
+                                                            sync="auto", refine_calibration=True),
+                                 export=ExportOptions(overlay=False))
+        report = capture_multiview([root / "videos" / f"{c.name}.mp4" for c in cams], tmp_path / "out", options,
+                                   keypoints=keypoints, progress=False)
     assert report.offsets == [0, 0, -3, 0], report.notes
     assert any("became [0, 0, -3, 0]" in n for n in report.notes), report.notes
     assert max(v["median_px"] for v in report.reprojection.values()) < 9.0

@@ -391,6 +391,27 @@ def test_parse_options():
             parse_options(bad)
 
 
+def test_parse_options_reaches_every_capture_option():
+    """The service's options are the capture's: the swap repair can be turned off, a person picked;
+    a server path (target) or the server's device cannot be set by a client."""
+    from mocap.config import from_json
+    from mocap.pipelines.options import CaptureOptions
+    from mocap.service.worker import parse_options
+
+    o = parse_options('{"resolve_swaps": false, "person": "most-present", "level": false, "avatar": "anny", '
+                      '"refine_calibration": true, "sync": "auto"}')
+    options = from_json(CaptureOptions, o)
+    assert options.cleanup.resolve_swaps is False and options.cleanup.level is False
+    assert options.detection.person == "most-present" and options.export.avatar == "anny"
+    assert options.multiview.refine_calibration and options.multiview.sync == "auto"
+    assert from_json(CaptureOptions, parse_options(None)) == CaptureOptions()
+    for bad, words in (('{"target": "/etc/passwd"}', "unknown option"), ('{"device": "cuda"}', "unknown option"),
+                       ('{"cutoff_hz": 0}', "cutoff_hz"), ('{"person": "tallest"}', "person"),
+                       ('{"calibration": "/etc/rig.toml"}', "calibration"), ('{"focal_px": "wide"}', "focal_px")):
+        with pytest.raises(ValueError, match=words):
+            parse_options(bad)
+
+
 def test_worker_reads_tqdm_progress():
     from mocap.service.worker import _TqdmTee
 

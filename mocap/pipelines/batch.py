@@ -39,7 +39,8 @@ from typing import Callable, Iterator, Sequence
 
 from mocap.errors import MocapError, missing_extra
 from mocap.formats import atomic_path
-from mocap.pipelines.capture import CleanupConfig
+from mocap.config import add_arguments, from_namespace
+from mocap.pipelines.options import CaptureOptions, ExportOptions, add_lift_arguments
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 MARKER = "done.json"
@@ -51,18 +52,6 @@ _LOCK = ".batch.lock"
 # else was not written by us and is never deleted
 _CAPTURE_FILES = {"keypoints2d.npz", "motion.npz", "motion.bvh", "overlay.mp4", "preview.png", "preview.mp4",
                   "character.fbx", "character.glb", "character.blend", MARKER}
-
-
-@dataclass(frozen=True)
-class CaptureOptions:
-    """Options of :func:`mocap.pipelines.capture.capture` applied to every video of the batch."""
-
-    lifter: str = "auto"
-    focal_px: float | None = None  # pixels; None: from a 55 degree field of view
-    cleanup: CleanupConfig = CleanupConfig()
-    overlay: bool = True  # overlay.mp4 (costs about as much as detection itself)
-    preview: bool = True  # preview.png / preview.mp4
-    target: str | None = None  # a rigged character to retarget onto (needs the blender extra)
 
 
 @dataclass(frozen=True)
@@ -265,8 +254,7 @@ def capture_one(video: str | os.PathLike, out: str | os.PathLike, name: str, opt
         _limit_threads(threads)
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        report = capture(video, partial, lifter=options.lifter, focal_px=options.focal_px, cleanup=options.cleanup,
-                         overlay=options.overlay, preview=options.preview, progress=False, target=options.target)
+        report = capture(video, partial, options, progress=False)
         seconds = time.perf_counter() - start
         torch = sys.modules.get("torch")
         marker = {"video": str(video), "name": name, "frames": report.num_frames, "fps": report.fps,
@@ -493,8 +481,6 @@ def _run_ray(todo: list[tuple[Path, str]], out: Path, options: CaptureOptions, *
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mocap.cli import _add_cleanup_args
-
     p = argparse.ArgumentParser(prog="mocap batch", description="Capture many videos: one output folder per video, "
                                 "resumable (finished videos are skipped), on local processes or a Ray cluster.")
     p.add_argument("videos", metavar="DIR_OR_LIST",
@@ -510,26 +496,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per video's Ray task (default 0)")
     p.add_argument("--force", action="store_true", help="capture finished videos again")
     p.add_argument("--recursive", action="store_true", help="also look for videos in sub-folders")
-    _add_cleanup_args(p)
-    p.add_argument("--target", default=None, metavar="CHARACTER",
-                   help="also retarget each motion onto this rigged character (.fbx, .glb, .blend)")
-    p.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 (faster)")
-    p.add_argument("--no-preview", action="store_true", help="skip preview.png / preview.mp4 (faster)")
+    add_lift_arguments(p)
+    add_arguments(p, ExportOptions, ("target", "overlay", "preview"), help={
+        "target": "also retarget each motion onto this rigged character (.fbx, .glb, .blend)",
+        "overlay": "skip overlay.mp4 (faster)", "preview": "skip preview.png / preview.mp4 (faster)"})
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def batch_main(argv: list[str]) -> int:
     """``mocap batch``: 0 if every video is captured (or was already), 1 otherwise."""
-    from mocap.cli import _cleanup
+    from mocap.export.character import check_character
 
     args = build_parser().parse_args(argv)
     try:
-        if args.target is not None and not Path(args.target).is_file():
-            raise MocapError(f"character file not found: {args.target}")
-        options = CaptureOptions(lifter=args.lifter, focal_px=args.focal_px, cleanup=_cleanup(args),
-                                 overlay=not args.no_overlay, preview=not args.no_preview,
-                                 target=None if args.target is None else str(Path(args.target).resolve()))
+        if args.target is not None:
+            args.target = str(Path(args.target).resolve())  # the workers may run elsewhere
+        options = from_namespace(CaptureOptions, args)
+        check_character(options.export)
         videos = find_videos(args.videos, recursive=args.recursive)
         summary = run_batch(videos, args.output, workers=args.workers, ray_address=args.ray, ray_cpus=args.ray_cpus,
                             ray_gpus=args.ray_gpus, force=args.force, options=options, progress=not args.quiet)

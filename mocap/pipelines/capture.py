@@ -18,29 +18,20 @@ from typing import Iterator
 
 import numpy as np
 
-from mocap import bones
-from mocap.cleanup import contact
-from mocap.cleanup import filters
-from mocap.kinematics import ik as kinematics
+from mocap.cleanup import motion as cleanup_motion
+from mocap.cleanup.options import CleanupConfig
 from mocap.detect2d import swaps
-from mocap.cleanup import world
+from mocap.detect2d.options import DetectionOptions, require_person
 from mocap.errors import MocapError
+from mocap.export.character import check_character, export_character
+from mocap.export.options import ExportOptions
 from mocap.formats import Keypoints2D, Motion, save_keypoints, save_motion
-from mocap.lift.lifters import Lifter, default_focal_px, estimate_root_translation, get_lifter
-from mocap.skeletons import MOTION21, map_confidence, map_joints, rest_offsets
+from mocap.lift import trajectory
+from mocap.lift.lifters import Lifter, get_lifter
+from mocap.pipelines.options import CaptureOptions
 
-
-@dataclass(frozen=True)
-class CleanupConfig:
-    """Clean-up settings; the fields mirror the stages' keyword arguments."""
-
-    min_confidence: float = 0.3  # 2D keypoints below this are treated as missing
-    max_gap_s: float = 0.5  # gaps up to this long are interpolated; longer ones are held
-    cutoff_hz: float = 6.0  # Butterworth low-pass of the root-relative joints
-    root_cutoff_hz: float = 3.0  # Butterworth low-pass of the root trajectory (depth is noisy)
-    level: bool = True  # correct camera pitch/roll from the body axis
-    lock_feet: bool = True  # pin planted feet on the ground (mocap.cleanup.contact)
-    resolve_swaps: bool = True  # undo the 2D detector's left/right swaps from motion continuity (mocap.detect2d.swaps)
+__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "capture", "lift_keypoints",
+           "prepare_output_dir"]
 
 
 @dataclass
@@ -72,93 +63,30 @@ def lift_keypoints(
         keypoints: 2D keypoints (any supported layout) of T frames.
         lifter: ``auto``, ``network`` or ``mediapipe``, or a lifter already built.
         focal_px: camera focal length in pixels; default from a 55 degree field of view.
+        cleanup: the clean-up settings (swap repair, gap filling, smoothing, levelling, feet).
     Returns:
         Motion with joints (T, 21, 3) metres, +Y up, feet on y = 0, constant bone lengths.
     """
     timer = timer or StageTimer()
-    fps = keypoints.fps
-    f = focal_px if focal_px is not None else default_focal_px(keypoints.image_size)
-    principal = (keypoints.image_size[0] / 2.0, keypoints.image_size[1] / 2.0)
-
-    if cleanup.resolve_swaps:
+    c = cleanup
+    if c.resolve_swaps:
         with timer.stage("left/right swaps"):
-            keypoints, _ = swaps.resolve_swaps(keypoints, min_confidence=cleanup.min_confidence)
-
+            keypoints, _ = swaps.resolve_swaps(keypoints, min_confidence=c.min_confidence)
     with timer.stage("fill 2D gaps"):
-        conf = keypoints.confidence
-        kp = filters.fill_gaps(keypoints.keypoints, confidence=conf, min_confidence=cleanup.min_confidence,
-                               max_gap_s=cleanup.max_gap_s, fps=fps)
-        conf_filled = np.where(np.isfinite(kp).all(-1), np.maximum(conf, cleanup.min_confidence), 0.0)
-        wl = keypoints.world_landmarks
-        if wl is not None:
-            wl = filters.fill_gaps(wl, confidence=conf, min_confidence=cleanup.min_confidence,
-                                   max_gap_s=cleanup.max_gap_s, fps=fps)
-        filled = Keypoints2D(keypoints=kp.astype(np.float32), confidence=conf_filled.astype(np.float32),
-                             layout=keypoints.layout, image_size=keypoints.image_size, fps=fps,
-                             world_landmarks=None if wl is None else wl.astype(np.float32))
-
+        filled = cleanup_motion.fill_keypoint_gaps(keypoints, min_confidence=c.min_confidence, max_gap_s=c.max_gap_s)
     with timer.stage("lift 3D"):
         lifter = get_lifter(lifter) if isinstance(lifter, str) else lifter
-        # a lifter trained on low-confidence and missing points reads the detector's own 2D:
-        # on the real Pose2Sim video, cam03, interpolating the points under min_confidence
-        # first costs the network 9 mm PA-MPJPE (70.2 -> 79.5)
-        result = lifter.lift(keypoints if getattr(lifter, "reads_confidence", False) else filled)
-
+        lifted = trajectory.lift_camera_joints(lifter, keypoints, filled)
     with timer.stage("root trajectory"):
-        rel = result.joints_cam
-        root = result.root_translation_cam
-        if root is None:
-            kp_m = map_joints(filled.keypoints, filled.layout, MOTION21)
-            conf_m = map_confidence(filled.confidence, filled.layout, MOTION21)
-            root = estimate_root_translation(rel, kp_m, conf_m, focal_px=f, principal_px=principal,
-                                             min_confidence=cleanup.min_confidence)
-
+        root = trajectory.root_trajectory(lifted, filled, focal_px=focal_px, min_confidence=c.min_confidence)
     with timer.stage("smooth"):
-        rel = filters.hold_nearest(filters.fill_gaps(rel, max_gap_s=cleanup.max_gap_s, fps=fps))
-        root = filters.hold_nearest(filters.fill_gaps(root, max_gap_s=cleanup.max_gap_s, fps=fps))
-        if not np.isfinite(rel).all() or not np.isfinite(root).all():
-            raise MocapError("no usable 3D in any frame: the person was never fully detected")
-        rel = filters.lowpass(rel, fps=fps, cutoff_hz=cleanup.cutoff_hz)
-        root = filters.lowpass(root, fps=fps, cutoff_hz=cleanup.root_cutoff_hz)
-
+        rel, root = cleanup_motion.smooth_camera_joints(lifted.joints_cam, root, fps=keypoints.fps,
+                                                        max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
+                                                        root_cutoff_hz=c.root_cutoff_hz)
     with timer.stage("world frame"):
-        joints_world = world.camera_to_world(rel + root[:, None, :])
-        joints_world, _, _ = world.level_and_ground(joints_world, level=cleanup.level)
-
-    return motion_from_world_joints(joints_world, fps=fps, cleanup=cleanup, timer=timer)
-
-
-def motion_from_world_joints(
-    joints_world: np.ndarray,
-    *,
-    fps: float,
-    cleanup: CleanupConfig = CleanupConfig(),
-    timer: StageTimer | None = None,
-) -> Motion:
-    """Clean world joints -> Motion: constant bone lengths, IK, FK, planted feet locked.
-
-    Args:
-        joints_world: (T, 21, 3) MOTION21 joints, metres, +Y up, NaN-free.
-    Returns:
-        Motion with local rotations, root translation and the subject's rest offsets.
-    """
-    timer = timer or StageTimer()
-    parents = np.array(MOTION21.parents)
-    with timer.stage("bone lengths"):
-        lengths = bones.estimate_bone_lengths(joints_world, parents, left_right=MOTION21.left_right)
-        offsets = bones.rest_offsets_with_lengths(rest_offsets(MOTION21), lengths)
-
-    with timer.stage("inverse kinematics"):
-        quats, root_translation = kinematics.inverse_kinematics(
-            joints_world, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
-        joints = kinematics.forward_kinematics(quats, root_translation, offsets, parents)
-
-    if cleanup.lock_feet:
-        with timer.stage("foot contacts"):
-            quats, root_translation, joints, _ = contact.clean_motion(joints, fps=fps, rest_offsets=offsets)
-
-    return Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
-                  local_quats_wxyz=quats, root_translation=root_translation, rest_offsets=offsets)
+        joints_world = cleanup_motion.world_joints_from_camera(rel, root, level=c.level)
+    return cleanup_motion.motion_from_world_joints(joints_world, fps=keypoints.fps, lock_feet=c.lock_feet,
+                                                   stage=timer.stage)
 
 
 @dataclass
@@ -207,137 +135,132 @@ def prepare_output_dir(outdir: str | os.PathLike) -> Path:
     return out
 
 
-def capture(
-    video: str | os.PathLike,
-    outdir: str | os.PathLike,
-    *,
-    lifter: str = "auto",
-    focal_px: float | None = None,
-    cleanup: CleanupConfig = CleanupConfig(),
-    overlay: bool = True,
-    overlay_max_width: int | None = 720,
-    preview: bool = True,
-    progress: bool = True,
-    target: str | os.PathLike | None = None,
-    detector: str = "mediapipe",
-    person: str | int = "largest",
-    all_people: bool = False,
-    device: str = "cpu",
-    avatar: str | None = None,
-) -> CaptureReport:
+def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export: ExportOptions, out: Path,
+            outputs: dict[str, Path], *, timer: StageTimer, progress: bool):
+    """(the person's 2D keypoints, everyone's tracks or None, the detection rate).
+
+    Everyone is detected and tracked when ``detection.tracks_people``, else MediaPipe's own
+    tracking follows one person. overlay.mp4 unless turned off; MocapError if nobody is found
+    (then no overlay is kept).
+    """
+    from mocap.export import draw
+
+    detector = detection.detector_for(1)
+    tracks = None
+    with contextlib.ExitStack() as stack:
+        if detection.tracks_people:
+            from mocap.detect2d.people import detect_people_video
+
+            with timer.stage(f"detect 2D ({detector})"):
+                tracks = detect_people_video(video, detector=detector, device=detection.device, progress=progress)
+                keypoints = tracks.person(detection.person) if tracks.track_list() else None
+        else:
+            from mocap.detect2d import mediapipe_pose as detect
+
+            stack.enter_context(timer.stage("detect 2D" + (" + overlay" if export.overlay else "")))
+            on_frame = None
+            if export.overlay:
+                outputs["overlay"] = out / "overlay.mp4"
+                writer = stack.enter_context(draw.OverlayWriter(
+                    outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
+                    max_width=export.overlay_max_width, threaded=True, source=str(video)))
+                on_frame = writer.write
+            keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame)
+        (rate,) = require_person([keypoints], [video])  # raised inside: the overlay is not kept
+    if tracks is not None and export.overlay:
+        with timer.stage("overlay"):
+            outputs["overlay"] = out / "overlay.mp4"
+            draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
+                                max_width=export.overlay_max_width)
+    return keypoints, tracks, rate
+
+
+def _write_motion(folder: Path, motion: Motion, keypoints: Keypoints2D | None = None) -> dict[str, Path]:
+    """motion.npz and motion.bvh (and keypoints2d.npz) in ``folder``."""
+    from mocap.io import bvh
+
+    written = {}
+    if keypoints is not None:
+        written["keypoints"] = folder / "keypoints2d.npz"
+        save_keypoints(written["keypoints"], keypoints)
+    written["motion"] = folder / "motion.npz"
+    save_motion(written["motion"], motion)
+    written["bvh"] = folder / "motion.bvh"
+    bvh.write_motion_bvh(written["bvh"], motion)
+    return written
+
+
+def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: CaptureOptions = CaptureOptions(), *,
+            progress: bool = True) -> CaptureReport:
     """Run the whole monocular capture of ``video`` and write its files into ``outdir``.
 
     Writes keypoints2d.npz, motion.npz, motion.bvh and, unless turned off, overlay.mp4
     (the 2D skeleton over the video, at most ``overlay_max_width`` pixels wide, drawn in a
     second thread during detection), preview.png and preview.mp4 (the 3D motion).
-    With ``target`` (a rigged character: .fbx, .glb/.gltf or .blend) also
-    ``character.<fbx|glb|blend>``: the motion retargeted onto it (needs the blender extra).
+    With a ``target`` (a rigged character: .fbx, .glb/.gltf or .blend) also
+    ``character.<fbx|glb|blend>``: the motion retargeted onto it (needs the blender extra);
+    ``avatar="anny"`` puts it on the built-in anny character instead (``character.glb``:
+    a skinned mesh; needs the avatar and blender extras).
 
-    ``detector`` other than ``"mediapipe"`` (see :data:`mocap.detect2d.estimators.ESTIMATORS`), or a
-    ``person`` other than ``"largest"``, or ``all_people``, detect everyone with that
+    A ``detector`` other than ``"mediapipe"`` (see :data:`mocap.detect2d.estimators.ESTIMATORS`),
+    a ``person`` other than ``"largest"``, or ``all_people``, detect everyone with that
     estimator and track them (:mod:`mocap.detect2d.people`); ``person`` picks who goes into
     motion.npz (``"largest"``, ``"most-present"`` or a track id), and ``all_people`` also
     writes ``person_<id>/motion.npz`` and ``.bvh`` for everyone tracked in at least a fifth
     of the frames. The default (MediaPipe, largest, one person) uses MediaPipe's own video
     tracking.
 
-    ``avatar="anny"`` puts the motion on the built-in anny character (``character.glb``:
-    a skinned mesh; needs the avatar and blender extras) instead of a ``target`` file.
+    Args:
+        options: the options of every stage (:class:`mocap.pipelines.options.CaptureOptions`).
+        progress: progress bars on stderr.
     """
-    from mocap.io import bvh
-    from mocap.detect2d import mediapipe_pose as detect
     from mocap.export import draw
     from mocap.io import video as video_io
 
+    o = options
     info = video_io.probe_video(video)
-    if avatar is not None:
-        if avatar != "anny":
-            raise MocapError(f"unknown avatar {avatar!r}; the built-in one is 'anny'")
-        if target is not None:
-            raise MocapError("give either a target character or --avatar, not both")
-    if target is not None and not Path(target).is_file():
-        raise MocapError(f"character file not found: {target}")
+    check_character(o.export)
     out = prepare_output_dir(outdir)
     timer = StageTimer()
     outputs: dict[str, Path] = {}
 
     outputs["keypoints"] = out / "keypoints2d.npz"
-    tracks = None
-    if detector != "mediapipe" or person != "largest" or all_people:
-        from mocap.detect2d.people import detect_people_video
-
-        with timer.stage(f"detect 2D ({detector})"):
-            tracks = detect_people_video(video, detector=detector, device=device, progress=progress)
-            if not tracks.track_list():
-                raise MocapError(f"no person found in any frame of {video}")
-            keypoints = tracks.person(person)
-        if overlay:
-            with timer.stage("overlay"):
-                outputs["overlay"] = out / "overlay.mp4"
-                draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
-                                    max_width=overlay_max_width)
-    else:
-        with timer.stage("detect 2D" + (" + overlay" if overlay else "")), contextlib.ExitStack() as stack:
-            on_frame = None
-            if overlay:
-                outputs["overlay"] = out / "overlay.mp4"
-                writer = stack.enter_context(draw.OverlayWriter(
-                    outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
-                    max_width=overlay_max_width, threaded=True, source=str(video)))
-                on_frame = writer.write
-            keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame)
-            if keypoints.detection_rate() == 0.0:  # raised inside: the overlay is not kept
-                raise MocapError(f"no person found in any frame of {video}")
-    rate = keypoints.detection_rate()
-    if rate == 0.0:
-        raise MocapError(f"no person found in any frame of {video}")
+    keypoints, tracks, rate = _detect(video, info, o.detection, o.export, out, outputs, timer=timer,
+                                      progress=progress)
     save_keypoints(outputs["keypoints"], keypoints)
 
     swapped = np.zeros(keypoints.num_frames, bool)
     to_lift = keypoints
+    cleanup = o.cleanup
     if cleanup.resolve_swaps:  # here rather than in lift_keypoints, to report the count
         with timer.stage("left/right swaps"):
             to_lift, swapped = swaps.resolve_swaps(keypoints, min_confidence=cleanup.min_confidence)
     with timer.stage("lift 3D"):
-        lifter_obj = get_lifter(lifter)  # built once: the network loads its weights here
-    motion = lift_keypoints(to_lift, lifter=lifter_obj, focal_px=focal_px,
-                            cleanup=dataclasses.replace(cleanup, resolve_swaps=False), timer=timer)
+        lifter = get_lifter(o.lifting.lifter)  # built once: the network loads its weights here
 
+    def lift(k: Keypoints2D, c: CleanupConfig) -> Motion:
+        return lift_keypoints(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, timer=timer)
+
+    motion = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
     with timer.stage("write files"):
-        outputs["motion"] = out / "motion.npz"
-        save_motion(outputs["motion"], motion)
-        outputs["bvh"] = out / "motion.bvh"
-        bvh.write_motion_bvh(outputs["bvh"], motion)
-    if all_people and tracks is not None:
+        outputs.update(_write_motion(out, motion))
+    if o.detection.all_people and tracks is not None:
         for tid, person_kp in tracks.people().items():
             folder = out / f"person_{tid}"
             folder.mkdir(exist_ok=True)
-            person_motion = lift_keypoints(person_kp, lifter=lifter_obj, focal_px=focal_px, cleanup=cleanup, timer=timer)
+            person_motion = lift(person_kp, cleanup)
             with timer.stage("write files"):
-                save_keypoints(folder / "keypoints2d.npz", person_kp)
-                outputs[f"person_{tid}"] = folder / "motion.npz"
-                save_motion(folder / "motion.npz", person_motion)
-                bvh.write_motion_bvh(folder / "motion.bvh", person_motion)
-    if target is not None:
-        with timer.stage("retarget"):
-            from mocap.export import blender as export_blender
-
-            suffix = {".gltf": ".glb"}.get(Path(target).suffix.lower(), Path(target).suffix.lower())
-            outputs["character"] = out / f"character{suffix}"
-            export_blender.retarget_to_file(outputs["motion"], target, outputs["character"])
-    if avatar is not None:
-        with timer.stage("avatar"):
-            from mocap.export.avatar import retarget_to_avatar
-
-            outputs["character"] = out / "character.glb"
-            retarget_to_avatar(outputs["motion"], outputs["character"])
-    if preview:
+                outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp)["motion"]
+    if o.export.target is not None or o.export.avatar is not None:
+        with timer.stage("retarget" if o.export.target is not None else "avatar"):
+            outputs["character"] = export_character(outputs["motion"], out, o.export)
+    if o.export.preview:
         with timer.stage("render preview"):
             outputs["preview"] = out / "preview.png"
             draw.render_preview_3d(motion.joints, motion.parents, outputs["preview"], fps=motion.fps,
-                                   title=f"{Path(video).name}: {motion.num_frames} frames, lifter {lifter_obj.name}")
+                                   title=f"{Path(video).name}: {motion.num_frames} frames, lifter {lifter.name}")
             outputs["preview_video"] = out / "preview.mp4"
             draw.render_preview_video(motion.joints, motion.parents, outputs["preview_video"], fps=motion.fps)
     return CaptureReport(outputs=outputs, num_frames=keypoints.num_frames, fps=info.fps,
-                         detection_rate=rate, lifter=lifter_obj.name, seconds=timer.seconds,
+                         detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(swapped.sum()))

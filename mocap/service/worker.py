@@ -34,26 +34,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from mocap.config import from_json, json_defaults, to_json
+from mocap.pipelines.options import CaptureOptions
 from mocap.service.store import Store
 
 log = logging.getLogger("mocap.service")
 
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "lifter": "auto",  # auto | network | mediapipe (one video)
-    "detector": None,  # 2D estimator: mediapipe | blazepose-torch | blazepose-tta | movenet | openpose
-    # (None: mediapipe for one video, blazepose-torch for several)
-    "focal_px": None,  # camera focal length, pixels (None: 55 degree field of view)
-    "cutoff_hz": 6.0,  # smoothing low-pass cutoff, Hz
-    "level": True,  # correct camera pitch/roll from the body axis
-    "lock_feet": True,  # pin planted feet on the ground
-    "overlay": True,  # overlay.mp4 (2D skeleton over the video)
-    "preview": True,  # preview.png / preview.mp4
-    "formats": [],  # extra exports: "fbx", "glb" (need bpy); motion.npz and motion.bvh are always written
-    "sync": "none",  # multi-view: none | auto (estimate frame offsets)
-    "calibration": None,  # multi-view without a calibration file: "auto" (needs body_height_m)
-    "body_height_m": None,  # the person's standing height, metres
-    "refine_calibration": False,  # multi-view: adjust the file's camera poses to the person
-}
+#: the ``options`` a job accepts, with their defaults: every capture option the service's
+#: clients may set (the JSON fields of :class:`mocap.pipelines.options.CaptureOptions`, see
+#: each stage's options module for its meaning, range and unit), plus ``formats``: extra
+#: exports, "fbx", "glb" (need bpy); motion.npz and motion.bvh are always written.
+#: ``calibration`` is null or "auto" here: a calibration file is uploaded beside the videos.
+DEFAULT_OPTIONS: dict[str, Any] = {**json_defaults(CaptureOptions), "formats": []}
 EXPORT_FORMATS = ("fbx", "glb")
 _ALWAYS_WRITTEN = ("npz", "bvh")
 _EXAMPLE = '{"lifter": "mediapipe", "formats": ["fbx"], "overlay": false}'
@@ -62,17 +54,11 @@ _VIEW = re.compile(r"video_(\d+)")
 DETECT_SPAN = (0.05, 0.80)  # share of the job's progress taken by 2D detection
 
 
-def _number(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
-        raise ValueError(f"option {name} must be a number between {low:g} and {high:g}, got {value!r}")
-    return float(value)
-
-
 def parse_options(text: str | None) -> dict[str, Any]:
     """The ``options`` form field (a JSON object) -> every option, defaults filled in.
 
     ValueError with a message for the client when the JSON is malformed, a key is
-    unknown or a value is out of range.
+    unknown or a value is out of range (the checks of the options' dataclasses).
     """
     raw: Any = {}
     if text is not None and text.strip():
@@ -86,30 +72,15 @@ def parse_options(text: str | None) -> dict[str, Any]:
     unknown = sorted(set(raw) - set(DEFAULT_OPTIONS))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_OPTIONS)}")
-    o = {**DEFAULT_OPTIONS, **raw}
-    from mocap.detect2d.estimators import ESTIMATORS
-
-    choices = {"lifter": ("auto", "network", "mediapipe"), "sync": ("none", "auto"), "calibration": (None, "auto"),
-               "detector": (None, *ESTIMATORS)}
-    for name, allowed in choices.items():
-        if o[name] not in allowed:
-            raise ValueError(f"option {name} must be one of {', '.join(map(json.dumps, allowed))}, got {o[name]!r}")
-    for name in ("level", "lock_feet", "overlay", "preview", "refine_calibration"):
-        if not isinstance(o[name], bool):
-            raise ValueError(f"option {name} must be true or false, got {o[name]!r}")
-    o["cutoff_hz"] = _number("cutoff_hz", o["cutoff_hz"], 0.0, 1000.0)
-    if o["focal_px"] is not None:
-        o["focal_px"] = _number("focal_px", o["focal_px"], 0.0, 1e6)
-    if o["body_height_m"] is not None:
-        o["body_height_m"] = _number("body_height_m", o["body_height_m"], 0.5, 2.6)
-    formats = o["formats"]
+    if raw.get("calibration") not in (None, "auto"):
+        raise ValueError(f'option calibration must be null or "auto" (upload a calibration file beside the '
+                         f'videos instead), got {raw["calibration"]!r}')
+    options = from_json(CaptureOptions, raw)
+    formats = raw.get("formats", [])
     if not isinstance(formats, list) or any(f not in EXPORT_FORMATS + _ALWAYS_WRITTEN for f in formats):
         raise ValueError(f"option formats must be a list drawn from {', '.join(EXPORT_FORMATS + _ALWAYS_WRITTEN)} "
                          f"(npz and bvh are always written), got {formats!r}")
-    o["formats"] = [f for f in EXPORT_FORMATS if f in formats]
-    if o["calibration"] == "auto" and o["body_height_m"] is None:
-        raise ValueError('option calibration "auto" needs body_height_m, the person\'s height in metres (e.g. 1.75)')
-    return o
+    return {**to_json(options), "formats": [f for f in EXPORT_FORMATS if f in formats]}
 
 
 # -- child process --------------------------------------------------------------------------
@@ -175,17 +146,16 @@ def _exit_when_parent_dies() -> None:
 
 def _run_capture(spec: dict, job_dir: Path, tmp: Path, report: _Reporter) -> dict[str, Any]:
     """Run the capture for ``spec`` into ``tmp``; return the result summary."""
-    from mocap.pipelines.capture import CleanupConfig
+    import dataclasses
 
     o = spec["options"]
+    options = from_json(CaptureOptions, {k: v for k, v in o.items() if k != "formats"})
     videos = [job_dir / "input" / name for name in spec["videos"]]
-    cleanup = CleanupConfig(cutoff_hz=o["cutoff_hz"], level=o["level"], lock_feet=o["lock_feet"])
     report.progress(0.02, "starting the capture")
     if len(videos) == 1:
         from mocap.pipelines.capture import capture
 
-        r = capture(videos[0], tmp, lifter=o["lifter"], focal_px=o["focal_px"], cleanup=cleanup,
-                    overlay=o["overlay"], preview=o["preview"], progress=True, detector=o["detector"] or "mediapipe")
+        r = capture(videos[0], tmp, options, progress=True)
         if (tmp / "overlay.mp4").is_file():  # browsers cannot play mp4v: a small VP8 copy for the viewer
             from mocap.io.webvideo import transcode_for_web
 
@@ -198,9 +168,9 @@ def _run_capture(spec: dict, job_dir: Path, tmp: Path, report: _Reporter) -> dic
         from mocap.pipelines.multiview import capture_multiview
 
         calibration = job_dir / "input" / spec["calibration"] if spec.get("calibration") else "auto"
-        r = capture_multiview(videos, tmp, calibration=calibration, sync=o["sync"], body_height_m=o["body_height_m"],
-                              focal_px=o["focal_px"], refine_calibration=o["refine_calibration"], cleanup=cleanup,
-                              overlay=o["overlay"], progress=True, detector=o["detector"] or "blazepose-torch")
+        options = dataclasses.replace(options, multiview=dataclasses.replace(options.multiview,
+                                                                             calibration=str(calibration)))
+        r = capture_multiview(videos, tmp, options, progress=True)
         summary = {"frames": r.num_frames, "fps": r.fps, "views": r.names, "frame_offsets": r.offsets,
                    "reprojection": r.reprojection, "notes": r.notes, "seconds": r.seconds}
         message = f"done: {r.num_frames} frames at {r.fps:.2f} fps from {len(videos)} views"

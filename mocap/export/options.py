@@ -1,0 +1,31 @@
+"""Options of the export stage: the overlay, the previews, and a character to put the motion on."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mocap.config import OptionError, check_options, option
+
+AVATARS = ("anny",)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What is written beside motion.npz and motion.bvh; the fields mirror
+    :func:`mocap.export.character.export_character` and :mod:`mocap.export.draw`."""
+
+    target: str | None = option(None, "also retarget onto this rigged character (.fbx, .glb, .blend) -> "
+                                "character.<ext>", flag="--target", metavar="CHARACTER",
+                                json=False)  # a path on the server: not for the service's clients
+    avatar: str | None = option(None, "also put the motion on the built-in anny character -> character.glb "
+                                "(skinned mesh)", flag="--avatar", choices=(None, *AVATARS))
+    overlay: bool = option(True, "skip overlay.mp4", flag="--no-overlay", negate=True)
+    overlay_max_width: int | None = option(720, "the overlay's largest width, pixels (None: the video's)",
+                                           bounds=(0, 1e5), unit="pixels", json=False)
+    preview: bool = option(True, "skip preview.png / preview.mp4", flag="--no-preview", negate=True)
+
+    def __post_init__(self) -> None:
+        if self.target is not None:
+            object.__setattr__(self, "target", str(self.target))
+        check_options(self)
+        if self.target is not None and self.avatar is not None:
+            raise OptionError("give either a target character (--target) or --avatar, not both")

@@ -1,0 +1,39 @@
+"""Every option of a capture, one frozen dataclass per stage, composed.
+
+The command line (``mocap capture``, ``lift``, ``batch``), the batch runner and the capture
+service all build a :class:`CaptureOptions` from these declarations (:mod:`mocap.config`),
+so a default, a range or a help text is written once, in its stage's options module.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from mocap.config import add_arguments
+
+from mocap.cleanup.options import CleanupConfig
+from mocap.detect2d.options import DetectionOptions
+from mocap.export.options import ExportOptions
+from mocap.lift.options import LiftOptions
+from mocap.multiview.options import MultiViewOptions, TriangulationConfig
+
+__all__ = ["add_lift_arguments", "CaptureOptions", "CleanupConfig", "DetectionOptions", "ExportOptions", "LiftOptions",
+           "MultiViewOptions", "TriangulationConfig"]
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """The options of :func:`mocap.pipelines.capture.capture` and
+    :func:`mocap.pipelines.multiview.capture_multiview`, by stage."""
+
+    detection: DetectionOptions = DetectionOptions()
+    lifting: LiftOptions = LiftOptions()
+    cleanup: CleanupConfig = CleanupConfig()
+    multiview: MultiViewOptions = MultiViewOptions()
+    export: ExportOptions = ExportOptions()
+
+
+def add_lift_arguments(parser: argparse.ArgumentParser) -> None:
+    """The lifting and clean-up flags that ``mocap capture``, ``lift`` and ``batch`` share."""
+    add_arguments(parser, LiftOptions)
+    add_arguments(parser, CleanupConfig)
