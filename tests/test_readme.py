@@ -1,0 +1,46 @@
+"""The README's Python example runs as written and gives the motion it describes."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import EXAMPLE_VIDEO
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("torch", reason="the example uses the PyTorch BlazePose and the lifting network: pip install 'mocap-lift[lift]'")
+pytest.importorskip("tflite", reason="the PyTorch BlazePose reads its weights with tflite: pip install 'mocap-lift[estimators]'")
+pytest.importorskip("mediapipe", reason="the BlazePose weights are read from the model files inside mediapipe: pip install 'mocap-lift[detect]'")
+
+
+def readme_python() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), flags=re.S)
+    assert len(blocks) == 1, "the README should hold one Python example"
+    return blocks[0]
+
+
+@pytest.mark.slow
+def test_readme_python_example(tmp_path, capsys):
+    (tmp_path / "examples").mkdir()
+    os.symlink(EXAMPLE_VIDEO, tmp_path / "examples" / "balance_cam01.mp4")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(readme_python(), "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out
+    from mocap.formats import load_motion
+
+    smoothed, default = load_motion(tmp_path / "out" / "motion_4hz.npz"), load_motion(tmp_path / "out" / "motion.npz")
+    assert f"({default.joints.shape[0]}, 21, 3)" in printed and "frames:" in printed
+    assert smoothed.joints.shape == default.joints.shape
+    # the same motion, smoothed harder: close to the default, and smoother (less acceleration)
+    assert np.nanmedian(np.linalg.norm(smoothed.joints - default.joints, axis=-1)) < 0.03
+    accel = lambda j: np.nanmean(np.linalg.norm(np.diff(j, 2, axis=0), axis=-1))  # noqa: E731
+    assert accel(smoothed.joints) < accel(default.joints)
+    assert np.nanmin(default.joints[..., 1]) > -0.05  # feet on y = 0, nothing far below it
