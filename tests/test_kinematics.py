@@ -1,4 +1,4 @@
-"""FK/IK on MOTION21 against synthetic motion with known local rotations.
+"""FK/IK on MOTION21 against synthetic motion with known local rotations, and two-bone IK.
 
 Synthetic motion obeys the IK's conventions (see mocap.kinematics.ik): knees and elbows are
 hinges flexing by 0.6..2.2 rad, the spine's left-right axis lies halfway between the hip
@@ -18,6 +18,7 @@ from mocap.kinematics.ik import (
     plan_ik,
     solve_ik,
 )
+from mocap.kinematics.limbs import two_bone_ik
 from mocap.rotations import (
     axis_angle_to_quat_wxyz,
     geodesic_angle,
@@ -344,3 +345,34 @@ def test_one_frame_path_equals_the_clip_path():
         solve_ik(plan, clip[0, :20])
     with pytest.raises(ValueError, match="rest_offsets"):
         plan_ik(PARENTS, off[:, :2])
+
+
+def test_two_bone_ik_reaches_and_keeps_lengths():
+    rng = np.random.default_rng(1)
+    root = rng.normal(size=(500, 3))
+    mid = root + rng.normal(size=(500, 3)) * 0.3
+    end = mid + rng.normal(size=(500, 3)) * 0.3
+    a, b = np.linalg.norm(mid - root, axis=-1), np.linalg.norm(end - mid, axis=-1)
+    direction = rng.normal(size=(500, 3))
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    target = root + direction * rng.uniform(np.abs(a - b) + 1e-3, a + b - 1e-3)[:, None]
+    new_mid, new_end = two_bone_ik(root, mid, end, target)
+    np.testing.assert_allclose(new_end, target, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(new_mid - root, axis=-1), a, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(new_end - new_mid, axis=-1), b, atol=1e-9)
+    # The new knee bends the way the old one did: its offset from the root -> target line
+    # points along the old knee's offset from the root -> end line.
+    def bend(m, e):
+        u = (e - root) / np.linalg.norm(e - root, axis=-1, keepdims=True)
+        v = (m - root) - np.sum((m - root) * u, -1, keepdims=True) * u
+        return v, u
+    old_bend, _ = bend(mid, end)
+    new_bend, u = bend(new_mid, new_end)
+    expected = old_bend - np.sum(old_bend * u, -1, keepdims=True) * u
+    cos = np.sum(expected * new_bend, -1) / np.linalg.norm(expected, axis=-1) / np.linalg.norm(new_bend, axis=-1)
+    assert np.all(cos > 1 - 1e-9)
+    # Unreachable: straightened towards the target.
+    far = root + direction * (a + b + 0.5)[:, None]
+    m2, e2 = two_bone_ik(root, mid, end, far)
+    np.testing.assert_allclose(e2, root + direction * (a + b)[:, None], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(e2 - m2, axis=-1), b, atol=1e-6)

@@ -5,11 +5,10 @@ Every function is a pure array function (metres, seconds, +Y up, MOTION21 joint 
 * :func:`foot_contacts` labels each foot point (heel, toe) as touching the ground from its
   height above the ground (or above the lowest foot point of the frame) and its speed.
 * :func:`fit_ground_plane` fits a plane to the points in contact (robust least squares).
-* :func:`two_bone_ik` places knee and ankle so the ankle reaches a target, keeping the
-  thigh and shank lengths and the leg's bend plane.
 * :func:`lock_feet` anchors planted feet: the root follows the planted foot (so depth noise
   of a monocular capture no longer drags the foot along the floor or lifts it off), the
-  planted foot lies on y = 0, and two-bone IK removes what is left (double support).
+  planted foot lies on y = 0, and two-bone IK (:func:`mocap.kinematics.limbs.two_bone_ik`)
+  removes what is left (double support).
 * :func:`clamp_hinge_joints` keeps knees and elbows inside their flexion range.
 * :func:`clean_motion` composes them: contacts -> lock -> IK -> limits -> FK.
 """
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mocap.kinematics.limbs import two_bone_ik
 from mocap.rotations import axis_angle_to_quat_wxyz
 from mocap.skeletons import MOTION21, Skeleton
 
@@ -134,44 +134,6 @@ def fit_ground_plane(points: np.ndarray, *, iterations: int = 5, inlier_m: float
     return n, d
 
 
-def two_bone_ik(root: np.ndarray, mid: np.ndarray, end: np.ndarray, target: np.ndarray,
-                pole_hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """New (mid, end) so that ``end`` reaches ``target`` with both segment lengths kept.
-
-    The middle joint bends the way it bends now (its offset from the root -> end line),
-    in the plane through root and target; an unreachable target straightens the limb.
-
-    Args:
-        root, mid, end, target: (..., 3) metres (hip, knee, ankle, wanted ankle).
-        pole_hint: (..., 3) direction the middle joint bends towards when the limb is
-            (nearly) straight (for a knee: the foot's forward direction); a 5 % bias that
-            does not move a clearly bent limb's plane much.
-    Returns:
-        mid (..., 3) and end (..., 3).
-    """
-    root, mid, end, target = (np.asarray(v, dtype=np.float64) for v in (root, mid, end, target))
-    a = np.linalg.norm(mid - root, axis=-1)
-    b = np.linalg.norm(end - mid, axis=-1)
-    to = target - root
-    dist = np.linalg.norm(to, axis=-1)
-    axis = to / np.maximum(dist, 1e-12)[..., None]
-    d = np.clip(dist, np.abs(a - b) + 1e-9, a + b - 1e-9)
-    limb = (end - root) / np.maximum(np.linalg.norm(end - root, axis=-1, keepdims=True), 1e-12)
-    pole = (mid - root) - np.sum((mid - root) * limb, -1, keepdims=True) * limb  # current bend direction
-    if pole_hint is not None:
-        hint = np.asarray(pole_hint, dtype=np.float64)
-        pole = pole + 0.05 * a[..., None] * hint / np.maximum(np.linalg.norm(hint, axis=-1, keepdims=True), 1e-12)
-    pole = pole - np.sum(pole * axis, -1, keepdims=True) * axis
-    pn = np.linalg.norm(pole, axis=-1, keepdims=True)
-    fallback = np.cross(axis, np.array([1.0, 0.0, 0.0]))
-    pole = np.where(pn > 1e-9, pole / np.maximum(pn, 1e-12), fallback / np.maximum(np.linalg.norm(fallback, axis=-1, keepdims=True), 1e-12))
-    cos_a = np.clip((a * a + d * d - b * b) / np.maximum(2 * a * d, 1e-12), -1.0, 1.0)
-    sin_a = np.sqrt(1.0 - cos_a * cos_a)
-    new_mid = root + a[..., None] * (cos_a[..., None] * axis + sin_a[..., None] * pole)
-    new_end = root + d[..., None] * axis
-    return new_mid, new_end
-
-
 @dataclass(frozen=True)
 class LockResult:
     """What :func:`lock_feet` did: joints (T, J, 3), root offset added (T, 3), contacts (T, 2)."""
@@ -191,7 +153,7 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = 
     (in double support: the one planted first) stays at its anchor (the root trajectory is re-derived from the feet: right for
     monocular captures whose root depth is noise); the shift is held through flight
     (horizontal) and interpolated (vertical). What remains (both feet planted) is
-    removed with :func:`two_bone_ik`, blended in and out over ``blend_frames``.
+    removed with :func:`~mocap.kinematics.limbs.two_bone_ik`, blended in and out over ``blend_frames``.
     The root shift is low-passed (zero-phase, about ``smooth_frames`` frames) so that it
     adds no jitter; the leg IK still pins the planted foot exactly. Swing feet that would
     dip below y = 0 are lifted onto it with the same IK.

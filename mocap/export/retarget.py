@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.cleanup.contact import two_bone_ik
 from mocap.errors import MocapError
-from mocap.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, rotation_between_vectors, quat_wxyz_to_matrix
+from mocap.kinematics.limbs import two_bone_ik
+from mocap.rotations import (matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix,
+                             rotation_matrix_between_vectors)
+from mocap.skeletons import rest_positions
 
 CANONICAL = ("pelvis", "left_hip", "left_knee", "left_ankle", "left_foot_index", "right_hip", "right_knee",
              "right_ankle", "right_foot_index", "spine", "neck", "head", "left_shoulder", "left_elbow",
@@ -129,13 +131,7 @@ def auto_bone_map(bone_names: Sequence[str], *, override: Mapping[str, str] | No
     joints that could not be mapped and how to supply a mapping file.
     """
     best, best_name = best_name_match(bone_names)
-    mapping = dict(best)
-    for canon, bone in (override or {}).items():
-        if canon not in CANONICAL:
-            raise MocapError(f"mapping file names {canon!r}, which is not a joint we map; use: {', '.join(CANONICAL)}")
-        if bone not in bone_names:
-            raise MocapError(f"mapping file maps {canon} to {bone!r}, which is not a bone of {where}")
-        mapping[canon] = bone
+    mapping = override_bone_map(best, override, bone_names, where=where)
     missing = [c for c in REQUIRED if c not in mapping]
     if missing:
         example = json.dumps({c: f"<bone of {where} for {c}>" for c in missing[:2]})
@@ -144,6 +140,23 @@ def auto_bone_map(bone_names: Sequence[str], *, override: Mapping[str, str] | No
             f"{', '.join(missing)}. Write a JSON mapping file such as {example} and pass it with --mapping "
             f"(its bones: {', '.join(list(bone_names)[:12])}{', ...' if len(bone_names) > 12 else ''})")
     return mapping
+
+
+def override_bone_map(mapping: Mapping[str, str], override: Mapping[str, str] | None, bone_names: Sequence[str], *,
+                      where: str = "the rig", what: str = "mapping file") -> dict[str, str]:
+    """``mapping`` (canonical joint -> bone) with the entries of ``override`` on top.
+
+    Raises MocapError, naming ``what`` (where the entries come from), for an entry whose
+    joint is not one of :data:`CANONICAL` or whose bone is not in ``bone_names``.
+    """
+    out, names = dict(mapping), set(bone_names)
+    for canon, bone in (override or {}).items():
+        if canon not in CANONICAL:
+            raise MocapError(f"{what} names {canon!r}, which is not a joint we map; use: {', '.join(CANONICAL)}")
+        if bone not in names:
+            raise MocapError(f"{what} maps {canon} to {bone!r}, which is not a bone of {where}")
+        out[canon] = bone
+    return out
 
 
 def load_bone_map(path: str | os.PathLike) -> dict[str, str]:
@@ -195,14 +208,6 @@ class RetargetResult:
     scale: float
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
-def _min_rot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return quat_wxyz_to_matrix(rotation_between_vectors(_unit(a), _unit(b)))
-
-
 def _hip_height(rest: np.ndarray, pelvis: int, feet: Sequence[int]) -> float:
     return float(rest[pelvis, 1] - rest[list(feet), 1].min())
 
@@ -247,10 +252,10 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
             continue
         child = MAIN_CHILD.get(c)
         if child in common:
-            a = _min_rot(rt[tgt[child]] - rt[b], rs[src[child]] - rs[src[c]])
+            a = rotation_matrix_between_vectors(rt[tgt[child]] - rt[b], rs[src[child]] - rs[src[c]])
             g = gs[:, src[c]] @ a
             now = ps[:, src[child]] - ps[:, src[c]]
-            glob[:, b] = _min_rot(g @ _unit(rt[tgt[child]] - rt[b]), now) @ g
+            glob[:, b] = rotation_matrix_between_vectors(g @ (rt[tgt[child]] - rt[b]), now) @ g
             align[b] = a
         else:  # no direction to match: follow the source joint with the mapped parent's alignment
             anc = p
@@ -274,9 +279,9 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
             h, k, a = (tgt[n] for n in names)
             goal = ps[:, src[names[2]]] * scale
             new_k, new_a = two_bone_ik(pos[:, h], pos[:, k], pos[:, a], goal)
-            d1 = _min_rot(pos[:, k] - pos[:, h], new_k - pos[:, h])
+            d1 = rotation_matrix_between_vectors(pos[:, k] - pos[:, h], new_k - pos[:, h])
             glob[:, h] = d1 @ glob[:, h]
-            d2 = _min_rot(np.einsum("tij,tj->ti", d1, pos[:, a] - pos[:, k]), new_a - new_k)
+            d2 = rotation_matrix_between_vectors(np.einsum("tij,tj->ti", d1, pos[:, a] - pos[:, k]), new_a - new_k)
             glob[:, k] = d2 @ d1 @ glob[:, k]
             _refresh_unmapped(glob, target, canon_of, below=(h, k))
         pos = _fk(glob, target, rt, root_b, pelvis_pos)
@@ -323,8 +328,4 @@ def motion_to_source(joint_names: Sequence[str], parents: Sequence[int], rest_of
 
     off = np.asarray(rest_offsets, dtype=np.float64)
     pos, gq = forward_kinematics_with_rotations(local_quats_wxyz, root_translation, off, parents)
-    rest = np.zeros_like(off)
-    rest[0] = off[0]
-    for j in range(1, len(parents)):
-        rest[j] = rest[parents[j]] + off[j]
-    return Rig(tuple(joint_names), tuple(parents), rest), quat_wxyz_to_matrix(gq), pos
+    return Rig(tuple(joint_names), tuple(parents), rest_positions(off, parents)), quat_wxyz_to_matrix(gq), pos
