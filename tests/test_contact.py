@@ -84,7 +84,7 @@ def test_lock_feet_undoes_depth_noise():
     assert before.foot_skate_mm > 5 and before.float_mm > 50
     # With the true contacts and no low-pass the root follows the planted foot exactly:
     # the noise is gone, up to one constant horizontal shift.
-    res = lock_feet(noisy, true_contacts, smooth_frames=1)
+    res = lock_feet(noisy, true_contacts, fps=FPS, root_smooth_s=0.0)
     after = motion_report(res.joints, fps=FPS, contacts=np.repeat(true_contacts, 2, axis=1))
     assert after.foot_skate_mm < 0.1 and after.float_mm < 3.0 and after.penetration_max_mm < 0.1
     err = res.joints - truth
@@ -92,7 +92,7 @@ def test_lock_feet_undoes_depth_noise():
     assert np.linalg.norm(err, axis=-1).max() < 1e-4  # 0.1 mm (a straight leg is kept 1e-9 m short of full reach)
     # With detected contacts and the default low-pass: heights off by at most the contact
     # threshold (4 cm: a foot lifting slowly is held down until it passes it).
-    res = lock_feet(noisy, detected)
+    res = lock_feet(noisy, detected, fps=FPS)
     after = motion_report(res.joints, fps=FPS, contacts=detected)
     assert after.foot_skate_mm < 0.1 and after.float_mm < 3.0 and after.penetration_max_mm < 0.1
     err = res.joints - truth
@@ -148,4 +148,6 @@ def test_contact_points_and_bad_input():
     x, _ = standing_on_right(t=10)
     x[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        lock_feet(x, np.ones((10, 2), bool))
+        lock_feet(x, np.ones((10, 2), bool), fps=FPS)
+    with pytest.raises(ValueError, match="fps"):
+        lock_feet(np.nan_to_num(x), np.ones((10, 2), bool), fps=0.0)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mocap.cleanup.filters import butterworth
 from mocap.kinematics.limbs import two_bone_ik
 from mocap.rotations import axis_angle_to_quat_wxyz
 from mocap.skeletons import MOTION21, Skeleton
@@ -143,8 +144,8 @@ class LockResult:
     contacts: np.ndarray
 
 
-def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = MOTION21,
-              blend_frames: int = 4, anchor_root: bool = True, smooth_frames: int = 20) -> LockResult:
+def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, fps: float, skeleton: Skeleton = MOTION21,
+              blend_frames: int = 4, anchor_root: bool = True, root_smooth_s: float = 0.33) -> LockResult:
     """Pin each foot during its contact runs and put planted feet on y = 0.
 
     For each contact run of a foot the whole foot (ankle, heel, toe) is frozen in the pose
@@ -153,19 +154,25 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = 
     (in double support: the one planted first) stays at its anchor (the root trajectory is re-derived from the feet: right for
     monocular captures whose root depth is noise); the shift is held through flight
     (horizontal) and interpolated (vertical). What remains (both feet planted) is
-    removed with :func:`~mocap.kinematics.limbs.two_bone_ik`, blended in and out over ``blend_frames``.
-    The root shift is low-passed (zero-phase, about ``smooth_frames`` frames) so that it
-    adds no jitter; the leg IK still pins the planted foot exactly. Swing feet that would
+    removed with :func:`~mocap.kinematics.limbs.two_bone_ik`, blended in and out over
+    ``blend_frames``. The root shift is low-passed (zero-phase second-order Butterworth,
+    :func:`mocap.cleanup.filters.butterworth`, cutoff ``1 / (2 root_smooth_s)`` Hz) so that
+    it adds no jitter; the leg IK still pins the planted foot exactly. Swing feet that would
     dip below y = 0 are lifted onto it with the same IK.
 
     Args:
         joints: (T, J, 3) metres, +Y up, NaN-free.
         contacts: (T, 2) bool per side (left, right), or (T, 4) per point
             (:data:`CONTACT_POINTS`).
+        fps: frames per second.
+        root_smooth_s: time scale of the root shift's low-pass in seconds; one frame or
+            less: no low-pass.
     Returns:
         :class:`LockResult`; bone lengths of the legs and feet are kept.
     """
     x = _joints(joints)
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
     if not np.isfinite(x).all():
         raise ValueError("lock_feet needs NaN-free joints; fill gaps first (mocap.cleanup.filters.fill_gaps)")
     c = np.asarray(contacts, bool)
@@ -209,8 +216,8 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = 
         have = np.isfinite(known_y)
         if have.any():
             offset[:, 1] = np.interp(np.arange(t), np.flatnonzero(have), known_y[have])
-        if smooth_frames > 1 and t > 6:
-            offset = _smooth(offset, smooth_frames)
+        if root_smooth_s * fps > 1 and t > 6:
+            offset = butterworth(offset, fps=fps, cutoff_hz=0.5 / root_smooth_s, order=2)
     else:
         offset[:] = 0.0
     out = x + offset[:, None, :]
@@ -249,14 +256,6 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = 
         out[sel, knee] = new_knee
         out[sel, ankle] = new_ankle
     return LockResult(joints=out, root_offset=offset, contacts=c)
-
-
-def _smooth(x: np.ndarray, frames: int) -> np.ndarray:
-    """Zero-phase low-pass of (T, D) over about ``frames`` frames (Butterworth, edges padded)."""
-    from scipy.signal import butter, filtfilt
-
-    b, a = butter(2, min(0.9, 1.0 / frames))
-    return filtfilt(b, a, x, axis=0, padtype="odd", padlen=min(len(x) - 1, 3 * frames))
 
 
 def _ground_foot(foot: np.ndarray) -> np.ndarray:
@@ -321,8 +320,8 @@ def clean_motion(joints: np.ndarray, *, fps: float, rest_offsets: np.ndarray, sk
     contacts = np.asarray(contacts, bool)
     if contacts.shape == (len(x), 2):
         contacts = np.repeat(contacts, 2, axis=1)
-    locked = lock_feet(x, contacts, skeleton=skeleton, blend_frames=blend_frames, anchor_root=anchor_root,
-                       smooth_frames=max(1, round(root_smooth_s * fps))).joints
+    locked = lock_feet(x, contacts, fps=fps, skeleton=skeleton, blend_frames=blend_frames, anchor_root=anchor_root,
+                       root_smooth_s=root_smooth_s).joints
     quats, root = inverse_kinematics(locked, parents=parents, rest_offsets=rest_offsets, skeleton=skeleton)
     if joint_limits:
         quats = clamp_hinge_joints(quats, skeleton=skeleton)
