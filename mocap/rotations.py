@@ -219,14 +219,13 @@ def matrix_to_euler(m: np.ndarray, order: str = "ZXY") -> np.ndarray:
     return np.stack([a, b, c], -1)
 
 
-def rotation_between_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Minimal rotation taking the direction of ``a`` onto that of ``b``, as (w, x, y, z).
+def _bisector(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit ``a``, the unit bisector ``h`` of ``a`` and ``b``, and where ``a`` or ``b`` is zero.
 
-    Args:
-        a, b: (..., 3) vectors of any non-zero length; leading dims broadcast.
-    Returns:
-        (..., 4) unit quaternions (w, x, y, z) with w >= 0. Antiparallel inputs give a
-        half turn about an axis perpendicular to ``a``; a zero vector gives the identity.
+    The minimal rotation taking ``a`` onto ``b`` is the reflection across the plane normal to
+    ``a`` followed by the one across the plane normal to ``h``. For antiparallel ``a``, ``b``,
+    ``h`` is the unit ``u x a``, with ``u`` the unit ``a x e`` and ``e`` the axis least aligned
+    with ``a``: the rotation is the half turn about ``u``. Shapes (..., 3), (..., 3), (..., 1).
     """
     a, na = _safe_normalize(_as_float(a, (3,), "a"))
     b, nb = _safe_normalize(_as_float(b, (3,), "b"))
@@ -236,14 +235,25 @@ def rotation_between_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     h = a + b
     hn = _norm(h)
     anti = hn < 1e-7
-    # Half-vector form: q = (a.h, a x h) with h the unit bisector.
     h = h / np.where(anti, 1.0, hn)
-    q = np.concatenate([np.add.reduce(a * h, -1, keepdims=True), _cross(a, h)], -1)
-    if anti.any():  # half turn about the axis perpendicular to a that is least aligned with it
+    if anti.any():
         pick = _EYE3[np.argmin(np.abs(a), axis=-1)]
-        perp = _safe_normalize(_cross(a, pick))[0]
-        q = np.where(anti, np.concatenate([np.zeros_like(hn), perp], -1), q)
-    zero = (na <= 1e-12) | (nb <= 1e-12)  # a zero vector (not NaN)
+        h = np.where(anti, _safe_normalize(_cross(_cross(a, pick), a))[0], h)
+    return a, h, np.minimum(na, nb) <= 1e-12  # a zero vector (not NaN)
+
+
+def rotation_between_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minimal rotation taking the direction of ``a`` onto that of ``b``, as (w, x, y, z).
+
+    Args:
+        a, b: (..., 3) vectors of any non-zero length; leading dims broadcast.
+    Returns:
+        (..., 4) unit quaternions (w, x, y, z) with w >= 0. Antiparallel inputs give a
+        half turn about an axis perpendicular to ``a``; a zero vector gives the identity.
+    """
+    a, h, zero = _bisector(a, b)
+    # Half-vector form: q = (a.h, a x h); antiparallel: (0, a x h), a half turn.
+    q = np.concatenate([np.maximum(np.add.reduce(a * h, -1, keepdims=True), 0.0), _cross(a, h)], -1)
     if zero.any():
         q = np.where(zero, np.array([1.0, 0.0, 0.0, 0.0]), q)
     return quat_normalize_wxyz(q)
@@ -263,22 +273,10 @@ def rotation_matrix_between_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Returns:
         (..., 3, 3) float64.
     """
-    a, na = _safe_normalize(_as_float(a, (3,), "a"))
-    b, nb = _safe_normalize(_as_float(b, (3,), "b"))
-    if a.shape != b.shape:
-        a, b = np.broadcast_arrays(a, b)
-        na, nb = np.broadcast_arrays(na, nb)
-    h = a + b
-    hn = _norm(h)
-    anti = hn < 1e-7
-    h = h / np.where(anti, 1.0, hn)
-    if anti.any():  # the half turn of rotation_between_vectors: about a x pick
-        pick = _EYE3[np.argmin(np.abs(a), axis=-1)]
-        h = np.where(anti, _safe_normalize(_cross(_cross(a, pick), a))[0], h)
+    a, h, zero = _bisector(a, b)
     # I - 2 h h^T - 2 a a^T + 4 (a.h) h a^T = I - 2 (h g^T + a a^T) with g = h - 2 (a.h) a
     g = h - (2.0 * np.add.reduce(a * h, -1, keepdims=True)) * a
     r = _EYE3 - 2.0 * (h[..., :, None] * g[..., None, :] + a[..., :, None] * a[..., None, :])
-    zero = np.minimum(na, nb) <= 1e-12  # a zero vector (not NaN)
     if zero.any():
         r = np.where(zero[..., None], _EYE3, r)
     return r
