@@ -50,56 +50,45 @@ MAIN_CHILD = {"pelvis": "spine", "spine": "neck", "neck": "head",
                   ("elbow", "wrist"))}}
 
 
-def _sides(table: dict[str, str], left: tuple[str, str], right: tuple[str, str]) -> dict[str, str]:
-    """Expand '{S}' templates: left=(pattern for joint name side, pattern for bone side)."""
-    out = {}
-    for canon, bone in table.items():
-        if "{s}" in canon:
-            out[canon.replace("{s}", "left")] = bone.replace("{S}", left[1]).replace("{s}", left[0])
-            out[canon.replace("{s}", "right")] = bone.replace("{S}", right[1]).replace("{s}", right[0])
-        else:
-            out[canon] = bone
-    return out
-
-
 _LIMB = "{s}_hip {s}_knee {s}_ankle {s}_foot_index {s}_shoulder {s}_elbow {s}_wrist".split()
 
 
-def _limbs(names: str) -> dict[str, str]:
-    return dict(zip(_LIMB, names.split()))
+def _naming(trunk: str, limbs: str, left: str, right: str) -> dict[str, str]:
+    """One naming convention: canonical joint -> bone name.
+
+    ``trunk``: the bones of pelvis, spine, neck and head; ``limbs``: those of the joints of
+    :data:`_LIMB`, with ``{S}`` where the rig spells the side (``left`` / ``right``) and
+    ``{s}`` for plain "left" / "right"; ``-``: no such bone.
+    """
+    out = dict(zip(("pelvis", "spine", "neck", "head"), trunk.split()))
+    for canon, bone in zip(_LIMB, limbs.split()):
+        for side, spelled in (("left", left), ("right", right)):
+            out[canon.replace("{s}", side)] = bone.replace("{S}", spelled).replace("{s}", side)
+    return out
 
 
 #: Canonical joint -> bone name, per naming convention (names compared case-insensitively,
 #: after removing prefixes such as ``mixamorig:``, ``DEF-``, ``ORG-``, ``m_avg_``).
 NAMING: dict[str, dict[str, str]] = {
     "motion21": {n: n for n in CANONICAL},
-    "mixamo": _sides({"pelvis": "Hips", "spine": "Spine1", "neck": "Neck", "head": "Head",
-                      **_limbs("{S}UpLeg {S}Leg {S}Foot {S}ToeBase {S}Arm {S}ForeArm {S}Hand")},
-                     ("left", "Left"), ("right", "Right")),
-    "rigify": _sides({"pelvis": "spine", "spine": "spine.002", "neck": "spine.004", "head": "spine.006",
-                      **_limbs("thigh.{S} shin.{S} foot.{S} toe.{S} upper_arm.{S} forearm.{S} hand.{S}")},
-                     ("left", "L"), ("right", "R")),
-    "unreal": _sides({"pelvis": "pelvis", "spine": "spine_02", "neck": "neck_01", "head": "head",
-                      **_limbs("thigh_{S} calf_{S} foot_{S} ball_{S} upperarm_{S} lowerarm_{S} hand_{S}")},
-                     ("left", "l"), ("right", "r")),
-    "vrm": _sides({"pelvis": "hips", "spine": "spine", "neck": "neck", "head": "head",
-                   **_limbs("{S}UpperLeg {S}LowerLeg {S}Foot {S}Toes {S}UpperArm {S}LowerArm {S}Hand")},
-                  ("left", "left"), ("right", "right")),
-    "vroid": _sides({"pelvis": "C_Hips", "spine": "C_Spine", "neck": "C_Neck", "head": "C_Head",
-                     **_limbs("{S}_UpperLeg {S}_LowerLeg {S}_Foot {S}_ToeBase {S}_UpperArm {S}_LowerArm {S}_Hand")},
-                    ("left", "L"), ("right", "R")),
-    "smpl": _sides({"pelvis": "pelvis", "spine": "spine2", "neck": "neck", "head": "head",
-                    **_limbs("{s}_hip {s}_knee {s}_ankle {s}_foot {s}_shoulder {s}_elbow {s}_wrist")},
-                   ("left", "left"), ("right", "right")),
-    "smpl_fbx": _sides({"pelvis": "Pelvis", "spine": "Spine2", "neck": "Neck", "head": "Head",
-                        **_limbs("{S}_Hip {S}_Knee {S}_Ankle {S}_Foot {S}_Shoulder {S}_Elbow {S}_Wrist")},
-                       ("left", "L"), ("right", "R")),
-    "anny": _sides({"pelvis": "root", "spine": "spine02", "neck": "neck01", "head": "head",
-                    **_limbs("upperleg01.{S} lowerleg01.{S} foot.{S} toe2-1.{S} upperarm01.{S} lowerarm01.{S} wrist.{S}")},
-                   ("left", "L"), ("right", "R")),
-    "cmu": _sides({"pelvis": "hip", "spine": "chest", "neck": "neck", "head": "head",
-                   **_limbs("{S}Thigh {S}Shin {S}Foot - {S}Shldr {S}ForeArm {S}Hand")},
-                  ("left", "l"), ("right", "r")),
+    "mixamo": _naming("Hips Spine1 Neck Head", "{S}UpLeg {S}Leg {S}Foot {S}ToeBase {S}Arm {S}ForeArm {S}Hand",
+                      "Left", "Right"),
+    "rigify": _naming("spine spine.002 spine.004 spine.006",
+                      "thigh.{S} shin.{S} foot.{S} toe.{S} upper_arm.{S} forearm.{S} hand.{S}", "L", "R"),
+    "unreal": _naming("pelvis spine_02 neck_01 head",
+                      "thigh_{S} calf_{S} foot_{S} ball_{S} upperarm_{S} lowerarm_{S} hand_{S}", "l", "r"),
+    "vrm": _naming("hips spine neck head",
+                   "{S}UpperLeg {S}LowerLeg {S}Foot {S}Toes {S}UpperArm {S}LowerArm {S}Hand", "left", "right"),
+    "vroid": _naming("C_Hips C_Spine C_Neck C_Head",
+                     "{S}_UpperLeg {S}_LowerLeg {S}_Foot {S}_ToeBase {S}_UpperArm {S}_LowerArm {S}_Hand", "L", "R"),
+    "smpl": _naming("pelvis spine2 neck head",
+                    "{s}_hip {s}_knee {s}_ankle {s}_foot {s}_shoulder {s}_elbow {s}_wrist", "left", "right"),
+    "smpl_fbx": _naming("Pelvis Spine2 Neck Head",
+                        "{S}_Hip {S}_Knee {S}_Ankle {S}_Foot {S}_Shoulder {S}_Elbow {S}_Wrist", "L", "R"),
+    "anny": _naming("root spine02 neck01 head",
+                    "upperleg01.{S} lowerleg01.{S} foot.{S} toe2-1.{S} upperarm01.{S} lowerarm01.{S} wrist.{S}",
+                    "L", "R"),
+    "cmu": _naming("hip chest neck head", "{S}Thigh {S}Shin {S}Foot - {S}Shldr {S}ForeArm {S}Hand", "l", "r"),
 }
 _PREFIX = re.compile(r"^(mixamorig\d*[:_]|def[-_]|org[-_]|j_bip_|m_avg_|bip01[ _]|armature[|:])", re.IGNORECASE)
 
