@@ -406,14 +406,13 @@ def _global_rotmats(plan: IKPlan, x: np.ndarray) -> np.ndarray:
         twist = _twist_terms(plan, xz, finite, dirs, present)
 
     glob = np.empty((t, n, 3, 3))
-    glob[:, 0] = _EYE  # a root without children
-    eye = _EYE
+    glob[:, 0] = np.eye(3)  # a root without children
     for level in plan.levels:
         if len(level.multis):
             m = level.multi
             rot = kabsch[:, m]
             if not determined[:, m].all():  # the minimal swing to the first present child
-                parent_rot = eye if level.root else glob[:, level.multis_parent]
+                parent_rot = _EYE if level.root else glob[:, level.multis_parent]
                 first = np.argmax(child_ok[:, m], -1)  # (T, m)
                 rows = np.arange(m.start, m.stop)[None]
                 fallback = _swing(parent_rot, plan.multi_rest_dirs[rows, first][..., None],
@@ -421,7 +420,7 @@ def _global_rotmats(plan: IKPlan, x: np.ndarray) -> np.ndarray:
                 rot = np.where(determined[:, m, None, None], rot, fallback)
             glob[:, level.multis] = rot
         if len(level.singles):
-            parent_rot = eye if level.root else glob[:, level.singles_parent]
+            parent_rot = _EYE if level.root else glob[:, level.singles_parent]
             child = level.singles_child
             rot = _swing(parent_rot, level.singles_rest, dirs[:, child], present[:, child])
             if level.twist.stop > level.twist.start:
