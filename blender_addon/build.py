@@ -8,7 +8,7 @@ Their ``from mocap.x.y import`` lines become ``from .y import``, so the add-on
 runs in a plain Blender without our package (nor torch, MediaPipe or OpenCV) installed.
 The build fails, naming the module, if a vendored module imports at module level anything
 but the standard library, numpy, bpy or another vendored module (imports inside functions
-the add-on does not call, such as scipy in ``contact._smooth``, are allowed).
+the add-on does not call are allowed).
 
 Install the result in Blender with Edit > Preferences > Get Extensions > Install from Disk.
 """

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
+_EYE3 = np.eye(3)
+_EYE3.flags.writeable = False
 _AXIS = {"X": 0, "Y": 1, "Z": 2}
 
 
@@ -25,10 +27,23 @@ def _as_float(x: np.ndarray, last: tuple[int, ...], name: str) -> np.ndarray:
     return a
 
 
-def _safe_normalize(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """v / |v| along the last axis; zero vectors stay zero."""
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.where(n > eps, n, 1.0) * (n > eps)
+def _norm(v: np.ndarray) -> np.ndarray:
+    """|v| along the last axis, kept as a length-1 axis (as np.linalg.norm, with less overhead)."""
+    return np.sqrt(np.add.reduce(v * v, axis=-1, keepdims=True))
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a x b along the last axis (as np.cross, with less overhead on small arrays)."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
+def _safe_normalize(v: np.ndarray, eps: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """(v / |v| along the last axis, zero vectors staying zero; |v| with a length-1 axis)."""
+    n = _norm(v)
+    big = n > eps
+    return v / np.where(big, n, 1.0) * big, n
 
 
 def quat_multiply_wxyz(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -60,7 +75,9 @@ def quat_conjugate_wxyz(q: np.ndarray) -> np.ndarray:
 def quat_normalize_wxyz(q: np.ndarray) -> np.ndarray:
     """(..., 4) -> (..., 4) unit quaternions; a zero quaternion becomes NaN."""
     q = _as_float(q, (4,), "q")
-    n = np.linalg.norm(q, axis=-1, keepdims=True)
+    n = _norm(q)
+    if np.isfinite(n).all():
+        return np.where(n > 0, q / np.where(n > 0, n, 1.0), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, q / np.where(n > 0, n, 1.0), np.nan)
 
@@ -71,20 +88,36 @@ def quat_apply_wxyz(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     v = _as_float(v, (3,), "v")
     w = q[..., :1]
     u = q[..., 1:]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
+    t = 2.0 * _cross(u, v)
+    return v + w * t + _cross(u, t)
 
 
 def quat_wxyz_to_matrix(q: np.ndarray) -> np.ndarray:
     """(..., 4) quaternions (normalised here) -> (..., 3, 3) rotation matrices."""
     q = quat_normalize_wxyz(q)
-    w, x, y, z = np.moveaxis(q, -1, 0)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
     m = np.stack([
         1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
     ], axis=-1)
     return m.reshape(q.shape[:-1] + (3, 3))
+
+
+# Rows m00 m01 m02 m10 ... m22; columns the 16 candidates of matrix_to_quat_wxyz, choice by choice:
+# (1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01), (m21 - m12, 1 + m00 - m11 - m22,
+# m01 + m10, m02 + m20), (m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21),
+# (m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22).
+_QUAT_CANDIDATES = np.zeros((9, 16))
+for _col, _terms in enumerate([
+        "+00 +11 +22", "+21 -12", "+02 -20", "+10 -01",
+        "+21 -12", "+00 -11 -22", "+01 +10", "+02 +20",
+        "+02 -20", "+01 +10", "-00 +11 -22", "+12 +21",
+        "+10 -01", "+02 +20", "+12 +21", "-00 -11 +22"]):
+    for _term in _terms.split():
+        _QUAT_CANDIDATES[3 * int(_term[1]) + int(_term[2]), _col] = 1.0 if _term[0] == "+" else -1.0
+_QUAT_CANDIDATES_ONE = np.eye(4).reshape(16)  # the 1 on each diagonal
+_QUAT_CANDIDATES.flags.writeable = _QUAT_CANDIDATES_ONE.flags.writeable = False
 
 
 def matrix_to_quat_wxyz(m: np.ndarray) -> np.ndarray:
@@ -94,18 +127,12 @@ def matrix_to_quat_wxyz(m: np.ndarray) -> np.ndarray:
     accurate at every angle including pi.
     """
     m = _as_float(m, (3, 3), "m")
-    m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
-    m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
-    m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
-    # 4*w^2, 4*x^2, 4*y^2, 4*z^2 and, per choice, 4 * that component times each component.
-    cands = np.stack([
-        np.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
-        np.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
-        np.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
-        np.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
-    ], -2)  # (..., 4 choices, 4 components)
-    diag = np.stack([cands[..., i, i] for i in range(4)], -1)
-    best = np.argmax(np.nan_to_num(diag, nan=-1.0), axis=-1)
+    lead = m.shape[:-2]
+    # Per choice (rows), 4 w^2, 4 x^2, 4 y^2 or 4 z^2 on the diagonal, and 4 times that
+    # component times the others: linear in the entries of m, so one matrix product.
+    cands = (m.reshape(lead + (9,)) @ _QUAT_CANDIDATES + _QUAT_CANDIDATES_ONE).reshape(lead + (4, 4))
+    diag = cands.reshape(lead + (16,))[..., ::5]
+    best = np.argmax(np.where(np.isnan(diag), -1.0, diag), axis=-1)
     q = np.take_along_axis(cands, best[..., None, None], axis=-2)[..., 0, :]
     q = quat_normalize_wxyz(q)
     return np.where(q[..., :1] < 0, -q, q)
@@ -192,6 +219,29 @@ def matrix_to_euler(m: np.ndarray, order: str = "ZXY") -> np.ndarray:
     return np.stack([a, b, c], -1)
 
 
+def _bisector(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit ``a``, the unit bisector ``h`` of ``a`` and ``b``, and where ``a`` or ``b`` is zero.
+
+    The minimal rotation taking ``a`` onto ``b`` is the reflection across the plane normal to
+    ``a`` followed by the one across the plane normal to ``h``. For antiparallel ``a``, ``b``,
+    ``h`` is the unit ``u x a``, with ``u`` the unit ``a x e`` and ``e`` the axis least aligned
+    with ``a``: the rotation is the half turn about ``u``. Shapes (..., 3), (..., 3), (..., 1).
+    """
+    a, na = _safe_normalize(_as_float(a, (3,), "a"))
+    b, nb = _safe_normalize(_as_float(b, (3,), "b"))
+    if a.shape != b.shape:
+        a, b = np.broadcast_arrays(a, b)
+        na, nb = np.broadcast_arrays(na, nb)
+    h = a + b
+    hn = _norm(h)
+    anti = hn < 1e-7
+    h = h / np.where(anti, 1.0, hn)
+    if anti.any():
+        pick = _EYE3[np.argmin(np.abs(a), axis=-1)]
+        h = np.where(anti, _safe_normalize(_cross(_cross(a, pick), a))[0], h)
+    return a, h, np.minimum(na, nb) <= 1e-12  # a zero vector (not NaN)
+
+
 def rotation_between_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Minimal rotation taking the direction of ``a`` onto that of ``b``, as (w, x, y, z).
 
@@ -201,22 +251,35 @@ def rotation_between_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         (..., 4) unit quaternions (w, x, y, z) with w >= 0. Antiparallel inputs give a
         half turn about an axis perpendicular to ``a``; a zero vector gives the identity.
     """
-    a = _safe_normalize(_as_float(a, (3,), "a"))
-    b = _safe_normalize(_as_float(b, (3,), "b"))
-    a, b = np.broadcast_arrays(a, b)
-    h = a + b
-    hn = np.linalg.norm(h, axis=-1, keepdims=True)
-    anti = hn < 1e-7
-    # Half-vector form: q = (a.h, a x h) with h the unit bisector.
-    h = h / np.where(anti, 1.0, hn)
-    q = np.concatenate([np.sum(a * h, -1, keepdims=True), np.cross(a, h)], -1)
-    # Antiparallel: half turn about the axis perpendicular to a that is least aligned with it.
-    pick = np.eye(3)[np.argmin(np.abs(a), axis=-1)]
-    perp = _safe_normalize(np.cross(a, pick))
-    q = np.where(anti, np.concatenate([np.zeros_like(hn), perp], -1), q)
-    zero = (np.linalg.norm(a, axis=-1, keepdims=True) == 0) | (np.linalg.norm(b, axis=-1, keepdims=True) == 0)
-    q = np.where(zero, np.array([1.0, 0.0, 0.0, 0.0]), q)
+    a, h, zero = _bisector(a, b)
+    # Half-vector form: q = (a.h, a x h); antiparallel: (0, a x h), a half turn.
+    q = np.concatenate([np.maximum(np.add.reduce(a * h, -1, keepdims=True), 0.0), _cross(a, h)], -1)
+    if zero.any():
+        q = np.where(zero, np.array([1.0, 0.0, 0.0, 0.0]), q)
     return quat_normalize_wxyz(q)
+
+
+def rotation_matrix_between_vectors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`rotation_between_vectors` as (..., 3, 3) rotation matrices: ``R @ a`` is along ``b``.
+
+    The same rotation (to float round-off), built as the product of two reflections, across
+    the plane normal to ``a`` and then across the plane normal to the unit bisector ``h`` of
+    ``a`` and ``b``: ``R = (I - 2 h h^T)(I - 2 a a^T)``. Antiparallel inputs take for ``h`` the
+    unit vector perpendicular to ``a`` that makes the same half turn; a zero vector gives the
+    identity. A dozen array operations, so it is also quick on a single pair.
+
+    Args:
+        a, b: (..., 3) vectors of any non-zero length; leading dims broadcast.
+    Returns:
+        (..., 3, 3) float64.
+    """
+    a, h, zero = _bisector(a, b)
+    # I - 2 h h^T - 2 a a^T + 4 (a.h) h a^T = I - 2 (h g^T + a a^T) with g = h - 2 (a.h) a
+    g = h - (2.0 * np.add.reduce(a * h, -1, keepdims=True)) * a
+    r = _EYE3 - 2.0 * (h[..., :, None] * g[..., None, :] + a[..., :, None] * a[..., None, :])
+    if zero.any():
+        r = np.where(zero[..., None], _EYE3, r)
+    return r
 
 
 def geodesic_angle(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:

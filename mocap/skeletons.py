@@ -195,6 +195,26 @@ def rest_offsets(skeleton: Skeleton = MOTION21) -> np.ndarray:
     return np.array([REST_OFFSETS_M[n] for n in skeleton.joint_names], dtype=np.float64)
 
 
+def rest_positions(rest_offsets: np.ndarray, parents) -> np.ndarray:
+    """(J, 3) float64 metres: joint positions of the rest pose, the root at ``rest_offsets[0]``.
+
+    Args:
+        rest_offsets: (J, 3) metres, offset of each joint from its parent (row 0: the root's position).
+        parents: (J,) parent index per joint, parents before children; a root (-1) stands
+            at its own offset.
+    """
+    off = np.asarray(rest_offsets, dtype=np.float64)
+    if off.ndim != 2 or off.shape[1] != 3 or len(parents) != len(off):
+        raise ValueError(f"rest_offsets must have shape (J, 3) with J = {len(parents)} parents, got {off.shape}")
+    pos = off.copy()
+    for j in range(1, len(off)):
+        if parents[j] >= j:
+            raise ValueError(f"parents[{j}] = {parents[j]}: parents must come before their children")
+        if parents[j] >= 0:
+            pos[j] = pos[parents[j]] + off[j]
+    return pos
+
+
 LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (MEDIAPIPE33, COCO17, MPII16, MOTION21)}
 
 

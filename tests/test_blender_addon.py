@@ -113,8 +113,8 @@ def test_zip_is_self_contained(addon):
     with zipfile.ZipFile(addon) as z:
         names = set(z.namelist())
         assert {"blender_manifest.toml", "__init__.py", "importer.py", "capture.py"} <= names
-        assert {f"core/{m}.py" for m in ("formats", "bvh", "retarget", "rotations", "ik", "skeletons",
-                                         "errors", "contact", "blender")} <= names
+        assert {f"core/{m}.py" for m in ("formats", "bvh", "retarget", "rotations", "ik", "limbs", "skeletons",
+                                         "errors", "blender")} <= names
         sources = [z.read(n).decode() for n in names if n.endswith(".py")]
         manifest = z.read("blender_manifest.toml").decode()
     absolute = re.compile(r"^\s*(from mocap[. ]|import mocap)", re.MULTILINE)

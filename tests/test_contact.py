@@ -1,4 +1,4 @@
-"""Foot contact, ground plane, two-bone IK, planted-foot locking and joint limits, against
+"""Foot contact, ground plane, planted-foot locking and joint limits, against
 synthetic ground truth (a person who stands on the right foot and lifts the left one)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mocap.cleanup.contact import (CONTACT_POINTS, HINGE_AXES, clamp_hinge_joints, clean_motion, fit_ground_plane,
-                           foot_contacts, foot_contacts_per_side, lock_feet, two_bone_ik)
+                                   foot_contacts, foot_contacts_per_side, lock_feet)
 from mocap.kinematics.ik import forward_kinematics
 from mocap.eval.report import motion_report
 from mocap.rotations import axis_angle_to_quat_wxyz, quat_wxyz_to_axis_angle
@@ -42,37 +42,6 @@ def depth_noise(t: int, seed: int = 0, amplitude: float = 0.25) -> np.ndarray:
     s *= amplitude / np.abs(s).max()
     ray = np.array([0.0, np.sin(np.radians(20)), np.cos(np.radians(20))])
     return s[:, None] * ray + [0.0, 0.1, 0.0]
-
-
-def test_two_bone_ik_reaches_and_keeps_lengths():
-    rng = np.random.default_rng(1)
-    root = rng.normal(size=(500, 3))
-    mid = root + rng.normal(size=(500, 3)) * 0.3
-    end = mid + rng.normal(size=(500, 3)) * 0.3
-    a, b = np.linalg.norm(mid - root, axis=-1), np.linalg.norm(end - mid, axis=-1)
-    direction = rng.normal(size=(500, 3))
-    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
-    target = root + direction * rng.uniform(np.abs(a - b) + 1e-3, a + b - 1e-3)[:, None]
-    new_mid, new_end = two_bone_ik(root, mid, end, target)
-    np.testing.assert_allclose(new_end, target, atol=1e-9)
-    np.testing.assert_allclose(np.linalg.norm(new_mid - root, axis=-1), a, atol=1e-9)
-    np.testing.assert_allclose(np.linalg.norm(new_end - new_mid, axis=-1), b, atol=1e-9)
-    # The new knee bends the way the old one did: its offset from the root -> target line
-    # points along the old knee's offset from the root -> end line.
-    def bend(m, e):
-        u = (e - root) / np.linalg.norm(e - root, axis=-1, keepdims=True)
-        v = (m - root) - np.sum((m - root) * u, -1, keepdims=True) * u
-        return v, u
-    old_bend, _ = bend(mid, end)
-    new_bend, u = bend(new_mid, new_end)
-    expected = old_bend - np.sum(old_bend * u, -1, keepdims=True) * u
-    cos = np.sum(expected * new_bend, -1) / np.linalg.norm(expected, axis=-1) / np.linalg.norm(new_bend, axis=-1)
-    assert np.all(cos > 1 - 1e-9)
-    # Unreachable: straightened towards the target.
-    far = root + direction * (a + b + 0.5)[:, None]
-    m2, e2 = two_bone_ik(root, mid, end, far)
-    np.testing.assert_allclose(e2, root + direction * (a + b)[:, None], atol=1e-6)
-    np.testing.assert_allclose(np.linalg.norm(e2 - m2, axis=-1), b, atol=1e-6)
 
 
 def test_fit_ground_plane_with_outliers():
@@ -115,7 +84,7 @@ def test_lock_feet_undoes_depth_noise():
     assert before.foot_skate_mm > 5 and before.float_mm > 50
     # With the true contacts and no low-pass the root follows the planted foot exactly:
     # the noise is gone, up to one constant horizontal shift.
-    res = lock_feet(noisy, true_contacts, smooth_frames=1)
+    res = lock_feet(noisy, true_contacts, fps=FPS, root_smooth_s=0.0)
     after = motion_report(res.joints, fps=FPS, contacts=np.repeat(true_contacts, 2, axis=1))
     assert after.foot_skate_mm < 0.1 and after.float_mm < 3.0 and after.penetration_max_mm < 0.1
     err = res.joints - truth
@@ -123,7 +92,7 @@ def test_lock_feet_undoes_depth_noise():
     assert np.linalg.norm(err, axis=-1).max() < 1e-4  # 0.1 mm (a straight leg is kept 1e-9 m short of full reach)
     # With detected contacts and the default low-pass: heights off by at most the contact
     # threshold (4 cm: a foot lifting slowly is held down until it passes it).
-    res = lock_feet(noisy, detected)
+    res = lock_feet(noisy, detected, fps=FPS)
     after = motion_report(res.joints, fps=FPS, contacts=detected)
     assert after.foot_skate_mm < 0.1 and after.float_mm < 3.0 and after.penetration_max_mm < 0.1
     err = res.joints - truth
@@ -174,4 +143,6 @@ def test_contact_points_and_bad_input():
     x, _ = standing_on_right(t=10)
     x[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        lock_feet(x, np.ones((10, 2), bool))
+        lock_feet(x, np.ones((10, 2), bool), fps=FPS)
+    with pytest.raises(ValueError, match="fps"):
+        lock_feet(np.nan_to_num(x), np.ones((10, 2), bool), fps=0.0)

@@ -1,4 +1,4 @@
-"""FK/IK on MOTION21 against synthetic motion with known local rotations.
+"""FK/IK on MOTION21 against synthetic motion with known local rotations, and two-bone IK.
 
 Synthetic motion obeys the IK's conventions (see mocap.kinematics.ik): knees and elbows are
 hinges flexing by 0.6..2.2 rad, the spine's left-right axis lies halfway between the hip
@@ -15,7 +15,10 @@ from mocap.kinematics.ik import (
     forward_kinematics,
     forward_kinematics_with_rotations,
     inverse_kinematics,
+    plan_ik,
+    solve_ik,
 )
+from mocap.kinematics.limbs import two_bone_ik
 from mocap.rotations import (
     axis_angle_to_quat_wxyz,
     geodesic_angle,
@@ -278,3 +281,98 @@ def test_trunk_leaning_against_the_hips_moves_the_short_bones():
     assert err[spine] < 0.02, err[spine]
     assert err[MOTION21.index("left_hip")] > err[spine]  # the short bones take the error
     assert err.mean() < 0.025, err.mean()
+
+
+def degenerate_poses() -> np.ndarray:
+    """(10, 21, 3): synthetic poses, each frame with one degenerate geometry."""
+    off = rest_offsets()
+    d = forward_kinematics(synthetic_locals(10, off, seed=7), np.zeros((10, 3)), off, PARENTS)
+    j = IDX.__getitem__
+    d[0, j("left_knee")] = d[0, j("left_hip")]  # zero-length bone
+    d[1, j("left_wrist")] = 2 * d[1, j("left_elbow")] - d[1, j("left_shoulder")]  # straight arm
+    d[2, j("left_elbow")] = d[2, j("left_shoulder")] - (d[2, j("left_elbow")] - d[2, j("left_shoulder")])  # anti
+    d[3, j("left_heel")] = d[3, j("left_foot_index")] = d[3, j("left_ankle")]  # no usable child
+    d[4, j("head")] = d[4, j("neck")] + 0.2 * (d[4, j("neck")] - d[4, j("spine")])  # head along the spine
+    d[5, j("nose")] = d[5, j("head")] + (d[5, j("head")] - d[5, j("neck")])  # nose along the neck
+    d[6, [j("left_hip"), j("right_hip"), j("spine")]] = d[6, 0]  # pelvis children on the pelvis
+    d[7, j("right_shoulder")] = d[7, j("left_shoulder")]  # shoulders on one point
+    d[8] = forward_kinematics(np.tile([1.0, 0, 0, 0], (1, 21, 1)), np.zeros((1, 3)), off, PARENTS)[0]
+    d[8, j("left_knee")] = d[8, j("left_hip")] + (0.0, 0.42, 0.0)  # thigh exactly upside down
+    d[8, j("left_ankle")] = d[8, j("left_knee")] + (0.0, 0.0, -0.41)
+    d[9, j("left_elbow")] = np.nan  # missing joint
+    return d
+
+
+def test_degenerate_poses_keep_the_bone_directions():
+    """Every observed bone below a single-child joint comes back from FK along its direction;
+    nothing is NaN."""
+    off = rest_offsets()
+    x = degenerate_poses()
+    q_ik, root = inverse_kinematics(x, parents=PARENTS, rest_offsets=off)
+    assert np.isfinite(q_ik).all()
+    y = forward_kinematics(q_ik, root, off, PARENTS)
+    checked = 0
+    for f in range(len(x)):
+        for c in range(1, 21):
+            p = PARENTS[c]
+            a, b = y[f, c] - y[f, p], x[f, c] - x[f, p]
+            if len(MOTION21.children(p)) != 1 or not np.isfinite(b).all() or np.linalg.norm(b) < 1e-9:
+                continue
+            cos = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+            assert cos > 1 - 1e-12, (f, MOTION21.joint_names[c], cos)
+            checked += 1
+    assert checked > 90
+    # The thigh turned upside down and the arm folded back are solved, not left at rest.
+    ident = np.array([1.0, 0, 0, 0])
+    assert geodesic_angle(q_ik[8, IDX["left_hip"]], ident) > 3.0  # about pi
+    assert geodesic_angle(q_ik[2, IDX["left_shoulder"]], q_ik[1, IDX["left_shoulder"]]) > 1.0
+
+
+def test_one_frame_path_equals_the_clip_path():
+    """solve_ik on one frame (the live stream) gives the rotations of inverse_kinematics on the
+    whole clip, frame by frame (up to the sign the clip path makes continuous)."""
+    off = rest_offsets()
+    rng = np.random.default_rng(8)
+    clip = forward_kinematics(synthetic_locals(50, off, seed=8), rng.normal(size=(50, 3)), off, PARENTS)
+    clip = np.concatenate([clip + rng.normal(scale=0.02, size=clip.shape), degenerate_poses()])
+    q_clip, _ = inverse_kinematics(clip, parents=PARENTS, rest_offsets=off)
+    plan = plan_ik(PARENTS, off, skeleton=MOTION21)
+    q_one = np.array([solve_ik(plan, x) for x in clip])
+    assert (q_one[..., 0] >= 0).all()
+    np.testing.assert_allclose(np.sign(np.sum(q_one * q_clip, -1, keepdims=True)) * q_one, q_clip, atol=1e-12)
+    np.testing.assert_array_equal(solve_ik(plan, clip), q_one)  # many frames in one call
+    with pytest.raises(ValueError, match=r"\(21, 3\) or \(T, 21, 3\)"):
+        solve_ik(plan, clip[0, :20])
+    with pytest.raises(ValueError, match="rest_offsets"):
+        plan_ik(PARENTS, off[:, :2])
+
+
+def test_two_bone_ik_reaches_and_keeps_lengths():
+    rng = np.random.default_rng(1)
+    root = rng.normal(size=(500, 3))
+    mid = root + rng.normal(size=(500, 3)) * 0.3
+    end = mid + rng.normal(size=(500, 3)) * 0.3
+    a, b = np.linalg.norm(mid - root, axis=-1), np.linalg.norm(end - mid, axis=-1)
+    direction = rng.normal(size=(500, 3))
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    target = root + direction * rng.uniform(np.abs(a - b) + 1e-3, a + b - 1e-3)[:, None]
+    new_mid, new_end = two_bone_ik(root, mid, end, target)
+    np.testing.assert_allclose(new_end, target, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(new_mid - root, axis=-1), a, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(new_end - new_mid, axis=-1), b, atol=1e-9)
+    # The new knee bends the way the old one did: its offset from the root -> target line
+    # points along the old knee's offset from the root -> end line.
+    def bend(m, e):
+        u = (e - root) / np.linalg.norm(e - root, axis=-1, keepdims=True)
+        v = (m - root) - np.sum((m - root) * u, -1, keepdims=True) * u
+        return v, u
+    old_bend, _ = bend(mid, end)
+    new_bend, u = bend(new_mid, new_end)
+    expected = old_bend - np.sum(old_bend * u, -1, keepdims=True) * u
+    cos = np.sum(expected * new_bend, -1) / np.linalg.norm(expected, axis=-1) / np.linalg.norm(new_bend, axis=-1)
+    assert np.all(cos > 1 - 1e-9)
+    # Unreachable: straightened towards the target.
+    far = root + direction * (a + b + 0.5)[:, None]
+    m2, e2 = two_bone_ik(root, mid, end, far)
+    np.testing.assert_allclose(e2, root + direction * (a + b)[:, None], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(e2 - m2, axis=-1), b, atol=1e-6)

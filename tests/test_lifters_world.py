@@ -5,7 +5,8 @@ import pytest
 from mocap.camera import intrinsic_matrix, project_points
 from mocap.lift.lifters import MediaPipeWorldLifter, default_focal_px, estimate_root_translation
 from mocap.skeletons import MOTION21, rest_offsets
-from mocap.cleanup.world import camera_to_world, level_and_ground, minimal_rotation
+from mocap.cleanup.world import camera_to_world, level_and_ground
+from mocap.rotations import rotation_matrix_between_vectors
 
 
 def _tpose():
@@ -63,8 +64,8 @@ def test_camera_to_world_is_a_proper_rotation():
 
 @pytest.mark.parametrize("a,b", [([0, 1, 0], [0, 1, 0]), ([1, 0, 0], [0, 1, 0]), ([0, 1, 0], [0, -1, 0]),
                                   ([0.3, 0.9, 0.1], [0, 1, 0])])
-def test_minimal_rotation(a, b):
-    r = minimal_rotation(np.array(a, float), np.array(b, float))
+def test_levelling_rotation(a, b):
+    r = rotation_matrix_between_vectors(np.array(a, float), np.array(b, float))
     np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
     assert np.linalg.det(r) == pytest.approx(1.0)
     np.testing.assert_allclose(r @ (np.array(a) / np.linalg.norm(a)), b, atol=1e-12)

@@ -12,7 +12,8 @@ import pytest
 
 from mocap.errors import MocapError
 from mocap.kinematics.ik import inverse_kinematics
-from mocap.export.retarget import NAMING, Rig, auto_bone_map, load_bone_map, motion_to_source, retarget
+from mocap.export.retarget import (NAMING, Rig, auto_bone_map, load_bone_map, motion_to_source, override_bone_map,
+                                   retarget)
 from mocap.skeletons import MOTION21, rest_offsets
 
 from tests.synthetic import waving_walker
@@ -156,6 +157,10 @@ def test_auto_bone_map_and_override(style, tmp_path):
     assert fixed["left_elbow"] == elbow.format(sides[0])
     with pytest.raises(MocapError, match="not a bone"):
         auto_bone_map(names, override={"left_elbow": "nope"})
+    # The add-on's mapping editor goes through the same checks, under its own name.
+    with pytest.raises(MocapError, match=r"^the bone mapping names 'elbow', which is not a joint we map; use: pelvis"):
+        override_bone_map(m, {"elbow": names[0]}, names, what="the bone mapping")
+    assert override_bone_map(m, {"left_elbow": names[1]}, names) == {**m, "left_elbow": names[1]}
 
 
 @pytest.mark.parametrize("convention", sorted(NAMING))

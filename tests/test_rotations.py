@@ -20,6 +20,7 @@ from mocap.rotations import (
     quat_wxyz_to_axis_angle,
     quat_wxyz_to_matrix,
     rotation_between_vectors,
+    rotation_matrix_between_vectors,
 )
 
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -154,6 +155,34 @@ def test_rotation_between_parallel_and_antiparallel(v):
     assert np.all(np.isfinite(anti))
     assert geodesic_angle(anti, [1.0, 0, 0, 0]) == pytest.approx(np.pi)
     np.testing.assert_allclose(quat_apply_wxyz(anti, v), -v, atol=1e-12)
+
+
+def test_rotation_matrix_between_vectors_is_the_same_rotation():
+    """The matrix form (two reflections) against the quaternion form, including parallel,
+    antiparallel (along the axes and elsewhere), zero, NaN and broadcast inputs."""
+    rng = np.random.default_rng(12)
+    a = rng.normal(size=(400, 3))
+    b = rng.normal(size=(400, 3)) * 2.0
+    b[:40] = -a[:40] * rng.uniform(0.1, 3.0, (40, 1))
+    b[40:60] = 3.0 * a[40:60]
+    a[60:90] = np.eye(3)[rng.integers(0, 3, 30)] * rng.choice([-1.0, 1.0], (30, 1))
+    b[60:90] = -a[60:90]
+    a[90:95] = 0.0
+    b[95:100] = 0.0
+    a[100:105] = np.nan
+    r = rotation_matrix_between_vectors(a, b)
+    np.testing.assert_allclose(r, quat_wxyz_to_matrix(rotation_between_vectors(a, b)), atol=1e-14)
+    np.testing.assert_allclose(r[90:100], np.broadcast_to(np.eye(3), (10, 3, 3)), atol=0)
+    assert np.isnan(r[100:105]).all() and np.isfinite(np.delete(r, np.s_[100:105], 0)).all()
+    ok = np.r_[0:90, 105:400]
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(np.einsum("nij,nj->ni", r[ok], unit(a[ok])), unit(b[ok]), atol=1e-12)
+    np.testing.assert_allclose(r[ok] @ np.swapaxes(r[ok], 1, 2), np.tile(np.eye(3), (len(ok), 1, 1)), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(r[ok]), 1.0, atol=1e-12)
+    one = rotation_matrix_between_vectors([0.0, 1.0, 0.0], a[105:110])  # broadcasting
+    np.testing.assert_array_equal(one, rotation_matrix_between_vectors(np.tile([0.0, 1.0, 0.0], (5, 1)), a[105:110]))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 3\)"):
+        rotation_matrix_between_vectors(np.zeros((2, 2)), np.zeros((2, 3)))
 
 
 def test_geodesic_angle_sign_invariant():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mocap.skeletons import (COCO17, LAYOUTS, MEDIAPIPE33, MOTION21, MPII16, Skeleton, map_confidence,
-                             map_joints, mapping_matrix, rest_offsets)
+                             map_joints, mapping_matrix, rest_offsets, rest_positions)
 
 
 def test_mediapipe_order_matches_blazepose():
@@ -63,12 +63,23 @@ def test_motion_tree_and_rest_pose():
     for left, right in MOTION21.left_right:
         np.testing.assert_allclose(off[right], off[left] * [-1, 1, 1])
     # T-pose, +Y up: head above pelvis, ankles below, left wrist at +X
-    pos = np.zeros_like(off)
-    for j in range(1, len(off)):
-        pos[j] = pos[parents[j]] + off[j]
+    pos = rest_positions(off, parents)
     assert pos[MOTION21.index("head")][1] > 0.6 > -0.7 > pos[MOTION21.index("left_ankle")][1]
     assert pos[MOTION21.index("left_wrist")][0] > 0.6
     assert pos[MOTION21.index("left_foot_index")][2] > 0 > pos[MOTION21.index("left_heel")][2]
+    # known values: wrist = shoulder 18 + upper arm 28 + forearm 25 cm out, at the neck's 50 cm
+    np.testing.assert_allclose(pos[MOTION21.index("left_wrist")], [0.71, 0.5, 0.0], atol=1e-15)
+    np.testing.assert_allclose(pos[MOTION21.index("right_heel")], [-0.09, -0.88, -0.05], atol=1e-15)
+
+
+def test_rest_positions_of_any_tree():
+    off = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
+    np.testing.assert_array_equal(rest_positions(off, [-1, 0, 1, -1]),
+                                  [[1.0, 2.0, 3.0], [1.0, 3.0, 3.0], [2.0, 3.0, 3.0], [0.0, 0.0, 5.0]])
+    with pytest.raises(ValueError, match="before their children"):
+        rest_positions(off, [-1, 2, 0, 1])
+    with pytest.raises(ValueError, match=r"\(J, 3\)"):
+        rest_positions(off[:, :2], [-1, 0, 1, 2])
 
 
 def test_bad_tables_rejected():

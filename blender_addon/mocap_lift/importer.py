@@ -27,7 +27,7 @@ import numpy as np
 
 from .core.errors import MocapError
 from .core.blender import Y_UP_TO_BLENDER, build_armature, read_rig
-from .core.retarget import CANONICAL, REQUIRED, auto_bone_map, best_name_match, motion_to_source, retarget
+from .core.retarget import REQUIRED, auto_bone_map, best_name_match, motion_to_source, override_bone_map, retarget
 from .core.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix
 
 SUFFIXES = (".npz", ".bvh")
@@ -103,16 +103,8 @@ def guess_bone_map(bone_names: Sequence[str]) -> dict[str, str]:
 
 def complete_bone_map(bone_names: Sequence[str], edited: Mapping[str, str] | None, where: str) -> dict[str, str]:
     """The mapping to use: names guessed, then the mapping editor's non-empty entries on top."""
-    mapping = guess_bone_map(bone_names)
-    names = set(bone_names)
-    for canon, bone in (edited or {}).items():
-        if not bone:
-            continue
-        if canon not in CANONICAL:
-            raise MocapError(f"the bone mapping names {canon!r}, which is not a joint we map")
-        if bone not in names:
-            raise MocapError(f"the bone mapping maps {canon} to {bone!r}, which is not a bone of {where}")
-        mapping[canon] = bone
+    entries = {canon: bone for canon, bone in (edited or {}).items() if bone}
+    mapping = override_bone_map(guess_bone_map(bone_names), entries, bone_names, where=where, what="the bone mapping")
     missing = [c for c in REQUIRED if c not in mapping]
     if missing:
         raise MocapError(f"could not map {len(missing)} joint(s) of {where} by bone name: {', '.join(missing)}. "

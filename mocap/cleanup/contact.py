@@ -5,11 +5,10 @@ Every function is a pure array function (metres, seconds, +Y up, MOTION21 joint 
 * :func:`foot_contacts` labels each foot point (heel, toe) as touching the ground from its
   height above the ground (or above the lowest foot point of the frame) and its speed.
 * :func:`fit_ground_plane` fits a plane to the points in contact (robust least squares).
-* :func:`two_bone_ik` places knee and ankle so the ankle reaches a target, keeping the
-  thigh and shank lengths and the leg's bend plane.
 * :func:`lock_feet` anchors planted feet: the root follows the planted foot (so depth noise
   of a monocular capture no longer drags the foot along the floor or lifts it off), the
-  planted foot lies on y = 0, and two-bone IK removes what is left (double support).
+  planted foot lies on y = 0, and two-bone IK (:func:`mocap.kinematics.limbs.two_bone_ik`)
+  removes what is left (double support).
 * :func:`clamp_hinge_joints` keeps knees and elbows inside their flexion range.
 * :func:`clean_motion` composes them: contacts -> lock -> IK -> limits -> FK.
 """
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mocap.cleanup.filters import butterworth
+from mocap.kinematics.limbs import two_bone_ik
 from mocap.rotations import axis_angle_to_quat_wxyz
 from mocap.skeletons import MOTION21, Skeleton
 
@@ -134,44 +135,6 @@ def fit_ground_plane(points: np.ndarray, *, iterations: int = 5, inlier_m: float
     return n, d
 
 
-def two_bone_ik(root: np.ndarray, mid: np.ndarray, end: np.ndarray, target: np.ndarray,
-                pole_hint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """New (mid, end) so that ``end`` reaches ``target`` with both segment lengths kept.
-
-    The middle joint bends the way it bends now (its offset from the root -> end line),
-    in the plane through root and target; an unreachable target straightens the limb.
-
-    Args:
-        root, mid, end, target: (..., 3) metres (hip, knee, ankle, wanted ankle).
-        pole_hint: (..., 3) direction the middle joint bends towards when the limb is
-            (nearly) straight (for a knee: the foot's forward direction); a 5 % bias that
-            does not move a clearly bent limb's plane much.
-    Returns:
-        mid (..., 3) and end (..., 3).
-    """
-    root, mid, end, target = (np.asarray(v, dtype=np.float64) for v in (root, mid, end, target))
-    a = np.linalg.norm(mid - root, axis=-1)
-    b = np.linalg.norm(end - mid, axis=-1)
-    to = target - root
-    dist = np.linalg.norm(to, axis=-1)
-    axis = to / np.maximum(dist, 1e-12)[..., None]
-    d = np.clip(dist, np.abs(a - b) + 1e-9, a + b - 1e-9)
-    limb = (end - root) / np.maximum(np.linalg.norm(end - root, axis=-1, keepdims=True), 1e-12)
-    pole = (mid - root) - np.sum((mid - root) * limb, -1, keepdims=True) * limb  # current bend direction
-    if pole_hint is not None:
-        hint = np.asarray(pole_hint, dtype=np.float64)
-        pole = pole + 0.05 * a[..., None] * hint / np.maximum(np.linalg.norm(hint, axis=-1, keepdims=True), 1e-12)
-    pole = pole - np.sum(pole * axis, -1, keepdims=True) * axis
-    pn = np.linalg.norm(pole, axis=-1, keepdims=True)
-    fallback = np.cross(axis, np.array([1.0, 0.0, 0.0]))
-    pole = np.where(pn > 1e-9, pole / np.maximum(pn, 1e-12), fallback / np.maximum(np.linalg.norm(fallback, axis=-1, keepdims=True), 1e-12))
-    cos_a = np.clip((a * a + d * d - b * b) / np.maximum(2 * a * d, 1e-12), -1.0, 1.0)
-    sin_a = np.sqrt(1.0 - cos_a * cos_a)
-    new_mid = root + a[..., None] * (cos_a[..., None] * axis + sin_a[..., None] * pole)
-    new_end = root + d[..., None] * axis
-    return new_mid, new_end
-
-
 @dataclass(frozen=True)
 class LockResult:
     """What :func:`lock_feet` did: joints (T, J, 3), root offset added (T, 3), contacts (T, 2)."""
@@ -181,8 +144,8 @@ class LockResult:
     contacts: np.ndarray
 
 
-def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = MOTION21,
-              blend_frames: int = 4, anchor_root: bool = True, smooth_frames: int = 20) -> LockResult:
+def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, fps: float, skeleton: Skeleton = MOTION21,
+              blend_frames: int = 4, anchor_root: bool = True, root_smooth_s: float = 0.33) -> LockResult:
     """Pin each foot during its contact runs and put planted feet on y = 0.
 
     For each contact run of a foot the whole foot (ankle, heel, toe) is frozen in the pose
@@ -191,19 +154,25 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = 
     (in double support: the one planted first) stays at its anchor (the root trajectory is re-derived from the feet: right for
     monocular captures whose root depth is noise); the shift is held through flight
     (horizontal) and interpolated (vertical). What remains (both feet planted) is
-    removed with :func:`two_bone_ik`, blended in and out over ``blend_frames``.
-    The root shift is low-passed (zero-phase, about ``smooth_frames`` frames) so that it
-    adds no jitter; the leg IK still pins the planted foot exactly. Swing feet that would
+    removed with :func:`~mocap.kinematics.limbs.two_bone_ik`, blended in and out over
+    ``blend_frames``. The root shift is low-passed (zero-phase second-order Butterworth,
+    :func:`mocap.cleanup.filters.butterworth`, cutoff ``1 / (2 root_smooth_s)`` Hz) so that
+    it adds no jitter; the leg IK still pins the planted foot exactly. Swing feet that would
     dip below y = 0 are lifted onto it with the same IK.
 
     Args:
         joints: (T, J, 3) metres, +Y up, NaN-free.
         contacts: (T, 2) bool per side (left, right), or (T, 4) per point
             (:data:`CONTACT_POINTS`).
+        fps: frames per second.
+        root_smooth_s: time scale of the root shift's low-pass in seconds; one frame or
+            less: no low-pass.
     Returns:
         :class:`LockResult`; bone lengths of the legs and feet are kept.
     """
     x = _joints(joints)
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
     if not np.isfinite(x).all():
         raise ValueError("lock_feet needs NaN-free joints; fill gaps first (mocap.cleanup.filters.fill_gaps)")
     c = np.asarray(contacts, bool)
@@ -247,8 +216,8 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = 
         have = np.isfinite(known_y)
         if have.any():
             offset[:, 1] = np.interp(np.arange(t), np.flatnonzero(have), known_y[have])
-        if smooth_frames > 1 and t > 6:
-            offset = _smooth(offset, smooth_frames)
+        if root_smooth_s * fps > 1 and t > 6:
+            offset = butterworth(offset, fps=fps, cutoff_hz=0.5 / root_smooth_s, order=2)
     else:
         offset[:] = 0.0
     out = x + offset[:, None, :]
@@ -287,14 +256,6 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = 
         out[sel, knee] = new_knee
         out[sel, ankle] = new_ankle
     return LockResult(joints=out, root_offset=offset, contacts=c)
-
-
-def _smooth(x: np.ndarray, frames: int) -> np.ndarray:
-    """Zero-phase low-pass of (T, D) over about ``frames`` frames (Butterworth, edges padded)."""
-    from scipy.signal import butter, filtfilt
-
-    b, a = butter(2, min(0.9, 1.0 / frames))
-    return filtfilt(b, a, x, axis=0, padtype="odd", padlen=min(len(x) - 1, 3 * frames))
 
 
 def _ground_foot(foot: np.ndarray) -> np.ndarray:
@@ -359,8 +320,8 @@ def clean_motion(joints: np.ndarray, *, fps: float, rest_offsets: np.ndarray, sk
     contacts = np.asarray(contacts, bool)
     if contacts.shape == (len(x), 2):
         contacts = np.repeat(contacts, 2, axis=1)
-    locked = lock_feet(x, contacts, skeleton=skeleton, blend_frames=blend_frames, anchor_root=anchor_root,
-                       smooth_frames=max(1, round(root_smooth_s * fps))).joints
+    locked = lock_feet(x, contacts, fps=fps, skeleton=skeleton, blend_frames=blend_frames, anchor_root=anchor_root,
+                       root_smooth_s=root_smooth_s).joints
     quats, root = inverse_kinematics(locked, parents=parents, rest_offsets=rest_offsets, skeleton=skeleton)
     if joint_limits:
         quats = clamp_hinge_joints(quats, skeleton=skeleton)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mocap.rotations import rotation_matrix_between_vectors
 from mocap.skeletons import MOTION21, Skeleton
 
 #: camera (x right, y down, z forward) -> world (+Y up): a half turn about the x axis.
@@ -18,20 +19,6 @@ _FOOT_JOINTS = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_fo
 def camera_to_world(points_cam: np.ndarray) -> np.ndarray:
     """(..., 3) camera-frame metres -> (..., 3) world metres (+Y up)."""
     return np.asarray(points_cam, dtype=np.float64) @ CAMERA_TO_WORLD.T
-
-
-def minimal_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation matrix turning unit vector direction ``a`` onto ``b`` by the smallest angle."""
-    a = np.asarray(a, dtype=np.float64) / np.linalg.norm(a)
-    b = np.asarray(b, dtype=np.float64) / np.linalg.norm(b)
-    v = np.cross(a, b)
-    c = float(np.dot(a, b))
-    if c < -1.0 + 1e-9:  # opposite: half turn about any axis orthogonal to a
-        axis = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
-        axis /= np.linalg.norm(axis)
-        return 2.0 * np.outer(axis, axis) - np.eye(3)
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + c)
 
 
 def estimate_up(joints: np.ndarray, skeleton: Skeleton = MOTION21) -> np.ndarray:
@@ -73,7 +60,7 @@ def level_and_ground(
         (joints (T, J, 3), rotation (3, 3), offset (3,)) with ``out = joints @ rotation.T + offset``.
     """
     joints = np.asarray(joints, dtype=np.float64)
-    rot = minimal_rotation(estimate_up(joints, skeleton), np.array([0.0, 1.0, 0.0])) if level else np.eye(3)
+    rot = rotation_matrix_between_vectors(estimate_up(joints, skeleton), np.array([0.0, 1.0, 0.0])) if level else np.eye(3)
     out = joints @ rot.T
     feet = out[:, [skeleton.index(n) for n in _FOOT_JOINTS if n in skeleton.joint_names], 1]
     lowest = np.nanmin(np.where(np.isfinite(feet), feet, np.inf), axis=1)

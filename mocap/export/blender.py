@@ -27,6 +27,7 @@ import numpy as np
 
 from mocap.errors import MocapError, missing_extra
 from mocap.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix
+from mocap.skeletons import rest_positions
 
 #: (3, 3) our Y-up world -> Blender's Z-up world.
 Y_UP_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
@@ -43,14 +44,6 @@ def _bpy():
     except ImportError:
         raise missing_extra("bpy (Blender as a Python module)", "blender") from None
     return bpy
-
-
-def _rest_positions(rest_offsets: np.ndarray, parents: Sequence[int]) -> np.ndarray:
-    pos = np.zeros_like(rest_offsets)
-    pos[0] = rest_offsets[0]
-    for j in range(1, len(parents)):
-        pos[j] = pos[parents[j]] + rest_offsets[j]
-    return pos
 
 
 def new_scene(fps: float = 30.0) -> None:
@@ -73,7 +66,7 @@ def build_armature(*, joint_names: Sequence[str], parents: Sequence[int], rest_o
     """
     bpy = _bpy()
     off = np.asarray(rest_offsets, dtype=np.float64)
-    pos = _rest_positions(off, parents) @ Y_UP_TO_BLENDER.T
+    pos = rest_positions(off, parents) @ Y_UP_TO_BLENDER.T
     arm_data = bpy.data.armatures.new(name)
     arm = bpy.data.objects.new(name, arm_data)
     bpy.context.scene.collection.objects.link(arm)

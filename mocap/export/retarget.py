@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mocap.cleanup.contact import two_bone_ik
 from mocap.errors import MocapError
-from mocap.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, rotation_between_vectors, quat_wxyz_to_matrix
+from mocap.kinematics.limbs import two_bone_ik
+from mocap.rotations import (matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix,
+                             rotation_matrix_between_vectors)
+from mocap.skeletons import rest_positions
 
 CANONICAL = ("pelvis", "left_hip", "left_knee", "left_ankle", "left_foot_index", "right_hip", "right_knee",
              "right_ankle", "right_foot_index", "spine", "neck", "head", "left_shoulder", "left_elbow",
@@ -48,56 +50,45 @@ MAIN_CHILD = {"pelvis": "spine", "spine": "neck", "neck": "head",
                   ("elbow", "wrist"))}}
 
 
-def _sides(table: dict[str, str], left: tuple[str, str], right: tuple[str, str]) -> dict[str, str]:
-    """Expand '{S}' templates: left=(pattern for joint name side, pattern for bone side)."""
-    out = {}
-    for canon, bone in table.items():
-        if "{s}" in canon:
-            out[canon.replace("{s}", "left")] = bone.replace("{S}", left[1]).replace("{s}", left[0])
-            out[canon.replace("{s}", "right")] = bone.replace("{S}", right[1]).replace("{s}", right[0])
-        else:
-            out[canon] = bone
-    return out
-
-
 _LIMB = "{s}_hip {s}_knee {s}_ankle {s}_foot_index {s}_shoulder {s}_elbow {s}_wrist".split()
 
 
-def _limbs(names: str) -> dict[str, str]:
-    return dict(zip(_LIMB, names.split()))
+def _naming(trunk: str, limbs: str, left: str, right: str) -> dict[str, str]:
+    """One naming convention: canonical joint -> bone name.
+
+    ``trunk``: the bones of pelvis, spine, neck and head; ``limbs``: those of the joints of
+    :data:`_LIMB`, with ``{S}`` where the rig spells the side (``left`` / ``right``) and
+    ``{s}`` for plain "left" / "right"; ``-``: no such bone.
+    """
+    out = dict(zip(("pelvis", "spine", "neck", "head"), trunk.split()))
+    for canon, bone in zip(_LIMB, limbs.split()):
+        for side, spelled in (("left", left), ("right", right)):
+            out[canon.replace("{s}", side)] = bone.replace("{S}", spelled).replace("{s}", side)
+    return out
 
 
 #: Canonical joint -> bone name, per naming convention (names compared case-insensitively,
 #: after removing prefixes such as ``mixamorig:``, ``DEF-``, ``ORG-``, ``m_avg_``).
 NAMING: dict[str, dict[str, str]] = {
     "motion21": {n: n for n in CANONICAL},
-    "mixamo": _sides({"pelvis": "Hips", "spine": "Spine1", "neck": "Neck", "head": "Head",
-                      **_limbs("{S}UpLeg {S}Leg {S}Foot {S}ToeBase {S}Arm {S}ForeArm {S}Hand")},
-                     ("left", "Left"), ("right", "Right")),
-    "rigify": _sides({"pelvis": "spine", "spine": "spine.002", "neck": "spine.004", "head": "spine.006",
-                      **_limbs("thigh.{S} shin.{S} foot.{S} toe.{S} upper_arm.{S} forearm.{S} hand.{S}")},
-                     ("left", "L"), ("right", "R")),
-    "unreal": _sides({"pelvis": "pelvis", "spine": "spine_02", "neck": "neck_01", "head": "head",
-                      **_limbs("thigh_{S} calf_{S} foot_{S} ball_{S} upperarm_{S} lowerarm_{S} hand_{S}")},
-                     ("left", "l"), ("right", "r")),
-    "vrm": _sides({"pelvis": "hips", "spine": "spine", "neck": "neck", "head": "head",
-                   **_limbs("{S}UpperLeg {S}LowerLeg {S}Foot {S}Toes {S}UpperArm {S}LowerArm {S}Hand")},
-                  ("left", "left"), ("right", "right")),
-    "vroid": _sides({"pelvis": "C_Hips", "spine": "C_Spine", "neck": "C_Neck", "head": "C_Head",
-                     **_limbs("{S}_UpperLeg {S}_LowerLeg {S}_Foot {S}_ToeBase {S}_UpperArm {S}_LowerArm {S}_Hand")},
-                    ("left", "L"), ("right", "R")),
-    "smpl": _sides({"pelvis": "pelvis", "spine": "spine2", "neck": "neck", "head": "head",
-                    **_limbs("{s}_hip {s}_knee {s}_ankle {s}_foot {s}_shoulder {s}_elbow {s}_wrist")},
-                   ("left", "left"), ("right", "right")),
-    "smpl_fbx": _sides({"pelvis": "Pelvis", "spine": "Spine2", "neck": "Neck", "head": "Head",
-                        **_limbs("{S}_Hip {S}_Knee {S}_Ankle {S}_Foot {S}_Shoulder {S}_Elbow {S}_Wrist")},
-                       ("left", "L"), ("right", "R")),
-    "anny": _sides({"pelvis": "root", "spine": "spine02", "neck": "neck01", "head": "head",
-                    **_limbs("upperleg01.{S} lowerleg01.{S} foot.{S} toe2-1.{S} upperarm01.{S} lowerarm01.{S} wrist.{S}")},
-                   ("left", "L"), ("right", "R")),
-    "cmu": _sides({"pelvis": "hip", "spine": "chest", "neck": "neck", "head": "head",
-                   **_limbs("{S}Thigh {S}Shin {S}Foot - {S}Shldr {S}ForeArm {S}Hand")},
-                  ("left", "l"), ("right", "r")),
+    "mixamo": _naming("Hips Spine1 Neck Head", "{S}UpLeg {S}Leg {S}Foot {S}ToeBase {S}Arm {S}ForeArm {S}Hand",
+                      "Left", "Right"),
+    "rigify": _naming("spine spine.002 spine.004 spine.006",
+                      "thigh.{S} shin.{S} foot.{S} toe.{S} upper_arm.{S} forearm.{S} hand.{S}", "L", "R"),
+    "unreal": _naming("pelvis spine_02 neck_01 head",
+                      "thigh_{S} calf_{S} foot_{S} ball_{S} upperarm_{S} lowerarm_{S} hand_{S}", "l", "r"),
+    "vrm": _naming("hips spine neck head",
+                   "{S}UpperLeg {S}LowerLeg {S}Foot {S}Toes {S}UpperArm {S}LowerArm {S}Hand", "left", "right"),
+    "vroid": _naming("C_Hips C_Spine C_Neck C_Head",
+                     "{S}_UpperLeg {S}_LowerLeg {S}_Foot {S}_ToeBase {S}_UpperArm {S}_LowerArm {S}_Hand", "L", "R"),
+    "smpl": _naming("pelvis spine2 neck head",
+                    "{s}_hip {s}_knee {s}_ankle {s}_foot {s}_shoulder {s}_elbow {s}_wrist", "left", "right"),
+    "smpl_fbx": _naming("Pelvis Spine2 Neck Head",
+                        "{S}_Hip {S}_Knee {S}_Ankle {S}_Foot {S}_Shoulder {S}_Elbow {S}_Wrist", "L", "R"),
+    "anny": _naming("root spine02 neck01 head",
+                    "upperleg01.{S} lowerleg01.{S} foot.{S} toe2-1.{S} upperarm01.{S} lowerarm01.{S} wrist.{S}",
+                    "L", "R"),
+    "cmu": _naming("hip chest neck head", "{S}Thigh {S}Shin {S}Foot - {S}Shldr {S}ForeArm {S}Hand", "l", "r"),
 }
 _PREFIX = re.compile(r"^(mixamorig\d*[:_]|def[-_]|org[-_]|j_bip_|m_avg_|bip01[ _]|armature[|:])", re.IGNORECASE)
 
@@ -129,13 +120,7 @@ def auto_bone_map(bone_names: Sequence[str], *, override: Mapping[str, str] | No
     joints that could not be mapped and how to supply a mapping file.
     """
     best, best_name = best_name_match(bone_names)
-    mapping = dict(best)
-    for canon, bone in (override or {}).items():
-        if canon not in CANONICAL:
-            raise MocapError(f"mapping file names {canon!r}, which is not a joint we map; use: {', '.join(CANONICAL)}")
-        if bone not in bone_names:
-            raise MocapError(f"mapping file maps {canon} to {bone!r}, which is not a bone of {where}")
-        mapping[canon] = bone
+    mapping = override_bone_map(best, override, bone_names, where=where)
     missing = [c for c in REQUIRED if c not in mapping]
     if missing:
         example = json.dumps({c: f"<bone of {where} for {c}>" for c in missing[:2]})
@@ -144,6 +129,23 @@ def auto_bone_map(bone_names: Sequence[str], *, override: Mapping[str, str] | No
             f"{', '.join(missing)}. Write a JSON mapping file such as {example} and pass it with --mapping "
             f"(its bones: {', '.join(list(bone_names)[:12])}{', ...' if len(bone_names) > 12 else ''})")
     return mapping
+
+
+def override_bone_map(mapping: Mapping[str, str], override: Mapping[str, str] | None, bone_names: Sequence[str], *,
+                      where: str = "the rig", what: str = "mapping file") -> dict[str, str]:
+    """``mapping`` (canonical joint -> bone) with the entries of ``override`` on top.
+
+    Raises MocapError, naming ``what`` (where the entries come from), for an entry whose
+    joint is not one of :data:`CANONICAL` or whose bone is not in ``bone_names``.
+    """
+    out, names = dict(mapping), set(bone_names)
+    for canon, bone in (override or {}).items():
+        if canon not in CANONICAL:
+            raise MocapError(f"{what} names {canon!r}, which is not a joint we map; use: {', '.join(CANONICAL)}")
+        if bone not in names:
+            raise MocapError(f"{what} maps {canon} to {bone!r}, which is not a bone of {where}")
+        out[canon] = bone
+    return out
 
 
 def load_bone_map(path: str | os.PathLike) -> dict[str, str]:
@@ -195,14 +197,6 @@ class RetargetResult:
     scale: float
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
-
-
-def _min_rot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return quat_wxyz_to_matrix(rotation_between_vectors(_unit(a), _unit(b)))
-
-
 def _hip_height(rest: np.ndarray, pelvis: int, feet: Sequence[int]) -> float:
     return float(rest[pelvis, 1] - rest[list(feet), 1].min())
 
@@ -247,10 +241,10 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
             continue
         child = MAIN_CHILD.get(c)
         if child in common:
-            a = _min_rot(rt[tgt[child]] - rt[b], rs[src[child]] - rs[src[c]])
+            a = rotation_matrix_between_vectors(rt[tgt[child]] - rt[b], rs[src[child]] - rs[src[c]])
             g = gs[:, src[c]] @ a
             now = ps[:, src[child]] - ps[:, src[c]]
-            glob[:, b] = _min_rot(g @ _unit(rt[tgt[child]] - rt[b]), now) @ g
+            glob[:, b] = rotation_matrix_between_vectors(g @ (rt[tgt[child]] - rt[b]), now) @ g
             align[b] = a
         else:  # no direction to match: follow the source joint with the mapped parent's alignment
             anc = p
@@ -274,9 +268,9 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
             h, k, a = (tgt[n] for n in names)
             goal = ps[:, src[names[2]]] * scale
             new_k, new_a = two_bone_ik(pos[:, h], pos[:, k], pos[:, a], goal)
-            d1 = _min_rot(pos[:, k] - pos[:, h], new_k - pos[:, h])
+            d1 = rotation_matrix_between_vectors(pos[:, k] - pos[:, h], new_k - pos[:, h])
             glob[:, h] = d1 @ glob[:, h]
-            d2 = _min_rot(np.einsum("tij,tj->ti", d1, pos[:, a] - pos[:, k]), new_a - new_k)
+            d2 = rotation_matrix_between_vectors(np.einsum("tij,tj->ti", d1, pos[:, a] - pos[:, k]), new_a - new_k)
             glob[:, k] = d2 @ d1 @ glob[:, k]
             _refresh_unmapped(glob, target, canon_of, below=(h, k))
         pos = _fk(glob, target, rt, root_b, pelvis_pos)
@@ -323,8 +317,4 @@ def motion_to_source(joint_names: Sequence[str], parents: Sequence[int], rest_of
 
     off = np.asarray(rest_offsets, dtype=np.float64)
     pos, gq = forward_kinematics_with_rotations(local_quats_wxyz, root_translation, off, parents)
-    rest = np.zeros_like(off)
-    rest[0] = off[0]
-    for j in range(1, len(parents)):
-        rest[j] = rest[parents[j]] + off[j]
-    return Rig(tuple(joint_names), tuple(parents), rest), quat_wxyz_to_matrix(gq), pos
+    return Rig(tuple(joint_names), tuple(parents), rest_positions(off, parents)), quat_wxyz_to_matrix(gq), pos

@@ -46,10 +46,17 @@ that are present (the minimal swing to the first present child if they do not fi
 rotation); a NaN grandchild or neighbour only removes the second direction (fallback
 twist). Local rotations are therefore always finite; ``root_translation`` is NaN exactly
 where the root joint is NaN.
+
+One solver serves the whole clip and the live stream: :func:`plan_ik` computes once what a
+skeleton and its rest pose fix (each joint's rule, children, rest directions and frames, the
+order of solution), and :func:`solve_ik` solves one frame (J, 3) or many (T, J, 3) at once,
+joints of one depth of the tree together. :func:`inverse_kinematics` is the clip path (plan,
+solve, quaternion signs made continuous over time). Cost: ``python benchmarks/bench_ik.py``.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,10 +66,9 @@ from mocap.rotations import (
     quat_continuous_wxyz,
     quat_multiply_wxyz,
     quat_normalize_wxyz,
-    quat_wxyz_to_matrix,
-    rotation_between_vectors,
+    rotation_matrix_between_vectors,
 )
-from mocap.skeletons import MOTION21, Skeleton
+from mocap.skeletons import MOTION21, Skeleton, rest_positions
 
 #: Flex direction of the distal segment in the rest pose, per hinge-plane joint.
 HINGE_FLEX_DIRECTIONS: dict[str, tuple[float, float, float]] = {
@@ -126,10 +132,90 @@ def forward_kinematics(local_quats_wxyz: np.ndarray, root_translation: np.ndarra
     return forward_kinematics_with_rotations(local_quats_wxyz, root_translation, rest_offsets, parents)[0]
 
 
-# --- inverse kinematics helpers (all (T, 3) vectors or (T, 3, 3) matrices) -------------------
+_EYE = np.eye(3)[None, None]  # (1, 1, 3, 3): the parent rotation of the root
+_EYE.flags.writeable = False
+
+
+# --- inverse kinematics: the plan -------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class IKLevel:
+    """The non-leaf joints at one depth of the tree; their parents are solved before them.
+
+    ``singles`` (S,) have one child (those with a second-direction rule first, rows ``twist``
+    of the plan's twist tables), with their parents (0 at the root), their children and the
+    children's rest offsets (S, 3, 1); ``multis`` (m,) have several (rows ``multi`` of the
+    plan's multi-child tables), with their parents.
+    """
+
+    root: bool
+    singles: np.ndarray
+    singles_parent: np.ndarray
+    singles_child: np.ndarray
+    singles_rest: np.ndarray
+    twist: slice
+    multis: np.ndarray
+    multis_parent: np.ndarray
+    multi: slice
+
+
+@dataclass(frozen=True, eq=False)
+class IKPlan:
+    """What the inverse kinematics needs of a skeleton and its rest pose, computed once.
+
+    Build it with :func:`plan_ik`; :func:`solve_ik` then solves one frame or a clip. Arrays are
+    read-only. M joints have several children (K at most), R joints a second-direction rule
+    (hinge, spine, head; see the module docstring); both tables are in the order of ``levels``.
+
+    Attributes:
+        parents: (J,) parent per joint (root -1 at index 0, parents first).
+        rest_offsets, rest_positions: (J, 3) metres, the rest pose.
+        children: the children of each joint.
+        rules: per joint "leaf", "multi", "swing", "hinge", "spine" or "head".
+        levels: the non-leaf joints by depth (:class:`IKLevel`); leaves: (L,) the others.
+        multi_children: (M, K) (short rows padded with their first child);
+            multi_rest_dirs (M, K, 3) unit; multi_rest_lengths (M, K) metres, 0 for padding.
+        twist_child: (R,); twist_hinge: (R,) bool, the rule is a hinge.
+        twist_lines: (R, 4) joints a, b, c, d; with u = unit(a - b), v = unit(c - d) the
+            second direction is bone x u for a hinge (a, b = grandchild, child), else u + v
+            (spine: the hip and shoulder lines; head: (head, neck) and v = 0).
+        twist_have: (R, 4) joints that must be present for the second direction.
+        twist_rest_perp: (R, 3, 1) unit rest second direction, perpendicular to the bone;
+        twist_rest_basis_t: (R, 3, 3) the transposed rest frame (bone, second, their cross).
+    """
+
+    parents: np.ndarray
+    rest_offsets: np.ndarray
+    rest_positions: np.ndarray
+    children: tuple[tuple[int, ...], ...]
+    rules: tuple[str, ...]
+    levels: tuple[IKLevel, ...]
+    leaves: np.ndarray
+    multi_children: np.ndarray
+    multi_rest_dirs: np.ndarray
+    multi_rest_lengths: np.ndarray
+    twist_child: np.ndarray
+    twist_hinge: np.ndarray
+    twist_lines: np.ndarray
+    twist_have: np.ndarray
+    twist_rest_perp: np.ndarray
+    twist_rest_basis_t: np.ndarray
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.add.reduce(a * b, axis=-1)
+
+
+_NEXT, _PREV = np.array([1, 2, 0]), np.array([2, 0, 1])
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return a[..., _NEXT] * b[..., _PREV] - a[..., _PREV] * b[..., _NEXT]
+
 
 def _unit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    """(v / |v|, |v|) along the last axis; vectors shorter than 1e-12 stay as they are."""
+    n = np.sqrt(np.add.reduce(v * v, axis=-1, keepdims=True))
     return v / np.where(n > 1e-12, n, 1.0), n[..., 0]
 
 
@@ -138,47 +224,29 @@ def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return s * s * (3.0 - 2.0 * s)
 
 
-def _basis(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) orthonormal columns: primary, secondary made perpendicular, their cross."""
-    e1, _ = _unit(primary)
-    e2, _ = _unit(secondary - np.sum(secondary * e1, -1, keepdims=True) * e1)
-    return np.stack([e1, e2, np.cross(e1, e2)], -1)
+def _basis(e1: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) orthonormal columns: unit e1, secondary made perpendicular, their cross."""
+    e2, _ = _unit(secondary - _dot(secondary, e1)[..., None] * e1)
+    return np.stack([e1, e2, _cross(e1, e2)], -1)
 
 
-def _swing(parent_rot: np.ndarray, rest_dir: np.ndarray, world_dir: np.ndarray) -> np.ndarray:
-    """Global rotation = minimal rotation taking parent_rot @ rest_dir onto world_dir, times parent_rot."""
-    carried = parent_rot @ rest_dir
-    return quat_wxyz_to_matrix(rotation_between_vectors(carried, world_dir)) @ parent_rot
+def _read_only(*arrays: np.ndarray) -> None:
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            a.flags.writeable = False
 
 
-def _kabsch(rest_dirs: np.ndarray, world_dirs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotations R (T, 3, 3) minimising sum w |R r - d|^2 and whether they are determined (T,).
-
-    rest_dirs (K, 3) and world_dirs (T, K, 3) unit vectors, weights (T, K).
-    """
-    h = np.einsum("tk,tki,kj->tij", weights, world_dirs, rest_dirs)
-    u, s, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(u @ vt))
-    d = np.where(d == 0, 1.0, d)
-    fix = np.ones((h.shape[0], 3))
-    fix[:, 2] = d
-    rot = (u * fix[:, None, :]) @ vt
-    ok = s[:, 1] > 1e-6 * np.maximum(s[:, 0], 1e-300)
-    return rot, ok
-
-
-def _joint_roles(skeleton: Skeleton | None, n: int, parents: np.ndarray) -> dict[int, tuple]:
-    """Per single-child joint, its rule for the second direction (MOTION21 names only)."""
+def _joint_roles(skeleton: Skeleton | None, kids: Sequence[Sequence[int]], parents: np.ndarray) -> dict[int, tuple]:
+    """Per single-child joint with a second-direction rule, that rule (MOTION21 names only)."""
     roles: dict[int, tuple] = {}
     if skeleton is None:
         return roles
     names = skeleton.joint_names
-    kids = [[c for c in range(n) if parents[c] == j] for j in range(n)]
     for name, flex in HINGE_FLEX_DIRECTIONS.items():
         if name in names:
             j = names.index(name)
             if len(kids[j]) == 1 and len(kids[kids[j][0]]) == 1:
-                roles[j] = ("hinge", kids[j][0], kids[kids[j][0]][0], np.array(flex))
+                roles[j] = ("hinge", flex)
     need = ("spine", "left_hip", "right_hip", "left_shoulder", "right_shoulder")
     if all(x in names for x in need) and len(kids[names.index("spine")]) == 1:
         roles[names.index("spine")] = ("spine", *(names.index(x) for x in need[1:]))
@@ -187,13 +255,89 @@ def _joint_roles(skeleton: Skeleton | None, n: int, parents: np.ndarray) -> dict
     return roles
 
 
-def _rest_positions(rest_offsets: np.ndarray, parents: np.ndarray) -> np.ndarray:
-    pos = np.zeros_like(rest_offsets)
-    pos[0] = rest_offsets[0]
-    for j in range(1, len(parents)):
-        pos[j] = pos[parents[j]] + rest_offsets[j]
-    return pos
+def _twist_row(j: int, role: tuple, kids, parents, off: np.ndarray, rest_pos: np.ndarray) -> tuple:
+    """(lines, have, rest second direction) of twist joint ``j`` (see :class:`IKPlan`)."""
+    c = kids[j][0]
+    if role[0] == "hinge":  # the limb plane's normal; its rest direction: the knee / elbow axis
+        g = kids[c][0]
+        return (g, c, g, g), (g,) * 4, _cross(off[c], np.array(role[1]))
+    if role[0] == "spine":  # halfway between the hip line and the shoulder line
+        lh, rh, ls, rs = role[1:]
+        second = _unit(rest_pos[lh] - rest_pos[rh])[0] + _unit(rest_pos[ls] - rest_pos[rs])[0]
+        return (lh, rh, ls, rs), (lh, rh, ls, rs), second
+    return (j, parents[j], j, j), (parents[j],) * 4, off[j]  # head: the neck bone
 
+
+def plan_ik(parents: Sequence[int], rest_offsets: np.ndarray, *, skeleton: Skeleton | None = MOTION21) -> IKPlan:
+    """The :class:`IKPlan` of a tree and its rest pose: build it once, solve many frames.
+
+    Args:
+        parents: (J,) parent index per joint (root = -1 at index 0, parents first).
+        rest_offsets: (J, 3) metres, rest pose offset of each joint from its parent.
+        skeleton: names the joints so the MOTION21 twist rules apply (see the module
+            docstring); its parents must equal ``parents``. ``None``: generic rules only.
+    """
+    off = np.array(rest_offsets, dtype=np.float64)
+    if off.ndim != 2 or off.shape[1] != 3:
+        raise ValueError(f"rest_offsets must have shape (J, 3), got {off.shape}")
+    n = len(off)
+    p = _check_tree(parents, n)
+    if skeleton is not None and (skeleton.parents is None or tuple(skeleton.parents) != tuple(int(v) for v in p)):
+        raise ValueError(f"parents do not match skeleton {skeleton.name}; pass skeleton=None for a generic tree")
+    kids = tuple(tuple(c for c in range(n) if p[c] == j) for j in range(n))
+    rest_pos = rest_positions(off, p)
+    roles = _joint_roles(skeleton, kids, p)
+    depth = np.zeros(n, dtype=np.int64)
+    for j in range(1, n):
+        depth[j] = depth[p[j]] + 1
+
+    levels, multi, twist = [], [], []
+    for d in range(int(depth.max()) + 1):
+        at = [j for j in range(n) if depth[j] == d]
+        singles = sorted((j for j in at if len(kids[j]) == 1), key=lambda j: j not in roles)  # twist joints first
+        multis = [j for j in at if len(kids[j]) > 1]
+        if not singles and not multis:
+            continue
+        child = np.array([kids[j][0] for j in singles], dtype=np.int64)
+        levels.append(IKLevel(
+            root=d == 0, singles=np.array(singles, dtype=np.int64), singles_parent=np.maximum(p[singles], 0),
+            singles_child=child, singles_rest=off[child].reshape(-1, 3, 1),
+            twist=slice(len(twist), len(twist) + sum(j in roles for j in singles)),
+            multis=np.array(multis, dtype=np.int64), multis_parent=np.maximum(p[multis], 0),
+            multi=slice(len(multi), len(multi) + len(multis))))
+        twist += [j for j in singles if j in roles]
+        multi += multis
+
+    k = max((len(kids[j]) for j in multi), default=1)
+    multi_children = np.array([list(kids[j]) + [kids[j][0]] * (k - len(kids[j])) for j in multi],
+                              dtype=np.int64).reshape(len(multi), k)
+    counts = np.array([len(kids[j]) for j in multi], dtype=np.int64).reshape(-1, 1)
+    rows = [_twist_row(j, roles[j], kids, p, off, rest_pos) for j in twist]
+    perps, bases = [], []
+    for j, (_, _, second) in zip(twist, rows):
+        bone = off[kids[j][0]]
+        u = _unit(bone)[0]
+        perp = second - np.dot(second, u) * u
+        perps.append(_unit(perp)[0])
+        bases.append(_basis(u, perp).T)
+    plan = IKPlan(
+        parents=p, rest_offsets=off, rest_positions=rest_pos, children=kids,
+        rules=tuple("leaf" if not kids[j] else "multi" if len(kids[j]) > 1 else roles.get(j, ("swing",))[0]
+                    for j in range(n)),
+        levels=tuple(levels), leaves=np.array([j for j in range(n) if not kids[j]], dtype=np.int64),
+        multi_children=multi_children, multi_rest_dirs=_unit(off[multi_children])[0],
+        multi_rest_lengths=_unit(off[multi_children])[1] * (np.arange(k) < counts),
+        twist_child=np.array([kids[j][0] for j in twist], dtype=np.int64),
+        twist_hinge=np.array([roles[j][0] == "hinge" for j in twist], dtype=bool),
+        twist_lines=np.array([r[0] for r in rows], dtype=np.int64).reshape(-1, 4),
+        twist_have=np.array([r[1] for r in rows], dtype=np.int64).reshape(-1, 4),
+        twist_rest_perp=np.array(perps).reshape(-1, 3, 1), twist_rest_basis_t=np.array(bases).reshape(-1, 3, 3))
+    for level in (plan, *levels):
+        _read_only(*vars(level).values())
+    return plan
+
+
+# --- inverse kinematics: the solution ----------------------------------------------------------
 
 def inverse_kinematics(joints: np.ndarray, *, parents: Sequence[int], rest_offsets: np.ndarray,
                        skeleton: Skeleton | None = MOTION21) -> tuple[np.ndarray, np.ndarray]:
@@ -212,104 +356,131 @@ def inverse_kinematics(joints: np.ndarray, *, parents: Sequence[int], rest_offse
     x = np.asarray(joints, dtype=np.float64)
     if x.ndim != 3 or x.shape[2] != 3:
         raise ValueError(f"joints must have shape (T, J, 3), got {x.shape}")
-    t, n = x.shape[:2]
-    p = _check_tree(parents, n)
     off = np.asarray(rest_offsets, dtype=np.float64)
-    if off.shape != (n, 3):
-        raise ValueError(f"rest_offsets must have shape ({n}, 3), got {off.shape}")
-    if skeleton is not None and (skeleton.parents is None or tuple(skeleton.parents) != tuple(int(v) for v in p)):
-        raise ValueError(f"parents do not match skeleton {skeleton.name}; pass skeleton=None for a generic tree")
-    roles = _joint_roles(skeleton, n, p)
-    rest_pos = _rest_positions(off, p)
-    kids = [[c for c in range(n) if p[c] == j] for j in range(n)]
-    finite = np.isfinite(x).all(-1)  # (T, J)
-    xz = np.where(finite[..., None], x, 0.0)
-    eye = np.broadcast_to(np.eye(3), (t, 3, 3))
-    glob = np.empty((t, n, 3, 3))
-
-    for j in range(n):
-        parent_rot = eye if p[j] < 0 else glob[:, p[j]]
-        ch = kids[j]
-        if not ch:
-            glob[:, j] = parent_rot
-        elif len(ch) >= 2:
-            glob[:, j] = _solve_multi(j, ch, xz, finite, off, parent_rot)
-        else:
-            glob[:, j] = _solve_single(j, ch[0], roles.get(j), xz, finite, off, rest_pos, parent_rot, p)
-
-    local = glob.copy()
-    for j in range(1, n):
-        local[:, j] = np.swapaxes(glob[:, p[j]], -1, -2) @ glob[:, j]
-    quats = quat_continuous_wxyz(matrix_to_quat_wxyz(local), axis=0)
-    root_translation = np.where(finite[:, :1], x[:, 0] - off[0], np.nan)
+    if off.shape != (x.shape[1], 3):
+        raise ValueError(f"rest_offsets must have shape ({x.shape[1]}, 3), got {off.shape}")
+    quats = quat_continuous_wxyz(solve_ik(plan_ik(parents, off, skeleton=skeleton), x), axis=0)
+    root_translation = np.where(np.isfinite(x[:, :1]).all(-1), x[:, 0] - off[0], np.nan)
     return quats, root_translation
 
 
-def _solve_multi(j, children, xz, finite, off, parent_rot):
-    rest_dirs = np.stack([_unit(off[c])[0] for c in children])
-    world = np.stack([xz[:, c] - xz[:, j] for c in children], 1)
-    world_dirs, lengths = _unit(world)
-    present = (finite[:, children] & finite[:, j:j + 1] & (lengths > 1e-12)).astype(np.float64)
-    # Kabsch on the offset vectors, not the unit directions: weight |rest offset| x |observed
-    # offset| minimises the children's position error, so a long bone (pelvis -> spine, 25 cm)
-    # outweighs a short one (pelvis -> hip, 8 cm) when the trunk leans against the hips
-    weights = present * np.linalg.norm(off[children], axis=-1) * lengths
-    rot, ok = _kabsch(rest_dirs, world_dirs, weights)
-    # Not determined by the present children: minimal swing to the first present child.
-    fallback = parent_rot.copy()
-    for k in reversed(range(len(children))):
-        use = present[:, k] > 0
-        if use.any():
-            sw = _swing(parent_rot[use], rest_dirs[k], world_dirs[use, k])
-            fallback[use] = sw
-    return np.where(ok[:, None, None], rot, fallback)
+def solve_ik(plan: IKPlan, joints: np.ndarray) -> np.ndarray:
+    """Local rotations of one frame or of many, each frame on its own (the live path).
+
+    Args:
+        plan: :func:`plan_ik` of the skeleton and its rest pose.
+        joints: (J, 3) or (T, J, 3) world positions in metres, +Y up; NaN where missing.
+    Returns:
+        (J, 4) or (T, J, 4) local rotations (w, x, y, z), float64, finite, w >= 0; over
+        time, make them sign-continuous with :func:`mocap.rotations.quat_continuous_wxyz`.
+    """
+    x = np.asarray(joints, dtype=np.float64)
+    n = len(plan.parents)
+    if x.shape[-2:] != (n, 3) or x.ndim not in (2, 3):
+        raise ValueError(f"joints must have shape ({n}, 3) or (T, {n}, 3), got {x.shape}")
+    glob = _global_rotmats(plan, x.reshape(-1, n, 3))
+    local = np.swapaxes(glob[:, np.maximum(plan.parents, 0)], -1, -2) @ glob
+    local[:, 0] = glob[:, 0]
+    return matrix_to_quat_wxyz(local).reshape(x.shape[:-1] + (4,))
 
 
-def _solve_single(j, c, role, xz, finite, off, rest_pos, parent_rot, parents):
-    valid = finite[:, j] & finite[:, c]
-    bone = xz[:, c] - xz[:, j]
-    d, blen = _unit(bone)
-    valid &= blen > 1e-12
-    rest_bone = off[c]
-    swing = _swing(parent_rot, rest_bone, np.where(valid[:, None], d, parent_rot @ rest_bone))
-    if role is None:
-        return np.where(valid[:, None, None], swing, parent_rot)
+def _global_rotmats(plan: IKPlan, x: np.ndarray) -> np.ndarray:
+    """(T, J, 3) joints -> (T, J, 3, 3) global rotations (rest-relative, world axes)."""
+    t, n = x.shape[:2]
+    par = np.maximum(plan.parents, 0)
+    finite = np.isfinite(x).all(-1)  # (T, J)
+    xz = np.where(finite[..., None], x, 0.0)
+    # Every joint's bone from its parent: direction, length, whether it is observed.
+    dirs, lengths = _unit(xz - xz[:, par])
+    present = finite & finite[:, par] & (lengths > 1e-12)
+    present[:, 0] = False
+    if len(plan.multi_children):  # Kabsch fit of the rest offsets onto the present children
+        ch = plan.multi_children
+        child_ok = present[:, ch]  # (T, M, K)
+        # Weight |rest offset| x |observed offset|: the least-squares fit of the offset
+        # vectors, so a long bone (pelvis -> spine, 25 cm) outweighs a short one (pelvis ->
+        # hip, 8 cm) when the trunk leans against the hips.
+        weights = child_ok * plan.multi_rest_lengths * lengths[:, ch]
+        kabsch, determined = _kabsch(plan.multi_rest_dirs, dirs[:, ch], weights)
+    if len(plan.twist_child):
+        twist = _twist_terms(plan, xz, finite, dirs, present)
 
-    kind = role[0]
-    if kind == "hinge":
-        _, _, g, flex = role
-        rest_second = np.cross(rest_bone, flex)
-        distal = xz[:, g] - xz[:, c]
-        normal = np.cross(d, _unit(distal)[0])
-        sin_b = np.linalg.norm(normal, axis=-1)
-        bend = np.arctan2(sin_b, np.sum(d * _unit(distal)[0], -1))
-        have = finite[:, g]
-    elif kind == "spine":
-        lh, rh, ls, rs = role[1:]
-        hip_line, shoulder_line = xz[:, lh] - xz[:, rh], xz[:, ls] - xz[:, rs]
-        normal = _unit(hip_line)[0] + _unit(shoulder_line)[0]
-        rest_second = _unit(rest_pos[lh] - rest_pos[rh])[0] + _unit(rest_pos[ls] - rest_pos[rs])[0]
-        have = finite[:, [lh, rh, ls, rs]].all(-1)
-    else:  # head: neck -> head direction
-        normal = _unit(xz[:, j] - xz[:, parents[j]])[0]
-        rest_second = off[j]
-        have = finite[:, parents[j]]
+    glob = np.empty((t, n, 3, 3))
+    glob[:, 0] = np.eye(3)  # a root without children
+    for level in plan.levels:
+        if len(level.multis):
+            m = level.multi
+            rot = kabsch[:, m]
+            if not determined[:, m].all():  # the minimal swing to the first present child
+                parent_rot = _EYE if level.root else glob[:, level.multis_parent]
+                first = np.argmax(child_ok[:, m], -1)  # (T, m)
+                rows = np.arange(m.start, m.stop)[None]
+                fallback = _swing(parent_rot, plan.multi_rest_dirs[rows, first][..., None],
+                                  np.take_along_axis(dirs, ch[rows, first][..., None], 1), child_ok[:, m].any(-1))
+                rot = np.where(determined[:, m, None, None], rot, fallback)
+            glob[:, level.multis] = rot
+        if len(level.singles):
+            parent_rot = _EYE if level.root else glob[:, level.singles_parent]
+            child = level.singles_child
+            rot = _swing(parent_rot, level.singles_rest, dirs[:, child], present[:, child])
+            if level.twist.stop > level.twist.start:
+                r = level.twist.stop - level.twist.start
+                rot[:, :r] = _twist(plan, twist, level.twist, rot[:, :r], parent_rot[:, :r])
+            glob[:, level.singles] = rot
+    glob[:, plan.leaves] = glob[:, par[plan.leaves]]
+    return glob
 
-    rest_perp = rest_second - np.dot(rest_second, _unit(rest_bone)[0]) * _unit(rest_bone)[0]
-    fallback = np.einsum("tij,j->ti", swing, _unit(rest_perp)[0])
-    perp = normal - np.sum(normal * d, -1, keepdims=True) * d
-    perp_unit, perp_len = _unit(perp)
-    if kind == "hinge":
-        confidence = _smoothstep(np.minimum(np.degrees(bend), 180.0 - np.degrees(bend)), 0.0, _PLANE_SURE_DEG)
-        # Below _FLEX_SURE_DEG a bend against the flex direction reads as hyperextension.
-        agrees = np.sum(perp_unit * fallback, -1) >= 0
-        trust = _smoothstep(np.degrees(bend), _PLANE_SURE_DEG, _FLEX_SURE_DEG)
-        sign = np.where(agrees, 1.0, 2.0 * trust - 1.0)
-    else:
-        confidence = _smoothstep(perp_len, *_SECONDARY_RAMP)
-        sign = np.ones(len(perp_len))
-    confidence = np.where(have & valid, confidence, 0.0)
-    second = (confidence * sign)[:, None] * perp_unit + (1.0 - confidence)[:, None] * fallback
-    second = np.where(np.linalg.norm(second, axis=-1, keepdims=True) > 1e-9, second, fallback)
-    rot = _basis(d, second) @ np.swapaxes(_basis(rest_bone[None], rest_perp[None]), -1, -2)
-    return np.where(valid[:, None, None], rot, parent_rot)
+
+def _swing(parent_rot: np.ndarray, rest: np.ndarray, seen: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Global rotations (T, n, 3, 3): the minimal swing from the parent's frame (T, n, 3, 3)
+    turning the carried rest vector (n, 3, 1) onto the observed direction ``seen`` (T, n, 3);
+    the parent's frame itself where the bone is not observed (``ok`` (T, n) False)."""
+    carried = (parent_rot @ rest)[..., 0]
+    swing = rotation_matrix_between_vectors(carried, np.where(ok[..., None], seen, carried)) @ parent_rot
+    return np.where(ok[..., None, None], swing, parent_rot)
+
+
+def _kabsch(rest_dirs: np.ndarray, world_dirs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations R (T, M, 3, 3) minimising sum_k w |R r_k - d_k|^2 and whether they are determined (T, M).
+
+    rest_dirs (M, K, 3) and world_dirs (T, M, K, 3) unit vectors, weights (T, M, K).
+    """
+    h = np.einsum("tmk,tmki,mkj->tmij", weights, world_dirs, rest_dirs)
+    u, s, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(u @ vt))
+    u[..., 2] *= np.where(d == 0, 1.0, d)[..., None]
+    return u @ vt, s[..., 1] > 1e-6 * np.maximum(s[..., 0], 1e-300)
+
+
+def _twist_terms(plan: IKPlan, xz: np.ndarray, finite: np.ndarray, dirs: np.ndarray,
+                 present: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per twist joint (T, R): bone direction, observed, the unit second direction made
+    perpendicular to the bone, how far it is trusted (0: the fallback twist), and the sign a
+    hinge's plane normal takes when it disagrees with the flex direction."""
+    d, valid = dirs[:, plan.twist_child], present[:, plan.twist_child]
+    a, b, c, e = plan.twist_lines.T
+    line1, line2 = _unit(xz[:, a] - xz[:, b])[0], _unit(xz[:, c] - xz[:, e])[0]
+    hinge = plan.twist_hinge[:, None]  # (R, 1)
+    normal = np.where(hinge, _cross(d, line1), line1 + line2)
+    bend = np.degrees(np.arctan2(_unit(normal)[1], _dot(d, line1)))  # hinges: the knee / elbow angle
+    perp_unit, perp_len = _unit(normal - _dot(normal, d)[..., None] * d)
+    confidence = np.where(plan.twist_hinge, _smoothstep(np.minimum(bend, 180.0 - bend), 0.0, _PLANE_SURE_DEG),
+                          _smoothstep(perp_len, *_SECONDARY_RAMP))
+    confidence = np.where(finite[:, plan.twist_have].all(-1) & valid, confidence, 0.0)
+    # Below _FLEX_SURE_DEG a bend against the flex direction reads as hyperextension.
+    disagree_sign = np.where(plan.twist_hinge, 2.0 * _smoothstep(bend, _PLANE_SURE_DEG, _FLEX_SURE_DEG) - 1.0, 1.0)
+    return d, valid, perp_unit, confidence, disagree_sign
+
+
+def _twist(plan: IKPlan, terms: tuple[np.ndarray, ...], rows: slice, swing: np.ndarray,
+           parent_rot: np.ndarray) -> np.ndarray:
+    """Global rotations (T, r, 3, 3) of twist joints ``rows`` from their swings: the bone
+    direction plus the second direction, blended into the swing's twist where it degenerates."""
+    d, valid, perp_unit, confidence, disagree_sign = (v[:, rows] for v in terms)
+    fallback = (swing @ plan.twist_rest_perp[rows])[..., 0]
+    sign = np.where(_dot(perp_unit, fallback) >= 0, 1.0, disagree_sign)
+    second = (confidence * sign)[..., None] * perp_unit + (1.0 - confidence)[..., None] * fallback
+    second = np.where(_unit(second)[1][..., None] > 1e-9, second, fallback)
+    rot = _basis(d, second) @ plan.twist_rest_basis_t[rows]
+    return np.where(valid[..., None, None], rot, parent_rot)
+

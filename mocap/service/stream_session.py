@@ -4,8 +4,9 @@ Per frame: 2D keypoints (J, 2) pixels + confidence (J,) -> causal network
 (:class:`mocap.lift.network.StreamingLifter`, root-relative camera-frame metres) -> world axes
 (:func:`mocap.cleanup.world.camera_to_world`: +Y up, the person facing the camera faces +Z) ->
 One-Euro smoothing (:class:`mocap.cleanup.filters.OneEuroFilter`) -> inverse kinematics
-(:func:`mocap.kinematics.ik.inverse_kinematics`) to MOTION21 local rotations against the
-MOTION21 rest pose (a T-pose facing +Z, :func:`mocap.skeletons.rest_offsets`).
+(:func:`mocap.kinematics.ik.solve_ik`, the solver of the offline pipeline, its plan built once
+per process) to MOTION21 local rotations against the MOTION21 rest pose (a T-pose facing +Z,
+:func:`mocap.skeletons.rest_offsets`).
 
 The joints returned are the smoothed network output itself (root-relative, pelvis at 0);
 the rotations reproduce every bone direction exactly except below the three joints with
@@ -15,14 +16,8 @@ least-squares sense (typically a few degrees off; see the tests).
 Weights are read once per process (:func:`shared_causal_model`) and shared by every
 session; each session holds only its own activation buffers, filter state and the last
 rotations (for sign continuity). :class:`FrameBatcher` runs the frames of all sessions in
-one worker thread, taking every frame pending at that moment as one batch.
-
-IK cost: :func:`mocap.kinematics.ik.inverse_kinematics` costs ~4.5 ms per call whatever the
-number of frames (numpy overhead over 21 joints; 5 ms for 16 frames). One frame therefore
-goes through :func:`frame_local_quats` (the same rules written for one frame, ~0.4 ms),
-a batch of ``IK_BATCH_MIN`` frames or more through one batched call. Measured per frame on
-this project's 2-core machine in a tight loop: network ~0.5 ms, IK ~0.4 ms (0.3 ms
-batched), parsing and JSON ~0.15 ms; about twice that at 30 frames a second (cold caches).
+one worker thread, taking every frame pending at that moment as one batch; the IK of a
+batch is one call. Its cost per frame: ``python benchmarks/bench_ik.py``.
 
 No camera levelling or ground contact here: the world axes are the camera's with y and z
 flipped, so a pitched camera shows a leaning person (the offline pipeline levels whole clips).
@@ -39,10 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocap.kinematics import ik as kinematics
 from mocap.cleanup import world
 from mocap.cleanup.filters import OneEuroFilter
-from mocap.rotations import matrix_to_quat_wxyz
+from mocap.kinematics.ik import plan_ik, solve_ik
 from mocap.skeletons import MOTION21, get_layout, rest_offsets
 
 log = logging.getLogger(__name__)
@@ -50,12 +44,9 @@ log = logging.getLogger(__name__)
 #: keypoint layouts the network reads
 STREAM_LAYOUTS = ("mediapipe33", "coco17")
 PROTOCOL_VERSION = 1
-_MOTION_PARENTS = np.array(MOTION21.parents)
 _REST_OFFSETS = rest_offsets(MOTION21)
+_IK_PLAN = plan_ik(MOTION21.parents, _REST_OFFSETS, skeleton=MOTION21)
 _MAX_COORD = 1e6  # |pixel| above this is surely a unit mistake
-#: from this many frames on, process_batch solves the IK in one batched call (~5 ms for 1 to 16
-#: frames) instead of frame by frame (:func:`frame_local_quats`, ~0.4 ms a frame); same numbers
-IK_BATCH_MIN = 10
 
 
 @dataclass(frozen=True)
@@ -240,190 +231,6 @@ def shared_causal_model(weights: str | None = None):
         return _models[path]
 
 
-def solve_local_quats(joints: np.ndarray) -> np.ndarray:
-    """MOTION21 world joints (B, 21, 3) metres, +Y up, NaN-free -> local rotations (B, 21, 4) wxyz.
-
-    One batched :func:`mocap.kinematics.ik.inverse_kinematics` call; frames are independent
-    (signs are made continuous per session by the caller).
-    """
-    quats, _ = kinematics.inverse_kinematics(np.asarray(joints, dtype=np.float64), parents=_MOTION_PARENTS,
-                                             rest_offsets=_REST_OFFSETS, skeleton=MOTION21)
-    return quats
-
-
-# --- one-frame inverse kinematics ----------------------------------------------------------------
-# The rules of mocap.kinematics.ik.inverse_kinematics for MOTION21, written for one finite frame:
-# that function's cost is mostly fixed per call (~4.5 ms for one frame: numpy overhead over 21
-# joints), this costs ~0.4 ms. tests/test_service_realtime.py checks both agree to 1e-9 on
-# synthetic, noisy, random and degenerate poses; keep them in step when the IK rules change.
-
-def _unit3(v: np.ndarray) -> tuple[np.ndarray, float]:
-    n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
-    return (v / n if n > 1e-12 else v), n
-
-
-def _cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a0, a1, a2 = a
-    b0, b1, b2 = b
-    return np.array((a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0))
-
-
-def _smooth(x: float, lo: float, hi: float) -> float:
-    s = min(max((x - lo) / (hi - lo), 0.0), 1.0)
-    return s * s * (3.0 - 2.0 * s)
-
-
-def _basis3(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
-    e1 = _unit3(primary)[0]
-    e2 = _unit3(secondary - float(secondary @ e1) * e1)[0]
-    return np.array((e1, e2, _cross3(e1, e2))).T
-
-
-def _between3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(3, 3) minimal rotation taking direction a onto b (as mocap.rotations.rotation_between_vectors)."""
-    na, nb = math.sqrt(float(a @ a)), math.sqrt(float(b @ b))
-    if na <= 1e-12 or nb <= 1e-12:
-        return _EYE3
-    a, b = a / na, b / nb
-    h = a + b
-    hn = math.sqrt(float(h @ h))
-    if hn < 1e-7:  # antiparallel: half turn about the axis perpendicular to a least aligned with it
-        axis = _unit3(_cross3(a, _EYE3[int(np.argmin(np.abs(a)))]))[0]
-        w, (x, y, z) = 0.0, axis
-    else:
-        h = h / hn
-        w, (x, y, z) = float(a @ h), _cross3(a, h)
-    n = math.sqrt(w * w + x * x + y * y + z * z)
-    w, x, y, z = w / n, x / n, y / n, z / n
-    return np.array(((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
-                     (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
-                     (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y))))
-
-
-def _ik_plan() -> list[tuple]:
-    """Per MOTION21 joint, what the IK does and the rest-pose quantities it needs."""
-    from mocap.kinematics.ik import HINGE_FLEX_DIRECTIONS
-    names, par, off = MOTION21.joint_names, _MOTION_PARENTS, _REST_OFFSETS
-    kids = [[c for c in range(len(names)) if par[c] == j] for j in range(len(names))]
-    rest_pos = np.zeros_like(off)
-    for j in range(1, len(names)):
-        rest_pos[j] = rest_pos[par[j]] + off[j]
-    rest_pos += off[0]
-    plan = []
-    for j, name in enumerate(names):
-        ch = kids[j]
-        if not ch:
-            plan.append(("leaf",))
-        elif len(ch) >= 2:
-            plan.append(("multi", ch, np.stack([_unit3(off[c])[0] for c in ch]), [_unit3(off[c])[1] for c in ch]))
-        else:
-            c = ch[0]
-            rest_bone = off[c]
-            if name in HINGE_FLEX_DIRECTIONS and len(kids[c]) == 1:
-                kind, extra = "hinge", (kids[c][0],)
-                rest_second = np.cross(rest_bone, HINGE_FLEX_DIRECTIONS[name])
-            elif name == "spine":
-                idx = [names.index(n) for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder")]
-                kind, extra = "spine", tuple(idx)
-                rest_second = (_unit3(rest_pos[idx[0]] - rest_pos[idx[1]])[0]
-                               + _unit3(rest_pos[idx[2]] - rest_pos[idx[3]])[0])
-            elif name == "head":
-                kind, extra, rest_second = "head", (int(par[j]),), off[j]
-            else:
-                plan.append(("plain", c, rest_bone))
-                continue
-            u = _unit3(rest_bone)[0]
-            rest_perp = rest_second - float(rest_second @ u) * u
-            plan.append((kind, c, rest_bone, extra, _unit3(rest_perp)[0], _basis3(rest_bone, rest_perp).T))
-    return plan
-
-
-_PLAN: list[tuple] | None = None
-_EYE3 = np.eye(3)
-_EYE3.flags.writeable = False
-
-
-def frame_local_quats(joints: np.ndarray) -> np.ndarray:
-    """One frame of MOTION21 world joints (21, 3) metres, +Y up -> local rotations (21, 4) wxyz, w >= 0.
-
-    The same numbers as :func:`mocap.kinematics.ik.inverse_kinematics` on that frame (to ~1e-12),
-    about 10 times faster; a frame with a NaN joint goes to that function.
-    """
-    global _PLAN
-    from mocap.kinematics.ik import _FLEX_SURE_DEG, _PLANE_SURE_DEG, _SECONDARY_RAMP
-
-    x = np.asarray(joints, dtype=np.float64)
-    if x.shape != (21, 3):
-        raise ValueError(f"joints must have shape (21, 3), got {x.shape}")
-    if not np.isfinite(x).all():
-        return solve_local_quats(x[None])[0]
-    if _PLAN is None:
-        _PLAN = _ik_plan()
-    par = _MOTION_PARENTS
-    glob = [None] * 21
-    for j, step in enumerate(_PLAN):
-        parent_rot = _EYE3 if par[j] < 0 else glob[par[j]]
-        kind = step[0]
-        if kind == "leaf":
-            glob[j] = parent_rot
-            continue
-        if kind == "multi":
-            children, rest_dirs, rest_lengths = step[1], step[2], step[3]
-            h = np.zeros((3, 3))
-            first = None
-            for k, c in enumerate(children):
-                d, n = _unit3(x[c] - x[j])
-                if n > 1e-12:
-                    h += (rest_lengths[k] * n) * d[:, None] * rest_dirs[k]
-                    first = (k, d) if first is None else first
-            u, s, vt = np.linalg.svd(h)
-            if s[1] > 1e-6 * max(s[0], 1e-300):
-                det = np.sign(np.linalg.det(u @ vt))
-                u[:, 2] *= det if det != 0 else 1.0
-                glob[j] = u @ vt
-            elif first is not None:
-                carried = parent_rot @ rest_dirs[first[0]]
-                glob[j] = _between3(carried, first[1]) @ parent_rot
-            else:
-                glob[j] = parent_rot
-            continue
-        c, rest_bone = step[1], step[2]
-        d, blen = _unit3(x[c] - x[j])
-        if blen <= 1e-12:
-            glob[j] = parent_rot
-            continue
-        swing = _between3(parent_rot @ rest_bone, d) @ parent_rot
-        if kind == "plain":
-            glob[j] = swing
-            continue
-        extra, rest_perp_unit, rest_basis_t = step[3], step[4], step[5]
-        if kind == "hinge":
-            ud = _unit3(x[extra[0]] - x[c])[0]
-            normal = _cross3(d, ud)
-            bend = math.degrees(math.atan2(math.sqrt(float(normal @ normal)), float(d @ ud)))
-        elif kind == "spine":
-            lh, rh, ls, rs = extra
-            normal = _unit3(x[lh] - x[rh])[0] + _unit3(x[ls] - x[rs])[0]
-        else:  # head
-            normal = _unit3(x[j] - x[extra[0]])[0]
-        fallback = swing @ rest_perp_unit
-        perp_unit, perp_len = _unit3(normal - float(normal @ d) * d)
-        if kind == "hinge":
-            confidence = _smooth(min(bend, 180.0 - bend), 0.0, _PLANE_SURE_DEG)
-            agrees = float(perp_unit @ fallback) >= 0
-            sign = 1.0 if agrees else 2.0 * _smooth(bend, _PLANE_SURE_DEG, _FLEX_SURE_DEG) - 1.0
-        else:
-            confidence, sign = _smooth(perp_len, *_SECONDARY_RAMP), 1.0
-        second = (confidence * sign) * perp_unit + (1.0 - confidence) * fallback
-        if math.sqrt(float(second @ second)) <= 1e-9:
-            second = fallback
-        glob[j] = _basis3(d, second) @ rest_basis_t
-    g = np.stack(glob)
-    local = np.swapaxes(g[np.maximum(par, 0)], -1, -2) @ g
-    local[0] = g[0]
-    return matrix_to_quat_wxyz(local)
-
-
 def _as_list(a: np.ndarray, decimals: int | None) -> list:
     return (np.round(a, decimals) if decimals is not None else a).tolist()
 
@@ -499,9 +306,9 @@ class StreamSession:
 
 
 def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | None]]) -> list[dict]:
-    """Frames of distinct sessions -> replies, in order: each session lifts its frame, then the IK
-    runs on every frame that has a person (frame by frame, or batched from ``IK_BATCH_MIN``
-    frames on; the same numbers). A bad message gives an error reply."""
+    """Frames of distinct sessions -> replies, in order: each session lifts its frame, then one
+    IK call (:func:`mocap.kinematics.ik.solve_ik`, each frame on its own) solves every frame
+    that has a person. A bad message gives an error reply."""
     frames, joints, replies = [], [], []
     for session, msg, _ in items:
         try:
@@ -515,10 +322,7 @@ def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | Non
             index = msg.get("frame") if isinstance(msg, dict) else None
             replies.append({"type": "error", "frame": index, "error": str(e)})
     ok = [i for i, jt in enumerate(joints) if jt is not None and np.isfinite(jt).all()]
-    if len(ok) >= IK_BATCH_MIN:  # one batched call is cheaper per frame from about 10 frames on
-        quats = dict(zip(ok, solve_local_quats(np.stack([joints[i] for i in ok]))))
-    else:
-        quats = {i: frame_local_quats(joints[i]) for i in ok}
+    quats = dict(zip(ok, solve_ik(_IK_PLAN, np.stack([joints[i] for i in ok])))) if ok else {}
     for i, (session, _, received_at) in enumerate(items):
         if replies[i] is None:
             replies[i] = session.finish(frames[i], joints[i], quats.get(i), received_at)
