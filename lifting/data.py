@@ -228,7 +228,8 @@ def resample(x: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
 
 def load_take(take: Take) -> np.ndarray:
     """(T, K, 3) float32 metres at CACHE_FPS, world frame (+Y up)."""
-    from mocap.io.bvh import bvh_joint_positions, read_bvh
+    from mocap.io.bvh import read_bvh
+    from mocap.kinematics.ik import bvh_joint_positions
 
     motion = read_bvh(take.path)
     positions = bvh_joint_positions(motion)

@@ -331,7 +331,8 @@ def bvh_asf_keypoints(path: Path, names: dict[str, str] | None = None, *,
     thorax is put back, approximated by the ``upperback`` bone (the offset of the thorax joint,
     CMU's two bones are ~2.1 units long and nearly parallel) turned by the thorax rotation.
     """
-    from mocap.io.bvh import bvh_joint_positions, read_bvh
+    from mocap.io.bvh import read_bvh
+    from mocap.kinematics.ik import bvh_joint_positions
 
     motion = read_bvh(path, units="in")
     scale = 1.0 / 0.45  # the files are in CMU ASF units (1/0.45 inch)

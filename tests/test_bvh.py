@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mocap.io.bvh import BvhMotion, bvh_joint_positions, read_bvh, write_bvh
+from mocap.io.bvh import BvhMotion, read_bvh, write_bvh
+from mocap.kinematics.ik import bvh_joint_positions
 from mocap.errors import MocapError
 from mocap.kinematics.ik import forward_kinematics
 from mocap.rotations import EULER_ORDERS, axis_angle_to_quat_wxyz, geodesic_angle

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mocap.io.bvh import bvh_joint_positions, read_bvh
+from mocap.io.bvh import read_bvh
+from mocap.kinematics.ik import bvh_joint_positions
 from mocap.multiview.triangulate import triangulate_robust
 from tests.conftest import shared_path
 from tests.multiview_helpers import observe, ring_rig

@@ -191,7 +191,8 @@ def server(tmp_path_factory):
 def test_job_end_to_end(server, clips, tmp_path):
     import cv2
 
-    from mocap.io.bvh import bvh_joint_positions, read_bvh
+    from mocap.io.bvh import read_bvh
+    from mocap.kinematics.ik import bvh_joint_positions
     from mocap.formats import load_motion
 
     video, num_frames = clips["short"]

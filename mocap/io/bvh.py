@@ -28,7 +28,6 @@ import numpy as np
 
 from mocap.errors import MocapError
 from mocap.formats import atomic_path
-from mocap.kinematics.ik import forward_kinematics
 from mocap.rotations import (
     EULER_ORDERS,
     axis_rotation_matrix,
@@ -382,12 +381,6 @@ def _to_motion(out: dict, data: np.ndarray, scale: float, fps: float) -> BvhMoti
         channels=tuple(out["channels"]), rotation_orders=orders, end_sites=end_sites,
         joint_offsets=per_frame if moved[1:].any() else None,
     )
-
-
-def bvh_joint_positions(motion: BvhMotion) -> np.ndarray:
-    """(T, J, 3) float64 world joint positions in metres (file axes, usually +Y up) via FK."""
-    offsets = motion.joint_offsets if motion.joint_offsets is not None else motion.rest_offsets
-    return forward_kinematics(motion.local_quats_wxyz, motion.root_translation, offsets, motion.parents)
 
 
 

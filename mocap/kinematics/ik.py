@@ -202,6 +202,14 @@ class IKPlan:
     twist_rest_basis_t: np.ndarray
 
 
+
+def bvh_joint_positions(motion) -> np.ndarray:
+    """(T, J, 3) float64 world joint positions in metres of a :class:`mocap.io.bvh.BvhMotion`
+    (file axes, usually +Y up), by forward kinematics; per-frame joint offsets where the file
+    animates them, else the rest offsets."""
+    offsets = motion.joint_offsets if motion.joint_offsets is not None else motion.rest_offsets
+    return forward_kinematics(motion.local_quats_wxyz, motion.root_translation, offsets, motion.parents)
+
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.add.reduce(a * b, axis=-1)
 
