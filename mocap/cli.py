@@ -181,9 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     from mocap import __version__
     from mocap.pipelines.options import DetectionOptions, ExportOptions, MultiViewOptions, add_lift_arguments
 
-    parser = argparse.ArgumentParser(prog="mocap", description="Markerless motion capture: video in, 3D animation out.")
+    developer = "\n".join(f"  {name:<14}{_PASSTHROUGH[name][3]}" for name in _DEVELOPER_COMMANDS)
+    parser = argparse.ArgumentParser(prog="mocap", description="Markerless motion capture: video in, 3D animation out.",
+                                     epilog=f"developer commands:\n{developer}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"mocap-lift {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
     p = sub.add_parser("capture", help="video(s) -> keypoints2d.npz, motion.npz, motion.bvh, overlay.mp4, preview")
     p.add_argument("video", nargs="+", help="video file (mp4, mov, avi, mkv); several for multi-view capture")
@@ -246,24 +249,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--betas", type=int, default=10, help="number of shape components to fit")
     p.set_defaults(func=_cmd_smpl)
 
+    # dispatched in main() with all their arguments; the developer commands are listed apart (epilog)
     for name, (_, _, _, text) in _PASSTHROUGH.items():
-        sub.add_parser(name, help=text, add_help=False)  # dispatched in main() with all their arguments
+        if name in _DEVELOPER_COMMANDS:
+            sub.add_parser(name, add_help=False)
+        else:
+            sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
 # commands with their own argument parsers: name -> (module, function(argv) -> int, pip extra, help)
 _PASSTHROUGH = {
-    "train-lifter": ("lifting.train", "main", "lift", "train the lifting network (see: mocap train-lifter --help)"),
-    "eval-lifter": ("lifting.evaluate", "main", "lift", "evaluate the lifting network (see: mocap eval-lifter --help)"),
     "batch": ("mocap.pipelines.batch", "batch_main", "detect",
               "many videos -> OUT/<name>/ each, resumable, local processes or Ray (see: mocap batch --help)"),
     "stream-2d": ("mocap.detect2d.stream", "stream2d_main", "detect",
                   "2D keypoints of a video or camera as JSON lines (the /v1/stream protocol; the add-on's Live)"),
     "serve": ("mocap.service.server", "serve_main", "service",
               "run the HTTP capture service (API keys: mocap serve keys create NAME; see: mocap serve --help)"),
+    "train-lifter": ("lifting.train", "main", "lift", "train the lifting network (see: mocap train-lifter --help)"),
+    "eval-lifter": ("lifting.evaluate", "main", "lift", "evaluate the lifting network (see: mocap eval-lifter --help)"),
     "eval-2d": ("mocap.eval.eval2d_cli", "eval2d_main", "detect",
                 "score 2D estimators on COCO keypoints: AP, AR, PCK and speed (see: mocap eval-2d --help)"),
 }
+
+
+#: listed apart from the user commands in ``mocap --help``
+_DEVELOPER_COMMANDS = ("train-lifter", "eval-lifter", "eval-2d")
 
 
 def main(argv: list[str] | None = None) -> int:

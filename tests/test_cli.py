@@ -1,5 +1,6 @@
 """The command line: bad input gives one line and a non-zero exit, and leaves no partial files."""
 import os
+import re
 import subprocess
 import sys
 
@@ -149,3 +150,17 @@ def test_bad_option_values_give_one_line(tmp_path, capsys, flags, words):
     rc, _, err = _run([*command, "-o", str(tmp_path / "out"), *flags], capsys)
     _assert_one_line_error(rc, err, words)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz"]
+
+
+def test_help_lists_user_commands_first_and_developer_commands_apart(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    head, sep, tail = text.partition("developer commands:")
+    assert sep, "mocap --help should have a 'developer commands' section"
+    listed = lambda part, name: re.search(rf"^\s+{re.escape(name)}\b", part, re.M) is not None  # noqa: E731
+    for name in ("capture", "detect", "lift", "report", "retarget", "smpl", "calibrate", "batch", "stream-2d", "serve"):
+        assert listed(head, name) and not listed(tail, name), name
+    for name in ("train-lifter", "eval-lifter", "eval-2d"):
+        assert listed(tail, name) and not listed(head, name), name
+    assert head.index("capture") < head.index("retarget")  # the animator's path first
