@@ -496,19 +496,21 @@ def _depth(bone) -> int:
 
 def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathLike, out_path: str | os.PathLike, *,
                      mapping_path: str | os.PathLike | None = None, pin_feet: bool = True,
-                     pin_hands: bool = True):
+                     pin_hands: bool = True, bvh_units: str = "cm"):
     """``mocap retarget``: put the motion of a motion.npz on the rig in ``target_path``
-    (FBX, glTF/GLB, .blend) and write the animated rig to ``out_path`` (.fbx, .glb, .blend).
+    (FBX, glTF/GLB, .blend) and write the animated rig to ``out_path`` (.fbx, .glb, .blend),
+    or the rig's joint hierarchy (its bone names and rest pose) and motion to a ``.bvh``
+    in ``bvh_units`` (:func:`mocap.export.retarget.hierarchy_motion`).
 
     Returns the :class:`mocap.export.retarget.RetargetResult`.
     """
     from mocap.formats import load_motion
-    from mocap.export.retarget import auto_bone_map, load_bone_map, motion_to_source, retarget
+    from mocap.export.retarget import auto_bone_map, hierarchy_motion, load_bone_map, motion_to_source, retarget
     from mocap.skeletons import MOTION21, rest_offsets
 
     out_path = Path(out_path)
-    if out_path.suffix.lower() not in EXPORT_SUFFIXES:
-        raise MocapError(f"cannot write {out_path}: use one of {', '.join(EXPORT_SUFFIXES)}")
+    if out_path.suffix.lower() not in (*EXPORT_SUFFIXES, ".bvh"):
+        raise MocapError(f"cannot write {out_path}: use one of {', '.join(EXPORT_SUFFIXES)} or .bvh")
     motion = load_motion(motion_path)
     if motion.local_quats_wxyz is None or motion.root_translation is None:
         raise MocapError(f"{motion_path} has no local rotations; re-run mocap lift (it runs IK)")
@@ -522,6 +524,13 @@ def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathL
     rig = read_rig(arm)
     target_map = auto_bone_map(rig.bone_names, override=override, where=str(target_path))
     result = retarget(source, source_map, gs, ps, rig, target_map, pin_feet=pin_feet, pin_hands=pin_hands)
+    if out_path.suffix.lower() == ".bvh":
+        from mocap.io.bvh import write_bvh
+
+        names, offsets, root = hierarchy_motion(rig, result)
+        write_bvh(out_path, joint_names=names, parents=rig.parents, rest_offsets=offsets,
+                  local_quats_wxyz=result.local_quats_wxyz, root_translation=root, fps=motion.fps, units=bvh_units)
+        return result
     set_scene_fps(_bpy().context.scene, motion.fps)
     if arm.animation_data is not None:
         arm.animation_data_clear()
