@@ -166,7 +166,8 @@ _LIBRARY_LINES = ("absl::InitializeLog", "I0000 ", "W0000 ", "TensorFlow Lite", 
                     reason="needs mediapipe (pip install 'mocap-lift[detect]')")
 def test_quiet_capture_prints_no_library_log_lines(tmp_path):
     """``mocap capture -q``: none of MediaPipe's absl/glog/TFLite lines on stderr (without
-    -q they are there), the summary still on stdout, and an error still one line."""
+    -q they are there), the summary still on stdout, and an error still one line; with
+    ``--units m`` motion.bvh is in metres."""
     import cv2
 
     from tests.conftest import EXAMPLE_VIDEO
@@ -183,12 +184,16 @@ def test_quiet_capture_prints_no_library_log_lines(tmp_path):
     runs = {}
     for quiet in (False, True):
         command = [sys.executable, "-m", "mocap", "capture", str(clip), "-o", str(tmp_path / f"out{quiet}"),
-                   "--no-overlay", "--no-preview", "--lifter", "mediapipe"] + ["-q"] * quiet
+                   "--no-overlay", "--no-preview", "--lifter", "mediapipe"] + ["-q", "--units", "m"] * quiet
         runs[quiet] = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
         assert runs[quiet].returncode == 0, runs[quiet].stderr
     assert any(w in runs[False].stderr for w in _LIBRARY_LINES), "the libraries no longer log: the test checks nothing"
     assert not any(w in runs[True].stderr for w in _LIBRARY_LINES), runs[True].stderr
     assert "frames: 12" in runs[True].stdout
+    from mocap.io.bvh import read_bvh  # --units m reached the pipeline's BVH
+
+    np.testing.assert_allclose(read_bvh(tmp_path / "outTrue" / "motion.bvh", units="m").rest_offsets,
+                               load_motion(tmp_path / "outTrue" / "motion.npz").rest_offsets, atol=1e-6)
     r = subprocess.run([sys.executable, "-m", "mocap", "capture", str(tmp_path / "missing.mp4"), "-o",
                         str(tmp_path / "o"), "-q"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and r.stderr.strip().startswith("mocap: error: video file not found"), r.stderr
