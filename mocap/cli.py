@@ -6,8 +6,11 @@ no traceback. ``MOCAP_DEBUG=1`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import sys
+import threading
 from pathlib import Path
 
 from mocap.config import add_arguments, from_namespace
@@ -73,7 +76,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     if args.bvh:
         from mocap.io.bvh import write_motion_bvh
 
-        write_motion_bvh(args.bvh, motion)
+        write_motion_bvh(args.bvh, motion, units=args.units)
         written.append(args.bvh)
     total = sum(timer.seconds.values())
     print(f"{motion.num_frames} frames lifted from {keypoints.layout} in {total:.2f} s "
@@ -127,6 +130,8 @@ def _cmd_retarget(args: argparse.Namespace) -> int:
             raise MocapError("give either --target or --avatar, not both")
         from mocap.export.avatar import retarget_to_avatar
 
+        if Path(args.output).suffix.lower() == ".bvh":
+            raise MocapError("the anny character is a skinned mesh: write .glb (or .fbx, .blend), not .bvh")
         result = retarget_to_avatar(args.motion, args.output, pin_feet=not args.no_pin_feet,
                                     pin_hands=not args.no_pin_hands)
         print(f"{result.local_quats_wxyz.shape[0]} frames on the anny character (root motion scaled by "
@@ -138,13 +143,20 @@ def _cmd_retarget(args: argparse.Namespace) -> int:
         motion = load_motion(args.motion)
         if motion.local_quats_wxyz is None or motion.root_translation is None or motion.rest_offsets is None:
             raise MocapError(f"{args.motion} has no local rotations; re-run mocap lift (it runs IK)")
+        if Path(args.output).suffix.lower() == ".bvh":
+            from mocap.io.bvh import write_motion_bvh
+
+            write_motion_bvh(args.output, motion, units=args.units)
+            print(f"{motion.num_frames} frames of the motion21 skeleton -> {args.output}")
+            return 0
         export_blender.export_motion(args.output, joint_names=motion.joint_names, parents=motion.parents,
                                      rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
                                      root_translation=motion.root_translation, fps=motion.fps)
         print(f"{motion.num_frames} frames on the motion21 armature -> {args.output}")
         return 0
     result = export_blender.retarget_to_file(args.motion, args.target, args.output, mapping_path=args.mapping,
-                                             pin_feet=not args.no_pin_feet, pin_hands=not args.no_pin_hands)
+                                             pin_feet=not args.no_pin_feet, pin_hands=not args.no_pin_hands,
+                                             bvh_units=args.units)
     print(f"{result.local_quats_wxyz.shape[0]} frames retargeted onto {len(result.bone_names)} bones of {args.target} "
           f"(root motion scaled by {result.scale:.3f}) -> {args.output}")
     return 0
@@ -195,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_lift_arguments(p)
     add_arguments(p, ExportOptions, ("target", "avatar"))
     add_arguments(p, DetectionOptions)
-    add_arguments(p, ExportOptions, ("overlay", "preview"))
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_arguments(p, ExportOptions, ("overlay", "preview", "bvh_units"))
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log lines of the libraries")
     p.set_defaults(func=_cmd_capture)
 
     p = sub.add_parser("detect", help="video -> keypoints2d.npz (MediaPipe BlazePose)")
@@ -211,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=["mediapipe33", "coco17"], default=None,
                    help="lift from this layout (a mediapipe33 file can be lifted as coco17)")
     p.add_argument("--bvh", default=None, help="also write this BVH file")
+    add_arguments(p, ExportOptions, ("bvh_units",))
     add_lift_arguments(p)
     p.set_defaults(func=_cmd_lift)
 
@@ -231,14 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also lock planted feet on the ground, write the result here and report it")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("retarget", help="motion.npz -> an animated rig (.fbx, .glb, .blend), on your character or ours")
+    p = sub.add_parser("retarget", help="motion.npz -> an animated rig (.fbx, .glb, .blend, .bvh), on your character or ours")
     p.add_argument("motion", help="motion.npz")
     p.add_argument("--target", default=None, help="character rig (.fbx, .glb, .gltf, .blend); default: our motion21 armature")
     p.add_argument("--avatar", default=None, choices=["anny"], help="the built-in anny character (a skinned body mesh)")
-    p.add_argument("-o", "--output", required=True, help="file to write (.fbx, .glb, .gltf, .blend)")
+    p.add_argument("-o", "--output", required=True,
+                   help="file to write (.fbx, .glb, .gltf, .blend; .bvh: the rig's bone names and rest pose)")
     p.add_argument("--mapping", default=None, help='JSON file {"left_knee": "YourBoneName", ...} for bones not mapped by name')
     p.add_argument("--no-pin-feet", action="store_true", help="do not solve legs so the ankles follow the source")
     p.add_argument("--no-pin-hands", action="store_true", help="do not solve arms so the wrists follow the source")
+    add_arguments(p, ExportOptions, ("bvh_units",))
     p.set_defaults(func=_cmd_retarget)
 
     p = sub.add_parser("smpl", help="motion.npz -> SMPL pose, shape and translation as an AMASS-style .npz")
@@ -277,6 +292,49 @@ _PASSTHROUGH = {
 _DEVELOPER_COMMANDS = ("train-lifter", "eval-lifter", "eval-2d")
 
 
+#: Log lines of the native libraries (MediaPipe's absl/glog ``I0000 00:00:... file.cc:85]``
+#: and ``W...``, absl's note before its initialisation, TFLite's ``INFO:``) that ``-q`` drops;
+#: errors (``E``, ``F`` lines) still pass.
+_LIBRARY_LOG = re.compile(rb"^([IW]\d{4} \d\d:\d\d:\d\d[.\d]* +\d+ [^\]]+\] |WARNING: All log messages before absl::"
+                          rb"InitializeLog|INFO: )")
+#: Environment for the libraries that read one when they load (OpenCV, TensorFlow/TFLite, glog).
+_QUIET_ENV = {"OPENCV_LOG_LEVEL": "ERROR", "OPENCV_FFMPEG_LOGLEVEL": "-8", "TF_CPP_MIN_LOG_LEVEL": "3",
+              "GLOG_minloglevel": "2"}
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """Silence the log lines third-party libraries write to stderr (file descriptor 2, so
+    also native code and child processes); our own messages and their errors still pass.
+
+    MediaPipe 0.10.21's C++ logging reads no environment variable (GLOG_minloglevel and
+    ABSL_MIN_LOG_LEVEL leave it talking), so stderr goes through a filter while the block runs.
+    """
+    for key, value in _QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def relay() -> None:
+        with os.fdopen(read_fd, "rb") as lines:
+            for line in lines:
+                if not _LIBRARY_LOG.match(line):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=relay, name="quiet-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the relay reads to its end
+        thread.join(timeout=5)
+        os.close(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -285,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         args = argparse.Namespace(func=_cmd_passthrough(module, function, extra), rest=argv[1:])
     else:
         args = parser.parse_args(argv)
+    with quiet_libraries() if getattr(args, "quiet", False) else contextlib.nullcontext():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except MocapError as e:

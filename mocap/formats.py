@@ -37,7 +37,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary name keeps ``path``'s suffix (or ``suffix``) so writers that look at the
-    extension (video codecs, numpy) behave. On error the temporary file is removed.
+    extension (video codecs, numpy) behave. On error the temporary file is removed. The
+    file gets the permissions of a plainly created file (``0o666`` less the process's
+    umask), not the owner-only ``0o600`` of a temporary file.
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -50,10 +52,26 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():  # some writers replace the file: set the mode on what is there
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc; elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:

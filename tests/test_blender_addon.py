@@ -272,6 +272,35 @@ def test_mapping_editor_fixes_unmapped_bones(addon, tmp_path):
     assert arm.animation_data.action is not None
 
 
+def test_gltf_import_plays_at_the_recorded_frame_rate(addon, tmp_path):
+    """With the add-on enabled, Blender's own glTF import (File > Import > glTF, default
+    settings) of a GLB written by mocap at 60 fps sets the scene to 60 fps, keys on whole
+    frames 1..T (without the add-on: 24 fps, keys at 0.4, 0.8, ...)."""
+    import subprocess
+
+    import bpy
+
+    from mocap.export.blender import _action_fcurves
+
+    path, t = tmp_path / "take.glb", 40
+    script = ("import sys; sys.path.insert(0, sys.argv[2]); from pathlib import Path\n"
+              "from mocap.formats import load_motion; from mocap.export.blender import export_motion\n"
+              "m = load_motion(sys.argv[1]); export_motion(Path(sys.argv[1]).with_suffix('.glb'), "
+              "joint_names=m.joint_names, parents=m.parents, rest_offsets=m.rest_offsets, "
+              "local_quats_wxyz=m.local_quats_wxyz, root_translation=m.root_translation, fps=m.fps)")
+    write_motion(path.with_suffix(".npz"), t=t, fps=60.0)
+    subprocess.run([sys.executable, "-c", script, str(path.with_suffix(".npz")), str(REPO)], check=True,
+                   capture_output=True, timeout=300)
+    clear_scene(fps=24)
+    assert bpy.ops.import_scene.gltf(filepath=str(path)) == {"FINISHED"}
+    scene = bpy.context.scene
+    assert (scene.render.fps, scene.render.fps_base) == (60, 1.0)
+    assert (scene.frame_start, scene.frame_end) == (1, t)
+    arm = next(o for o in scene.objects if o.type == "ARMATURE")
+    keys = np.array(sorted({kp.co[0] for fc in _action_fcurves(arm.animation_data.action) for kp in fc.keyframe_points}))
+    np.testing.assert_allclose(keys, np.arange(1, t + 1), atol=1e-3)
+
+
 def test_capture_job_progress_and_errors(addon, tmp_path):
     """A stand-in pipeline: progress bars parsed from its stderr, its one-line error reported."""
     capture = importlib.import_module(f"{MOD}.capture")

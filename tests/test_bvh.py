@@ -220,3 +220,30 @@ def test_blender_imports_our_bvh(tmp_path, units, scale):
         heads = np.array([(world @ np.append(np.array(arm.pose.bones[n].head), 1.0))[:3]
                           for n in MOTION21.joint_names])
         np.testing.assert_allclose(heads, ours_zup[f], atol=1e-4, err_msg=f"frame {f}")
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="needs bpy (pip install 'mocap-lift[blender]')")
+@pytest.mark.parametrize("units,size", [("m", 1.0), ("cm", 100.0)])
+def test_blender_default_bvh_import_size(tmp_path, units, size):
+    """``--units m``: Blender's BVH importer with its defaults (scale 1) gives the bones
+    their length in metres; a centimetre file (the default) comes in 100 times as large."""
+    import bpy
+
+    from mocap.formats import Motion
+    from mocap.io.bvh import write_motion_bvh
+
+    q, root = random_motion(t=5, seed=4)
+    off = rest_offsets()
+    joints = forward_kinematics(q, root, off, PARENTS)
+    path = tmp_path / "m.bvh"
+    write_motion_bvh(path, Motion(joints=joints, joint_names=MOTION21.joint_names, parents=PARENTS, fps=30.0,
+                                  local_quats_wxyz=q, root_translation=root, rest_offsets=off), units=units)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert bpy.ops.import_anim.bvh(filepath=str(path)) == {"FINISHED"}
+    arm = next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
+    world = np.array(arm.matrix_world)
+    for parent, child in (("left_shoulder", "left_elbow"), ("right_hip", "right_knee"), ("pelvis", "spine")):
+        heads = [world[:3, :3] @ np.array(arm.data.bones[n].head_local) for n in (parent, child)]
+        length = np.linalg.norm(heads[1] - heads[0])
+        assert length == pytest.approx(size * np.linalg.norm(off[MOTION21.index(child)]), rel=1e-5), child

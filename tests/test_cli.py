@@ -1,4 +1,5 @@
 """The command line: bad input gives one line and a non-zero exit, and leaves no partial files."""
+import importlib.util
 import os
 import re
 import subprocess
@@ -87,14 +88,16 @@ def test_lift_command_writes_motion_and_bvh(tmp_path, capsys):
     kp = tmp_path / "k.npz"
     save_keypoints(kp, synthetic_keypoints(truth))
     rc, out, err = _run(["lift", str(kp), "-o", str(tmp_path / "m.npz"), "--bvh", str(tmp_path / "m.bvh"),
-                         "--lifter", "mediapipe", "--focal-px", str(FOCAL_PX), "--no-foot-lock"], capsys)
+                         "--lifter", "mediapipe", "--focal-px", str(FOCAL_PX), "--no-foot-lock", "--units", "m"],
+                        capsys)
     assert rc == 0, err
     m = load_motion(tmp_path / "m.npz")
     assert m.num_frames == 30 and np.linalg.norm(m.joints - truth, axis=-1).mean() < 0.01
     from mocap.io.bvh import read_bvh
 
-    b = read_bvh(tmp_path / "m.bvh")
+    b = read_bvh(tmp_path / "m.bvh", units="m")
     assert b.local_quats_wxyz.shape == (30, 21, 4)
+    np.testing.assert_allclose(b.rest_offsets, m.rest_offsets, atol=1e-6)  # written in metres
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.npz", "m.bvh", "m.npz"]
 
 
@@ -136,6 +139,10 @@ def test_flags_build_the_capture_options():
         cleanup=CleanupConfig(cutoff_hz=4.0, lock_feet=False, level=False, resolve_swaps=False),
         multiview=MultiViewOptions(calibration="auto", sync="auto", body_height_m=1.8, refine_calibration=True),
         export=ExportOptions(avatar="anny", overlay=False, preview=False))
+    assert from_namespace(CaptureOptions, parse(["capture", "v.mp4", "-o", "o", "--units", "m"])).export == \
+        ExportOptions(bvh_units="m")
+    assert parse(["lift", "k.npz", "-o", "m.npz", "--bvh", "m.bvh", "--units", "m"]).units == "m"
+    assert parse(["lift", "k.npz", "-o", "m.npz"]).units == "cm"
     args = batch.build_parser().parse_args(["dir", "-o", "o", "--keep-swaps", "--no-overlay", "--target", "c.fbx"])
     o = from_namespace(CaptureOptions, args)
     assert not o.cleanup.resolve_swaps and not o.export.overlay and o.export.target == "c.fbx"
@@ -164,3 +171,44 @@ def test_help_lists_user_commands_first_and_developer_commands_apart(capsys):
     for name in ("train-lifter", "eval-lifter", "eval-2d"):
         assert listed(tail, name) and not listed(head, name), name
     assert head.index("capture") < head.index("retarget")  # the animator's path first
+
+
+_LIBRARY_LINES = ("absl::InitializeLog", "I0000 ", "W0000 ", "TensorFlow Lite", "inference_feedback_manager")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None or importlib.util.find_spec("cv2") is None,
+                    reason="needs mediapipe (pip install 'mocap-lift[detect]')")
+def test_quiet_capture_prints_no_library_log_lines(tmp_path):
+    """``mocap capture -q``: none of MediaPipe's absl/glog/TFLite lines on stderr (without
+    -q they are there), the summary still on stdout, and an error still one line; with
+    ``--units m`` motion.bvh is in metres."""
+    import cv2
+
+    from tests.conftest import EXAMPLE_VIDEO
+
+    if not EXAMPLE_VIDEO.is_file():
+        pytest.skip("the example video is absent")
+    src, clip = cv2.VideoCapture(str(EXAMPLE_VIDEO)), tmp_path / "clip.mp4"
+    size = (int(src.get(cv2.CAP_PROP_FRAME_WIDTH)), int(src.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), src.get(cv2.CAP_PROP_FPS), size)
+    for _ in range(12):
+        out.write(src.read()[1])
+    out.release()
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    runs = {}
+    for quiet in (False, True):
+        command = [sys.executable, "-m", "mocap", "capture", str(clip), "-o", str(tmp_path / f"out{quiet}"),
+                   "--no-overlay", "--no-preview", "--lifter", "mediapipe"] + ["-q", "--units", "m"] * quiet
+        runs[quiet] = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert runs[quiet].returncode == 0, runs[quiet].stderr
+    assert any(w in runs[False].stderr for w in _LIBRARY_LINES), "the libraries no longer log: the test checks nothing"
+    assert not any(w in runs[True].stderr for w in _LIBRARY_LINES), runs[True].stderr
+    assert "frames: 12" in runs[True].stdout
+    from mocap.io.bvh import read_bvh  # --units m reached the pipeline's BVH
+
+    np.testing.assert_allclose(read_bvh(tmp_path / "outTrue" / "motion.bvh", units="m").rest_offsets,
+                               load_motion(tmp_path / "outTrue" / "motion.npz").rest_offsets, atol=1e-6)
+    r = subprocess.run([sys.executable, "-m", "mocap", "capture", str(tmp_path / "missing.mp4"), "-o",
+                        str(tmp_path / "o"), "-q"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1 and r.stderr.strip().startswith("mocap: error: video file not found"), r.stderr

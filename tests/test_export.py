@@ -136,3 +136,94 @@ def test_bad_suffix(tmp_path):
                       local_quats_wxyz=q, root_translation=root, fps=30)
     with pytest.raises(MocapError, match="not found"):
         read_animation(tmp_path / "nope.fbx")
+
+
+def _sample_bone(arm, name: str, frames) -> np.ndarray:
+    """World head positions (F, 3) of bone ``name``, our +Y-up axes."""
+    import bpy
+
+    from mocap.export.blender import Y_UP_TO_BLENDER
+
+    out = []
+    for f in frames:
+        bpy.context.scene.frame_set(f)
+        world = np.array(arm.matrix_world)
+        out.append((world[:3, :3] @ np.array(arm.pose.bones[name].head) + world[:3, 3]) @ Y_UP_TO_BLENDER)
+    return np.array(out)
+
+
+def _keyed_frames(action) -> np.ndarray:
+    from mocap.export.blender import _action_fcurves
+
+    times = [kp.co[0] for fc in _action_fcurves(action) for kp in fc.keyframe_points]
+    return np.array(sorted(set(np.round(times, 6))))
+
+
+def test_fbx_default_import_puts_the_keys_on_frames_1_to_t(tmp_path):
+    """Blender's FBX importer with every setting at its default (Animation Offset 1) shows
+    a 100-frame capture on frames 1..100 (it was 2..101), posed as the source's FK."""
+    import bpy
+
+    from mocap.export.blender import export_motion, find_armature
+
+    t = 100
+    q, root, off = motion(t=t)
+    path = tmp_path / "m.fbx"
+    export_motion(path, joint_names=MOTION21.joint_names, parents=PARENTS, rest_offsets=off,
+                  local_quats_wxyz=q, root_translation=root, fps=30.0)
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert bpy.ops.import_scene.fbx(filepath=str(path)) == {"FINISHED"}
+    arm = find_armature()
+    frames = _keyed_frames(arm.animation_data.action)
+    assert (frames[0], frames[-1], len(frames)) == (1.0, float(t), t)
+    np.testing.assert_array_equal(frames, np.arange(1, t + 1))
+    truth = forward_kinematics(q, root, off, PARENTS)
+    for bone in ("pelvis", "left_wrist", "right_ankle"):
+        at = [1, 2, 50, t]
+        got = _sample_bone(arm, bone, at)
+        err = np.linalg.norm(got - truth[np.array(at) - 1, MOTION21.index(bone)], axis=-1)
+        assert err.max() < 1e-3, f"{bone}: {1000 * err.max():.3f} mm at frames {at}"
+
+
+def _gltf_floats(path, doc: dict, accessor: int) -> np.ndarray:
+    """The float values of a GLB accessor, read from the binary chunk."""
+    import struct
+
+    data = path.read_bytes()
+    json_len = struct.unpack_from("<I", data, 12)[0]
+    bin_start = 20 + json_len + 8
+    acc = doc["accessors"][accessor]
+    assert acc["componentType"] == 5126  # float32
+    view = doc["bufferViews"][acc["bufferView"]]
+    start = bin_start + view.get("byteOffset", 0) + acc.get("byteOffset", 0)
+    width = {"SCALAR": 1, "VEC3": 3, "VEC4": 4}[acc["type"]]
+    return np.frombuffer(data, dtype="<f4", count=acc["count"] * width, offset=start)
+
+
+@pytest.mark.parametrize("fps", [60.0, 29.97])
+def test_glb_records_its_frame_rate_and_plays_in_time(tmp_path, fps):
+    """The GLB's scene extras hold the fps, every sampler's key times are frame / fps
+    (frames 1..T), and imported at that rate the keys fall on whole frames 1..T."""
+    import bpy
+
+    from mocap.export.blender import _gltf_json, export_motion, find_armature, gltf_frame_rate, load_scene
+
+    t = 50
+    q, root, off = motion(t=t)
+    path = tmp_path / "m.glb"
+    export_motion(path, joint_names=MOTION21.joint_names, parents=PARENTS, rest_offsets=off,
+                  local_quats_wxyz=q, root_translation=root, fps=fps)
+    doc = _gltf_json(path)
+    assert doc["scenes"][doc.get("scene", 0)]["extras"]["fps"] == pytest.approx(fps)
+    assert gltf_frame_rate(path) == pytest.approx(fps)
+    samplers = [s for a in doc["animations"] for s in a["samplers"]]
+    assert len(samplers) >= 21
+    for s in samplers:
+        np.testing.assert_allclose(_gltf_floats(path, doc, s["input"]), np.arange(1, t + 1) / fps, rtol=1e-6)
+
+    load_scene(path)
+    scene = bpy.context.scene
+    assert scene.render.fps / scene.render.fps_base == pytest.approx(fps, rel=1e-6)
+    frames = _keyed_frames(find_armature().animation_data.action)
+    np.testing.assert_allclose(frames, np.arange(1, t + 1), atol=1e-3)
+    assert (scene.frame_start, scene.frame_end) == (1, t)

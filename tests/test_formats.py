@@ -80,3 +80,27 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         save_keypoints(tmp_path / "k.npz", _kp())
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_get_the_permissions_of_the_umask(tmp_path, umask, mode):
+    """Written atomically through a temporary file, yet with the mode a plain open() would
+    give (it was 0600 whatever the umask): motion.npz and a BVH, new and overwritten."""
+    import os
+    import stat
+
+    from mocap.io.bvh import write_motion_bvh
+
+    q = np.tile([1.0, 0, 0, 0], (3, 2, 1))
+    m = Motion(joints=np.zeros((3, 2, 3)), joint_names=("a", "b"), parents=(-1, 0), fps=30.0, local_quats_wxyz=q,
+               root_translation=np.zeros((3, 3)), rest_offsets=np.array([[0, 1.0, 0], [0, 0.5, 0]]))
+    old = os.umask(umask)
+    try:
+        for _ in range(2):  # a new file, then one replaced
+            save_motion(tmp_path / "motion.npz", m)
+            write_motion_bvh(tmp_path / "motion.bvh", m)
+            for name in ("motion.npz", "motion.bvh"):
+                assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["motion.bvh", "motion.npz"]

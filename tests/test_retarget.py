@@ -265,6 +265,64 @@ def test_retarget_file_through_blender(tmp_path, style, rig_suffix, out_suffix):
 
 @pytest.mark.blender
 @pytest.mark.skipif(not HAS_BPY, reason="needs bpy (pip install 'mocap-lift[blender]')")
+@pytest.mark.parametrize("units", ["cm", "m"])
+def test_retarget_to_bvh_on_the_target_rig(tmp_path, units):
+    """``mocap retarget --target rig.fbx -o x.bvh``: the BVH holds the rig's bone names and
+    rest pose, the frame count and rate, and the retargeted pose (joint positions within
+    1 mm of the retarget's)."""
+    from mocap.export.blender import new_scene, retarget_to_file, write_scene
+    from mocap.formats import Motion, save_motion
+    from mocap.io.bvh import read_bvh
+    from mocap.kinematics.ik import bvh_joint_positions, forward_kinematics
+
+    rig = make_rig("mixamo", size=1.1, arm=1.05, leg=0.95)
+    new_scene(30)
+    build_rig(rig)
+    rig_path = tmp_path / "rig.fbx"
+    write_scene(rig_path)
+    q, root = source_motion(t=45)
+    off = rest_offsets()
+    motion_path = tmp_path / "motion.npz"
+    save_motion(motion_path, Motion(joints=forward_kinematics(q, root, off, MOTION21.parents),
+                                    joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=50.0,
+                                    local_quats_wxyz=q, root_translation=root, rest_offsets=off))
+    out = tmp_path / "out.bvh"
+    res = retarget_to_file(motion_path, rig_path, out, bvh_units=units)
+    b = read_bvh(out, units=units)
+    assert sorted(b.joint_names) == sorted(res.bone_names) == sorted(rig.bone_names)
+    assert b.num_frames == 45 and b.fps == pytest.approx(50.0)
+    order = [rig.index(n) for n in b.joint_names]  # the file's order: depth first
+    assert [b.joint_names[p] if p >= 0 else None for p in b.parents] == \
+        [rig.bone_names[rig.parents[i]] if rig.parents[i] >= 0 else None for i in order]
+    rest = forward_kinematics(np.tile([1.0, 0, 0, 0], (1, len(order), 1)), np.zeros((1, 3)), b.rest_offsets,
+                              b.parents)[0]
+    np.testing.assert_allclose(rest, rig.rest_positions[order], atol=1e-4)
+    err = np.linalg.norm(bvh_joint_positions(b) - res.positions[:, [res.bone_names.index(n) for n in b.joint_names]],
+                         axis=-1)
+    assert err.max() < 1e-3, f"{1000 * err.max():.3f} mm"
+
+
+def test_cli_retarget_own_skeleton_to_bvh_in_metres(tmp_path, capsys):
+    """Without --target, ``-o x.bvh --units m`` writes our skeleton in metres."""
+    from mocap.cli import main
+    from mocap.formats import Motion, save_motion
+    from mocap.io.bvh import read_bvh
+    from mocap.kinematics.ik import forward_kinematics
+
+    q, root = source_motion(t=10)
+    off = rest_offsets()
+    joints = forward_kinematics(q, root, off, MOTION21.parents)
+    save_motion(tmp_path / "m.npz", Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents,
+                                           fps=30.0, local_quats_wxyz=q, root_translation=root, rest_offsets=off))
+    assert main(["retarget", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.bvh"), "--units", "m"]) == 0
+    assert "10 frames" in capsys.readouterr().out
+    b = read_bvh(tmp_path / "m.bvh", units="m")
+    assert b.joint_names == MOTION21.joint_names and b.num_frames == 10
+    np.testing.assert_allclose(b.rest_offsets, off, atol=1e-6)
+
+
+@pytest.mark.blender
+@pytest.mark.skipif(not HAS_BPY, reason="needs bpy (pip install 'mocap-lift[blender]')")
 def test_cli_unmappable_rig_and_own_armature(tmp_path, capsys):
     """A rig with unknown bone names: one line naming the joints and the --mapping fix;
     without --target the motion goes onto our own armature, read back within 1 mm."""

@@ -411,6 +411,15 @@ classes = (
 )
 
 
+def glTF2ImportUserExtension():
+    """Blender's glTF importer calls this (by this name, in every enabled add-on): a GLB
+    written by mocap then plays at the frame rate recorded in its scene extras, keys on
+    whole frames (see ``core.blender.GltfFrameRate``); other files import as before."""
+    from .core.blender import GltfFrameRate
+
+    return GltfFrameRate()
+
+
 def _menu_import(self, context):
     self.layout.operator(MOCAP_OT_import_motion.bl_idname, text="Mocap Motion (.npz, .bvh)")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import MocapError
-from .core.blender import Y_UP_TO_BLENDER, build_armature, read_rig
+from .core.blender import Y_UP_TO_BLENDER, build_armature, read_rig, set_scene_fps
 from .core.retarget import REQUIRED, auto_bone_map, best_name_match, motion_to_source, override_bone_map, retarget
 from .core.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix
 
@@ -268,8 +268,7 @@ def key_action(context, arm, *, bone_names: Sequence[str], local_quats_wxyz: np.
                 fc.keyframe_points.foreach_set("interpolation", interpolation)
                 fc.update()
     scene = context.scene
-    scene.render.fps = max(1, int(round(fps)))
-    scene.render.fps_base = scene.render.fps / float(fps)
+    set_scene_fps(scene, fps)
     scene.frame_start = frame_start
     scene.frame_end = frame_start + t - 1
     return action

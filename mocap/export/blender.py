@@ -8,8 +8,18 @@ definition (its front is +Z), so in Unreal/Unity and three.js the character stan
 faces the viewer, as in Blender.
 
 Animation-losing defaults of Blender's exporters are overridden here (see the NOTES):
-FBX ``bake_anim_use_nla_strips=False``, ``bake_anim_simplify_factor=0``, no leaf bones;
-FBX import ``anim_offset=0``.
+FBX ``bake_anim_use_nla_strips=False``, ``bake_anim_simplify_factor=0``, no leaf bones.
+
+Frames and times, so every importer's defaults put the motion on frames 1..T:
+
+* FBX: the first frame is at time 0 (the keys are shifted by one frame while writing).
+  Blender's FBX importer adds its default Animation Offset of 1 frame, so the keys land
+  on 1..T; Maya, MotionBuilder, Unity and Unreal start the take at 0.
+* glTF/GLB: frame ``f`` (from 1) is at time ``f / fps`` seconds, and the frame rate is
+  recorded as scene extras (``"extras": {"fps": 60.0}``): glTF itself has none. Blender's
+  glTF importer turns seconds into frames at the scene's rate, so the scene is set to that
+  rate first (:func:`load_scene` does; so does the add-on, on every glTF import, through
+  :class:`GltfFrameRate`), and the keys land on 1..T.
 
 Rotations: pose bone rotations are relative to each bone's own rest frame ``M`` (its
 ``matrix_local``): for our local rotation ``Q`` (rest-relative, world axes) the bone's pose
@@ -18,6 +28,7 @@ Blender frame 1.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +47,8 @@ IMPORT_SUFFIXES = (".fbx", ".glb", ".gltf", ".blend", ".bvh")
 #: Which child a bone with several children points at (others: the first child).
 _TAIL_CHILD = {"pelvis": "spine", "neck": "head", "left_ankle": "left_foot_index", "right_ankle": "right_foot_index"}
 _LINEAR = 1  # Blender's enum value of 'LINEAR' keyframe interpolation
+#: The scene custom property written as glTF scene extras: the frame rate (frames per second).
+GLTF_FPS_EXTRA = "fps"
 
 
 def _bpy():
@@ -50,9 +63,19 @@ def new_scene(fps: float = 30.0) -> None:
     """Empty Blender scene at ``fps`` frames per second (fractional rates via ``fps_base``)."""
     bpy = _bpy()
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
+    set_scene_fps(bpy.context.scene, fps)
+
+
+def set_scene_fps(scene, fps: float) -> None:
+    """Play ``scene`` at ``fps`` frames per second: ``render.fps`` the nearest integer,
+    ``render.fps_base`` the factor to the exact rate (29.97 = 30 / 1.001)."""
     scene.render.fps = max(1, int(round(fps)))
     scene.render.fps_base = scene.render.fps / float(fps)
+
+
+def scene_fps(scene) -> float:
+    """Frames per second of ``scene`` (``render.fps / render.fps_base``)."""
+    return scene.render.fps / scene.render.fps_base
 
 
 def build_armature(*, joint_names: Sequence[str], parents: Sequence[int], rest_offsets: np.ndarray,
@@ -196,20 +219,22 @@ def write_scene(path: str | os.PathLike) -> None:
     bpy = _bpy()
     path = Path(path)
     suffix = path.suffix.lower()
+    scene = bpy.context.scene
     with atomic_path(path) as tmp:
         if suffix == ".fbx":
-            result = bpy.ops.export_scene.fbx(
-                filepath=str(tmp), use_selection=False, object_types={"ARMATURE", "MESH"},
-                add_leaf_bones=False, primary_bone_axis="Y", secondary_bone_axis="X",
-                axis_forward="-Z", axis_up="Y", apply_unit_scale=True, apply_scale_options="FBX_SCALE_ALL",
-                bake_anim=True, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
-                bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True,
-                bake_anim_step=1.0, bake_anim_simplify_factor=0.0)
+            with _keys_shifted(-float(scene.frame_start)):  # the first frame at FBX time 0
+                result = _export_fbx(tmp)
         elif suffix in (".glb", ".gltf"):
-            result = bpy.ops.export_scene.gltf(
-                filepath=str(tmp), export_format="GLB" if suffix == ".glb" else "GLTF_EMBEDDED",
-                export_yup=True, export_animations=True, export_force_sampling=True, export_skins=True,
-                export_def_bones=False, export_optimize_animation_size=False, export_anim_single_armature=True)
+            fps = scene[GLTF_FPS_EXTRA] = scene_fps(scene)  # written as the scene's extras
+            _gltf_scene_rate(scene, fps)
+            try:
+                result = bpy.ops.export_scene.gltf(
+                    filepath=str(tmp), export_format="GLB" if suffix == ".glb" else "GLTF_EMBEDDED",
+                    export_yup=True, export_animations=True, export_force_sampling=True, export_skins=True,
+                    export_def_bones=False, export_optimize_animation_size=False,
+                    export_anim_single_armature=True, export_extras=True)
+            finally:
+                set_scene_fps(scene, fps)
         elif suffix == ".blend":
             bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backup beside the file
             tmp.unlink()
@@ -218,6 +243,33 @@ def write_scene(path: str | os.PathLike) -> None:
             raise MocapError(f"cannot write {path}: use one of {', '.join(EXPORT_SUFFIXES)}")
         if "FINISHED" not in result:
             raise MocapError(f"Blender could not write {path} ({result})")
+
+
+def _export_fbx(tmp: Path) -> set:
+    return _bpy().ops.export_scene.fbx(
+        filepath=str(tmp), use_selection=False, object_types={"ARMATURE", "MESH"},
+        add_leaf_bones=False, primary_bone_axis="Y", secondary_bone_axis="X",
+        axis_forward="-Z", axis_up="Y", apply_unit_scale=True, apply_scale_options="FBX_SCALE_ALL",
+        bake_anim=True, bake_anim_use_all_bones=True, bake_anim_use_nla_strips=False,
+        bake_anim_use_all_actions=False, bake_anim_force_startend_keying=True,
+        bake_anim_step=1.0, bake_anim_simplify_factor=0.0)
+
+
+@contextlib.contextmanager
+def _keys_shifted(frames: float):
+    """Every key of every action, and the scene's frame range, ``frames`` later inside the block."""
+    scene = _bpy().context.scene
+
+    def shift(d: float) -> None:
+        for action in _bpy().data.actions:
+            _scale_key_times(action, 1.0, d)
+        scene.frame_start, scene.frame_end = (int(round(f + d)) for f in (scene.frame_start, scene.frame_end))
+
+    shift(frames)
+    try:
+        yield
+    finally:
+        shift(-frames)
 
 
 @dataclass(frozen=True)
@@ -244,15 +296,15 @@ def load_scene(path: str | os.PathLike) -> None:
         return
     bpy.ops.wm.read_factory_settings(use_empty=True)
     if suffix == ".fbx":
-        bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0, ignore_leaf_bones=False,
-                                 automatic_bone_orientation=False, use_anim=True)
-        _fix_fractional_rate_keys()
+        bpy.ops.import_scene.fbx(filepath=str(path), ignore_leaf_bones=False, automatic_bone_orientation=False,
+                                 use_anim=True)  # the default Animation Offset (1 frame): time 0 is frame 1
+        _fix_fractional_rate_keys(offset=1.0)
     elif suffix in (".glb", ".gltf"):
         fps = gltf_frame_rate(path)
-        if fps is not None:  # the importer turns seconds into frames at the scene's rate
-            bpy.context.scene.render.fps = max(1, int(round(fps)))
-            bpy.context.scene.render.fps_base = bpy.context.scene.render.fps / fps
+        hook = GltfFrameRate(fps)
+        hook.gather_import_scene_before_hook(None, bpy.context.scene, None)
         bpy.ops.import_scene.gltf(filepath=str(path))
+        hook.gather_import_scene_after_animation_hook(None, bpy.context.scene, None)
     elif suffix == ".bvh":
         bpy.ops.import_anim.bvh(filepath=str(path), global_scale=0.01, axis_forward="-Z", axis_up="Y",
                                 update_scene_fps=True, update_scene_duration=True)
@@ -270,24 +322,68 @@ def _action_fcurves(action):
                     yield from bag.fcurves
 
 
-def _fix_fractional_rate_keys() -> None:
+def _fix_fractional_rate_keys(offset: float) -> None:
     """Blender 5.0's FBX importer turns key times into frames at the integer rate
-    (``render.fps``) and ignores ``fps_base``: at 29.97 fps key ``f`` lands on ``1.001 f``.
-    Put the keys back on the frames they were exported from."""
+    (``render.fps``) and ignores ``fps_base``: at 29.97 fps time ``t`` lands on frame
+    ``30 t + offset`` instead of ``29.97 t + offset``. Put the keys back on their frames."""
     bpy = _bpy()
     base = bpy.context.scene.render.fps_base
     if abs(base - 1.0) < 1e-9:
         return
     for action in bpy.data.actions:
-        for fc in _action_fcurves(action):
-            co = np.empty(2 * len(fc.keyframe_points))
-            fc.keyframe_points.foreach_get("co", co)
-            co[0::2] /= base
-            fc.keyframe_points.foreach_set("co", co)
-            for kp in fc.keyframe_points:  # handles follow their keys
-                kp.handle_left[0] /= base
-                kp.handle_right[0] /= base
-            fc.update()
+        _scale_key_times(action, 1.0 / base, offset * (1.0 - 1.0 / base))
+
+
+def _scale_key_times(action, factor: float, shift: float) -> None:
+    """Every key (and its handles) of ``action`` from frame ``f`` to ``factor * f + shift``."""
+    for fc in _action_fcurves(action):
+        co = np.empty(2 * len(fc.keyframe_points))
+        for name in ("co", "handle_left", "handle_right"):
+            fc.keyframe_points.foreach_get(name, co)
+            co[0::2] = factor * co[0::2] + shift
+            fc.keyframe_points.foreach_set(name, co)
+        fc.update()
+
+
+def _gltf_scene_rate(scene, fps: float) -> None:
+    """``scene``'s rate as Blender's glTF exporter and importer read it: they convert frames
+    and seconds with ``render.fps * render.fps_base`` (not ``/``), so this ``fps_base`` is
+    ``fps / render.fps``, the inverse of the true one (:func:`set_scene_fps` restores it)."""
+    scene.render.fps = max(1, int(round(fps)))
+    scene.render.fps_base = fps / scene.render.fps
+
+
+class GltfFrameRate:
+    """Blender's glTF importer at the file's frame rate: a glTF import user extension (the
+    add-on exports it as ``glTF2ImportUserExtension``, so File > Import > glTF applies it).
+
+    Before the animations are made, the scene is set to the rate in the scene extras
+    (:data:`GLTF_FPS_EXTRA`) or ``fps`` (:func:`_gltf_scene_rate` while importing, the true
+    ``fps_base`` after: 29.97 fps keys land on whole frames too). Then the scene's frame
+    range is the imported animation's.
+    """
+
+    def __init__(self, fps: float | None = None):
+        self.fps = fps
+        self._before: set = set()
+
+    def gather_import_scene_before_hook(self, gltf_scene, blender_scene, gltf) -> None:
+        self._before = {a.as_pointer() for a in _bpy().data.actions}
+        extras = getattr(gltf_scene, "extras", None)
+        fps = extras.get(GLTF_FPS_EXTRA) if isinstance(extras, dict) else None
+        if isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0:
+            self.fps = float(fps)
+        if self.fps is not None:
+            _gltf_scene_rate(blender_scene, self.fps)
+
+    def gather_import_scene_after_animation_hook(self, gltf_scene, blender_scene, gltf) -> None:
+        if self.fps is None:
+            return
+        set_scene_fps(blender_scene, self.fps)
+        ranges = [a.frame_range for a in _bpy().data.actions if a.as_pointer() not in self._before]
+        if ranges:
+            blender_scene.frame_start = int(round(min(r[0] for r in ranges)))
+            blender_scene.frame_end = int(round(max(r[1] for r in ranges)))
 
 
 def _gltf_json(path: Path) -> dict:
@@ -304,12 +400,19 @@ def _gltf_json(path: Path) -> dict:
 
 
 def gltf_frame_rate(path: str | os.PathLike) -> float | None:
-    """Frame rate of the first animation of a glTF/GLB file, from its key times (glTF stores
-    seconds, not frames); ``None`` when it has no sampled animation."""
+    """Frame rate of a glTF/GLB file: the scene extras' ``fps`` (:data:`GLTF_FPS_EXTRA`), else
+    from the key times of its first animation (glTF stores seconds, not frames); ``None``
+    when it has neither."""
     try:
         doc = _gltf_json(Path(path))
     except (ValueError, UnicodeDecodeError) as e:
         raise MocapError(f"{path} is not a readable glTF/GLB file ({e})") from None
+    try:
+        fps = doc["scenes"][doc.get("scene", 0)]["extras"][GLTF_FPS_EXTRA]
+        if isinstance(fps, (int, float)) and fps > 0:
+            return float(fps)
+    except (KeyError, IndexError, TypeError):
+        pass
     try:
         sampler = doc["animations"][0]["samplers"][0]
         acc = doc["accessors"][sampler["input"]]
@@ -358,7 +461,7 @@ def sample_animation(arm=None, *, frames: Sequence[int] | None = None) -> SceneA
         world = np.array(arm.matrix_world)
         heads = np.array([np.array(b.head) for b in bones])
         out[i] = (heads @ world[:3, :3].T + world[:3, 3]) @ back.T
-    fps = scene.render.fps / scene.render.fps_base
+    fps = scene_fps(scene)
     return SceneAnimation(bone_names=names, parents=parents, positions=out, rest_positions=rest, fps=fps,
                           frame_start=frames[0] if frames else scene.frame_start)
 
@@ -393,19 +496,21 @@ def _depth(bone) -> int:
 
 def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathLike, out_path: str | os.PathLike, *,
                      mapping_path: str | os.PathLike | None = None, pin_feet: bool = True,
-                     pin_hands: bool = True):
+                     pin_hands: bool = True, bvh_units: str = "cm"):
     """``mocap retarget``: put the motion of a motion.npz on the rig in ``target_path``
-    (FBX, glTF/GLB, .blend) and write the animated rig to ``out_path`` (.fbx, .glb, .blend).
+    (FBX, glTF/GLB, .blend) and write the animated rig to ``out_path`` (.fbx, .glb, .blend),
+    or the rig's joint hierarchy (its bone names and rest pose) and motion to a ``.bvh``
+    in ``bvh_units`` (:func:`mocap.export.retarget.hierarchy_motion`).
 
     Returns the :class:`mocap.export.retarget.RetargetResult`.
     """
     from mocap.formats import load_motion
-    from mocap.export.retarget import auto_bone_map, load_bone_map, motion_to_source, retarget
+    from mocap.export.retarget import auto_bone_map, hierarchy_motion, load_bone_map, motion_to_source, retarget
     from mocap.skeletons import MOTION21, rest_offsets
 
     out_path = Path(out_path)
-    if out_path.suffix.lower() not in EXPORT_SUFFIXES:
-        raise MocapError(f"cannot write {out_path}: use one of {', '.join(EXPORT_SUFFIXES)}")
+    if out_path.suffix.lower() not in (*EXPORT_SUFFIXES, ".bvh"):
+        raise MocapError(f"cannot write {out_path}: use one of {', '.join(EXPORT_SUFFIXES)} or .bvh")
     motion = load_motion(motion_path)
     if motion.local_quats_wxyz is None or motion.root_translation is None:
         raise MocapError(f"{motion_path} has no local rotations; re-run mocap lift (it runs IK)")
@@ -419,9 +524,14 @@ def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathL
     rig = read_rig(arm)
     target_map = auto_bone_map(rig.bone_names, override=override, where=str(target_path))
     result = retarget(source, source_map, gs, ps, rig, target_map, pin_feet=pin_feet, pin_hands=pin_hands)
-    scene = _bpy().context.scene
-    scene.render.fps = max(1, int(round(motion.fps)))
-    scene.render.fps_base = scene.render.fps / motion.fps
+    if out_path.suffix.lower() == ".bvh":
+        from mocap.io.bvh import write_bvh
+
+        names, offsets, root = hierarchy_motion(rig, result)
+        write_bvh(out_path, joint_names=names, parents=rig.parents, rest_offsets=offsets,
+                  local_quats_wxyz=result.local_quats_wxyz, root_translation=root, fps=motion.fps, units=bvh_units)
+        return result
+    set_scene_fps(_bpy().context.scene, motion.fps)
     if arm.animation_data is not None:
         arm.animation_data_clear()
     for pb in arm.pose.bones:  # start from the rest pose

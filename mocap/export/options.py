@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from mocap.config import OptionError, check_options, option
 
 AVATARS = ("anny",)
+#: Length units of the BVH files written (see :data:`mocap.io.bvh.UNITS_M`).
+BVH_UNITS = ("cm", "m")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,9 @@ class ExportOptions:
     overlay_max_width: int | None = option(720, "the overlay's largest width, pixels (None: the video's)",
                                            bounds=(0, 1e5), unit="pixels", json=False)
     preview: bool = option(True, "skip preview.png / preview.mp4", flag="--no-preview", negate=True)
+    bvh_units: str = option("cm", "length unit of the BVH: cm (MotionBuilder's convention; Blender's BVH importer "
+                            "then needs scale 0.01) or m (Blender's importer at scale 1 gives the right size)",
+                            flag="--units", choices=BVH_UNITS)
 
     def __post_init__(self) -> None:
         if self.target is not None:

@@ -310,6 +310,27 @@ def _fk(glob: np.ndarray, rig: Rig, rest: np.ndarray, root_b: int, root_pos: np.
     return pos
 
 
+def hierarchy_motion(rig: Rig, result: RetargetResult) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """A retarget result as a joint hierarchy file (BVH) stores it: (joint names, rest
+    offsets (B, 3) metres, root translation (T, 3) metres).
+
+    The offsets are each bone head's from its parent's in the rest pose (the first bone's:
+    from the origin); the translation moves the first bone, which moves the result's root
+    bone as the result does (the bones above it stay at rest). Whitespace and braces in
+    bone names become ``_`` (a BVH name is one word). MocapError for a rig with several
+    root bones (a BVH has one).
+    """
+    roots = [rig.bone_names[b] for b, p in enumerate(rig.parents) if p < 0]
+    if len(roots) != 1:
+        raise MocapError(f"a BVH has one root joint, the rig has {len(roots)} root bones ({', '.join(roots)}); "
+                         "parent them under one bone, or write .fbx, .glb or .blend")
+    rest = np.asarray(rig.rest_positions, dtype=np.float64)
+    parents = np.asarray(rig.parents)
+    offsets = rest - np.where(parents[:, None] >= 0, rest[np.maximum(parents, 0)], 0.0)
+    names = tuple(re.sub(r"[\s{}]", "_", n) for n in rig.bone_names)
+    return names, offsets, np.asarray(result.root_translation, dtype=np.float64)
+
+
 def motion_to_source(joint_names: Sequence[str], parents: Sequence[int], rest_offsets: np.ndarray,
                      local_quats_wxyz: np.ndarray, root_translation: np.ndarray) -> tuple[Rig, np.ndarray, np.ndarray]:
     """(Rig, global rotmats (T, J, 3, 3), positions (T, J, 3)) of a motion given by local rotations."""

@@ -175,7 +175,7 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     return keypoints, tracks, rate
 
 
-def _write_motion(folder: Path, motion: Motion, keypoints: Keypoints2D | None = None) -> dict[str, Path]:
+def _write_motion(folder: Path, motion: Motion, keypoints: Keypoints2D | None = None, units: str = "cm") -> dict[str, Path]:
     """motion.npz and motion.bvh (and keypoints2d.npz) in ``folder``."""
     from mocap.io import bvh
 
@@ -186,7 +186,7 @@ def _write_motion(folder: Path, motion: Motion, keypoints: Keypoints2D | None = 
     written["motion"] = folder / "motion.npz"
     save_motion(written["motion"], motion)
     written["bvh"] = folder / "motion.bvh"
-    bvh.write_motion_bvh(written["bvh"], motion)
+    bvh.write_motion_bvh(written["bvh"], motion, units=units)
     return written
 
 
@@ -243,14 +243,14 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
 
     motion = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
     with timer.stage("write files"):
-        outputs.update(_write_motion(out, motion))
+        outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
     if o.detection.all_people and tracks is not None:
         for tid, person_kp in tracks.people().items():
             folder = out / f"person_{tid}"
             folder.mkdir(exist_ok=True)
             person_motion = lift(person_kp, cleanup)
             with timer.stage("write files"):
-                outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp)["motion"]
+                outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp, o.export.bvh_units)["motion"]
     if o.export.target is not None or o.export.avatar is not None:
         with timer.stage("retarget" if o.export.target is not None else "avatar"):
             outputs["character"] = export_character(outputs["motion"], out, o.export)

@@ -210,7 +210,7 @@ def capture_multiview(
         outputs["motion"] = out / "motion.npz"
         save_motion(outputs["motion"], motion)
         outputs["bvh"] = out / "motion.bvh"
-        bvh.write_motion_bvh(outputs["bvh"], motion)
+        bvh.write_motion_bvh(outputs["bvh"], motion, units=export.bvh_units)
         outputs["calibration"] = out / "calibration.toml"
         save_cameras_toml(outputs["calibration"], cameras,
                           metadata={"source": calib_text, "frame_offsets": [int(o) for o in offsets]})
