@@ -7,6 +7,7 @@ converted weights shipped in the package) on frames of examples/balance_cam01.mp
 whole default ``mocap capture``. The keypoints are checked against values from the normal
 path: the same estimator in this process (mediapipe importable, where installed), the
 .tflite path where mediapipe is installed, and a few joints recorded on the dev machine.
+It needs no mediapipe itself: it also ran in a venv with numpy 2.4, OpenCV 5.1 and torch only.
 """
 from __future__ import annotations
 
@@ -92,8 +93,10 @@ def test_default_detector_without_mediapipe_or_tflite(tmp_path):
     blocked = np.load(tmp_path / "est.npz")
     kp = blocked["keypoints"]
     assert kp.shape == (len(FRAMES), 1, 33, 2) and (blocked["scores"][:, 0] > 0.9).all()
-    # the recorded joints, to a pixel
-    np.testing.assert_allclose(kp[:, 0][:, JOINTS], KNOWN, atol=1.0)
+    # the recorded joints (OpenCV 4.11), to 3 px (0.4 % of the man's height): the crops come from
+    # cv2.warpAffine, whose fixed-point bilinear weights changed between releases (OpenCV 5.1
+    # with numpy 2.4 moves these joints by up to 1.4 px; wrong weights or graph options move them by tens)
+    np.testing.assert_allclose(kp[:, 0][:, JOINTS], KNOWN, atol=3.0)
     # the normal path in this process: the very same numbers
     from mocap.detect2d.estimators import get_estimator
 
