@@ -350,8 +350,17 @@ def save_graph(graph: TfliteGraph, stem: str | os.PathLike, *, source: dict[str,
            "outputs": list(graph.outputs), "tensors": tensors, "operators": operators}
     json_path, pt_path = stem.with_suffix(".json"), stem.with_suffix(".pt")
     torch.save(state, pt_path)
-    json_path.write_text(json.dumps(doc, indent=0, separators=(",", ":")) + "\n")
+    json_path.write_text(_json_lines(doc))
     return json_path, pt_path
+
+
+def _json_lines(doc: dict[str, Any]) -> str:
+    """``doc`` as JSON with one list item (tensor, operator) per line: short, and diffs read well."""
+    def value(v):
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            return "[\n" + ",\n".join(json.dumps(x, separators=(",", ":")) for x in v) + "\n]"
+        return json.dumps(v, separators=(",", ":"))
+    return "{\n" + ",\n".join(f"{json.dumps(k)}: {value(v)}" for k, v in doc.items()) + "\n}\n"
 
 
 def load_graph(stem: str | os.PathLike) -> TfliteGraph:
