@@ -31,7 +31,7 @@ def _clip_frames(i: int) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[Path]:
     cv2 = pytest.importorskip("cv2")
-    pytest.importorskip("mediapipe")
+    pytest.importorskip("torch")  # the default detector, blazepose-torch
     folder = tmp_path_factory.mktemp("clips")
     cap = cv2.VideoCapture(str(EXAMPLE_VIDEO))
     frames = []
@@ -170,8 +170,10 @@ def test_killed_run_resumes_and_skips_exactly_the_finished(batch20, clips, tmp_p
     (out / half).mkdir()
     (out / half / "motion.npz").write_bytes((out / next(iter(finished)) / "motion.npz").read_bytes())
 
+    # the same --workers, hence the same torch threads per worker (cores // workers) as both
+    # earlier runs: the default detector's convolutions round differently with another thread
+    # count (0.11 mm at most on the joints, measured with --workers 1), and the check below is bit for bit
     rerun_cmd = cmd[:-1]
-    rerun_cmd[rerun_cmd.index("--workers") + 1] = "1"  # one worker process to start: cheaper
     rerun = subprocess.run(rerun_cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"{len(finished)} of {len(videos)} videos already finished" in rerun.stderr

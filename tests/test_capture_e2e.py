@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import EXAMPLE_VIDEO
 
-pytest.importorskip("mediapipe")
+pytest.importorskip("torch")  # the default detector (blazepose-torch) and lifter (network)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ from tests.conftest import EXAMPLE_VIDEO
 REPO = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("torch", reason="the example uses the PyTorch BlazePose and the lifting network: pip install 'mocap-lift[lift]'")
-pytest.importorskip("tflite", reason="the PyTorch BlazePose reads its weights with tflite: pip install 'mocap-lift[estimators]'")
-pytest.importorskip("mediapipe", reason="the BlazePose weights are read from the model files inside mediapipe: pip install 'mocap-lift[detect]'")
 
 
 def readme_python() -> str:

@@ -27,7 +27,9 @@ httpx = pytest.importorskip("httpx")
 
 from tests.conftest import EXAMPLE_VIDEO, REPO, shared_path  # noqa: E402
 
-FAST = {"overlay": False, "preview": False, "lifter": "mediapipe"}
+# MediaPipe's own detector and its world landmarks as the 3D: no torch to load in the worker
+# (the mediapipe lifter needs the mediapipe detector's world landmarks since blazepose-torch is the default)
+FAST = {"overlay": False, "preview": False, "detector": "mediapipe", "lifter": "mediapipe"}
 
 
 # -- helpers (also used by test_service_security.py) ----------------------------------------

@@ -9,10 +9,10 @@ from mocap.detect2d.estimators import ESTIMATORS
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
 
-#: the default 2D estimator: one video uses MediaPipe with its own video tracking; several
-#: views use the same BlazePose networks without MediaPipe's lagging temporal smoothing
-#: (:func:`mocap.detect2d.views.detect_view`)
-DEFAULT_DETECTOR = {"one view": "mediapipe", "several views": "blazepose-torch"}
+#: the default 2D estimator, for one view and several: the BlazePose networks in PyTorch, whose
+#: converted weights ship in the package (no mediapipe needed); ``--detector mediapipe`` runs
+#: MediaPipe itself, with its own video tracking of one person (the ``detect`` extra)
+DEFAULT_DETECTOR = {"one view": "blazepose-torch", "several views": "blazepose-torch"}
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,8 @@ class DetectionOptions:
     and :func:`mocap.detect2d.people.detect_people_video`."""
 
     detector: str | None = option(
-        None, "2D estimator (default: one video, MediaPipe BlazePose with its own video tracking; "
-        "several videos, blazepose-torch: the same networks without MediaPipe's lagging smoothing)",
+        None, "2D estimator (default: blazepose-torch, MediaPipe's BlazePose networks in PyTorch, shipped "
+        "in the package; mediapipe: MediaPipe itself with its own tracking of one person, needs the detect extra)",
         flag="--detector", choices=(None, *ESTIMATORS))
     person: str | int = option(
         "largest", "who to capture when several people are in the video (track ids are printed with --all-people)",

@@ -161,8 +161,9 @@ def draw_skeleton_2d(
 @functools.lru_cache(maxsize=None)
 def video_codec() -> str:
     """The first of :data:`VIDEO_CODECS` this OpenCV build can write to an .mp4 (probed once)."""
-    old_level = cv2.getLogLevel()
-    cv2.setLogLevel(0)  # probing a missing encoder makes FFmpeg print errors
+    log = getattr(getattr(cv2, "utils", None), "logging", cv2)  # OpenCV >= 4.12 moved these into cv2.utils.logging
+    old_level = log.getLogLevel()
+    log.setLogLevel(0)  # probing a missing encoder makes FFmpeg print errors
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for code in VIDEO_CODECS:
@@ -175,7 +176,7 @@ def video_codec() -> str:
                 finally:
                     writer.release()
     finally:
-        cv2.setLogLevel(old_level)
+        log.setLogLevel(old_level)
     raise MocapError(f"this OpenCV build cannot write mp4 video with any of {', '.join(VIDEO_CODECS)}; "
                      "reinstall opencv-python (its wheels include FFmpeg)")
 

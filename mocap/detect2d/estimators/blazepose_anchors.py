@@ -2,8 +2,10 @@
 
 The numbers (input sizes and value ranges, SSD anchor options, box decoding, non-max
 suppression, ROI rotation and scale, heatmap refinement, thresholds) are not copied here:
-:func:`read_pose_graph` reads them from the ``PoseLandmarkCpu`` graph of the installed
-mediapipe, expanded by MediaPipe itself into its calculators and their options.
+they come from the ``PoseLandmarkCpu`` graph of mediapipe 0.10.21, expanded by MediaPipe
+itself into its calculators and their options. ``scripts/convert_blazepose.py`` read them
+once (:func:`read_pose_graph` ``("mediapipe")``) into ``weights/pose_graph.json``, which
+:func:`read_pose_graph` reads by default, so that running needs no mediapipe.
 
 Conventions: pixels of the input image, x right, y down, pixel centres at integers (as in
 OpenCV). A ROI is ``(cx, cy, width, height, rotation)``: centre and size in pixels, rotation
@@ -12,7 +14,10 @@ ROIs or detections, K detector keypoints, J landmarks (39: 33 body + 6 auxiliary
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -107,9 +112,52 @@ def _options(node, message_cls):
     return message_cls()
 
 
-@lru_cache(maxsize=1)
-def read_pose_graph() -> PoseGraph:
-    """Read the pose pipeline's options from the installed mediapipe (about 1-4 s, once).
+#: the converted BlazePose files shipped in the package (scripts/convert_blazepose.py writes them)
+WEIGHTS = Path(__file__).resolve().parent / "weights"
+POSE_GRAPH_JSON = WEIGHTS / "pose_graph.json"
+_NESTED = {"anchors": AnchorOptions, "decode": DecodeOptions, "detection_roi": RoiOptions,
+           "landmark_roi": RoiOptions}
+
+
+def save_pose_graph(graph: PoseGraph, path: str | os.PathLike, *, source: dict | None = None) -> Path:
+    """Write ``graph`` as JSON (its fields by name, plus ``source``: free-form provenance)."""
+    path = Path(path)
+    path.write_text(json.dumps({"source": source or {}, "graph": dataclasses.asdict(graph)}, indent=1) + "\n")
+    return path
+
+
+def load_pose_graph(path: str | os.PathLike) -> PoseGraph:
+    """The :class:`PoseGraph` :func:`save_pose_graph` wrote to ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MocapError(f"no pose graph options at {path}; the package is incomplete (reinstall mocap-lift)")
+
+    def fields(cls, d: dict) -> dict:
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(d) != names:
+            raise MocapError(f"{path}: {cls.__name__} fields {sorted(d)} do not match {sorted(names)}")
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+    g = fields(PoseGraph, json.loads(path.read_text())["graph"])
+    for k, cls in _NESTED.items():
+        g[k] = cls(**fields(cls, g[k]))
+    return PoseGraph(**g)
+
+
+@lru_cache(maxsize=2)
+def read_pose_graph(source: str = "package") -> PoseGraph:
+    """The pose pipeline's options: from the JSON shipped in the package (``source="package"``,
+    the default; no mediapipe needed) or read from the installed mediapipe
+    (``source="mediapipe"``, what the converter does; about 1-4 s, once)."""
+    if source == "package":
+        return load_pose_graph(POSE_GRAPH_JSON)
+    if source == "mediapipe":
+        return _pose_graph_from_mediapipe()
+    raise ValueError(f"source must be 'package' or 'mediapipe', got {source!r}")
+
+
+def _pose_graph_from_mediapipe() -> PoseGraph:
+    """Read the pose pipeline's options from the installed mediapipe.
 
     The graph is ``modules/pose_landmark/pose_landmark_cpu.binarypb`` expanded with
     MediaPipe's ``ValidatedGraphConfig`` (which inlines the registered subgraphs

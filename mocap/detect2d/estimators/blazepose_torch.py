@@ -1,9 +1,13 @@
 """BlazePose in PyTorch: MediaPipe's pose detector and full landmark model, batched, CPU or CUDA.
 
-The two networks are the .tflite files shipped in mediapipe 0.10.21, turned into torch
-modules at load time by :mod:`mocap.detect2d.estimators.tflite_torch`; the pre- and post-processing
-(:mod:`mocap.detect2d.estimators.blazepose_anchors`) follows MediaPipe's pose graph, whose options are
-read from the installed package. Nothing is downloaded.
+The two networks are MediaPipe's (the .tflite files of mediapipe 0.10.21, Apache-2.0),
+converted once by ``scripts/convert_blazepose.py`` into ``weights/`` in this package (graph
+as JSON, float16 weights as a torch state dict, exactly the values the .tflite stores) and
+turned into torch modules at load time by :mod:`mocap.detect2d.estimators.tflite_torch`; the
+pre- and post-processing (:mod:`mocap.detect2d.estimators.blazepose_anchors`) follows MediaPipe's
+pose graph, whose options were read into ``weights/pose_graph.json``. Neither mediapipe nor
+the ``tflite`` package is needed, nothing is downloaded (``models="mediapipe"`` reads the
+installed mediapipe's files instead).
 
 One frame, as MediaPipe does it:
 
@@ -39,7 +43,6 @@ landmark network's pose presence score.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -81,23 +84,6 @@ class PoseLandmarks:
     def take(self, mask: np.ndarray) -> PoseLandmarks:
         """The ROIs where ``mask`` (N,) bool is true."""
         return PoseLandmarks(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
-
-
-def _model_paths() -> tuple[Path, Path]:
-    try:
-        import mediapipe
-    except ImportError:
-        from mocap.errors import missing_extra
-        raise missing_extra("mediapipe", "detect") from None
-    from mocap.detect2d.mediapipe_pose import _DETECTOR_TFLITE, _LANDMARKS_TFLITE
-
-    root = Path(mediapipe.__file__).parent
-    paths = root.joinpath(*_DETECTOR_TFLITE), root.joinpath(*_LANDMARKS_TFLITE)
-    for p in paths:
-        if not p.is_file():
-            raise MocapError(f"mediapipe {mediapipe.__version__} has no {p.name} (only releases up to 0.10.21 ship "
-                             f"the pose models); install it with: pip install 'mocap-lift[detect]'")
-    return paths
 
 
 # test-time augmentation: (width factor (negative: mirrored), size factor, shift x, shift y (fractions of the
@@ -148,6 +134,10 @@ class BlazePoseTorch:
             left and right swapped). Steadier keypoints for offline work, at 12 times the
             landmark cost; confidence is the median visibility; the ROI for the next frame,
             depth, world landmarks and score come from the plain pass.
+        models: where the networks and the graph options come from: ``"package"`` (the
+            converted files shipped in ``weights/``; no mediapipe) or ``"mediapipe"`` (the
+            .tflite files of the installed mediapipe 0.10.21, read with the ``tflite`` package);
+            see :func:`mocap.detect2d.estimators.blazepose_models.load_graphs`.
     """
 
     name = "blazepose-torch"
@@ -156,13 +146,15 @@ class BlazePoseTorch:
 
     def __init__(self, device: str = "cpu", max_people: int = 1, min_confidence: float = 0.5, *,
                  min_tracking_confidence: float | None = None, batch_size: int | None = None, half: bool = False,
-                 warp: str | None = None, threads: int | None = None, tta: bool = False) -> None:
+                 warp: str | None = None, threads: int | None = None, tta: bool = False,
+                 models: str = "package") -> None:
         try:
             import torch
         except ImportError:
             from mocap.errors import missing_extra
             raise missing_extra("torch", "lift") from None
-        from mocap.detect2d.estimators.tflite_torch import load_tflite, read_tflite
+        from mocap.detect2d.estimators.blazepose_models import load_graphs
+        from mocap.detect2d.estimators.tflite_torch import load_tflite
 
         if int(max_people) < 1:
             raise ValueError(f"max_people must be at least 1, got {max_people}")
@@ -188,15 +180,15 @@ class BlazePoseTorch:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.dtype = torch.float16 if half else torch.float32
-        self.graph = bp.read_pose_graph()
+        self.graph = bp.read_pose_graph(models)
         g = self.graph
         self.anchors = bp.ssd_anchors(g.anchors)
 
-        det_path, lm_path = _model_paths()
-        det_graph, lm_graph = read_tflite(det_path), read_tflite(lm_path)
+        det_graph, lm_graph = load_graphs(models)
         want = (1, g.detector_size[1], g.detector_size[0], 3)
         if det_graph.tensors[det_graph.inputs[0]].shape != want:
-            raise MocapError(f"{det_path.name} takes {det_graph.tensors[det_graph.inputs[0]].shape}, expected {want}")
+            raise MocapError(f"{det_graph.path.name} takes {det_graph.tensors[det_graph.inputs[0]].shape}, "
+                             f"expected {want}")
         shapes = [det_graph.tensors[i].shape for i in det_graph.outputs]
         self._det_order = (shapes.index((1, g.decode.num_boxes, g.decode.num_coords)),
                            shapes.index((1, g.decode.num_boxes, 1)))

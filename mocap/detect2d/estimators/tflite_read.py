@@ -3,12 +3,16 @@
 :func:`read_tflite` parses the file through the generated accessors of the ``tflite``
 package: tensors (shape, type, constant data, quantisation, sparsity) and operators
 (builtin code, inputs, outputs, options). :func:`densify` and :func:`_dequantize` evaluate
-the constant sub-graphs (sparse and float16 / int8 weights) in numpy.
+the constant sub-graphs (sparse and float16 / int8 weights) in numpy. :func:`save_graph`
+and :func:`load_graph` store a graph as JSON plus a torch state dict of its constants, so
+that a converted model runs without the ``tflite`` package (:func:`prune_graph` first keeps
+only the outputs wanted).
 
 ``tflite`` is imported inside the functions that need it (``pip install 'mocap-lift[estimators]'``).
 """
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -262,3 +266,145 @@ def _dequantize(t: TensorInfo, data: np.ndarray) -> np.ndarray:
     if t.scale.size > 1:
         shape[t.quantized_dimension] = -1
     return ((data.astype(np.float32) - t.zero_point.reshape(shape)) * t.scale.reshape(shape)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- graphs as JSON + a torch state dict
+
+#: the ``format`` of a graph saved by :func:`save_graph`
+GRAPH_FORMAT = "mocap-tflite-graph/1"
+
+
+def needed_ops(graph: TfliteGraph, outputs: Sequence[int]) -> set[int]:
+    """Indices of the operators that ``outputs`` (tensor indices) depend on."""
+    producer = {t: op for op in graph.operators for t in op.outputs}
+    needed, stack = set(), list(outputs)
+    while stack:
+        t = stack.pop()
+        op = producer.get(t)
+        if op is None or op.index in needed:
+            continue
+        needed.add(op.index)
+        stack.extend(i for i in op.inputs if i >= 0)
+    return needed
+
+
+def prune_graph(graph: TfliteGraph, outputs: Sequence[int]) -> TfliteGraph:
+    """The part of ``graph`` that computes the outputs at positions ``outputs`` of
+    ``graph.outputs`` (in that order): the other operators and the tensors only they use are
+    dropped, and tensors and operators are numbered afresh (0, 1, ...)."""
+    out = tuple(graph.outputs[int(k)] for k in outputs)
+    ops = [op for op in graph.operators if op.index in needed_ops(graph, out)]
+    used = sorted({i for op in ops for i in (*op.inputs, *op.outputs) if i >= 0} | set(graph.inputs) | set(out))
+    new = {old: k for k, old in enumerate(used)}
+    remap = lambda idx: tuple(new[i] if i >= 0 else -1 for i in idx)  # noqa: E731
+    tensors = tuple(TensorInfo(new[t.index], t.name, t.shape, t.dtype, t.data, t.scale, t.zero_point,
+                               t.quantized_dimension, t.sparsity) for t in (graph.tensors[i] for i in used))
+    operators = tuple(OperatorInfo(k, op.op, remap(op.inputs), remap(op.outputs), dict(op.options))
+                      for k, op in enumerate(ops))
+    return TfliteGraph(graph.path, tensors, operators, remap(graph.inputs), remap(out))
+
+
+def _small_int(a: np.ndarray) -> np.ndarray:
+    """An index array in the narrowest of int16 / int32 / int64 that holds it."""
+    for dtype in (np.int16, np.int32):
+        if a.size == 0 or (a.min() >= np.iinfo(dtype).min and a.max() <= np.iinfo(dtype).max):
+            return a.astype(dtype)
+    return a.astype(np.int64)
+
+
+def save_graph(graph: TfliteGraph, stem: str | os.PathLike, *, source: dict[str, Any] | None = None
+               ) -> tuple[Path, Path]:
+    """Write ``graph`` as ``stem.json`` (structure: tensors' names, shapes, types,
+    quantisation and sparse layout; operators with their options; inputs, outputs; and
+    ``source``, free-form provenance) and ``stem.pt`` (a torch state dict: every constant
+    tensor ``t<index>`` exactly as stored, e.g. float16 weights stay float16; sparse index
+    arrays ``t<index>.segments<level>`` / ``.indices<level>``). Needs torch.
+
+    Returns:
+        the paths of the JSON and the state dict.
+    """
+    import torch
+
+    stem = Path(stem)
+    state, tensors = {}, []
+    for t in graph.tensors:
+        entry: dict[str, Any] = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype}
+        if t.data is not None:
+            state[f"t{t.index}"] = torch.from_numpy(np.ascontiguousarray(t.data))
+        if t.scale is not None:
+            entry.update(scale=t.scale.tolist(), zero_point=t.zero_point.tolist(),
+                         quantized_dimension=t.quantized_dimension)
+        if t.sparsity is not None:
+            entry["sparsity"] = {"traversal_order": list(t.sparsity.traversal_order),
+                                 "block_map": list(t.sparsity.block_map),
+                                 "dims": [[kind, size] for kind, size, _, _ in t.sparsity.dims]}
+            for level, (_, _, segments, indices) in enumerate(t.sparsity.dims):
+                if segments is not None:
+                    state[f"t{t.index}.segments{level}"] = torch.from_numpy(_small_int(segments))
+                    state[f"t{t.index}.indices{level}"] = torch.from_numpy(_small_int(indices))
+        tensors.append(entry)
+    operators = [{"op": op.op, "inputs": list(op.inputs), "outputs": list(op.outputs),
+                  "options": {k: list(v) if isinstance(v, tuple) else v for k, v in op.options.items()}}
+                 for op in graph.operators]
+    doc = {"format": GRAPH_FORMAT, "source": source or {}, "inputs": list(graph.inputs),
+           "outputs": list(graph.outputs), "tensors": tensors, "operators": operators}
+    json_path, pt_path = stem.with_suffix(".json"), stem.with_suffix(".pt")
+    torch.save(state, pt_path)
+    json_path.write_text(_json_lines(doc))
+    return json_path, pt_path
+
+
+def _json_lines(doc: dict[str, Any]) -> str:
+    """``doc`` as JSON with one list item (tensor, operator) per line: short, and diffs read well."""
+    def value(v):
+        if isinstance(v, list) and v and isinstance(v[0], dict):
+            return "[\n" + ",\n".join(json.dumps(x, separators=(",", ":")) for x in v) + "\n]"
+        return json.dumps(v, separators=(",", ":"))
+    return "{\n" + ",\n".join(f"{json.dumps(k)}: {value(v)}" for k, v in doc.items()) + "\n}\n"
+
+
+def load_graph(stem: str | os.PathLike) -> TfliteGraph:
+    """The graph :func:`save_graph` wrote to ``stem.json`` and ``stem.pt`` (needs torch, not tflite).
+
+    Raises:
+        FileNotFoundError: a file is missing. ValueError: the files do not match each other.
+    """
+    import torch
+
+    stem = Path(stem)
+    json_path, pt_path = stem.with_suffix(".json"), stem.with_suffix(".pt")
+    for p in (json_path, pt_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"no saved graph file {p}")
+    doc = json.loads(json_path.read_text())
+    if doc.get("format") != GRAPH_FORMAT:
+        raise ValueError(f"{json_path} is not a saved graph ({GRAPH_FORMAT}), its format is {doc.get('format')!r}")
+    state = {k: v.numpy() for k, v in torch.load(pt_path, map_location="cpu", weights_only=True).items()}
+    tensors = []
+    for i, e in enumerate(doc["tensors"]):
+        shape = tuple(e["shape"])
+        data = state.pop(f"t{i}", None)
+        sparsity = None
+        if "sparsity" in e:
+            s = e["sparsity"]
+            dims = tuple((kind, size, *((state.pop(f"t{i}.segments{k}").astype(np.int64),
+                                          state.pop(f"t{i}.indices{k}").astype(np.int64)) if kind == "CSR"
+                                        else (None, None)))
+                         for k, (kind, size) in enumerate(s["dims"]))
+            sparsity = Sparsity(tuple(s["traversal_order"]), tuple(s["block_map"]), dims)
+        elif data is not None and data.shape != shape:
+            raise ValueError(f"{pt_path.name}: tensor {e['name']!r} is {data.shape}, {json_path.name} says {shape}")
+        if data is not None and data.dtype != np.dtype(_NUMPY_TYPES[e["dtype"]]):
+            raise ValueError(f"{pt_path.name}: tensor {e['name']!r} is {data.dtype}, {json_path.name} says {e['dtype']}")
+        scale = zero_point = None
+        if "scale" in e:
+            scale = np.asarray(e["scale"], np.float32)
+            zero_point = np.asarray(e["zero_point"], np.int64)
+        tensors.append(TensorInfo(i, e["name"], shape, e["dtype"], data, scale, zero_point,
+                                  int(e.get("quantized_dimension", 0)), sparsity))
+    if state:
+        raise ValueError(f"{pt_path.name} holds tensors {json_path.name} does not name: {', '.join(sorted(state))}")
+    operators = tuple(OperatorInfo(k, o["op"], tuple(o["inputs"]), tuple(o["outputs"]),
+                                   {n: tuple(v) if isinstance(v, list) else v for n, v in o["options"].items()})
+                      for k, o in enumerate(doc["operators"]))
+    return TfliteGraph(json_path, tuple(tensors), operators, tuple(doc["inputs"]), tuple(doc["outputs"]))

@@ -2,7 +2,9 @@
 
 :func:`read_tflite` (:mod:`mocap.detect2d.estimators.tflite_read`) parses the flatbuffer (through the generated accessors of the ``tflite``
 package) into plain data: tensors (shape, type, constant data, quantisation, sparsity) and
-operators (builtin code, inputs, outputs, options). :func:`load_tflite` turns that into a
+operators (builtin code, inputs, outputs, options); :func:`load_graph` reads the same data
+from the JSON + state dict that :func:`~mocap.detect2d.estimators.tflite_read.save_graph`
+wrote (no ``tflite`` package needed). :func:`load_tflite` turns either into a
 :class:`TfliteModule`, a ``torch.nn.Module`` that runs the graph batched over the first axis.
 
 Numerics follow TFLite's reference kernels:
@@ -34,7 +36,7 @@ import numpy as np
 
 from mocap.detect2d.estimators.tflite_read import (  # noqa: F401  (Sparsity, TensorInfo: re-exported with the graph types)
     _ACTIVATION, _FOLDED, _PADDING, SUPPORTED_OPS, OperatorInfo, Sparsity, TensorInfo, TfliteGraph, _dequantize,
-    densify, read_tflite)
+    densify, load_graph, needed_ops, read_tflite)
 
 # ---------------------------------------------------------------- torch ops
 
@@ -170,7 +172,7 @@ def _make_module_class():
             self._outputs = out_idx
             consts = {t.index: t.data for t in graph.tensors if t.data is not None and t.sparsity is None}
             sparse = {t.index: t for t in graph.tensors if t.sparsity is not None}
-            needed = _needed_ops(graph, out_idx)
+            needed = needed_ops(graph, out_idx)
             consumers: dict[int, list[OperatorInfo]] = {}
             for op in graph.operators:
                 for i in op.inputs if op.index in needed else ():
@@ -244,19 +246,6 @@ def _select_outputs(graph: TfliteGraph, outputs: Sequence[int | str] | None) -> 
                 raise ValueError(f"{graph.path.name} has {len(graph.outputs)} outputs, asked for #{o}")
             chosen.append(graph.outputs[int(o)])
     return tuple(chosen)
-
-
-def _needed_ops(graph: TfliteGraph, outputs: Sequence[int]) -> set[int]:
-    producer = {t: op for op in graph.operators for t in op.outputs}
-    needed, stack = set(), list(outputs)
-    while stack:
-        t = stack.pop()
-        op = producer.get(t)
-        if op is None or op.index in needed:
-            continue
-        needed.add(op.index)
-        stack.extend(i for i in op.inputs if i >= 0)
-    return needed
 
 
 def _with_frees(steps: list[_Step], outputs: Sequence[int]) -> tuple[_Step, ...]:
@@ -397,7 +386,7 @@ def load_tflite(path: str | os.PathLike | TfliteGraph, *, outputs: Sequence[int 
     """A :class:`TfliteModule` (torch.nn.Module, eval mode, float32 on CPU) running the model.
 
     Args:
-        path: the .tflite file (or a graph from :func:`read_tflite`).
+        path: the .tflite file (or a graph from :func:`read_tflite` or :func:`load_graph`).
         outputs: which model outputs to compute, by position in the model's output list or
             by tensor name (default: all, in the model's order). Ops that only feed other
             outputs are dropped, which saves their time.
