@@ -103,6 +103,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+#: WebSocket compression (permessage-deflate) for /v1/stream. Off: frames and poses are ~1.5 kB
+#: of JSON at 30 fps, and compressing them on the event loop (server and client) cost more
+#: latency than it saved (benchmarks/load_stream.py, docs/service.md). Clients need no change.
+WS_PER_MESSAGE_DEFLATE = False
+
 _KEY_IN_QUERY = re.compile(r"([?&]key=)[^&\s]*")
 
 
@@ -156,7 +161,8 @@ def serve_main(argv: list[str]) -> int:
     print(f"mocap serve: http://{args.host}:{args.port} (data in {app.state.store.data_dir}, "
           f"{config.workers} workers; API description at /docs)", file=sys.stderr)
     logging.getLogger("uvicorn.access").addFilter(RedactKeys())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5,
+                ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE)
     return 0
 
 
