@@ -176,6 +176,35 @@ def test_lift_refuses_an_npz_bomb_from_its_header_while_health_answers(bomb):
     assert seconds < 5.0 and max(health) < 1.0
 
 
+def test_a_large_json_body_is_parsed_off_the_event_loop():
+    frame = json.dumps([[123.456789012345, 987.654321098765]] * 33).encode()
+    body = b'{"layout": "mediapipe33", "image_size": [640, 480], "keypoints": [' + b",".join([frame] * 20_000) + b"]}"
+    assert len(body) > 25_000_000
+    with serve(make_app()) as port:
+        url = f"http://127.0.0.1:{port}"
+        httpx.get(url + "/health", timeout=30)
+        health: list[float] = []
+        done = threading.Event()
+
+        def poll():
+            while not done.is_set():
+                start = time.perf_counter()
+                httpx.get(url + "/health", timeout=30)
+                health.append(time.perf_counter() - start)
+                time.sleep(0.02)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        r = httpx.post(url + "/v1/lift", headers={**HEADERS, "content-type": "application/json"}, content=body,
+                       timeout=120)
+        done.set()
+        poller.join(30)
+    print(f"{len(body) / 1e6:.0f} MB of JSON refused; /health: {len(health)} replies, "
+          f"slowest {max(health) * 1000:.0f} ms")
+    assert r.status_code == 422 and "20000 frames is more than the 18000" in r.json()["error"], r.text[:300]
+    assert len(health) >= 5 and max(health) < 0.5
+
+
 def test_lift_bomb_allocates_little(client, bomb):
     tracemalloc.start()
     try:

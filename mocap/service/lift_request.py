@@ -264,6 +264,10 @@ class BodyParser:
                 self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context)
             return self._pool
 
+    def start(self) -> None:
+        """Start the child now (numpy and the readers imported, ~1 s of CPU once), not on the first request."""
+        self._executor().submit(int)
+
     async def parse(self, body: bytes, content_type: str, *, max_frames: int):
         pool = self._executor()
         try:

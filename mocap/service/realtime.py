@@ -115,9 +115,11 @@ class _OfflineLifter:
 
 
 _offline = _OfflineLifter()
+_parsers = BodyParser()  # one child process per server process, shared by every router
 
 
 def _preload() -> None:
+    _parsers.start()
     try:
         shared_causal_model()
         _offline.get()
@@ -173,7 +175,7 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
     frames = batcher or FrameBatcher()
     active = {"streams": 0}
     lift_slots = asyncio.Semaphore(max_concurrent_lifts)
-    parsers = BodyParser()
+    parsers = _parsers
     if preload:
         threading.Thread(target=_preload, name="mocap-realtime-preload", daemon=True).start()
 
