@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import math
 import multiprocessing
+import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -245,6 +246,16 @@ def motion_reply(motion, *, decimals: int | None = None, seconds: float | None =
     return reply
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """In the child: exit when the server process is gone (killed with -9 it cannot say so)."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="mocap-exit-with-parent", daemon=True).start()
+
+
 class BodyParser:
     """Runs :func:`parse_lift_body` in one child process (started on first use, restarted if it dies).
 
@@ -259,9 +270,11 @@ class BodyParser:
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                # forkserver: the child does not inherit the server's threads (fork would)
-                context = multiprocessing.get_context("forkserver")
-                self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context)
+                # spawn: a fresh interpreter, without the server's threads (fork would copy their
+                # locks) and a direct child, so it can tell when the server is gone
+                context = multiprocessing.get_context("spawn")
+                self._pool = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=1, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),))
             return self._pool
 
     def start(self) -> None:
