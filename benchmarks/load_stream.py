@@ -1,7 +1,7 @@
 """Load test of the low-latency routes: many live WebSocket streams, then /v1/lift throughput.
 
     .venv/bin/python benchmarks/load_stream.py [--clients 16] [--fps 30] [--seconds 20]
-        [--minimal-app] [--no-deflate] [--lift-requests 6] [--profile FILE]
+        [--minimal-app] [--deflate on|off] [--lift-requests 6] [--skip-lift] [--profile FILE]
 
 Loopback only. Starts a server in a child process (uvicorn with
 ``mocap.service.app.create_app``, a fresh data folder in /tmp and a new API key, rate limit
@@ -69,7 +69,7 @@ def minimal_app():
     return app
 
 
-def serve(port: int, data_dir: str | None, profile: str | None = None, deflate: bool = True) -> None:
+def serve(port: int, data_dir: str | None, profile: str | None = None, deflate: bool = False) -> None:
     import uvicorn
 
     if data_dir:
@@ -114,7 +114,7 @@ def free_port() -> int:
 
 
 def start_server(real_app: bool, profile: str | None = None,
-                 deflate: bool = True) -> tuple[subprocess.Popen, int, str, str, str]:
+                 deflate: bool = False) -> tuple[subprocess.Popen, int, str, str, str]:
     """Child process running the server; returns (process, port, key, description, data folder or "")."""
     port = free_port()
     key, data_dir, what = BENCH_KEY, "", "minimal app (realtime router only)"
@@ -125,7 +125,7 @@ def start_server(real_app: bool, profile: str | None = None,
         data_dir = tempfile.mkdtemp(prefix="mocap-load-stream-")
         key = create_key(Store(Path(data_dir)), "load test")
         what = "mocap.service.app.create_app (real key check)"
-    extra = (["--profile", profile] if profile else []) + ([] if deflate else ["--no-deflate"])
+    extra = (["--profile", profile] if profile else []) + ["--deflate", "on" if deflate else "off"]
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--data-dir", data_dir, *extra], cwd=REPO)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -279,23 +279,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lift-requests", type=int, default=6)
     ap.add_argument("--minimal-app", action="store_true", help="serve only the realtime router")
     ap.add_argument("--profile", help="write the server's cProfile statistics (event loop thread) to this file")
-    ap.add_argument("--no-deflate", dest="deflate", action="store_false",
-                    help="turn off uvicorn's WebSocket compression (permessage-deflate, on by default as in mocap serve)")
+    from mocap.service.server import WS_PER_MESSAGE_DEFLATE
+
+    ap.add_argument("--deflate", choices=["on", "off"], default="on" if WS_PER_MESSAGE_DEFLATE else "off",
+                    help="uvicorn's WebSocket compression (permessage-deflate); default as in mocap serve "
+                         f"({'on' if WS_PER_MESSAGE_DEFLATE else 'off'})")
+    ap.add_argument("--skip-lift", action="store_true", help="stream only, no /v1/lift requests")
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.data_dir or None, args.profile, args.deflate)
+        serve(args.serve, args.data_dir or None, args.profile, args.deflate == "on")
         return 0
 
     import importlib.util
 
     real = not args.minimal_app and importlib.util.find_spec("mocap.service.app") is not None
     k = cached_keypoints()
-    proc, port, key, what, data_dir = start_server(real, args.profile, args.deflate)
+    proc, port, key, what, data_dir = start_server(real, args.profile, args.deflate == "on")
     try:
         print(f"server: {what} on 127.0.0.1:{port} (pid {proc.pid}), WebSocket compression "
-              f"{'on' if args.deflate else 'off'}; cpus: {os.cpu_count()}; "
+              f"{args.deflate}; cpus: {os.cpu_count()}; "
               f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(f"keypoints: {VIDEO.name}, {k.num_frames} frames {k.layout} {k.image_size[0]}x{k.image_size[1]}, "
               "played back and forth")
@@ -313,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{1000 * loop / max(received, 1):.2f} ms per frame received, other threads (frame worker) "
               f"{1000 * (server - loop) / max(replies, 1):.2f} ms per reply; "
               f"these clients {own1 - own0:.1f} s ({(own1 - own0) / (t1 - t0):.2f} cores)")
-        bench_lift(port, key, k, frames=args.lift_frames, requests=args.lift_requests)
+        if not args.skip_lift:
+            bench_lift(port, key, k, frames=args.lift_frames, requests=args.lift_requests)
         print(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
               "(other processes on this machine count too)")
     finally:

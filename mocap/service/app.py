@@ -1,11 +1,14 @@
 """The FastAPI application of ``mocap serve``: batch capture jobs over HTTP.
 
 Every error is JSON ``{"error": "message"}`` with a 4xx/5xx status, FastAPI's own errors
-(unknown route, validation) included. Every route but ``/health`` needs an API key (see
-:mod:`mocap.service.auth`); a key sees only its own jobs (others' are 404).
+(unknown route, validation) included. Every route needs an API key (see
+:mod:`mocap.service.auth`) except ``/health`` and the API description (``/docs``,
+``/openapi.json``: public, they hold no data); a key sees only its own jobs (others' are
+404). Wrong keys are limited per client address (:class:`mocap.service.auth.FailedAuthGate`).
 
 Uploads are streamed to disk in chunks and stopped with 413 as soon as the body passes
-``max_upload_bytes``. Client file names are never used as paths: files are stored as
+``max_upload_bytes``, with 408 when no byte arrives for ``body_timeout_s`` (the job folder
+is removed either way). Client file names are never used as paths: files are stored as
 ``video_0.mp4``, ``video_1.mov``, ``calibration.toml`` ... from a whitelist of extensions,
 and downloads are served only for names in the job's own file listing.
 
@@ -35,10 +38,10 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 from mocap import __version__
-from mocap.service.auth import KeyVerifier, key_from_headers
+from mocap.service.auth import FailedAuthGate, KeyVerifier, key_from_headers
+from mocap.service.bodies import body_chunks
 from mocap.service.store import JobRecord, Store, is_job_id
 from mocap.service.worker import WorkerPool, parse_options
 
@@ -60,6 +63,9 @@ class ServiceConfig:
         rate_limit_per_minute: requests a minute per API key (<= 0: no limit).
         retention_days: finished jobs older than this are deleted (<= 0: kept for ever).
         retention_interval_s: how often the retention runs, seconds (also once at start).
+        body_timeout_s: an upload that sends no byte for this long is dropped with 408, seconds.
+        failed_auth_per_minute: refused keys a client address may send a minute (also the
+            burst) before it gets 429 without a check (<= 0: no limit).
     """
 
     data_dir: Path
@@ -69,6 +75,8 @@ class ServiceConfig:
     rate_limit_per_minute: float = 600.0
     retention_days: float = 30.0
     retention_interval_s: float = 3600.0
+    body_timeout_s: float = 10.0
+    failed_auth_per_minute: float = 20.0
 
 
 class ErrorOut(BaseModel):
@@ -215,32 +223,26 @@ class _Upload:
             self._file.close()
 
 
-async def _receive(request: Request, input_dir: Path, limit: int) -> _Upload:
-    """Parse the multipart body into ``input_dir``; 413 as soon as it passes ``limit`` bytes."""
-    from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+async def _receive(request: Request, input_dir: Path, limit: int, idle_timeout_s: float) -> _Upload:
+    """Parse the multipart body into ``input_dir``; 413 as soon as it passes ``limit`` bytes,
+    408 when no byte arrives for ``idle_timeout_s`` seconds."""
+    from python_multipart.exceptions import FormParserError
+    from python_multipart.multipart import MultipartParser, parse_options_header
 
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
         raise HTTPException(415, "send the job as multipart/form-data: one or more `video` files, "
                                  "an optional `calibration` file and an optional `options` JSON string")
-    too_big = HTTPException(413, f"upload too large: the limit is {limit / 1e6:g} MB (server option --max-upload-mb)")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise too_big
     upload = _Upload(input_dir)
-    parser = MultipartParser(params[b"boundary"], upload.callbacks())
-    received = 0
     try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise too_big
+        parser = MultipartParser(params[b"boundary"], upload.callbacks())  # refuses a boundary over 256 bytes
+        async for chunk in body_chunks(request, limit=limit, idle_timeout_s=idle_timeout_s,
+                                       too_large=f"upload too large: the limit is {limit / 1e6:g} MB "
+                                                 "(server option --max-upload-mb)"):
             parser.write(chunk)
         parser.finalize()
-    except MultipartParseError as e:
-        raise HTTPException(400, f"malformed multipart body: {e}") from None
-    except ClientDisconnect:
-        raise HTTPException(400, "the client disconnected during the upload") from None
+    except FormParserError as e:
+        raise HTTPException(400, f"malformed multipart body: {str(e)[:200]}") from None
     finally:
         upload.close()
     if not upload.complete:
@@ -315,6 +317,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                               "header or as `Authorization: Bearer <key>`. Errors are `{\"error\": message}`.")
     app.state.config, app.state.store, app.state.pool = config, store, pool
     app.state.verify_key = verify_key
+    app.add_middleware(FailedAuthGate, verifier=verify_key, per_minute=config.failed_auth_per_minute)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -364,7 +367,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         job_dir = store.job_dir(job_id)
         (job_dir / "input").mkdir(parents=True)
         try:
-            upload = await _receive(request, job_dir / "input", config.max_upload_bytes)
+            upload = await _receive(request, job_dir / "input", config.max_upload_bytes, config.body_timeout_s)
             try:
                 options = parse_options(upload.options_text)
             except ValueError as e:
@@ -436,7 +439,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
         media = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return FileResponse(path, media_type=media, filename=name, headers={"X-Content-Type-Options": "nosniff"})
 
-    for module, args in (("mocap.service.realtime", (verify_key,)), ("mocap.service.viewer", (verify_key, job_outdir))):
+    for module, args, kwargs in (("mocap.service.realtime", (verify_key,), {"body_timeout_s": config.body_timeout_s}),
+                                 ("mocap.service.viewer", (verify_key, job_outdir), {})):
         if importlib.util.find_spec(module) is not None:
-            app.include_router(importlib.import_module(module).make_router(*args))
+            app.include_router(importlib.import_module(module).make_router(*args, **kwargs))
     return app

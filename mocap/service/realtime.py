@@ -21,8 +21,12 @@ after detection. Key in ``X-API-Key`` or ``Authorization: Bearer <key>``. Body e
 Reply 200: ``{"fps", "num_frames", "joint_names" (21), "parents" (21), "rest_offsets"
 (21 x 3 m), "joints" (T x 21 x 3 m, +Y up, feet on y = 0), "local_quats_wxyz" (T x 21 x 4),
 "root_translation" (T x 3 m), "seconds"}``. 422: malformed JSON, wrong shapes, unknown
-layout, more than ``max_frames`` frames, no person in any frame; 413: body too large;
-415: another content type; 503: the network lifter (torch, weights) is not installed.
+layout, numbers out of range, more than ``max_frames`` frames (for an npz: read from its
+array headers before any data is decompressed, :mod:`mocap.io.npz_limits`), a clip at
+45 fps or more shorter than ``round(fps / 30)`` frames, no person in any frame; 413: body
+too large; 408: no body byte for ``body_timeout_s``; 415: another content type; 503: the
+network lifter (torch, weights) is not installed. The body is parsed in a child process
+(:class:`mocap.service.lift_request.BodyParser`), so a large one never stalls the streams.
 
 WebSocket /v1/stream
 --------------------
@@ -51,6 +55,9 @@ JSON messages:
    facing +Z, ``rest_offsets`` of the hello), sign-continuous over the stream. Both null
    when the frame has no person. A bad frame: ``{"type": "error", "frame": n, "error":
    ...}`` and the stream goes on (so does an unknown ``type`` or a message that is not JSON).
+   A bad frame only ever affects its own client: other clients' frames processed in the
+   same batch are answered as if it were not there; an unexpected failure is logged at most
+   once a minute per client, without a traceback.
 5. client ``{"type": "reset"}``: a new shot; history and smoothing restart (frames
    waiting are discarded, not counted as dropped). Close the socket to end.
 
@@ -68,132 +75,26 @@ queue of stale ones. More than ``max_sessions`` streams at once: close code 1013
 import asyncio
 import json
 import logging
-import math
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-import numpy as np
 
 from mocap.errors import MocapError
-from mocap.formats import Keypoints2D, load_keypoints
+from mocap.formats import Keypoints2D
+from mocap.service.lift_request import (BodyParser, keypoints_from_json, motion_reply,  # noqa: F401 (re-exported)
+                                        motion_reply_json)
 from mocap.service.stream_session import (FrameBatcher, StreamSession, parse_hello, shared_causal_model)
 
 log = logging.getLogger(__name__)
 
 MAX_FRAMES = 18_000  # 10 minutes at 30 fps per /v1/lift request
 MAX_BODY_BYTES = 64 * 1024 * 1024
-_LIFT_LAYOUTS = ("mediapipe33", "coco17")
+BODY_TIMEOUT_S = 10.0  # a /v1/lift upload that sends nothing for this long is dropped (408)
 _REASON_BYTES = 120  # a WebSocket close reason holds at most 123 bytes
 MAX_MESSAGE_BYTES = 256 * 1024  # one stream message (a frame is ~1.5 kB)
 
 
-# --- /v1/lift: request parsing and reply (plain functions, no web framework) ---------------
-
-def _frames_array(value, num_joints: int, dims: int, what: str) -> np.ndarray:
-    """JSON T x J x dims (or T x J for dims == 0) with nulls anywhere -> float64 array, NaN for null."""
-    shape_tail = (num_joints, dims) if dims else (num_joints,)
-    if not isinstance(value, list):
-        raise ValueError(f"{what} must be a list of frames")
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.shape[1:] != shape_tail:  # nulls for whole points or frames, or a bad shape
-        arr = np.full((len(value),) + shape_tail, np.nan)
-        for t, frame in enumerate(value):
-            if frame is None:
-                continue
-            if not isinstance(frame, list) or len(frame) != num_joints:
-                raise ValueError(f"{what} must have shape (T, {', '.join(map(str, shape_tail))}) for this layout: "
-                                 f"{what}[{t}] is not a list of {num_joints} entries or null")
-            for j, item in enumerate(frame):
-                if item is None:
-                    continue
-                try:
-                    value_tj = np.array(item, dtype=np.float64)
-                    if value_tj.shape != shape_tail[1:]:
-                        raise ValueError(value_tj.shape)
-                    arr[t, j] = value_tj
-                except (TypeError, ValueError):
-                    raise ValueError(f"{what}[{t}][{j}] must be {'[x, y] numbers' if dims else 'a number'} or null, "
-                                     f"got {item!r}") from None
-    return arr
-
-
-def keypoints_from_json(body: dict, *, max_frames: int = MAX_FRAMES) -> Keypoints2D:
-    """A /v1/lift JSON body -> Keypoints2D (NaN + confidence 0 for missing); ValueError saying what is wrong."""
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object with layout, fps, image_size, keypoints and confidence")
-    unknown = set(body) - {"layout", "fps", "image_size", "keypoints", "confidence", "focal_px", "decimals"}
-    if unknown:
-        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
-    layout = body.get("layout")
-    if layout not in _LIFT_LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(_LIFT_LAYOUTS)}, got {layout!r}")
-    num_joints = 33 if layout == "mediapipe33" else 17
-    fps = body.get("fps", 30.0)
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise ValueError(f"fps must be a number in (0, 1000], got {fps!r}")
-    size = body.get("image_size")
-    if (not isinstance(size, list) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in size)):
-        raise ValueError(f"image_size must be [width, height] in whole pixels > 0, got {size!r}")
-    if "keypoints" not in body:
-        raise ValueError("keypoints missing: T x J x 2 pixels, null for a missing point")
-    frames = body["keypoints"]
-    if isinstance(frames, list) and len(frames) > max_frames:
-        raise ValueError(f"{len(frames)} frames is more than the {max_frames} a request may hold; split the clip")
-    kp = _frames_array(frames, num_joints, 2, "keypoints")
-    if kp.shape[0] == 0:
-        raise ValueError("keypoints hold no frames")
-    present = np.isfinite(kp).all(-1)
-    if body.get("confidence") is None:
-        conf = present.astype(np.float64)
-    else:
-        conf = _frames_array(body["confidence"], num_joints, 0, "confidence")
-        if conf.shape != present.shape:
-            raise ValueError(f"confidence must have shape {present.shape} like the keypoints, got {conf.shape}")
-        conf = np.nan_to_num(conf, nan=0.0, posinf=0.0, neginf=0.0)
-        if conf.min() < 0 or conf.max() > 1:
-            raise ValueError("confidence values must lie in [0, 1]")
-        conf = np.where(present, conf, 0.0)
-    kp[~present] = np.nan
-    try:
-        return Keypoints2D(keypoints=kp.astype(np.float32), confidence=conf.astype(np.float32), layout=layout,
-                           image_size=(size[0], size[1]), fps=float(fps))
-    except MocapError as e:
-        raise ValueError(str(e)) from None
-
-
-def _optional_number(value, name: str, kind=float):
-    if value is None or value == "":
-        return None
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return number
-
-
-def motion_reply(motion, *, decimals: int | None = None, seconds: float | None = None) -> dict:
-    """Motion -> the /v1/lift reply dict (full float64 precision unless ``decimals``)."""
-    def out(a):
-        a = np.asarray(a, dtype=np.float64)
-        a = np.round(a, decimals) if decimals is not None else a
-        return a.tolist() if np.isfinite(a).all() else np.where(np.isfinite(a), a, None).tolist()
-
-    reply = {"fps": motion.fps, "num_frames": motion.num_frames, "joint_names": list(motion.joint_names),
-             "parents": list(motion.parents), "rest_offsets": out(motion.rest_offsets), "joints": out(motion.joints),
-             "local_quats_wxyz": out(motion.local_quats_wxyz), "root_translation": out(motion.root_translation)}
-    if seconds is not None:
-        reply["seconds"] = round(seconds, 4)
-    return reply
-
+# --- /v1/lift: the offline lifter, shared ----------------------------------------------------
 
 class _OfflineLifter:
     """The offline network lifter, built once per process (weights read once) and shared."""
@@ -214,9 +115,11 @@ class _OfflineLifter:
 
 
 _offline = _OfflineLifter()
+_parsers = BodyParser()  # one child process per server process, shared by every router
 
 
 def _preload() -> None:
+    _parsers.start()
     try:
         shared_causal_model()
         _offline.get()
@@ -244,7 +147,8 @@ def lift_clip(keypoints: Keypoints2D, *, lifter, focal_px: float | None = None, 
 
 def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MAX_FRAMES,
                 max_body_bytes: int = MAX_BODY_BYTES, max_sessions: int = 64, max_concurrent_lifts: int = 2,
-                hello_timeout_s: float = 10.0, batcher: FrameBatcher | None = None, preload: bool = True):
+                hello_timeout_s: float = 10.0, batcher: FrameBatcher | None = None, preload: bool = True,
+                body_timeout_s: float = BODY_TIMEOUT_S):
     """The FastAPI router with ``POST /v1/lift`` and ``WebSocket /v1/stream`` (see the module docstring).
 
     Args:
@@ -257,11 +161,13 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
         batcher: the frame worker shared by the streams (default: a new one).
         preload: import torch and read both networks in a background thread now (~2 s of
             CPU once), so the first stream or request does not wait for them.
+        body_timeout_s: a /v1/lift upload that sends no byte for this long gets 408.
     """
     from fastapi import APIRouter, Request, WebSocket
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
-    from starlette.datastructures import UploadFile
+
+    from mocap.service.bodies import read_body
     from starlette.exceptions import HTTPException  # fastapi's HTTPException is a subclass
     from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -269,6 +175,7 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
     frames = batcher or FrameBatcher()
     active = {"streams": 0}
     lift_slots = asyncio.Semaphore(max_concurrent_lifts)
+    parsers = _parsers
     if preload:
         threading.Thread(target=_preload, name="mocap-realtime-preload", daemon=True).start()
 
@@ -287,77 +194,26 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
             return e
         return None
 
-    async def read_body(request: Request) -> bytes | None:
-        """The body, or None if it is longer than max_body_bytes."""
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return None
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def parse_multipart(request: Request, body: bytes) -> tuple[Keypoints2D, float | None, int | None]:
-        sent = {"done": False}
-
-        async def replay():
-            if sent["done"]:
-                return {"type": "http.disconnect"}
-            sent["done"] = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        try:
-            form = await Request(request.scope, replay).form(max_files=1, max_fields=8, max_part_size=1024 * 1024)
-        except HTTPException as e:  # starlette's answer to a malformed multipart body
-            raise ValueError(f"malformed multipart body: {e.detail}") from None
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise ValueError("multipart body needs a 'file' field holding a keypoints2d.npz")
-        data = await upload.read()
-        with tempfile.TemporaryDirectory(prefix="mocap-lift-") as tmp:
-            path = Path(tmp) / "keypoints2d.npz"
-            path.write_bytes(data)
-            try:
-                keypoints = load_keypoints(path)
-            except MocapError as e:
-                raise ValueError(str(e).replace(str(path), "the uploaded file")) from None
-        return (keypoints, _optional_number(form.get("focal_px"), "focal_px"),
-                _optional_number(form.get("decimals"), "decimals", int))
-
     @router.post("/v1/lift")
     async def lift(request: Request):
         refused = await check_key(key_from(request.headers))
         if refused is not None:
             return error(refused.status_code, str(refused.detail), refused.headers)
-        body = await read_body(request)
-        if body is None:
-            return error(413, f"body larger than {max_body_bytes // (1024 * 1024)} MiB; split the clip")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in ("multipart/form-data", "application/json", ""):
+            return error(415, f"content type {ctype[:60]!r} not supported: send application/json or "
+                              "multipart/form-data with a keypoints2d.npz in the 'file' field")
         try:
-            if ctype == "multipart/form-data":
-                keypoints, focal_px, decimals = await parse_multipart(request, body)
-            elif ctype in ("application/json", ""):
-                try:
-                    payload = json.loads(body)
-                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-                    raise ValueError(f"malformed JSON: {e}") from None
-                keypoints = await run_in_threadpool(keypoints_from_json, payload, max_frames=max_frames)
-                focal_px = _optional_number(payload.get("focal_px"), "focal_px")
-                decimals = _optional_number(payload.get("decimals"), "decimals", int)
-            else:
-                return error(415, f"content type {ctype!r} not supported: send application/json or "
-                                  "multipart/form-data with a keypoints2d.npz in the 'file' field")
-            if keypoints.num_frames > max_frames:
-                raise ValueError(f"{keypoints.num_frames} frames is more than the {max_frames} a request may hold")
-            if focal_px is not None and not focal_px > 0:
-                raise ValueError(f"focal_px must be > 0 pixels, got {focal_px}")
-            if decimals is not None and not 0 <= decimals <= 17:
-                raise ValueError(f"decimals must lie in [0, 17], got {decimals}")
+            body = await read_body(request, limit=max_body_bytes, idle_timeout_s=body_timeout_s,
+                                   too_large=f"body larger than {max_body_bytes // (1024 * 1024)} MiB; split the clip")
+            # parsed in a child process: json.loads of a large body would hold the GIL for seconds
+            keypoints, focal_px, decimals = await parsers.parse(body, request.headers.get("content-type", ""),
+                                                                max_frames=max_frames)
+        except HTTPException as e:
+            return error(e.status_code, str(e.detail))
         except ValueError as e:
             return error(422, str(e))
+        del body
         try:
             lifter = await run_in_threadpool(_offline.get)
         except (MocapError, ImportError) as e:
@@ -368,9 +224,9 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
                 motion = await run_in_threadpool(lift_clip, keypoints, lifter=lifter, focal_px=focal_px)
             except (MocapError, ValueError) as e:
                 return error(422, str(e))
-            reply = await run_in_threadpool(motion_reply, motion, decimals=decimals,
-                                            seconds=time.perf_counter() - start)
-        return JSONResponse(reply)
+            text = await run_in_threadpool(motion_reply_json, motion, decimals=decimals,
+                                           seconds=time.perf_counter() - start)
+        return Response(text, media_type="application/json")
 
     async def close(ws: WebSocket, code: int, reason: str) -> None:
         if WebSocketState.DISCONNECTED not in (ws.application_state, ws.client_state):
@@ -392,8 +248,8 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
             return ValueError(f"message of {len(text)} characters; the limit is {MAX_MESSAGE_BYTES}"), received
         try:
             return json.loads(text), received
-        except (json.JSONDecodeError, RecursionError) as e:
-            return ValueError(f"message is not JSON: {e}"), received
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, or an int over 4300 digits
+            return ValueError(f"message is not JSON: {str(e)[:200]}"), received
 
     @router.websocket("/v1/stream")
     async def stream(ws: WebSocket):
@@ -486,7 +342,10 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
                 done = loop.create_future()
 
                 def deliver(reply: dict, done=done) -> None:  # in the worker thread
-                    text = json.dumps(reply, separators=(",", ":"))
+                    try:
+                        text = json.dumps(reply, separators=(",", ":"))
+                    except (TypeError, ValueError) as e:  # never leave the processor waiting
+                        text = json.dumps({"type": "error", "frame": None, "error": f"reply not encodable: {e}"})
                     try:
                         loop.call_soon_threadsafe(lambda: done.done() or done.set_result(text))
                     except RuntimeError:  # the event loop has closed

@@ -43,6 +43,11 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-video-seconds", type=float, default=600.0, help="longest video, seconds (default 600)")
     p.add_argument("--rate-limit", type=float, default=600.0,
                    help="requests a minute per API key (default 600; 0: no limit)")
+    p.add_argument("--body-timeout", type=float, default=10.0,
+                   help="drop an upload that sends nothing for this many seconds, with 408 (default 10)")
+    p.add_argument("--failed-auth-limit", type=float, default=20.0,
+                   help="refused API keys a client address may send a minute before it gets 429 "
+                        "(default 20; 0: no limit)")
     p.add_argument("--retention-days", type=float, default=30.0,
                    help="delete finished jobs older than this many days (default 30; 0: keep)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -98,6 +103,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+#: WebSocket compression (permessage-deflate) for /v1/stream. Off: frames and poses are ~1.5 kB
+#: of JSON at 30 fps, and compressing them on the event loop (server and client) cost more
+#: latency than it saved (benchmarks/load_stream.py, docs/service.md). Clients need no change.
+WS_PER_MESSAGE_DEFLATE = False
+
 _KEY_IN_QUERY = re.compile(r"([?&]key=)[^&\s]*")
 
 
@@ -127,13 +137,15 @@ def serve_main(argv: list[str]) -> int:
         print(f"mocap serve: error: {e.name or e} is not installed; install it with: pip install 'mocap-lift[service]'",
               file=sys.stderr)
         return 1
-    if args.workers < 1 or not 0 < args.port < 65536:
-        print("mocap serve: error: --workers must be >= 1 and --port in 1..65535", file=sys.stderr)
+    if args.workers < 1 or not 0 < args.port < 65536 or not 0 < args.body_timeout <= 3600:
+        print("mocap serve: error: --workers must be >= 1, --port in 1..65535 and --body-timeout in (0, 3600]",
+              file=sys.stderr)
         return 1
     limit = args.max_upload_bytes if args.max_upload_bytes is not None else int(args.max_upload_mb * 1e6)
     config = ServiceConfig(data_dir=args.data_dir or default_data_dir(), workers=args.workers,
                            max_upload_bytes=limit, max_video_seconds=args.max_video_seconds,
-                           rate_limit_per_minute=args.rate_limit, retention_days=args.retention_days)
+                           rate_limit_per_minute=args.rate_limit, retention_days=args.retention_days,
+                           body_timeout_s=args.body_timeout, failed_auth_per_minute=args.failed_auth_limit)
     try:
         app = create_app(config)
         app.state.pool.acquire_data_dir()
@@ -149,7 +161,8 @@ def serve_main(argv: list[str]) -> int:
     print(f"mocap serve: http://{args.host}:{args.port} (data in {app.state.store.data_dir}, "
           f"{config.workers} workers; API description at /docs)", file=sys.stderr)
     logging.getLogger("uvicorn.access").addFilter(RedactKeys())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5,
+                ws_per_message_deflate=WS_PER_MESSAGE_DEFLATE)
     return 0
 
 

@@ -47,6 +47,7 @@ PROTOCOL_VERSION = 1
 _REST_OFFSETS = rest_offsets(MOTION21)
 _IK_PLAN = plan_ik(MOTION21.parents, _REST_OFFSETS, skeleton=MOTION21)
 _MAX_COORD = 1e6  # |pixel| above this is surely a unit mistake
+_LOG_INTERVAL_S = 60.0  # a session's unexpected frame failures: one log line a minute at most
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,11 @@ def _number(msg: dict, key: str, default: float | None) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{key!r} must be a number, got {value!r}")
-    return float(value)
+        raise ValueError(f"{key!r} must be a number, got {str(value)[:40]}")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range (10**309)
+        raise ValueError(f"{key!r} is out of range, got {str(value)[:40]}...") from None
 
 
 def parse_hello(msg: dict) -> StreamConfig:
@@ -151,7 +155,7 @@ def _points(value, num_joints: int, what: str) -> np.ndarray:
     """JSON (J, 2) list with nulls -> (J, 2) float64, NaN for null; ValueError on a bad shape."""
     try:
         arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         arr = None
     if arr is None or arr.shape != (num_joints, 2):  # nulls for whole points, or a bad shape
         if not isinstance(value, list) or len(value) != num_joints:
@@ -166,8 +170,8 @@ def _points(value, num_joints: int, what: str) -> np.ndarray:
                 if point.shape != (2,):
                     raise ValueError(point.shape)
                 arr[j] = point
-            except (TypeError, ValueError):
-                raise ValueError(f"{what}[{j}] must be [x, y] numbers or null, got {p!r}") from None
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"{what}[{j}] must be [x, y] numbers or null, got {str(p)[:80]}") from None
     return arr
 
 
@@ -181,8 +185,8 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
     """
     j = config.num_joints
     index = msg.get("frame")
-    if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
-        raise ValueError(f"'frame' must be a whole number, got {index!r}")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or not -2**63 <= index < 2**63):
+        raise ValueError(f"'frame' must be a whole number (64 bits), got {str(index)[:40]}")
     t = _number(msg, "t", None)
     t = t if t is not None and math.isfinite(t) else None
     kp_in = msg.get("keypoints")
@@ -200,7 +204,7 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
     else:
         try:
             conf = np.array(conf_in, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(f"confidence must be a list of {j} numbers in [0, 1] (null: 0)") from None
         if conf.shape != (j,):
             raise ValueError(f"confidence must have {j} entries for layout {config.layout}, got shape {conf.shape}")
@@ -255,6 +259,8 @@ class StreamSession:
         self.lifter = StreamingLifter.from_model(self.model)
         self.frames_processed = 0
         self.dropped = 0
+        self.internal_errors = 0  # frames that failed unexpectedly (logged once a minute at most)
+        self.last_logged = -math.inf
         self.reset()
 
     def reset(self) -> None:
@@ -305,27 +311,59 @@ class StreamSession:
         return process_batch([(self, msg, received_at)])[0]
 
 
+def _error_reply(session: StreamSession, msg, error: str) -> dict:
+    index = msg.get("frame") if isinstance(msg, dict) else getattr(msg, "index", None)
+    return {"type": "error", "frame": index if isinstance(index, int) and -2**63 <= index < 2**63 else None,
+            "error": error}
+
+
+def _internal_error(session: StreamSession, msg, e: Exception) -> dict:
+    """Error reply for a frame that failed unexpectedly; one log line per session a minute at most."""
+    now = time.monotonic()
+    session.internal_errors += 1
+    if now - session.last_logged >= _LOG_INTERVAL_S:
+        log.warning("stream session %x: a frame failed (%s: %.200s); %d failed so far, at most one line a minute",
+                    id(session), e.__class__.__name__, e, session.internal_errors)
+        session.last_logged = now
+    return _error_reply(session, msg, f"internal error on this frame ({e.__class__.__name__}); the stream goes on")
+
+
 def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | None]]) -> list[dict]:
     """Frames of distinct sessions -> replies, in order: each session lifts its frame, then one
     IK call (:func:`mocap.kinematics.ik.solve_ik`, each frame on its own) solves every frame
-    that has a person. A bad message gives an error reply."""
+    that has a person. A bad message gives an error reply to its own session only; a failure
+    in one session's frame does not touch the other frames of the batch."""
     frames, joints, replies = [], [], []
     for session, msg, _ in items:
+        frame = jt = reply = None
         try:
             frame = msg if isinstance(msg, Frame) else parse_frame(msg, session.config)
-            frames.append(frame)
-            joints.append(session.lift(frame))
-            replies.append(None)
+            jt = session.lift(frame)
         except ValueError as e:
-            frames.append(None)
-            joints.append(None)
-            index = msg.get("frame") if isinstance(msg, dict) else None
-            replies.append({"type": "error", "frame": index, "error": str(e)})
+            reply = _error_reply(session, msg, str(e))
+        except Exception as e:  # noqa: BLE001 (isolation: no frame may break the others)
+            reply = _internal_error(session, msg, e)
+        frames.append(frame)
+        joints.append(jt if reply is None else None)
+        replies.append(reply)
     ok = [i for i, jt in enumerate(joints) if jt is not None and np.isfinite(jt).all()]
-    quats = dict(zip(ok, solve_ik(_IK_PLAN, np.stack([joints[i] for i in ok])))) if ok else {}
-    for i, (session, _, received_at) in enumerate(items):
+    quats: dict[int, np.ndarray] = {}
+    if ok:
+        try:
+            quats = dict(zip(ok, solve_ik(_IK_PLAN, np.stack([joints[i] for i in ok]))))
+        except Exception:  # noqa: BLE001 (solve frame by frame below, so only a failing frame fails)
+            quats = {}
+            for i in ok:
+                try:
+                    quats[i] = solve_ik(_IK_PLAN, joints[i][None])[0]
+                except Exception as e:  # noqa: BLE001
+                    replies[i] = _internal_error(items[i][0], items[i][1], e)
+    for i, (session, msg, received_at) in enumerate(items):
         if replies[i] is None:
-            replies[i] = session.finish(frames[i], joints[i], quats.get(i), received_at)
+            try:
+                replies[i] = session.finish(frames[i], joints[i], quats.get(i), received_at)
+            except Exception as e:  # noqa: BLE001
+                replies[i] = _internal_error(session, msg, e)
     return replies
 
 
