@@ -212,3 +212,12 @@ def test_quiet_capture_prints_no_library_log_lines(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mocap", "capture", str(tmp_path / "missing.mp4"), "-o",
                         str(tmp_path / "o"), "-q"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1 and r.stderr.strip().startswith("mocap: error: video file not found"), r.stderr
+
+
+def test_mediapipe_lifter_picks_the_mediapipe_detector():
+    from mocap.pipelines.options import CaptureOptions, DetectionOptions, LiftOptions
+
+    assert CaptureOptions(lifting=LiftOptions(lifter="mediapipe")).detection.detector == "mediapipe"
+    assert CaptureOptions().detection.detector is None  # the default stays the shipped PyTorch BlazePose
+    chosen = CaptureOptions(lifting=LiftOptions(lifter="mediapipe"), detection=DetectionOptions(detector="movenet"))
+    assert chosen.detection.detector == "movenet"  # an explicit choice is kept

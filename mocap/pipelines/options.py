@@ -7,6 +7,7 @@ so a default, a range or a help text is written once, in its stage's options mod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 
 from mocap.config import add_arguments
@@ -31,6 +32,12 @@ class CaptureOptions:
     cleanup: CleanupConfig = CleanupConfig()
     multiview: MultiViewOptions = MultiViewOptions()
     export: ExportOptions = ExportOptions()
+
+    def __post_init__(self) -> None:
+        # MediaPipe's world landmarks (the mediapipe lifter) come from the mediapipe detector: it is
+        # the default detector of a capture that asks for that lifter
+        if self.lifting.lifter == "mediapipe" and self.detection.detector is None:
+            object.__setattr__(self, "detection", dataclasses.replace(self.detection, detector="mediapipe"))
 
 
 def add_lift_arguments(parser: argparse.ArgumentParser) -> None:
