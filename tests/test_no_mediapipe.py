@@ -99,20 +99,24 @@ def test_default_detector_without_mediapipe_or_tflite(tmp_path):
     # cv2.warpAffine, whose fixed-point bilinear weights changed between releases (OpenCV 5.1
     # with numpy 2.4 moves these joints by up to 1.4 px; wrong weights or graph options move them by tens)
     np.testing.assert_allclose(kp[:, 0][:, JOINTS], KNOWN, atol=3.0)
-    # the normal path in this process: the very same numbers
-    from mocap.detect2d.estimators import get_estimator
-
+    # the normal path in this process, and the .tflite path: the very same numbers
     frames = _frames()
     # as many torch threads as the subprocess had (an earlier test may have set another count,
     # and a different split of the sums moves keypoints by ~0.03 px)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        normal = get_estimator("blazepose-torch")(frames)
+        _compare_in_process(kp, blocked["confidence"], frames)
     finally:
         torch.set_num_threads(before)
+
+
+def _compare_in_process(kp: np.ndarray, confidence: np.ndarray, frames: list[np.ndarray]) -> None:
+    from mocap.detect2d.estimators import get_estimator
+
+    normal = get_estimator("blazepose-torch")(frames)
     np.testing.assert_allclose(kp, normal.keypoints, atol=1e-3)
-    np.testing.assert_allclose(blocked["confidence"], normal.confidence, atol=1e-5)
+    np.testing.assert_allclose(confidence, normal.confidence, atol=1e-5)
     # and MediaPipe's own .tflite files read with the tflite package, where installed
     try:
         import mediapipe  # noqa: F401
