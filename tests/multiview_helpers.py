@@ -39,13 +39,14 @@ def observe(cameras, joints: np.ndarray, *, noise_px: float = 0.0, seed: int = 0
 
 def crowd_paths(t: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """Floor paths (N=3, T, 2) metres (x, z) and presence (3, T) bool of three people: two
-    circling the origin in opposite directions (crossing twice a lap), one walking to and
+    circling the origin in opposite directions, 1.4 and 0.8 m out (passing each other 0.6 m
+    apart twice a lap, and in line with some camera often), one walking to and
     fro across the room, who leaves for the middle fifth of the clip and comes back."""
     time = np.arange(t) / fps
     a = 2 * np.pi * time / 8.0
     paths = np.stack([
-        np.stack([1.2 * np.cos(a), 1.2 * np.sin(a)], -1),
-        np.stack([1.1 * np.cos(-a + 0.3), 1.1 * np.sin(-a + 0.3)], -1),
+        np.stack([1.4 * np.cos(a), 1.4 * np.sin(a)], -1),
+        np.stack([0.8 * np.cos(-a + 0.3), 0.8 * np.sin(-a + 0.3)], -1),
         np.stack([1.6 * np.sin(2 * np.pi * time / 6.0), 0.4 + 0.0 * time], -1),
     ])
     present = np.ones((3, t), bool)
@@ -107,8 +108,9 @@ def association_scores(labels: np.ndarray, truth: np.ndarray) -> dict:
 
     Each predicted id stands for the true person it labels most often. A person-frame (a
     true person seen in two views or more in a frame) is correct when exactly that person's
-    detections carry the person's id. Identity switches: changes of the id a true person
-    gets, over the frames where they get one.
+    detections carry the person's id. Identity switches: changes of the id a true person is
+    triangulated as (the id two or more of their detections carry in a frame), over the frames
+    where they are; a lone detection with a wrong id is an association error, not a switch.
     """
     ids = [i for i in np.unique(labels) if i >= 0]
     owner = {}
@@ -128,8 +130,8 @@ def association_scores(labels: np.ndarray, truth: np.ndarray) -> dict:
                     and (labels[:, f] == got[0]).sum() == mine.sum():
                 correct += 1
             found = [g for g in got if g >= 0]
-            if found:
-                now = max(set(found), key=found.count)
+            now = max(set(found), key=found.count) if found else None
+            if now is not None and found.count(now) >= 2:  # triangulated as ``now`` in this frame
                 if last is not None and now != last:
                     switches += 1
                 last = now

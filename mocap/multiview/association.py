@@ -17,7 +17,7 @@ Per frame, in undistorted pixels:
    first, that never puts two detections of one view in one person and merges two groups
    only when their mean distance stays under the threshold. Verified groups seen by
    ``min_views_new`` views or more found a person: taken up by a person of the last
-   ``max_gap_frames`` whose root is near, else a new id.
+   ``max_gap_frames`` whose root is near and whose bones agree, else a new id.
 4. **Re-identification.** After the last frame, people whose frames never overlap and whose
    bone lengths (median over their frames) agree within ``reid_tolerance`` are one person
    (someone who left and came back).
@@ -271,7 +271,7 @@ def associate_people(pixels: np.ndarray, confidence: np.ndarray, projections: np
                      min_joints: int = 6, epipolar_share: float = 0.08, track_share: float = 0.25,
                      verify_share: float = 0.1, threshold_px: float = 40.0, max_gap_s: float = 0.5,
                      speed_m_s: float = 3.0, min_views_new: int = 3,
-                     reid_tolerance: float = 0.04) -> Association:
+                     reid_tolerance: float = 0.04, take_up_tolerance: float = 0.1) -> Association:
     """Associate the people detected in C synchronised views into persons, and track them in 3D.
 
     Args:
@@ -293,8 +293,10 @@ def associate_people(pixels: np.ndarray, confidence: np.ndarray, projections: np
         max_gap_s: a person unseen for longer is only taken up again by re-identification.
         speed_m_s: how fast a root may move while a person is unseen (metres per second).
         min_views_new: fewest views that found a new person (capped at C).
-        reid_tolerance: most median relative bone-length difference for two people whose
-            frames never overlap to be one.
+        reid_tolerance: most median relative bone-length difference (bones: median over
+            their frames) for two people whose frames never overlap to be one.
+        take_up_tolerance: the same for a new group (one frame's bones) taken up by a person
+            unseen for at most ``max_gap_s``.
     Returns:
         :class:`Association`.
     """
@@ -344,7 +346,7 @@ def associate_people(pixels: np.ndarray, confidence: np.ndarray, projections: np
                 pose, kept, _ = _verify(frame, m, proj, mirror, min_views=min_new, **common)
                 if pose is None:
                     continue
-                k = _take_up(tracks, seen, pose, f, max_gap, speed_m_s / fps, layout)
+                k = _take_up(tracks, seen, pose, f, max_gap, speed_m_s / fps, layout, take_up_tolerance)
                 if k is None:
                     k = _Track(pid=len(tracks), last=f, pose=pose, velocity=np.zeros_like(pose), ids2d={}, bones=[])
                     tracks.append(k)
@@ -396,16 +398,19 @@ def _match_tracks(frame: _Frame, active: list[_Track], proj: np.ndarray, mirror:
 
 
 def _take_up(tracks: list[_Track], seen: dict, pose: np.ndarray, f: int, max_gap: int, step_m: float,
-             layout: str) -> _Track | None:
-    """The recent person (unseen in this frame) nearest to a new group's root, if it could have got there."""
-    root = _root(pose, layout)
+             layout: str, tolerance: float) -> _Track | None:
+    """The recent person (unseen in this frame) nearest to a new group's root, if it could have
+    got there and its bones agree with the group's within ``tolerance``."""
+    root, bones = _root(pose, layout), _bones(pose, layout)
     best, best_d = None, np.inf
     for k in tracks:
         gap = f - k.last
         if k.pid in seen or gap > max_gap:
             continue
         d = float(np.linalg.norm(root - _root(k.pose, layout)))
-        if d < 0.3 + step_m * gap and d < best_d:
+        with _quiet():
+            same = bone_signature_distance(bones, np.nanmedian(np.array(k.bones), 0)) <= tolerance
+        if same and d < 0.3 + step_m * gap and d < best_d:
             best, best_d = k, d
     return best
 

@@ -253,10 +253,8 @@ def capture_multiview(
             raise ValueError(f"{len(keypoints)} keypoint sets for {len(videos)} videos")
     people = [_as_people(k) for k in keypoints]
     primary = [_primary(p) for p in people]
-    rates = require_person(primary, names, hint="every view must see the person "
-                           "(remove that video and its camera from the calibration)")
-    notes += [f"{n}: the person was detected in only {100 * r:.0f} % of the frames"
-              for n, r in zip(names, rates) if r < 0.5]
+    require_person(primary, names, hint="every view must see the person "
+                   "(remove that video and its camera from the calibration)")
     if cameras is not None:
         cameras, caught = rig.match_cameras(cameras, primary, names)
         notes += caught
@@ -270,8 +268,12 @@ def capture_multiview(
 
     file_cameras = cameras
     adjusts = mv.auto_calibration or mv.refine_calibration
+    # several people in a view: a file's rig is refined only to the main person's associated
+    # keypoints, after the association (the views' largest people need not be one person)
+    several = any(p.keypoints.shape[1] > 1 for p in people)
     fit = dict(auto=mv.auto_calibration, refine=mv.refine_calibration, body_height_m=mv.body_height_m,
                focal_px=options.lifting.focal_px, stage=timer.stage)
+    first_fit = dict(fit, refine=mv.refine_calibration and not several)
     tried: list[list[int]] = []
     # A calibration that is fitted to the person (from people, or the file's refined) also
     # checks the offsets: a wrong rig can favour a wrong offset, and a wrong offset a wrong
@@ -280,8 +282,8 @@ def capture_multiview(
         tried.append([int(o) for o in offsets])
         starts, t = sync_mod.common_span([k.num_frames for k in primary], offsets)
         views = sync_mod.apply_offsets(primary, offsets)
-        cameras, calib_text = rig.fit_rig(views, names, file_cameras, mv.calibration, **fit)
-        if mv.sync != "auto" or not adjusts:
+        cameras, calib_text = rig.fit_rig(views, names, file_cameras, mv.calibration, **first_fit)
+        if mv.sync != "auto" or not (first_fit["auto"] or first_fit["refine"]):
             break
         with timer.stage("synchronise"):
             again = sync_mod.estimate_frame_offsets(all_kp, all_conf, cameras=cameras, max_offset=mv.max_offset)
@@ -303,11 +305,16 @@ def capture_multiview(
     with timer.stage("associate"):
         assoc = associate_views(kp, conf, cameras, layout=layout, fps=fps, track_ids=ids2d,
                                 min_confidence=tri_opts.min_confidence, threshold_px=tri_opts.threshold_px)
-    if adjusts and len(assoc.ids) and kp.shape[2] > 1:
+    if adjusts and len(assoc.ids) and several:
         # fit the rig again to one person's associated keypoints: no correspondence mixes two people
-        main = int(assoc.ids[np.argmax(prominence(assoc, kp, conf))])
-        cameras, calib_text = rig.fit_rig(person_views(kp, conf, assoc, main, views), names, file_cameras,
-                                          mv.calibration, **fit)
+        # from people: the main person's keypoints (their height is the scale); a file's rig
+        # refined: every associated person's, one after the other (each a person of its own)
+        ranked = assoc.ids[np.argsort(-prominence(assoc, kp, conf), kind="stable")]
+        fitted = [person_views(kp, conf, assoc, int(i), views) for i in ranked[:1 if mv.auto_calibration else None]]
+        fitted = [dataclasses.replace(v, keypoints=np.concatenate([f[c].keypoints for f in fitted]),
+                                      confidence=np.concatenate([f[c].confidence for f in fitted]))
+                  for c, v in enumerate(views)]
+        cameras, calib_text = rig.fit_rig(fitted, names, file_cameras, mv.calibration, **fit)
         with timer.stage("associate"):
             assoc = associate_views(kp, conf, cameras, layout=layout, fps=fps, track_ids=ids2d,
                                     min_confidence=tri_opts.min_confidence, threshold_px=tri_opts.threshold_px)
@@ -349,6 +356,8 @@ def capture_multiview(
         notes.append(f"{len(found)} people were found in two views or more (ids {found}); person {main} was captured "
                      "(present longest, weighted by size); --all-people writes person_<id>/ for everyone")
     me = captured[main]
+    notes[:0] = [f"{n}: the person was detected in only {100 * k.detection_rate():.0f} % of the frames"
+                 for n, k in zip(names, person_views(kp, conf, assoc, main, views)) if k.detection_rate() < 0.5]
 
     with timer.stage("write files"):
         extra = {"frame_offsets": [int(o) for o in offsets], "calibration": calib_text}
