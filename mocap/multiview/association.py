@@ -44,12 +44,14 @@ class Association:
         ids: (N,) int person ids, numbered 0, 1, ... by first appearance.
         root: (N, T, 3) world metres, the mean of the person's hips (or of their joints) per
             frame, from the association's own triangulation; NaN where not observed.
+        points: (N, T, J, 3) world metres, that triangulation; NaN where not observed.
     """
 
     labels: np.ndarray
     observed: np.ndarray
     ids: np.ndarray
     root: np.ndarray
+    points: np.ndarray
 
     def frames(self, person: int) -> np.ndarray:
         """(T,) bool: the frames where ``person`` was observed."""
@@ -453,13 +455,15 @@ def _finish(labels: np.ndarray, tracks: list[_Track], poses: dict, t: int, layou
     m = len(order)
     obs = np.zeros((m, t), bool)
     root = np.full((m, t, 3), np.nan)
+    points = np.full((m, t, get_layout(layout).num_joints, 3), np.nan)
     for i in range(n):
         if old_to_new[i] < 0:
             continue
         obs[old_to_new[i]] |= observed[i]
         for f, pose in poses.get(i, {}).items():
             root[old_to_new[i], f] = _root(pose, layout)
-    return Association(labels=out, observed=obs, ids=np.arange(m), root=root)
+            points[old_to_new[i], f] = pose
+    return Association(labels=out, observed=obs, ids=np.arange(m), root=root, points=points)
 
 
 def person_keypoints(keypoints: np.ndarray, confidence: np.ndarray, labels: np.ndarray,

@@ -38,6 +38,8 @@ class MultiViewOptions:
                              bounds=(0, 1e6), closed=True, unit="frames", json=False)
     max_people: int = option(4, "multi-view: most people the 2D detector follows in each view",
                              bounds=(1, 64), closed=True, json=False)
+    look_again: bool = option(False, "multi-view, several people in a view: where the other views see a person the 2D "
+                              "detector missed, run the landmark network on where they should be", json=False)
     triangulation: TriangulationConfig = TriangulationConfig()
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from mocap.camera import Camera
 from mocap.formats import Keypoints2D
-from mocap.multiview.association import Association, associate_people, person_keypoints
+from mocap.multiview.association import Association, associate_people, detection_size, person_keypoints
 from mocap.multiview.triangulate import reprojection_errors, triangulate_resolving_swaps, triangulate_robust
 from mocap.skeletons import get_layout
 
@@ -146,3 +146,63 @@ def person_views(keypoints: np.ndarray, confidence: np.ndarray, association: Ass
     kp, conf = person_keypoints(keypoints, confidence, association.labels, person)
     return [Keypoints2D(keypoints=k.astype(np.float32), confidence=c.astype(np.float32), layout=v.layout,
                         image_size=v.image_size, fps=v.fps) for k, c, v in zip(kp, conf, views)]
+
+
+def missing_views(association: Association, cameras: Sequence[Camera], *, layout: str,
+                  margin: float = 0.0) -> list[tuple[int, int, int, np.ndarray]]:
+    """Where a person triangulated from other views has no detection in a view that should see them.
+
+    Args:
+        association: from :func:`associate_views` (its ``points``, calibration world).
+        cameras: the C cameras it was made with.
+        margin: share of the image a person's hip centre may lie outside it and still count.
+    Returns:
+        (view, frame, person id, (J, 2) distorted pixels of the person's joints projected into
+        that view) for every such view and frame: where a detector could look again.
+    """
+    names = get_layout(layout).joint_names
+    hips = [names.index("left_hip"), names.index("right_hip")]
+    out = []
+    for n, person in enumerate(association.ids):
+        frames = np.nonzero(association.observed[n])[0]
+        for c, cam in enumerate(cameras):
+            have = (association.labels[c][frames] == person).any(-1)
+            todo = frames[~have]
+            if not todo.size:
+                continue
+            px = cam.project(association.points[n, todo])  # (F, J, 2)
+            centre = px[:, hips].mean(1)
+            w, h = cam.size
+            inside = (centre[:, 0] > -margin * w) & (centre[:, 0] < (1 + margin) * w) \
+                & (centre[:, 1] > -margin * h) & (centre[:, 1] < (1 + margin) * h)
+            out += [(c, int(f), int(person), p) for f, p, ok in zip(todo, px, inside) if ok]
+    return out
+
+
+def plausible_find(found: np.ndarray, confidence: np.ndarray, expected: np.ndarray, others: np.ndarray,
+                   others_confidence: np.ndarray, *, min_confidence: float = 0.3, near: float = 0.15,
+                   apart: float = 0.15) -> bool:
+    """Whether a detection made where a person was expected (:func:`missing_views`) is that person.
+
+    Args:
+        found: (J, 2) pixels and confidence (J,) of the detection.
+        expected: (J, 2) pixels where the person's joints were expected.
+        others: (P, J, 2) the view's other detections in that frame and their confidences (P, J).
+        near: the detection's median joint distance to ``expected`` must be under this share
+            of its size (box diagonal).
+        apart: and its median joint distance to every other detection over this share: a
+            network that locks onto someone already detected found nobody new.
+    """
+    ok = np.isfinite(found).all(-1) & (confidence >= min_confidence)
+    size = float(detection_size(found, ok))
+    if not ok.sum() >= 6 or not size > 0:
+        return False
+    with np.errstate(invalid="ignore"):
+        dist = np.linalg.norm(found - expected, axis=-1)
+        if not np.nanmedian(np.where(ok & np.isfinite(dist), dist, np.nan)) < near * size:
+            return False
+        for o, oc in zip(others, others_confidence):
+            both = ok & np.isfinite(o).all(-1) & (oc >= min_confidence)
+            if both.sum() >= 6 and np.median(np.linalg.norm(found - o, axis=-1)[both]) < apart * size:
+                return False
+    return True

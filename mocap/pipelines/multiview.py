@@ -25,10 +25,11 @@ from mocap.detect2d.options import require_person
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, atomic_path, save_keypoints, save_motion
 from mocap.multiview import quality, rig
+from mocap.detect2d.estimators import BLAZEPOSE_TORCH
 from mocap.detect2d.people import PeopleTracks
 from mocap.multiview.association import prominence
-from mocap.multiview.views import (associate_views, person_views, reproject_to_view, stack_slots,
-                                   triangulate_views)
+from mocap.multiview.views import (associate_views, missing_views, person_views, plausible_find,
+                                   reproject_to_view, stack_slots, triangulate_views)
 from mocap.pipelines.capture import StageTimer, prepare_output_dir
 from mocap.pipelines.options import CaptureOptions
 from mocap.skeletons import MOTION21
@@ -137,6 +138,41 @@ def _people_arrays(people: Sequence[PeopleTracks], starts, t: int):
     conf = np.nan_to_num(stack_slots([p.confidence[s:s + t] for p, s in zip(people, starts)], 0.0))
     ids = stack_slots([p.track_ids[s:s + t] for p, s in zip(people, starts)], -1).astype(np.int64)
     return kp, conf, ids
+
+
+def _look_again(videos: Sequence[Path], starts, assoc, cameras, kp: np.ndarray, conf: np.ndarray, ids2d: np.ndarray, *,
+                layout: str, detector: str, device: str):
+    """Each view's frames where a person triangulated from the other views has no detection:
+    the landmark network where they should be (:func:`mocap.detect2d.views.landmarks_where_expected`),
+    its finds appended as detection slots. Returns kp, conf, ids2d and how many were found."""
+    from mocap.detect2d.views import landmarks_where_expected
+
+    wanted = missing_views(assoc, cameras, layout=layout)
+    c, t, p = kp.shape[:3]
+    slot: dict[tuple[int, int], int] = {}
+    place = []
+    for view, frame, _, _ in wanted:
+        place.append(slot.get((view, frame), 0))
+        slot[(view, frame)] = place[-1] + 1
+    extra = max(slot.values(), default=0)
+    if not extra:
+        return kp, conf, ids2d, 0
+    kp = np.concatenate([kp, np.full((c, t, extra) + kp.shape[3:], np.nan)], 2)
+    conf = np.concatenate([conf, np.zeros((c, t, extra) + conf.shape[3:])], 2)
+    ids2d = np.concatenate([ids2d, np.full((c, t, extra), -1, ids2d.dtype)], 2)
+    found = 0
+    for view in range(c):
+        rows = [i for i, w in enumerate(wanted) if w[0] == view]
+        if not rows:
+            continue
+        frames = np.array([wanted[i][1] for i in rows])
+        got, cf = landmarks_where_expected(videos[view], frames + starts[view], np.stack([wanted[i][3] for i in rows]),
+                                           detector=detector, device=device)
+        for i, f, g, k in zip(rows, frames, got, cf):
+            if plausible_find(g, k, wanted[i][3], kp[view, f], conf[view, f]):
+                kp[view, f, p + place[i]], conf[view, f, p + place[i]] = g, k
+                found += 1
+    return kp, conf, ids2d, found
 
 
 @dataclass
@@ -302,22 +338,33 @@ def capture_multiview(
 
     kp, conf, ids2d = _people_arrays(people, starts, t)
     tri_opts = mv.triangulation
-    with timer.stage("associate"):
-        assoc = associate_views(kp, conf, cameras, layout=layout, fps=fps, track_ids=ids2d,
-                                min_confidence=tri_opts.min_confidence, threshold_px=tri_opts.threshold_px)
+
+    def associate(cams):
+        with timer.stage("associate"):
+            return associate_views(kp, conf, cams, layout=layout, fps=fps, track_ids=ids2d,
+                                   min_confidence=tri_opts.min_confidence, threshold_px=tri_opts.threshold_px)
+
+    assoc = associate(cameras)
+    detector = options.detection.detector_for(len(videos))
+    if several and mv.look_again and layout == "mediapipe33" and detector in BLAZEPOSE_TORCH:
+        with timer.stage("look again"):
+            kp, conf, ids2d, added = _look_again(videos, starts, assoc, cameras, kp, conf, ids2d, layout=layout,
+                                                 detector=detector, device=options.detection.device)
+        if added:
+            notes.append(f"the landmark network found {added} people-views the 2D detector had missed, where the "
+                         "other views put someone")
+            assoc = associate(cameras)
     if adjusts and len(assoc.ids) and several:
-        # fit the rig again to one person's associated keypoints: no correspondence mixes two people
-        # from people: the main person's keypoints (their height is the scale); a file's rig
-        # refined: every associated person's, one after the other (each a person of its own)
+        # fit the rig again to associated keypoints only, so that no correspondence mixes two
+        # people: from people, the main person's (their height is the scale); a file's rig
+        # refined, every associated person's, one after the other
         ranked = assoc.ids[np.argsort(-prominence(assoc, kp, conf), kind="stable")]
         fitted = [person_views(kp, conf, assoc, int(i), views) for i in ranked[:1 if mv.auto_calibration else None]]
         fitted = [dataclasses.replace(v, keypoints=np.concatenate([f[c].keypoints for f in fitted]),
                                       confidence=np.concatenate([f[c].confidence for f in fitted]))
                   for c, v in enumerate(views)]
         cameras, calib_text = rig.fit_rig(fitted, names, file_cameras, mv.calibration, **fit)
-        with timer.stage("associate"):
-            assoc = associate_views(kp, conf, cameras, layout=layout, fps=fps, track_ids=ids2d,
-                                    min_confidence=tri_opts.min_confidence, threshold_px=tri_opts.threshold_px)
+        assoc = associate(cameras)
     min_frames = max(2, int(round(fps)))
     found = [int(i) for i, n in zip(assoc.ids, assoc.observed.sum(1)) if n >= min(min_frames, t)]
     if not found:
