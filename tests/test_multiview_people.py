@@ -128,3 +128,79 @@ def test_capture_writes_every_person(tmp_path):
     top = json.loads((out / "reprojection.json").read_text())
     assert top["person"] == 0 and load_motion(out / "motion.npz").num_frames == t
     assert "2 people were found" not in report.summary() and "1:" in report.summary()
+
+
+def test_a_frame_whose_first_view_is_swapped_is_not_mirrored():
+    from mocap.formats import Keypoints2D
+    from mocap.skeletons import MEDIAPIPE33
+
+    cams = ring_rig(4)
+    x = motion21_to_mediapipe33(waving_walker(12, FPS))
+    x[..., MEDIAPIPE33.index("left_wrist"), 1] += 0.3  # an asymmetric pose: mirrored, it is wrong
+    mirror = MEDIAPIPE33.mirror_permutation()
+    views = []
+    for c, cam in enumerate(cams):
+        px = cam.project(x)
+        if c == 0:
+            px[5] = px[5][mirror]  # the reference view swapped in frame 5
+        views.append(Keypoints2D(keypoints=px.astype(np.float32), confidence=np.ones(px.shape[:2], np.float32),
+                                 layout="mediapipe33", image_size=cam.size, fps=FPS))
+    tri = triangulate_views(views, cams)
+    assert tri.swapped[:, 5].tolist() == [True, False, False, False]
+    assert np.nanmax(np.linalg.norm(tri.points - x, axis=-1)) < 1e-3
+
+
+def test_bones_that_vary_are_reported_in_plain_words():
+    from mocap.multiview import quality
+
+    x = motion21_to_mediapipe33(waving_walker(30, FPS))
+    assert quality.bone_note("person 1", 0.04, x, "mediapipe33") is None
+    bent = x.copy()
+    bent[10:13] = 1.3 * (bent[10:13] - bent[10:13, :1]) + bent[10:13, :1]  # three frames 30 % larger
+    note = quality.bone_note("person 1", 0.15, bent, "mediapipe33", first_frame=100)
+    assert note.startswith("person 1: the triangulated bones vary in length by 15 %") and "frames 110-112" in note
+    assert quality.frame_ranges(np.array([0, 1, 1, 0, 1], bool)) == "1-2, 4"
+
+
+def test_calibration_from_people_uses_one_person(tmp_path, monkeypatch):
+    """With two people in every view, --calibration auto is fitted again to the main person's
+    associated keypoints alone: every correspondence it gets is of that person."""
+    import dataclasses
+
+    from mocap.detect2d.people import PeopleTracks
+    from mocap.multiview import rig
+    from mocap.pipelines.multiview import capture_multiview
+    from tests.test_multiview import SIZE, _options, _rig, _videos
+
+    t = 40
+    cams = _rig(dist=(0, 0, 0, 0, 0))
+    a = motion21_to_mediapipe33(waving_walker(t, FPS))
+    # someone else: shorter, beside the first, moving otherwise (backwards in time)
+    b = motion21_to_mediapipe33(waving_walker(t, FPS)[::-1] * 0.9 + np.array([1.0, 0.0, 0.6]))
+    people = []
+    for cam in cams:
+        kp = np.stack([cam.project(a), cam.project(b)], 1)
+        if cam is cams[1]:
+            kp = kp[:, ::-1]  # slots are not people
+        conf = np.full(kp.shape[:3], 0.9)
+        people.append(PeopleTracks(keypoints=kp.astype(np.float32), confidence=conf.astype(np.float32),
+                                   scores=np.ones(kp.shape[:2], np.float32), track_ids=np.tile([0, 1], (t, 1)),
+                                   layout="mediapipe33", image_size=SIZE, fps=FPS))
+    fitted = []
+    fit_rig = rig.fit_rig
+
+    def spy(views, *args, **kwargs):
+        fitted.append(np.stack([v.keypoints for v in views]))
+        return fit_rig(views, *args, **kwargs)
+
+    monkeypatch.setattr(rig, "fit_rig", spy)
+    options = _options("auto", body_height_m=1.7, focal_px=380.0, overlay=False)
+    report = capture_multiview(_videos(tmp_path, 3, frames=t), tmp_path / "out", options, keypoints=people,
+                               progress=False)
+    assert len(fitted) == 2 and "from the person" in report.calibration
+    seen = np.isfinite(fitted[-1]).all(-1)
+    assert seen.mean() > 0.9
+    # the main person's keypoints only, one person in every view
+    same = [np.allclose(fitted[-1][seen], np.stack([cam.project(x) for cam in cams])[seen], atol=1e-3) for x in (a, b)]
+    assert sum(same) == 1
+    assert max(v["median_px"] for v in report.reprojection.values()) < 1.0

@@ -502,3 +502,68 @@ def prominence(association: Association, keypoints: np.ndarray, confidence: np.n
             mean = np.nanmean(size, 0)
         out[n] = float(np.nansum(np.where(association.observed[n], mean, 0.0)))
     return out
+
+
+def _normalising(x: np.ndarray) -> np.ndarray:
+    """(3, 3) similarity moving (N, 2) points to centroid 0, mean distance sqrt(2)."""
+    c = x.mean(0)
+    s = np.sqrt(2) / max(float(np.mean(np.linalg.norm(x - c, axis=-1))), 1e-9)
+    return np.array([[s, 0, -s * c[0]], [0, s, -s * c[1]], [0, 0, 1]])
+
+
+def fit_fundamental(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, 3) rank-2 F with ``b^T F a = 0`` from N >= 8 (N, 2) pixel correspondences (normalised 8-point)."""
+    ta, tb = _normalising(a), _normalising(b)
+    ha = np.c_[a, np.ones(len(a))] @ ta.T
+    hb = np.c_[b, np.ones(len(b))] @ tb.T
+    rows = (hb[:, :, None] * ha[:, None, :]).reshape(len(a), 9)
+    f = np.linalg.svd(rows)[2][-1].reshape(3, 3)
+    u, s, vt = np.linalg.svd(f)
+    f = u @ np.diag([s[0], s[1], 0.0]) @ vt
+    return tb.T @ f @ ta
+
+
+def epipolar_fit(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray, *, min_points: int = 30,
+                 keep: float = 0.8) -> float:
+    """How well one epipolar geometry explains two views of a moving person: the median
+    symmetric epipolar distance (pixels) of the best-fitting fundamental matrix, fitted to
+    the ``keep`` share of the joint-frames it fits best. Two views of one person fit (the
+    keypoints' noise); two different people moving differently do not. inf with too few points.
+
+    Args:
+        a, b: (T, J, 2) pixels of one person (track) in two views; wa, wb (T, J) usable.
+    """
+    ok = wa & wb & np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
+    if ok.sum() < min_points:
+        return float("inf")
+    pa, pb = a[ok].astype(np.float64), b[ok].astype(np.float64)
+    use = np.ones(len(pa), bool)
+    for _ in range(2):
+        f = fit_fundamental(pa[use], pb[use])
+        d = epipolar_distance(pa, pb, f)
+        use = d <= np.quantile(d, keep)
+    return float(np.median(d[use]))
+
+
+def same_person_tracks(tracks: list[list[tuple[np.ndarray, np.ndarray]]], *, min_confidence: float = 0.3) -> list[int]:
+    """Without a calibration, which track of each view shows the person of view 0's first track.
+
+    Args:
+        tracks: per view, candidate tracks as (keypoints (T, J, 2), confidence (T, J)) of
+            synchronised frames; view 0's first is the person wanted.
+    Returns:
+        per view, the index of the candidate whose epipolar fit with view 0's person (as a
+        share of its size) is best; 0 for view 0.
+    """
+    ref, ref_conf = tracks[0][0]
+    wr = ref_conf >= min_confidence
+    out = [0]
+    for view in tracks[1:]:
+        scores = []
+        for kp, cf in view:
+            w = cf >= min_confidence
+            with _quiet():
+                size = np.nanmedian(detection_size(kp, w & np.isfinite(kp).all(-1)))
+            scores.append(epipolar_fit(ref, wr, kp, w) / size if size > 0 else np.inf)
+        out.append(int(np.argmin(scores)) if scores else 0)
+    return out

@@ -27,7 +27,7 @@ from mocap.formats import Keypoints2D, atomic_path, save_keypoints, save_motion
 from mocap.multiview import quality, rig
 from mocap.detect2d.estimators import BLAZEPOSE_TORCH
 from mocap.detect2d.people import PeopleTracks
-from mocap.multiview.association import prominence
+from mocap.multiview.association import prominence, same_person_tracks
 from mocap.multiview.views import (associate_views, missing_views, person_views, plausible_find,
                                    reproject_to_view, stack_slots, triangulate_views)
 from mocap.pipelines.capture import StageTimer, prepare_output_dir
@@ -130,6 +130,15 @@ def _primary(people: PeopleTracks) -> Keypoints2D:
         return Keypoints2D(keypoints=people.keypoints[:, 0], confidence=people.confidence[:, 0], layout=people.layout,
                            image_size=people.image_size, fps=people.fps)
     return people.person("largest")
+
+
+def _same_person(people: Sequence[PeopleTracks], primary: list[Keypoints2D]) -> list[Keypoints2D]:
+    """For calibration from people: each view's track (of its three most seen) that one
+    epipolar geometry ties best to view 0's largest person (no calibration needed)."""
+    t = min(k.num_frames for k in primary)
+    cands = [[primary[0]]] + [[p.person(i) for i in p.track_list()[:3]] or [k] for p, k in zip(people[1:], primary[1:])]
+    pick = same_person_tracks([[(k.keypoints[:t], k.confidence[:t]) for k in c] for c in cands])
+    return [c[i] for c, i in zip(cands, pick)]
 
 
 def _people_arrays(people: Sequence[PeopleTracks], starts, t: int):
@@ -307,6 +316,8 @@ def capture_multiview(
     # several people in a view: a file's rig is refined only to the main person's associated
     # keypoints, after the association (the views' largest people need not be one person)
     several = any(p.keypoints.shape[1] > 1 for p in people)
+    if several and mv.auto_calibration:
+        primary = _same_person(people, primary)
     fit = dict(auto=mv.auto_calibration, refine=mv.refine_calibration, body_height_m=mv.body_height_m,
                focal_px=options.lifting.focal_px, stage=timer.stage)
     first_fit = dict(fit, refine=mv.refine_calibration and not several)
