@@ -111,7 +111,8 @@ def test_capture_writes_every_person(tmp_path):
     import dataclasses
 
     options = dataclasses.replace(options, detection=dataclasses.replace(options.detection, all_people=True))
-    report = capture_multiview(_videos(tmp_path, 3, frames=t), tmp_path / "out", options, keypoints=people, progress=False)
+    videos = _videos(tmp_path, 3, frames=t)
+    report = capture_multiview(videos, tmp_path / "out", options, keypoints=people, progress=False)
     out = tmp_path / "out"
     listing = json.loads((out / "people.json").read_text())
     assert [p["id"] for p in listing["people"]] == [0, 1] and listing["main"] == 0
@@ -128,6 +129,17 @@ def test_capture_writes_every_person(tmp_path):
     top = json.loads((out / "reprojection.json").read_text())
     assert top["person"] == 0 and load_motion(out / "motion.npz").num_frames == t
     assert "2 people were found" not in report.summary() and "1:" in report.summary()
+    # --person ID picks a person of people.json as the main one
+    chosen = dataclasses.replace(options, detection=dataclasses.replace(options.detection, person=1, all_people=False))
+    capture_multiview(videos, tmp_path / "out2", chosen, keypoints=people, progress=False)
+    assert json.loads((tmp_path / "out2" / "reprojection.json").read_text())["person"] == 1
+    assert load_motion(tmp_path / "out2" / "motion.npz").num_frames == t - 15
+    from mocap.errors import MocapError
+
+    with pytest.raises(MocapError, match=r"no person with id 7.*\[0, 1\]"):
+        capture_multiview(videos, tmp_path / "out3",
+                          dataclasses.replace(chosen, detection=dataclasses.replace(chosen.detection, person=7)),
+                          keypoints=people, progress=False)
 
 
 def test_a_frame_whose_first_view_is_swapped_is_not_mirrored():

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from mocap.detect2d.options import DEFAULT_DETECTOR
-from mocap.formats import Keypoints2D
 from mocap.detect2d.people import PeopleTracks
+from mocap.formats import Keypoints2D
 
 
 def detect_view(video: str | os.PathLike, *, detector: str = DEFAULT_DETECTOR["several views"], device: str = "cpu",

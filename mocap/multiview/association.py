@@ -210,16 +210,14 @@ def _verify(frame: _Frame, members: dict, proj: np.ndarray, mirror: np.ndarray, 
             threshold_px: float, min_joints: int, min_views: int):
     """Triangulate one person's detections {view: slot}; orient each view, let misfit views go.
 
-    Returns (pose (J, 3), kept {view: slot}, dropped [(view, slot)]); pose None when fewer
-    than ``min_views`` views remain."""
+    Returns (pose (J, 3), kept {view: slot}); pose None when fewer than ``min_views`` views remain."""
     members = dict(members)
-    dropped: list = []
     c, j = frame.x.shape[0], frame.x.shape[2]
     flips = {v: False for v in members}
     pose = None
     for _ in range(2 * len(members) + 2):
         if len(members) < min_views:
-            return None, members, dropped + list(members.items())
+            return None, members
         px = np.full((c, j, 2), np.nan)
         w = np.zeros((c, j))
         for v, s in members.items():
@@ -233,16 +231,16 @@ def _verify(frame: _Frame, members: dict, proj: np.ndarray, mirror: np.ndarray, 
             rel[v] = err / frame.size[v, s]
         worst = max(members, key=lambda v: rel[v])
         if not rel[worst] <= share:
-            dropped.append((worst, members.pop(worst)))
+            members.pop(worst)
             turned.pop(worst)
             flips = turned
             continue
         if turned == flips:
-            return pose, members, dropped
+            return pose, members
         flips = turned
     if len(members) < min_views:
-        return None, members, dropped + list(members.items())
-    return pose, members, dropped
+        return None, members
+    return pose, members
 
 
 def _root(pose: np.ndarray, layout: str) -> np.ndarray:
@@ -332,7 +330,7 @@ def associate_people(pixels: np.ndarray, confidence: np.ndarray, projections: np
             for k, m in zip(active, members):
                 if len(m) < 2:
                     continue
-                pose, kept, _ = _verify(frame, m, proj, mirror, min_views=2, **common)
+                pose, kept = _verify(frame, m, proj, mirror, min_views=2, **common)
                 if pose is not None:
                     seen[k.pid] = (pose, kept)
                     for v, s in kept.items():
@@ -345,7 +343,7 @@ def associate_people(pixels: np.ndarray, confidence: np.ndarray, projections: np
                 m = {pool[i][0]: pool[i][1] for i in np.nonzero(groups == g)[0]}
                 if len(m) < min_new:
                     continue
-                pose, kept, _ = _verify(frame, m, proj, mirror, min_views=min_new, **common)
+                pose, kept = _verify(frame, m, proj, mirror, min_views=min_new, **common)
                 if pose is None:
                     continue
                 k = _take_up(tracks, seen, pose, f, max_gap, speed_m_s / fps, layout, take_up_tolerance)

@@ -21,12 +21,12 @@ from typing import Sequence
 import numpy as np
 
 from mocap.cleanup import motion as cleanup_motion
+from mocap.detect2d.estimators import BLAZEPOSE_TORCH
 from mocap.detect2d.options import require_person
+from mocap.detect2d.people import PeopleTracks
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, atomic_path, save_keypoints, save_motion
 from mocap.multiview import quality, rig
-from mocap.detect2d.estimators import BLAZEPOSE_TORCH
-from mocap.detect2d.people import PeopleTracks
 from mocap.multiview.association import prominence, same_person_tracks
 from mocap.multiview.views import (associate_views, missing_views, person_views, plausible_find,
                                    reproject_to_view, stack_slots, triangulate_views)
@@ -382,7 +382,16 @@ def capture_multiview(
         raise MocapError("no person was seen by two views or more at the same time (checked with the calibration): "
                          "the cameras may not match the videos (check their order), or the calibration is off")
     score = prominence(assoc, kp, conf)
-    main = max(found, key=lambda i: score[list(assoc.ids).index(i)])
+    choice = options.detection.person
+    if isinstance(choice, int):  # --person ID: an id of people.json (the 3D people, not a view's 2D tracks)
+        if choice not in found:
+            raise MocapError(f"no person with id {choice} in two views or more; the ids are {found} "
+                             "(people.json of a run without --person lists them)")
+        main = choice
+    elif choice == "most-present":
+        main = max(found, key=lambda i: (int(assoc.observed[list(assoc.ids).index(i)].sum()), -i))
+    else:
+        main = max(found, key=lambda i: score[list(assoc.ids).index(i)])
     wanted = found if options.detection.all_people else [main]
 
     captured: dict[int, _Person] = {}
