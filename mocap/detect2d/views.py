@@ -1,4 +1,4 @@
-"""The main person of one view, in 2D."""
+"""The people of one view of a multi-view capture, in 2D."""
 from __future__ import annotations
 
 import os
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from mocap.detect2d.options import DEFAULT_DETECTOR
+from mocap.detect2d.people import PeopleTracks
 from mocap.formats import Keypoints2D
 
 
@@ -48,3 +49,99 @@ def detect_view(video: str | os.PathLike, *, detector: str = DEFAULT_DETECTOR["s
     from mocap.detect2d.people import detect_people_video
 
     return detect_people_video(video, detector=detector, device=device, progress=progress).person("largest")
+
+
+def detect_view_people(video: str | os.PathLike, *, detector: str = DEFAULT_DETECTOR["several views"],
+                       device: str = "cpu", max_people: int = 4, progress: bool = True) -> PeopleTracks:
+    """Everyone in one view, with per-view 2D track ids (the cross-view association's cue).
+
+    ``"blazepose-torch"`` / ``"blazepose-tta"``: the networks of :func:`detect_view`,
+    following up to ``max_people`` people (the detector looks for more whenever fewer are
+    followed), then tracked (:func:`mocap.detect2d.tracking.track_people`). ``"mediapipe"``:
+    one person. Any other estimator: :func:`mocap.detect2d.people.detect_people_video`.
+    """
+    if detector == "mediapipe":
+        k = detect_view(video, detector=detector, device=device, progress=progress)
+        return PeopleTracks(keypoints=k.keypoints[:, None], confidence=k.confidence[:, None],
+                            scores=(k.confidence.max(-1, initial=0.0) > 0).astype(np.float32)[:, None],
+                            track_ids=np.where(np.isfinite(k.keypoints).any((-1, -2)), 0, -1)[:, None],
+                            layout=k.layout, image_size=k.image_size, fps=k.fps)
+    from mocap.detect2d.estimators import BLAZEPOSE_TORCH, get_estimator
+
+    if detector not in BLAZEPOSE_TORCH:
+        from mocap.detect2d.people import detect_people_video
+
+        return detect_people_video(video, detector=detector, device=device, progress=progress)
+    import sys
+
+    from tqdm import tqdm
+
+    from mocap.detect2d.tracking import track_people
+    from mocap.io.video import iter_frames, probe_video
+
+    info = probe_video(video)
+    frames = tqdm(iter_frames(video, rgb=True), total=info.frame_count, desc=f"{Path(video).name} (2D)",
+                  unit="frame", file=sys.stderr, disable=not progress)
+    est = get_estimator(detector, device=device, max_people=max_people).video(frames)
+    kp, conf, scores = est.keypoints, np.nan_to_num(est.confidence), est.scores
+    ids = track_people(kp, conf, scores, layout=est.layout) if kp.shape[1] else np.zeros(scores.shape, np.int64)
+    return PeopleTracks(keypoints=kp.astype(np.float32), confidence=conf.astype(np.float32),
+                        scores=scores.astype(np.float32), track_ids=np.asarray(ids), layout=est.layout,
+                        image_size=info.size, fps=info.fps)
+
+
+def landmarks_where_expected(video: str | os.PathLike, frames: np.ndarray, expected: np.ndarray, *,
+                             detector: str = DEFAULT_DETECTOR["several views"], device: str = "cpu",
+                             min_confidence: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """BlazePose's landmark network where a person is expected, without its person detector.
+
+    For views where other cameras see someone the detector missed (a face it cannot see):
+    the region of interest comes from the expected joints (centred on the hips, turned
+    along hips -> shoulders, its side 2.5 times the furthest joint's distance from the
+    hips), then once more from the network's own first answer.
+
+    Args:
+        frames: (N,) frame numbers in the video.
+        expected: (N, 33, 2) mediapipe33 pixels where the person's joints are expected.
+    Returns:
+        keypoints (N, 33, 2) pixels, NaN where the network found no one (presence below
+        ``min_confidence``), and confidences (N, 33), 0 there.
+    """
+    from mocap.detect2d.estimators import BLAZEPOSE_TORCH, get_estimator
+    from mocap.detect2d.estimators.blazepose_torch import NUM_JOINTS
+    from mocap.io.video import iter_frames
+    from mocap.detect2d.estimators.blazepose_anchors import rois_from_keypoints
+    from mocap.skeletons import MEDIAPIPE33
+
+    frames = np.asarray(frames, np.int64)
+    kp = np.full((len(frames), NUM_JOINTS, 2), np.nan, np.float32)
+    conf = np.zeros((len(frames), NUM_JOINTS), np.float32)
+    if detector not in BLAZEPOSE_TORCH or not len(frames):
+        return kp, conf
+    est = get_estimator(detector, device=device)
+    lh, rh, ls, rs = (MEDIAPIPE33.index(n) for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder"))
+    hips = 0.5 * (expected[:, lh] + expected[:, rh])
+    up = 0.5 * (expected[:, ls] + expected[:, rs]) - hips
+    reach = np.nanmax(np.linalg.norm(expected - hips[:, None], axis=-1), 1)
+    end = hips + up / np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-9) * reach[:, None]
+    rois = rois_from_keypoints(np.stack([hips, end], 1), est.graph.landmark_roi)
+    ok = np.isfinite(rois).all(-1)
+    wanted = set(frames[ok].tolist())
+    images, index = [], {}
+    for i, image in enumerate(iter_frames(video, rgb=True)):
+        if i in wanted:
+            index[i] = len(images)
+            images.append(image)
+        if len(index) == len(wanted):
+            break
+    rows = np.nonzero(ok & np.isin(frames, list(index)))[0]
+    if not rows.size:
+        return kp, conf
+    images = est._images(images)
+    at = np.array([index[int(f)] for f in frames[rows]])
+    first = est.landmarks(images, at, rois[rows])
+    lm = est.landmarks(images, at, first.next_roi)
+    found = lm.score >= min_confidence
+    kp[rows[found]] = lm.keypoints[found]
+    conf[rows[found]] = lm.visibility[found]
+    return kp, conf

@@ -36,6 +36,10 @@ class MultiViewOptions:
         flag="--refine-calibration")
     max_offset: int = option(30, "the largest frame offset between two views that sync 'auto' looks for",
                              bounds=(0, 1e6), closed=True, unit="frames", json=False)
+    max_people: int = option(4, "multi-view: most people the 2D detector follows in each view",
+                             bounds=(1, 64), closed=True, json=False)
+    look_again: bool = option(False, "multi-view, several people in a view: where the other views see a person the 2D "
+                              "detector missed, run the landmark network on where they should be", json=False)
     triangulation: TriangulationConfig = TriangulationConfig()
 
     def __post_init__(self) -> None:

@@ -2,6 +2,7 @@
 views that do not fit, the variation of bone lengths."""
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -88,3 +89,44 @@ def misfit_note(misfit: dict[str, tuple[float, float]], hint: str) -> str:
             + ", ".join(f"{n} {e:.1f} px ({100 * e / h:.1f} % of the person's {h:.0f} px height)"
                         for n, (e, h) in misfit.items())
             + f", where about 1 % is usual; {hint}")
+
+
+#: a person whose triangulated bones vary more than this (median coefficient of variation)
+#: is reported: the views then disagree about who is who, or the calibration is off
+BONE_CV_LIMIT = 0.10
+
+
+def bone_outlier_frames(points: np.ndarray, layout: str, tolerance: float = BONE_CV_LIMIT) -> np.ndarray:
+    """(T,) bool: frames whose bones differ from their median lengths by more than
+    ``tolerance`` (median over the bones seen in that frame of ``|length / median - 1|``).
+
+    Args:
+        points: (T, J, 3) metres, triangulated joints of ``layout``; NaN where missing.
+    """
+    p = map_joints(points, layout, MOTION21)
+    par = np.asarray(MOTION21.parents)
+    length = np.linalg.norm(p[:, 1:] - p[:, par[1:]], axis=-1)  # (T, B)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bones and frames
+        dev = np.nanmedian(np.abs(length / np.nanmedian(length, 0) - 1), 1)
+    return np.nan_to_num(dev) > tolerance
+
+
+def frame_ranges(frames: np.ndarray, offset: int = 0) -> str:
+    """'3-7, 12' for a (T,) bool mask (frame numbers plus ``offset``)."""
+    idx = np.nonzero(frames)[0] + offset
+    if not idx.size:
+        return ""
+    cuts = np.nonzero(np.diff(idx) > 1)[0]
+    starts, ends = np.r_[idx[0], idx[cuts + 1]], np.r_[idx[cuts], idx[-1]]
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in zip(starts, ends))
+
+
+def bone_note(who: str, cv: float, points: np.ndarray, layout: str, first_frame: int = 0) -> str | None:
+    """A plain sentence when ``who``'s bones vary by more than :data:`BONE_CV_LIMIT`, naming the frames."""
+    if not np.isfinite(cv) or cv <= BONE_CV_LIMIT:
+        return None
+    frames = frame_ranges(bone_outlier_frames(points, layout), first_frame)
+    return (f"{who}: the triangulated bones vary in length by {100 * cv:.0f} % (median over the bones; a real "
+            f"body's do not): the views may mix this person up with someone else, or the calibration may be off"
+            + (f"; worst in frames {frames}" if frames else ""))

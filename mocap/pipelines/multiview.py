@@ -1,7 +1,9 @@
 """The multi-view pipeline: composes the stages; holds no numerics of its own.
 
-videos -> 2D keypoints per view (detect) -> synchronisation checks (and frame offsets)
--> calibration (a file, or from the people in the shot) -> undistortion -> left/right swap
+videos -> 2D keypoints of everyone in each view (detect) -> synchronisation checks (and
+frame offsets) -> calibration (a file, or from the people in the shot) -> who is who across
+views and frames (association, 3D tracking; a calibration fitted to people is fitted again
+to one associated person) -> per person: undistortion -> left/right swap
 resolution and outlier-rejecting triangulation -> the monocular clean-up: 3D gap filling
 and smoothing, world frame (levelled, grounded), constant bone lengths, inverse
 kinematics, forward kinematics, foot locking -> files, reprojection errors and overlays
@@ -19,11 +21,15 @@ from typing import Sequence
 import numpy as np
 
 from mocap.cleanup import motion as cleanup_motion
+from mocap.detect2d.estimators import BLAZEPOSE_TORCH
 from mocap.detect2d.options import require_person
+from mocap.detect2d.people import PeopleTracks
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, atomic_path, save_keypoints, save_motion
 from mocap.multiview import quality, rig
-from mocap.multiview.views import reproject_to_view, triangulate_views
+from mocap.multiview.association import prominence, same_person_tracks
+from mocap.multiview.views import (associate_views, missing_views, person_views, plausible_find,
+                                   reproject_to_view, stack_slots, triangulate_views)
 from mocap.pipelines.capture import StageTimer, prepare_output_dir
 from mocap.pipelines.options import CaptureOptions
 from mocap.skeletons import MOTION21
@@ -43,6 +49,7 @@ class MultiViewReport:
     bone_length_cv: float
     seconds: dict[str, float]
     notes: list[str] = field(default_factory=list)
+    people: list[dict] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"views: {len(self.names)} ({', '.join(self.names)}), {self.num_frames} synchronised frames "
@@ -55,6 +62,12 @@ class MultiViewReport:
                          f"{100 * r['inlier_fraction']:.0f} %; {r['swapped_frames']}")
         lines.append(f"bone length variation (median CV over bones of the triangulated joints): "
                      f"{100 * self.bone_length_cv:.1f} %")
+        if self.people:
+            lines.append("people found in two views or more (id: synchronised frames; bone length variation):")
+            lines += [f"  {p['id']}: frames {p['first_frame']}-{p['last_frame']} ({p['frames_visible']} seen); "
+                      + (f"bones vary by {100 * p['bone_length_cv_median']:.1f} %" if p["captured"] else "not captured")
+                      + (" (the main person)" if p["main"] else "")
+                      for p in self.people]
         lines += [f"note: {n}" for n in self.notes]
         lines.append("time per stage:")
         width = max(len(k) for k in self.seconds)
@@ -100,19 +113,146 @@ def _view_names(videos: Sequence[Path]) -> list[str]:
     return names
 
 
+def _as_people(k) -> PeopleTracks:
+    """A view's people: PeopleTracks as they are; one person's Keypoints2D as one slot."""
+    if isinstance(k, PeopleTracks):
+        return k
+    seen = np.isfinite(k.keypoints).all(-1).any(-1)
+    return PeopleTracks(keypoints=k.keypoints[:, None], confidence=k.confidence[:, None],
+                        scores=seen.astype(np.float32)[:, None], track_ids=np.where(seen, 0, -1)[:, None],
+                        layout=k.layout, image_size=k.image_size, fps=k.fps)
+
+
+def _primary(people: PeopleTracks) -> Keypoints2D:
+    """The person of one view that synchronisation and a first calibration go by: its only
+    one, or its largest tracked person."""
+    if people.keypoints.shape[1] == 1:
+        return Keypoints2D(keypoints=people.keypoints[:, 0], confidence=people.confidence[:, 0], layout=people.layout,
+                           image_size=people.image_size, fps=people.fps)
+    return people.person("largest")
+
+
+def _same_person(people: Sequence[PeopleTracks], primary: list[Keypoints2D]) -> list[Keypoints2D]:
+    """For calibration from people: each view's track (of its three most seen) that one
+    epipolar geometry ties best to view 0's largest person (no calibration needed)."""
+    t = min(k.num_frames for k in primary)
+    cands = [[primary[0]]] + [[p.person(i) for i in p.track_list()[:3]] or [k] for p, k in zip(people[1:], primary[1:])]
+    pick = same_person_tracks([[(k.keypoints[:t], k.confidence[:t]) for k in c] for c in cands])
+    return [c[i] for c, i in zip(cands, pick)]
+
+
+def _people_arrays(people: Sequence[PeopleTracks], starts, t: int):
+    """(C, T, P, J, 2) pixels, (C, T, P, J) confidences, (C, T, P) track ids of the synchronised frames."""
+    kp = stack_slots([p.keypoints[s:s + t] for p, s in zip(people, starts)], np.nan)
+    conf = np.nan_to_num(stack_slots([p.confidence[s:s + t] for p, s in zip(people, starts)], 0.0))
+    ids = stack_slots([p.track_ids[s:s + t] for p, s in zip(people, starts)], -1).astype(np.int64)
+    return kp, conf, ids
+
+
+def _look_again(videos: Sequence[Path], starts, assoc, cameras, kp: np.ndarray, conf: np.ndarray, ids2d: np.ndarray, *,
+                layout: str, detector: str, device: str):
+    """Each view's frames where a person triangulated from the other views has no detection:
+    the landmark network where they should be (:func:`mocap.detect2d.views.landmarks_where_expected`),
+    its finds appended as detection slots. Returns kp, conf, ids2d and how many were found."""
+    from mocap.detect2d.views import landmarks_where_expected
+
+    wanted = missing_views(assoc, cameras, layout=layout)
+    c, t, p = kp.shape[:3]
+    slot: dict[tuple[int, int], int] = {}
+    place = []
+    for view, frame, _, _ in wanted:
+        place.append(slot.get((view, frame), 0))
+        slot[(view, frame)] = place[-1] + 1
+    extra = max(slot.values(), default=0)
+    if not extra:
+        return kp, conf, ids2d, 0
+    kp = np.concatenate([kp, np.full((c, t, extra) + kp.shape[3:], np.nan)], 2)
+    conf = np.concatenate([conf, np.zeros((c, t, extra) + conf.shape[3:])], 2)
+    ids2d = np.concatenate([ids2d, np.full((c, t, extra), -1, ids2d.dtype)], 2)
+    found = 0
+    for view in range(c):
+        rows = [i for i, w in enumerate(wanted) if w[0] == view]
+        if not rows:
+            continue
+        frames = np.array([wanted[i][1] for i in rows])
+        got, cf = landmarks_where_expected(videos[view], frames + starts[view], np.stack([wanted[i][3] for i in rows]),
+                                           detector=detector, device=device)
+        for i, f, g, k in zip(rows, frames, got, cf):
+            if plausible_find(g, k, wanted[i][3], kp[view, f], conf[view, f]):
+                kp[view, f, p + place[i]], conf[view, f, p + place[i]] = g, k
+                found += 1
+    return kp, conf, ids2d, found
+
+
+@dataclass
+class _Person:
+    """One associated person's capture: frames first..last of the synchronised clip."""
+
+    id: int
+    first: int
+    views: list
+    tri: object
+    motion: object
+    rotation: np.ndarray
+    offset: np.ndarray
+    reprojection: dict
+    bone_cv: float
+
+
+def _capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], cameras, options: CaptureOptions,
+                    stage) -> _Person:
+    """Triangulate and clean one person's views over their first to last observed frame."""
+    seen = np.nonzero(frames)[0]
+    first, last = int(seen[0]), int(seen[-1]) + 1
+    views = [dataclasses.replace(v, keypoints=v.keypoints[first:last], confidence=v.confidence[first:last])
+             for v in views]
+    with stage("triangulate"):
+        tri = triangulate_views(views, cameras, **dataclasses.asdict(options.multiview.triangulation))
+    c = options.cleanup
+    motion, rot, offset = cleanup_motion.motion_from_points(tri.points, views[0].layout, fps=views[0].fps,
+                                                            max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
+                                                            level=c.level, lock_feet=c.lock_feet, stage=stage)
+    return _Person(pid, first, views, tri, motion, rot, offset, {}, quality.median_bone_length_cv(tri.points, views[0].layout))
+
+
+def _write_person(folder: Path, person: _Person, names: Sequence[str], extra: dict, *,
+                  units: str = "cm") -> dict[str, Path]:
+    """motion.npz, motion.bvh, keypoints2d_<view>.npz and reprojection.json of one person into ``folder``."""
+    from mocap.io import bvh
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {"motion": folder / "motion.npz", "bvh": folder / "motion.bvh", "reprojection": folder / "reprojection.json"}
+    save_motion(out["motion"], person.motion)
+    bvh.write_motion_bvh(out["bvh"], person.motion, units=units)
+    for name, k in zip(names, person.views):
+        out[f"keypoints_{name}"] = folder / f"keypoints2d_{name}.npz"
+        save_keypoints(out[f"keypoints_{name}"], k)
+    with atomic_path(out["reprojection"]) as tmp:
+        tmp.write_text(json.dumps({"person": person.id, "views": person.reprojection,
+                                   "bone_length_cv_median": person.bone_cv, **extra}, indent=2))
+    return out
+
+
 def capture_multiview(
     videos: Sequence[str | os.PathLike],
     outdir: str | os.PathLike,
     options: CaptureOptions = CaptureOptions(),
     *,
-    keypoints: Sequence[Keypoints2D] | None = None,
+    keypoints: Sequence[Keypoints2D | PeopleTracks] | None = None,
     progress: bool = True,
 ) -> MultiViewReport:
-    """Capture one person filmed by several cameras; write everything into ``outdir``.
+    """Capture the people filmed by several cameras; write everything into ``outdir``.
 
-    Writes ``keypoints2d_<view>.npz`` per view, ``motion.npz``, ``motion.bvh``,
-    ``calibration.toml`` (the cameras used), ``reprojection.json`` (errors per view) and,
-    unless turned off, ``overlay_<view>.mp4`` (the final 3D skeleton reprojected).
+    Everyone is detected in each view; the people are associated across views and tracked
+    in 3D (:func:`mocap.multiview.views.associate_views`). The main person (present
+    longest, weighted by size) goes to the top of ``outdir``: ``keypoints2d_<view>.npz`` per
+    view, ``motion.npz``, ``motion.bvh``, ``calibration.toml`` (the cameras used),
+    ``reprojection.json`` (errors per view; ``person``, ``start_frame``: the main person's id
+    and first synchronised frame; ``people``: everyone found) and, unless turned off,
+    ``overlay_<view>.mp4`` (the final 3D skeleton reprojected). ``people.json`` lists
+    everyone found. With ``options.detection.all_people``, every person seen in at least a
+    second of frames also gets ``person_<id>/`` with their own ``motion.npz``,
+    ``motion.bvh``, ``keypoints2d_<view>.npz`` and ``reprojection.json``.
 
     Args:
         videos: C >= 2 video files, one per camera.
@@ -124,12 +264,14 @@ def capture_multiview(
             ``sync``, ``"none"`` (the views must have equal lengths) or ``"auto"`` (estimate
             constant frame offsets, keep the frames all views share); ``refine_calibration``,
             adjust the file's camera poses to the person's keypoints (bundle adjustment; world
-            frame, scale and intrinsics kept) before triangulating.
-        keypoints: C already detected keypoint sets (skips detection).
+            frame, scale and intrinsics kept) before triangulating. A calibration fitted to
+            people is fitted first to each view's largest person, then again to the main
+            person's associated keypoints (correspondences of one person only).
+        keypoints: C already detected keypoint sets (skips detection): one person per view
+            (Keypoints2D) or everyone (:class:`mocap.detect2d.people.PeopleTracks`).
         progress: progress bars on stderr.
     """
-    from mocap.detect2d.views import detect_view
-    from mocap.io import bvh
+    from mocap.detect2d.views import detect_view_people
     from mocap.io import video as video_io
     from mocap.io.calibration_files import load_calibration, save_cameras_toml
     from mocap.multiview import sync as sync_mod
@@ -151,41 +293,45 @@ def capture_multiview(
     with timer.stage("detect 2D"):
         if keypoints is None:
             detector, device = options.detection.detector_for(len(videos)), options.detection.device
-            keypoints = [detect_view(v, detector=detector, device=device, progress=progress) for v in videos]
+            keypoints = [detect_view_people(v, detector=detector, device=device, max_people=mv.max_people,
+                                            progress=progress) for v in videos]
         elif len(keypoints) != len(videos):
             raise ValueError(f"{len(keypoints)} keypoint sets for {len(videos)} videos")
-    for name, k in zip(names, keypoints):
-        outputs[f"keypoints_{name}"] = out / f"keypoints2d_{name}.npz"
-        save_keypoints(outputs[f"keypoints_{name}"], k)
-    rates = require_person(keypoints, names, hint="every view must see the person "
-                           "(remove that video and its camera from the calibration)")
-    notes += [f"{n}: the person was detected in only {100 * r:.0f} % of the frames"
-              for n, r in zip(names, rates) if r < 0.5]
+    people = [_as_people(k) for k in keypoints]
+    primary = [_primary(p) for p in people]
+    require_person(primary, names, hint="every view must see the person "
+                   "(remove that video and its camera from the calibration)")
     if cameras is not None:
-        cameras, caught = rig.match_cameras(cameras, keypoints, names)
+        cameras, caught = rig.match_cameras(cameras, primary, names)
         notes += caught
 
     with timer.stage("synchronise"):
-        sync_mod.check_views(keypoints, names, same_length=(mv.sync == "none"))
+        sync_mod.check_views(primary, names, same_length=(mv.sync == "none"))
         offsets = np.zeros(len(videos), dtype=int)
-        all_kp, all_conf = [k.keypoints for k in keypoints], [k.confidence for k in keypoints]
+        all_kp, all_conf = [k.keypoints for k in primary], [k.confidence for k in primary]
         if mv.sync == "auto":
             offsets = sync_mod.estimate_frame_offsets(all_kp, all_conf, cameras=cameras, max_offset=mv.max_offset)
 
     file_cameras = cameras
     adjusts = mv.auto_calibration or mv.refine_calibration
+    # several people in a view: a file's rig is refined only to the main person's associated
+    # keypoints, after the association (the views' largest people need not be one person)
+    several = any(p.keypoints.shape[1] > 1 for p in people)
+    if several and mv.auto_calibration:
+        primary = _same_person(people, primary)
+    fit = dict(auto=mv.auto_calibration, refine=mv.refine_calibration, body_height_m=mv.body_height_m,
+               focal_px=options.lifting.focal_px, stage=timer.stage)
+    first_fit = dict(fit, refine=mv.refine_calibration and not several)
     tried: list[list[int]] = []
     # A calibration that is fitted to the person (from people, or the file's refined) also
     # checks the offsets: a wrong rig can favour a wrong offset, and a wrong offset a wrong
     # rig, so offsets and rig are estimated again in turn until the offsets hold (3 rounds).
     for _ in range(3):
         tried.append([int(o) for o in offsets])
-        starts, _ = sync_mod.common_span([k.num_frames for k in keypoints], offsets)
-        views = sync_mod.apply_offsets(keypoints, offsets)
-        cameras, calib_text = rig.fit_rig(views, names, file_cameras, mv.calibration, auto=mv.auto_calibration,
-                                          refine=mv.refine_calibration, body_height_m=mv.body_height_m,
-                                          focal_px=options.lifting.focal_px, stage=timer.stage)
-        if mv.sync != "auto" or not adjusts:
+        starts, t = sync_mod.common_span([k.num_frames for k in primary], offsets)
+        views = sync_mod.apply_offsets(primary, offsets)
+        cameras, calib_text = rig.fit_rig(views, names, file_cameras, mv.calibration, **first_fit)
+        if mv.sync != "auto" or not (first_fit["auto"] or first_fit["refine"]):
             break
         with timer.stage("synchronise"):
             again = sync_mod.estimate_frame_offsets(all_kp, all_conf, cameras=cameras, max_offset=mv.max_offset)
@@ -194,49 +340,121 @@ def capture_multiview(
         offsets = again
     else:
         offsets = np.asarray(tried[-1])  # the offsets the views and the rig were last fitted with
+        starts, t = sync_mod.common_span([k.num_frames for k in primary], offsets)
+        views = sync_mod.apply_offsets(primary, offsets)
         notes.append(f"frame offsets did not settle: tried {tried}; the rig was fitted with the last")
     if len(tried) > 1:
         notes.append(f"frame offsets {tried[0]} became {tried[-1]} with the cameras fitted to the person")
     fps = views[0].fps
+    layout = views[0].layout
 
-    with timer.stage("triangulate"):
-        tri = triangulate_views(views, cameras, **dataclasses.asdict(mv.triangulation))
-    c = options.cleanup
-    motion, rot, offset = cleanup_motion.motion_from_points(tri.points, views[0].layout, fps=fps,
-                                                            max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
-                                                            level=c.level, lock_feet=c.lock_feet, stage=timer.stage)
+    kp, conf, ids2d = _people_arrays(people, starts, t)
+    tri_opts = mv.triangulation
+
+    def associate(cams):
+        with timer.stage("associate"):
+            return associate_views(kp, conf, cams, layout=layout, fps=fps, track_ids=ids2d,
+                                   min_confidence=tri_opts.min_confidence, threshold_px=tri_opts.threshold_px)
+
+    assoc = associate(cameras)
+    detector = options.detection.detector_for(len(videos))
+    if several and mv.look_again and layout == "mediapipe33" and detector in BLAZEPOSE_TORCH:
+        with timer.stage("look again"):
+            kp, conf, ids2d, added = _look_again(videos, starts, assoc, cameras, kp, conf, ids2d, layout=layout,
+                                                 detector=detector, device=options.detection.device)
+        if added:
+            notes.append(f"the landmark network found {added} people-views the 2D detector had missed, where the "
+                         "other views put someone")
+            assoc = associate(cameras)
+    if adjusts and len(assoc.ids) and several:
+        # fit the rig again to associated keypoints only, so that no correspondence mixes two
+        # people: from people, the main person's (their height is the scale); a file's rig
+        # refined, every associated person's, one after the other
+        ranked = assoc.ids[np.argsort(-prominence(assoc, kp, conf), kind="stable")]
+        fitted = [person_views(kp, conf, assoc, int(i), views) for i in ranked[:1 if mv.auto_calibration else None]]
+        fitted = [dataclasses.replace(v, keypoints=np.concatenate([f[c].keypoints for f in fitted]),
+                                      confidence=np.concatenate([f[c].confidence for f in fitted]))
+                  for c, v in enumerate(views)]
+        cameras, calib_text = rig.fit_rig(fitted, names, file_cameras, mv.calibration, **fit)
+        assoc = associate(cameras)
+    min_frames = max(2, int(round(fps)))
+    found = [int(i) for i, n in zip(assoc.ids, assoc.observed.sum(1)) if n >= min(min_frames, t)]
+    if not found:
+        raise MocapError("no person was seen by two views or more at the same time (checked with the calibration): "
+                         "the cameras may not match the videos (check their order), or the calibration is off")
+    score = prominence(assoc, kp, conf)
+    choice = options.detection.person
+    if isinstance(choice, int):  # --person ID: an id of people.json (the 3D people, not a view's 2D tracks)
+        if choice not in found:
+            raise MocapError(f"no person with id {choice} in two views or more; the ids are {found} "
+                             "(people.json of a run without --person lists them)")
+        main = choice
+    elif choice == "most-present":
+        main = max(found, key=lambda i: (int(assoc.observed[list(assoc.ids).index(i)].sum()), -i))
+    else:
+        main = max(found, key=lambda i: score[list(assoc.ids).index(i)])
+    wanted = found if options.detection.all_people else [main]
+
+    captured: dict[int, _Person] = {}
+    for pid in wanted:
+        captured[pid] = _capture_person(pid, assoc.frames(pid), person_views(kp, conf, assoc, pid, views), cameras,
+                                        options, timer.stage)
+    adjusted_hint = ("the views may be out of step (try --sync auto) or the person poorly seen there"
+                     if mv.sync == "none" else "the person may be poorly seen there")
+    hint = adjusted_hint if adjusts else "a camera may have moved since the calibration: try --refine-calibration"
+    for pid, person in captured.items():
+        person.reprojection = quality.reprojection_summary(person.tri, names)
+        who = f"the main person (id {pid})" if pid == main else f"person {pid}"
+        misfit = quality.misfit_views(person.reprojection, person.views)
+        if misfit and pid == main:
+            notes.append(quality.misfit_note(misfit, hint))
+        note = quality.bone_note(who, person.bone_cv, person.tri.points, layout, person.first)
+        if note:
+            notes.append(note)
+    listing = []
+    for i, n_seen in zip(assoc.ids, assoc.observed.sum(1)):
+        seen = np.nonzero(assoc.observed[list(assoc.ids).index(i)])[0]
+        if not seen.size:
+            continue
+        cv = captured[int(i)].bone_cv if int(i) in captured else None
+        listing.append({"id": int(i), "first_frame": int(seen[0]), "last_frame": int(seen[-1]),
+                        "frames_visible": int(n_seen), "captured": int(i) in captured, "main": int(i) == main,
+                        "bone_length_cv_median": cv})
+    if len(found) > 1 and not options.detection.all_people:
+        notes.append(f"{len(found)} people were found in two views or more (ids {found}); person {main} was captured "
+                     "(present longest, weighted by size); --all-people writes person_<id>/ for everyone")
+    me = captured[main]
+    notes[:0] = [f"{n}: the person was detected in only {100 * k.detection_rate():.0f} % of the frames"
+                 for n, k in zip(names, person_views(kp, conf, assoc, main, views)) if k.detection_rate() < 0.5]
 
     with timer.stage("write files"):
-        outputs["motion"] = out / "motion.npz"
-        save_motion(outputs["motion"], motion)
-        outputs["bvh"] = out / "motion.bvh"
-        bvh.write_motion_bvh(outputs["bvh"], motion, units=export.bvh_units)
+        extra = {"frame_offsets": [int(o) for o in offsets], "calibration": calib_text}
+        for name, k in zip(names, person_views(kp, conf, assoc, main, views)):
+            outputs[f"keypoints_{name}"] = out / f"keypoints2d_{name}.npz"
+            save_keypoints(outputs[f"keypoints_{name}"], k)
+        top = _write_person(out, me, [], {"start_frame": me.first, "people": listing, **extra}, units=export.bvh_units)
+        outputs.update(motion=top["motion"], bvh=top["bvh"])
         outputs["calibration"] = out / "calibration.toml"
         save_cameras_toml(outputs["calibration"], cameras,
                           metadata={"source": calib_text, "frame_offsets": [int(o) for o in offsets]})
-        reproj = quality.reprojection_summary(tri, names)
-        misfit = quality.misfit_views(reproj, views)
-        if misfit:
-            if not adjusts:
-                hint = "a camera may have moved since the calibration: try --refine-calibration"
-            elif mv.sync == "none":
-                hint = "the views may be out of step (try --sync auto) or the person poorly seen there"
-            else:
-                hint = "the person may be poorly seen there"
-            notes.append(quality.misfit_note(misfit, hint))
-        cv_med = quality.median_bone_length_cv(tri.points, views[0].layout)
-        outputs["reprojection"] = out / "reprojection.json"
-        with atomic_path(outputs["reprojection"]) as tmp:
-            tmp.write_text(json.dumps({"views": reproj, "frame_offsets": [int(o) for o in offsets],
-                                       "bone_length_cv_median": cv_med, "calibration": calib_text}, indent=2))
+        outputs["reprojection"] = top["reprojection"]
+        outputs["people"] = out / "people.json"
+        with atomic_path(outputs["people"]) as tmp:
+            tmp.write_text(json.dumps({"people": listing, "main": main}, indent=2))
+        if options.detection.all_people:
+            for pid, person in captured.items():
+                files = _write_person(out / f"person_{pid}", person, names, {"start_frame": person.first, **extra},
+                                      units=export.bvh_units)
+                outputs.update({f"person_{pid}_{k}": v for k, v in files.items()})
 
     if export.overlay:
         with timer.stage("overlays"):
             for name, video, info, cam, s, view in zip(names, videos, infos, cameras, starts, views):
                 outputs[f"overlay_{name}"] = out / f"overlay_{name}.mp4"
-                px = reproject_to_view(motion.joints, rot, offset, cam, start=s, num_frames=info.frame_count)
+                px = reproject_to_view(me.motion.joints, me.rotation, me.offset, cam, start=s + me.first,
+                                       num_frames=info.frame_count)
                 _write_overlay(video, outputs[f"overlay_{name}"], px, size=view.image_size, fps=fps,
                                max_width=export.overlay_max_width)
-    return MultiViewReport(outputs=outputs, num_frames=motion.num_frames, fps=fps, names=names,
-                           offsets=[int(o) for o in offsets], reprojection=reproj, calibration=calib_text,
-                           bone_length_cv=cv_med, seconds=timer.seconds, notes=notes)
+    return MultiViewReport(outputs=outputs, num_frames=me.motion.num_frames, fps=fps, names=names,
+                           offsets=[int(o) for o in offsets], reprojection=me.reprojection, calibration=calib_text,
+                           bone_length_cv=me.bone_cv, seconds=timer.seconds, notes=notes, people=listing)
