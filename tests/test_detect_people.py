@@ -88,7 +88,7 @@ def test_movenet_capture_picks_the_largest_and_writes_everyone(tmp_path):
 
     clip = tmp_path / "two.mp4"
     _two_person_clip(clip)
-    options = CaptureOptions(detection=DetectionOptions(detector="movenet", all_people=True),
+    options = CaptureOptions(detection=DetectionOptions(detector="movenet", all_people=True, min_person_s=0.5),
                              export=ExportOptions(overlay=False, preview=False))
     report = capture(clip, tmp_path / "out", options, progress=False)
     kp = load_keypoints(tmp_path / "out" / "keypoints2d.npz")
@@ -100,3 +100,42 @@ def test_movenet_capture_picks_the_largest_and_writes_everyone(tmp_path):
         assert load_motion(p).num_frames == 16
     xs = [np.nanmedian(load_keypoints(p.parent / "keypoints2d.npz").keypoints[..., 0]) for p in people]
     assert min(xs) < 270 < max(xs)  # one each side
+
+
+def test_torso_histograms_tell_clothes_apart():
+    from mocap.detect2d.people import HIST_BINS, torso_histograms
+    from mocap.skeletons import COCO17
+
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[:, :150] = (200, 30, 30)  # a red shirt on the left
+    frame[:, 150:] = (30, 30, 200)  # a blue one on the right
+    kp = np.full((3, 17, 2), np.nan, np.float32)
+    for p, x in enumerate((40.0, 190.0)):
+        for name, (dx, dy) in {"left_shoulder": (0, 40), "right_shoulder": (60, 40), "left_hip": (0, 150),
+                               "right_hip": (60, 150)}.items():
+            kp[p, COCO17.index(name)] = (x + dx, dy)
+    conf = np.where(np.isfinite(kp).all(-1), 0.9, 0.0)
+    h = torso_histograms(frame, kp, conf, "coco17")
+    assert h.shape == (3, HIST_BINS ** 3) and np.isnan(h[2]).all()  # no torso: unknown
+    np.testing.assert_allclose(h[:2].sum(1), 1.0)
+    red = (3 * HIST_BINS + 0) * HIST_BINS + 0
+    blue = (0 * HIST_BINS + 0) * HIST_BINS + 3
+    assert h[0, red] == 1.0 and h[1, blue] == 1.0
+
+
+def test_people_keeps_those_seen_long_enough_and_from_person():
+    from mocap.detect2d.people import PeopleTracks
+    from mocap.formats import Keypoints2D
+
+    rng = np.random.default_rng(0)
+    est = _FakeEstimator(rng)
+    frames = (np.zeros((480, 640, 3), np.uint8) for _ in range(30))
+    tracks = detect_people_frames(frames, 30.0, (640, 480), estimator=est, batch_size=7, progress=False)
+    assert len(tracks.people(min_seconds=1.0)) == 2 and len(tracks.people(min_seconds=1.1)) == 0
+    one = tracks.person("auto")
+    one = Keypoints2D(keypoints=np.where(np.arange(30)[:, None, None] < 5, np.nan, one.keypoints),
+                      confidence=one.confidence, layout="coco17", image_size=(640, 480), fps=30.0)
+    wrapped = PeopleTracks.from_person(one)
+    assert wrapped.track_list() == [0]
+    (entry,) = wrapped.summary()
+    assert (entry["first_frame"], entry["last_frame"], entry["frames_visible"]) == (5, 29, 25)

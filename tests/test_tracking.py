@@ -240,3 +240,18 @@ def test_auto_picks_present_longest_weighted_by_size_and_never_switches():
     assert choose_track(kp, conf, ids, person="auto") == main_id
     assert choose_track(kp, conf, ids, person="largest") == int(ids[true == 1][0])
     assert choose_track(kp, conf, ids, person="most-present") == int(ids[true == 2][0])
+
+
+def test_implausible_jumps_flag_a_switch_to_someone_else():
+    from mocap.detect2d.tracking import implausible_jumps
+
+    rng = np.random.default_rng(4)
+    t_len = 60
+    a = _walker(rng, (200, 300), (3.0, 0.0), 60, t_len)  # 3 px a frame: a brisk walk
+    b = _walker(rng, (700, 320), (-3.0, 0.0), 60, t_len)
+    conf = np.full((t_len, 17), 0.9)
+    assert implausible_jumps(a, conf, "coco17", 30.0) == []
+    switched = a.copy()
+    switched[20:30] = b[20:30]  # the keypoints follow someone else for ten frames
+    switched[40:45] = np.nan  # and a gap, which is not a jump
+    assert implausible_jumps(switched, conf, "coco17", 30.0) == [(19, 20), (29, 30)]

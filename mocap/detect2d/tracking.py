@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mocap.skeletons import LAYOUTS
+from mocap.skeletons import LAYOUTS, get_layout
 
 
 @dataclass(frozen=True)
@@ -451,3 +451,38 @@ def identity_switches(track_ids: np.ndarray, true_ids: np.ndarray) -> int:
         seq = seq[seq >= 0]
         switches += int(np.count_nonzero(seq[1:] != seq[:-1]))
     return switches
+
+
+def implausible_jumps(keypoints: np.ndarray, confidence: np.ndarray, layout: str, fps: float, *,
+                      max_speed: float = 20.0, min_confidence: float = 0.3) -> list[tuple[int, int]]:
+    """Frames where one person's 2D root moves further than a body can: a sign that the
+    keypoints switched to someone else (or the detector lost the person).
+
+    The root is the middle of the hips; the scale is the person's median torso length in
+    pixels (shoulder middle to hip middle, about half a metre). A step from frame ``a`` to the
+    next frame ``b`` where the root is seen counts when it is over ``max_speed`` torso lengths
+    per second times ``(b - a) / fps`` (20 torso lengths/s: about 10 m/s, a sprint) plus
+    half a torso length (the detector's noise, a crouch or a fall moving the hips).
+
+    Args:
+        keypoints: (T, J, 2) pixels, NaN where missing; confidence: (T, J); layout: their layout.
+        fps: frames per second.
+
+    Returns:
+        [(a, b), ...] frame pairs, in time order.
+    """
+    skel = get_layout(layout)
+    kp = np.where((np.asarray(confidence) >= min_confidence)[..., None], np.asarray(keypoints, np.float64), np.nan)
+    hips = kp[:, [skel.index("left_hip"), skel.index("right_hip")]].mean(1)
+    shoulders = kp[:, [skel.index("left_shoulder"), skel.index("right_shoulder")]].mean(1)
+    torso = np.linalg.norm(shoulders - hips, axis=-1)
+    if not np.isfinite(torso).any():
+        return []
+    scale = float(np.nanmedian(torso))
+    seen = np.nonzero(np.isfinite(hips).all(-1))[0]
+    if len(seen) < 2:
+        return []
+    a, b = seen[:-1], seen[1:]
+    step = np.linalg.norm(hips[b] - hips[a], axis=-1)
+    limit = scale * (0.5 + max_speed * (b - a) / fps)
+    return [(int(i), int(j)) for i, j in zip(a[step > limit], b[step > limit])]
