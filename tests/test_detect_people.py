@@ -139,3 +139,35 @@ def test_people_keeps_those_seen_long_enough_and_from_person():
     assert wrapped.track_list() == [0]
     (entry,) = wrapped.summary()
     assert (entry["first_frame"], entry["last_frame"], entry["frames_visible"]) == (5, 29, 25)
+
+
+@pytest.mark.slow
+def test_blazepose_follows_two_people_through_the_video(tmp_path):
+    """The PyTorch BlazePose with several people: each person's ROI tracked from frame to frame,
+    the detector at a cadence; on a clip with the example's person twice, both are kept all along,
+    each as one track, and no one twice."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tflite")
+    pytest.importorskip("mediapipe")
+    from mocap.detect2d.people import detect_people_video
+
+    import cv2
+
+    clip = tmp_path / "two.mp4"
+    cap = cv2.VideoCapture(str(EXAMPLE))
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (800, 540))
+    for _ in range(20):
+        ok, f = cap.read()
+        assert ok
+        canvas = np.full((540, 800, 3), 90, np.uint8)
+        canvas[:, 40:344] = cv2.resize(f, (304, 540))  # the same person twice, side by side
+        canvas[:, 456:760] = cv2.resize(f[:, ::-1], (304, 540))  # (mirrored)
+        out.write(canvas)
+    out.release()
+    tracks = detect_people_video(clip, detector="blazepose-torch", progress=False)
+    assert len(tracks.track_list()) == 2
+    for entry in tracks.summary():
+        assert entry["frames_visible"] == 20
+    assert ((tracks.track_ids >= 0).sum(1) == 2).all()  # two people in every frame, never a duplicate
+    xs = {e["id"]: (e["median_box"][0] + e["median_box"][2]) / 2 for e in tracks.summary()}
+    assert min(xs.values()) < 400 < max(xs.values())  # one each side

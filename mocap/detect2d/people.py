@@ -10,8 +10,9 @@ single-person pipeline, :meth:`PeopleTracks.people` every tracked person, and
 The tracker's appearance cue is the colour histogram of each detection's torso
 (:func:`torso_histograms`), taken from the frames as they are detected. The PyTorch
 BlazePose estimators run in their tracking mode with several people
-(:meth:`~mocap.detect2d.estimators.blazepose_torch.BlazePoseTorch.video_chunk`); other
-estimators see every frame on its own.
+(:meth:`~mocap.detect2d.estimators.blazepose_torch.BlazePoseTorch.track`: each person's
+region of interest from the previous frame, the detector at a cadence and when a track
+weakens); other estimators see every frame on its own.
 
 MediaPipe's VIDEO mode (:mod:`mocap.detect2d.mediapipe_pose`) follows one person with its
 own region of interest; :meth:`PeopleTracks.from_person` wraps its result so that the
@@ -196,8 +197,8 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
         frames: (H, W, 3) uint8 RGB frames in time order, all of ``size`` (width, height).
         fps: frames per second.
         estimator: an object implementing the estimator interface.
-        batch_size: frames per estimator call. An estimator with a ``video_chunk`` method
-            (the PyTorch BlazePose) gets consecutive frames and tracks within them.
+        batch_size: frames per estimator call. An estimator that tracks (``track`` and
+            ``tracker`` methods: the PyTorch BlazePose) follows the people through the video.
         on_batch: called with each batch and its :class:`Estimate` (e.g. to draw overlays).
     """
     from tqdm import tqdm
@@ -207,8 +208,11 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     width, height = (int(v) for v in size)
-    tracked = getattr(estimator, "video_chunk", None)  # a video-tracking estimator: frames in time order
-    run = tracked if callable(tracked) else (lambda batch: estimator(np.stack(batch)))
+    if callable(getattr(estimator, "track", None)) and callable(getattr(estimator, "tracker", None)):
+        tracker = estimator.tracker(1, refine=True)  # follows the people from block to block
+        run = lambda batch: estimator.track(batch, tracker=tracker)  # noqa: E731
+    else:
+        run = lambda batch: estimator(np.stack(batch))  # noqa: E731
     parts, looks = [], []
     with tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=not progress) as bar:
         for batch in _batches(frames, batch_size):
@@ -246,13 +250,12 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
                         image_size=(width, height), fps=float(fps))
 
 
-def detect_people_video(path: str | os.PathLike, *, detector: str, device: str = "cpu", batch_size: int | None = None,
+def detect_people_video(path: str | os.PathLike, *, detector: str, device: str = "cpu", batch_size: int = 8,
                         max_people: int = MAX_PEOPLE, progress: bool = True) -> PeopleTracks:
     """Everyone in the video at ``path`` with the estimator called ``detector``, tracked.
 
     The PyTorch BlazePose looks for up to ``max_people`` people and follows each from frame to
-    frame; ``batch_size`` (frames per call) defaults to 8, for BlazePose to its network batch
-    times its segment length (64 on CPU, 256 on CUDA).
+    frame. ``batch_size``: frames decoded per call (default 8).
     """
     from mocap.detect2d.mediapipe_pose import _prefetch
     from mocap.detect2d.estimators import BLAZEPOSE_TORCH, get_estimator
@@ -261,8 +264,6 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
     info = probe_video(path)
     kwargs = {"device": device, "max_people": max_people} if detector in BLAZEPOSE_TORCH else {}
     estimator = get_estimator(detector, **kwargs)
-    if batch_size is None:
-        batch_size = estimator.batch_size * (1 if device.startswith("cuda") else 8) if detector in BLAZEPOSE_TORCH else 8
     try:
         with contextlib.closing(_prefetch(iter_frames(path, rgb=True))) as frames:
             return detect_people_frames(frames, info.fps, info.size, estimator=estimator, batch_size=batch_size,

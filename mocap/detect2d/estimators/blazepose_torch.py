@@ -48,7 +48,7 @@ import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import Estimate, as_rgb_batch, stack_people
-from mocap.detect2d.estimators.blazepose_tracking import PoseTracker, concat_estimates, distinct_rois, roi_overlap
+from mocap.detect2d.estimators.blazepose_tracking import PoseTracker, concat_estimates, distinct_rois, same_roi
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
@@ -160,6 +160,10 @@ class BlazePoseTorch:
     detect_every = 8
     #: a tracked pose scoring under this counts as weakening: the detector runs on the next frame
     weak_score = 0.8
+    #: with ``max_people`` > 1, the detector score that proposes a person (at most ``min_confidence``): the
+    #: landmark network's presence score still has to reach ``min_confidence``. The detector keys on the face,
+    #: so a person seen from behind, far off or with a blurred face scores low.
+    new_person_score = 0.3
 
     def __init__(self, device: str = "cpu", max_people: int = 1, min_confidence: float = 0.5, *,
                  min_tracking_confidence: float | None = None, batch_size: int | None = None, half: bool = False,
@@ -259,8 +263,25 @@ class BlazePoseTorch:
 
     # ------------------------------------------------------------ stages
 
+    def _windows(self, w: int, h: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Where the detector looks in a w x h image: (roi (5,), padding (4,), origin (2,), size (2,))
+        each. The whole image, letterboxed; with ``max_people`` > 1 also overlapping squares
+        along its long side (the detector sees 224 x 224 and keys on faces, so people who
+        are small in a wide frame are found only in a closer window)."""
+        g = self.graph
+        roi, pad = bp.letterbox(w, h, *g.detector_size)
+        out = [(roi, pad, np.zeros(2), np.array([w, h], np.float64))]
+        side, long = min(w, h), max(w, h)
+        if self.max_people > 1 and long > 1.2 * side:
+            n = int(np.ceil((long - side) / (side / 2))) + 1
+            for start in np.linspace(0, long - side, n):
+                origin = np.array([start, 0.0] if w > h else [0.0, start])
+                square = np.array([origin[0] + side / 2, origin[1] + side / 2, side, side, 0.0])
+                out.append((square, np.zeros(4), origin, np.array([side, side], np.float64)))
+        return out
+
     def detect(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pose detector on (H, W, 3) uint8 RGB images.
+        """Pose detector on (H, W, 3) uint8 RGB images (in the windows of :meth:`_windows`).
 
         Returns:
             frame: (N,) int frame index of each detection (at most ``max_people`` per frame).
@@ -271,26 +292,32 @@ class BlazePoseTorch:
         n = len(images)
         if n == 0:
             return np.zeros(0, np.int64), np.zeros((0, 5)), np.zeros(0, np.float32)
-        boxes = [bp.letterbox(im.shape[1], im.shape[0], *g.detector_size) for im in images]
-        x = self._crops(images, np.arange(n), np.stack([b[0] for b in boxes]), g.detector_size,
-                        g.detector_range, g.detector_border_zero)
+        windows = [(f, *win) for f, im in enumerate(images) for win in self._windows(im.shape[1], im.shape[0])]
+        x = self._crops(images, np.array([v[0] for v in windows]), np.stack([v[1] for v in windows]),
+                        g.detector_size, g.detector_range, g.detector_border_zero)
         out = self._run(self.detector, x, 2)
         raw_boxes, raw_scores = out[self._det_order[0]], out[self._det_order[1]]
-        decoded = bp.decode_detections(raw_boxes, raw_scores, self.anchors, g.decode, min_score=self.min_confidence)
+        min_score = self.min_confidence if self.max_people == 1 else min(self.min_confidence, self.new_person_score)
+        decoded = bp.decode_detections(raw_boxes, raw_scores, self.anchors, g.decode, min_score=min_score)
         frames, rois, scores = [], [], []
-        for f, ((box, kp, score), (_, padding)) in enumerate(zip(decoded, boxes)):
+        for (f, _, padding, origin, size), (box, kp, score) in zip(windows, decoded):
             box, kp, score = bp.weighted_nms(box, kp, score, threshold=g.nms_threshold, weighted=g.nms_weighted,
                                              max_detections=self.max_people)
             if not len(score):
                 continue
-            h, w = images[f].shape[:2]
-            kp_px = bp.remove_letterbox(kp, padding) * np.array([w, h], np.float64)
+            kp_px = bp.remove_letterbox(kp, padding) * size + origin
             rois.append(bp.rois_from_keypoints(kp_px, g.detection_roi))
             frames.append(np.full(len(score), f))
             scores.append(score)
         if not frames:
             return np.zeros(0, np.int64), np.zeros((0, 5)), np.zeros(0, np.float32)
-        return np.concatenate(frames), np.concatenate(rois), np.concatenate(scores)
+        frame, roi, score = np.concatenate(frames), np.concatenate(rois), np.concatenate(scores)
+        keep = distinct_rois(roi, score, frame)  # one person seen in two windows is one detection
+        order = np.lexsort((-score, frame))
+        order = order[keep[order]]
+        rank = np.concatenate([np.arange(c) for c in np.bincount(frame[order], minlength=n)]) if len(order) else order
+        order = order[rank < self.max_people]
+        return frame[order], roi[order], score[order]
 
     def landmarks(self, images: Sequence[np.ndarray], frame: np.ndarray, rois: np.ndarray) -> PoseLandmarks:
         """Landmark network on the ROIs ``rois`` (N, 5) of ``images[frame[n]]`` (all N in batches);
@@ -396,7 +423,7 @@ class BlazePoseTorch:
         if lost:
             f, r, _ = self.detect([images[slots[k]] for k in lost])
             for j, k in enumerate(lost):
-                new = [roi for roi in r[f == j] if not any(roi_overlap(roi, old) > 0.5 for old in rois[k])]
+                new = [roi for roi in r[f == j] if not any(same_roi(roi, old) for old in rois[k])]
                 new = new[:self.max_people - len(rois[k])]
                 if new:
                     rois[k] = np.concatenate([rois[k], np.asarray(new)])
@@ -410,15 +437,14 @@ class BlazePoseTorch:
             use = np.zeros(len(fresh), bool)
             use[np.nonzero(fresh)[0][second.score >= self.min_confidence]] = True
             lm = _replace_rows(lm, use, second.take(second.score >= self.min_confidence))
-        keep = lm.score >= self.min_tracking_confidence
-        if self.max_people > 1:
-            keep &= distinct_rois(lm.next_roi, lm.score, slot)
+        distinct = distinct_rois(lm.next_roi, lm.score, slot) if self.max_people > 1 else np.ones(len(slot), bool)
+        keep = (lm.score >= self.min_tracking_confidence) & distinct
         nxt, weak = [], []
         for k in range(len(slots)):
             mine = slot == k
             nxt.append(lm.next_roi[keep & mine])
             weak.append(bool((mine & ~keep).any() or (lm.score[mine & keep] < self.weak_score).any()))
-        return lm.take(lm.score >= self.min_confidence), nxt, weak
+        return lm.take((lm.score >= self.min_confidence) & distinct), nxt, weak
 
     # ------------------------------------------------------------ public API
 
@@ -434,11 +460,14 @@ class BlazePoseTorch:
         """A :class:`PoseTracker` following people in ``views`` synchronised videos."""
         return PoseTracker(self, views, refine=refine)
 
-    def track(self, frames: Iterable[np.ndarray], *, refine: bool = False) -> Estimate:
+    def track(self, frames: Iterable[np.ndarray], *, refine: bool = False, tracker: PoseTracker | None = None) -> Estimate:
         """One video, frames in time order -> :class:`Estimate` (T, P, 33, ...), as MediaPipe's
         VIDEO mode (without its smoothing): ROI from the previous frame's landmarks, the
-        detector only when a pose is lost. Serial: one frame per network call."""
-        tracker = self.tracker(1, refine=refine)
+        detector when a pose is lost (and, with ``max_people`` > 1, every ``detect_every``
+        frames and when a track weakens). Serial: one frame per network call. To go on with
+        the same people over a video read block by block, pass the same ``tracker`` (one
+        view, from :meth:`tracker`) with every block."""
+        tracker = self.tracker(1, refine=refine) if tracker is None else tracker
         return concat_estimates([tracker.step([f]) for f in frames], NUM_JOINTS, self.layout)
 
     def video(self, frames: Iterable[np.ndarray], *, batch: int | None = None, span: int | None = None,
@@ -490,16 +519,6 @@ class BlazePoseTorch:
         lm = PoseLandmarks(*(np.concatenate([getattr(x, k) for x in found])
                              for k in PoseLandmarks.__dataclass_fields__))
         return self._to_estimate(len(images), lm)
-
-    def video_chunk(self, frames: Sequence[np.ndarray], *, span: int | None = None, refine: bool = True) -> Estimate:
-        """Consecutive frames (a list, or (B, H, W, 3)) -> :class:`Estimate` (B, P, 33, ...),
-        tracked in segments of ``span`` frames as in :meth:`video` (default span: 8 on CPU, 1 on
-        CUDA). For a caller that reads the video in blocks and needs the frames too (e.g. for
-        the people's appearance, :func:`mocap.detect2d.people.detect_people_frames`)."""
-        span = int((1 if self.device.type == "cuda" else 8) if span is None else span)
-        if span < 1:
-            raise ValueError(f"span must be at least 1, got {span}")
-        return self._video_chunk(list(frames), span, refine)
 
 
 def _replace_rows(lm: PoseLandmarks, rows: np.ndarray, other: PoseLandmarks) -> PoseLandmarks:

@@ -39,7 +39,7 @@ class PoseTracker:
         """Forget all tracks (next step detects again)."""
         self.rois = [np.zeros((0, 5)) for _ in range(self.views)]
         self.weak = [False] * self.views
-        self.since = [0] * self.views  # frames since the detector last ran, per view
+        self.since = [0] * self.views  # frames since the detector last ran (1: on the previous frame), per view
 
     def step(self, frames: np.ndarray | Sequence[np.ndarray]) -> Estimate:
         """One frame per view, (V, H, W, 3) or a list of V images -> :class:`Estimate` (V, P, 33, ...)."""
@@ -49,29 +49,31 @@ class PoseTracker:
         m = self.model
         detect = [m._needs_detector(r, w, n) for r, w, n in zip(self.rois, self.weak, self.since)]
         lm, self.rois, self.weak = m._step(images, list(range(self.views)), self.rois, self.refine, detect)
-        self.since = [0 if d else n + 1 for d, n in zip(detect, self.since)]
+        self.since = [1 if d else n + 1 for d, n in zip(detect, self.since)]
         return m._to_estimate(self.views, lm)
 
 
 def distinct_rois(rois: np.ndarray, score: np.ndarray, slot: np.ndarray) -> np.ndarray:
-    """(N,) bool: False for a ROI that overlaps (IoU > 0.5) a better-scored ROI of the same
-    slot: two tracks that converged on one person (after a crossing) become one."""
+    """(N,) bool: False for a ROI on the same person (:func:`same_roi`) as a better-scored ROI
+    of the same slot: two tracks that converged on one person (after a crossing), or a
+    detection of someone already tracked, become one."""
     keep = np.ones(len(rois), bool)
     for i in np.argsort(-score, kind="stable"):
         if keep[i]:
             for j in np.nonzero(keep & (slot == slot[i]))[0]:
-                if j != i and score[j] <= score[i] and roi_overlap(rois[i], rois[j]) > 0.5:
+                if j != i and same_roi(rois[i], rois[j]):
                     keep[j] = False
     return keep
 
 
-def roi_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of the axis-aligned squares of two ROIs (rotation ignored)."""
-    ra, rb = max(a[2], a[3]) / 2, max(b[2], b[3]) / 2
-    ix = max(0.0, min(a[0] + ra, b[0] + rb) - max(a[0] - ra, b[0] - rb))
-    iy = max(0.0, min(a[1] + ra, b[1] + rb) - max(a[1] - ra, b[1] - rb))
-    inter = ix * iy
-    return inter / (4 * ra * ra + 4 * rb * rb - inter) if inter > 0 else 0.0
+def same_roi(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two ROIs (cx, cy, w, h, rotation) frame the same person: centres closer than a
+    quarter of the larger side and sides within a factor of 1.5. (ROIs are large squares
+    around the whole body, so two people side by side overlap a lot; their centres, between
+    the hips, do not.)"""
+    side_a, side_b = max(a[2], a[3]), max(b[2], b[3])
+    near = np.hypot(a[0] - b[0], a[1] - b[1]) < 0.25 * max(side_a, side_b)
+    return bool(near and max(side_a, side_b) < 1.5 * max(min(side_a, side_b), 1e-6))
 
 
 def concat_estimates(parts: list[Estimate], num_joints: int, layout: str) -> Estimate:
