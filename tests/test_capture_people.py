@@ -20,13 +20,14 @@ def _tracks():
 
     main = synthetic_keypoints(waving_walker(T)).keypoints  # (T, 33, 2), about 500 px tall
     other = main * 0.6 + np.array([500.0, 300.0], np.float32)  # smaller, to the right
-    kp = np.full((T, 2, 33, 2), np.nan, np.float32)
+    kp = np.full((T, 3, 33, 2), np.nan, np.float32)
     kp[:, 0], kp[:, 1] = other, main  # slot order does not say who is who
+    kp[20:23, 2] = main[20:23] * 0.3  # a detector's mistake, three frames long
     kp[:8, 1] = np.nan  # the main person walks in at frame 8 ...
     kp[30:36, 1] = np.nan  # ... is hidden for 6 frames ...
     kp[:, 0][50:] = np.nan  # ... and the other leaves at frame 50
     conf = np.where(np.isfinite(kp).all(-1), 0.9, 0.0).astype(np.float32)
-    ids = np.where(np.isfinite(kp).all(-1).any(-1), [[1, 0]], -1)  # the main person is id 0
+    ids = np.where(np.isfinite(kp).all(-1).any(-1), [[1, 0, 2]], -1)  # the main person is id 0
     return PeopleTracks(keypoints=kp, confidence=conf, scores=(conf.max(-1) > 0).astype(np.float32), track_ids=ids,
                         layout="mediapipe33", image_size=IMAGE_SIZE, fps=30.0), main, other
 
@@ -95,7 +96,7 @@ def test_people_json_png_and_summary(captured):
     doc = json.loads((out / "people.json").read_text())
     assert doc["num_frames"] == T and doc["captured"] == 0 and doc["fps"] == pytest.approx(30.0)
     by_id = {p["id"]: p for p in doc["people"]}
-    assert sorted(by_id) == [0, 1]
+    assert sorted(by_id) == [0, 1] and doc["short_tracks_not_listed"] == 1  # track 2: 3 frames < 0.25 s
     assert (by_id[0]["first_frame"], by_id[0]["last_frame"], by_id[0]["frames_visible"]) == (8, T - 1, T - 8 - 6)
     assert (by_id[1]["first_frame"], by_id[1]["last_frame"], by_id[1]["frames_visible"]) == (0, 49, 50)
     assert by_id[0]["captured"] and by_id[1]["captured"] and by_id[1]["folder"] == "person_1"
@@ -106,6 +107,7 @@ def test_people_json_png_and_summary(captured):
     assert sheet is not None and sheet.shape[0] > 300 and sheet.shape[1] > 2 * 160
     text = report.summary()
     assert "people found: 2" in text and "captured: id 0" in text and "frames 8-59" in text
+    assert "1 tracks under 0.25 s, not listed" in text
     assert "WARNING" not in text  # no impossible jump in these tracks
 
 

@@ -21,7 +21,9 @@ velocity, smoothed) and compared with every detection by a similarity in [0, 1]:
   :func:`mocap.detect2d.people.torso_histograms`): scaled by ``1 - w + w * b ** 4``, ``b``
   the Bhattacharyya coefficient of the detection's histogram and the track's running
   histogram (updated only from detections that no other detection overlaps, so an
-  occluder's colours do not leak in), ``w`` = ``appearance_weight``.
+  occluder's colours do not leak in), ``w`` = ``appearance_weight``; below
+  ``min_appearance`` the pair is refused, whatever its position (the landmark network's
+  region of interest sliding from one person onto another who stands close).
 
 Keypoint distances are taken both as detected and with left and right swapped (the better
 of the two counts), so a detector's left/right confusion does not break a track.
@@ -29,9 +31,11 @@ of the two counts), so a detector's left/right confusion does not break a track.
 Matching is a cascade of Hungarian assignments (scipy's ``linear_sum_assignment``): first
 tracks seen in the previous frame, then tracks lost for up to ``max_gap_frames`` frames.
 A pair must reach ``min_similarity``. With appearance, a third stage re-identifies people
-who left (or were hidden) for longer than ``max_gap_frames``: a track lost for up to
-``reid_gap_frames`` frames takes a detection whose histogram matches it (``b`` at least
-``reid_min_appearance``) and whose size is within a factor of two, wherever it is.
+that the first two did not take back: a track lost for up to ``reid_gap_frames`` frames
+takes a detection whose histogram matches it (``b`` at least ``reid_min_appearance``) and
+whose size is within a factor of two; near where it was lost if that was at most
+``max_gap_frames`` ago (a detector's first, poor pose of someone found again), anywhere
+if longer (they left the picture and came back).
 Unmatched detections start new tracks.
 
 :func:`choose_track` and :func:`select_person` pick one track as a single-person sequence
@@ -58,6 +62,7 @@ class TrackingConfig:
     velocity_smoothing: float = 0.3
     min_track_frames: int = 1
     appearance_weight: float = 0.5
+    min_appearance: float = 0.6
     reid_min_appearance: float = 0.85
     reid_gap_frames: int = 100_000
 
@@ -127,9 +132,11 @@ def _bhattacharyya(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
     return float(np.sqrt(a * b).sum())
 
 
-def _appearance_factor(track: _Track, look: np.ndarray | None, weight: float) -> float:
+def _appearance_factor(track: _Track, look: np.ndarray | None, weight: float, least: float) -> float:
     b = _bhattacharyya(track.look, look)
-    return 1.0 if b is None else 1.0 - weight + weight * b ** 4
+    if b is None:
+        return 1.0
+    return 0.0 if b < least else 1.0 - weight + weight * b ** 4
 
 
 def _size_term(track: _Track, box: np.ndarray) -> float:
@@ -159,14 +166,20 @@ def _similarity(track: _Track, frame: int, xy: np.ndarray, ok: np.ndarray, box: 
         pbox = np.concatenate([c - half, c + half])
     position = 0.6 * oks + 0.4 * _iou(pbox, box)
     return (position * _size_term(track, box) * (0.7 + 0.3 * _shape_similarity(track, bones))
-            * _appearance_factor(track, look, cfg.appearance_weight))
+            * _appearance_factor(track, look, cfg.appearance_weight, cfg.min_appearance))
 
 
-def _reid_similarity(track: _Track, box: np.ndarray, bones: np.ndarray, look: np.ndarray | None,
+def _reid_similarity(track: _Track, frame: int, box: np.ndarray, bones: np.ndarray, look: np.ndarray | None,
                      cfg: TrackingConfig) -> float:
-    """Similarity of a long-lost track to a detection anywhere in the frame: appearance, size, body."""
+    """Similarity of a lost track to a detection by appearance, size and body; a track lost for
+    up to ``max_gap_frames`` must also be near (its size times 0.5 + 0.1 per frame lost),
+    one lost for longer may come back anywhere."""
     b = _bhattacharyya(track.look, look)
     if b is None or b < cfg.reid_min_appearance or abs(np.log(_size(box) / track.size)) > np.log(2.0):
+        return 0.0
+    gap = frame - track.last_frame
+    if gap <= cfg.max_gap_frames and np.linalg.norm((box[:2] + box[2:]) / 2 - track.centre) > \
+            track.size * (0.5 + 0.1 * gap):
         return 0.0
     return b * (0.7 + 0.3 * _shape_similarity(track, bones))
 
@@ -210,7 +223,8 @@ def _normalised_looks(appearance: np.ndarray | None, shape: tuple[int, int]) -> 
 def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarray, *,
                  max_gap_frames: int = 15, min_similarity: float = 0.15, min_confidence: float = 0.3,
                  joint_sigma: float = 0.15, gap_spread: float = 0.15, velocity_smoothing: float = 0.3,
-                 min_track_frames: int = 1, appearance_weight: float = 0.5, reid_min_appearance: float = 0.85,
+                 min_track_frames: int = 1, appearance_weight: float = 0.5, min_appearance: float = 0.6,
+                 reid_min_appearance: float = 0.85,
                  reid_gap_frames: int = 100_000, layout: str | None = None,
                  appearance: np.ndarray | None = None) -> np.ndarray:
     """Stable ids for the people detected in each frame (method in the module docstring).
@@ -227,6 +241,8 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
         velocity_smoothing: weight in (0, 1] of the newest velocity in the running estimate.
         min_track_frames: tracks seen in fewer frames are dropped (their slots get -1).
         appearance_weight: in [0, 1], how much the appearance cue scales the similarity.
+        min_appearance: in [0, 1], the least Bhattacharyya coefficient of a detection and a
+            track for the track to take it.
         reid_min_appearance: in [0, 1], the least Bhattacharyya coefficient to re-identify a
             track lost for longer than ``max_gap_frames``.
         reid_gap_frames: tracks lost for longer are never taken up again.
@@ -249,12 +265,13 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
         raise ValueError("max_gap_frames and reid_gap_frames must be >= 0 and min_track_frames >= 1")
     if not 0.0 < velocity_smoothing <= 1.0 or joint_sigma <= 0 or gap_spread < 0:
         raise ValueError("velocity_smoothing must lie in (0, 1], joint_sigma > 0 and gap_spread >= 0")
-    if not (0.0 <= appearance_weight <= 1.0 and 0.0 <= reid_min_appearance <= 1.0):
-        raise ValueError("appearance_weight and reid_min_appearance must lie in [0, 1]")
+    if not all(0.0 <= v <= 1.0 for v in (appearance_weight, min_appearance, reid_min_appearance)):
+        raise ValueError("appearance_weight, min_appearance and reid_min_appearance must lie in [0, 1]")
     cfg = TrackingConfig(max_gap_frames=max_gap_frames, min_similarity=min_similarity, min_confidence=min_confidence,
                          joint_sigma=joint_sigma, gap_spread=gap_spread, velocity_smoothing=velocity_smoothing,
                          min_track_frames=min_track_frames, appearance_weight=appearance_weight,
-                         reid_min_appearance=reid_min_appearance, reid_gap_frames=reid_gap_frames)
+                         min_appearance=min_appearance, reid_min_appearance=reid_min_appearance,
+                         reid_gap_frames=reid_gap_frames)
     t_len, p_len, j_len = conf.shape
     looks = _normalised_looks(appearance, (t_len, p_len))
     skel = _layout_for(j_len, layout)
@@ -264,7 +281,7 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
     tracks: list[_Track] = []
     alive: list[int] = []  # indices into tracks
     stages = ((lambda g: g == 1, False), (lambda g: 1 < g <= max_gap_frames, False),  # recent tracks, then lost ones
-              (lambda g: g > max_gap_frames, True))  # then, by appearance, those that left
+              (lambda g: g > 1, True))  # then, by appearance, those lost (nearby) or that left (anywhere)
 
     for t in range(t_len):
         ok = np.isfinite(kp[t]).all(-1) & (conf[t] >= min_confidence)  # (P, J)
@@ -281,7 +298,7 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
             if not cand or not free:
                 continue
             if reid:
-                sim = np.array([[_reid_similarity(tracks[i], boxes[p], bones[p], look[p], cfg) for p in free]
+                sim = np.array([[_reid_similarity(tracks[i], t, boxes[p], bones[p], look[p], cfg) for p in free]
                                 for i in cand])
             else:
                 sim = np.array([[_similarity(tracks[i], t, kp[t, p], ok[p], boxes[p], bones[p], look[p], mirror, cfg)

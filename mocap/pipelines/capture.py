@@ -105,6 +105,7 @@ class CaptureReport:
     captured: int | None = None  # the track id in motion.npz
     motion_span: tuple[int, int, int] | None = None  # (first frame, last frame, frames not seen in between)
     jumps: list[tuple[int, int]] = field(default_factory=list)  # implausible 2D root steps (frame pairs)
+    short_tracks: int = 0  # tracks too short to list in people.json
 
     def people_lines(self) -> list[str]:
         """Who is in the video, who was captured, and what looks wrong, in plain words."""
@@ -112,7 +113,8 @@ class CaptureReport:
         if self.people:
             found = "; ".join(f"id {p['id']}: frames {p['first_frame']}-{p['last_frame']}, seen in "
                               f"{p['frames_visible']}" for p in self.people)
-            lines.append(f"people found: {len(self.people)} ({found})")
+            short = f"; and {self.short_tracks} tracks under {LISTED_MIN_S:g} s, not listed" if self.short_tracks else ""
+            lines.append(f"people found: {len(self.people)} ({found}{short})")
         if self.captured is not None:
             others = [p["id"] for p in self.people if p["id"] != self.captured]
             lines.append(f"captured: id {self.captured}" + (
@@ -226,22 +228,29 @@ def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
                                world_landmarks=None if k.world_landmarks is None else k.world_landmarks[sl])
 
 
+#: people.json lists the tracks seen for at least this long (seconds; shorter ones are mostly
+#: the detector's mistakes, a few frames each), and any captured
+LISTED_MIN_S = 0.25
+
+
 def _people_files(video, out: Path, tracks, captured: dict[int, str | None], chosen: int, outputs: dict[str, Path],
-                  fps: float) -> list[dict]:
-    """people.json and people.png; returns the people.json entries."""
+                  fps: float) -> tuple[list[dict], int]:
+    """people.json and people.png; returns the people.json entries and how many short tracks were left out."""
     import json
 
     from mocap.export.contact_sheet import write_people_sheet
     from mocap.formats import atomic_path
     from mocap.io.video import iter_frames
 
-    people = tracks.summary()
+    listed = max(1, int(round(LISTED_MIN_S * fps)))
+    people = [p for p in tracks.summary() if p["frames_visible"] >= listed or p["id"] in captured]
     for p in people:
         p["captured"] = p["id"] in captured
         p["folder"] = captured.get(p["id"])
     outputs["people"] = out / "people.json"
     with atomic_path(outputs["people"]) as tmp:
         tmp.write_text(json.dumps({"num_frames": tracks.num_frames, "fps": fps, "captured": chosen,
+                                   "short_tracks_not_listed": len(tracks.track_list()) - len(people),
                                    "people": people}, indent=1))
     wanted = {p["best_frame"] for p in people}
     frames = {}
@@ -255,7 +264,7 @@ def _people_files(video, out: Path, tracks, captured: dict[int, str | None], cho
     if all(p["best_frame"] in frames for p in people):
         outputs["people_sheet"] = out / "people.png"
         write_people_sheet(outputs["people_sheet"], frames, people)
-    return people
+    return people, len(tracks.track_list()) - len(people)
 
 
 def _write_motion(folder: Path, motion: Motion, keypoints: Keypoints2D | None = None) -> dict[str, Path]:
@@ -352,7 +361,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                 outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp)["motion"]
             captured[tid] = folder.name
     with timer.stage("people"):
-        people = _people_files(video, out, tracks, captured, chosen, outputs, info.fps)
+        people, short = _people_files(video, out, tracks, captured, chosen, outputs, info.fps)
     if o.export.target is not None or o.export.avatar is not None:
         with timer.stage("retarget" if o.export.target is not None else "avatar"):
             outputs["character"] = export_character(outputs["motion"], out, o.export)
@@ -366,4 +375,5 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     return CaptureReport(outputs=outputs, num_frames=keypoints.num_frames, fps=info.fps,
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(swapped.sum()), people=people, captured=chosen,
-                         motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps)
+                         motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
+                         short_tracks=short)

@@ -48,7 +48,8 @@ import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import Estimate, as_rgb_batch, stack_people
-from mocap.detect2d.estimators.blazepose_tracking import PoseTracker, concat_estimates, distinct_rois, same_roi
+from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, distinct_poses, distinct_rois,
+                                                         same_roi)
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
@@ -437,7 +438,9 @@ class BlazePoseTorch:
             use = np.zeros(len(fresh), bool)
             use[np.nonzero(fresh)[0][second.score >= self.min_confidence]] = True
             lm = _replace_rows(lm, use, second.take(second.score >= self.min_confidence))
-        distinct = distinct_rois(lm.next_roi, lm.score, slot) if self.max_people > 1 else np.ones(len(slot), bool)
+        distinct = np.ones(len(slot), bool)
+        if self.max_people > 1:
+            distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot)
         keep = (lm.score >= self.min_tracking_confidence) & distinct
         nxt, weak = [], []
         for k in range(len(slots)):
