@@ -48,8 +48,8 @@ import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import Estimate, as_rgb_batch, stack_people
-from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, distinct_poses, distinct_rois,
-                                                         same_roi)
+from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, detector_windows,
+                                                         distinct_poses, distinct_rois, same_roi)
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
@@ -264,25 +264,9 @@ class BlazePoseTorch:
 
     # ------------------------------------------------------------ stages
 
-    def _windows(self, w: int, h: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Where the detector looks in a w x h image: (roi (5,), padding (4,), origin (2,), size (2,))
-        each. The whole image, letterboxed; with ``max_people`` > 1 also overlapping squares
-        along its long side (the detector sees 224 x 224 and keys on faces, so people who
-        are small in a wide frame are found only in a closer window)."""
-        g = self.graph
-        roi, pad = bp.letterbox(w, h, *g.detector_size)
-        out = [(roi, pad, np.zeros(2), np.array([w, h], np.float64))]
-        side, long = min(w, h), max(w, h)
-        if self.max_people > 1 and long > 1.2 * side:
-            n = int(np.ceil((long - side) / (side / 2))) + 1
-            for start in np.linspace(0, long - side, n):
-                origin = np.array([start, 0.0] if w > h else [0.0, start])
-                square = np.array([origin[0] + side / 2, origin[1] + side / 2, side, side, 0.0])
-                out.append((square, np.zeros(4), origin, np.array([side, side], np.float64)))
-        return out
-
     def detect(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pose detector on (H, W, 3) uint8 RGB images (in the windows of :meth:`_windows`).
+        """Pose detector on (H, W, 3) uint8 RGB images (in the windows of
+        :func:`~mocap.detect2d.estimators.blazepose_tracking.detector_windows`).
 
         Returns:
             frame: (N,) int frame index of each detection (at most ``max_people`` per frame).
@@ -293,7 +277,8 @@ class BlazePoseTorch:
         n = len(images)
         if n == 0:
             return np.zeros(0, np.int64), np.zeros((0, 5)), np.zeros(0, np.float32)
-        windows = [(f, *win) for f, im in enumerate(images) for win in self._windows(im.shape[1], im.shape[0])]
+        windows = [(f, *win) for f, im in enumerate(images)
+                   for win in detector_windows(im.shape[1], im.shape[0], g.detector_size, self.max_people > 1)]
         x = self._crops(images, np.array([v[0] for v in windows]), np.stack([v[1] for v in windows]),
                         g.detector_size, g.detector_range, g.detector_border_zero)
         out = self._run(self.detector, x, 2)

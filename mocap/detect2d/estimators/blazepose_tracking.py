@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import Estimate, stack_people
 
 class PoseTracker:
@@ -106,3 +107,23 @@ def concat_estimates(parts: list[Estimate], num_joints: int, layout: str) -> Est
             m = e.scores[b] > 0
             per_frame.append((e.keypoints[b, m], e.confidence[b, m], e.scores[b, m]))
     return stack_people(per_frame, num_joints, layout)
+
+
+def detector_windows(w: int, h: int, detector_size: tuple[int, int], several: bool
+                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Where the pose detector looks in a w x h image: (roi (5,), padding (4,), origin (2,),
+    size (2,)) each, pixels. The whole image, letterboxed to ``detector_size``; when looking
+    for ``several`` people also overlapping squares along its long side (the detector sees
+    224 x 224 and keys on faces, so people who are small in a wide frame are found only in
+    a closer window). A detection's keypoints map back as ``normalised * size + origin``
+    after the padding is removed."""
+    roi, pad = bp.letterbox(w, h, *detector_size)
+    out = [(roi, pad, np.zeros(2), np.array([w, h], np.float64))]
+    side, long = min(w, h), max(w, h)
+    if several and long > 1.2 * side:
+        n = int(np.ceil((long - side) / (side / 2))) + 1
+        for start in np.linspace(0, long - side, n):
+            origin = np.array([start, 0.0] if w > h else [0.0, start])
+            square = np.array([origin[0] + side / 2, origin[1] + side / 2, side, side, 0.0])
+            out.append((square, np.zeros(4), origin, np.array([side, side], np.float64)))
+    return out
