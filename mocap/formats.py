@@ -11,7 +11,10 @@ motion.npz
     ``joints`` (T, J, 3) float32 metres, right-handed, +Y up; ``joint_names`` (J,) str;
     ``parents`` (J,) int; ``fps`` float. Once IK has run also ``local_quats_wxyz``
     (T, J, 4) float32, ``root_translation`` (T, 3) float32 metres and ``rest_offsets``
-    (J, 3) float32 metres.
+    (J, 3) float32 metres. Where the motion is one person's part of a video: ``start_frame``
+    int, the index in the video of its first frame, and ``valid`` (T,) bool, False in frames
+    where the person was not seen (gaps filled or held; see docs/formats.md). Files without
+    them load with ``start_frame`` 0 and every frame valid.
 
 Every write goes to a temporary file beside the target and is renamed into place, so a
 failure never leaves a half-written file.
@@ -190,6 +193,8 @@ class Motion:
     local_quats_wxyz: np.ndarray | None = None  # (T, J, 4)
     root_translation: np.ndarray | None = None  # (T, 3) metres
     rest_offsets: np.ndarray | None = None  # (J, 3) metres
+    start_frame: int = 0  # index in the video of frame 0
+    valid: np.ndarray | None = None  # (T,) bool, False where the person was not seen; None: all valid
 
     def __post_init__(self) -> None:
         t, j = self.joints.shape[:2] if self.joints.ndim == 3 else (0, 0)
@@ -206,10 +211,19 @@ class Motion:
                                  ("rest_offsets", self.rest_offsets, (j, 3))):
             if arr is not None and arr.shape != shape:
                 raise MocapError(f"{name} must have shape {shape}, got {arr.shape}")
+        if self.valid is not None and (self.valid.shape != (t,) or self.valid.dtype != bool):
+            raise MocapError(f"valid must be a bool array of shape {(t,)}, got {self.valid.dtype} {self.valid.shape}")
+        if isinstance(self.start_frame, bool) or int(self.start_frame) != self.start_frame or self.start_frame < 0:
+            raise MocapError(f"start_frame must be a frame index >= 0, got {self.start_frame!r}")
 
     @property
     def num_frames(self) -> int:
         return int(self.joints.shape[0])
+
+    @property
+    def valid_frames(self) -> np.ndarray:
+        """(T,) bool: ``valid``, or all True when the motion does not say."""
+        return np.ones(self.num_frames, bool) if self.valid is None else self.valid
 
 
 def save_motion(path: str | os.PathLike, m: Motion) -> None:
@@ -224,6 +238,8 @@ def save_motion(path: str | os.PathLike, m: Motion) -> None:
         value = getattr(m, name)
         if value is not None:
             arrays[name] = value.astype(np.float32)
+    arrays["start_frame"] = np.array(int(m.start_frame), dtype=np.int64)
+    arrays["valid"] = m.valid_frames.astype(bool)
     _save_npz(path, arrays)
 
 
@@ -237,6 +253,8 @@ def load_motion(path: str | os.PathLike) -> Motion:
             parents=tuple(int(p) for p in a["parents"]),
             fps=float(a["fps"]),
             **{k: np.asarray(a[k], dtype=np.float64) for k in ("local_quats_wxyz", "root_translation", "rest_offsets") if k in a},
+            start_frame=int(a["start_frame"]) if "start_frame" in a else 0,
+            valid=np.asarray(a["valid"], dtype=bool) if "valid" in a else np.ones(len(a["joints"]), bool),
         )
     except MocapError as e:
         raise MocapError(f"{path}: {e}") from None

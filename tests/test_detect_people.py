@@ -88,7 +88,7 @@ def test_movenet_capture_picks_the_largest_and_writes_everyone(tmp_path):
 
     clip = tmp_path / "two.mp4"
     _two_person_clip(clip)
-    options = CaptureOptions(detection=DetectionOptions(detector="movenet", all_people=True),
+    options = CaptureOptions(detection=DetectionOptions(detector="movenet", all_people=True, min_person_s=0.5),
                              export=ExportOptions(overlay=False, preview=False))
     report = capture(clip, tmp_path / "out", options, progress=False)
     kp = load_keypoints(tmp_path / "out" / "keypoints2d.npz")
@@ -100,3 +100,74 @@ def test_movenet_capture_picks_the_largest_and_writes_everyone(tmp_path):
         assert load_motion(p).num_frames == 16
     xs = [np.nanmedian(load_keypoints(p.parent / "keypoints2d.npz").keypoints[..., 0]) for p in people]
     assert min(xs) < 270 < max(xs)  # one each side
+
+
+def test_torso_histograms_tell_clothes_apart():
+    from mocap.detect2d.people import HIST_BINS, torso_histograms
+    from mocap.skeletons import COCO17
+
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[:, :150] = (200, 30, 30)  # a red shirt on the left
+    frame[:, 150:] = (30, 30, 200)  # a blue one on the right
+    kp = np.full((3, 17, 2), np.nan, np.float32)
+    for p, x in enumerate((40.0, 190.0)):
+        for name, (dx, dy) in {"left_shoulder": (0, 40), "right_shoulder": (60, 40), "left_hip": (0, 150),
+                               "right_hip": (60, 150)}.items():
+            kp[p, COCO17.index(name)] = (x + dx, dy)
+    conf = np.where(np.isfinite(kp).all(-1), 0.9, 0.0)
+    h = torso_histograms(frame, kp, conf, "coco17")
+    assert h.shape == (3, HIST_BINS ** 3) and np.isnan(h[2]).all()  # no torso: unknown
+    np.testing.assert_allclose(h[:2].sum(1), 1.0)
+    red = (3 * HIST_BINS + 0) * HIST_BINS + 0
+    blue = (0 * HIST_BINS + 0) * HIST_BINS + 3
+    assert h[0, red] == 1.0 and h[1, blue] == 1.0
+
+
+def test_people_keeps_those_seen_long_enough_and_from_person():
+    from mocap.detect2d.people import PeopleTracks
+    from mocap.formats import Keypoints2D
+
+    rng = np.random.default_rng(0)
+    est = _FakeEstimator(rng)
+    frames = (np.zeros((480, 640, 3), np.uint8) for _ in range(30))
+    tracks = detect_people_frames(frames, 30.0, (640, 480), estimator=est, batch_size=7, progress=False)
+    assert len(tracks.people(min_seconds=1.0)) == 2 and len(tracks.people(min_seconds=1.1)) == 0
+    one = tracks.person("auto")
+    one = Keypoints2D(keypoints=np.where(np.arange(30)[:, None, None] < 5, np.nan, one.keypoints),
+                      confidence=one.confidence, layout="coco17", image_size=(640, 480), fps=30.0)
+    wrapped = PeopleTracks.from_person(one)
+    assert wrapped.track_list() == [0]
+    (entry,) = wrapped.summary()
+    assert (entry["first_frame"], entry["last_frame"], entry["frames_visible"]) == (5, 29, 25)
+
+
+@pytest.mark.slow
+def test_blazepose_follows_two_people_through_the_video(tmp_path):
+    """The PyTorch BlazePose with several people: each person's ROI tracked from frame to frame,
+    the detector at a cadence; on a clip with the example's person twice, both are kept all along,
+    each as one track, and no one twice."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tflite")
+    pytest.importorskip("mediapipe")
+    from mocap.detect2d.people import detect_people_video
+
+    import cv2
+
+    clip = tmp_path / "two.mp4"
+    cap = cv2.VideoCapture(str(EXAMPLE))
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (800, 540))
+    for _ in range(20):
+        ok, f = cap.read()
+        assert ok
+        canvas = np.full((540, 800, 3), 90, np.uint8)
+        canvas[:, 40:344] = cv2.resize(f, (304, 540))  # the same person twice, side by side
+        canvas[:, 456:760] = cv2.resize(f[:, ::-1], (304, 540))  # (mirrored)
+        out.write(canvas)
+    out.release()
+    tracks = detect_people_video(clip, detector="blazepose-torch", progress=False)
+    assert len(tracks.track_list()) == 2
+    for entry in tracks.summary():
+        assert entry["frames_visible"] == 20
+    assert ((tracks.track_ids >= 0).sum(1) == 2).all()  # two people in every frame, never a duplicate
+    xs = {e["id"]: (e["median_box"][0] + e["median_box"][2]) / 2 for e in tracks.summary()}
+    assert min(xs.values()) < 400 < max(xs.values())  # one each side

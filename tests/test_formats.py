@@ -33,6 +33,26 @@ def test_motion_round_trip(tmp_path):
     np.testing.assert_allclose(r.joints, j, atol=1e-6)
     assert r.joint_names == ("a", "b") and r.parents == (-1, 0) and r.fps == 60.0
     assert r.local_quats_wxyz is None and r.root_translation.shape == (3, 3)
+    assert r.start_frame == 0 and r.valid.tolist() == [True] * 3
+
+
+def test_motion_start_frame_and_valid(tmp_path):
+    j = np.random.default_rng(2).normal(size=(4, 2, 3))
+    m = Motion(joints=j, joint_names=("a", "b"), parents=(-1, 0), fps=30.0, start_frame=17,
+               valid=np.array([True, False, False, True]))
+    save_motion(tmp_path / "m.npz", m)
+    r = load_motion(tmp_path / "m.npz")
+    assert r.start_frame == 17 and r.valid.tolist() == [True, False, False, True]
+    # a file written before these keys existed: frame 0 of the video, every frame valid
+    with np.load(tmp_path / "m.npz") as data:
+        old = {k: data[k] for k in data.files if k not in ("start_frame", "valid")}
+    np.savez(tmp_path / "old.npz", **old)
+    r = load_motion(tmp_path / "old.npz")
+    assert r.start_frame == 0 and r.valid.tolist() == [True] * 4 and r.valid_frames.all()
+    with pytest.raises(MocapError, match="valid must be"):
+        Motion(joints=j, joint_names=("a", "b"), parents=(-1, 0), fps=30.0, valid=np.ones(3, bool))
+    with pytest.raises(MocapError, match="start_frame"):
+        Motion(joints=j, joint_names=("a", "b"), parents=(-1, 0), fps=30.0, start_frame=-1)
 
 
 @pytest.mark.parametrize("content,match", [

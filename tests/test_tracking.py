@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from mocap.skeletons import COCO17
-from mocap.detect2d.tracking import TrackingConfig, identity_switches, select_person, split_tracks, track_people
+from mocap.detect2d.tracking import (TrackingConfig, choose_track, identity_switches, select_person, split_tracks,
+                                     track_people)
 
 J = COCO17.index
 UNIT = np.array([[0, -1.6], [-.1, -1.7], [.1, -1.7], [-.2, -1.65], [.2, -1.65], [-.4, -1.2], [.4, -1.2],
@@ -169,7 +170,7 @@ def test_select_and_split():
     assert np.isfinite(xy[30:]).all()
     with pytest.raises(ValueError, match="no track with id 7"):
         select_person(kp, conf, ids, person=7)
-    with pytest.raises(ValueError, match="largest"):
+    with pytest.raises(ValueError, match="largest"):  # the message lists the choices
         select_person(kp, conf, ids, person="tallest")
 
     parts = split_tracks(kp, conf, ids)
@@ -191,3 +192,66 @@ def test_config_and_bad_input():
     # a short track is dropped by min_track_frames
     ids = track_people(kp[:1], conf[:1], scores[:1], min_track_frames=2)
     assert (ids == -1).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_appearance_keeps_ids_through_crossings_occlusion_and_leaving(seed):
+    """Three people (one camera): they cross, one is hidden behind another, one walks out of
+    the picture for over two seconds and comes back; 2 px noise, 10 % missed detections,
+    5 % left/right swaps. With the torso colour cue: one id per person, 0 switches."""
+    from tests.people_scene import people_scene
+
+    s = people_scene(seed)
+    away = ~s.visible[:, 2]
+    assert away.sum() > 2 * 30 and s.visible[-1, 2]  # person 2 leaves for longer than max_gap_frames, returns
+    ids = track_people(s.keypoints, s.confidence, s.scores, appearance=s.appearance)
+    assert ((ids >= 0) == (s.true_ids >= 0)).all()
+    assert identity_switches(ids, s.true_ids) == 0
+    assert _one_to_one(ids, s.true_ids) and ids.max() == 2
+    # without it, the one who came back gets a new id (what the appearance cue is for)
+    plain = track_people(s.keypoints, s.confidence, s.scores)
+    assert plain.max() >= 3
+
+
+def test_appearance_input_checked_and_unknown_rows_ignored():
+    rng = np.random.default_rng(0)
+    kp, conf, scores, true = _scene([_walker(rng, (100, 100), (1, 0), 50, 20)], np.ones((20, 1), bool), rng, slots=2)
+    with pytest.raises(ValueError, match="appearance must be"):
+        track_people(kp, conf, scores, appearance=np.ones((20, 3, 4)))
+    unknown = np.full((20, 2, 8), np.nan)  # no descriptor anywhere: the same as none
+    assert (track_people(kp, conf, scores, appearance=unknown) == track_people(kp, conf, scores)).all()
+
+
+def test_auto_picks_present_longest_weighted_by_size_and_never_switches():
+    rng = np.random.default_rng(3)
+    t_len = 90
+    main = _walker(rng, (300, 300), (1.0, 0.0), 70, t_len)  # present 60 frames, big
+    brief = _walker(rng, (800, 300), (-1.0, 0.0), 110, t_len)  # bigger, but only 20 frames
+    small = _walker(rng, (600, 600), (0.5, 0.0), 30, t_len)  # always there, small
+    present = np.ones((t_len, 3), bool)
+    present[60:, 0] = False
+    present[20:, 1] = False
+    kp, conf, scores, true = _scene([main, brief, small], present, rng, slots=4, drop=0.0)
+    ids = track_people(kp, conf, scores)
+    main_id = int(ids[true == 0][0])
+    xy, c = select_person(kp, conf, ids, person="auto")
+    np.testing.assert_allclose(xy[:60], main[:60], atol=12)
+    assert np.isnan(xy[60:]).all() and (c[60:] == 0).all()  # gone: missing, not someone else
+    assert choose_track(kp, conf, ids, person="auto") == main_id
+    assert choose_track(kp, conf, ids, person="largest") == int(ids[true == 1][0])
+    assert choose_track(kp, conf, ids, person="most-present") == int(ids[true == 2][0])
+
+
+def test_implausible_jumps_flag_a_switch_to_someone_else():
+    from mocap.detect2d.tracking import implausible_jumps
+
+    rng = np.random.default_rng(4)
+    t_len = 60
+    a = _walker(rng, (200, 300), (3.0, 0.0), 60, t_len)  # 3 px a frame: a brisk walk
+    b = _walker(rng, (700, 320), (-3.0, 0.0), 60, t_len)
+    conf = np.full((t_len, 17), 0.9)
+    assert implausible_jumps(a, conf, "coco17", 30.0) == []
+    switched = a.copy()
+    switched[20:30] = b[20:30]  # the keypoints follow someone else for ten frames
+    switched[40:45] = np.nan  # and a gap, which is not a jump
+    assert implausible_jumps(switched, conf, "coco17", 30.0) == [(19, 20), (29, 30)]

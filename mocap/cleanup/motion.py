@@ -47,8 +47,24 @@ def fill_keypoint_gaps(keypoints: Keypoints2D, *, min_confidence: float = 0.3, m
                        world_landmarks=None if wl is None else wl.astype(np.float32))
 
 
+def hold_last(x: np.ndarray) -> np.ndarray:
+    """Fill every NaN with the last finite value before it in time (per channel); NaNs
+    before the first finite value take the first one. Channels never finite stay NaN.
+
+    For gaps longer than the fill limit: the pose is held where the person was last seen
+    (docs/formats.md). Args: x (T, ...) float. Returns: float64 copy, same shape.
+    """
+    x = np.array(x, dtype=np.float64)
+    flat = x.reshape(x.shape[0], -1)
+    ok = np.isfinite(flat)
+    last = np.maximum.accumulate(np.where(ok, np.arange(len(flat))[:, None], -1), axis=0)
+    held = np.take_along_axis(flat, np.maximum(last, 0), axis=0)
+    flat = np.where(last >= 0, held, flat)
+    return filters.hold_nearest(flat).reshape(x.shape)  # only the leading NaNs are left
+
+
 def _fill_and_hold(x: np.ndarray, *, fps: float, max_gap_s: float) -> np.ndarray:
-    return filters.hold_nearest(filters.fill_gaps(x, max_gap_s=max_gap_s, fps=fps))
+    return hold_last(filters.fill_gaps(x, max_gap_s=max_gap_s, fps=fps))
 
 
 def smooth_camera_joints(joints_rel: np.ndarray, root: np.ndarray, *, fps: float, max_gap_s: float = 0.5,

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from mocap.config import OptionError, check_options, option
 from mocap.detect2d.estimators import ESTIMATORS
+from mocap.detect2d.tracking import PERSON_CHOICES
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
 
@@ -25,10 +26,13 @@ class DetectionOptions:
         "in the package; mediapipe: MediaPipe itself with its own tracking of one person, needs the detect extra)",
         flag="--detector", choices=(None, *ESTIMATORS))
     person: str | int = option(
-        "largest", "who to capture when several people are in the video (track ids are printed with --all-people)",
-        flag="--person", metavar="largest|most-present|ID")
-    all_people: bool = option(False, "also write person_<id>/motion.npz and .bvh for everyone tracked",
-                              flag="--all-people", json=False)  # subfolders: not served by the service
+        "auto", "who to capture when several people are in the video: auto (present longest, weighted by size), "
+        "largest, most-present, or a track id (people.json and people.png list them)",
+        flag="--person", metavar="auto|largest|most-present|ID")
+    all_people: bool = option(False, "also write person_<id>/ (keypoints2d.npz, motion.npz, motion.bvh) for "
+                              "everyone tracked", flag="--all-people", json=False)  # subfolders: not served
+    min_person_s: float = option(1.0, "with --all-people, people seen for less than this long are not written",
+                                 flag="--min-person-s", bounds=(0.0, 1e6), closed=True, unit="s", json=False)
     device: str = option("cpu", "torch device for estimators that use it (cpu, cuda)", flag="--device",
                          json=False)  # the server's operator picks the device, not its clients
 
@@ -38,10 +42,10 @@ class DetectionOptions:
         if isinstance(person, str) and person.lstrip("-").isdigit():
             person = int(person)
             object.__setattr__(self, "person", person)
-        if isinstance(person, bool) or (isinstance(person, str) and person not in ("largest", "most-present")) \
+        if isinstance(person, bool) or (isinstance(person, str) and person not in PERSON_CHOICES) \
                 or (isinstance(person, int) and person < 0):
-            raise OptionError(f"person (--person) is 'largest', 'most-present' or a track id (0, 1, ...), "
-                              f"got {self.person!r}")
+            raise OptionError(f"person (--person) is {', '.join(map(repr, PERSON_CHOICES))} or a track id "
+                              f"(0, 1, ...), got {self.person!r}")
 
     def detector_for(self, num_views: int) -> str:
         """The estimator to run: the chosen one, else the default for one view or several."""
@@ -52,8 +56,9 @@ class DetectionOptions:
     @property
     def tracks_people(self) -> bool:
         """True when one video needs everyone detected and tracked (not MediaPipe's own
-        tracking of one person): another estimator, another person than the largest, or all."""
-        return self.detector_for(1) != "mediapipe" or self.person != "largest" or self.all_people
+        tracking of one person): another estimator, a person other than the main one
+        (``auto`` or ``largest``), or all."""
+        return self.detector_for(1) != "mediapipe" or self.person not in ("auto", "largest") or self.all_people
 
 
 def require_person(views: Sequence[Keypoints2D | None], names: Sequence[object], *, hint: str = "") -> list[float]:

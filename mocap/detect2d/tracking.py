@@ -14,16 +14,32 @@ velocity, smoothed) and compared with every detection by a similarity in [0, 1]:
   after a gap of ``g`` frames both are loosened by ``1 + gap_spread * (g - 1)`` (the
   extrapolation is less certain), so a track lost for a while is picked up by the nearest
   new person;
-- appearance: the position term is scaled by ``0.7 + 0.3 * shape``, ``shape`` comparing
+- body: the position term is scaled by ``0.7 + 0.3 * shape``, ``shape`` comparing
   normalised bone-length ratios (log bone lengths minus their mean, over the layout's
-  edges) with the track's running mean, and by a size-consistency factor.
+  edges) with the track's running mean, and by a size-consistency factor;
+- appearance (when a per-detection descriptor is given, e.g. the torso's colour histogram of
+  :func:`mocap.detect2d.people.torso_histograms`): scaled by ``1 - w + w * b ** 4``, ``b``
+  the Bhattacharyya coefficient of the detection's histogram and the track's running
+  histogram (updated only from detections that no other detection overlaps, so an
+  occluder's colours do not leak in), ``w`` = ``appearance_weight``; below
+  ``min_appearance`` the pair is refused, whatever its position (the landmark network's
+  region of interest sliding from one person onto another who stands close).
+
+Keypoint distances are taken both as detected and with left and right swapped (the better
+of the two counts), so a detector's left/right confusion does not break a track.
 
 Matching is a cascade of Hungarian assignments (scipy's ``linear_sum_assignment``): first
 tracks seen in the previous frame, then tracks lost for up to ``max_gap_frames`` frames.
-A pair must reach ``min_similarity``. Unmatched detections start new tracks.
+A pair must reach ``min_similarity``. With appearance, a third stage re-identifies people
+that the first two did not take back: a track lost for up to ``reid_gap_frames`` frames
+takes a detection whose histogram matches it (``b`` at least ``reid_min_appearance``) and
+whose size is within a factor of two; near where it was lost if that was at most
+``max_gap_frames`` ago (a detector's first, poor pose of someone found again), anywhere
+if longer (they left the picture and came back).
+Unmatched detections start new tracks.
 
-:func:`select_person` picks one track as a single-person sequence (T, J, 2), (T, J) for the
-rest of the pipeline; :func:`split_tracks` gives every track its own sequence.
+:func:`choose_track` and :func:`select_person` pick one track as a single-person sequence
+(T, J, 2), (T, J) for the rest of the pipeline; :func:`split_tracks` gives every track its own sequence.
 """
 from __future__ import annotations
 
@@ -31,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mocap.skeletons import LAYOUTS
+from mocap.skeletons import LAYOUTS, get_layout
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,10 @@ class TrackingConfig:
     gap_spread: float = 0.15
     velocity_smoothing: float = 0.3
     min_track_frames: int = 1
+    appearance_weight: float = 0.5
+    min_appearance: float = 0.6
+    reid_min_appearance: float = 0.85
+    reid_gap_frames: int = 100_000
 
     def kwargs(self) -> dict:
         return asdict(self)
@@ -61,6 +81,7 @@ class _Track:
     bone_sum: np.ndarray | None = None  # (E,) sum of log bone lengths
     bone_count: np.ndarray | None = None  # (E,)
     frames: int = 1
+    look: np.ndarray | None = None  # (D,) running appearance histogram (sums to 1), None until seen clean
 
 
 def _box(xy: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -104,26 +125,63 @@ def _shape_similarity(track: _Track, bones: np.ndarray) -> float:
     return float(np.exp(-np.abs(d).mean() / 0.15))
 
 
+def _bhattacharyya(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """sum sqrt(a * b) of two histograms summing to 1 (in [0, 1]); None if either is unknown."""
+    if a is None or b is None:
+        return None
+    return float(np.sqrt(a * b).sum())
+
+
+def _appearance_factor(track: _Track, look: np.ndarray | None, weight: float, least: float) -> float:
+    b = _bhattacharyya(track.look, look)
+    if b is None:
+        return 1.0
+    return 0.0 if b < least else 1.0 - weight + weight * b ** 4
+
+
+def _size_term(track: _Track, box: np.ndarray) -> float:
+    size_ratio = abs(np.log(_size(box) / track.size))
+    return float(np.exp(-max(size_ratio - 0.2, 0.0) / 0.3))
+
+
 def _similarity(track: _Track, frame: int, xy: np.ndarray, ok: np.ndarray, box: np.ndarray, bones: np.ndarray,
-                cfg: TrackingConfig) -> float:
+                look: np.ndarray | None, mirror: np.ndarray | None, cfg: TrackingConfig) -> float:
     gap = frame - track.last_frame
     spread = 1.0 + cfg.gap_spread * (gap - 1)
     shift = track.velocity * gap
     pred = track.keypoints + shift
-    both = ok & np.isfinite(pred).all(-1)
-    if not both.any():
-        return 0.0
     sigma = cfg.joint_sigma * track.size * spread
-    d2 = ((pred[both] - xy[both]) ** 2).sum(-1)
-    oks = float(np.exp(-d2 / (2 * sigma ** 2)).mean())
+    oks = 0.0
+    for perm in (None, mirror):  # as detected, and with left and right swapped
+        p = pred if perm is None else pred[perm]
+        both = ok & np.isfinite(p).all(-1)
+        if both.any():
+            d2 = ((p[both] - xy[both]) ** 2).sum(-1)
+            oks = max(oks, float(np.exp(-d2 / (2 * sigma ** 2)).mean()))
+    if oks == 0.0:
+        return 0.0
     pbox = track.box + np.tile(shift, 2)
     if spread > 1.0:  # the predicted box grows with the uncertainty
         c, half = (pbox[:2] + pbox[2:]) / 2, (pbox[2:] - pbox[:2]) / 2 * spread
         pbox = np.concatenate([c - half, c + half])
     position = 0.6 * oks + 0.4 * _iou(pbox, box)
-    size_ratio = abs(np.log(_size(box) / track.size))
-    size_term = float(np.exp(-max(size_ratio - 0.2, 0.0) / 0.3))
-    return position * size_term * (0.7 + 0.3 * _shape_similarity(track, bones))
+    return (position * _size_term(track, box) * (0.7 + 0.3 * _shape_similarity(track, bones))
+            * _appearance_factor(track, look, cfg.appearance_weight, cfg.min_appearance))
+
+
+def _reid_similarity(track: _Track, frame: int, box: np.ndarray, bones: np.ndarray, look: np.ndarray | None,
+                     cfg: TrackingConfig) -> float:
+    """Similarity of a lost track to a detection by appearance, size and body; a track lost for
+    up to ``max_gap_frames`` must also be near (its size times 0.5 + 0.1 per frame lost),
+    one lost for longer may come back anywhere."""
+    b = _bhattacharyya(track.look, look)
+    if b is None or b < cfg.reid_min_appearance or abs(np.log(_size(box) / track.size)) > np.log(2.0):
+        return 0.0
+    gap = frame - track.last_frame
+    if gap <= cfg.max_gap_frames and np.linalg.norm((box[:2] + box[2:]) / 2 - track.centre) > \
+            track.size * (0.5 + 0.1 * gap):
+        return 0.0
+    return b * (0.7 + 0.3 * _shape_similarity(track, bones))
 
 
 def _assign(sim: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
@@ -135,38 +193,64 @@ def _assign(sim: np.ndarray, min_similarity: float) -> list[tuple[int, int]]:
     return [(r, c) for r, c in zip(rows, cols) if sim[r, c] >= min_similarity]
 
 
-def _edges_for(num_joints: int, layout: str | None) -> np.ndarray:
+def _layout_for(num_joints: int, layout: str | None):
+    """The keypoint layout (a Skeleton) named, else guessed from the joint count; None if unknown."""
     if layout is not None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; known layouts: {', '.join(LAYOUTS)}")
         skel = LAYOUTS[layout]
         if skel.num_joints != num_joints:
             raise ValueError(f"layout {layout} has {skel.num_joints} joints, the keypoints have {num_joints}")
-        return np.array(skel.edges, int).reshape(-1, 2)
+        return skel
     for skel in LAYOUTS.values():
         if skel.num_joints == num_joints and skel.parents is None:
-            return np.array(skel.edges, int).reshape(-1, 2)
-    return np.zeros((0, 2), int)
+            return skel
+    return None
+
+
+def _normalised_looks(appearance: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """(T, P, D) descriptors -> histograms summing to 1, NaN rows where unknown; None if not given."""
+    if appearance is None:
+        return None
+    look = np.asarray(appearance, np.float64)
+    if look.ndim != 3 or look.shape[:2] != shape:
+        raise ValueError(f"appearance must be (T, P, D) with (T, P) = {shape}, got {look.shape}")
+    look = np.where(np.isfinite(look), np.maximum(look, 0.0), np.nan)
+    total = look.sum(-1, keepdims=True)
+    return np.where(total > 0, look / np.where(total > 0, total, 1.0), np.nan)
 
 
 def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarray, *,
                  max_gap_frames: int = 15, min_similarity: float = 0.15, min_confidence: float = 0.3,
                  joint_sigma: float = 0.15, gap_spread: float = 0.15, velocity_smoothing: float = 0.3,
-                 min_track_frames: int = 1, layout: str | None = None) -> np.ndarray:
+                 min_track_frames: int = 1, appearance_weight: float = 0.5, min_appearance: float = 0.6,
+                 reid_min_appearance: float = 0.85,
+                 reid_gap_frames: int = 100_000, layout: str | None = None,
+                 appearance: np.ndarray | None = None) -> np.ndarray:
     """Stable ids for the people detected in each frame (method in the module docstring).
 
     Args:
         keypoints: (T, P, J, 2) float pixels, NaN where missing; slots in any order per frame.
         confidence: (T, P, J) in [0, 1]; joints below ``min_confidence`` are not used to match.
         scores: (T, P) person scores; slots with score <= 0 or fewer than 2 usable joints are empty.
-        max_gap_frames: a track unseen for more than this many frames ends; within it a new
-            detection can take the track up again.
+        max_gap_frames: a track unseen for more than this many frames is no longer matched by
+            position; within it a new detection can take the track up again.
         min_similarity: in [0, 1], the least similarity of a detection to continue a track.
         joint_sigma: keypoint tolerance as a fraction of the person's size (OKS-like).
         gap_spread: how fast the tolerance grows per missed frame.
         velocity_smoothing: weight in (0, 1] of the newest velocity in the running estimate.
         min_track_frames: tracks seen in fewer frames are dropped (their slots get -1).
-        layout: keypoint layout name for the bone descriptor (default: guessed from J).
+        appearance_weight: in [0, 1], how much the appearance cue scales the similarity.
+        min_appearance: in [0, 1], the least Bhattacharyya coefficient of a detection and a
+            track for the track to take it.
+        reid_min_appearance: in [0, 1], the least Bhattacharyya coefficient to re-identify a
+            track lost for longer than ``max_gap_frames``.
+        reid_gap_frames: tracks lost for longer are never taken up again.
+        layout: keypoint layout name for the bone descriptor and left/right pairs (default:
+            guessed from J).
+        appearance: optional (T, P, D) non-negative descriptor per detection (e.g. a colour
+            histogram; normalised here to sum to 1), NaN or all zero where unknown. Without
+            it, no appearance term and no re-identification after ``max_gap_frames``.
 
     Returns:
         (T, P) int64 track ids, -1 for empty slots, numbered 0, 1, ... by first appearance.
@@ -177,36 +261,53 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
     if kp.ndim != 4 or kp.shape[-1] != 2 or conf.shape != kp.shape[:3] or sc.shape != kp.shape[:2]:
         raise ValueError(f"expected keypoints (T, P, J, 2), confidence (T, P, J), scores (T, P); got "
                          f"{kp.shape}, {conf.shape}, {sc.shape}")
-    if max_gap_frames < 0 or min_track_frames < 1:
-        raise ValueError("max_gap_frames must be >= 0 and min_track_frames >= 1")
+    if max_gap_frames < 0 or min_track_frames < 1 or reid_gap_frames < 0:
+        raise ValueError("max_gap_frames and reid_gap_frames must be >= 0 and min_track_frames >= 1")
     if not 0.0 < velocity_smoothing <= 1.0 or joint_sigma <= 0 or gap_spread < 0:
         raise ValueError("velocity_smoothing must lie in (0, 1], joint_sigma > 0 and gap_spread >= 0")
+    if not all(0.0 <= v <= 1.0 for v in (appearance_weight, min_appearance, reid_min_appearance)):
+        raise ValueError("appearance_weight, min_appearance and reid_min_appearance must lie in [0, 1]")
     cfg = TrackingConfig(max_gap_frames=max_gap_frames, min_similarity=min_similarity, min_confidence=min_confidence,
                          joint_sigma=joint_sigma, gap_spread=gap_spread, velocity_smoothing=velocity_smoothing,
-                         min_track_frames=min_track_frames)
+                         min_track_frames=min_track_frames, appearance_weight=appearance_weight,
+                         min_appearance=min_appearance, reid_min_appearance=reid_min_appearance,
+                         reid_gap_frames=reid_gap_frames)
     t_len, p_len, j_len = conf.shape
-    edges = _edges_for(j_len, layout)
+    looks = _normalised_looks(appearance, (t_len, p_len))
+    skel = _layout_for(j_len, layout)
+    edges = np.array(skel.edges, int).reshape(-1, 2) if skel is not None else np.zeros((0, 2), int)
+    mirror = skel.mirror_permutation() if skel is not None and skel.left_right else None
     ids = np.full((t_len, p_len), -1, np.int64)
     tracks: list[_Track] = []
     alive: list[int] = []  # indices into tracks
+    stages = ((lambda g: g == 1, False), (lambda g: 1 < g <= max_gap_frames, False),  # recent tracks, then lost ones
+              (lambda g: g > 1, True))  # then, by appearance, those lost (nearby) or that left (anywhere)
 
     for t in range(t_len):
         ok = np.isfinite(kp[t]).all(-1) & (conf[t] >= min_confidence)  # (P, J)
         dets = [p for p in range(p_len) if sc[t, p] > 0 and ok[p].sum() >= 2]
         boxes = {p: _box(kp[t, p], ok[p]) for p in dets}
         bones = {p: _log_bones(kp[t, p], ok[p], edges) for p in dets}
-        alive = [i for i in alive if t - tracks[i].last_frame <= max_gap_frames]
+        look = {p: (looks[t, p] if looks is not None and np.isfinite(looks[t, p]).all() else None) for p in dets}
+        clean = {p: all(_iou(boxes[p], boxes[q]) < 0.1 for q in dets if q != p) for p in dets}
+        limit = reid_gap_frames if looks is not None else max_gap_frames
+        alive = [i for i in alive if t - tracks[i].last_frame <= limit]
         free = list(dets)
-        for stage in (lambda g: g == 1, lambda g: g > 1):  # recent tracks first, then lost ones
+        for stage, reid in stages:
             cand = [i for i in alive if stage(t - tracks[i].last_frame)]
             if not cand or not free:
                 continue
-            sim = np.array([[_similarity(tracks[i], t, kp[t, p], ok[p], boxes[p], bones[p], cfg) for p in free]
-                            for i in cand])
+            if reid:
+                sim = np.array([[_reid_similarity(tracks[i], t, boxes[p], bones[p], look[p], cfg) for p in free]
+                                for i in cand])
+            else:
+                sim = np.array([[_similarity(tracks[i], t, kp[t, p], ok[p], boxes[p], bones[p], look[p], mirror, cfg)
+                                 for p in free] for i in cand])
             taken = []
             for r, c in _assign(sim, min_similarity):
                 p = free[c]
-                _update(tracks[cand[r]], t, kp[t, p], ok[p], boxes[p], bones[p], velocity_smoothing)
+                _update(tracks[cand[r]], t, kp[t, p], ok[p], boxes[p], bones[p], look[p] if clean[p] else None,
+                        velocity_smoothing, reset_motion=reid)
                 ids[t, p] = cand[r]
                 taken.append(p)
             free = [p for p in free if p not in taken]
@@ -215,7 +316,8 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
             xy = np.where(ok[p][:, None], kp[t, p], np.nan)
             bone = bones[p]
             tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), box=box, last_frame=t,
-                                 bone_sum=np.nan_to_num(bone), bone_count=np.isfinite(bone).astype(np.float64)))
+                                 bone_sum=np.nan_to_num(bone), bone_count=np.isfinite(bone).astype(np.float64),
+                                 look=look[p] if clean[p] else None))
             alive.append(len(tracks) - 1)
             ids[t, p] = len(tracks) - 1
 
@@ -231,19 +333,24 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
 
 
 def _update(track: _Track, t: int, xy: np.ndarray, ok: np.ndarray, box: np.ndarray, bones: np.ndarray,
-            smoothing: float) -> None:
+            look: np.ndarray | None, smoothing: float, *, reset_motion: bool = False) -> None:
     centre = (box[:2] + box[2:]) / 2
     gap = t - track.last_frame
     v = (centre - track.centre) / gap
-    track.velocity = v if track.frames == 1 else smoothing * v + (1 - smoothing) * track.velocity
+    if reset_motion:  # re-identified far from where it was lost: no velocity to carry over
+        track.velocity = np.zeros(2)
+    else:
+        track.velocity = v if track.frames == 1 else smoothing * v + (1 - smoothing) * track.velocity
     moved = track.keypoints + (centre - track.centre)  # joints not seen now follow the body
-    track.keypoints = np.where(ok[:, None], xy, moved)
+    track.keypoints = np.where(ok[:, None], xy, np.nan if reset_motion else moved)
     track.centre, track.box, track.last_frame = centre, box, t
-    track.size = 0.7 * track.size + 0.3 * _size(box)
+    track.size = _size(box) if reset_motion else 0.7 * track.size + 0.3 * _size(box)
     if track.bone_sum is not None and len(bones):
         seen = np.isfinite(bones)
         track.bone_sum = track.bone_sum + np.where(seen, bones, 0.0)
         track.bone_count = track.bone_count + seen
+    if look is not None:
+        track.look = look if track.look is None else 0.9 * track.look + 0.1 * look
     track.frames += 1
 
 
@@ -286,6 +393,12 @@ def split_tracks(keypoints: np.ndarray, confidence: np.ndarray,
 def track_sizes(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
                 min_confidence: float = 0.3) -> dict[int, tuple[int, float]]:
     """{track id: (frames seen, median size in pixels = sqrt of the keypoint box area)}."""
+    return {i: (n, med) for i, (n, med, _) in _track_stats(keypoints, confidence, track_ids,
+                                                          min_confidence=min_confidence).items()}
+
+
+def _track_stats(keypoints, confidence, track_ids, *, min_confidence: float = 0.3) -> dict[int, tuple[int, float, float]]:
+    """{track id: (frames seen, median size, sum of sizes over the frames seen) in pixels}."""
     kp, conf, ids = _check(keypoints, confidence, track_ids)
     out = {}
     for i in np.unique(ids[ids >= 0]):
@@ -295,37 +408,48 @@ def track_sizes(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.nda
             ok = np.isfinite(kp[f, s]).all(-1) & (conf[f, s] >= min_confidence)
             if ok.sum() >= 2:
                 sizes.append(_size(_box(kp[f, s], ok)))
-        out[int(i)] = (len(frames), float(np.median(sizes)) if sizes else 0.0)
+        out[int(i)] = (len(frames), float(np.median(sizes)) if sizes else 0.0, float(np.sum(sizes)))
     return out
 
 
-def select_person(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
-                  person: str | int = "largest") -> tuple[np.ndarray, np.ndarray]:
-    """One person's sequence for the single-person pipeline.
+#: the ``person`` choices besides a track id
+PERSON_CHOICES = ("auto", "largest", "most-present")
+
+
+def choose_track(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
+                 person: str | int = "auto") -> int:
+    """The id of the track ``person`` names.
 
     Args:
         keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from :func:`track_people`.
-        person: ``"largest"`` (largest median size on screen), ``"most-present"`` (seen in
-            the most frames; ties go to the larger), or a track id.
-
-    Returns:
-        keypoints (T, J, 2) float32 pixels (NaN where the person is not seen), confidence (T, J) float32.
+        person: ``"auto"`` (present longest, weighted by size: the largest sum over its frames
+            of its size in pixels), ``"largest"`` (largest median size on screen),
+            ``"most-present"`` (seen in the most frames; ties go to the larger), or a track id.
     """
-    kp, conf, ids = _check(keypoints, confidence, track_ids)
-    stats = track_sizes(kp, conf, ids)
+    stats = _track_stats(keypoints, confidence, track_ids)
     if not stats:
         raise ValueError("no tracked person to select: no one was detected in these frames")
     if isinstance(person, (int, np.integer)) and not isinstance(person, bool):
         if int(person) not in stats:
             raise ValueError(f"no track with id {person}; the tracks are {', '.join(map(str, stats))}")
-        chosen = int(person)
-    elif person == "largest":
-        chosen = max(stats, key=lambda i: (stats[i][1], stats[i][0]))
-    elif person == "most-present":
-        chosen = max(stats, key=lambda i: (stats[i][0], stats[i][1]))
-    else:
-        raise ValueError(f"person must be 'largest', 'most-present' or a track id, got {person!r}")
-    return _one_track(kp, conf, ids, chosen)
+        return int(person)
+    keys = {"auto": lambda i: (stats[i][2], stats[i][0]), "largest": lambda i: (stats[i][1], stats[i][0]),
+            "most-present": lambda i: (stats[i][0], stats[i][1])}
+    if person not in keys:
+        raise ValueError(f"person must be one of {', '.join(PERSON_CHOICES)} or a track id, got {person!r}")
+    return max(stats, key=keys[person])
+
+
+def select_person(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
+                  person: str | int = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """One person's sequence for the single-person pipeline (``person`` as in :func:`choose_track`).
+
+    Returns:
+        keypoints (T, J, 2) float32 pixels, NaN where this person is not seen (never anyone
+        else), confidence (T, J) float32, 0 there.
+    """
+    kp, conf, ids = _check(keypoints, confidence, track_ids)
+    return _one_track(kp, conf, ids, choose_track(kp, conf, ids, person=person))
 
 
 def identity_switches(track_ids: np.ndarray, true_ids: np.ndarray) -> int:
@@ -344,3 +468,38 @@ def identity_switches(track_ids: np.ndarray, true_ids: np.ndarray) -> int:
         seq = seq[seq >= 0]
         switches += int(np.count_nonzero(seq[1:] != seq[:-1]))
     return switches
+
+
+def implausible_jumps(keypoints: np.ndarray, confidence: np.ndarray, layout: str, fps: float, *,
+                      max_speed: float = 20.0, min_confidence: float = 0.3) -> list[tuple[int, int]]:
+    """Frames where one person's 2D root moves further than a body can: a sign that the
+    keypoints switched to someone else (or the detector lost the person).
+
+    The root is the middle of the hips; the scale is the person's median torso length in
+    pixels (shoulder middle to hip middle, about half a metre). A step from frame ``a`` to the
+    next frame ``b`` where the root is seen counts when it is over ``max_speed`` torso lengths
+    per second times ``(b - a) / fps`` (20 torso lengths/s: about 10 m/s, a sprint) plus
+    half a torso length (the detector's noise, a crouch or a fall moving the hips).
+
+    Args:
+        keypoints: (T, J, 2) pixels, NaN where missing; confidence: (T, J); layout: their layout.
+        fps: frames per second.
+
+    Returns:
+        [(a, b), ...] frame pairs, in time order.
+    """
+    skel = get_layout(layout)
+    kp = np.where((np.asarray(confidence) >= min_confidence)[..., None], np.asarray(keypoints, np.float64), np.nan)
+    hips = kp[:, [skel.index("left_hip"), skel.index("right_hip")]].mean(1)
+    shoulders = kp[:, [skel.index("left_shoulder"), skel.index("right_shoulder")]].mean(1)
+    torso = np.linalg.norm(shoulders - hips, axis=-1)
+    if not np.isfinite(torso).any():
+        return []
+    scale = float(np.nanmedian(torso))
+    seen = np.nonzero(np.isfinite(hips).all(-1))[0]
+    if len(seen) < 2:
+        return []
+    a, b = seen[:-1], seen[1:]
+    step = np.linalg.norm(hips[b] - hips[a], axis=-1)
+    limit = scale * (0.5 + max_speed * (b - a) / fps)
+    return [(int(i), int(j)) for i, j in zip(a[step > limit], b[step > limit])]

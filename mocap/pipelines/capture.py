@@ -22,6 +22,7 @@ from mocap.cleanup import motion as cleanup_motion
 from mocap.cleanup.options import CleanupConfig
 from mocap.detect2d import swaps
 from mocap.detect2d.options import DetectionOptions, require_person
+from mocap.detect2d.tracking import implausible_jumps
 from mocap.errors import MocapError
 from mocap.export.character import check_character, export_character
 from mocap.export.options import ExportOptions
@@ -100,11 +101,42 @@ class CaptureReport:
     lifter: str
     seconds: dict[str, float]
     swapped_frames: int = 0  # frames whose left/right labels were mirrored back (mocap.detect2d.swaps)
+    people: list[dict] = field(default_factory=list)  # the entries of people.json
+    captured: int | None = None  # the track id in motion.npz
+    motion_span: tuple[int, int, int] | None = None  # (first frame, last frame, frames not seen in between)
+    jumps: list[tuple[int, int]] = field(default_factory=list)  # implausible 2D root steps (frame pairs)
+    short_tracks: int = 0  # tracks too short to list in people.json
+
+    def people_lines(self) -> list[str]:
+        """Who is in the video, who was captured, and what looks wrong, in plain words."""
+        lines = []
+        if self.people:
+            found = "; ".join(f"id {p['id']}: frames {p['first_frame']}-{p['last_frame']}, seen in "
+                              f"{p['frames_visible']}" for p in self.people)
+            short = f"; and {self.short_tracks} tracks under {LISTED_MIN_S:g} s, not listed" if self.short_tracks else ""
+            lines.append(f"people found: {len(self.people)} ({found}{short})")
+        if self.captured is not None:
+            others = [p["id"] for p in self.people if p["id"] != self.captured]
+            lines.append(f"captured: id {self.captured}" + (
+                f" (the others: {', '.join(map(str, others))}; --person ID picks another, people.png shows who is "
+                f"who)" if others else ""))
+        if self.motion_span is not None:
+            first, last, unseen = self.motion_span
+            lines.append(f"motion: frames {first}-{last} of the video" + (
+                f", {unseen} of them filled in where the person was not seen (valid = False in motion.npz)"
+                if unseen else ""))
+        if self.jumps:
+            shown = ", ".join(f"{a}->{b}" for a, b in self.jumps[:8]) + (" ..." if len(self.jumps) > 8 else "")
+            lines.append(f"WARNING: the captured person's 2D position jumps further than a body can move between "
+                         f"frames {shown} ({len(self.jumps)} in all): the keypoints there may belong to someone "
+                         f"else or be wrong; check overlay.mp4 at those frames, or pick another --person")
+        return lines
 
     def summary(self) -> str:
         total = sum(self.seconds.values())
         lines = [
             f"frames: {self.num_frames} at {self.fps:.2f} fps ({self.num_frames / self.fps:.1f} s of video)",
+            *self.people_lines(),
             f"person detected in {100 * self.detection_rate:.1f} % of frames",
             f"left/right swaps of the 2D detector undone in {self.swapped_frames} frames",
             f"lifter: {self.lifter}",
@@ -137,23 +169,28 @@ def prepare_output_dir(outdir: str | os.PathLike) -> Path:
 
 def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export: ExportOptions, out: Path,
             outputs: dict[str, Path], *, timer: StageTimer, progress: bool):
-    """(the person's 2D keypoints, everyone's tracks or None, the detection rate).
+    """(the person's 2D keypoints, everyone's tracks, the captured track id, the detection rate).
 
     Everyone is detected and tracked when ``detection.tracks_people``, else MediaPipe's own
-    tracking follows one person. overlay.mp4 unless turned off; MocapError if nobody is found
-    (then no overlay is kept).
+    tracking follows one person (then the tracks hold that one person, id 0). The person's
+    keypoints cover every frame, NaN where they are not seen. overlay.mp4 unless turned
+    off; MocapError if nobody is found (then no overlay is kept).
     """
+    from mocap.detect2d.people import PeopleTracks
     from mocap.export import draw
 
     detector = detection.detector_for(1)
-    tracks = None
+    tracks, chosen = None, 0
     with contextlib.ExitStack() as stack:
         if detection.tracks_people:
             from mocap.detect2d.people import detect_people_video
 
             with timer.stage(f"detect 2D ({detector})"):
                 tracks = detect_people_video(video, detector=detector, device=detection.device, progress=progress)
-                keypoints = tracks.person(detection.person) if tracks.track_list() else None
+                keypoints = None
+                if tracks.track_list():
+                    chosen = tracks.choose(detection.person)
+                    keypoints = tracks.person(chosen)
         else:
             from mocap.detect2d import mediapipe_pose as detect
 
@@ -167,12 +204,67 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                 on_frame = writer.write
             keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame)
         (rate,) = require_person([keypoints], [video])  # raised inside: the overlay is not kept
-    if tracks is not None and export.overlay:
+    if tracks is None:
+        tracks = PeopleTracks.from_person(keypoints)
+    elif export.overlay:
         with timer.stage("overlay"):
             outputs["overlay"] = out / "overlay.mp4"
             draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
                                 max_width=export.overlay_max_width)
-    return keypoints, tracks, rate
+    return keypoints, tracks, chosen, rate
+
+
+def _seen_span(keypoints: Keypoints2D) -> tuple[int, int, np.ndarray]:
+    """(first, last) frame where the person is seen, and (T,) bool: seen in each frame."""
+    seen = np.isfinite(keypoints.keypoints).all(-1).any(-1)
+    frames = np.nonzero(seen)[0]
+    return int(frames[0]), int(frames[-1]), seen
+
+
+def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
+    """Frames ``first`` to ``last`` (inclusive) of ``k``."""
+    sl = slice(first, last + 1)
+    return dataclasses.replace(k, keypoints=k.keypoints[sl], confidence=k.confidence[sl],
+                               world_landmarks=None if k.world_landmarks is None else k.world_landmarks[sl])
+
+
+#: people.json lists the tracks seen for at least this long (seconds; shorter ones are mostly
+#: the detector's mistakes, a few frames each), and any captured
+LISTED_MIN_S = 0.25
+
+
+def _people_files(video, out: Path, tracks, captured: dict[int, str | None], chosen: int, outputs: dict[str, Path],
+                  fps: float) -> tuple[list[dict], int]:
+    """people.json and people.png; returns the people.json entries and how many short tracks were left out."""
+    import json
+
+    from mocap.export.contact_sheet import write_people_sheet
+    from mocap.formats import atomic_path
+    from mocap.io.video import iter_frames
+
+    listed = max(1, int(round(LISTED_MIN_S * fps)))
+    people = [p for p in tracks.summary() if p["frames_visible"] >= listed or p["id"] in captured]
+    for p in people:
+        p["captured"] = p["id"] in captured
+        p["folder"] = captured.get(p["id"])
+    outputs["people"] = out / "people.json"
+    with atomic_path(outputs["people"]) as tmp:
+        tmp.write_text(json.dumps({"num_frames": tracks.num_frames, "fps": fps, "captured": chosen,
+                                   "short_tracks_not_listed": len(tracks.track_list()) - len(people),
+                                   "people": people}, indent=1))
+    wanted = {p["best_frame"] for p in people}
+    frames = {}
+    if wanted:
+        with contextlib.closing(iter_frames(video, rgb=True)) as it:
+            for i, f in enumerate(it):
+                if i in wanted:
+                    frames[i] = f
+                if i >= max(wanted):
+                    break
+    if all(p["best_frame"] in frames for p in people):
+        outputs["people_sheet"] = out / "people.png"
+        write_people_sheet(outputs["people_sheet"], frames, people)
+    return people, len(tracks.track_list()) - len(people)
 
 
 def _write_motion(folder: Path, motion: Motion, keypoints: Keypoints2D | None = None, units: str = "cm") -> dict[str, Path]:
@@ -203,12 +295,20 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     a skinned mesh; needs the avatar and blender extras).
 
     A ``detector`` other than ``"mediapipe"`` (see :data:`mocap.detect2d.estimators.ESTIMATORS`),
-    a ``person`` other than ``"largest"``, or ``all_people``, detect everyone with that
-    estimator and track them (:mod:`mocap.detect2d.people`); ``person`` picks who goes into
-    motion.npz (``"largest"``, ``"most-present"`` or a track id), and ``all_people`` also
-    writes ``person_<id>/motion.npz`` and ``.bvh`` for everyone tracked in at least a fifth
-    of the frames. The default (MediaPipe, largest, one person) uses MediaPipe's own video
-    tracking.
+    a ``person`` other than ``"auto"`` or ``"largest"``, or ``all_people``, detect everyone
+    with that estimator and track them (:mod:`mocap.detect2d.people`); ``person`` picks who
+    goes into motion.npz (``"auto"``: present longest, weighted by size; ``"largest"``,
+    ``"most-present"`` or a track id), and ``all_people`` also writes ``person_<id>/``
+    (keypoints2d.npz, motion.npz, motion.bvh) for everyone seen for at least
+    ``min_person_s``. With MediaPipe (and ``auto``/``largest``), MediaPipe's own video
+    tracking follows one person.
+
+    keypoints2d.npz holds every frame of the video, NaN where the captured person is not
+    seen (never someone else); a motion spans the person's first to last visible frame
+    (``start_frame``, and ``valid`` False where they were not seen: docs/formats.md).
+    people.json and people.png say who was found (every track: id, frames, median box,
+    whether captured) and show a crop of each. The report warns when the captured
+    person's 2D jumps further than a body can move from one frame to the next.
 
     Args:
         options: the options of every stage (:class:`mocap.pipelines.options.CaptureOptions`).
@@ -225,32 +325,43 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     outputs: dict[str, Path] = {}
 
     outputs["keypoints"] = out / "keypoints2d.npz"
-    keypoints, tracks, rate = _detect(video, info, o.detection, o.export, out, outputs, timer=timer,
-                                      progress=progress)
+    keypoints, tracks, chosen, rate = _detect(video, info, o.detection, o.export, out, outputs, timer=timer,
+                                              progress=progress)
     save_keypoints(outputs["keypoints"], keypoints)
+    jumps = implausible_jumps(keypoints.keypoints, keypoints.confidence, keypoints.layout, keypoints.fps,
+                              min_confidence=o.cleanup.min_confidence)
 
-    swapped = np.zeros(keypoints.num_frames, bool)
-    to_lift = keypoints
     cleanup = o.cleanup
+    first, last, seen = _seen_span(keypoints)
+    swapped = np.zeros(keypoints.num_frames, bool)
+    to_lift = _frames(keypoints, first, last)  # only the frames from the person's first to last sighting
     if cleanup.resolve_swaps:  # here rather than in lift_keypoints, to report the count
         with timer.stage("left/right swaps"):
-            to_lift, swapped = swaps.resolve_swaps(keypoints, min_confidence=cleanup.min_confidence)
+            to_lift, swapped = swaps.resolve_swaps(to_lift, min_confidence=cleanup.min_confidence)
     with timer.stage("lift 3D"):
         lifter = get_lifter(o.lifting.lifter)  # built once: the network loads its weights here
 
     def lift(k: Keypoints2D, c: CleanupConfig) -> Motion:
-        return lift_keypoints(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, timer=timer)
+        """The person's motion from their first to their last visible frame, marked (start_frame, valid)."""
+        a, b, visible = _seen_span(k)
+        m = lift_keypoints(_frames(k, a, b), lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, timer=timer)
+        return dataclasses.replace(m, start_frame=a, valid=visible[a:b + 1].copy())
 
-    motion = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
+    motion = dataclasses.replace(lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False)),
+                                 start_frame=first)
     with timer.stage("write files"):
         outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
-    if o.detection.all_people and tracks is not None:
-        for tid, person_kp in tracks.people().items():
+    captured: dict[int, str | None] = {chosen: None}
+    if o.detection.all_people:
+        for tid, person_kp in tracks.people(min_seconds=o.detection.min_person_s).items():
             folder = out / f"person_{tid}"
             folder.mkdir(exist_ok=True)
             person_motion = lift(person_kp, cleanup)
             with timer.stage("write files"):
                 outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp, o.export.bvh_units)["motion"]
+            captured[tid] = folder.name
+    with timer.stage("people"):
+        people, short = _people_files(video, out, tracks, captured, chosen, outputs, info.fps)
     if o.export.target is not None or o.export.avatar is not None:
         with timer.stage("retarget" if o.export.target is not None else "avatar"):
             outputs["character"] = export_character(outputs["motion"], out, o.export)
@@ -263,4 +374,6 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
             draw.render_preview_video(motion.joints, motion.parents, outputs["preview_video"], fps=motion.fps)
     return CaptureReport(outputs=outputs, num_frames=keypoints.num_frames, fps=info.fps,
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
-                         swapped_frames=int(swapped.sum()))
+                         swapped_frames=int(swapped.sum()), people=people, captured=chosen,
+                         motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
+                         short_tracks=short)

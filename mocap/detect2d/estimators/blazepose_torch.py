@@ -27,8 +27,10 @@ Three ways to run it:
 - ``est(frames)``: independent images (detector + landmarks on each), the estimator
   interface of :mod:`mocap.detect2d.estimators.base`;
 - :meth:`BlazePoseTorch.track`: a video in time order, MediaPipe's VIDEO-mode logic (ROI
-  from the previous frame's landmarks, detector again only when the pose is lost); serial
-  in time, batched over views (:meth:`BlazePoseTorch.tracker`);
+  from the previous frame's landmarks, detector again when the pose is lost, and with
+  ``max_people`` > 1 at a cadence and when a track weakens, to find new people:
+  :mod:`mocap.detect2d.estimators.blazepose_tracking`); serial in time, batched over views
+  (:meth:`BlazePoseTorch.tracker`);
 - :meth:`BlazePoseTorch.video`: offline throughput. The video is cut into segments that
   advance side by side, so every network call holds one crop per segment: a segment's
   first frame goes through the detector and (``refine``) a second landmark pass in the ROI
@@ -49,6 +51,8 @@ import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import Estimate, as_rgb_batch, stack_people
+from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, detector_windows,
+                                                         distinct_poses, distinct_rois, same_roi)
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
@@ -143,6 +147,14 @@ class BlazePoseTorch:
     name = "blazepose-torch"
     layout = "mediapipe33"
     num_joints = NUM_JOINTS
+    #: with ``max_people`` > 1, a tracked stream re-runs the detector this often (frames) to find new people
+    detect_every = 8
+    #: a tracked pose scoring under this counts as weakening: the detector runs on the next frame
+    weak_score = 0.8
+    #: with ``max_people`` > 1, the detector score that proposes a person (at most ``min_confidence``): the
+    #: landmark network's presence score still has to reach ``min_confidence``. The detector keys on the face,
+    #: so a person seen from behind, far off or with a blurred face scores low.
+    new_person_score = 0.3
 
     def __init__(self, device: str = "cpu", max_people: int = 1, min_confidence: float = 0.5, *,
                  min_tracking_confidence: float | None = None, batch_size: int | None = None, half: bool = False,
@@ -245,7 +257,8 @@ class BlazePoseTorch:
     # ------------------------------------------------------------ stages
 
     def detect(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pose detector on (H, W, 3) uint8 RGB images.
+        """Pose detector on (H, W, 3) uint8 RGB images (in the windows of
+        :func:`~mocap.detect2d.estimators.blazepose_tracking.detector_windows`).
 
         Returns:
             frame: (N,) int frame index of each detection (at most ``max_people`` per frame).
@@ -256,26 +269,33 @@ class BlazePoseTorch:
         n = len(images)
         if n == 0:
             return np.zeros(0, np.int64), np.zeros((0, 5)), np.zeros(0, np.float32)
-        boxes = [bp.letterbox(im.shape[1], im.shape[0], *g.detector_size) for im in images]
-        x = self._crops(images, np.arange(n), np.stack([b[0] for b in boxes]), g.detector_size,
-                        g.detector_range, g.detector_border_zero)
+        windows = [(f, *win) for f, im in enumerate(images)
+                   for win in detector_windows(im.shape[1], im.shape[0], g.detector_size, self.max_people > 1)]
+        x = self._crops(images, np.array([v[0] for v in windows]), np.stack([v[1] for v in windows]),
+                        g.detector_size, g.detector_range, g.detector_border_zero)
         out = self._run(self.detector, x, 2)
         raw_boxes, raw_scores = out[self._det_order[0]], out[self._det_order[1]]
-        decoded = bp.decode_detections(raw_boxes, raw_scores, self.anchors, g.decode, min_score=self.min_confidence)
+        min_score = self.min_confidence if self.max_people == 1 else min(self.min_confidence, self.new_person_score)
+        decoded = bp.decode_detections(raw_boxes, raw_scores, self.anchors, g.decode, min_score=min_score)
         frames, rois, scores = [], [], []
-        for f, ((box, kp, score), (_, padding)) in enumerate(zip(decoded, boxes)):
+        for (f, _, padding, origin, size), (box, kp, score) in zip(windows, decoded):
             box, kp, score = bp.weighted_nms(box, kp, score, threshold=g.nms_threshold, weighted=g.nms_weighted,
                                              max_detections=self.max_people)
             if not len(score):
                 continue
-            h, w = images[f].shape[:2]
-            kp_px = bp.remove_letterbox(kp, padding) * np.array([w, h], np.float64)
+            kp_px = bp.remove_letterbox(kp, padding) * size + origin
             rois.append(bp.rois_from_keypoints(kp_px, g.detection_roi))
             frames.append(np.full(len(score), f))
             scores.append(score)
         if not frames:
             return np.zeros(0, np.int64), np.zeros((0, 5)), np.zeros(0, np.float32)
-        return np.concatenate(frames), np.concatenate(rois), np.concatenate(scores)
+        frame, roi, score = np.concatenate(frames), np.concatenate(rois), np.concatenate(scores)
+        keep = distinct_rois(roi, score, frame)  # one person seen in two windows is one detection
+        order = np.lexsort((-score, frame))
+        order = order[keep[order]]
+        rank = np.concatenate([np.arange(c) for c in np.bincount(frame[order], minlength=n)]) if len(order) else order
+        order = order[rank < self.max_people]
+        return frame[order], roi[order], score[order]
 
     def landmarks(self, images: Sequence[np.ndarray], frame: np.ndarray, rois: np.ndarray) -> PoseLandmarks:
         """Landmark network on the ROIs ``rois`` (N, 5) of ``images[frame[n]]`` (all N in batches);
@@ -346,8 +366,17 @@ class BlazePoseTorch:
             per_frame.append((lm.keypoints[m], lm.visibility[m], lm.score[m]))
         return stack_people(per_frame, NUM_JOINTS, self.layout)
 
+    def _needs_detector(self, rois: np.ndarray, weak: bool, since: int) -> bool:
+        """Whether a stream runs the detector this frame: nobody tracked; or, with room for
+        more people (``max_people`` > tracks), a track weakened or ended on the previous
+        frame, or ``detect_every`` frames have passed since the last detection (new people)."""
+        if len(rois) == 0:
+            return True
+        return len(rois) < self.max_people and (weak or since >= self.detect_every)
+
     def _step(self, images: Sequence[np.ndarray], slots: Sequence[int], rois: list[np.ndarray],
-              refine: bool) -> tuple[PoseLandmarks, list[np.ndarray]]:
+              refine: bool, detect: Sequence[bool] | None = None
+              ) -> tuple[PoseLandmarks, list[np.ndarray], list[bool]]:
         """One tracking step for S slots (a slot is one stream: a view, or a segment of a video).
 
         Args:
@@ -355,18 +384,24 @@ class BlazePoseTorch:
             rois: per slot, (P_s, 5) ROIs from its previous frame's landmarks (P_s may be 0).
             refine: ROIs that come from the detector get a second landmark pass in the ROI
                 from their first pass's auxiliary landmarks.
+            detect: per slot, run the detector (default: where fewer than ``max_people`` are tracked).
 
         Returns:
             the landmarks of the people found (score >= min_confidence; ``frame`` indexes
-            ``images``), and per slot the ROIs for its next frame.
+            ``images``), per slot the ROIs for its next frame (tracks below
+            ``min_tracking_confidence`` end; of two ROIs that converged on one person, the
+            better-scored is kept), and per slot whether a track weakened (scored under
+            ``weak_score``) or ended.
         """
         rois = [r.copy() for r in rois]
         fresh = [np.zeros(len(r), bool) for r in rois]
-        lost = [k for k in range(len(slots)) if len(rois[k]) < self.max_people]
+        if detect is None:
+            detect = [len(r) < self.max_people for r in rois]
+        lost = [k for k in range(len(slots)) if detect[k]]
         if lost:
             f, r, _ = self.detect([images[slots[k]] for k in lost])
             for j, k in enumerate(lost):
-                new = [roi for roi in r[f == j] if not any(_overlap(roi, old) > 0.5 for old in rois[k])]
+                new = [roi for roi in r[f == j] if not any(same_roi(roi, old) for old in rois[k])]
                 new = new[:self.max_people - len(rois[k])]
                 if new:
                     rois[k] = np.concatenate([rois[k], np.asarray(new)])
@@ -380,8 +415,16 @@ class BlazePoseTorch:
             use = np.zeros(len(fresh), bool)
             use[np.nonzero(fresh)[0][second.score >= self.min_confidence]] = True
             lm = _replace_rows(lm, use, second.take(second.score >= self.min_confidence))
-        keep = lm.score >= self.min_tracking_confidence
-        return lm.take(lm.score >= self.min_confidence), [lm.next_roi[keep & (slot == k)] for k in range(len(slots))]
+        distinct = np.ones(len(slot), bool)
+        if self.max_people > 1:
+            distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot)
+        keep = (lm.score >= self.min_tracking_confidence) & distinct
+        nxt, weak = [], []
+        for k in range(len(slots)):
+            mine = slot == k
+            nxt.append(lm.next_roi[keep & mine])
+            weak.append(bool((mine & ~keep).any() or (lm.score[mine & keep] < self.weak_score).any()))
+        return lm.take((lm.score >= self.min_confidence) & distinct), nxt, weak
 
     # ------------------------------------------------------------ public API
 
@@ -397,12 +440,15 @@ class BlazePoseTorch:
         """A :class:`PoseTracker` following people in ``views`` synchronised videos."""
         return PoseTracker(self, views, refine=refine)
 
-    def track(self, frames: Iterable[np.ndarray], *, refine: bool = False) -> Estimate:
+    def track(self, frames: Iterable[np.ndarray], *, refine: bool = False, tracker: PoseTracker | None = None) -> Estimate:
         """One video, frames in time order -> :class:`Estimate` (T, P, 33, ...), as MediaPipe's
         VIDEO mode (without its smoothing): ROI from the previous frame's landmarks, the
-        detector only when a pose is lost. Serial: one frame per network call."""
-        tracker = self.tracker(1, refine=refine)
-        return _concat_estimates([tracker.step([f]) for f in frames], NUM_JOINTS, self.layout)
+        detector when a pose is lost (and, with ``max_people`` > 1, every ``detect_every``
+        frames and when a track weakens). Serial: one frame per network call. To go on with
+        the same people over a video read block by block, pass the same ``tracker`` (one
+        view, from :meth:`tracker`) with every block."""
+        tracker = self.tracker(1, refine=refine) if tracker is None else tracker
+        return concat_estimates([tracker.step([f]) for f in frames], NUM_JOINTS, self.layout)
 
     def video(self, frames: Iterable[np.ndarray], *, batch: int | None = None, span: int | None = None,
               refine: bool = True) -> Estimate:
@@ -433,53 +479,26 @@ class BlazePoseTorch:
                 chunk = []
         if chunk:
             parts.append(self._video_chunk(chunk, span, refine))
-        return _concat_estimates(parts, NUM_JOINTS, self.layout)
+        return concat_estimates(parts, NUM_JOINTS, self.layout)
 
     def _video_chunk(self, frames: list[np.ndarray], span: int, refine: bool) -> Estimate:
         images = self._images(frames)
         starts = list(range(0, len(images), span))
         rois = [np.zeros((0, 5)) for _ in starts]
+        weak = [False for _ in starts]
         found = []
         for t in range(span):
             active = [k for k, s in enumerate(starts) if s + t < min(s + span, len(images))]
-            lm, nxt = self._step(images, [starts[k] + t for k in active], [rois[k] for k in active], refine)
+            due = self.detect_every if t and t % self.detect_every == 0 else 0  # frames since a detection
+            detect = [self._needs_detector(rois[k], weak[k], due) for k in active]
+            lm, nxt, now_weak = self._step(images, [starts[k] + t for k in active], [rois[k] for k in active],
+                                           refine, detect)
             found.append(lm)
-            for k, r in zip(active, nxt):
-                rois[k] = r
+            for k, r, w in zip(active, nxt, now_weak):
+                rois[k], weak[k] = r, w
         lm = PoseLandmarks(*(np.concatenate([getattr(x, k) for x in found])
                              for k in PoseLandmarks.__dataclass_fields__))
         return self._to_estimate(len(images), lm)
-
-
-class PoseTracker:
-    """People followed over time in V synchronised views (MediaPipe's VIDEO-mode logic).
-
-    Each :meth:`step` takes one frame per view; views holding fewer than ``max_people``
-    tracks run the detector (batched over those views), detections that overlap a tracked
-    ROI are dropped, every ROI of every view goes through the landmark network in one batch,
-    and tracks whose presence falls below ``min_tracking_confidence`` end. With ``refine``,
-    new detections get a second landmark pass (see :meth:`BlazePoseTorch.video`).
-    """
-
-    def __init__(self, model: BlazePoseTorch, views: int, *, refine: bool = False) -> None:
-        if int(views) < 1:
-            raise ValueError(f"views must be at least 1, got {views}")
-        self.model = model
-        self.views = int(views)
-        self.refine = bool(refine)
-        self.rois = [np.zeros((0, 5)) for _ in range(self.views)]
-
-    def reset(self) -> None:
-        """Forget all tracks (next step detects again)."""
-        self.rois = [np.zeros((0, 5)) for _ in range(self.views)]
-
-    def step(self, frames: np.ndarray | Sequence[np.ndarray]) -> Estimate:
-        """One frame per view, (V, H, W, 3) or a list of V images -> :class:`Estimate` (V, P, 33, ...)."""
-        images = self.model._images(frames)
-        if len(images) != self.views:
-            raise ValueError(f"this tracker follows {self.views} view(s), got {len(images)} frame(s)")
-        lm, self.rois = self.model._step(images, list(range(self.views)), self.rois, self.refine)
-        return self.model._to_estimate(self.views, lm)
 
 
 def _replace_rows(lm: PoseLandmarks, rows: np.ndarray, other: PoseLandmarks) -> PoseLandmarks:
@@ -490,24 +509,6 @@ def _replace_rows(lm: PoseLandmarks, rows: np.ndarray, other: PoseLandmarks) -> 
         a[rows] = getattr(other, k)
         out[k] = a
     return PoseLandmarks(**out)
-
-
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of the axis-aligned squares of two ROIs (rotation ignored)."""
-    ra, rb = max(a[2], a[3]) / 2, max(b[2], b[3]) / 2
-    ix = max(0.0, min(a[0] + ra, b[0] + rb) - max(a[0] - ra, b[0] - rb))
-    iy = max(0.0, min(a[1] + ra, b[1] + rb) - max(a[1] - ra, b[1] - rb))
-    inter = ix * iy
-    return inter / (4 * ra * ra + 4 * rb * rb - inter) if inter > 0 else 0.0
-
-
-def _concat_estimates(parts: list[Estimate], num_joints: int, layout: str) -> Estimate:
-    per_frame = []
-    for e in parts:
-        for b in range(e.scores.shape[0]):
-            m = e.scores[b] > 0
-            per_frame.append((e.keypoints[b, m], e.confidence[b, m], e.scores[b, m]))
-    return stack_people(per_frame, num_joints, layout)
 
 
 def _refine_torch(xy, heat, kernel: int, min_confidence: float):

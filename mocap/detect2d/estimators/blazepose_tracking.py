@@ -1,0 +1,129 @@
+"""Following people over frames with :class:`~mocap.detect2d.estimators.blazepose_torch.BlazePoseTorch`:
+the tracker of synchronised views, and the ROI bookkeeping it shares with the offline path.
+
+Each person's region of interest comes from their landmarks in the previous frame; the pose
+detector runs when a stream tracks nobody, and (with ``max_people`` > 1) every
+``detect_every`` frames and after a track weakened or ended, so that people who walk in are
+found. ROIs that converge on one person (after two people crossed) are merged.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mocap.detect2d.estimators import blazepose_anchors as bp
+from mocap.detect2d.estimators.base import Estimate, stack_people
+
+class PoseTracker:
+    """People followed over time in V synchronised views (MediaPipe's VIDEO-mode logic).
+
+    Each :meth:`step` takes one frame per view; views tracking nobody run the detector
+    (batched over those views), and with ``max_people`` > 1 so do views with room for more
+    people every ``detect_every`` frames and after a track weakened or ended; detections
+    that overlap a tracked ROI are dropped, every ROI of every view goes through the
+    landmark network in one batch, and tracks whose presence falls below
+    ``min_tracking_confidence`` end. With ``refine``, new detections get a second landmark
+    pass (see :meth:`BlazePoseTorch.video`).
+    """
+
+    def __init__(self, model, views: int, *, refine: bool = False) -> None:
+        """``model``: the :class:`~mocap.detect2d.estimators.blazepose_torch.BlazePoseTorch` that runs the networks."""
+        if int(views) < 1:
+            raise ValueError(f"views must be at least 1, got {views}")
+        self.model = model
+        self.views = int(views)
+        self.refine = bool(refine)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all tracks (next step detects again)."""
+        self.rois = [np.zeros((0, 5)) for _ in range(self.views)]
+        self.weak = [False] * self.views
+        self.since = [0] * self.views  # frames since the detector last ran (1: on the previous frame), per view
+
+    def step(self, frames: np.ndarray | Sequence[np.ndarray]) -> Estimate:
+        """One frame per view, (V, H, W, 3) or a list of V images -> :class:`Estimate` (V, P, 33, ...)."""
+        images = self.model._images(frames)
+        if len(images) != self.views:
+            raise ValueError(f"this tracker follows {self.views} view(s), got {len(images)} frame(s)")
+        m = self.model
+        detect = [m._needs_detector(r, w, n) for r, w, n in zip(self.rois, self.weak, self.since)]
+        lm, self.rois, self.weak = m._step(images, list(range(self.views)), self.rois, self.refine, detect)
+        self.since = [1 if d else n + 1 for d, n in zip(detect, self.since)]
+        return m._to_estimate(self.views, lm)
+
+
+def distinct_rois(rois: np.ndarray, score: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """(N,) bool: False for a ROI on the same person (:func:`same_roi`) as a better-scored ROI
+    of the same slot (one person found in two of the detector's windows)."""
+    return _distinct(score, slot, lambda i, j: same_roi(rois[i], rois[j]))
+
+
+def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, slot: np.ndarray, *,
+                   tolerance: float = 0.08) -> np.ndarray:
+    """(N,) bool: False for a pose that repeats a better-scored pose of the same slot: two
+    tracks that converged on one person (after a crossing), or a fresh detection of someone
+    already tracked.
+
+    Two poses (N, J, 2 pixels) are one person when their landmarks lie closer than
+    ``tolerance`` times the larger ROI side (rois (N, 5)), on average. (Two people side by
+    side, even overlapping, differ by far more: their hips and feet are elsewhere. Not the
+    face alone: on pose2sim_two_people cam03 the man's head passes 25 px from the woman's.)
+    """
+    side = np.maximum(rois[:, 2], rois[:, 3])
+
+    def same(i: int, j: int) -> bool:
+        d = np.linalg.norm(keypoints[i] - keypoints[j], axis=-1)
+        return bool(np.nanmean(d) < tolerance * max(side[i], side[j]))
+
+    return _distinct(score, slot, same)
+
+
+def _distinct(score: np.ndarray, slot: np.ndarray, same) -> np.ndarray:
+    keep = np.ones(len(score), bool)
+    for i in np.argsort(-score, kind="stable"):
+        if keep[i]:
+            for j in np.nonzero(keep & (slot == slot[i]))[0]:
+                if j != i and score[j] <= score[i] and same(i, j):
+                    keep[j] = False
+    return keep
+
+
+def same_roi(a: np.ndarray, b: np.ndarray, tolerance: float = 0.1) -> bool:
+    """Whether two ROIs (cx, cy, w, h, rotation) frame the same person: centres closer than
+    ``tolerance`` times the larger side and sides within a factor of 1.3. (ROIs are large
+    squares around the whole body, so people side by side overlap a lot; the centres, between
+    the hips, differ more.)"""
+    side_a, side_b = max(a[2], a[3]), max(b[2], b[3])
+    near = np.hypot(a[0] - b[0], a[1] - b[1]) < tolerance * max(side_a, side_b)
+    return bool(near and max(side_a, side_b) < 1.3 * max(min(side_a, side_b), 1e-6))
+
+
+def concat_estimates(parts: list[Estimate], num_joints: int, layout: str) -> Estimate:
+    per_frame = []
+    for e in parts:
+        for b in range(e.scores.shape[0]):
+            m = e.scores[b] > 0
+            per_frame.append((e.keypoints[b, m], e.confidence[b, m], e.scores[b, m]))
+    return stack_people(per_frame, num_joints, layout)
+
+
+def detector_windows(w: int, h: int, detector_size: tuple[int, int], several: bool
+                     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Where the pose detector looks in a w x h image: (roi (5,), padding (4,), origin (2,),
+    size (2,)) each, pixels. The whole image, letterboxed to ``detector_size``; when looking
+    for ``several`` people also overlapping squares along its long side (the detector sees
+    224 x 224 and keys on faces, so people who are small in a wide frame are found only in
+    a closer window). A detection's keypoints map back as ``normalised * size + origin``
+    after the padding is removed."""
+    roi, pad = bp.letterbox(w, h, *detector_size)
+    out = [(roi, pad, np.zeros(2), np.array([w, h], np.float64))]
+    side, long = min(w, h), max(w, h)
+    if several and long > 1.2 * side:
+        n = int(np.ceil((long - side) / (side / 2))) + 1
+        for start in np.linspace(0, long - side, n):
+            origin = np.array([start, 0.0] if w > h else [0.0, start])
+            square = np.array([origin[0] + side / 2, origin[1] + side / 2, side, side, 0.0])
+            out.append((square, np.zeros(4), origin, np.array([side, side], np.float64)))
+    return out

@@ -1,0 +1,123 @@
+"""mocap capture with several people (one video): who is captured, over which frames, and
+what people.json / people.png / the summary say. The 2D stage is replaced by tracks with
+known truth (two synthetic people), the rest of the pipeline runs as it is."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.synthetic import IMAGE_SIZE, synthetic_keypoints, waving_walker
+
+pytest.importorskip("torch", reason="the network lifter needs torch")
+
+T = 60  # 2 s at 30 fps
+
+
+def _tracks():
+    from mocap.detect2d.people import PeopleTracks
+
+    main = synthetic_keypoints(waving_walker(T)).keypoints  # (T, 33, 2), about 500 px tall
+    other = main * 0.6 + np.array([500.0, 300.0], np.float32)  # smaller, to the right
+    kp = np.full((T, 3, 33, 2), np.nan, np.float32)
+    kp[:, 0], kp[:, 1] = other, main  # slot order does not say who is who
+    kp[20:23, 2] = main[20:23] * 0.3  # a detector's mistake, three frames long
+    kp[:8, 1] = np.nan  # the main person walks in at frame 8 ...
+    kp[30:36, 1] = np.nan  # ... is hidden for 6 frames ...
+    kp[:, 0][50:] = np.nan  # ... and the other leaves at frame 50
+    conf = np.where(np.isfinite(kp).all(-1), 0.9, 0.0).astype(np.float32)
+    ids = np.where(np.isfinite(kp).all(-1).any(-1), [[1, 0, 2]], -1)  # the main person is id 0
+    return PeopleTracks(keypoints=kp, confidence=conf, scores=(conf.max(-1) > 0).astype(np.float32), track_ids=ids,
+                        layout="mediapipe33", image_size=IMAGE_SIZE, fps=30.0), main, other
+
+
+def _video(path):
+    import cv2
+
+    w, h = IMAGE_SIZE
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
+    for t in range(T):
+        frame = np.full((h, w, 3), 60 + t, np.uint8)
+        out.write(frame)
+    out.release()
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory):
+    import mocap.detect2d.people as people
+    from mocap.pipelines.capture import capture
+    from mocap.pipelines.options import CaptureOptions, DetectionOptions, ExportOptions
+
+    tmp = tmp_path_factory.mktemp("people")
+    _video(tmp / "two.mp4")
+    tracks, main, other = _tracks()
+    patch = pytest.MonkeyPatch()
+    patch.setattr(people, "detect_people_video", lambda *a, **k: tracks)
+    try:
+        options = CaptureOptions(detection=DetectionOptions(detector="movenet", all_people=True),
+                                 export=ExportOptions(overlay=False, preview=False))
+        report = capture(tmp / "two.mp4", tmp / "out", options, progress=False)
+    finally:
+        patch.undo()
+    return report, tmp / "out", main, other
+
+
+def test_auto_captures_the_main_person_and_nan_where_absent(captured):
+    from mocap.formats import load_keypoints
+
+    report, out, main, _ = captured
+    assert report.captured == 0
+    kp = load_keypoints(out / "keypoints2d.npz")
+    assert kp.num_frames == T
+    assert np.isnan(kp.keypoints[:8]).all() and np.isnan(kp.keypoints[30:36]).all()  # not the other person
+    assert (kp.confidence[:8] == 0).all()
+    np.testing.assert_allclose(kp.keypoints[8:30], main[8:30], atol=1e-3)
+
+
+def test_motion_spans_the_seen_frames_with_valid_and_start_frame(captured):
+    from mocap.formats import load_motion
+
+    _, out, _, _ = captured
+    m = load_motion(out / "motion.npz")
+    assert m.start_frame == 8 and m.num_frames == T - 8
+    expected = np.ones(T - 8, bool)
+    expected[30 - 8:36 - 8] = False
+    np.testing.assert_array_equal(m.valid, expected)
+    assert np.isfinite(m.joints).all()
+    other = load_motion(out / "person_1" / "motion.npz")
+    assert other.start_frame == 0 and other.num_frames == 50 and other.valid.all()
+
+
+def test_people_json_png_and_summary(captured):
+    import cv2
+
+    report, out, main, other = captured
+    doc = json.loads((out / "people.json").read_text())
+    assert doc["num_frames"] == T and doc["captured"] == 0 and doc["fps"] == pytest.approx(30.0)
+    by_id = {p["id"]: p for p in doc["people"]}
+    assert sorted(by_id) == [0, 1] and doc["short_tracks_not_listed"] == 1  # track 2: 3 frames < 0.25 s
+    assert (by_id[0]["first_frame"], by_id[0]["last_frame"], by_id[0]["frames_visible"]) == (8, T - 1, T - 8 - 6)
+    assert (by_id[1]["first_frame"], by_id[1]["last_frame"], by_id[1]["frames_visible"]) == (0, 49, 50)
+    assert by_id[0]["captured"] and by_id[1]["captured"] and by_id[1]["folder"] == "person_1"
+    box = np.array(by_id[1]["median_box"])
+    truth = np.concatenate([np.median(other[:50].min(1), 0), np.median(other[:50].max(1), 0)])
+    np.testing.assert_allclose(box, truth, atol=3.0)
+    sheet = cv2.imread(str(out / "people.png"))
+    assert sheet is not None and sheet.shape[0] > 300 and sheet.shape[1] > 2 * 160
+    text = report.summary()
+    assert "people found: 2" in text and "captured: id 0" in text and "frames 8-59" in text
+    assert "1 tracks under 0.25 s, not listed" in text
+    assert "WARNING" not in text  # no impossible jump in these tracks
+
+
+def test_person_option_accepts_auto_and_the_old_choices():
+    from mocap.config import OptionError
+    from mocap.detect2d.options import DetectionOptions
+
+    assert DetectionOptions().person == "auto"
+    for p in ("auto", "largest", "most-present"):
+        assert DetectionOptions(person=p).person == p
+    assert DetectionOptions(person="2").person == 2
+    with pytest.raises(OptionError, match="auto"):
+        DetectionOptions(person="tallest")
