@@ -121,3 +121,18 @@ def test_person_option_accepts_auto_and_the_old_choices():
     assert DetectionOptions(person="2").person == 2
     with pytest.raises(OptionError, match="auto"):
         DetectionOptions(person="tallest")
+
+
+def test_contact_sheet_captions_are_not_cut():
+    cv2 = pytest.importorskip("cv2")
+    from mocap.export.contact_sheet import contact_sheet
+
+    narrow = np.full((300, 60, 3), 200, np.uint8)  # a thin crop under a long caption
+    sheet = contact_sheet([narrow, narrow], ["id 0 (captured)", "id 1"], highlight=[True, False])
+    text_w = cv2.getTextSize("id 0 (captured)", cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)[0][0]
+    first = sheet[:, : sheet.shape[1] - (max(60, 160) + 8)]  # the first tile (the second is 168 px wide)
+    caption = first[300 + 8:-5, 5:-5]  # inside the frame drawn around the tile
+    green = np.nonzero((caption[..., 1] > 150) & (caption[..., 0] < 120))[1] + 5
+    # the text starts at x = 8: its last stroke lies about text_w further, inside the tile
+    assert green.size and green.max() >= 8 + text_w - 6, (green.max(), text_w)
+    assert first.shape[1] >= 8 + text_w + 4

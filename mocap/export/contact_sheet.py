@@ -43,7 +43,8 @@ def contact_sheet(crops: Sequence[np.ndarray], captions: Sequence[str], *, highl
     for i, (crop, caption) in enumerate(zip(crops, captions)):
         on = i < len(highlight) and highlight[i]
         colour = (60, 200, 80) if on else (150, 150, 150)
-        tile = np.full((height + 8 + _LABEL, max(crop.shape[1], 160) + 8, 3), 30, np.uint8)
+        text_w = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)[0][0] + 16  # the caption fits
+        tile = np.full((height + 8 + _LABEL, max(crop.shape[1], 160, text_w) + 8, 3), 30, np.uint8)
         x = (tile.shape[1] - crop.shape[1]) // 2
         tile[4:4 + crop.shape[0], x:x + crop.shape[1]] = crop
         cv2.rectangle(tile, (1, 1), (tile.shape[1] - 2, tile.shape[0] - 2), colour, 3)
