@@ -171,7 +171,7 @@ def real(data: Path, cache: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         kps = detect_cached(two, cache, one=False)
-        print(f"pose2sim_two_people: people per frame in each view (blazepose-torch, up to 4 followed): "
+        print("pose2sim_two_people: people per frame in each view (blazepose-torch, up to 4 followed): "
               + "; ".join(f"cam0{c + 1} {np.bincount((k.track_ids >= 0).sum(1)).tolist()}" for c, k in enumerate(kps)))
         for refine in (False, True):
             label = "--refine-calibration" if refine else "Qualisys file as given"

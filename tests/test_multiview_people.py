@@ -177,8 +177,6 @@ def test_bones_that_vary_are_reported_in_plain_words():
 def test_calibration_from_people_uses_one_person(tmp_path, monkeypatch):
     """With two people in every view, --calibration auto is fitted again to the main person's
     associated keypoints alone: every correspondence it gets is of that person."""
-    import dataclasses
-
     from mocap.detect2d.people import PeopleTracks
     from mocap.multiview import rig
     from mocap.pipelines.multiview import capture_multiview

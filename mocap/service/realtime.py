@@ -81,8 +81,7 @@ from collections.abc import Callable
 
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
-from mocap.service.lift_request import (BodyParser, keypoints_from_json, motion_reply,  # noqa: F401 (re-exported)
-                                        motion_reply_json)
+from mocap.service.lift_request import BodyParser, motion_reply_json
 from mocap.service.stream_session import (FrameBatcher, StreamSession, parse_hello, shared_causal_model)
 
 log = logging.getLogger(__name__)
