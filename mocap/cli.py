@@ -51,10 +51,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 def _cmd_lift(args: argparse.Namespace) -> int:
     from mocap.formats import load_keypoints, save_motion
     from mocap.pipelines.capture import StageTimer, lift_keypoints
-    from mocap.pipelines.options import CleanupConfig, LiftOptions
+    from mocap.pipelines.options import CleanupConfig, FitOptions, LiftOptions
     from mocap.skeletons import map_confidence, map_joints
 
     lifting, cleanup = from_namespace(LiftOptions, args), from_namespace(CleanupConfig, args)
+    fit = from_namespace(FitOptions, args)
 
     keypoints = load_keypoints(args.keypoints)
     if args.layout and args.layout != keypoints.layout:
@@ -70,7 +71,8 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
     timer = StageTimer()
-    motion = lift_keypoints(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup, timer=timer)
+    motion = lift_keypoints(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup, fit=fit,
+                            timer=timer)
     save_motion(out, motion)
     written = [str(out)]
     if args.bvh:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocap.cleanup.filters import butterworth
+from mocap.cleanup.filters import butterworth, true_runs
 from mocap.kinematics.limbs import two_bone_ik
 from mocap.rotations import axis_angle_to_quat_wxyz
 from mocap.skeletons import MOTION21, Skeleton
@@ -44,20 +44,13 @@ def _joints(joints: np.ndarray) -> np.ndarray:
     return x
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[(start, stop)) of the True runs of a 1D bool array."""
-    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    d = np.diff(m.astype(np.int8))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
-
-
 def _clean_runs(mask: np.ndarray, min_frames: int) -> np.ndarray:
     """Fill False gaps shorter than ``min_frames`` inside contact, then drop shorter True runs."""
     out = mask.copy()
-    for a, b in _runs(~out):
+    for a, b in true_runs(~out):
         if a > 0 and b < len(out) and b - a < min_frames:
             out[a:b] = True
-    for a, b in _runs(out):
+    for a, b in true_runs(out):
         if b - a < min_frames:
             out[a:b] = False
     return out
@@ -182,7 +175,7 @@ def lock_feet(joints: np.ndarray, contacts: np.ndarray, *, fps: float, skeleton:
         raise ValueError(f"contacts must have shape ({len(x)}, 2) or ({len(x)}, 4), got {c.shape}")
     t = len(x)
     legs = [[skeleton.index(n) for n in LEGS[s]] for s in ("left", "right")]
-    runs = [_runs(c[:, k]) for k in range(2)]
+    runs = [true_runs(c[:, k]) for k in range(2)]
     run_id = -np.ones((t, 2), int)
     for k in range(2):
         for r, (a, b) in enumerate(runs[k]):

@@ -40,9 +40,9 @@ def _positive(value: float, name: str) -> float:
     return v
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Half-open ``[start, stop)`` index ranges of the True runs of 1-D bool ``mask``."""
-    padded = np.concatenate(([False], mask, [False]))
+    padded = np.concatenate(([False], np.asarray(mask, bool), [False]))
     edges = np.flatnonzero(padded[1:] != padded[:-1])
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
 
@@ -125,7 +125,7 @@ def fill_gaps(
         col, gone = flat[:, c], miss[:, c]
         if gone.all():
             continue
-        for start, stop in _runs(gone):
+        for start, stop in true_runs(gone):
             if stop - start > max_gap:
                 continue
             if start == 0:
@@ -204,7 +204,7 @@ def butterworth(x: np.ndarray, *, fps: float, cutoff_hz: float, order: int = 4) 
     group = np.asarray(group).reshape(-1)
     for g, pattern in enumerate(patterns):
         cols = np.flatnonzero(group == g)
-        for start, stop in _runs(pattern):
+        for start, stop in true_runs(pattern):
             n = stop - start
             if n < 2:
                 continue

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -28,10 +28,15 @@ from mocap.export.character import check_character, export_character
 from mocap.export.options import ExportOptions
 from mocap.formats import Keypoints2D, Motion, save_keypoints, save_motion
 from mocap.lift import trajectory
-from mocap.lift.lifters import Lifter, get_lifter
+from mocap.fit.options import FitOptions
+from mocap.lift.lifters import Lifter, default_focal_px, get_lifter
 from mocap.pipelines.options import CaptureOptions
+from mocap.skeletons import MOTION21, map_confidence, map_joints
 
-__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "capture", "lift_keypoints",
+if TYPE_CHECKING:
+    from mocap.fit.fit import FitResult
+
+__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "capture", "lift_and_fit", "lift_keypoints",
            "prepare_output_dir"]
 
 
@@ -56,8 +61,22 @@ def lift_keypoints(
     lifter: str | Lifter = "auto",
     focal_px: float | None = None,
     cleanup: CleanupConfig = CleanupConfig(),
+    fit: FitOptions = FitOptions(),
     timer: StageTimer | None = None,
 ) -> Motion:
+    """2D keypoints -> clean 3D motion of MOTION21 with IK (:func:`lift_and_fit`'s motion)."""
+    return lift_and_fit(keypoints, lifter=lifter, focal_px=focal_px, cleanup=cleanup, fit=fit, timer=timer)[0]
+
+
+def lift_and_fit(
+    keypoints: Keypoints2D,
+    *,
+    lifter: str | Lifter = "auto",
+    focal_px: float | None = None,
+    cleanup: CleanupConfig = CleanupConfig(),
+    fit: FitOptions = FitOptions(),
+    timer: StageTimer | None = None,
+) -> tuple[Motion, FitResult | None]:
     """2D keypoints -> clean 3D motion of MOTION21 with IK (local rotations, root translation).
 
     Args:
@@ -65,8 +84,12 @@ def lift_keypoints(
         lifter: ``auto``, ``network`` or ``mediapipe``, or a lifter already built.
         focal_px: camera focal length in pixels; default from a 55 degree field of view.
         cleanup: the clean-up settings (swap repair, gap filling, smoothing, levelling, feet).
+        fit: the fitting stage's options; with ``fit.fit`` the clip is fitted to the 2D
+            (:func:`mocap.fit.fit.fit_person`: camera, world frame, contacts, bones, poses),
+            else levelled from the body axis and its planted feet locked.
     Returns:
-        Motion with joints (T, 21, 3) metres, +Y up, feet on y = 0, constant bone lengths.
+        (Motion with joints (T, 21, 3) metres, +Y up, the floor at y = 0, constant bone
+        lengths; the fit's result (the solved camera, contacts) or None without the fit).
     """
     timer = timer or StageTimer()
     c = cleanup
@@ -78,16 +101,26 @@ def lift_keypoints(
     with timer.stage("lift 3D"):
         lifter = get_lifter(lifter) if isinstance(lifter, str) else lifter
         lifted = trajectory.lift_camera_joints(lifter, keypoints, filled)
+    f = focal_px if focal_px is not None else default_focal_px(keypoints.image_size)
     with timer.stage("root trajectory"):
-        root = trajectory.root_trajectory(lifted, filled, focal_px=focal_px, min_confidence=c.min_confidence)
+        root = trajectory.root_trajectory(lifted, filled, focal_px=f, min_confidence=c.min_confidence)
     with timer.stage("smooth"):
         rel, root = cleanup_motion.smooth_camera_joints(lifted.joints_cam, root, fps=keypoints.fps,
                                                         max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
                                                         root_cutoff_hz=c.root_cutoff_hz)
+    if fit.fit:
+        from mocap.fit.fit import fit_person
+
+        with timer.stage("fit to the video"):
+            result = fit_person(rel, root, map_joints(keypoints.keypoints, keypoints.layout, MOTION21),
+                                map_confidence(keypoints.confidence, keypoints.layout, MOTION21), fps=keypoints.fps,
+                                focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
+                                min_confidence=c.min_confidence, max_iterations=fit.max_iterations)
+        return result.motion, result
     with timer.stage("world frame"):
         joints_world = cleanup_motion.world_joints_from_camera(rel, root, level=c.level)
     return cleanup_motion.motion_from_world_joints(joints_world, fps=keypoints.fps, lock_feet=c.lock_feet,
-                                                   stage=timer.stage)
+                                                   stage=timer.stage), None
 
 
 @dataclass
@@ -341,14 +374,16 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     with timer.stage("lift 3D"):
         lifter = get_lifter(o.lifting.lifter)  # built once: the network loads its weights here
 
-    def lift(k: Keypoints2D, c: CleanupConfig) -> Motion:
-        """The person's motion from their first to their last visible frame, marked (start_frame, valid)."""
+    def lift(k: Keypoints2D, c: CleanupConfig):
+        """The person's motion from their first to their last visible frame, marked (start_frame,
+        valid), and the fit's result (None without the fit)."""
         a, b, visible = _seen_span(k)
-        m = lift_keypoints(_frames(k, a, b), lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, timer=timer)
-        return dataclasses.replace(m, start_frame=a, valid=visible[a:b + 1].copy())
+        m, fitted = lift_and_fit(_frames(k, a, b), lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, fit=o.fit,
+                                 timer=timer)
+        return dataclasses.replace(m, start_frame=a, valid=visible[a:b + 1].copy()), fitted
 
-    motion = dataclasses.replace(lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False)),
-                                 start_frame=first)
+    motion, fitted = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
+    motion = dataclasses.replace(motion, start_frame=first)
     with timer.stage("write files"):
         outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
     captured: dict[int, str | None] = {chosen: None}
@@ -356,7 +391,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
         for tid, person_kp in tracks.people(min_seconds=o.detection.min_person_s).items():
             folder = out / f"person_{tid}"
             folder.mkdir(exist_ok=True)
-            person_motion = lift(person_kp, cleanup)
+            person_motion, _ = lift(person_kp, cleanup)
             with timer.stage("write files"):
                 outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp, o.export.bvh_units)["motion"]
             captured[tid] = folder.name

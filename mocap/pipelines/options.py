@@ -15,10 +15,11 @@ from mocap.config import add_arguments
 from mocap.cleanup.options import CleanupConfig
 from mocap.detect2d.options import DetectionOptions
 from mocap.export.options import ExportOptions
+from mocap.fit.options import FitOptions
 from mocap.lift.options import LiftOptions
 from mocap.multiview.options import MultiViewOptions, TriangulationConfig
 
-__all__ = ["add_lift_arguments", "CaptureOptions", "CleanupConfig", "DetectionOptions", "ExportOptions", "LiftOptions",
+__all__ = ["add_lift_arguments", "CaptureOptions", "CleanupConfig", "DetectionOptions", "ExportOptions", "FitOptions", "LiftOptions",
            "MultiViewOptions", "TriangulationConfig"]
 
 
@@ -30,6 +31,7 @@ class CaptureOptions:
     detection: DetectionOptions = DetectionOptions()
     lifting: LiftOptions = LiftOptions()
     cleanup: CleanupConfig = CleanupConfig()
+    fit: FitOptions = FitOptions()
     multiview: MultiViewOptions = MultiViewOptions()
     export: ExportOptions = ExportOptions()
 
@@ -44,3 +46,4 @@ def add_lift_arguments(parser: argparse.ArgumentParser) -> None:
     """The lifting and clean-up flags that ``mocap capture``, ``lift`` and ``batch`` share."""
     add_arguments(parser, LiftOptions)
     add_arguments(parser, CleanupConfig)
+    add_arguments(parser, FitOptions)

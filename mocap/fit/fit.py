@@ -1,0 +1,148 @@
+"""The fitting stage for one person and one static camera: from the lifted pose in the camera
+frame to a motion in a gravity-aligned world frame that reprojects onto the video.
+
+:func:`fit_person` runs: gravity from where the body's weight rests
+(:func:`mocap.fit.ground.estimate_up`) -> the world frame, the camera's height from the
+planted feet and the support surfaces -> constant bones (scaled to ``height_m`` when given)
+and IK -> the joint fit of the whole clip (:func:`mocap.fit.solve.solve_fit`) -> the lowest
+support surface put on y = 0 -> knee and elbow limits -> a :class:`~mocap.formats.Motion`
+and the solved :class:`~mocap.camera.Camera`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from mocap import bones
+from mocap.camera import Camera, intrinsic_matrix
+from mocap.cleanup.contact import CONTACT_POINTS, clamp_hinge_joints, foot_contacts
+from mocap.fit.ground import camera_pitch_roll, estimate_up, quasi_static, support_surfaces, world_from_camera
+from mocap.fit.solve import FitWeights, solve_fit
+from mocap.formats import Motion
+from mocap.kinematics.ik import forward_kinematics, inverse_kinematics
+from mocap.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix
+from mocap.skeletons import MOTION21, rest_offsets as default_offsets
+
+#: The top of the head above the MOTION21 head joint (between the ears), metres, for an
+#: adult of 1.75 m; scaled with the body.
+HEAD_TOP_M = 0.11
+
+
+def standing_height(offsets: np.ndarray) -> float:
+    """A person's standing height (metres) from their MOTION21 bones (J, 3): heel to head
+    joint along the straight legs and spine, plus :data:`HEAD_TOP_M` scaled by the neck-to-head bone."""
+    length = np.linalg.norm(np.asarray(offsets, dtype=np.float64), axis=-1)
+    j = MOTION21.index
+    legs = np.mean([length[j(f"{s}_knee")] + length[j(f"{s}_ankle")] + abs(offsets[j(f"{s}_heel"), 1])
+                    for s in ("left", "right")])
+    trunk = length[j("spine")] + length[j("neck")] + length[j("head")]
+    head_top = HEAD_TOP_M * length[j("head")] / np.linalg.norm(default_offsets()[j("head")])
+    return float(legs + trunk + head_top)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """One person's fitted clip.
+
+    Attributes:
+        motion: the motion (world frame, +Y up, the floor at y = 0), MOTION21.
+        camera: the solved static camera (world -> camera; pitch, roll and height above the floor).
+        contacts: (T, 4) bool, planted foot points (:data:`~mocap.cleanup.contact.CONTACT_POINTS`).
+        surfaces: (S,) heights of the support surfaces, metres (the floor is 0).
+        up_frames: frames that gravity was read from (0: a level camera was assumed).
+        iterations: solver iterations; seconds: time of the fit.
+    """
+
+    motion: Motion
+    camera: Camera
+    contacts: np.ndarray
+    surfaces: np.ndarray
+    up_frames: int
+    iterations: int
+    seconds: float
+
+    @property
+    def pitch_roll_height(self) -> tuple[float, float, float]:
+        """(pitch, roll) in degrees and the height (metres) of the camera above the floor."""
+        pitch, roll = camera_pitch_roll(self.camera.R.T)
+        return float(np.degrees(pitch)), float(np.degrees(roll)), float(self.camera.position[1])
+
+
+def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarray, confidence: np.ndarray, *,
+               fps: float, focal_px: float, image_size: tuple[int, int], height_m: float | None = None,
+               min_confidence: float = 0.3, weights: FitWeights = FitWeights(),
+               max_iterations: int = 60) -> FitResult:
+    """Fit one person's lifted clip to its 2D keypoints (see the module docstring).
+
+    Args:
+        rel_cam: (T, 21, 3) MOTION21 joints relative to the pelvis, camera axes (x right,
+            y down, z forward), metres, NaN-free (the lift, gap-filled and smoothed).
+        root_cam: (T, 3) the pelvis in the camera frame, metres, NaN-free.
+        keypoints_px: (T, 21, 2) the 2D joints mapped to MOTION21, pixels; NaN where unseen.
+        confidence: (T, 21) their confidences; under ``min_confidence`` they do not count.
+        fps: frames per second. focal_px: focal length, pixels; the principal point is the
+            image centre of ``image_size`` (width, height) pixels.
+        height_m: the person's standing height when known (:func:`standing_height`).
+    Returns:
+        :class:`FitResult`.
+    """
+    start = time.perf_counter()
+    rel = np.asarray(rel_cam, dtype=np.float64)
+    root = np.asarray(root_cam, dtype=np.float64)
+    if rel.ndim != 3 or rel.shape[1:] != (MOTION21.num_joints, 3) or root.shape != (len(rel), 3):
+        raise ValueError(f"rel_cam must be (T, 21, 3) and root_cam (T, 3), got {rel.shape} and {root.shape}")
+    if not (np.isfinite(rel).all() and np.isfinite(root).all()):
+        raise ValueError("fit_person needs NaN-free lifted joints; fill and smooth them first")
+    parents = np.array(MOTION21.parents)
+    offsets = bones.rest_offsets_with_lengths(default_offsets(), bones.estimate_bone_lengths(
+        rel, parents, left_right=MOTION21.left_right))
+    if height_m is not None:  # scale the body and its distance together: the 2D is unchanged
+        s = float(height_m) / standing_height(offsets)
+        rel, root, offsets = rel * s, root * s, offsets * s
+    joints_cam = rel + root[:, None]
+
+    up, up_frames = estimate_up(joints_cam, fps=fps)
+    to_world = world_from_camera(up)
+    world = joints_cam @ to_world.T  # camera at the origin
+    contacts = foot_contacts(world, fps=fps, speed_m_s=0.5)
+    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
+    feet_y = world[:, idx, 1]
+    if contacts.any():
+        camera_height = -float(np.median(feet_y[contacts]))
+    else:
+        camera_height = -float(np.percentile(np.nanmin(feet_y, 1), 2.0))
+    first_root = world[0, 0]
+    shift = np.array([-first_root[0], camera_height, -first_root[2]])
+    world = world + shift
+    surfaces, surface_index = support_surfaces(world[:, idx, 1], contacts)
+    quats, root_translation = inverse_kinematics(world, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
+
+    k = intrinsic_matrix(focal_px, (image_size[0] / 2.0, image_size[1] / 2.0))
+    conf = np.where(np.asarray(confidence) >= min_confidence, confidence, 0.0)
+    sol = solve_fit(keypoints_px=keypoints_px, confidence=conf, K=k, rel_cam=rel,
+                    local_rotmats=quat_wxyz_to_matrix(quats), root_translation=root_translation,
+                    rest_offsets=offsets, camera_R=to_world.T, camera_center=shift, contacts=contacts,
+                    surface_index=surface_index, surfaces=surfaces,
+                    still=quasi_static(world, contacts, fps=fps), fps=fps, weights=weights,
+                    fix_scale=height_m is not None, max_iterations=max_iterations)
+
+    floor = float(sol.surfaces.min()) if len(sol.surfaces) else 0.0
+    lift = np.array([0.0, -floor, 0.0])
+    local = quat_continuous_wxyz(matrix_to_quat_wxyz(sol.local_rotmats), axis=0)
+    local = clamp_hinge_joints(local)
+    root_fit = sol.root_translation + lift
+    joints = forward_kinematics(local, root_fit, sol.rest_offsets, parents)
+    if len(sol.surfaces) == 0:  # no planted foot: the lowest foot points set the floor
+        low = np.percentile(joints[:, idx, 1].min(1), 2.0)
+        joints[..., 1] -= low
+        root_fit = root_fit - np.array([0.0, low, 0.0])
+        lift = lift - np.array([0.0, low, 0.0])
+    center = sol.camera_center + lift
+    camera = Camera(name="fitted", size=(int(image_size[0]), int(image_size[1])), K=k, R=sol.camera_R,
+                    t=-sol.camera_R @ center, dist=np.zeros(5))
+    motion = Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
+                    local_quats_wxyz=local, root_translation=root_fit, rest_offsets=sol.rest_offsets)
+    return FitResult(motion=motion, camera=camera, contacts=contacts, surfaces=sol.surfaces - floor,
+                     up_frames=up_frames, iterations=sol.iterations, seconds=time.perf_counter() - start)

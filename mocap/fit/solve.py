@@ -1,0 +1,306 @@
+"""The joint fit of a whole clip to what the camera saw (PyTorch autograd, L-BFGS).
+
+Unknowns, for one person and one static camera: every frame's local joint rotations (as
+corrections of an initial IK solution), the root trajectory, the subject's bone lengths (one
+set for the clip, left and right tied), the camera's pitch, roll and height above the
+ground, and the height of each support surface. The objective (each term a sum of squares
+over the clip, scaled by the number of frames):
+
+* 2D reprojection of every joint, robust (Cauchy) and confidence-weighted, in units of the
+  person's 2D height;
+* a prior keeping the root-relative pose in the camera frame near the network's lift;
+* smoothness: joint and root accelerations;
+* contacts: a planted foot point does not move and rests on its support surface (robust:
+  a contact the video disagrees with by much more than the scales gives way);
+* no joint below the lowest support surface (the floor);
+* weak priors: bone lengths near the initial ones, surfaces near their initial heights, the
+  camera's roll near zero.
+
+The world frame: +Y up, metres; the camera looks along -Z in yaw; ``X_cam = R_c (X - C)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mocap.skeletons import MOTION21
+
+
+@dataclass(frozen=True)
+class FitWeights:
+    """Scales of the objective's terms (each residual is divided by its scale).
+
+    Attributes:
+        reprojection: 2D error, fraction of the person's 2D height.
+        outlier: 2D errors beyond this (fraction of the 2D height) count less and less (Cauchy).
+        pose_m: distance from the network's root-relative lift, metres.
+        accel_m_s2: joint acceleration, m/s^2.
+        root_accel_m_s2: root acceleration, m/s^2.
+        contact_speed_m_s: speed of a planted foot point, m/s.
+        contact_height_m: height of a planted foot point above its surface, metres.
+        floor_m: depth of a joint below the floor, metres.
+        bone_log: relative change of a bone length.
+        surface_m: change of a support surface's height, metres.
+        roll_rad: the camera's roll (most cameras are held level).
+        com_m: in quasi-static frames, the horizontal distance from the centre of mass to the
+            planted feet, metres.
+        knot_s: the corrections of the joint rotations and of the root are cubic splines
+            with a knot every this many seconds.
+    """
+
+    reprojection: float = 0.01
+    outlier: float = 0.08
+    pose_m: float = 0.05
+    accel_m_s2: float = 30.0
+    root_accel_m_s2: float = 4.0
+    contact_speed_m_s: float = 0.06
+    contact_height_m: float = 0.01
+    floor_m: float = 0.005
+    bone_log: float = 0.05
+    surface_m: float = 0.05
+    roll_rad: float = float(np.radians(5.0))
+    com_m: float = 0.05
+    knot_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class FitSolution:
+    """What :func:`solve_fit` found.
+
+    Attributes:
+        local_rotmats: (T, J, 3, 3) local rotations.
+        root_translation: (T, 3) metres, world.
+        rest_offsets: (J, 3) metres, the fitted bone lengths.
+        camera_R: (3, 3) world -> camera rotation.
+        camera_center: (3,) metres, world.
+        surfaces: (S,) support surface heights, metres.
+        iterations: L-BFGS iterations run.
+        loss: (initial, final) objective.
+    """
+
+    local_rotmats: np.ndarray
+    root_translation: np.ndarray
+    rest_offsets: np.ndarray
+    camera_R: np.ndarray
+    camera_center: np.ndarray
+    surfaces: np.ndarray
+    iterations: int
+    loss: tuple[float, float]
+
+
+def _rodrigues(torch, w):
+    """(..., 3) axis-angle -> (..., 3, 3), differentiable at 0."""
+    theta2 = (w * w).sum(-1, keepdim=True)[..., None]
+    k = torch.zeros(w.shape[:-1] + (3, 3), dtype=w.dtype)
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 2] = -w[..., 2], w[..., 1], -w[..., 0]
+    k = k - k.transpose(-1, -2)
+    small = theta2 < 1e-8
+    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / (theta * theta))
+    return torch.eye(3, dtype=w.dtype) + a * k + b * (k @ k)
+
+
+def spline_basis(num_frames: int, spacing: float) -> np.ndarray:
+    """(T, K) uniform cubic B-spline basis, knots every ``spacing`` frames (a partition of unity).
+
+    Per-frame corrections written as ``basis @ coefficients`` are smooth in time, and a fit
+    has K instead of T unknowns per channel: fewer iterations, no high-frequency noise.
+    """
+    h = max(float(spacing), 1.0)
+    count = int(np.ceil((num_frames - 1) / h)) + 3
+    u = np.arange(num_frames)[:, None] / h - (np.arange(count)[None, :] - 1)
+    a = np.abs(u)
+    return np.where(a < 1, 2 / 3 - a ** 2 + a ** 3 / 2, np.where(a < 2, (2 - a) ** 3 / 6, 0.0))
+
+
+def _levels(parents) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """The tree by depth: per level (its joints, their parents' positions in the order built so
+    far), and the inverse permutation from that order back to joint order."""
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    order = [0]
+    levels = []
+    for d in range(1, max(depth) + 1):
+        joints = [j for j in range(len(parents)) if depth[j] == d]
+        levels.append((np.array(joints), np.array([order.index(parents[j]) for j in joints])))
+        order += joints
+    return levels, np.argsort(order)
+
+
+def _forward(torch, local, root, offsets, levels):
+    """Joint positions (T, J, 3) from local rotations (T, J, 3, 3), root (T, 3), offsets (J, 3),
+    one batch of matrix products per depth of the tree (:func:`_levels`)."""
+    glob = local[:, :1]
+    pos = (root + offsets[0])[:, None]
+    for joints, par in levels[0]:
+        pg = glob[:, par]
+        pos = torch.cat([pos, pos[:, par] + (pg @ offsets[joints][..., None])[..., 0]], 1)
+        glob = torch.cat([glob, pg @ local[:, joints]], 1)
+    return pos[:, levels[1]]
+
+
+def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray, rel_cam: np.ndarray,
+              local_rotmats: np.ndarray, root_translation: np.ndarray, rest_offsets: np.ndarray,
+              camera_R: np.ndarray, camera_center: np.ndarray, contacts: np.ndarray, surface_index: np.ndarray,
+              surfaces: np.ndarray, still: np.ndarray, fps: float, weights: FitWeights = FitWeights(), fix_scale: bool = False,
+              max_iterations: int = 60) -> FitSolution:
+    """Fit the clip (see the module docstring); every array is MOTION21, T frames.
+
+    Args:
+        keypoints_px: (T, J, 2) 2D joints, pixels; NaN where unseen.
+        confidence: (T, J) their weights in [0, 1] (0 where unseen).
+        K: (3, 3) intrinsics, pixels.
+        rel_cam: (T, J, 3) the network's root-relative joints in camera axes, metres.
+        local_rotmats: (T, J, 3, 3) initial local rotations (world frame, IK of the initial joints).
+        root_translation: (T, 3) initial root, metres, world.
+        rest_offsets: (J, 3) initial bones, metres.
+        camera_R: (3, 3) initial world -> camera rotation; camera_center (3,) metres.
+        contacts: (T, 4) bool, foot points (:data:`mocap.cleanup.contact.CONTACT_POINTS`) planted.
+        surface_index: (T, 4) int, the surface each planted point rests on (-1: none).
+        surfaces: (S,) initial surface heights, metres; the lowest is the floor.
+        still: (T,) bool, quasi-static frames (:func:`mocap.fit.ground.quasi_static`).
+        fix_scale: keep the overall body size (the user gave the height); bone proportions still fit.
+        max_iterations: L-BFGS iterations.
+    Returns:
+        :class:`FitSolution`.
+    """
+    import torch
+    from scipy.optimize import minimize
+
+    from mocap.cleanup.contact import CONTACT_POINTS
+    from mocap.fit.ground import COM_WEIGHTS, camera_pitch_roll
+
+    dt = torch.float64
+    t, n = rel_cam.shape[:2]
+    levels = _levels(list(MOTION21.parents))
+    wts = weights
+    tt = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dt)  # noqa: E731
+    uv = tt(np.nan_to_num(keypoints_px))
+    conf = tt(np.where(np.isfinite(keypoints_px).all(-1), confidence, 0.0))
+    k = tt(K)
+    rel = tt(rel_cam)
+    r0 = tt(local_rotmats)
+    root0 = tt(root_translation)
+    off0 = tt(rest_offsets)
+    rc0 = tt(camera_R)
+    c0 = tt(camera_center)
+    surf0 = tt(surfaces)
+    pts = [MOTION21.index(nm) for nm in CONTACT_POINTS]
+    cont = tt(contacts)
+    sidx = torch.as_tensor(np.maximum(surface_index, 0), dtype=torch.long)
+    has_surface = tt(surface_index >= 0)
+    # the person's 2D height: the clip's median extent of the seen joints (a stable scale)
+    seen = np.isfinite(keypoints_px).all(-1)
+    ext = [np.ptp(keypoints_px[i, seen[i], 1]) for i in range(t) if seen[i].sum() >= 4]
+    height_px = float(np.median(ext)) if ext else float(K[1, 1])
+    outlier_px = height_px * wts.outlier
+    rep_weight = (wts.outlier / wts.reprojection) ** 2
+    # bones: a log-scale per bone, left and right tied
+    tie = np.arange(n)
+    for a, b in MOTION21.left_right:
+        tie[b] = a
+    tie_t = torch.as_tensor(tie)
+
+    basis = tt(spline_basis(t, wts.knot_s * fps))
+    omega = torch.zeros((basis.shape[1], n * 3), dtype=dt, requires_grad=True)
+    droot = torch.zeros((basis.shape[1], 3), dtype=dt, requires_grad=True)
+    cam = torch.zeros(3, dtype=dt, requires_grad=True)  # pitch (about camera x), roll (about z), height
+    logb = torch.zeros(n, dtype=dt, requires_grad=True)
+    surf = surf0.clone().requires_grad_(True)
+    params = [omega, droot, cam, logb, surf]
+    acc_scale = wts.accel_m_s2 / fps ** 2
+    root_acc_scale = wts.root_accel_m_s2 / fps ** 2
+    vel_scale = wts.contact_speed_m_s / fps
+    both = cont[1:] * cont[:-1]
+    com_w = tt(COM_WEIGHTS)
+    still_t = tt(np.asarray(still, bool) & np.asarray(contacts, bool).any(1))
+    roll0 = camera_pitch_roll(np.asarray(camera_R).T)[1]
+
+    def model():
+        local = r0 @ _rodrigues(torch, (basis @ omega).view(t, n, 3))
+        scale = torch.exp(logb[tie_t])
+        if fix_scale:
+            scale = scale / torch.exp(logb[tie_t][1:].mean())
+        offsets = off0 * scale[:, None]
+        joints = _forward(torch, local, root0 + basis @ droot, offsets, levels)
+        zero = torch.zeros((), dtype=dt)
+        pitch = torch.stack([torch.stack([1 + zero, zero, zero]),
+                             torch.stack([zero, torch.cos(cam[0]), -torch.sin(cam[0])]),
+                             torch.stack([zero, torch.sin(cam[0]), torch.cos(cam[0])])])
+        roll = torch.stack([torch.stack([torch.cos(cam[1]), -torch.sin(cam[1]), zero]),
+                            torch.stack([torch.sin(cam[1]), torch.cos(cam[1]), zero]),
+                            torch.stack([zero, zero, 1 + zero])])
+        rc = roll @ pitch @ rc0
+        center = c0 + torch.stack([zero, cam[2], zero])
+        return joints, rc, center, offsets
+
+    def objective():
+        joints, rc, center, _ = model()
+        xc = (joints - center) @ rc.T
+        z = torch.clamp(xc[..., 2], min=1e-3)
+        proj = torch.stack([k[0, 0] * xc[..., 0] / z + k[0, 2], k[1, 1] * xc[..., 1] / z + k[1, 2]], -1)
+        e2 = ((proj - uv) ** 2).sum(-1) / outlier_px ** 2
+        loss = rep_weight * (conf * torch.log1p(e2)).sum()
+        relc = (joints - joints[:, :1]) @ rc.T
+        loss = loss + (((relc - rel) / wts.pose_m) ** 2).sum()
+        if t >= 3:
+            acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
+            loss = loss + ((acc / acc_scale) ** 2).sum()
+            racc = joints[2:, 0] - 2 * joints[1:-1, 0] + joints[:-2, 0]
+            loss = loss + ((racc / root_acc_scale) ** 2).sum()
+        feet = joints[:, pts]  # (T, 4, 3)
+        if t >= 2:
+            step = feet[1:] - feet[:-1]
+            loss = loss + (both * torch.log1p((step ** 2).sum(-1) / vel_scale ** 2)).sum()
+        dh = (feet[..., 1] - surf[sidx]) * has_surface * cont
+        loss = loss + torch.log1p((dh / wts.contact_height_m) ** 2).sum()
+        floor = surf.min() if len(surfaces) else torch.zeros((), dtype=dt)
+        loss = loss + ((torch.relu(floor - joints[..., 1]) / wts.floor_m) ** 2).sum()
+        if bool(still_t.any()):
+            com = (com_w[:, None] * joints).sum(1)
+            support = (cont[..., None] * feet).sum(1) / torch.clamp(cont.sum(1, keepdim=True), min=1)
+            off = (com - support)[:, [0, 2]]
+            loss = loss + (still_t * torch.log1p((off ** 2).sum(-1) / wts.com_m ** 2)).sum()
+        prior = 10.0  # the priors on global unknowns weigh as much as ten frames of data
+        loss = loss + prior * ((logb / wts.bone_log) ** 2).sum()
+        if len(surfaces):
+            loss = loss + prior * (((surf - surf0) / wts.surface_m) ** 2).sum()
+        loss = loss + prior * ((roll0 + cam[1]) / wts.roll_rad) ** 2
+        return loss / t
+
+    sizes = [p.numel() for p in params]
+
+    def unpack(x):
+        with torch.no_grad():
+            for p, chunk in zip(params, torch.split(torch.from_numpy(x), sizes)):
+                p.copy_(chunk.view_as(p))
+
+    def value_and_grad(x):
+        unpack(x)
+        for p in params:
+            p.grad = None
+        loss = objective()
+        loss.backward()
+        return float(loss.detach()), torch.cat([p.grad.reshape(-1) for p in params]).numpy().astype(np.float64)
+
+    x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().astype(np.float64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: threads cost more than they give, and stall under load
+    try:
+        first = value_and_grad(x0)[0]
+        res = minimize(value_and_grad, x0, jac=True, method="L-BFGS-B",
+                       options={"maxiter": max_iterations, "maxcor": 20, "ftol": 1e-10, "gtol": 1e-6})
+    finally:
+        torch.set_num_threads(threads)
+    unpack(res.x)
+    with torch.no_grad():
+        last = float(objective())
+        joints, rc, center, offsets = model()
+        local = (r0 @ _rodrigues(torch, (basis @ omega).view(t, n, 3))).numpy()
+    return FitSolution(local_rotmats=local, root_translation=(root0 + basis @ droot).detach().numpy(),
+                       rest_offsets=offsets.detach().numpy(), camera_R=rc.detach().numpy(),
+                       camera_center=center.detach().numpy(), surfaces=surf.detach().numpy(),
+                       iterations=int(res.nit), loss=(first, last))
