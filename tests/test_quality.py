@@ -17,7 +17,7 @@ from mocap.fit.quality import (HEAD_TOP_M, MISMATCH_PCT, camera_angles, mismatch
                                standing_height, write_quality_json)
 from mocap.formats import Keypoints2D, Motion, save_motion
 from mocap.kinematics.ik import forward_kinematics
-from mocap.skeletons import MEDIAPIPE33, MOTION21, rest_offsets
+from mocap.skeletons import MOTION21, rest_offsets
 from tests.synthetic import motion21_to_mediapipe33, waving_walker
 from tests.test_report import _long_dark_lines, _mask, _read_rgb
 

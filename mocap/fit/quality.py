@@ -161,7 +161,8 @@ def _reprojection_px(joints_world: np.ndarray, kp: np.ndarray, conf: np.ndarray,
     """(T,) confidence-weighted mean pixel distance between projected joints and keypoints."""
     x = np.asarray(joints_world, dtype=np.float64)
     if x.shape != kp.shape[:2] + (3,):
-        raise ValueError(f"joints_world must have shape {kp.shape[:2] + (3,)} (T, 21, 3) to match the keypoints, got {x.shape}")
+        raise ValueError(f"joints_world must have shape {kp.shape[:2] + (3,)} (T, 21, 3) to match the keypoints, "
+                         f"got {x.shape}")
     dist = np.linalg.norm(camera.project(x) - kp, axis=-1)
     w = np.where((conf >= min_confidence) & np.isfinite(dist), conf, 0.0)
     total = w.sum(1)
