@@ -120,7 +120,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from mocap.eval.report import report_file
 
-    print(report_file(args.motion, png=args.png, cleaned=args.cleaned))
+    print(report_file(args.motion, png=args.png, cleaned=args.cleaned, quality=args.quality))
     return 0
 
 
@@ -239,11 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--marker-mm", type=float, default=None, help="ChArUco marker side, millimetres")
     p.set_defaults(func=_cmd_calibrate)
 
-    p = sub.add_parser("report", help="motion.npz -> quality metrics (jitter, foot skate, bone lengths, ground) and a PNG")
+    p = sub.add_parser("report", help="motion.npz -> quality metrics (jitter, foot skate, bone lengths, ground, "
+                                      "match with the video) and a PNG")
     p.add_argument("motion", help="motion.npz")
     p.add_argument("--png", default=None, help="plot to write (default: <motion>_report.png beside the input)")
     p.add_argument("--cleaned", default=None, metavar="OUT.npz",
                    help="also lock planted feet on the ground, write the result here and report it")
+    p.add_argument("--quality", default=None, metavar="QUALITY.json",
+                   help="how well the motion matches the video, to print and plot (default: quality.json "
+                        "beside the motion, if there)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("retarget", help="motion.npz -> an animated rig (.fbx, .glb, .blend, .bvh), on your character or ours")

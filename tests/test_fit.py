@@ -10,7 +10,7 @@ import pytest
 
 from mocap.camera import Camera, intrinsic_matrix
 from mocap.cleanup.options import CleanupConfig
-from mocap.fit.fit import standing_height
+from mocap.fit.quality import HEAD_TOP_M, standing_height
 from mocap.fit.ground import camera_pitch_roll, center_of_mass, support_surfaces, world_from_camera
 from mocap.formats import Keypoints2D
 from mocap.kinematics.ik import forward_kinematics
@@ -107,8 +107,6 @@ def test_ground_helpers_on_known_numbers():
     np.testing.assert_allclose(surfaces, [0.0, 0.4])
     assert (index[:9] == 0).all() and (index[11:] == 1).all() and (index[9:11] == -1).all()
     # the standing height: heel to head joint of the standing rest pose plus the head's top; scales with the body
-    from mocap.fit.fit import HEAD_TOP_M
-
     rest = pose({}, 1)[0]
     expected = rest[J("head"), 1] - rest[J("left_heel"), 1] + HEAD_TOP_M
     assert standing_height(rest_offsets()) == pytest.approx(expected, abs=1e-9)

@@ -8,7 +8,8 @@ from mocap.cli import main
 from mocap.cleanup.contact import CONTACT_POINTS
 from mocap.formats import Motion, load_motion, save_motion
 from mocap.kinematics.ik import inverse_kinematics
-from mocap.eval.report import foot_skate, jitter, motion_report, plot_report
+from mocap.eval.report import motion_report, plot_report
+from mocap.fit.quality import foot_skate, jitter
 from mocap.skeletons import MOTION21, rest_offsets
 from mocap.kinematics.ik import forward_kinematics
 

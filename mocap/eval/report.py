@@ -1,11 +1,12 @@
-"""Animator-facing quality metrics of a motion (``mocap report motion.npz``), and a PNG plot.
+"""Animator-facing quality metrics of a motion (``mocap report motion.npz``), and a PNG plot;
+with a quality.json (:mod:`mocap.fit.quality`) also how well the motion matches the video.
 
 Metrics (all from joint positions (T, J, 3) metres, +Y up, ground at y = 0):
 
 * ``jitter_m_s2``: mean acceleration magnitude over joints and frames (second differences
-  times fps squared). Smooth motion is low; noise raises it.
+  times fps squared; :func:`mocap.fit.quality.jitter`). Smooth motion is low; noise raises it.
 * ``foot_skate_mm``: mean horizontal distance a foot point moves between two consecutive
-  frames in which it is in contact (mm per contact frame).
+  frames in which it is in contact (mm per contact frame; :func:`mocap.fit.quality.foot_skate`).
 * ``bone_length_cv_pct``: mean and max over bones of the coefficient of variation of the
   bone's length over time (percent).
 * ``penetration_mm``: mean and max depth of foot points below y = 0 (mm); ``float_mm``:
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mocap.cleanup.contact import CONTACT_POINTS, foot_contacts
+from mocap.fit.quality import foot_skate, jitter
 from mocap.skeletons import MOTION21, Skeleton
 
 _FOOT = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
@@ -53,23 +55,6 @@ class MotionReport:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
-
-
-def jitter(joints: np.ndarray, *, fps: float) -> np.ndarray:
-    """(T-2, J) acceleration magnitude in m/s^2 from second differences of ``joints`` (T, J, 3)."""
-    x = np.asarray(joints, dtype=np.float64)
-    if len(x) < 3:
-        return np.zeros((0, x.shape[1]))
-    return np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1) * fps * fps
-
-
-def foot_skate(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = MOTION21) -> np.ndarray:
-    """(T-1, 4) horizontal displacement in metres of each contact point between frames t and
-    t+1 where it is in contact in both; NaN elsewhere. Columns :data:`CONTACT_POINTS`."""
-    x = np.asarray(joints, dtype=np.float64)[:, [skeleton.index(n) for n in CONTACT_POINTS]]
-    c = np.asarray(contacts, bool)
-    step = np.linalg.norm((x[1:] - x[:-1])[..., [0, 2]], axis=-1)
-    return np.where(c[1:] & c[:-1], step, np.nan)
 
 
 def _bone_cv(joints: np.ndarray, parents: Sequence[int]) -> np.ndarray:
@@ -110,9 +95,11 @@ def motion_report(joints: np.ndarray, *, fps: float, parents: Sequence[int] = MO
 
 
 def plot_report(path: str | os.PathLike, joints: np.ndarray, *, fps: float, contacts: np.ndarray | None = None,
-                skeleton: Skeleton = MOTION21, title: str = "") -> None:
+                skeleton: Skeleton = MOTION21, title: str = "", quality: dict | None = None) -> None:
     """Write a PNG: foot heights with contacts shaded, jitter per frame, foot skate per frame,
-    bone lengths over time."""
+    bone lengths over time; with ``quality`` (a quality.json's dict for this motion, frame for
+    frame) a fifth panel: the reprojection error per frame in % of the person's height, the
+    mismatch threshold (dashed) and the frame ranges that do not match (shaded)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,7 +111,8 @@ def plot_report(path: str | os.PathLike, joints: np.ndarray, *, fps: float, cont
     if contacts is None:
         contacts = foot_contacts(x, fps=fps, skeleton=skeleton)
     time = np.arange(len(x)) / fps
-    fig, axes = plt.subplots(4, 1, figsize=(9, 10), sharex=True)
+    rows = 4 if quality is None else 5
+    fig, axes = plt.subplots(rows, 1, figsize=(9, 2.5 * rows), sharex=True)
     ax = axes[0]
     for k, name in enumerate(CONTACT_POINTS):
         line, = ax.plot(time, x[:, skeleton.index(name), 1] * 100, label=name)
@@ -144,21 +132,42 @@ def plot_report(path: str | os.PathLike, joints: np.ndarray, *, fps: float, cont
     lengths = np.linalg.norm(x[:, 1:] - x[:, p[1:]], axis=-1)
     axes[3].plot(time, (lengths / np.nanmean(lengths, 0) - 1) * 100, lw=0.8)
     axes[3].set_ylabel("bone length (% of mean)")
-    axes[3].set_xlabel("time (s)")
+    if quality is not None:
+        _plot_reprojection(axes[4], quality, time)
+    axes[-1].set_xlabel("time (s)")
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
 
 
+def _plot_reprojection(ax, quality: dict, time: np.ndarray) -> None:
+    """The panel of :func:`plot_report` for a quality.json: error per frame, threshold, ranges.
+    Its y axis runs from 0 to twice the threshold or 10 % above the largest error."""
+    error = np.array(quality["reprojection_error_pct"], dtype=np.float64)  # null -> NaN
+    threshold = float(quality["mismatch_threshold_pct"])
+    fps, start = float(quality["fps"]), int(quality["start_frame"])
+    for r in quality["mismatched_frames"]:
+        ax.axvspan((r["first"] - start - 0.5) / fps, (r["last"] - start + 0.5) / fps, color="C3", alpha=0.15, lw=0)
+    ax.plot(time, error, color="C0", lw=1)
+    ax.axhline(threshold, color="C3", ls="--", lw=1)
+    top = max(2 * threshold, 1.1 * np.nanmax(error)) if np.isfinite(error).any() else 2 * threshold
+    ax.set_ylim(0, top)
+    ax.set_ylabel("reprojection (% of height)")
+
+
 def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None,
-                cleaned: str | os.PathLike | None = None) -> str:
+                cleaned: str | os.PathLike | None = None, quality: str | os.PathLike | None = None) -> str:
     """``mocap report``: the metrics of a motion.npz as text, and its PNG plot.
 
     Args:
         png: where to write the plot (default ``<stem>_report.png`` beside the input).
         cleaned: if given, also lock planted feet (:func:`mocap.cleanup.contact.clean_motion`),
             write the result there as motion.npz and report it with the same contacts.
+        quality: a quality.json of this motion (default: ``quality.json`` beside the input, if
+            there): its summary line is printed and its per-frame reprojection error plotted.
+            One found beside the input that does not cover the motion's frames is left out
+            with a note; a given one raises MocapError.
     Returns:
         The text to print.
     """
@@ -166,6 +175,7 @@ def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None
 
     from mocap.cleanup.contact import clean_motion
     from mocap.errors import MocapError
+    from mocap.fit.quality import quality_line, read_quality_json
     from mocap.formats import Motion, load_motion, save_motion
     from mocap.skeletons import MOTION21, rest_offsets
 
@@ -177,7 +187,20 @@ def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None
     contacts = foot_contacts(motion.joints, fps=motion.fps)
     png = Path(png) if png is not None else Path(path).with_name(Path(path).stem + "_report.png")
     lines = [f"{path}:", motion_report(motion.joints, fps=motion.fps, contacts=contacts).summary()]
-    plot_report(png, motion.joints, fps=motion.fps, contacts=contacts, title=f"{Path(path).name}")
+    beside = Path(path).with_name("quality.json")
+    quality_path = Path(quality) if quality is not None else beside if beside.is_file() else None
+    faithful = read_quality_json(quality_path) if quality_path is not None else None
+    if faithful is not None and (len(faithful["reprojection_error_pct"]) != motion.num_frames
+                                 or faithful.get("start_frame", 0) != motion.start_frame):
+        problem = (f"{quality_path} covers {len(faithful['reprojection_error_pct'])} frames from video frame "
+                   f"{faithful.get('start_frame', 0)}, the motion {motion.num_frames} from {motion.start_frame}")
+        if quality is not None:
+            raise MocapError(f"{problem}: pass the quality.json written with this motion")
+        lines.append(f"({problem}: not shown)")
+        faithful = None
+    if faithful is not None:
+        lines.append(quality_line(faithful))
+    plot_report(png, motion.joints, fps=motion.fps, contacts=contacts, title=f"{Path(path).name}", quality=faithful)
     written = [str(png)]
     if cleaned is not None:
         offsets = motion.rest_offsets if motion.rest_offsets is not None else rest_offsets()

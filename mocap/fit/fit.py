@@ -19,28 +19,12 @@ from mocap import bones
 from mocap.camera import Camera, intrinsic_matrix
 from mocap.cleanup.contact import CONTACT_POINTS, clamp_hinge_joints, foot_contacts
 from mocap.fit.ground import camera_pitch_roll, estimate_up, quasi_static, support_surfaces, world_from_camera
+from mocap.fit.quality import standing_height
 from mocap.fit.solve import FitWeights, solve_fit
 from mocap.formats import Motion
 from mocap.kinematics.ik import forward_kinematics, inverse_kinematics
 from mocap.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix
 from mocap.skeletons import MOTION21, rest_offsets as default_offsets
-
-#: The top of the head above the MOTION21 head joint (between the ears), metres, for an
-#: adult of 1.75 m; scaled with the body.
-HEAD_TOP_M = 0.11
-
-
-def standing_height(offsets: np.ndarray) -> float:
-    """A person's standing height (metres) from their MOTION21 bones (J, 3): heel to head
-    joint along the straight legs and spine, plus :data:`HEAD_TOP_M` scaled by the neck-to-head bone."""
-    length = np.linalg.norm(np.asarray(offsets, dtype=np.float64), axis=-1)
-    j = MOTION21.index
-    legs = np.mean([length[j(f"{s}_knee")] + length[j(f"{s}_ankle")] + abs(offsets[j(f"{s}_heel"), 1])
-                    for s in ("left", "right")])
-    trunk = length[j("spine")] + length[j("neck")] + length[j("head")]
-    head_top = HEAD_TOP_M * length[j("head")] / np.linalg.norm(default_offsets()[j("head")])
-    return float(legs + trunk + head_top)
-
 
 @dataclass(frozen=True)
 class FitResult:
@@ -84,7 +68,7 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
         confidence: (T, 21) their confidences; under ``min_confidence`` they do not count.
         fps: frames per second. focal_px: focal length, pixels; the principal point is the
             image centre of ``image_size`` (width, height) pixels.
-        height_m: the person's standing height when known (:func:`standing_height`).
+        height_m: the person's standing height when known (:func:`mocap.fit.quality.standing_height`).
     Returns:
         :class:`FitResult`.
     """

@@ -1,0 +1,358 @@
+"""Faithfulness of a motion to the video: the final motion projected back into the camera and
+compared with the 2D keypoints, with the motion's own figures (foot skate, jitter, floor) and
+the solved camera. Written as ``quality.json`` (docs/formats.md) and summed up in one line.
+
+Conventions: world metres, +Y up, the ground at y = 0; a :class:`mocap.camera.Camera` maps
+world to camera axes (x right, y down, z forward) with ``R`` and ``t``. Its pitch, roll and
+height are :func:`camera_angles`.
+
+The reprojection error of a frame is a fraction of the person's 2D height in that frame
+(:func:`person_height_px`), so a number means the same for a near and a far person: 0.01 is
+1 % of the height, about 1.7 cm on a 1.7 m person. MediaPipe's own 2D error is about 1 %.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mocap import bones
+from mocap.camera import Camera
+from mocap.cleanup.contact import CONTACT_POINTS, foot_contacts
+from mocap.errors import MocapError
+from mocap.formats import Keypoints2D, Motion, atomic_path
+from mocap.skeletons import MOTION21, Skeleton, map_confidence, map_joints, rest_offsets, rest_positions
+
+#: A frame does not match the video when its reprojection error exceeds this share of the
+#: person's 2D height (percent): five times MediaPipe's own 2D error, a limb visibly off.
+MISMATCH_PCT = 5.0
+#: Such frames are named only in runs of at least this long (seconds): one bad frame is noise.
+MISMATCH_MIN_S = 0.2
+#: Inside a run, gaps this short (seconds) of frames under the threshold (or unseen) are bridged.
+MISMATCH_BRIDGE_S = 0.1
+#: A frame is below the floor when a joint is deeper than this under y = 0 (metres).
+FLOOR_TOLERANCE_M = 0.03
+#: Standing height = heel to the head joint (between the ears) in the rest pose plus this
+#: allowance for the top of the head (metres; ear to crown, about 7 % of an adult's stature).
+HEAD_TOP_M = 0.12
+#: A frame's head-to-foot extent shorter than this share of the clip's median (crouching,
+#: lying, feet out of the picture) is replaced by the median (see :func:`person_height_px`).
+PARTIAL_SHARE = 0.6
+#: ``version`` field of quality.json.
+QUALITY_VERSION = 1
+
+_FOOT_POINTS = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
+
+
+def camera_angles(camera: Camera) -> tuple[float, float, float]:
+    """Pitch, roll (degrees) and height (metres) of a camera in the world frame (+Y up, ground y = 0).
+
+    * pitch: the angle of the optical axis (``R[2]``, in world axes) below the horizontal;
+      positive looking down, 90 straight down.
+    * roll: the rotation about the optical axis: the angle in the image between the world's up
+      direction and the image's up (-y); 0 when the image x axis is horizontal, positive when
+      the world's vertical appears turned clockwise (its top towards the image's right). NaN
+      when the camera looks straight up or down.
+    * height: ``camera.position[1]``.
+    """
+    r = np.asarray(camera.R, dtype=np.float64)
+    pitch = math.degrees(math.asin(float(np.clip(-r[2, 1], -1.0, 1.0))))
+    up_x, up_y = r[0, 1], r[1, 1]  # world +Y in camera axes
+    roll = math.degrees(math.atan2(up_x, -up_y)) if math.hypot(up_x, up_y) > 1e-9 else float("nan")
+    return pitch, roll, float(camera.position[1])
+
+
+# --- the motion's own figures ---------------------------------------------------------------
+
+def jitter(joints: np.ndarray, *, fps: float) -> np.ndarray:
+    """(T-2, J) acceleration magnitude in m/s^2 from second differences of ``joints`` (T, J, 3)
+    metres (``fps=1`` gives metres per frame^2)."""
+    x = np.asarray(joints, dtype=np.float64)
+    if len(x) < 3:
+        return np.zeros((0, x.shape[1]))
+    return np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1) * fps * fps
+
+
+def foot_skate(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton = MOTION21) -> np.ndarray:
+    """(T-1, 4) horizontal displacement in metres of each contact point between frames t and
+    t+1 where it is in contact in both; NaN elsewhere. Columns :data:`CONTACT_POINTS`.
+
+    Args:
+        joints: (T, J, 3) metres, +Y up.
+        contacts: (T, 4) bool, columns :data:`CONTACT_POINTS`.
+    """
+    x = np.asarray(joints, dtype=np.float64)[:, [skeleton.index(n) for n in CONTACT_POINTS]]
+    c = np.asarray(contacts, bool)
+    step = np.linalg.norm((x[1:] - x[:-1])[..., [0, 2]], axis=-1)
+    return np.where(c[1:] & c[:-1], step, np.nan)
+
+
+def standing_height(rest_offsets_m: np.ndarray, *, skeleton: Skeleton = MOTION21) -> float:
+    """The person's standing height in metres from the rest pose (``rest_offsets_m`` (J, 3)
+    metres, +Y up): from the mean of the heels to the head joint, plus :data:`HEAD_TOP_M`.
+    The default MOTION21 rest pose gives 1.55 + 0.12 = 1.67 m."""
+    pos = rest_positions(rest_offsets_m, skeleton.parents)
+    heels = np.mean([pos[skeleton.index(n), 1] for n in ("left_heel", "right_heel")])
+    return float(pos[skeleton.index("head"), 1] - heels + HEAD_TOP_M)
+
+
+def motion_height(motion: Motion) -> float:
+    """:func:`standing_height` of a MOTION21 motion: of its ``rest_offsets`` or, without them,
+    of the default rest pose with the motion's median bone lengths (over its valid frames)."""
+    if motion.rest_offsets is not None:
+        return standing_height(motion.rest_offsets)
+    seen = motion.joints[motion.valid_frames]
+    lengths = bones.estimate_bone_lengths(seen if len(seen) else motion.joints, MOTION21.parents,
+                                          left_right=MOTION21.left_right)
+    return standing_height(bones.rest_offsets_with_lengths(rest_offsets(), lengths))
+
+
+# --- reprojection -----------------------------------------------------------------------------
+
+def _check_2d(keypoints_px: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    kp = np.asarray(keypoints_px, dtype=np.float64)
+    conf = np.nan_to_num(np.asarray(confidence, dtype=np.float64), nan=0.0)
+    if kp.ndim != 3 or kp.shape[1:] != (MOTION21.num_joints, 2) or conf.shape != kp.shape[:2]:
+        raise ValueError(f"keypoints_px must be (T, {MOTION21.num_joints}, 2) MOTION21 pixels and confidence "
+                         f"(T, {MOTION21.num_joints}); got {kp.shape} and {conf.shape} (map them with "
+                         "mocap.skeletons.map_joints / map_confidence)")
+    return kp, conf
+
+
+def person_height_px(keypoints_px: np.ndarray, confidence: np.ndarray, *, min_confidence: float = 0.3) -> np.ndarray:
+    """The person's 2D height per frame, pixels: the distance from the head keypoint to the
+    lowest foot point (ankle, heel or toe with the largest image y), among keypoints with
+    confidence >= ``min_confidence``.
+
+    Robust to pose and partial views: in a frame without the head or any foot point, or whose
+    distance is under :data:`PARTIAL_SHARE` of the clip's median (crouching, lying, feet out of
+    the picture), the clip's median distance is used instead, so the height follows the person's
+    distance from the camera but not their pose.
+
+    Args:
+        keypoints_px: (T, 21, 2) MOTION21 pixels, NaN where missing.
+        confidence: (T, 21) in [0, 1].
+    Returns:
+        (T,) float pixels; NaN in frames with no keypoint at ``min_confidence`` and everywhere
+        when no frame has both the head and a foot point.
+    """
+    kp, conf = _check_2d(keypoints_px, confidence)
+    ok = (conf >= min_confidence) & np.isfinite(kp).all(-1)
+    head = np.where(ok[:, [MOTION21.index("head")]], kp[:, MOTION21.index("head")], np.nan)
+    feet = [MOTION21.index(n) for n in _FOOT_POINTS]
+    foot_y = np.where(ok[:, feet], kp[:, feet, 1], -np.inf)
+    lowest = kp[np.arange(len(kp)), np.asarray(feet)[np.argmax(foot_y, axis=1)]]
+    lowest[~ok[:, feet].any(1)] = np.nan
+    extent = np.linalg.norm(lowest - head, axis=-1)
+    if not np.isfinite(extent).any():
+        return np.full(len(kp), np.nan)
+    median = float(np.nanmedian(extent))
+    with np.errstate(invalid="ignore"):
+        whole = extent >= PARTIAL_SHARE * median
+    return np.where(~ok.any(1), np.nan, np.where(whole, extent, median))
+
+
+def _reprojection_px(joints_world: np.ndarray, kp: np.ndarray, conf: np.ndarray, camera: Camera,
+                     min_confidence: float) -> np.ndarray:
+    """(T,) confidence-weighted mean pixel distance between projected joints and keypoints."""
+    x = np.asarray(joints_world, dtype=np.float64)
+    if x.shape != kp.shape[:2] + (3,):
+        raise ValueError(f"joints_world must have shape {kp.shape[:2] + (3,)} (T, 21, 3) to match the keypoints, "
+                         f"got {x.shape}")
+    dist = np.linalg.norm(camera.project(x) - kp, axis=-1)
+    w = np.where((conf >= min_confidence) & np.isfinite(dist), conf, 0.0)
+    total = w.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (w * np.nan_to_num(dist)).sum(1) / total, np.nan)
+
+
+def reprojection_error(joints_world: np.ndarray, keypoints_px: np.ndarray, confidence: np.ndarray, camera: Camera,
+                       *, min_confidence: float = 0.3) -> np.ndarray:
+    """Per frame, how far the motion seen through ``camera`` lies from the 2D keypoints, as a
+    fraction of the person's 2D height.
+
+    The joints are projected with ``camera.project``; the error of a frame is the
+    confidence-weighted mean over the joints of the pixel distance to their keypoints (joints
+    whose keypoint has confidence under ``min_confidence``, is missing, or that lie behind the
+    camera do not count), divided by :func:`person_height_px` of that frame.
+
+    Args:
+        joints_world: (T, 21, 3) MOTION21 world metres.
+        keypoints_px: (T, 21, 2) MOTION21 pixels, NaN where missing.
+        confidence: (T, 21) in [0, 1].
+        camera: the camera that saw them.
+    Returns:
+        (T,) float (0.01 = 1 % of the height); NaN where no joint counts (the person is not seen).
+    """
+    kp, conf = _check_2d(keypoints_px, confidence)
+    return _reprojection_px(joints_world, kp, conf, camera, min_confidence) / person_height_px(
+        kp, conf, min_confidence=min_confidence)
+
+
+def mismatched_ranges(error_pct: np.ndarray, *, fps: float, threshold_pct: float = MISMATCH_PCT,
+                      min_s: float = MISMATCH_MIN_S) -> list[tuple[int, int]]:
+    """Frame ranges where the motion does not match the video.
+
+    Frames whose ``error_pct`` exceeds ``threshold_pct`` form runs; gaps of up to
+    :data:`MISMATCH_BRIDGE_S` (at least one frame) between them are bridged; runs of at least
+    ``min_s`` seconds (at least one frame) are kept.
+
+    Args:
+        error_pct: (T,) reprojection error in percent of the person's height; NaN where unseen.
+        fps: frames per second.
+    Returns:
+        [(first, last)] inclusive frame indices into ``error_pct``, in order.
+    """
+    over = np.nan_to_num(np.asarray(error_pct, dtype=np.float64), nan=-np.inf) > threshold_pct
+    bridge, shortest = max(1, round(MISMATCH_BRIDGE_S * fps)), max(1, round(min_s * fps))
+    bad = np.flatnonzero(over)
+    if not bad.size:
+        return []
+    cut = np.flatnonzero(np.diff(bad) > bridge + 1)
+    firsts, lasts = bad[np.r_[0, cut + 1]], bad[np.r_[cut, len(bad) - 1]]
+    return [(int(a), int(b)) for a, b in zip(firsts, lasts) if b - a + 1 >= shortest]
+
+
+def _finite_stat(values: np.ndarray, fn, *args) -> float:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(fn(v, *args)) if v.size else float("nan")
+
+
+def motion_quality(motion: Motion, keypoints: Keypoints2D, camera: Camera, *, contacts: np.ndarray | None = None,
+                   min_confidence: float = 0.3, threshold_pct: float = MISMATCH_PCT,
+                   min_s: float = MISMATCH_MIN_S) -> dict[str, Any]:
+    """The quality.json figures of a fitted motion (see docs/formats.md for every field).
+
+    Args:
+        motion: the final MOTION21 motion (what the BVH holds), world metres, +Y up; frame i is
+            video frame ``motion.start_frame + i``; frames not ``valid`` are not compared with
+            the video.
+        keypoints: the 2D keypoints of the whole video (any layout), in the camera's pixels.
+        camera: the solved camera.
+        contacts: (T, 4) bool per :data:`CONTACT_POINTS`; None: detected with
+            :func:`mocap.cleanup.contact.foot_contacts`.
+    Returns:
+        A dict of plain Python values (NaN where a figure cannot be measured), frame ranges in
+        video frame numbers.
+    """
+    if motion.joint_names != MOTION21.joint_names:
+        raise MocapError(f"quality needs the motion21 skeleton, got joints {', '.join(motion.joint_names[:5])}, ...")
+    x = np.asarray(motion.joints, dtype=np.float64)
+    t, start = motion.num_frames, int(motion.start_frame)
+    kp = np.full((t, MOTION21.num_joints, 2), np.nan)
+    conf = np.zeros((t, MOTION21.num_joints))
+    span = slice(start, min(start + t, keypoints.num_frames))
+    n = max(0, span.stop - span.start)
+    kp[:n] = map_joints(keypoints.keypoints[span], keypoints.layout, MOTION21)
+    conf[:n] = map_confidence(keypoints.confidence[span], keypoints.layout, MOTION21)
+    conf[~motion.valid_frames] = 0.0
+    error_px = _reprojection_px(x, kp, conf, camera, min_confidence)
+    height_px = person_height_px(kp, conf, min_confidence=min_confidence)
+    error_pct = 100 * error_px / height_px
+
+    if contacts is None:
+        contacts = foot_contacts(x, fps=motion.fps)
+    contacts = np.asarray(contacts, bool)
+    if contacts.shape != (t, len(CONTACT_POINTS)):
+        raise ValueError(f"contacts must have shape {(t, len(CONTACT_POINTS))}, got {contacts.shape}")
+    skate_mm = foot_skate(x, contacts) * 1000
+    pitch, roll, cam_height = camera_angles(camera)
+    lowest = np.nanmin(x[..., 1], axis=1)
+    ranges = mismatched_ranges(error_pct, fps=motion.fps, threshold_pct=threshold_pct, min_s=min_s)
+    return {
+        "version": QUALITY_VERSION,
+        "num_frames": t,
+        "start_frame": start,
+        "fps": float(motion.fps),
+        "frames_seen": int(np.isfinite(error_pct).sum()),
+        "reprojection_error_pct": [round(float(e), 3) for e in error_pct],
+        "reprojection_median_pct": _finite_stat(error_pct, np.median),
+        "reprojection_p95_pct": _finite_stat(error_pct, np.percentile, 95),
+        "reprojection_max_pct": _finite_stat(error_pct, np.max),
+        "reprojection_median_px": _finite_stat(error_px, np.median),
+        "person_height_px": _finite_stat(height_px, np.median),
+        "mismatch_threshold_pct": float(threshold_pct),
+        "mismatch_min_s": float(min_s),
+        "mismatched_frames": [{"first": a + start, "last": b + start, "max_pct": float(np.nanmax(error_pct[a:b + 1]))}
+                              for a, b in ranges],
+        "foot_skate_mean_mm": _finite_stat(skate_mm, np.mean),
+        "foot_skate_max_mm": _finite_stat(skate_mm, np.max),
+        "jitter_mm": float(np.mean(jitter(x, fps=1.0)) * 1000) if t >= 3 else float("nan"),
+        "camera_pitch_deg": pitch,
+        "camera_roll_deg": roll,
+        "camera_height_m": cam_height,
+        "camera_focal_px": float(camera.K[0, 0]),
+        "person_height_m": motion_height(motion),
+        "lowest_joint_m": _finite_stat(lowest, np.min),
+        "frames_below_floor": int(np.sum(lowest < -FLOOR_TOLERANCE_M)),
+    }
+
+
+# --- the file and the summary line ------------------------------------------------------------
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def write_quality_json(path: str | os.PathLike, quality: dict[str, Any]) -> None:
+    """Write :func:`motion_quality`'s dict to ``path`` as JSON, atomically; NaN becomes null."""
+    text = json.dumps(_nan_to_none(quality), indent=1, allow_nan=False)
+    with atomic_path(path, suffix=".json") as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+
+
+def read_quality_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a quality.json (nulls stay None); MocapError if it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise MocapError(f"quality file not found: {path}")
+    try:
+        quality = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise MocapError(f"{path} is not a readable quality.json ({e.__class__.__name__}: {e})") from None
+    if not isinstance(quality, dict) or not isinstance(quality.get("reprojection_error_pct"), list):
+        raise MocapError(f"{path} is not a quality.json: no per-frame reprojection_error_pct")
+    return quality
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def quality_line(quality: dict[str, Any], *, most: int = 4) -> str:
+    """One line for a capture's summary: how well the 3D matches the video, the frame ranges
+    that do not (the ``most`` worst named), and frames below the floor if any.
+
+    ``quality``: :func:`motion_quality`'s dict, or one read back by :func:`read_quality_json`.
+    """
+    median, p95 = _number(quality["reprojection_median_pct"]), _number(quality["reprojection_p95_pct"])
+    threshold = _number(quality["mismatch_threshold_pct"])
+    if not math.isfinite(median):
+        return "3D against the video: not measured (the person's head and feet are never seen together)"
+    verdict = ("3D matches the video" if median <= threshold / 2 else
+               "3D roughly matches the video" if median <= threshold else "3D does not match the video")
+    line = f"{verdict}: median reprojection error {median:.1f} % of the person's height (95th pct {p95:.1f} %)"
+    ranges = quality["mismatched_frames"]
+    if ranges:
+        worst = sorted(sorted(ranges, key=lambda r: -_number(r["max_pct"]))[:most], key=lambda r: r["first"])
+        named = ", ".join(f"{r['first']}-{r['last']}" if r["last"] > r["first"] else f"{r['first']}" for r in worst)
+        more = f" and {len(ranges) - len(worst)} more" if len(ranges) > len(worst) else ""
+        top = max(_number(r["max_pct"]) for r in ranges)
+        line += f"; frames {named}{more} do not match (up to {top:.1f} %)"
+    else:
+        line += f"; no stretch of frames off by more than {threshold:g} %"
+    below = int(quality.get("frames_below_floor") or 0)
+    if below:
+        line += f"; {below} frames have a joint more than {100 * FLOOR_TOLERANCE_M:.0f} cm under the floor"
+    return line
