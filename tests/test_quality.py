@@ -237,7 +237,7 @@ def test_motion_quality_skate_jitter_floor_and_height():
     assert q["lowest_joint_m"] == pytest.approx(-0.05) and q["frames_below_floor"] == 10
     # a taller person: rest offsets scaled by 1.1
     q = _quality_of(_standing(t) * 1.1, rest_offsets=rest_offsets() * 1.1)
-    assert q["person_height_m"] == pytest.approx(1.1 * 1.55 + HEAD_TOP_M)
+    assert q["person_height_m"] == pytest.approx(1.1 * (1.55 + HEAD_TOP_M))  # the head top scales with the head
     assert standing_height(rest_offsets()) == pytest.approx(1.55 + HEAD_TOP_M)
 
 

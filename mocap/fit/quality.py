@@ -93,11 +93,14 @@ def foot_skate(joints: np.ndarray, contacts: np.ndarray, *, skeleton: Skeleton =
 
 def standing_height(rest_offsets_m: np.ndarray, *, skeleton: Skeleton = MOTION21) -> float:
     """The person's standing height in metres from the rest pose (``rest_offsets_m`` (J, 3)
-    metres, +Y up): from the mean of the heels to the head joint, plus :data:`HEAD_TOP_M`.
-    The default MOTION21 rest pose gives 1.55 + 0.12 = 1.67 m."""
+    metres, +Y up): from the mean of the heels to the head joint, plus :data:`HEAD_TOP_M`
+    scaled by the neck-to-head bone (a smaller head has a lower top). The default MOTION21
+    rest pose gives 1.55 + 0.12 = 1.67 m."""
     pos = rest_positions(rest_offsets_m, skeleton.parents)
     heels = np.mean([pos[skeleton.index(n), 1] for n in ("left_heel", "right_heel")])
-    return float(pos[skeleton.index("head"), 1] - heels + HEAD_TOP_M)
+    head = skeleton.index("head")
+    top = HEAD_TOP_M * np.linalg.norm(rest_offsets_m[head]) / np.linalg.norm(rest_offsets(skeleton)[head])
+    return float(pos[head, 1] - heels + top)
 
 
 def motion_height(motion: Motion) -> float:
