@@ -50,7 +50,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_lift(args: argparse.Namespace) -> int:
     from mocap.formats import load_keypoints, save_motion
-    from mocap.pipelines.capture import StageTimer, lift_keypoints
+    from mocap.pipelines.capture import StageTimer, lift_and_fit
     from mocap.pipelines.options import CleanupConfig, FitOptions, LiftOptions
     from mocap.skeletons import map_confidence, map_joints
 
@@ -71,10 +71,19 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
     timer = StageTimer()
-    motion = lift_keypoints(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup, fit=fit,
-                            timer=timer)
+    motion, fitted = lift_and_fit(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup,
+                                  fit=fit, timer=timer)
     save_motion(out, motion)
     written = [str(out)]
+    quality_text = ""
+    if fitted is not None:
+        from mocap.fit.quality import motion_quality, quality_line, write_quality_json
+
+        quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
+        quality_path = out.with_name(out.stem + ".quality.json")
+        write_quality_json(quality_path, quality)
+        written.append(str(quality_path))
+        quality_text = "\n" + quality_line(quality)
     if args.bvh:
         from mocap.io.bvh import write_motion_bvh
 
@@ -82,7 +91,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         written.append(args.bvh)
     total = sum(timer.seconds.values())
     print(f"{motion.num_frames} frames lifted from {keypoints.layout} in {total:.2f} s "
-          f"({motion.num_frames / max(total, 1e-9):.0f} frames/s) -> {', '.join(written)}")
+          f"({motion.num_frames / max(total, 1e-9):.0f} frames/s) -> {', '.join(written)}{quality_text}")
     return 0
 
 

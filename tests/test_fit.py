@@ -133,3 +133,103 @@ def test_fit_solves_the_camera_and_keeps_a_lean(pitch, height):
     kp2d = camera.project(truth)
     height_px = np.ptp(kp2d[..., 1], axis=1).mean()
     assert np.median(np.linalg.norm(proj - kp2d, axis=-1)) < 0.01 * height_px
+
+
+def test_lift_command_fits_and_writes_quality(tmp_path):
+    """`mocap lift` fits by default: the leaning person keeps the lean, and m.quality.json
+    holds the solved camera and the reprojection of the final motion."""
+    import json
+    import subprocess
+    import sys
+
+    from mocap.formats import load_motion, save_keypoints
+
+    truth = leaning_clip(t=60)
+    camera = look_camera(15.0, 1.4, 5.0)
+    save_keypoints(tmp_path / "k.npz", seen_by(truth, camera, 30.0))
+    run = subprocess.run([sys.executable, "-m", "mocap", "lift", str(tmp_path / "k.npz"), "-o", str(tmp_path / "m.npz"),
+                          "--lifter", "mediapipe", "--focal-px", str(FOCAL)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "3D matches the video" in run.stdout
+    q = json.loads((tmp_path / "m.quality.json").read_text())
+    assert q["camera_pitch_deg"] == pytest.approx(15.0, abs=2.0) and q["camera_height_m"] == pytest.approx(1.4, rel=0.06)
+    assert q["reprojection_median_pct"] < 1.0 and q["frames_below_floor"] == 0
+    m = load_motion(tmp_path / "m.npz")
+    assert np.median(lean_deg(m.joints)) == pytest.approx(np.median(lean_deg(truth)), abs=3.0)
+
+
+def _smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def box_clip(t: int = 90, fps: float = 30.0, box: float = 0.4):
+    """A person stands on a ``box`` m high block, hops down forward (frames 30-44) and stands on the floor."""
+    time = np.arange(t) / fps
+    wave = 0.4 * np.sin(2 * np.pi * 0.7 * time)
+    joints = pose({"left_shoulder": _rot("z", wave - 1.3), "right_shoulder": _rot("z", 1.3 - wave)}, t)
+    s = _smoothstep((np.arange(t) - 30) / 14.0)
+    support = box * (1 - s) + 0.15 * np.sin(np.pi * s)
+    out = balanced(joints, support)
+    out[..., 2] += 0.6 * s[:, None]
+    return out, support
+
+
+def test_jump_down_from_a_box_keeps_both_floors():
+    truth, support = box_clip()
+    camera = look_camera(12.0, 1.6, 5.5)
+    motion, fitted = lift_and_fit(seen_by(truth, camera, 30.0), **FIT)
+    # two support surfaces, the floor at 0 and the box 0.4 m above it
+    assert len(fitted.surfaces) == 2 and fitted.surfaces[1] == pytest.approx(0.4, abs=0.05), fitted.surfaces
+    # never upside down, never under the floor; the pelvis at the right height on the box and after
+    assert lean_deg(motion.joints).max() < 15.0
+    assert motion.joints[..., 1].min() > -0.03
+    pelvis, true_pelvis = motion.joints[:, 0, 1], truth[:, 0, 1]
+    np.testing.assert_allclose(pelvis[:25], true_pelvis[:25], atol=0.05)
+    np.testing.assert_allclose(pelvis[50:], true_pelvis[50:], atol=0.05)
+    # the hop forward: 0.6 m towards the camera (the world's -Z faces away from it)
+    travel = motion.joints[-1, 0] - motion.joints[0, 0]
+    assert np.hypot(travel[0], travel[2]) == pytest.approx(0.6, abs=0.1)
+
+
+def test_jumping_on_the_spot_does_not_pump_the_depth():
+    """Hops in place with noisy 2D: the root stays over one spot (it once slid 1.15 m)."""
+    t, fps = 90, 30.0
+    time = np.arange(t) / fps
+    hop = np.maximum(0.0, np.sin(2 * np.pi * 1.5 * time)) * 0.12
+    arms = 1.3 - 1.0 * np.abs(np.sin(2 * np.pi * 0.75 * time))
+    truth = balanced(pose({"left_shoulder": _rot("z", -arms), "right_shoulder": _rot("z", arms)}, t), hop)
+    kp = seen_by(truth, look_camera(10.0, 1.5, 4.5), fps, noise_px=2.0, seed=5)
+    rng = np.random.default_rng(6)
+    kp.world_landmarks[:] += rng.normal(0, 0.01, kp.world_landmarks.shape).astype(np.float32)
+    motion, _ = lift_and_fit(kp, **FIT)
+    root = motion.joints[:, 0]
+    assert np.ptp(root[:, 2]) < 0.1 and np.ptp(root[:, 0]) < 0.1, (np.ptp(root[:, 2]), np.ptp(root[:, 0]))
+    np.testing.assert_allclose(motion.joints[:, 0, 1], truth[:, 0, 1], atol=0.05)
+
+
+def test_first_frames_unseen_start_where_the_person_is():
+    """No slide-in: frames before the first detection hold the first seen pose and place."""
+    truth = leaning_clip(t=60, lean=10.0)
+    truth[..., 0] += 0.8  # off to the side, where the camera first sees them
+    kp = seen_by(truth, look_camera(10.0, 1.5, 5.0), 30.0)
+    kp.keypoints[:12] = np.nan
+    kp.confidence[:12] = 0
+    kp.world_landmarks[:12] = np.nan
+    motion, _ = lift_and_fit(kp, **FIT)
+    root = motion.joints[:, 0]
+    np.testing.assert_allclose(root[:12], np.repeat(root[12:13], 12, 0), atol=0.03)
+    assert np.ptp(root[:, 0]) < 0.03 and np.ptp(root[:, 2]) < 0.03  # standing still from the first frame to the last
+
+
+@pytest.mark.parametrize("t", [1, 2, 5])
+def test_very_short_clips_fit(t):
+    truth = leaning_clip(t=t, lean=5.0)
+    motion, fitted = lift_and_fit(seen_by(truth, look_camera(10.0, 1.5, 5.0), 30.0), **FIT)
+    assert motion.num_frames == t and np.isfinite(motion.joints).all()
+    # the pose is right (too few frames to read gravity from: a level camera is assumed, so compare after a rotation)
+    a = (motion.joints - motion.joints[:, :1]).reshape(-1, 3)
+    b = (truth - truth[:, :1]).reshape(-1, 3)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    rot = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+    assert np.linalg.norm(a @ rot - b, axis=-1).mean() < 0.03

@@ -3,14 +3,17 @@ import numpy as np
 import pytest
 
 from mocap.bones import bone_lengths
+from mocap.fit.options import FitOptions
 from mocap.pipelines.capture import CleanupConfig, lift_keypoints
 from mocap.skeletons import MOTION21
 from tests.synthetic import FOCAL_PX, synthetic_keypoints, waving_walker
 
 
 # The synthetic person drifts sideways without stepping (a sliding planted foot), which foot
-# locking rightly refuses; these tests check the lifting chain's geometry, so they turn it off.
+# locking rightly refuses, and holds a one-legged T-pose no one could balance in (the fit reads
+# gravity from balance: tests/test_fit.py); these tests check the chain without the fit (--no-fit).
 NO_LOCK = CleanupConfig(lock_feet=False)
+NO_FIT = FitOptions(fit=False)
 
 
 def _mpjpe(a, b):
@@ -20,7 +23,7 @@ def _mpjpe(a, b):
 def test_lift_recovers_known_motion_through_camera():
     truth = waving_walker(t=90, fps=30.0)
     kp = synthetic_keypoints(truth)
-    motion = lift_keypoints(kp, lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK)
+    motion = lift_keypoints(kp, lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK, fit=NO_FIT)
     assert motion.joints.shape == truth.shape and motion.joint_names == MOTION21.joint_names
     # feet on the floor, first pelvis over the origin, as the truth was built
     err = _mpjpe(motion.joints, truth)
@@ -36,7 +39,7 @@ def test_lift_recovers_known_motion_through_camera():
 
 def test_lift_survives_noise_gaps_and_smooths():
     truth = waving_walker(t=120, fps=30.0)
-    clean = lift_keypoints(synthetic_keypoints(truth), lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK)
+    clean = lift_keypoints(synthetic_keypoints(truth), lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK, fit=NO_FIT)
     kp = synthetic_keypoints(truth, noise_px=2.0, seed=3)
     rng = np.random.default_rng(4)
     wl = kp.world_landmarks + rng.normal(0, 0.01, kp.world_landmarks.shape).astype(np.float32)
@@ -48,7 +51,7 @@ def test_lift_survives_noise_gaps_and_smooths():
 
     noisy = Keypoints2D(keypoints=k, confidence=c, layout=kp.layout, image_size=kp.image_size, fps=kp.fps,
                         world_landmarks=wl)
-    motion = lift_keypoints(noisy, lifter="mediapipe", focal_px=FOCAL_PX, cleanup=CleanupConfig(cutoff_hz=4.0, lock_feet=False))
+    motion = lift_keypoints(noisy, lifter="mediapipe", focal_px=FOCAL_PX, cleanup=CleanupConfig(cutoff_hz=4.0, lock_feet=False), fit=NO_FIT)
     assert np.isfinite(motion.joints).all()
     rel = motion.joints - motion.joints[:, :1]
     rel_truth = truth - truth[:, :1]
@@ -71,7 +74,7 @@ def test_head_above_ankles_and_local_rotations_reproduce_joints():
     from mocap.kinematics.ik import forward_kinematics
 
     truth = waving_walker(t=60)
-    motion = lift_keypoints(synthetic_keypoints(truth, noise_px=1.0), lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK)
+    motion = lift_keypoints(synthetic_keypoints(truth, noise_px=1.0), lifter="mediapipe", focal_px=FOCAL_PX, cleanup=NO_LOCK, fit=NO_FIT)
     head, ankles = MOTION21.index("head"), [MOTION21.index("left_ankle"), MOTION21.index("right_ankle")]
     assert (motion.joints[:, head, 1] > motion.joints[:, ankles, 1].max(-1) + 1.0).all()
     fk = forward_kinematics(motion.local_quats_wxyz, motion.root_translation, motion.rest_offsets,

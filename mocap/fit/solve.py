@@ -255,8 +255,9 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         if t >= 2:
             step = feet[1:] - feet[:-1]
             loss = loss + (both * torch.log1p((step ** 2).sum(-1) / vel_scale ** 2)).sum()
-        dh = (feet[..., 1] - surf[sidx]) * has_surface * cont
-        loss = loss + torch.log1p((dh / wts.contact_height_m) ** 2).sum()
+        if len(surfaces):
+            dh = (feet[..., 1] - surf[sidx]) * has_surface * cont
+            loss = loss + torch.log1p((dh / wts.contact_height_m) ** 2).sum()
         floor = surf.min() if len(surfaces) else torch.zeros((), dtype=dt)
         loss = loss + ((torch.relu(floor - joints[..., 1]) / wts.floor_m) ** 2).sum()
         if bool(still_t.any()):
@@ -284,7 +285,8 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
             p.grad = None
         loss = objective()
         loss.backward()
-        return float(loss.detach()), torch.cat([p.grad.reshape(-1) for p in params]).numpy().astype(np.float64)
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]  # a term absent: no gradient
+        return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads]).numpy().astype(np.float64)
 
     x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().astype(np.float64)
     threads = torch.get_num_threads()

@@ -139,6 +139,7 @@ class CaptureReport:
     motion_span: tuple[int, int, int] | None = None  # (first frame, last frame, frames not seen in between)
     jumps: list[tuple[int, int]] = field(default_factory=list)  # implausible 2D root steps (frame pairs)
     short_tracks: int = 0  # tracks too short to list in people.json
+    quality: dict | None = None  # quality.json (None without the fit)
 
     def people_lines(self) -> list[str]:
         """Who is in the video, who was captured, and what looks wrong, in plain words."""
@@ -165,6 +166,17 @@ class CaptureReport:
                          f"else or be wrong; check overlay.mp4 at those frames, or pick another --person")
         return lines
 
+    def quality_lines(self) -> list[str]:
+        """The camera the fit solved and how well the 3D matches the video (quality.json)."""
+        if self.quality is None:
+            return ["not fitted to the video (--no-fit): no quality.json"]
+        from mocap.fit.quality import quality_line
+
+        q = self.quality
+        return [f"camera: {q['camera_height_m']:.2f} m above the floor, pitched {q['camera_pitch_deg']:.1f} deg down, "
+                f"roll {q['camera_roll_deg']:.1f} deg; person {q['person_height_m']:.2f} m tall",
+                quality_line(q)]
+
     def summary(self) -> str:
         total = sum(self.seconds.values())
         lines = [
@@ -173,6 +185,7 @@ class CaptureReport:
             f"person detected in {100 * self.detection_rate:.1f} % of frames",
             f"left/right swaps of the 2D detector undone in {self.swapped_frames} frames",
             f"lifter: {self.lifter}",
+            *self.quality_lines(),
             "time per stage:",
         ]
         width = max(len(k) for k in self.seconds)
@@ -300,6 +313,24 @@ def _people_files(video, out: Path, tracks, captured: dict[int, str | None], cho
     return people, len(tracks.track_list()) - len(people)
 
 
+def _placed(video_keypoints: Keypoints2D, part: Keypoints2D, first: int) -> Keypoints2D:
+    """``video_keypoints`` with frames ``first`` onwards replaced by ``part`` (the lifted frames,
+    their left/right swaps undone)."""
+    kp, conf = video_keypoints.keypoints.copy(), video_keypoints.confidence.copy()
+    kp[first:first + part.num_frames] = part.keypoints
+    conf[first:first + part.num_frames] = part.confidence
+    return dataclasses.replace(video_keypoints, keypoints=kp, confidence=conf)
+
+
+def _write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: FitResult) -> dict:
+    """quality.json of the final motion against the 2D (:func:`mocap.fit.quality.motion_quality`)."""
+    from mocap.fit.quality import motion_quality, write_quality_json
+
+    quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
+    write_quality_json(path, quality)
+    return quality
+
+
 def _write_motion(folder: Path, motion: Motion, keypoints: Keypoints2D | None = None, units: str = "cm") -> dict[str, Path]:
     """motion.npz and motion.bvh (and keypoints2d.npz) in ``folder``."""
     from mocap.io import bvh
@@ -386,6 +417,11 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     motion = dataclasses.replace(motion, start_frame=first)
     with timer.stage("write files"):
         outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
+    quality = None
+    if fitted is not None:
+        with timer.stage("quality"):
+            quality = _write_quality(out / "quality.json", motion, _placed(keypoints, to_lift, first), fitted)
+            outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
     if o.detection.all_people:
         for tid, person_kp in tracks.people(min_seconds=o.detection.min_person_s).items():
@@ -411,4 +447,4 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
-                         short_tracks=short)
+                         short_tracks=short, quality=quality)
