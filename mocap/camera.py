@@ -123,6 +123,14 @@ class Camera:
         (:func:`project_points`)."""
         return project_points(self.world_to_camera(points), self.K, self.dist)
 
+    def moved(self, rotation: np.ndarray, offset: np.ndarray) -> "Camera":
+        """This camera in a new world frame ``new = old @ rotation.T + offset`` (rotation (3, 3),
+        offset (3,) metres): it sees the moved points where it saw the old ones."""
+        rot = np.asarray(rotation, dtype=np.float64)
+        r = self.R @ rot.T
+        return Camera(name=self.name, size=self.size, K=self.K, R=r, t=self.t - r @ np.asarray(offset, dtype=np.float64),
+                      dist=self.dist)
+
     def undistort_pixels(self, pixels: np.ndarray, iterations: int = 8) -> np.ndarray:
         """(..., 2) distorted pixels -> (..., 2) ideal pinhole pixels (fixed-point inversion)."""
         uv = np.asarray(pixels, dtype=np.float64)

@@ -50,6 +50,7 @@ class MultiViewReport:
     seconds: dict[str, float]
     notes: list[str] = field(default_factory=list)
     people: list[dict] = field(default_factory=list)
+    quality: dict[str, dict] = field(default_factory=dict)  # per view: quality.json's figures
 
     def summary(self) -> str:
         lines = [f"views: {len(self.names)} ({', '.join(self.names)}), {self.num_frames} synchronised frames "
@@ -62,6 +63,11 @@ class MultiViewReport:
                          f"{100 * r['inlier_fraction']:.0f} %; {r['swapped_frames']}")
         lines.append(f"bone length variation (median CV over bones of the triangulated joints): "
                      f"{100 * self.bone_length_cv:.1f} %")
+        if self.quality:
+            from mocap.fit.quality import quality_line
+
+            lines.append("the final motion against each view (quality.json):")
+            lines += [f"  {name}: {quality_line(q)}" for name, q in self.quality.items()]
         if self.people:
             lines.append("people found in two views or more (id: synchronised frames; bone length variation):")
             lines += [f"  {p['id']}: frames {p['first_frame']}-{p['last_frame']} ({p['frames_visible']} seen); "
@@ -197,6 +203,7 @@ class _Person:
     offset: np.ndarray
     reprojection: dict
     bone_cv: float
+    quality: dict | None = None  # quality.json: per view, the final motion against that view's 2D
 
 
 def _capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], cameras, options: CaptureOptions,
@@ -230,7 +237,22 @@ def _write_person(folder: Path, person: _Person, names: Sequence[str], extra: di
     with atomic_path(out["reprojection"]) as tmp:
         tmp.write_text(json.dumps({"person": person.id, "views": person.reprojection,
                                    "bone_length_cv_median": person.bone_cv, **extra}, indent=2))
+    if person.quality is not None:
+        from mocap.fit.quality import write_quality_json
+
+        out["quality"] = folder / "quality.json"
+        write_quality_json(out["quality"], {"person": person.id, "start_frame": person.first, "views": person.quality})
     return out
+
+
+def _view_quality(person: _Person, cameras, names: Sequence[str]) -> dict[str, dict]:
+    """quality.json's figures per view: the final motion (in its levelled world) through each
+    calibrated camera against that view's 2D (:func:`mocap.fit.quality.motion_quality`)."""
+    from mocap.fit.quality import motion_quality
+
+    return {name: motion_quality(dataclasses.replace(person.motion, start_frame=0), k,
+                                 camera.moved(person.rotation, person.offset))
+            for name, k, camera in zip(names, person.views, cameras)}
 
 
 def capture_multiview(
@@ -404,6 +426,8 @@ def capture_multiview(
     hint = adjusted_hint if adjusts else "a camera may have moved since the calibration: try --refine-calibration"
     for pid, person in captured.items():
         person.reprojection = quality.reprojection_summary(person.tri, names)
+        with timer.stage("quality"):
+            person.quality = _view_quality(person, cameras, names)
         who = f"the main person (id {pid})" if pid == main else f"person {pid}"
         misfit = quality.misfit_views(person.reprojection, person.views)
         if misfit and pid == main:
@@ -438,6 +462,8 @@ def capture_multiview(
         save_cameras_toml(outputs["calibration"], cameras,
                           metadata={"source": calib_text, "frame_offsets": [int(o) for o in offsets]})
         outputs["reprojection"] = top["reprojection"]
+        if "quality" in top:
+            outputs["quality"] = top["quality"]
         outputs["people"] = out / "people.json"
         with atomic_path(outputs["people"]) as tmp:
             tmp.write_text(json.dumps({"people": listing, "main": main}, indent=2))
@@ -457,4 +483,5 @@ def capture_multiview(
                                max_width=export.overlay_max_width)
     return MultiViewReport(outputs=outputs, num_frames=me.motion.num_frames, fps=fps, names=names,
                            offsets=[int(o) for o in offsets], reprojection=me.reprojection, calibration=calib_text,
-                           bone_length_cv=me.bone_cv, seconds=timer.seconds, notes=notes, people=listing)
+                           bone_length_cv=me.bone_cv, seconds=timer.seconds, notes=notes, people=listing,
+                           quality=me.quality or {})
