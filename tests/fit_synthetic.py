@@ -11,8 +11,8 @@ with its left on +X. Cameras: ``x_cam = R @ X + t`` with camera axes x right, y 
 * Motions built from the MOTION21 rest pose by forward kinematics of hand-set rotations, each a
   :class:`SyntheticClip` with the contact truth of :data:`mocap.cleanup.contact.CONTACT_POINTS`
   and the height of the surface under each planted point: :func:`leaning_stand`,
-  :func:`jumping_in_place`, :func:`step_down_from_box`, :func:`walking`; :func:`place` turns
-  and moves one. Planted heels and toes lie exactly on their support surface (the feet are
+  :func:`jumping_in_place`, :func:`step_down_from_box`, :func:`jump_down_from_box`, :func:`walking`;
+  :func:`place` turns and moves one, :func:`view_clip` films one. Planted heels and toes lie exactly on their support surface (the feet are
   flat: heel and toe at one height).
 """
 from __future__ import annotations
@@ -272,7 +272,7 @@ def jumping_in_place(jumps: int = 3, height_m: float = 0.25, fps: float = 30.0, 
     that lifts the feet ``height_m``, a 0.35 s landing dip; 0.4 s standing at the end.
     Feet stay flat and at the same place; contacts are False only in flight."""
     body = _body(scale)
-    stand_legs = 0.99 * (body["thigh"] + body["shin"])
+    stand_legs = 0.997 * (body["thigh"] + body["shin"])
     stand_y = body["ankle_height"] + stand_legs
     flight = 2 * np.sqrt(2 * height_m / GRAVITY_M_S2)
     v0 = np.sqrt(2 * GRAVITY_M_S2 * height_m)
@@ -304,7 +304,7 @@ def step_down_from_box(box_height_m: float = 0.4, fps: float = 30.0, scale: floa
     down beside it (0.8 s), standing on the floor 1 s. Two support levels: the box and y = 0."""
     body = _body(scale)
     ha, legs = body["ankle_height"], body["thigh"] + body["shin"]
-    reach = 0.99 * legs
+    reach = 0.997 * legs
     n = [int(round(s * fps)) for s in (1.0, 1.0, 0.8, 1.0)]
     t = sum(n)
     land_z = 0.55 * scale
@@ -326,8 +326,8 @@ def step_down_from_box(box_height_m: float = 0.4, fps: float = 30.0, scale: floa
     ankles[a2:, 0, 1], ankles[a2:, 0, 2] = ha, land_z
     on_floor[a2:, 0] = True
     # the pelvis: as high as both legs allow, moving forwards with the feet
-    pz = np.concatenate([np.zeros(n[0]), 0.6 * land_z * _smoothstep((np.arange(n[1]) + 0.5) / n[1]),
-                         land_z * (0.6 + 0.4 * _smoothstep((np.arange(n[2]) + 0.5) / n[2])), np.full(n[3], land_z)])
+    pz = np.concatenate([np.zeros(n[0]), 0.8 * land_z * _smoothstep((np.arange(n[1]) + 0.5) / n[1]),
+                         land_z * (0.8 + 0.2 * _smoothstep((np.arange(n[2]) + 0.5) / n[2])), np.full(n[3], land_z)])
     dz = np.abs(ankles[:, :, 2] - pz[:, None])
     py = np.min(ankles[:, :, 1] + np.sqrt(np.maximum(reach ** 2 - dz ** 2, 0.0)), axis=1)
     pelvis = np.stack([np.zeros(t), py, pz], -1)
@@ -336,14 +336,50 @@ def step_down_from_box(box_height_m: float = 0.4, fps: float = 30.0, scale: floa
     return _assemble(body, pelvis, ankles, contacts=contacts, support=support, fps=fps)
 
 
-def walking(seconds: float = 4.0, fps: float = 30.0, speed_m_s: float = 1.1, step_m: float = 0.6,
+def jump_down_from_box(box_height_m: float = 0.4, forward_m: float = 0.5, fps: float = 30.0,
+                       scale: float = 1.0) -> SyntheticClip:
+    """Standing on a box (top at ``box_height_m``) for 1 s, a 0.35 s dip, a two-footed jump
+    forwards (+Z) by ``forward_m`` and down to the floor (ballistic, 1 m/s up at take-off, legs
+    straight), a 0.4 s landing dip of 0.15 m, 1 s standing. Supports: the box, then y = 0."""
+    body = _body(scale)
+    ha = body["ankle_height"]
+    legs = 0.997 * (body["thigh"] + body["shin"])
+    v0 = 1.0
+    flight = (v0 + np.sqrt(v0 ** 2 + 2 * GRAVITY_M_S2 * box_height_m)) / GRAVITY_M_S2
+    parts = {"box": int(round(fps)), "dip": int(round(0.35 * fps)), "fly": max(2, int(round(flight * fps))),
+             "land": int(round(0.4 * fps)), "floor": int(round(fps))}
+    base_y, pz, dip, planted_box, planted_floor = [], [], [], [], []
+    for kind, n in parts.items():
+        s = (np.arange(n) + 0.5) / n
+        if kind == "fly":
+            tt = s * flight
+            base_y.append(box_height_m + v0 * tt - 0.5 * GRAVITY_M_S2 * tt ** 2)
+            pz.append(forward_m * s)
+        else:
+            base_y.append(np.full(n, box_height_m if kind in ("box", "dip") else 0.0))
+            pz.append(np.full(n, 0.0 if kind in ("box", "dip") else forward_m))
+        dip.append(-0.12 * scale * np.sin(np.pi * s) if kind == "dip" else
+                   -0.15 * scale * np.sin(np.pi * s) if kind == "land" else np.zeros(n))
+        planted_box.append(np.full(n, kind in ("box", "dip")))
+        planted_floor.append(np.full(n, kind in ("land", "floor")))
+    base_y, pz, dip = np.concatenate(base_y), np.concatenate(pz), np.concatenate(dip)
+    on_box, on_floor = np.concatenate(planted_box), np.concatenate(planted_floor)
+    t = len(base_y)
+    pelvis = np.stack([np.zeros(t), base_y + ha + legs + dip, pz], -1)
+    ankles = np.stack([np.zeros(t), base_y + ha, pz], -1)[:, None].repeat(2, 1)
+    contacts = np.repeat((on_box | on_floor)[:, None], 4, 1)
+    support = np.repeat(np.where(on_box, box_height_m, 0.0)[:, None], 4, 1)
+    return _assemble(body, pelvis, ankles, contacts=contacts, support=support, fps=fps)
+
+
+def walking(seconds: float = 4.0, fps: float = 30.0, speed_m_s: float = 1.1, step_m: float = 0.55,
             scale: float = 1.0) -> SyntheticClip:
     """Walking forwards (+Z) on y = 0 from the origin: flat feet planted 60 % of each stride
     (double support at the changes), swinging in a 6 cm arc, arms swinging opposite the legs,
     the pelvis as high as both legs allow. Place it with :func:`place`."""
     body = _body(scale)
     ha = body["ankle_height"]
-    reach = 0.97 * (body["thigh"] + body["shin"])
+    reach = 0.995 * (body["thigh"] + body["shin"])
     t = int(round(seconds * fps))
     time = np.arange(t) / fps
     cycle = 2 * step_m / speed_m_s
@@ -376,6 +412,20 @@ def place(clip: SyntheticClip, yaw_deg: float = 0.0, offset: tuple[float, float]
     root = (clip.root_translation + clip.rest_offsets[0]) @ r.T - clip.rest_offsets[0] + shift
     return SyntheticClip(joints=clip.joints @ r.T + shift, local_quats_wxyz=quats, root_translation=root,
                          rest_offsets=clip.rest_offsets, contacts=clip.contacts, support_m=clip.support_m, fps=clip.fps)
+
+
+def view_clip(clip: SyntheticClip, *, pitch_deg: float = 15.0, height_m: float = 1.5, distance_m: float = 5.0,
+              focal_px: float = 1400.0, size: tuple[int, int] = (1920, 1080), yaw_deg: float = 0.0,
+              roll_deg: float = 0.0, noise_px: float = 2.0, blank_first: int = 0,
+              seed: int = 0) -> tuple[Keypoints2D, Camera]:
+    """``clip`` filmed by :func:`virtual_camera` placed relative to the clip's mean pelvis
+    position on the ground; (keypoints from :func:`project_clip`, camera)."""
+    target = tuple(float(v) for v in clip.joints[:, 0, [0, 2]].mean(0))
+    cam = virtual_camera(pitch_deg, height_m, distance_m, focal_px, size=size, yaw_deg=yaw_deg, roll_deg=roll_deg,
+                         target=target)
+    kp = project_clip(clip.joints, cam, noise_px=noise_px, rng=np.random.default_rng(seed), fps=clip.fps,
+                      blank_first=blank_first)
+    return kp, cam
 
 
 def contact_heights(clip: SyntheticClip) -> np.ndarray:

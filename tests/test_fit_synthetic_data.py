@@ -12,6 +12,7 @@ CLIPS = {
     "lean": lambda: fs.leaning_stand(lean_deg=25.0),
     "jump": lambda: fs.jumping_in_place(jumps=2, height_m=0.3),
     "box": lambda: fs.step_down_from_box(box_height_m=0.4),
+    "box jump": lambda: fs.jump_down_from_box(box_height_m=0.4),
     "walk": lambda: fs.place(fs.walking(seconds=3.0), yaw_deg=60.0, offset=(1.0, -2.0)),
     "tall": lambda: fs.walking(seconds=2.0, scale=1.1),
 }
@@ -66,8 +67,9 @@ def test_jump_leaves_the_ground_by_the_asked_height_and_lands_where_it_took_off(
     np.testing.assert_allclose(clip.joints[-1], clip.joints[0], atol=1e-9)
 
 
-def test_box_clip_has_two_floor_levels():
-    clip = fs.step_down_from_box(box_height_m=0.4)
+@pytest.mark.parametrize("make", [fs.step_down_from_box, fs.jump_down_from_box])
+def test_box_clips_have_two_floor_levels(make):
+    clip = make(box_height_m=0.4)
     levels = np.unique(clip.support_m[clip.contacts])
     np.testing.assert_allclose(levels, [0.0, 0.4])
     assert np.all(clip.support_m[0] == 0.4) and np.all(clip.support_m[-1] == 0.0)
@@ -155,3 +157,14 @@ def test_noise_blanking_and_image_bounds():
     kp = fs.project_clip(fs.walking(seconds=1.0).joints, side, far_side_confidence=0.5)
     assert (kp.confidence[:, MEDIAPIPE33.index("right_shoulder")] == 0.5).all()
     assert (kp.confidence[:, MEDIAPIPE33.index("left_shoulder")] == 1.0).all()
+
+
+def test_view_clip_films_the_clip_from_the_asked_place():
+    clip = fs.jump_down_from_box()
+    kp, cam = fs.view_clip(clip, pitch_deg=20.0, height_m=1.8, distance_m=6.0, yaw_deg=45.0, size=(1080, 1920),
+                           blank_first=5, seed=3)
+    np.testing.assert_allclose(fs.camera_angles(cam), (20.0, 0.0, 1.8), atol=1e-9)
+    centre = clip.joints[:, 0, [0, 2]].mean(0)
+    assert np.hypot(*(cam.position[[0, 2]] - centre)) == pytest.approx(6.0)
+    assert kp.num_frames == clip.num_frames and kp.fps == clip.fps
+    assert (kp.confidence[:5] == 0).all() and (kp.confidence[5:] == 1).all()  # all in view
