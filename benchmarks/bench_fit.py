@@ -1,6 +1,7 @@
 """Issue 21's synthetic targets: held-out CMU takes seen by static virtual cameras, run through ``mocap lift``.
 
-    python benchmarks/bench_fit.py [--clips 10] [--seconds 8] [--seed 0] [--noise-px 2] [--keep DIR]
+    python benchmarks/bench_fit.py [--clips 16] [--seconds 8] [--seed 0] [--noise-px 2] [--keep DIR]
+                                   [--lift-args "--no-fit"] [--synthetic]
 
 Each clip: a window of a CMU *test* take (``lifting/split.json``; the network never saw it),
 MOTION21 world joints at 30 fps with the floor moved to y = 0 (the 2nd percentile of the
@@ -21,8 +22,16 @@ Printed per clip and overall, against issue 21's targets:
   frames where the true ankle moves less than ``--still-mm`` (the truth's own travel there is
   shown in brackets). Target < 3 mm/frame.
 - under floor, cm: the deepest joint below y = 0 in the output. Target <= 3 cm.
+- lean err, degrees: the torso's lean (pelvis -> neck against +Y, each in its own world) of
+  the output minus the truth's, in the middle seen frame (no target here; the real-video one
+  is 5 degrees).
 - PA-MPJPE, mm (per-frame Procrustes with scale) of the output, and of the network's own lift
   (``get_lifter("network").lift(keypoints)``) on the same keypoints. Target: no worse.
+
+``--synthetic`` runs issue 21's failure cases instead, as known motions of
+:mod:`tests.fit_synthetic` (a person leaning 20 degrees the whole clip, the same with the first
+20 frames unseen, jumps in place, a jump and a step down from a 0.4 m box, walking) through
+the same cameras and figures.
 
 Timings printed are of this machine at the time (not figures when it is shared).
 """
@@ -31,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -72,7 +82,20 @@ def cmu_test_clips(seed: int, n: int, seconds: float) -> list[tuple[str, np.ndar
     return clips
 
 
-def sample_camera(rng: np.random.Generator, joints: np.ndarray, face: np.ndarray, tries: int = 500):
+def synthetic_clips() -> list[tuple[str, np.ndarray, None, int]]:
+    """Issue 21's failure cases as known motions (:mod:`tests.fit_synthetic`): (label, MOTION21
+    world joints (T, 21, 3), no face, frames without detection at the start)."""
+    from tests import fit_synthetic as fs
+
+    return [("lean 20 deg, standing", fs.leaning_stand(20.0, seconds=4.0).joints, None, 0),
+            ("lean 20 deg, first 20 frames unseen", fs.leaning_stand(20.0, seconds=4.0).joints, None, 20),
+            ("jumping in place 0.25 m", fs.jumping_in_place(jumps=3).joints, None, 0),
+            ("jump down from a 0.4 m box", fs.jump_down_from_box(0.4).joints, None, 0),
+            ("step down from a 0.4 m box", fs.step_down_from_box(0.4).joints, None, 0),
+            ("walking, turned 30 deg", fs.place(fs.walking(seconds=5.0), yaw_deg=30.0).joints, None, 0)]
+
+
+def sample_camera(rng: np.random.Generator, joints: np.ndarray, face: np.ndarray | None, tries: int = 500):
     """A random static camera (see the module docstring) that keeps every keypoint of the clip in
     the image with a 2 % margin and at least 1.5 m away; (camera, focal_px)."""
     from tests.fit_synthetic import mediapipe33_from_motion21, virtual_camera
@@ -108,6 +131,14 @@ def yaw_similarity(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     rp = p0 @ r.T
     scale = np.sum(rp * q0) / max(np.sum(rp * rp), 1e-12)
     return scale * (pred - mp) @ r.T + mq
+
+
+def torso_lean_deg(joints: np.ndarray) -> np.ndarray:
+    """(T,) angle in degrees between pelvis -> neck of MOTION21 ``joints`` (T, 21, 3) and +Y."""
+    from mocap.skeletons import MOTION21
+
+    axis = joints[:, MOTION21.index("neck")] - joints[:, MOTION21.index("pelvis")]
+    return np.degrees(np.arccos(np.clip(axis[:, 1] / np.linalg.norm(axis, axis=-1), -1.0, 1.0)))
 
 
 def foot_sliding(pred: np.ndarray, truth: np.ndarray, still_m: float) -> tuple[float, float, int]:
@@ -196,7 +227,9 @@ def evaluate_clip(motion, truth: np.ndarray, network_cam: np.ndarray, camera: di
     world = 1000 * float(np.nanmean(np.linalg.norm(aligned - truth, axis=-1)[seen]))
     slide, slide_true, n_still = foot_sliding(aligned, truth, still_m)
     net_ok = np.isfinite(network_cam).all((1, 2))
+    mid = np.flatnonzero(seen)[int(seen.sum()) // 2]
     return {
+        "lean_err": float(torso_lean_deg(out[mid:mid + 1])[0] - torso_lean_deg(truth[mid:mid + 1])[0]),
         "pitch_err": float("nan") if camera is None else float(camera["pitch_deg"]) - true_pitch,
         "world_mm": world,
         "slide_mm": 1000 * slide, "slide_true_mm": 1000 * slide_true, "n_still": n_still,
@@ -209,43 +242,52 @@ def evaluate_clip(motion, truth: np.ndarray, network_cam: np.ndarray, camera: di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", type=int, default=10, help="clips to run (default 10: 1-3 minutes on 2 cores)")
+    ap.add_argument("--clips", type=int, default=16, help="clips to run (default 16: 1.5-3 minutes on 2 cores)")
     ap.add_argument("--seconds", type=float, default=8.0, help="longest window of a take, seconds (default 8)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--synthetic", action="store_true",
+                    help="instead of CMU takes, issue 21's failure cases as known motions (tests/fit_synthetic.py): a "
+                         "standing lean (also with the first 20 frames unseen), jumps, jumping and stepping down from a "
+                         "box, walking")
     ap.add_argument("--noise-px", type=float, default=2.0, help="2D noise, pixels (default 2)")
     ap.add_argument("--still-mm", type=float, default=2.0,
                     help="the true ankle counts as still below this travel per frame, mm (default 2)")
     ap.add_argument("--keep", default=None, help="write each clip's keypoints.npz and mocap lift output here")
+    ap.add_argument("--lift-args", default="", help="more flags for mocap lift, e.g. '--no-fit' for the figures without the fit")
     args = ap.parse_args(argv)
 
     from lifting.data import ARCHIVE_NAME, cache_dir, shared_data_dir
 
     archive = shared_data_dir() / "mocap" / ARCHIVE_NAME
-    if not archive.exists() and not (cache_dir() / ".unpacked").exists():
+    if not args.synthetic and not archive.exists() and not (cache_dir() / ".unpacked").exists():
         print(f"bench_fit: needs the CMU mocap at {archive} (or MOCAP_SHARED_DATA); not found, nothing measured")
         return 1
     from mocap.formats import save_keypoints
     from mocap.lift.lifters import get_lifter
     from tests.fit_synthetic import camera_angles, project_clip
 
-    clips = cmu_test_clips(args.seed, args.clips, args.seconds)
+    if args.synthetic:
+        clips, what = synthetic_clips(), "synthetic clips"
+    else:
+        clips, what = [c + (0,) for c in cmu_test_clips(args.seed, args.clips, args.seconds)], "clips of CMU test takes"
     network = get_lifter("network")
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_fit_"))
-    print(f"{len(clips)} clips of CMU test takes, {args.noise_px:g} px noise, outputs in {work}\n")
+    print(f"{len(clips)} {what}, {args.noise_px:g} px noise, mocap lift {args.lift_args or '(defaults)'}, "
+          f"outputs in {work}\n")
     head = (f"{'clip':<44} {'camera':<28} {'pitch err':>9} {'world mm':>9} {'slide mm/f':>15} {'under cm':>8} "
-            f"{'PA mm':>6} {'net PA':>6} {'lift s':>6}")
+            f"{'lean err':>8} {'PA mm':>6} {'net PA':>6} {'lift s':>6}")
     print(head)
     rows = []
-    for k, (label, joints, face) in enumerate(clips):
+    for k, (label, joints, face, unseen) in enumerate(clips):
         rng = np.random.default_rng([args.seed, k, 1])
         cam, focal = sample_camera(rng, joints, face)
         pitch, _, height = camera_angles(cam)
         distance = float(np.hypot(*(cam.position - joints[:, 0].mean(0))[[0, 2]]))
-        kp = project_clip(joints, cam, noise_px=args.noise_px, rng=rng, fps=FPS, face=face)
+        kp = project_clip(joints, cam, noise_px=args.noise_px, rng=rng, fps=FPS, face=face, blank_first=unseen)
         out_dir = work / f"clip{k:02d}"
         out_dir.mkdir(parents=True, exist_ok=True)
         save_keypoints(out_dir / "keypoints.npz", kp)
-        motion, seconds, error = run_lift(out_dir / "keypoints.npz", out_dir, focal)
+        motion, seconds, error = run_lift(out_dir / "keypoints.npz", out_dir, focal, *shlex.split(args.lift_args))
         camera_text = f"{pitch:4.1f}deg {height:3.1f}m {distance:3.1f}m f{focal:.0f}"
         if motion is None:
             print(f"{label[:44]:<44} {camera_text:<28} mocap lift failed: {error}")
@@ -256,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         pitch_text = "n/a" if np.isnan(r["pitch_err"]) else f"{r['pitch_err']:+.1f}"
         slide_text = f"{r['slide_mm']:.1f} ({r['slide_true_mm']:.1f})" if r["n_still"] else "no still"
         print(f"{label[:44]:<44} {camera_text:<28} {pitch_text:>9} {r['world_mm']:9.0f} {slide_text:>15} "
-              f"{r['under_cm']:8.1f} {r['pa_mm']:6.1f} {r['net_pa_mm']:6.1f} {seconds:6.1f}")
+              f"{r['under_cm']:8.1f} {r['lean_err']:+8.1f} {r['pa_mm']:6.1f} {r['net_pa_mm']:6.1f} {seconds:6.1f}")
     if not rows:
         print("no clip was lifted")
         return 1
@@ -270,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     slide = float(np.sum([r["slide_mm"] * n for r, n in zip(rows, still) if n]) / max(still.sum(), 1))
     slide_true = float(np.sum([r["slide_true_mm"] * n for r, n in zip(rows, still) if n]) / max(still.sum(), 1))
     under = max(r["under_cm"] for r in rows)
+    lean = np.abs([r["lean_err"] for r in rows])
     print(f"\noverall ({len(rows)} clips):")
     if np.isfinite(pitch_errs).any():
         worst = float(np.nanmax(pitch_errs))
@@ -281,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{max(r['world_mm'] for r in rows):.0f} mm (target <= 80 mm: {'met' if mean('world_mm') <= 80 else 'NOT met'})")
     print(f"  foot sliding while the true ankle is still: {slide:.1f} mm/frame over {int(still.sum())} ankle-frames "
           f"(the truth's own {slide_true:.1f}) (target < 3: {'met' if slide < 3 else 'NOT met'})")
+    print(f"  torso lean in the middle frame off by: mean {lean.mean():.1f}, max {lean.max():.1f} deg")
     print(f"  deepest joint under the floor: {under:.1f} cm (target <= 3 cm: {'met' if under <= 3 else 'NOT met'})")
     print(f"  PA-MPJPE: output {mean('pa_mm'):.1f} mm, the network's own {mean('net_pa_mm'):.1f} mm "
           f"(target no worse: {'met' if mean('pa_mm') <= mean('net_pa_mm') else 'NOT met'})")

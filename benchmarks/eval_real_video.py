@@ -1,7 +1,7 @@
 """Monocular lifters against multi-view triangulation on real video.
 
     python benchmarks/eval_real_video.py [--data ../shared/data/video/pose2sim_single] [--keypoints-dir DIR]
-                                         [--targets-only] [--known-focal] [--work DIR]
+                                         [--targets-only] [--known-focal] [--work DIR] [--lift-args "--no-fit"]
 
 The Pose2Sim demo has 4 synchronised, calibrated cameras (Qualisys calibration). The
 reference 3D is the confidence-weighted DLT triangulation of MediaPipe's 2D keypoints from
@@ -35,7 +35,9 @@ and the camera pitch and height the fit solved
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -61,18 +63,10 @@ def _procrustes_clip(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
 QUALISYS_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 
-def torso_lean_deg(joints: np.ndarray) -> np.ndarray:
-    """(T,) angle in degrees between pelvis -> neck of MOTION21 ``joints`` (T, 21, 3) and +Y."""
-    from mocap.skeletons import MOTION21
-
-    axis = joints[:, MOTION21.index("neck")] - joints[:, MOTION21.index("pelvis")]
-    return np.degrees(np.arccos(np.clip(axis[:, 1] / np.linalg.norm(axis, axis=-1), -1.0, 1.0)))
-
-
-def fit_targets(cams, keypoints, ref33: np.ndarray, *, known_focal: bool, work: Path) -> None:
+def fit_targets(cams, keypoints, ref33: np.ndarray, *, known_focal: bool, work: Path, lift_args: str = "") -> None:
     """Issue 21's real-video figures (see the module docstring): each camera's ``mocap lift``
     output, network and MediaPipe, against the levelled triangulation ``ref33`` (T, 33, 3)."""
-    from benchmarks.bench_fit import joints_on_input_frames, read_fit_camera, read_fit_height, run_lift
+    from benchmarks.bench_fit import joints_on_input_frames, read_fit_camera, read_fit_height, run_lift, torso_lean_deg
     from lifting.evaluate import procrustes_align
     from mocap.formats import save_keypoints
     from mocap.multiview.calibration import body_height
@@ -101,7 +95,8 @@ def fit_targets(cams, keypoints, ref33: np.ndarray, *, known_focal: bool, work: 
         for lifter in ("network", "mediapipe"):
             out_dir = work / f"{cam.name}_{lifter}"
             out_dir.mkdir(parents=True, exist_ok=True)
-            motion, _, error = run_lift(path, out_dir, float(cam.K[0, 0]) if known_focal else None, "--lifter", lifter)
+            motion, _, error = run_lift(path, out_dir, float(cam.K[0, 0]) if known_focal else None, "--lifter", lifter,
+                                        *shlex.split(lift_args))
             if motion is None:
                 print(f"{cam.name:<7} {lifter:<10} mocap lift failed: {error}")
                 continue
@@ -156,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--known-focal", action="store_true",
                     help="issue 21's table: give mocap lift the calibration's focal length (default: none, as a user would)")
     ap.add_argument("--work", default=None, help="issue 21's table: write each camera's keypoints and mocap lift output here")
+    ap.add_argument("--lift-args", default="", help="issue 21's table: more flags for mocap lift, e.g. '--no-fit'")
     args = ap.parse_args(argv)
     data = Path(args.data)
     if not (data / "calibration" / "Calib.qca.txt").exists():
@@ -198,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ref33, swapped = triangulate_resolving_swaps(px, proj, conf, MEDIAPIPE33.mirror_permutation())
     reproj = reprojection_errors(ref33, cams, np.stack([k.keypoints for k in keypoints]))
     if args.targets_only:
-        import tempfile
-
-        fit_targets(cams, keypoints, ref33, known_focal=args.known_focal,
+        fit_targets(cams, keypoints, ref33, known_focal=args.known_focal, lift_args=args.lift_args,
                     work=Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="eval_real_video_")))
         return 0
     sel = [MOTION21.index(n) for n in LIMBS]
@@ -280,9 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         print("('+swp': the lift after the one-view left/right swap repair that `mocap capture` applies by default; "
               "'(capture)': the joints `mocap capture` writes; '/ mediapipe': against MediaPipe's world landmarks "
               "as MediaPipe gives them)")
-    import tempfile
-
-    fit_targets(cams, keypoints, ref33, known_focal=args.known_focal,
+    fit_targets(cams, keypoints, ref33, known_focal=args.known_focal, lift_args=args.lift_args,
                 work=Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="eval_real_video_")))
     return 0
 
