@@ -1,6 +1,7 @@
 """Monocular lifters against multi-view triangulation on real video.
 
     python benchmarks/eval_real_video.py [--data ../shared/data/video/pose2sim_single] [--keypoints-dir DIR]
+                                         [--targets-only] [--known-focal] [--work DIR] [--lift-args "--no-fit"]
 
 The Pose2Sim demo has 4 synchronised, calibrated cameras (Qualisys calibration). The
 reference 3D is the confidence-weighted DLT triangulation of MediaPipe's 2D keypoints from
@@ -16,11 +17,27 @@ the one-view left/right swap repair that ``mocap capture`` applies by default (m
 
 Note: the reference is built from MediaPipe's own 2D joint definitions, which favours
 MediaPipe's world landmarks (same joint semantics) over a network trained on mocap joints.
+
+Issue 21's real-video targets (the last table; ``--targets-only`` prints only it): each camera's
+keypoints lifted by the command line as a user would (``mocap lift camXX.npz -o motion.npz``, no
+``--height``; ``--known-focal`` adds the calibration's ``--focal-px``), with our network and with
+MediaPipe's world landmarks (``--lifter mediapipe``), against the triangulation levelled by the
+calibration (Qualisys' world is Z up with the floor at z = 0; checked by the feet): MPJPE of the
+12 limb joints after ONE similarity per clip (rotation, translation, scale over all frames;
+target: network <= 0.7 x MediaPipe), the torso's lean (pelvis -> neck against the vertical,
+in the output's own world) in the middle frame against the triangulated lean (target within
+5 degrees; the median over frames of the difference too), the body height
+(:func:`mocap.multiview.calibration.body_height`, from leg and trunk lengths) against the
+triangulated one (target within 5 %; in brackets the height the quality file states, if any),
+and the camera pitch and height the fit solved
+(``camera`` in motion.quality.json / quality.json, when written) against the calibration.
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +59,81 @@ def _procrustes_clip(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return procrustes_align(p.reshape(-1, 3), q.reshape(-1, 3)).reshape(p.shape) + target.mean(1, keepdims=True)
 
 
+#: Qualisys world (Z up, floor at z = 0) -> ours (+Y up): (x, y, z) -> (x, z, -y), a proper rotation.
+QUALISYS_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+
+def fit_targets(cams, keypoints, ref33: np.ndarray, *, known_focal: bool, work: Path, lift_args: str = "") -> None:
+    """Issue 21's real-video figures (see the module docstring): each camera's ``mocap lift``
+    output, network and MediaPipe, against the levelled triangulation ``ref33`` (T, 33, 3)."""
+    from benchmarks.bench_fit import joints_on_input_frames, read_fit_camera, read_fit_height, run_lift, torso_lean_deg
+    from lifting.evaluate import procrustes_align
+    from mocap.formats import save_keypoints
+    from mocap.multiview.calibration import body_height
+    from mocap.skeletons import MOTION21, map_joints
+
+    ref = map_joints(ref33, "mediapipe33", MOTION21) @ QUALISYS_TO_Y_UP.T
+    feet = ref[:, [MOTION21.index(n) for n in ("left_heel", "right_heel", "left_foot_index", "right_foot_index")], 1]
+    floor = float(np.percentile(feet[np.isfinite(feet)], 2.0))  # the lowest foot points over the clip
+    work.mkdir(parents=True, exist_ok=True)
+    sel = [MOTION21.index(n) for n in LIMBS]
+    ref_lean, ref_height = torso_lean_deg(ref), body_height(ref, MOTION21)
+    mid = len(ref) // 2
+    print(f"\nIssue 21, real video: each camera's `mocap lift` (no --height{', --focal-px from the calibration' if known_focal else ''}) "
+          f"against the 4-view triangulation levelled by the calibration (foot points' 2nd percentile: "
+          f"{100 * floor:.1f} cm above the calibration's floor; triangulated lean {ref_lean[mid]:.1f} deg in the middle "
+          f"frame {mid}, height {ref_height:.3f} m); outputs in {work}")
+    print(f"{'camera':<7} {'lifter':<10} {'MPJPE mm':>9} {'lean deg (tri)':>15} {'lean err med':>12} "
+          f"{'height m':>14} {'height err':>10} {'fit pitch (cal)':>16} {'fit height (cal)':>17}")
+    mpjpe: dict[str, list[float]] = {"network": [], "mediapipe": []}
+    checks: dict[str, list[float]] = {"lean": [], "height": []}
+    for cam, k in zip(cams, keypoints):
+        path = work / f"{cam.name}.npz"
+        save_keypoints(path, k)
+        cal_pitch = float(np.degrees(np.arcsin(np.clip(-cam.R[2, 2], -1, 1))))
+        outs = {}
+        for lifter in ("network", "mediapipe"):
+            out_dir = work / f"{cam.name}_{lifter}"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            motion, _, error = run_lift(path, out_dir, float(cam.K[0, 0]) if known_focal else None, "--lifter", lifter,
+                                        *shlex.split(lift_args))
+            if motion is None:
+                print(f"{cam.name:<7} {lifter:<10} mocap lift failed: {error}")
+                continue
+            outs[lifter] = joints_on_input_frames(motion, len(ref))
+        ok = np.isfinite(ref[:, sel]).all((1, 2))  # the same frames for both lifters
+        for out in outs.values():
+            ok &= np.isfinite(out[:, sel]).all((1, 2))
+        for lifter, out in outs.items():
+            out_dir = work / f"{cam.name}_{lifter}"
+            aligned = procrustes_align(out[ok][:, sel].reshape(-1, 3), ref[ok][:, sel].reshape(-1, 3)).reshape(-1, len(sel), 3)
+            err = 1000 * float(np.linalg.norm(aligned - ref[ok][:, sel], axis=-1).mean())
+            mpjpe[lifter].append(err)
+            lean = torso_lean_deg(out)
+            lean_med = float(np.nanmedian(np.abs(lean - ref_lean)))
+            height = body_height(out, MOTION21)
+            stated = read_fit_height(out_dir)
+            height_text = f"{height:.3f}" if stated is None else f"{height:.3f} ({stated:.2f})"
+            fit = read_fit_camera(out_dir)
+            fit_text = ("n/a", "n/a") if fit is None else (
+                f"{fit['pitch_deg']:.1f} ({cal_pitch:.1f})",
+                f"{fit['height_m']:.2f} ({cam.position[2] - floor:.2f})" if "height_m" in fit else "n/a")
+            if lifter == "network":
+                checks["lean"].append(abs(lean[mid] - ref_lean[mid]))
+                checks["height"].append(abs(height / ref_height - 1))
+            print(f"{cam.name:<7} {lifter:<10} {err:9.1f} {f'{lean[mid]:.1f} ({ref_lean[mid]:.1f})':>15} {lean_med:12.1f} "
+                  f"{height_text:>14} {100 * (height / ref_height - 1):+9.1f}% {fit_text[0]:>16} {fit_text[1]:>17}")
+    if mpjpe["network"] and mpjpe["mediapipe"]:
+        ratio = np.mean(mpjpe["network"]) / np.mean(mpjpe["mediapipe"])
+        print(f"MPJPE after one similarity per clip: network {np.mean(mpjpe['network']):.1f} mm, MediaPipe world landmarks "
+              f"{np.mean(mpjpe['mediapipe']):.1f} mm, ratio {ratio:.2f} (target <= 0.7: {'met' if ratio <= 0.7 else 'NOT met'})")
+    if checks["lean"]:
+        worst_lean, worst_height = max(checks["lean"]), max(checks["height"])
+        print(f"network: torso lean in the middle frame off by at most {worst_lean:.1f} deg (target 5: "
+              f"{'met' if worst_lean <= 5 else 'NOT met'}); height off by at most {100 * worst_height:.1f} % "
+              f"(target 5 %: {'met' if worst_height <= 0.05 else 'NOT met'})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "video" / "pose2sim_single"))
@@ -55,7 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one-pass", action="store_true",
                     help="no flip averaging (NetworkLifter(flip_average=False)); by default the offline network "
                          "also lifts the mirrored 2D and averages, as mocap capture does")
+    ap.add_argument("--targets-only", action="store_true", help="print only issue 21's table (the last one)")
+    ap.add_argument("--known-focal", action="store_true",
+                    help="issue 21's table: give mocap lift the calibration's focal length (default: none, as a user would)")
+    ap.add_argument("--work", default=None, help="issue 21's table: write each camera's keypoints and mocap lift output here")
+    ap.add_argument("--lift-args", default="", help="issue 21's table: more flags for mocap lift, e.g. '--no-fit'")
     args = ap.parse_args(argv)
+    data = Path(args.data)
+    if not (data / "calibration" / "Calib.qca.txt").exists():
+        print(f"eval_real_video: needs the Pose2Sim demo at {data} (videos/camXX.mp4, calibration/Calib.qca.txt); "
+              "not found, nothing measured")
+        return 1
 
     from lifting.evaluate import pa_mpjpe
     from mocap.camera import load_qualisys
@@ -66,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
     from mocap.skeletons import MEDIAPIPE33
     from mocap.multiview.triangulate import reprojection_errors, triangulate_resolving_swaps
 
-    data = Path(args.data)
     cams = load_qualisys(data / "calibration" / "Calib.qca.txt")
     keypoints = []
     for cam in cams:
@@ -92,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     proj = np.stack([c.projection for c in cams])
     ref33, swapped = triangulate_resolving_swaps(px, proj, conf, MEDIAPIPE33.mirror_permutation())
     reproj = reprojection_errors(ref33, cams, np.stack([k.keypoints for k in keypoints]))
+    if args.targets_only:
+        fit_targets(cams, keypoints, ref33, known_focal=args.known_focal, lift_args=args.lift_args,
+                    work=Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="eval_real_video_")))
+        return 0
     sel = [MOTION21.index(n) for n in LIMBS]
     ref = map_joints(ref33, "mediapipe33", MOTION21)[:, sel]
     print(f"reference: DLT over {len(cams)} views, {ref.shape[0]} frames; median reprojection error per view: "
@@ -169,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         print("('+swp': the lift after the one-view left/right swap repair that `mocap capture` applies by default; "
               "'(capture)': the joints `mocap capture` writes; '/ mediapipe': against MediaPipe's world landmarks "
               "as MediaPipe gives them)")
+    fit_targets(cams, keypoints, ref33, known_focal=args.known_focal, lift_args=args.lift_args,
+                work=Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="eval_real_video_")))
     return 0
 
 
