@@ -171,19 +171,19 @@ def read_quality(out_dir: Path) -> dict:
 
 
 def read_fit_camera(out_dir: Path) -> dict | None:
-    """The solved camera the fit wrote (``camera: {pitch_deg, roll_deg, height_m}`` of the quality file), if any."""
+    """The solved camera the fit wrote (quality.json's ``camera_pitch_deg``, ``camera_roll_deg``,
+    ``camera_height_m``: docs/formats.md) as ``{pitch_deg, roll_deg, height_m}``, if any."""
     quality = read_quality(out_dir)
-    camera = quality.get("camera") or quality.get("fit", {}).get("camera")
-    return camera if isinstance(camera, dict) and "pitch_deg" in camera else None
+    if not isinstance(quality.get("camera_pitch_deg"), (int, float)):
+        return None
+    return {"pitch_deg": quality["camera_pitch_deg"], "roll_deg": quality.get("camera_roll_deg"),
+            "height_m": quality.get("camera_height_m")}
 
 
 def read_fit_height(out_dir: Path) -> float | None:
-    """The person's height the quality file states (``person_height_m``, ``height_m`` or ``person.height_m``), if any."""
-    quality = read_quality(out_dir)
-    for value in (quality.get("person_height_m"), quality.get("height_m"), (quality.get("person") or {}).get("height_m")):
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
+    """The person's height quality.json states (``person_height_m``), if any."""
+    value = read_quality(out_dir).get("person_height_m")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def run_lift(keypoints_path: Path, out_dir: Path, focal_px: float | None, *extra: str):
