@@ -50,7 +50,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 def _cmd_lift(args: argparse.Namespace) -> int:
     from mocap.formats import load_keypoints, save_motion
-    from mocap.pipelines.capture import StageTimer, lift_and_fit
+    from mocap.pipelines.capture import StageTimer, lift_seen
     from mocap.pipelines.options import CleanupConfig, FitOptions, LiftOptions
     from mocap.skeletons import map_confidence, map_joints
 
@@ -71,8 +71,8 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
     timer = StageTimer()
-    motion, fitted = lift_and_fit(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup,
-                                  fit=fit, timer=timer)
+    motion, fitted = lift_seen(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup,
+                               fit=fit, timer=timer)
     save_motion(out, motion)
     written = [str(out)]
     quality_text = ""
@@ -90,7 +90,9 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         write_motion_bvh(args.bvh, motion, units=args.units)
         written.append(args.bvh)
     total = sum(timer.seconds.values())
-    print(f"{motion.num_frames} frames lifted from {keypoints.layout} in {total:.2f} s "
+    span = (f" (frames {motion.start_frame}-{motion.start_frame + motion.num_frames - 1} of {keypoints.num_frames}: "
+            f"where the person is seen)" if motion.num_frames < keypoints.num_frames else "")
+    print(f"{motion.num_frames} frames{span} lifted from {keypoints.layout} in {total:.2f} s "
           f"({motion.num_frames / max(total, 1e-9):.0f} frames/s) -> {', '.join(written)}{quality_text}")
     return 0
 

@@ -44,7 +44,7 @@ def _joints(joints: np.ndarray) -> np.ndarray:
     return x
 
 
-def _clean_runs(mask: np.ndarray, min_frames: int) -> np.ndarray:
+def clean_runs(mask: np.ndarray, min_frames: int) -> np.ndarray:
     """Fill False gaps shorter than ``min_frames`` inside contact, then drop shorter True runs."""
     out = mask.copy()
     for a, b in true_runs(~out):
@@ -94,7 +94,7 @@ def foot_contacts(joints: np.ndarray, *, fps: float, skeleton: Skeleton = MOTION
         speed = np.zeros(y.shape)
     with np.errstate(invalid="ignore"):
         raw = (h < height_m) & (speed < speed_m_s) & np.isfinite(h) & np.isfinite(speed)
-    return np.stack([_clean_runs(raw[:, k], min_frames) for k in range(raw.shape[1])], 1)
+    return np.stack([clean_runs(raw[:, k], min_frames) for k in range(raw.shape[1])], 1)
 
 
 def foot_contacts_per_side(contacts: np.ndarray) -> np.ndarray:

@@ -17,8 +17,8 @@ import numpy as np
 
 from mocap import bones
 from mocap.camera import Camera, intrinsic_matrix
-from mocap.cleanup.contact import CONTACT_POINTS, clamp_hinge_joints, foot_contacts
-from mocap.fit.ground import camera_pitch_roll, estimate_up, quasi_static, support_surfaces, world_from_camera
+from mocap.cleanup.contact import CONTACT_POINTS, clamp_hinge_joints
+from mocap.fit.ground import camera_pitch_roll, estimate_up, planted, quasi_static, support_surfaces, world_from_camera
 from mocap.fit.quality import standing_height
 from mocap.fit.solve import FitWeights, solve_fit
 from mocap.formats import Motion
@@ -35,7 +35,8 @@ class FitResult:
         camera: the solved static camera (world -> camera; pitch, roll and height above the floor).
         contacts: (T, 4) bool, planted foot points (:data:`~mocap.cleanup.contact.CONTACT_POINTS`).
         surfaces: (S,) heights of the support surfaces, metres (the floor is 0).
-        up_frames: frames that gravity was read from (0: a level camera was assumed).
+        up_frames: frames that gravity was first read from; up_source: from what (``"floor"``,
+            ``"balance"`` or ``"level camera"``: :func:`mocap.fit.ground.estimate_up`).
         iterations: solver iterations; seconds: time of the fit.
     """
 
@@ -44,6 +45,7 @@ class FitResult:
     contacts: np.ndarray
     surfaces: np.ndarray
     up_frames: int
+    up_source: str
     iterations: int
     seconds: float
 
@@ -87,46 +89,49 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
         rel, root, offsets = rel * s, root * s, offsets * s
     joints_cam = rel + root[:, None]
 
-    up, up_frames = estimate_up(joints_cam, fps=fps)
+    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
+    kp = np.asarray(keypoints_px, dtype=np.float64)
+    seen = np.isfinite(kp).all(-1) & (np.asarray(confidence) >= min_confidence)
+    feet_px = np.where(seen[:, idx, None], kp[:, idx], np.nan)
+    extents = [np.ptp(kp[i, seen[i], 1]) for i in range(len(kp)) if seen[i].sum() >= 4]
+    height_px = float(np.median(extents)) if extents else float(focal_px)
+    up, up_frames, up_source = estimate_up(joints_cam, fps=fps, feet_px=feet_px, height_px=height_px)
     to_world = world_from_camera(up)
     world = joints_cam @ to_world.T  # camera at the origin
-    contacts = foot_contacts(world, fps=fps, speed_m_s=0.5)
-    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
+    contacts = planted(world, feet_px, fps=fps, height_px=height_px)
     feet_y = world[:, idx, 1]
     if contacts.any():
         camera_height = -float(np.median(feet_y[contacts]))
     else:
         camera_height = -float(np.percentile(np.nanmin(feet_y, 1), 2.0))
-    first_root = world[0, 0]
-    shift = np.array([-first_root[0], camera_height, -first_root[2]])
-    world = world + shift
-    surfaces, surface_index = support_surfaces(world[:, idx, 1], contacts)
-    quats, root_translation = inverse_kinematics(world, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
+    surfaces, surface_index = support_surfaces(feet_y + camera_height, contacts)
+    quats, _ = inverse_kinematics(world, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
+    local = quat_wxyz_to_matrix(quats)
+    local[:, 0] = to_world.T @ local[:, 0]  # the root's rotation in camera axes
 
     k = intrinsic_matrix(focal_px, (image_size[0] / 2.0, image_size[1] / 2.0))
     conf = np.where(np.asarray(confidence) >= min_confidence, confidence, 0.0)
-    sol = solve_fit(keypoints_px=keypoints_px, confidence=conf, K=k, rel_cam=rel,
-                    local_rotmats=quat_wxyz_to_matrix(quats), root_translation=root_translation,
-                    rest_offsets=offsets, camera_R=to_world.T, camera_center=shift, contacts=contacts,
-                    surface_index=surface_index, surfaces=surfaces,
+    sol = solve_fit(keypoints_px=keypoints_px, confidence=conf, K=k, rel_cam=rel, local_rotmats=local,
+                    root_cam=joints_cam[:, 0] - offsets[0], rest_offsets=offsets, up_cam=up,
+                    camera_height=camera_height, contacts=contacts, surface_index=surface_index, surfaces=surfaces,
                     still=quasi_static(world, contacts, fps=fps), fps=fps, weights=weights,
                     fix_scale=height_m is not None, max_iterations=max_iterations)
 
-    floor = float(sol.surfaces.min()) if len(sol.surfaces) else 0.0
-    lift = np.array([0.0, -floor, 0.0])
-    local = quat_continuous_wxyz(matrix_to_quat_wxyz(sol.local_rotmats), axis=0)
-    local = clamp_hinge_joints(local)
-    root_fit = sol.root_translation + lift
-    joints = forward_kinematics(local, root_fit, sol.rest_offsets, parents)
-    if len(sol.surfaces) == 0:  # no planted foot: the lowest foot points set the floor
-        low = np.percentile(joints[:, idx, 1].min(1), 2.0)
-        joints[..., 1] -= low
-        root_fit = root_fit - np.array([0.0, low, 0.0])
-        lift = lift - np.array([0.0, low, 0.0])
-    center = sol.camera_center + lift
-    camera = Camera(name="fitted", size=(int(image_size[0]), int(image_size[1])), K=k, R=sol.camera_R,
-                    t=-sol.camera_R @ center, dist=np.zeros(5))
+    # the world: solved gravity up, the lowest support surface (or the feet) at y = 0, the first root over the origin
+    to_world = world_from_camera(sol.up_cam)
+    world = sol.joints_cam @ to_world.T
+    floor = float(sol.surfaces.min()) - sol.camera_height if len(sol.surfaces) else \
+        float(np.percentile(world[:, idx, 1].min(1), 2.0))
+    center = np.array([-world[0, 0, 0], -floor, -world[0, 0, 2]])  # the camera's centre in the world
+    local = sol.local_rotmats.copy()
+    local[:, 0] = to_world @ local[:, 0]
+    quats = clamp_hinge_joints(quat_continuous_wxyz(matrix_to_quat_wxyz(local), axis=0))
+    root = world[:, 0] + center - sol.rest_offsets[0]
+    joints = forward_kinematics(quats, root, sol.rest_offsets, parents)
+    camera = Camera(name="fitted", size=(int(image_size[0]), int(image_size[1])), K=k, R=to_world.T,
+                    t=-to_world.T @ center, dist=np.zeros(5))
     motion = Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
-                    local_quats_wxyz=local, root_translation=root_fit, rest_offsets=sol.rest_offsets)
-    return FitResult(motion=motion, camera=camera, contacts=contacts, surfaces=sol.surfaces - floor,
-                     up_frames=up_frames, iterations=sol.iterations, seconds=time.perf_counter() - start)
+                    local_quats_wxyz=quats, root_translation=root, rest_offsets=sol.rest_offsets)
+    surfaces = sol.surfaces - (sol.surfaces.min() if len(sol.surfaces) else 0.0)
+    return FitResult(motion=motion, camera=camera, contacts=contacts, surfaces=surfaces,
+                     up_frames=up_frames, up_source=up_source, iterations=sol.iterations, seconds=time.perf_counter() - start)

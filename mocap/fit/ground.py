@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mocap.cleanup.contact import CONTACT_POINTS, foot_contacts
+from mocap.cleanup.contact import CONTACT_POINTS, clean_runs
 from mocap.cleanup.filters import true_runs
 from mocap.skeletons import MOTION21
 
@@ -100,40 +100,103 @@ def quasi_static(joints: np.ndarray, contacts: np.ndarray, *, fps: float, max_co
     return np.asarray(contacts, bool).any(1) & (accel < max_com_accel)
 
 
-def estimate_up(joints_cam: np.ndarray, *, fps: float, iterations: int = 3, min_frames: int = 5,
-                max_com_accel: float = 3.0) -> tuple[np.ndarray, int]:
-    """Gravity in camera axes from where the body's weight rests.
+def planted(joints: np.ndarray, feet_px: np.ndarray | None, *, fps: float, height_px: float,
+            height_m: float = 0.06, speed_px: float = 0.2, speed_m_s: float = 0.5, min_frames: int = 3) -> np.ndarray:
+    """Which foot points are planted: low, and still in the image (a static camera sees a
+    planted foot stand still, whatever the noise in the lift's depth).
 
-    Starting from a level camera (image up), per iteration: the feet's contacts in the frame
-    that this up defines (:func:`mocap.cleanup.contact.foot_contacts`), then, over the frames
-    with a foot planted and a centre of mass that hardly accelerates (under
-    ``max_com_accel`` m/s^2), the mean direction from the planted foot points to the centre
-    of mass.
+    Args:
+        joints: (T, 21, 3) MOTION21 joints, metres, +Y up (heights from the lowest foot point
+            of each frame, so a floor not yet found does not matter).
+        feet_px: (T, 4, 2) the 2D of :data:`CONTACT_POINTS`, pixels, NaN where unseen; None:
+            the 3D speed alone decides (under ``speed_m_s``).
+        height_px: the person's 2D height; a point is still under ``speed_px`` heights per second.
+    Returns:
+        (T, 4) bool, runs shorter than ``min_frames`` dropped.
+    """
+    x = np.asarray(joints, dtype=np.float64)
+    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
+    pts = x[:, idx]
+    low = np.minimum(pts[..., 1].min(1), x[:, [MOTION21.index("left_ankle"), MOTION21.index("right_ankle")], 1].min(1))
+    h = pts[..., 1] - low[:, None]
+    speed3 = np.linalg.norm(np.gradient(pts, axis=0), axis=-1) * fps if len(x) > 1 else np.zeros(h.shape)
+    still = speed3 < speed_m_s
+    if feet_px is not None and len(x) > 1:
+        f = np.asarray(feet_px, dtype=np.float64)
+        speed2 = np.linalg.norm(np.gradient(f, axis=0), axis=-1) * fps / max(height_px, 1.0)
+        seen = np.isfinite(speed2)
+        still = np.where(seen, speed2 < speed_px, still)
+    raw = (h < height_m) & still
+    return np.stack([clean_runs(raw[:, k], min_frames) for k in range(raw.shape[1])], 1)
+
+
+def floor_up(points: np.ndarray, prior_up: np.ndarray, *, prior_m: float = 0.08) -> np.ndarray | None:
+    """Up as the normal of the floor through planted foot points, kept near ``prior_up`` in
+    the directions the points leave open (a person walking along a line fixes the tilt along it).
+
+    Minimises ``mean((u . (p - mean p))^2) + prior_m^2 |u - u0|^2`` over unit ``u``: the smallest
+    eigenvector of the points' covariance plus ``prior_m^2 (I - u0 u0^T)``.
+
+    Args:
+        points: (N, 3) planted foot points, camera frame, metres.
+        prior_up: (3,) unit vector. prior_m: spread (metres) at which the points outweigh it.
+    Returns:
+        (3,) unit vector on ``prior_up``'s side, or None when the points span under 0.3 m.
+    """
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    p = p[np.isfinite(p).all(-1)]
+    if len(p) < 10:
+        return None
+    centred = p - np.median(p, 0)
+    keep = np.abs(centred @ prior_up) < 0.25  # not a foot on a box or a stair
+    centred = p[keep] - p[keep].mean(0)
+    if len(centred) < 10 or np.linalg.svd(centred, compute_uv=False)[0] / np.sqrt(len(centred)) < 0.3:
+        return None
+    u0 = _unit(np.asarray(prior_up, dtype=np.float64))
+    m = centred.T @ centred / len(centred) + prior_m ** 2 * (np.eye(3) - np.outer(u0, u0))
+    u = np.linalg.eigh(m)[1][:, 0]
+    return u if u @ u0 > 0 else -u
+
+
+def estimate_up(joints_cam: np.ndarray, *, fps: float, feet_px: np.ndarray | None = None, height_px: float = 1.0,
+                iterations: int = 3, min_frames: int = 5, max_com_accel: float = 3.0) -> tuple[np.ndarray, int, str]:
+    """Gravity in camera axes: where the body's weight rests, and the floor under the planted feet.
+
+    Starting from a level camera (image up), per iteration: the planted feet in the frame that
+    this up defines (:func:`planted`); over the frames with a foot planted and a centre of
+    mass that hardly accelerates (under ``max_com_accel`` m/s^2), the mean direction from the
+    planted foot points to the centre of mass (a person keeps it over their feet); then, when
+    the planted feet cover enough of the floor (the person moves about), the floor's normal
+    (:func:`floor_up`) refines it. The network's lift tends to stand people upright in the
+    camera's axes, so the floor is the stronger cue where there is one.
 
     Args:
         joints_cam: (T, 21, 3) MOTION21 joints in the camera frame (root included), metres,
             NaN-free.
         fps: frames per second.
+        feet_px, height_px: the 2D of the foot points and the person's 2D height (:func:`planted`).
     Returns:
-        (up (3,) unit vector in camera axes, number of frames it rests on); the level
-        camera's up (0, -1, 0) and 0 when fewer than ``min_frames`` frames qualify.
+        (up (3,) unit vector in camera axes, number of frames it rests on, its source:
+        ``"floor"``, ``"balance"`` or ``"level camera"``: (0, -1, 0) when nothing qualifies).
     """
     x = np.asarray(joints_cam, dtype=np.float64)
-    up, used = _CAMERA_UP.copy(), 0
+    up, used, source = _CAMERA_UP.copy(), 0, "level camera"
     com = center_of_mass(x)
     idx = [MOTION21.index(n) for n in CONTACT_POINTS]
+    pts = x[:, idx]
     for _ in range(iterations):
-        to_world = world_from_camera(up)
-        contacts = foot_contacts(x @ to_world.T, fps=fps, speed_m_s=0.5)
+        contacts = planted(x @ world_from_camera(up).T, feet_px, fps=fps, height_px=height_px)
         still = quasi_static(x, contacts, fps=fps, max_com_accel=max_com_accel)
-        if still.sum() < min_frames:
-            return (up, used) if used else (_CAMERA_UP.copy(), 0)
-        pts = x[:, idx]
-        w = contacts[still].astype(np.float64)
-        support = (w[..., None] * pts[still]).sum(1) / w.sum(1, keepdims=True)
-        up = _unit(_unit(com[still] - support).mean(0))
-        used = int(still.sum())
-    return up, used
+        if still.sum() >= min_frames:
+            w = contacts[still].astype(np.float64)
+            support = (w[..., None] * pts[still]).sum(1) / w.sum(1, keepdims=True)
+            up, used, source = _unit(_unit(com[still] - support).mean(0)), int(still.sum()), "balance"
+        floor = floor_up(pts[contacts], up)
+        if floor is not None:
+            up, used, source = floor, int(contacts.any(1).sum()), "floor"
+        elif source == "level camera":
+            break
+    return up, used, source
 
 
 def support_surfaces(heights: np.ndarray, contacts: np.ndarray, *, gap_m: float = 0.15,

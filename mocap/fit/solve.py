@@ -16,10 +16,11 @@ over the clip, scaled by the number of frames):
 * weak priors: bone lengths near the initial ones, surfaces near their initial heights, the
   camera's roll near zero.
 
-The world frame: +Y up, metres; the camera looks along -Z in yaw; ``X_cam = R_c (X - C)``.
+The body is solved in the camera frame and gravity apart from it (:func:`solve_fit`).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,10 +40,12 @@ class FitWeights:
         root_accel_m_s2: root acceleration, m/s^2.
         contact_speed_m_s: speed of a planted foot point, m/s.
         contact_height_m: height of a planted foot point above its surface, metres.
-        floor_m: depth of a joint below the floor, metres.
+        floor_m: depth of a joint below the floor, metres (robust: a few frames far below,
+            a foot the lift put too low, do not tip gravity over).
         bone_log: relative change of a bone length.
         surface_m: change of a support surface's height, metres.
         roll_rad: the camera's roll (most cameras are held level).
+        gravity_rad: the turn of gravity away from its first estimate.
         com_m: in quasi-static frames, the horizontal distance from the centre of mass to the
             planted feet, metres.
         knot_s: the corrections of the joint rotations and of the root are cubic splines
@@ -56,11 +59,12 @@ class FitWeights:
     root_accel_m_s2: float = 4.0
     contact_speed_m_s: float = 0.06
     contact_height_m: float = 0.01
-    floor_m: float = 0.005
+    floor_m: float = 0.02
     bone_log: float = 0.05
     surface_m: float = 0.05
     roll_rad: float = float(np.radians(5.0))
     com_m: float = 0.05
+    gravity_rad: float = float(np.radians(10.0))
     knot_s: float = 0.1
 
 
@@ -69,21 +73,23 @@ class FitSolution:
     """What :func:`solve_fit` found.
 
     Attributes:
-        local_rotmats: (T, J, 3, 3) local rotations.
-        root_translation: (T, 3) metres, world.
+        local_rotmats: (T, J, 3, 3) local rotations, the root's in camera axes.
+        root_cam: (T, 3) metres, the root in the camera frame.
+        joints_cam: (T, J, 3) metres, the fitted joints in the camera frame.
         rest_offsets: (J, 3) metres, the fitted bone lengths.
-        camera_R: (3, 3) world -> camera rotation.
-        camera_center: (3,) metres, world.
-        surfaces: (S,) support surface heights, metres.
+        up_cam: (3,) unit vector, gravity's up in camera axes.
+        camera_height: metres, the camera above the first guess's floor.
+        surfaces: (S,) support surface heights, metres, on the same scale.
         iterations: L-BFGS iterations run.
         loss: (initial, final) objective.
     """
 
     local_rotmats: np.ndarray
-    root_translation: np.ndarray
+    root_cam: np.ndarray
+    joints_cam: np.ndarray
     rest_offsets: np.ndarray
-    camera_R: np.ndarray
-    camera_center: np.ndarray
+    up_cam: np.ndarray
+    camera_height: float
     surfaces: np.ndarray
     iterations: int
     loss: tuple[float, float]
@@ -143,21 +149,26 @@ def _forward(torch, local, root, offsets, levels):
 
 
 def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray, rel_cam: np.ndarray,
-              local_rotmats: np.ndarray, root_translation: np.ndarray, rest_offsets: np.ndarray,
-              camera_R: np.ndarray, camera_center: np.ndarray, contacts: np.ndarray, surface_index: np.ndarray,
-              surfaces: np.ndarray, still: np.ndarray, fps: float, weights: FitWeights = FitWeights(), fix_scale: bool = False,
+              local_rotmats: np.ndarray, root_cam: np.ndarray, rest_offsets: np.ndarray, up_cam: np.ndarray,
+              camera_height: float, contacts: np.ndarray, surface_index: np.ndarray, surfaces: np.ndarray,
+              still: np.ndarray, fps: float, weights: FitWeights = FitWeights(), fix_scale: bool = False,
               max_iterations: int = 60) -> FitSolution:
     """Fit the clip (see the module docstring); every array is MOTION21, T frames.
+
+    The body is solved in the camera frame (so the 2D, the lift and the body's own motion do
+    not depend on gravity), and gravity separately: the up direction in camera axes and the
+    camera's height, which only the ground terms see (contacts, surfaces, floor, balance). A
+    point's height above the floor is ``up . X_cam + camera_height``.
 
     Args:
         keypoints_px: (T, J, 2) 2D joints, pixels; NaN where unseen.
         confidence: (T, J) their weights in [0, 1] (0 where unseen).
         K: (3, 3) intrinsics, pixels.
         rel_cam: (T, J, 3) the network's root-relative joints in camera axes, metres.
-        local_rotmats: (T, J, 3, 3) initial local rotations (world frame, IK of the initial joints).
-        root_translation: (T, 3) initial root, metres, world.
+        local_rotmats: (T, J, 3, 3) initial local rotations, the root's in camera axes.
+        root_cam: (T, 3) initial root, metres, camera frame.
         rest_offsets: (J, 3) initial bones, metres.
-        camera_R: (3, 3) initial world -> camera rotation; camera_center (3,) metres.
+        up_cam: (3,) initial gravity's up in camera axes; camera_height: metres above the floor.
         contacts: (T, 4) bool, foot points (:data:`mocap.cleanup.contact.CONTACT_POINTS`) planted.
         surface_index: (T, 4) int, the surface each planted point rests on (-1: none).
         surfaces: (S,) initial surface heights, metres; the lowest is the floor.
@@ -165,13 +176,13 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         fix_scale: keep the overall body size (the user gave the height); bone proportions still fit.
         max_iterations: L-BFGS iterations.
     Returns:
-        :class:`FitSolution`.
+        :class:`FitSolution` (in the world of the solved gravity: see :func:`mocap.fit.fit.fit_person`).
     """
     import torch
     from scipy.optimize import minimize
 
     from mocap.cleanup.contact import CONTACT_POINTS
-    from mocap.fit.ground import COM_WEIGHTS, camera_pitch_roll
+    from mocap.fit.ground import COM_WEIGHTS
 
     dt = torch.float64
     t, n = rel_cam.shape[:2]
@@ -183,10 +194,9 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
     k = tt(K)
     rel = tt(rel_cam)
     r0 = tt(local_rotmats)
-    root0 = tt(root_translation)
+    root0 = tt(root_cam)
     off0 = tt(rest_offsets)
-    rc0 = tt(camera_R)
-    c0 = tt(camera_center)
+    up0 = tt(np.asarray(up_cam) / np.linalg.norm(up_cam))
     surf0 = tt(surfaces)
     pts = [MOTION21.index(nm) for nm in CONTACT_POINTS]
     cont = tt(contacts)
@@ -207,17 +217,16 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
     basis = tt(spline_basis(t, wts.knot_s * fps))
     omega = torch.zeros((basis.shape[1], n * 3), dtype=dt, requires_grad=True)
     droot = torch.zeros((basis.shape[1], 3), dtype=dt, requires_grad=True)
-    cam = torch.zeros(3, dtype=dt, requires_grad=True)  # pitch (about camera x), roll (about z), height
+    grav = torch.zeros(3, dtype=dt, requires_grad=True)  # up's turn (axis-angle, camera axes); the height's change
     logb = torch.zeros(n, dtype=dt, requires_grad=True)
     surf = surf0.clone().requires_grad_(True)
-    params = [omega, droot, cam, logb, surf]
+    params = [omega, droot, grav, logb, surf]
     acc_scale = wts.accel_m_s2 / fps ** 2
     root_acc_scale = wts.root_accel_m_s2 / fps ** 2
     vel_scale = wts.contact_speed_m_s / fps
     both = cont[1:] * cont[:-1]
     com_w = tt(COM_WEIGHTS)
     still_t = tt(np.asarray(still, bool) & np.asarray(contacts, bool).any(1))
-    roll0 = camera_pitch_roll(np.asarray(camera_R).T)[1]
 
     def model():
         local = r0 @ _rodrigues(torch, (basis @ omega).view(t, n, 3))
@@ -226,51 +235,49 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
             scale = scale / torch.exp(logb[tie_t][1:].mean())
         offsets = off0 * scale[:, None]
         joints = _forward(torch, local, root0 + basis @ droot, offsets, levels)
-        zero = torch.zeros((), dtype=dt)
-        pitch = torch.stack([torch.stack([1 + zero, zero, zero]),
-                             torch.stack([zero, torch.cos(cam[0]), -torch.sin(cam[0])]),
-                             torch.stack([zero, torch.sin(cam[0]), torch.cos(cam[0])])])
-        roll = torch.stack([torch.stack([torch.cos(cam[1]), -torch.sin(cam[1]), zero]),
-                            torch.stack([torch.sin(cam[1]), torch.cos(cam[1]), zero]),
-                            torch.stack([zero, zero, 1 + zero])])
-        rc = roll @ pitch @ rc0
-        center = c0 + torch.stack([zero, cam[2], zero])
-        return joints, rc, center, offsets
+        turn = torch.stack([grav[0], torch.zeros((), dtype=dt), grav[1]])  # about camera x (pitch) and z (roll)
+        up = _rodrigues(torch, turn) @ up0
+        return joints, up, camera_height + grav[2], offsets, local
 
-    def objective():
-        joints, rc, center, _ = model()
-        xc = (joints - center) @ rc.T
-        z = torch.clamp(xc[..., 2], min=1e-3)
-        proj = torch.stack([k[0, 0] * xc[..., 0] / z + k[0, 2], k[1, 1] * xc[..., 1] / z + k[1, 2]], -1)
+    def parts():
+        """The objective's terms by name (each a sum over the clip)."""
+        joints, up, height, _, _ = model()
+        out = {}
+        z = torch.clamp(joints[..., 2], min=1e-3)
+        proj = torch.stack([k[0, 0] * joints[..., 0] / z + k[0, 2], k[1, 1] * joints[..., 1] / z + k[1, 2]], -1)
         e2 = ((proj - uv) ** 2).sum(-1) / outlier_px ** 2
-        loss = rep_weight * (conf * torch.log1p(e2)).sum()
-        relc = (joints - joints[:, :1]) @ rc.T
-        loss = loss + (((relc - rel) / wts.pose_m) ** 2).sum()
+        out["2d"] = rep_weight * (conf * torch.log1p(e2)).sum()
+        out["lift"] = (((joints - joints[:, :1] - rel) / wts.pose_m) ** 2).sum()
         if t >= 3:
             acc = joints[2:] - 2 * joints[1:-1] + joints[:-2]
-            loss = loss + ((acc / acc_scale) ** 2).sum()
-            racc = joints[2:, 0] - 2 * joints[1:-1, 0] + joints[:-2, 0]
-            loss = loss + ((racc / root_acc_scale) ** 2).sum()
+            out["smooth"] = ((acc / acc_scale) ** 2).sum() + ((acc[:, 0] / root_acc_scale) ** 2).sum()
         feet = joints[:, pts]  # (T, 4, 3)
         if t >= 2:
             step = feet[1:] - feet[:-1]
-            loss = loss + (both * torch.log1p((step ** 2).sum(-1) / vel_scale ** 2)).sum()
+            out["planted"] = (both * torch.log1p((step ** 2).sum(-1) / vel_scale ** 2)).sum()
+        elevation = joints @ up + height  # (T, J) metres above the floor of the first guess
         if len(surfaces):
-            dh = (feet[..., 1] - surf[sidx]) * has_surface * cont
-            loss = loss + torch.log1p((dh / wts.contact_height_m) ** 2).sum()
+            dh = (elevation[:, pts] - surf[sidx]) * has_surface * cont
+            out["surfaces"] = torch.log1p((dh / wts.contact_height_m) ** 2).sum()
         floor = surf.min() if len(surfaces) else torch.zeros((), dtype=dt)
-        loss = loss + ((torch.relu(floor - joints[..., 1]) / wts.floor_m) ** 2).sum()
+        out["floor"] = torch.log1p((torch.relu(floor - elevation) / wts.floor_m) ** 2).sum()
         if bool(still_t.any()):
             com = (com_w[:, None] * joints).sum(1)
             support = (cont[..., None] * feet).sum(1) / torch.clamp(cont.sum(1, keepdim=True), min=1)
-            off = (com - support)[:, [0, 2]]
-            loss = loss + (still_t * torch.log1p((off ** 2).sum(-1) / wts.com_m ** 2)).sum()
+            off = com - support
+            off = off - (off @ up)[:, None] * up
+            out["balance"] = (still_t * torch.log1p((off ** 2).sum(-1) / wts.com_m ** 2)).sum()
         prior = 10.0  # the priors on global unknowns weigh as much as ten frames of data
-        loss = loss + prior * ((logb / wts.bone_log) ** 2).sum()
+        out["bones"] = prior * ((logb / wts.bone_log) ** 2).sum()
         if len(surfaces):
-            loss = loss + prior * (((surf - surf0) / wts.surface_m) ** 2).sum()
-        loss = loss + prior * ((roll0 + cam[1]) / wts.roll_rad) ** 2
-        return loss / t
+            out["surface heights"] = prior * (((surf - surf0) / wts.surface_m) ** 2).sum()
+        roll = torch.atan2(-up[0], -up[1])  # the image's x axis off the horizontal
+        out["roll"] = prior * (roll / wts.roll_rad) ** 2
+        out["gravity"] = prior * ((grav[0] ** 2 + grav[1] ** 2) / wts.gravity_rad ** 2)
+        return out
+
+    def objective():
+        return sum(parts().values()) / t
 
     sizes = [p.numel() for p in params]
 
@@ -289,20 +296,26 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         return float(loss.detach()), torch.cat([g.reshape(-1) for g in grads]).numpy().astype(np.float64)
 
     x0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().astype(np.float64)
+    debug = bool(os.environ.get("MOCAP_FIT_DEBUG"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small tensors: threads cost more than they give, and stall under load
     try:
         first = value_and_grad(x0)[0]
+        if debug:
+            with torch.no_grad():
+                print("fit terms before:", {n: round(float(v) / t, 3) for n, v in parts().items()})
         res = minimize(value_and_grad, x0, jac=True, method="L-BFGS-B",
                        options={"maxiter": max_iterations, "maxcor": 20, "ftol": 1e-10, "gtol": 1e-6})
     finally:
         torch.set_num_threads(threads)
     unpack(res.x)
     with torch.no_grad():
+        if debug:
+            print("fit terms after: ", {n: round(float(v) / t, 3) for n, v in parts().items()}, "gravity", grav.numpy(),
+                  "iterations", res.nit)
         last = float(objective())
-        joints, rc, center, offsets = model()
-        local = (r0 @ _rodrigues(torch, (basis @ omega).view(t, n, 3))).numpy()
-    return FitSolution(local_rotmats=local, root_translation=(root0 + basis @ droot).detach().numpy(),
-                       rest_offsets=offsets.detach().numpy(), camera_R=rc.detach().numpy(),
-                       camera_center=center.detach().numpy(), surfaces=surf.detach().numpy(),
-                       iterations=int(res.nit), loss=(first, last))
+        joints, up, height, offsets, local = model()
+    return FitSolution(local_rotmats=local.detach().numpy(), root_cam=(root0 + basis @ droot).detach().numpy(),
+                       joints_cam=joints.detach().numpy(), rest_offsets=offsets.detach().numpy(), up_cam=up.detach().numpy(),
+                       camera_height=float(height.detach()), surfaces=surf.detach().numpy(), iterations=int(res.nit),
+                       loss=(first, last))

@@ -120,6 +120,7 @@ class NetworkLifter:
 
     name = "network"
     reads_confidence = True  # trained with dropped and low-confidence points: give it the raw 2D
+    ray_centred = True  # trained with cameras aimed at the person: its axes are those of a camera looking at them
 
     def __init__(self, weights: str | Path | None = None, *, causal: bool = False, device: str = "cpu",
                  threads: int | None = None, flip_average: bool | None = None) -> None:

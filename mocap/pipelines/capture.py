@@ -36,7 +36,7 @@ from mocap.skeletons import MOTION21, map_confidence, map_joints
 if TYPE_CHECKING:
     from mocap.fit.fit import FitResult
 
-__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "capture", "lift_and_fit", "lift_keypoints",
+__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "capture", "lift_and_fit", "lift_keypoints", "lift_seen",
            "prepare_output_dir"]
 
 
@@ -98,10 +98,10 @@ def lift_and_fit(
             keypoints, _ = swaps.resolve_swaps(keypoints, min_confidence=c.min_confidence)
     with timer.stage("fill 2D gaps"):
         filled = cleanup_motion.fill_keypoint_gaps(keypoints, min_confidence=c.min_confidence, max_gap_s=c.max_gap_s)
+    f = focal_px if focal_px is not None else default_focal_px(keypoints.image_size)
     with timer.stage("lift 3D"):
         lifter = get_lifter(lifter) if isinstance(lifter, str) else lifter
-        lifted = trajectory.lift_camera_joints(lifter, keypoints, filled)
-    f = focal_px if focal_px is not None else default_focal_px(keypoints.image_size)
+        lifted = trajectory.lift_camera_joints(lifter, keypoints, filled, focal_px=f)
     with timer.stage("root trajectory"):
         root = trajectory.root_trajectory(lifted, filled, focal_px=f, min_confidence=c.min_confidence)
     with timer.stage("smooth"):
@@ -264,7 +264,18 @@ def _seen_span(keypoints: Keypoints2D) -> tuple[int, int, np.ndarray]:
     """(first, last) frame where the person is seen, and (T,) bool: seen in each frame."""
     seen = np.isfinite(keypoints.keypoints).all(-1).any(-1)
     frames = np.nonzero(seen)[0]
+    if not len(frames):
+        raise MocapError("the keypoints hold no person in any frame")
     return int(frames[0]), int(frames[-1]), seen
+
+
+def lift_seen(keypoints: Keypoints2D, **kwargs) -> tuple[Motion, FitResult | None]:
+    """:func:`lift_and_fit` (same keyword arguments) of the frames from the person's first to
+    their last sighting: the motion starts where the person first is (``start_frame``), and
+    ``valid`` is False in the frames between where they were not seen (docs/formats.md)."""
+    a, b, visible = _seen_span(keypoints)
+    motion, fitted = lift_and_fit(_frames(keypoints, a, b), **kwargs)
+    return dataclasses.replace(motion, start_frame=a, valid=visible[a:b + 1].copy()), fitted
 
 
 def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
@@ -406,12 +417,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
         lifter = get_lifter(o.lifting.lifter)  # built once: the network loads its weights here
 
     def lift(k: Keypoints2D, c: CleanupConfig):
-        """The person's motion from their first to their last visible frame, marked (start_frame,
-        valid), and the fit's result (None without the fit)."""
-        a, b, visible = _seen_span(k)
-        m, fitted = lift_and_fit(_frames(k, a, b), lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, fit=o.fit,
-                                 timer=timer)
-        return dataclasses.replace(m, start_frame=a, valid=visible[a:b + 1].copy()), fitted
+        return lift_seen(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, fit=o.fit, timer=timer)
 
     motion, fitted = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
     motion = dataclasses.replace(motion, start_frame=first)
