@@ -128,6 +128,12 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
     quats = clamp_hinge_joints(quat_continuous_wxyz(matrix_to_quat_wxyz(local), axis=0))
     root = world[:, 0] + center - sol.rest_offsets[0]
     joints = forward_kinematics(quats, root, sol.rest_offsets, parents)
+    # nothing under the floor: frames whose lowest joint the fit left below it are lifted onto it
+    below = np.clip(-joints[..., 1].min(1), 0.0, None)
+    if below.max() > 0.0:
+        lift_y = np.maximum.reduce([below, np.r_[below[1:], 0.0], np.r_[0.0, below[:-1]]])  # one frame either side
+        root = root + lift_y[:, None] * np.array([0.0, 1.0, 0.0])
+        joints[..., 1] += lift_y[:, None]
     camera = Camera(name="fitted", size=(int(image_size[0]), int(image_size[1])), K=k, R=to_world.T,
                     t=-to_world.T @ center, dist=np.zeros(5))
     motion = Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,

@@ -40,8 +40,8 @@ class FitWeights:
         root_accel_m_s2: root acceleration, m/s^2.
         contact_speed_m_s: speed of a planted foot point, m/s.
         contact_height_m: height of a planted foot point above its surface, metres.
-        floor_m: depth of a joint below the floor, metres (robust: a few frames far below,
-            a foot the lift put too low, do not tip gravity over).
+        floor_m: depth of a joint below the floor, metres (quadratic up to this depth, then
+            linear: a few frames far below, a foot the lift put too low, do not tip gravity over).
         bone_log: relative change of a bone length.
         surface_m: change of a support surface's height, metres.
         roll_rad: the camera's roll (most cameras are held level).
@@ -57,7 +57,7 @@ class FitWeights:
     pose_m: float = 0.05
     accel_m_s2: float = 30.0
     root_accel_m_s2: float = 4.0
-    contact_speed_m_s: float = 0.06
+    contact_speed_m_s: float = 0.03
     contact_height_m: float = 0.01
     floor_m: float = 0.02
     bone_log: float = 0.05
@@ -260,7 +260,8 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
             dh = (elevation[:, pts] - surf[sidx]) * has_surface * cont
             out["surfaces"] = torch.log1p((dh / wts.contact_height_m) ** 2).sum()
         floor = surf.min() if len(surfaces) else torch.zeros((), dtype=dt)
-        out["floor"] = torch.log1p((torch.relu(floor - elevation) / wts.floor_m) ** 2).sum()
+        below = torch.relu(floor - elevation) / wts.floor_m
+        out["floor"] = 2 * (torch.sqrt(1 + below ** 2) - 1).sum()  # quadratic near the floor, then linear
         if bool(still_t.any()):
             com = (com_w[:, None] * joints).sum(1)
             support = (cont[..., None] * feet).sum(1) / torch.clamp(cont.sum(1, keepdim=True), min=1)
