@@ -21,7 +21,8 @@ class CleanupConfig:
                                    bounds=(0.0, 1000.0), unit="Hz", json=False)
     lock_feet: bool = option(True, "keep the feet as lifted (by default planted feet are pinned on the ground)",
                              flag="--no-foot-lock", negate=True)
-    level: bool = option(True, "keep the camera's tilt (by default the body axis of an upright person sets +Y)",
+    level: bool = option(True, "with --no-fit or several cameras: keep the camera's tilt (by default the body axis of an "
+                         "upright person sets +Y; the fit reads gravity from the scene instead)",
                          flag="--no-level", negate=True)
     resolve_swaps: bool = option(
         True, "keep the 2D detector's left/right labels as they are (by default frames where the labels jump to "

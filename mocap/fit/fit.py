@@ -58,7 +58,7 @@ class FitResult:
 
 def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarray, confidence: np.ndarray, *,
                fps: float, focal_px: float, image_size: tuple[int, int], height_m: float | None = None,
-               min_confidence: float = 0.3, weights: FitWeights = FitWeights(),
+               min_confidence: float = 0.3, hold_feet: bool = True, weights: FitWeights = FitWeights(),
                max_iterations: int = 60) -> FitResult:
     """Fit one person's lifted clip to its 2D keypoints (see the module docstring).
 
@@ -71,6 +71,8 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
         fps: frames per second. focal_px: focal length, pixels; the principal point is the
             image centre of ``image_size`` (width, height) pixels.
         height_m: the person's standing height when known (:func:`mocap.fit.quality.standing_height`).
+        hold_feet: planted feet do not slide and rest on their surface (off: they are only
+            kept above the floor; gravity is still read from them).
     Returns:
         :class:`FitResult`.
     """
@@ -104,6 +106,8 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
         camera_height = -float(np.median(feet_y[contacts]))
     else:
         camera_height = -float(np.percentile(np.nanmin(feet_y, 1), 2.0))
+    if not hold_feet:
+        contacts = np.zeros_like(contacts)
     surfaces, surface_index = support_surfaces(feet_y + camera_height, contacts)
     quats, _ = inverse_kinematics(world, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
     local = quat_wxyz_to_matrix(quats)

@@ -115,7 +115,8 @@ def lift_and_fit(
             result = fit_person(rel, root, map_joints(keypoints.keypoints, keypoints.layout, MOTION21),
                                 map_confidence(keypoints.confidence, keypoints.layout, MOTION21), fps=keypoints.fps,
                                 focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
-                                min_confidence=c.min_confidence, max_iterations=fit.max_iterations)
+                                min_confidence=c.min_confidence, hold_feet=c.lock_feet,
+                                max_iterations=fit.max_iterations)
         return result.motion, result
     with timer.stage("world frame"):
         joints_world = cleanup_motion.world_joints_from_camera(rel, root, level=c.level)
