@@ -18,7 +18,7 @@ motion.npz
 
 Every write goes to a temporary file beside the target and is renamed into place, so a
 failure never leaves a half-written file. Every read checks the npz's array headers against
-the limits below (:data:`MAX_FRAMES`, :mod:`mocap.io.npz_limits`) before it allocates.
+the limits below (:data:`MAX_FRAMES`, :mod:`mocap.npz_limits`) before it allocates.
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from typing import Iterator
 import numpy as np
 
 from mocap.errors import MocapError
+from mocap.npz_limits import check_npz
 from mocap.skeletons import get_layout
 
 #: layouts a keypoints2d.npz may hold: the ones the lifters read
@@ -98,8 +99,6 @@ def _save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 
 def _load_npz(path: str | os.PathLike, required: tuple[str, ...], what: str,
               frame_arrays: tuple[str, ...]) -> dict[str, np.ndarray]:
-    from mocap.io.npz_limits import check_npz
-
     path = Path(path)
     if not path.exists():
         raise MocapError(f"{what} file not found: {path}")
@@ -118,6 +117,28 @@ def _load_npz(path: str | os.PathLike, required: tuple[str, ...], what: str,
     if missing:
         raise MocapError(f"{path} is not a {what} file: missing {', '.join(missing)} (has {', '.join(arrays) or 'nothing'})")
     return arrays
+
+
+def _numbers(a: dict[str, np.ndarray], key: str, dtype=np.float64) -> np.ndarray:
+    """``a[key]`` as ``dtype``; MocapError unless it holds real numbers (not text, not complex)."""
+    arr = np.asarray(a[key])
+    if arr.dtype.kind not in "biuf":
+        raise MocapError(f"{key} must hold real numbers, got {arr.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused later
+        return arr.astype(dtype)
+
+
+def _number(a: dict[str, np.ndarray], key: str, *, whole: bool = False) -> float | int:
+    """The single real number ``a[key]``; MocapError otherwise."""
+    arr = _numbers(a, key)
+    if arr.size != 1:
+        raise MocapError(f"{key} must be one number, got shape {arr.shape}")
+    value = float(arr.reshape(-1)[0])
+    if whole:
+        if not (np.isfinite(value) and value == round(value) and abs(value) < 2 ** 62):
+            raise MocapError(f"{key} must be a whole number, got {value}")
+        return int(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -219,17 +240,20 @@ def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
     a = _load_npz(path, ("keypoints", "confidence", "layout", "image_size", "fps"), "keypoints2d",
                   frame_arrays=("keypoints", "confidence", "world_landmarks"))
     try:
-        raw_size = np.asarray(a["image_size"]).reshape(-1)
-        if raw_size.dtype.kind not in "iuf" or not np.isfinite(raw_size).all() or (raw_size != np.round(raw_size)).any():
+        raw_size = _numbers(a, "image_size").reshape(-1)
+        if not np.isfinite(raw_size).all() or (raw_size != np.round(raw_size)).any() or (raw_size > 2 ** 62).any():
             raise MocapError(f"image_size must be (width, height) in whole pixels, got {str(raw_size)[:60]}")
         size = tuple(int(v) for v in raw_size)
+        layout = a["layout"]
+        if layout.dtype.kind != "U" or layout.size != 1:
+            raise MocapError(f"layout must be one string, got {layout.dtype} of shape {layout.shape}")
         keypoints = Keypoints2D(
-            keypoints=np.asarray(a["keypoints"], dtype=np.float32),
-            confidence=np.asarray(a["confidence"], dtype=np.float32),
-            layout=str(a["layout"]),
+            keypoints=_numbers(a, "keypoints", np.float32),
+            confidence=_numbers(a, "confidence", np.float32),
+            layout=str(layout.reshape(-1)[0]),
             image_size=size,  # type: ignore[arg-type]
-            fps=float(a["fps"]),
-            world_landmarks=np.asarray(a["world_landmarks"], dtype=np.float32) if "world_landmarks" in a else None,
+            fps=_number(a, "fps"),
+            world_landmarks=_numbers(a, "world_landmarks", np.float32) if "world_landmarks" in a else None,
         )
         check_keypoint_values(keypoints)
         return keypoints
@@ -304,14 +328,20 @@ def load_motion(path: str | os.PathLike) -> Motion:
     a = _load_npz(path, ("joints", "joint_names", "parents", "fps"), "motion",
                   frame_arrays=("joints", "local_quats_wxyz", "root_translation", "valid"))
     try:
+        parents = _numbers(a, "parents").reshape(-1)
+        if not (np.isfinite(parents).all() and (parents == np.round(parents)).all()):
+            raise MocapError("parents must be whole joint indices (root -1)")
+        names = a["joint_names"]
+        if names.dtype.kind != "U" or names.ndim != 1:
+            raise MocapError(f"joint_names must be a list of strings, got {names.dtype} of shape {names.shape}")
         motion = Motion(
-            joints=np.asarray(a["joints"], dtype=np.float64),
-            joint_names=tuple(str(n) for n in a["joint_names"]),
-            parents=tuple(int(p) for p in a["parents"]),
-            fps=float(a["fps"]),
-            **{k: np.asarray(a[k], dtype=np.float64) for k in ("local_quats_wxyz", "root_translation", "rest_offsets") if k in a},
-            start_frame=int(a["start_frame"]) if "start_frame" in a else 0,
-            valid=np.asarray(a["valid"], dtype=bool) if "valid" in a else np.ones(len(a["joints"]), bool),
+            joints=_numbers(a, "joints"),
+            joint_names=tuple(str(n) for n in names),
+            parents=tuple(int(p) for p in np.clip(parents, -2, 2 ** 31)),
+            fps=_number(a, "fps"),
+            **{k: _numbers(a, k) for k in ("local_quats_wxyz", "root_translation", "rest_offsets") if k in a},
+            start_frame=_number(a, "start_frame", whole=True) if "start_frame" in a else 0,
+            valid=_numbers(a, "valid", bool) if "valid" in a else np.ones(len(a["joints"]), bool),
         )
         validate_motion(motion)
         return motion
