@@ -30,8 +30,9 @@ class StagedOutputs:
     :meth:`file` and :meth:`folder` return where the run should write instead of a
     destination; :meth:`commit` moves every staged file into place (after checking that
     none is blocked, so that a conflict moves nothing), :meth:`discard` removes what is
-    left. Each staging folder is a hidden sibling of its destination (``.mocap-NAME-XXXX``),
-    on the same file system, so each move is an atomic rename.
+    left. Each staging folder is hidden (``.mocap-NAME-XXXX``) beside an output file, inside an
+    existing output folder or beside a new one: on the same file system, so each move is an
+    atomic rename.
     """
 
     def __init__(self) -> None:
@@ -63,6 +64,8 @@ class StagedOutputs:
         dest = Path(path)
         if dest.exists() and not dest.is_dir():
             raise MocapError(f"output path {dest} exists and is not a folder")
+        if dest.is_dir():  # inside it: the folder above may not be ours to write
+            return self._stage(dest, dest)
         anchor = Path(os.path.abspath(dest)).parent
         while not anchor.is_dir():  # the nearest existing folder above: new folders appear at commit
             if anchor.exists() or anchor == anchor.parent:
@@ -75,7 +78,7 @@ class StagedOutputs:
         moves = []
         for dest, stage in self._stages.items():
             for src in sorted(stage.rglob("*")):
-                if src.is_file() and not src.name.startswith(".mocap-"):
+                if src.is_file():
                     target = dest / src.relative_to(stage)
                     for above in [target, *target.parents]:
                         if above == dest.parent:

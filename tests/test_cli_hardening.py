@@ -338,6 +338,19 @@ def test_failed_capture_keeps_the_previous_run(tmp_path, capsys):
     _one_line_error(rc, err, "motion.bvh")
     for name in ("keypoints2d.npz", "motion.npz"):
         assert (out / name).read_bytes() == before[name], name
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # nothing added, no staging folder left
+
+
+@needs_torch
+def test_capture_of_a_one_frame_60_fps_video(tmp_path, capsys):
+    """It raised RuntimeError in the lifter and left keypoints2d.npz and overlay.mp4 behind."""
+    out = tmp_path / "O"
+    rc, _, err = _run(["capture", _clip(tmp_path / "one.mp4", frames=1), "-o", out, *_FAST], capsys)
+    assert rc == 0, err
+    from mocap.formats import load_motion
+
+    assert load_motion(out / "motion.npz").num_frames == 1
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging folder left inside
 
 
 @needs_torch
