@@ -164,12 +164,7 @@ def _check_keypoints(k: Keypoints2D) -> None:
 @FUZZ
 @given(arrays=_keypoint_arrays())
 def test_keypoints_npz_generated(arrays):
-    path = _file("k.npz", _npz_bytes(arrays))
-    try:
-        k = load_keypoints(path)
-    except MocapError:
-        return
-    _check_keypoints(k)
+    _load_npz_checked("keypoints", _npz_bytes(arrays))
 
 
 def _valid_keypoints_bytes() -> bytes:
@@ -180,18 +175,6 @@ def _valid_keypoints_bytes() -> bytes:
     return path.read_bytes()
 
 
-_VALID_K = _valid_keypoints_bytes()
-
-
-@FUZZ
-@given(edits=_edits, cut=st.none() | st.integers(0, 1 << 16))
-def test_keypoints_npz_mutated(edits, cut):
-    path = _file("km.npz", _mutate_bytes(_VALID_K, edits, cut))
-    try:
-        k = load_keypoints(path)
-    except MocapError:
-        return
-    _check_keypoints(k)
 
 
 def _motion_arrays():
@@ -235,12 +218,7 @@ def _check_motion(m: Motion) -> None:
 @FUZZ
 @given(arrays=_motion_arrays())
 def test_motion_npz_generated(arrays):
-    path = _file("m.npz", _npz_bytes(arrays))
-    try:
-        m = load_motion(path)
-    except MocapError:
-        return
-    _check_motion(m)
+    _load_npz_checked("motion", _npz_bytes(arrays))
 
 
 def _valid_motion_bytes() -> bytes:
@@ -257,18 +235,25 @@ def _valid_motion_bytes() -> bytes:
     return path.read_bytes()
 
 
-_VALID_M = _valid_motion_bytes()
+_NPZ_READERS = {"keypoints": (load_keypoints, _check_keypoints, _valid_keypoints_bytes()),
+                "motion": (load_motion, _check_motion, _valid_motion_bytes())}
 
 
-@FUZZ
-@given(edits=_edits, cut=st.none() | st.integers(0, 1 << 16))
-def test_motion_npz_mutated(edits, cut):
-    path = _file("mm.npz", _mutate_bytes(_VALID_M, edits, cut))
+def _load_npz_checked(kind: str, data: bytes) -> None:
+    """Load ``data`` as a ``kind`` file: MocapError, or a result that passes the kind's checks."""
+    load, check, _ = _NPZ_READERS[kind]
     try:
-        m = load_motion(path)
+        result = load(_file(f"{kind}.npz", data))
     except MocapError:
         return
-    _check_motion(m)
+    check(result)
+
+
+@pytest.mark.parametrize("kind", sorted(_NPZ_READERS))
+@FUZZ
+@given(edits=_edits, cut=st.none() | st.integers(0, 1 << 16))
+def test_npz_mutated(kind, edits, cut):
+    _load_npz_checked(kind, _mutate_bytes(_NPZ_READERS[kind][2], edits, cut))
 
 
 @FUZZ
