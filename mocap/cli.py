@@ -496,14 +496,11 @@ def _one_line(e: Exception) -> str:
     """The message of ``e`` on one line: ours and the clear ones (ValueError, OSError, ImportError)
     as they are; anything else named as unexpected, with how to see the traceback."""
     text = " ".join(str(e).split()) or e.__class__.__name__
-    if len(text) > 500:
-        text = text[:500] + " ..."
-    if isinstance(e, (MocapError, ImportError)):
+    if isinstance(e, (MocapError, ImportError, ValueError)):
         return text
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
-    if isinstance(e, ValueError):
-        return text
+    text = text if len(text) <= 500 else text[:500] + " ..."
     return f"unexpected {e.__class__.__name__}: {text} (run with MOCAP_DEBUG=1 for the traceback, and report it)"
 
 
