@@ -1,7 +1,12 @@
 """The ``mocap`` command line: one subcommand per pipeline stage.
 
-Errors a user can fix print one line (``mocap: error: ...``) and exit with status 1;
-no traceback. ``MOCAP_DEBUG=1`` shows the traceback instead.
+Every failure prints one line (``mocap: error: ...``) and exits with status 1; no
+traceback. ``MOCAP_DEBUG=1`` shows the traceback instead.
+
+A command writes all its outputs or none: each file is written into a temporary folder
+beside its destination (:class:`StagedOutputs`) and the files of the run are moved into
+place together once it has succeeded, so a failed run leaves no partial file, no new empty
+folder, and never replaces the files of an earlier run.
 """
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -17,19 +24,123 @@ from mocap.config import add_arguments, from_namespace
 from mocap.errors import MocapError
 
 
+class StagedOutputs:
+    """The output files of one run, staged beside their destinations and committed together.
+
+    :meth:`file` and :meth:`folder` return where the run should write instead of a
+    destination; :meth:`commit` moves every staged file into place (after checking that
+    none is blocked, so that a conflict moves nothing), :meth:`discard` removes what is
+    left. Each staging folder is hidden (``.mocap-NAME-XXXX``) beside an output file, inside an
+    existing output folder or beside a new one: on the same file system, so each move is an
+    atomic rename.
+    """
+
+    def __init__(self) -> None:
+        self._stages: dict[Path, Path] = {}  # destination folder (absolute) -> its staging folder
+        self._shown: dict[Path, Path] = {}  # destination folder (absolute) -> as the user wrote it
+
+    def _stage(self, dest: Path, anchor: Path) -> Path:
+        key = Path(os.path.abspath(dest))
+        if key not in self._stages:
+            try:
+                self._stages[key] = Path(tempfile.mkdtemp(prefix=f".mocap-{key.name or 'out'}-", dir=anchor))
+            except OSError as e:
+                raise MocapError(f"cannot write into {anchor}: {e.strerror}") from None
+            self._shown[key] = dest
+        return self._stages[key]
+
+    def file(self, path: str | os.PathLike) -> Path:
+        """Where to write the output file ``path`` (its name kept: writers look at the suffix)."""
+        dest = Path(path)
+        if dest.is_dir():
+            raise MocapError(f"cannot write {dest}: a folder of that name is in the way")
+        parent = dest.parent if str(dest.parent) else Path(".")
+        if not parent.is_dir():
+            raise MocapError(f"cannot write {dest}: folder {parent} does not exist")
+        return self._stage(parent, parent) / dest.name
+
+    def folder(self, path: str | os.PathLike) -> Path:
+        """Where to write the files of the output folder ``path`` (created at commit if new)."""
+        dest = Path(path)
+        if dest.exists() and not dest.is_dir():
+            raise MocapError(f"output path {dest} exists and is not a folder")
+        if dest.is_dir():  # inside it: the folder above may not be ours to write
+            return self._stage(dest, dest)
+        anchor = Path(os.path.abspath(dest)).parent
+        while not anchor.is_dir():  # the nearest existing folder above: new folders appear at commit
+            if anchor.exists() or anchor == anchor.parent:
+                raise MocapError(f"cannot create output folder {dest}: {anchor} is not a folder")
+            anchor = anchor.parent
+        return self._stage(dest, anchor)
+
+    def commit(self) -> None:
+        """Move every staged file onto its destination; MocapError, moving nothing, if one is blocked."""
+        moves = []
+        for dest, stage in self._stages.items():
+            for src in sorted(stage.rglob("*")):
+                if src.is_file():
+                    target = dest / src.relative_to(stage)
+                    for above in [target, *target.parents]:
+                        if above == dest.parent:
+                            break
+                        blocked = above.is_dir() if above == target else (above.exists() and not above.is_dir())
+                        if blocked:
+                            shown = self._shown[dest] / above.relative_to(dest)
+                            raise MocapError(f"cannot write {shown}: {'a folder' if above == target else 'a file'} "
+                                             f"of that name is in the way; nothing was written")
+                    moves.append((src, target))
+        try:
+            for src, target in moves:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, target)
+        except OSError as e:
+            raise MocapError(f"cannot move the outputs into place: {e}") from None
+
+    def discard(self) -> None:
+        """Remove the staging folders and whatever is still in them."""
+        for stage in self._stages.values():
+            shutil.rmtree(stage, ignore_errors=True)
+        self._stages.clear()
+        self._shown.clear()
+
+    def published(self, text: str) -> str:
+        """``text`` with staged paths replaced by their destinations (for the run's summary)."""
+        for dest, stage in self._stages.items():
+            shown = self._shown[dest]
+            text = text.replace(str(stage) + os.sep, "" if shown == Path(".") else str(shown) + os.sep)
+            text = text.replace(str(stage), str(shown))
+        return text
+
+
+@contextlib.contextmanager
+def staged_outputs():
+    """``with staged_outputs() as out:`` write to ``out.file(...)``/``out.folder(...)``; the files
+    are committed when the block ends without error, and removed if it raises."""
+    outputs = StagedOutputs()
+    try:
+        yield outputs
+        outputs.commit()
+    finally:
+        outputs.discard()
+
+
 def _cmd_capture(args: argparse.Namespace) -> int:
     from mocap.pipelines.capture import capture
     from mocap.pipelines.options import CaptureOptions
 
     videos = args.video if isinstance(args.video, list) else [args.video]
-    if len(videos) > 1 or args.calibration is not None:
-        from mocap.pipelines.multiview import capture_multiview, check_view_count
+    with staged_outputs() as staged:
+        if len(videos) > 1 or args.calibration is not None:
+            from mocap.pipelines.multiview import capture_multiview, check_view_count
 
-        check_view_count(videos)  # before the options, whose checks assume several views
-        report = capture_multiview(videos, args.output, from_namespace(CaptureOptions, args), progress=not args.quiet)
-    else:
-        report = capture(videos[0], args.output, from_namespace(CaptureOptions, args), progress=not args.quiet)
-    print(report.summary())
+            check_view_count(videos)  # before the options, whose checks assume several views
+            options = from_namespace(CaptureOptions, args)
+            report = capture_multiview(videos, staged.folder(args.output), options, progress=not args.quiet)
+        else:
+            options = from_namespace(CaptureOptions, args)
+            report = capture(videos[0], staged.folder(args.output), options, progress=not args.quiet)
+        summary = staged.published(report.summary())
+    print(summary)
     return 0
 
 
@@ -41,9 +152,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
-    keypoints = detect_video(args.video, progress=not args.quiet)
-    (rate,) = require_person([keypoints], [args.video])
-    save_keypoints(out, keypoints)
+    with staged_outputs() as staged:
+        target = staged.file(out)
+        keypoints = detect_video(args.video, progress=not args.quiet)
+        (rate,) = require_person([keypoints], [args.video])
+        save_keypoints(target, keypoints)
     print(f"{keypoints.num_frames} frames, person detected in {100 * rate:.1f} % -> {out}")
     return 0
 
@@ -71,24 +184,26 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
     timer = StageTimer()
-    motion, fitted = lift_seen(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup,
-                               fit=fit, timer=timer)
-    save_motion(out, motion)
-    written = [str(out)]
-    quality_text = ""
-    if fitted is not None:
-        from mocap.fit.quality import motion_quality, quality_line, write_quality_json
+    with staged_outputs() as staged:
+        targets = [staged.file(out)] + ([staged.file(args.bvh)] if args.bvh else [])
+        motion, fitted = lift_seen(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup,
+                                   fit=fit, timer=timer)
+        save_motion(targets[0], motion)
+        written = [str(out)]
+        quality_text = ""
+        if fitted is not None:
+            from mocap.fit.quality import motion_quality, quality_line, write_quality_json
 
-        quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
-        quality_path = out.with_name(out.stem + ".quality.json")
-        write_quality_json(quality_path, quality)
-        written.append(str(quality_path))
-        quality_text = "\n" + quality_line(quality)
-    if args.bvh:
-        from mocap.io.bvh import write_motion_bvh
+            quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
+            quality_path = out.with_name(out.stem + ".quality.json")
+            write_quality_json(staged.file(quality_path), quality)
+            written.append(str(quality_path))
+            quality_text = "\n" + quality_line(quality)
+        if args.bvh:
+            from mocap.io.bvh import write_motion_bvh
 
-        write_motion_bvh(args.bvh, motion, units=args.units)
-        written.append(args.bvh)
+            write_motion_bvh(targets[1], motion, units=args.units)
+            written.append(args.bvh)
     total = sum(timer.seconds.values())
     span = (f" (frames {motion.start_frame}-{motion.start_frame + motion.num_frames - 1} of {keypoints.num_frames}: "
             f"where the person is seen)" if motion.num_frames < keypoints.num_frames else "")
@@ -98,8 +213,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from mocap.multiview.board import Board, calibrate_intrinsics
-    from mocap.io.calibration_files import save_cameras_toml
+    from mocap.multiview.board import Board
 
     try:
         cols, rows = (int(v) for v in args.corners.lower().split("x"))
@@ -110,6 +224,16 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix != ".toml":
         raise MocapError(f"output {out} must end in .toml")
+    with staged_outputs() as staged:
+        _calibrate_into(args, board, staged.file(out))
+    print(f"-> {out}")
+    return 0
+
+
+def _calibrate_into(args: argparse.Namespace, board, out: Path) -> None:
+    from mocap.multiview.board import calibrate_intrinsics
+    from mocap.io.calibration_files import save_cameras_toml
+
     cameras = []
     for folder in args.folders:
         folder = Path(folder)
@@ -124,55 +248,60 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"{folder.name}: {len(report.used)} images used, {len(report.skipped)} skipped, "
               f"RMS {report.rms_px:.2f} px; f = ({fx:.1f}, {fy:.1f}) px, c = ({cx:.1f}, {cy:.1f}) px")
     save_cameras_toml(out, cameras, metadata={"source": "board intrinsics; extrinsics not calibrated (identity)"})
-    print(f"-> {out}")
-    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from mocap.eval.report import report_file
+    from mocap.eval.report import report_file, report_png_path
 
-    print(report_file(args.motion, png=args.png, cleaned=args.cleaned, quality=args.quality))
+    with staged_outputs() as staged:
+        png = staged.file(args.png if args.png is not None else report_png_path(args.motion))
+        cleaned = staged.file(args.cleaned) if args.cleaned is not None else None
+        text = staged.published(report_file(args.motion, png=png, cleaned=cleaned, quality=args.quality))
+    print(text)
     return 0
 
 
 def _cmd_retarget(args: argparse.Namespace) -> int:
+    if args.avatar is not None and args.target is not None:
+        raise MocapError("give either --target or --avatar, not both")
+    if args.avatar is not None and Path(args.output).suffix.lower() == ".bvh":
+        raise MocapError("the anny character is a skinned mesh: write .glb (or .fbx, .blend), not .bvh")
+    with staged_outputs() as staged:
+        message = _retarget_into(args, staged.file(args.output))
+    print(message)
+    return 0
+
+
+def _retarget_into(args: argparse.Namespace, out: Path) -> str:
+    """Run ``mocap retarget`` writing to ``out``; the line to print (naming ``args.output``)."""
     from mocap.export import blender as export_blender
 
     if args.avatar is not None:
-        if args.target is not None:
-            raise MocapError("give either --target or --avatar, not both")
         from mocap.export.avatar import retarget_to_avatar
 
-        if Path(args.output).suffix.lower() == ".bvh":
-            raise MocapError("the anny character is a skinned mesh: write .glb (or .fbx, .blend), not .bvh")
-        result = retarget_to_avatar(args.motion, args.output, pin_feet=not args.no_pin_feet,
-                                    pin_hands=not args.no_pin_hands)
-        print(f"{result.local_quats_wxyz.shape[0]} frames on the anny character (root motion scaled by "
-              f"{result.scale:.3f}) -> {args.output}")
-        return 0
+        result = retarget_to_avatar(args.motion, out, pin_feet=not args.no_pin_feet, pin_hands=not args.no_pin_hands)
+        return (f"{result.local_quats_wxyz.shape[0]} frames on the anny character (root motion scaled by "
+                f"{result.scale:.3f}) -> {args.output}")
     if args.target is None:
         from mocap.formats import load_motion
 
         motion = load_motion(args.motion)
         if motion.local_quats_wxyz is None or motion.root_translation is None or motion.rest_offsets is None:
             raise MocapError(f"{args.motion} has no local rotations; re-run mocap lift (it runs IK)")
-        if Path(args.output).suffix.lower() == ".bvh":
+        if out.suffix.lower() == ".bvh":
             from mocap.io.bvh import write_motion_bvh
 
-            write_motion_bvh(args.output, motion, units=args.units)
-            print(f"{motion.num_frames} frames of the motion21 skeleton -> {args.output}")
-            return 0
-        export_blender.export_motion(args.output, joint_names=motion.joint_names, parents=motion.parents,
+            write_motion_bvh(out, motion, units=args.units)
+            return f"{motion.num_frames} frames of the motion21 skeleton -> {args.output}"
+        export_blender.export_motion(out, joint_names=motion.joint_names, parents=motion.parents,
                                      rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
                                      root_translation=motion.root_translation, fps=motion.fps)
-        print(f"{motion.num_frames} frames on the motion21 armature -> {args.output}")
-        return 0
-    result = export_blender.retarget_to_file(args.motion, args.target, args.output, mapping_path=args.mapping,
+        return f"{motion.num_frames} frames on the motion21 armature -> {args.output}"
+    result = export_blender.retarget_to_file(args.motion, args.target, out, mapping_path=args.mapping,
                                              pin_feet=not args.no_pin_feet, pin_hands=not args.no_pin_hands,
                                              bvh_units=args.units)
-    print(f"{result.local_quats_wxyz.shape[0]} frames retargeted onto {len(result.bone_names)} bones of {args.target} "
-          f"(root motion scaled by {result.scale:.3f}) -> {args.output}")
-    return 0
+    return (f"{result.local_quats_wxyz.shape[0]} frames retargeted onto {len(result.bone_names)} bones of "
+            f"{args.target} (root motion scaled by {result.scale:.3f}) -> {args.output}")
 
 
 def _cmd_smpl(args: argparse.Namespace) -> int:
@@ -181,8 +310,10 @@ def _cmd_smpl(args: argparse.Namespace) -> int:
 
     model = smpl.load_smpl_model(args.model)
     motion = load_motion(args.motion)
-    fit = smpl.fit_motion(model, motion, num_betas=args.betas)
-    smpl.write_amass_npz(args.output, fit, gender=args.gender, rest_pelvis=model.rest_joints(fit.betas)[0])
+    with staged_outputs() as staged:
+        fit = smpl.fit_motion(model, motion, num_betas=args.betas)
+        smpl.write_amass_npz(staged.file(args.output), fit, gender=args.gender,
+                             rest_pelvis=model.rest_joints(fit.betas)[0])
     print(f"{motion.num_frames} frames fitted with SMPL ({len(fit.betas)} betas): mean joint distance "
           f"{fit.error_m * 1000:.1f} mm to the motion's mapped joints -> {args.output} (AMASS layout, Z up)")
     return 0
@@ -367,19 +498,26 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
-    except MocapError as e:
-        if os.environ.get("MOCAP_DEBUG"):
-            raise
-        print(f"mocap: error: {e}", file=sys.stderr)
-        return 1
-    except ImportError as e:
-        if os.environ.get("MOCAP_DEBUG"):
-            raise
-        print(f"mocap: error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("mocap: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 -- the front end: one line for every failure
+        if os.environ.get("MOCAP_DEBUG"):
+            raise
+        print(f"mocap: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: Exception) -> str:
+    """The message of ``e`` on one line: ours and the clear ones (ValueError, OSError, ImportError)
+    as they are; anything else named as unexpected, with how to see the traceback."""
+    text = " ".join(str(e).split()) or e.__class__.__name__
+    if isinstance(e, (MocapError, ImportError, ValueError)):
+        return text
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    text = text if len(text) <= 500 else text[:500] + " ..."
+    return f"unexpected {e.__class__.__name__}: {text} (run with MOCAP_DEBUG=1 for the traceback, and report it)"
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ motion.npz
     them load with ``start_frame`` 0 and every frame valid.
 
 Every write goes to a temporary file beside the target and is renamed into place, so a
-failure never leaves a half-written file.
+failure never leaves a half-written file. Every read checks the npz's array headers against
+the limits below (:data:`MAX_FRAMES`, :mod:`mocap.npz_limits`) before it allocates.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import contextlib
 import os
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -32,7 +34,19 @@ from typing import Iterator
 import numpy as np
 
 from mocap.errors import MocapError
-from mocap.skeletons import LAYOUTS, get_layout
+from mocap.npz_limits import check_npz
+from mocap.skeletons import get_layout
+
+#: layouts a keypoints2d.npz may hold: the ones the lifters read
+KEYPOINT_LAYOUTS = ("mediapipe33", "coco17")
+#: most frames a keypoints or motion file may hold (one hour at 60 fps); a longer clip is split
+MAX_FRAMES = 216_000
+#: highest frame rate a file, a video or a request may declare, frames per second
+MAX_FPS = 1000.0
+#: largest image side, pixels (16K video is 15,360 wide)
+MAX_IMAGE_SIDE = 65_536
+#: most joints a motion may hold
+MAX_JOINTS = 1024
 
 
 @contextlib.contextmanager
@@ -83,21 +97,48 @@ def _save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
             np.savez_compressed(f, **arrays)
 
 
-def _load_npz(path: str | os.PathLike, required: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+def _load_npz(path: str | os.PathLike, required: tuple[str, ...], what: str,
+              frame_arrays: tuple[str, ...]) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise MocapError(f"{what} file not found: {path}")
     if path.is_dir():
         raise MocapError(f"{path} is a folder, expected a {what} .npz file")
+    try:  # the headers first: a few MB of compressed zeros can declare gigabytes
+        check_npz(path, max_frames=MAX_FRAMES, frame_arrays=frame_arrays)
+    except MocapError as e:
+        raise MocapError(f"{path}: {e}") from None
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:
         raise MocapError(f"{path} is not a readable {what} .npz file ({e.__class__.__name__}: {e})") from None
     missing = [k for k in required if k not in arrays]
     if missing:
         raise MocapError(f"{path} is not a {what} file: missing {', '.join(missing)} (has {', '.join(arrays) or 'nothing'})")
     return arrays
+
+
+def _numbers(a: dict[str, np.ndarray], key: str, dtype=np.float64) -> np.ndarray:
+    """``a[key]`` as ``dtype``; MocapError unless it holds real numbers (not text, not complex)."""
+    arr = np.asarray(a[key])
+    if arr.dtype.kind not in "biuf":
+        raise MocapError(f"{key} must hold real numbers, got {arr.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused later
+        return arr.astype(dtype)
+
+
+def _number(a: dict[str, np.ndarray], key: str, *, whole: bool = False) -> float | int:
+    """The single real number ``a[key]``; MocapError otherwise."""
+    arr = _numbers(a, key)
+    if arr.size != 1:
+        raise MocapError(f"{key} must be one number, got shape {arr.shape}")
+    value = float(arr.reshape(-1)[0])
+    if whole:
+        if not (np.isfinite(value) and value == round(value) and abs(value) < 2 ** 62):
+            raise MocapError(f"{key} must be a whole number, got {value}")
+        return int(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -127,9 +168,9 @@ class Keypoints2D:
 
 def validate_keypoints(k: Keypoints2D) -> None:
     """Raise MocapError with the offending field if ``k`` breaks the documented format."""
-    if k.layout not in LAYOUTS or LAYOUTS[k.layout].parents is not None:
-        keypoint_layouts = [n for n, s in LAYOUTS.items() if s.parents is None]
-        raise MocapError(f"keypoints layout {k.layout!r} is not one of {', '.join(keypoint_layouts)}")
+    if k.layout not in KEYPOINT_LAYOUTS:
+        raise MocapError(f"keypoints layout {k.layout[:40]!r} is not one of {', '.join(KEYPOINT_LAYOUTS)} "
+                         f"(the layouts the lifters read)")
     j = get_layout(k.layout).num_joints
     kp, conf = k.keypoints, k.confidence
     if kp.ndim != 3 or kp.shape[1:] != (j, 2):
@@ -138,15 +179,46 @@ def validate_keypoints(k: Keypoints2D) -> None:
         raise MocapError(f"confidence must have shape {kp.shape[:2]}, got {conf.shape}")
     if kp.shape[0] == 0:
         raise MocapError("keypoints file holds no frames")
+    if kp.shape[0] > MAX_FRAMES:
+        raise MocapError(f"keypoints hold {kp.shape[0]} frames, over the limit of {MAX_FRAMES}: split the clip")
     finite_conf = conf[np.isfinite(conf)]
     if finite_conf.size and (finite_conf.min() < 0 or finite_conf.max() > 1):
         raise MocapError("confidence values must lie in [0, 1]")
-    if not (np.isfinite(k.fps) and k.fps > 0):
-        raise MocapError(f"fps must be a positive number, got {k.fps}")
-    if len(k.image_size) != 2 or min(k.image_size) <= 0:
-        raise MocapError(f"image_size must be (width, height) > 0, got {k.image_size}")
+    check_fps(k.fps)
+    try:
+        sides = [float(v) for v in k.image_size]
+    except (TypeError, ValueError, OverflowError):
+        sides = []
+    if len(sides) != 2 or not all(0 < v <= MAX_IMAGE_SIDE for v in sides):
+        raise MocapError(f"image_size must be (width, height), each in [1, {MAX_IMAGE_SIDE}] pixels, "
+                         f"got {str(k.image_size)[:60]}")
     if k.world_landmarks is not None and k.world_landmarks.shape != (kp.shape[0], j, 3):
         raise MocapError(f"world_landmarks must have shape {(kp.shape[0], j, 3)}, got {k.world_landmarks.shape}")
+
+
+def check_keypoint_values(k: Keypoints2D) -> None:
+    """MocapError if keypoints read from outside cannot be a detected person: infinite
+    positions, or every frame's keypoints within one pixel of each other."""
+    kp = k.keypoints
+    if np.isinf(kp).any():
+        raise MocapError("keypoints must be finite pixel positions (NaN where missing), not infinite")
+    found = np.isfinite(kp).all(-1, keepdims=True)  # (T, J, 1)
+    if found.any():
+        extent = np.where(found, kp, -np.inf).max(axis=1) - np.where(found, kp, np.inf).min(axis=1)  # (T, 2)
+        if not (extent >= 1.0).any():  # -inf in frames where nothing is found
+            raise MocapError("the keypoints lie at one point (less than 1 pixel apart) in every frame: not a "
+                             "detected person")
+
+
+def check_fps(fps: float) -> float:
+    """``fps`` as a float; MocapError unless it is a number in (0, :data:`MAX_FPS`]."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError, OverflowError):
+        raise MocapError(f"fps must be a number, got {str(fps)[:40]}") from None
+    if not 0 < value <= MAX_FPS:  # false for NaN
+        raise MocapError(f"fps must lie in (0, {MAX_FPS:g}], got {str(fps)[:40]}")
+    return value
 
 
 def save_keypoints(path: str | os.PathLike, k: Keypoints2D) -> None:
@@ -165,17 +237,26 @@ def save_keypoints(path: str | os.PathLike, k: Keypoints2D) -> None:
 
 def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
     """Read a keypoints2d.npz file; MocapError if it is missing, unreadable or malformed."""
-    a = _load_npz(path, ("keypoints", "confidence", "layout", "image_size", "fps"), "keypoints2d")
+    a = _load_npz(path, ("keypoints", "confidence", "layout", "image_size", "fps"), "keypoints2d",
+                  frame_arrays=("keypoints", "confidence", "world_landmarks"))
     try:
-        size = tuple(int(v) for v in np.asarray(a["image_size"]).reshape(-1))
-        return Keypoints2D(
-            keypoints=np.asarray(a["keypoints"], dtype=np.float32),
-            confidence=np.asarray(a["confidence"], dtype=np.float32),
-            layout=str(a["layout"]),
+        raw_size = _numbers(a, "image_size").reshape(-1)
+        if not np.isfinite(raw_size).all() or (raw_size != np.round(raw_size)).any() or (raw_size > 2 ** 62).any():
+            raise MocapError(f"image_size must be (width, height) in whole pixels, got {str(raw_size)[:60]}")
+        size = tuple(int(v) for v in raw_size)
+        layout = a["layout"]
+        if layout.dtype.kind != "U" or layout.size != 1:
+            raise MocapError(f"layout must be one string, got {layout.dtype} of shape {layout.shape}")
+        keypoints = Keypoints2D(
+            keypoints=_numbers(a, "keypoints", np.float32),
+            confidence=_numbers(a, "confidence", np.float32),
+            layout=str(layout.reshape(-1)[0]),
             image_size=size,  # type: ignore[arg-type]
-            fps=float(a["fps"]),
-            world_landmarks=np.asarray(a["world_landmarks"], dtype=np.float32) if "world_landmarks" in a else None,
+            fps=_number(a, "fps"),
+            world_landmarks=_numbers(a, "world_landmarks", np.float32) if "world_landmarks" in a else None,
         )
+        check_keypoint_values(keypoints)
+        return keypoints
     except MocapError as e:
         raise MocapError(f"{path}: {e}") from None
     except (TypeError, ValueError) as e:
@@ -204,8 +285,7 @@ class Motion:
             raise MocapError("motion holds no frames")
         if len(self.joint_names) != j or len(self.parents) != j:
             raise MocapError(f"{j} joints but {len(self.joint_names)} names and {len(self.parents)} parents")
-        if not (np.isfinite(self.fps) and self.fps > 0):
-            raise MocapError(f"fps must be a positive number, got {self.fps}")
+        check_fps(self.fps)
         for name, arr, shape in (("local_quats_wxyz", self.local_quats_wxyz, (t, j, 4)),
                                  ("root_translation", self.root_translation, (t, 3)),
                                  ("rest_offsets", self.rest_offsets, (j, 3))):
@@ -245,18 +325,56 @@ def save_motion(path: str | os.PathLike, m: Motion) -> None:
 
 def load_motion(path: str | os.PathLike) -> Motion:
     """Read a motion.npz file; MocapError if it is missing, unreadable or malformed."""
-    a = _load_npz(path, ("joints", "joint_names", "parents", "fps"), "motion")
+    a = _load_npz(path, ("joints", "joint_names", "parents", "fps"), "motion",
+                  frame_arrays=("joints", "local_quats_wxyz", "root_translation", "valid"))
     try:
-        return Motion(
-            joints=np.asarray(a["joints"], dtype=np.float64),
-            joint_names=tuple(str(n) for n in a["joint_names"]),
-            parents=tuple(int(p) for p in a["parents"]),
-            fps=float(a["fps"]),
-            **{k: np.asarray(a[k], dtype=np.float64) for k in ("local_quats_wxyz", "root_translation", "rest_offsets") if k in a},
-            start_frame=int(a["start_frame"]) if "start_frame" in a else 0,
-            valid=np.asarray(a["valid"], dtype=bool) if "valid" in a else np.ones(len(a["joints"]), bool),
+        parents = _numbers(a, "parents").reshape(-1)
+        if not (np.isfinite(parents).all() and (parents == np.round(parents)).all()):
+            raise MocapError("parents must be whole joint indices (root -1)")
+        names = a["joint_names"]
+        if names.dtype.kind != "U" or names.ndim != 1:
+            raise MocapError(f"joint_names must be a list of strings, got {names.dtype} of shape {names.shape}")
+        motion = Motion(
+            joints=_numbers(a, "joints"),
+            joint_names=tuple(str(n) for n in names),
+            parents=tuple(int(p) for p in np.clip(parents, -2, 2 ** 31)),
+            fps=_number(a, "fps"),
+            **{k: _numbers(a, k) for k in ("local_quats_wxyz", "root_translation", "rest_offsets") if k in a},
+            start_frame=_number(a, "start_frame", whole=True) if "start_frame" in a else 0,
+            valid=_numbers(a, "valid", bool) if "valid" in a else np.ones(len(a["joints"]), bool),
         )
+        validate_motion(motion)
+        return motion
     except MocapError as e:
         raise MocapError(f"{path}: {e}") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise MocapError(f"{path} is not a valid motion file: {e}") from None
+
+
+def validate_motion(m: Motion) -> None:
+    """Raise MocapError if a motion read from outside could not be exported: a joint tree
+    that is not one (a parent out of range, after its child, or a cycle), too many frames
+    or joints, or NaN/inf in the rotations, the root translation or the rest offsets.
+
+    Joint positions may hold NaN (gaps); the IK results may not.
+    """
+    j = len(m.parents)
+    if m.num_frames > MAX_FRAMES or j > MAX_JOINTS:
+        raise MocapError(f"motion of {m.num_frames} frames and {j} joints is over the limit of {MAX_FRAMES} frames "
+                         f"and {MAX_JOINTS} joints")
+    parents = np.asarray(m.parents, dtype=np.int64)
+    bad = np.nonzero((parents < -1) | (parents >= np.arange(j)))[0]
+    if j and parents[0] != -1:
+        bad = np.concatenate([[0], bad])
+    if bad.size:
+        k = int(bad[0])
+        raise MocapError(f"parents must list each joint's parent before the joint (root -1 first); joint {k} "
+                         f"({m.joint_names[k][:40]!r}) has parent {int(parents[k])}: out of range or a cycle")
+    for name in ("local_quats_wxyz", "root_translation", "rest_offsets"):
+        value = getattr(m, name)
+        if value is not None and not np.isfinite(value).all():
+            raise MocapError(f"{name} holds NaN or infinite values; re-run mocap lift (it runs IK and fills gaps)")
+    if m.local_quats_wxyz is not None:
+        norms = np.linalg.norm(m.local_quats_wxyz, axis=-1)
+        if (np.abs(norms - 1.0) > 1e-2).any():
+            raise MocapError("local_quats_wxyz must be unit quaternions (w, x, y, z)")

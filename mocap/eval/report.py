@@ -156,6 +156,13 @@ def _plot_reprojection(ax, quality: dict, time: np.ndarray) -> None:
     ax.set_ylabel("reprojection (% of height)")
 
 
+def report_png_path(path: str | os.PathLike):
+    """The report plot's default path: ``<stem>_report.png`` beside the motion file ``path``."""
+    from pathlib import Path
+
+    return Path(path).with_name(Path(path).stem + "_report.png")
+
+
 def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None,
                 cleaned: str | os.PathLike | None = None, quality: str | os.PathLike | None = None) -> str:
     """``mocap report``: the metrics of a motion.npz as text, and its PNG plot.
@@ -185,10 +192,11 @@ def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None
     if not np.isfinite(motion.joints).all():
         raise MocapError(f"{path}: joints contain NaN; re-run mocap lift, which fills gaps")
     contacts = foot_contacts(motion.joints, fps=motion.fps)
-    png = Path(png) if png is not None else Path(path).with_name(Path(path).stem + "_report.png")
+    png = Path(png) if png is not None else report_png_path(path)
     lines = [f"{path}:", motion_report(motion.joints, fps=motion.fps, contacts=contacts).summary()]
-    beside = Path(path).with_name("quality.json")
-    quality_path = Path(quality) if quality is not None else beside if beside.is_file() else None
+    beside = [p for p in (Path(path).with_name(Path(path).stem + ".quality.json"), Path(path).with_name("quality.json"))
+              if p.is_file()]  # mocap lift -o m.npz writes m.quality.json; a capture, quality.json
+    quality_path = Path(quality) if quality is not None else beside[0] if beside else None
     faithful = read_quality_json(quality_path) if quality_path is not None else None
     if faithful is not None and (len(faithful["reprojection_error_pct"]) != motion.num_frames
                                  or faithful.get("start_frame", 0) != motion.start_frame):
@@ -207,7 +215,7 @@ def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None
         quats, root, joints, _ = clean_motion(motion.joints, fps=motion.fps, rest_offsets=offsets, contacts=contacts)
         save_motion(cleaned, Motion(joints=joints, joint_names=motion.joint_names, parents=motion.parents, fps=motion.fps,
                                     local_quats_wxyz=quats, root_translation=root, rest_offsets=offsets))
-        clean_png = Path(cleaned).with_name(Path(cleaned).stem + "_report.png")
+        clean_png = report_png_path(cleaned)
         plot_report(clean_png, joints, fps=motion.fps, contacts=contacts, title=f"{Path(cleaned).name} (feet locked)")
         lines += [f"after locking planted feet ({cleaned}, same contacts):",
                   motion_report(joints, fps=motion.fps, contacts=contacts).summary()]

@@ -291,6 +291,21 @@ def load_scene(path: str | os.PathLike) -> None:
     if not path.is_file():
         raise MocapError(f"file not found: {path}")
     suffix = path.suffix.lower()
+    if suffix not in IMPORT_SUFFIXES:
+        raise MocapError(f"cannot read {path}: use one of {', '.join(IMPORT_SUFFIXES)}")
+    if suffix == ".bvh":  # our reader first: it names the bad line and refuses absurd frame counts
+        from mocap.io.bvh import read_bvh
+
+        read_bvh(path)
+    try:
+        _import_scene(bpy, path, suffix)
+    except RuntimeError as e:  # Blender's operators report a failed import as RuntimeError
+        reason = next((line.strip() for line in reversed(str(e).splitlines()) if line.strip()
+                       and not line.strip().startswith(("Location:", "Traceback", "File "))), str(e))
+        raise MocapError(f"cannot read {path}: Blender's importer failed ({reason[:200]})") from None
+
+
+def _import_scene(bpy, path: Path, suffix: str) -> None:
     if suffix == ".blend":
         bpy.ops.wm.open_mainfile(filepath=str(path))
         return
@@ -308,8 +323,6 @@ def load_scene(path: str | os.PathLike) -> None:
     elif suffix == ".bvh":
         bpy.ops.import_anim.bvh(filepath=str(path), global_scale=0.01, axis_forward="-Z", axis_up="Y",
                                 update_scene_fps=True, update_scene_duration=True)
-    else:
-        raise MocapError(f"cannot read {path}: use one of {', '.join(IMPORT_SUFFIXES)}")
 
 
 def _action_fcurves(action):

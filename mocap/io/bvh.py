@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mocap.errors import MocapError
-from mocap.formats import atomic_path
+from mocap.formats import MAX_FPS, MAX_FRAMES, MAX_JOINTS, atomic_path
 from mocap.rotations import (
     EULER_ORDERS,
     axis_rotation_matrix,
@@ -40,6 +40,9 @@ from mocap.rotations import (
 #: Metres per file unit.
 UNITS_M: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254}
 _CHANNEL = re.compile(r"^([XYZ])(position|rotation)$", re.IGNORECASE)
+#: largest BVH file read, bytes (an hour of a 21-joint skeleton at 60 fps is about 170 MB)
+MAX_BVH_BYTES = 1 << 30
+_MAX_DEPTH = 256  # joints nested deeper than this are not a skeleton (and would exhaust the stack)
 
 
 @dataclass(frozen=True)
@@ -202,16 +205,21 @@ class _Tokens:
     def number(self, what: str) -> float:
         tok, line = self.next(what)
         try:
-            return float(tok)
+            value = float(tok)
         except ValueError:
-            raise self.error(f"expected a number for {what}, found {tok!r}", line) from None
+            raise self.error(f"expected a number for {what}, found {tok[:40]!r}", line) from None
+        if not np.isfinite(value):
+            raise self.error(f"expected a finite number for {what}, found {tok[:40]!r}", line)
+        return value
 
     def peek(self) -> str | None:
         return self.items[self.i][0] if self.i < len(self.items) else None
 
 
-def _parse_joint(tk: _Tokens, parent: int, out: dict) -> None:
+def _parse_joint(tk: _Tokens, parent: int, out: dict, depth: int = 0) -> None:
     kw, line = tk.items[tk.i - 1]
+    if depth > _MAX_DEPTH or len(out["names"]) >= MAX_JOINTS:
+        raise tk.error(f"more than {MAX_JOINTS} joints or joints nested more than {_MAX_DEPTH} deep", line)
     name_parts = []
     while tk.peek() is not None and tk.items[tk.i][1] == line and tk.peek() != "{":
         name_parts.append(tk.next("a joint name")[0])
@@ -231,8 +239,8 @@ def _parse_joint(tk: _Tokens, parent: int, out: dict) -> None:
             out["offsets"][j] = [tk.number("OFFSET") for _ in range(3)]
         elif word == "CHANNELS":
             count_tok, _ = tk.next("the channel count")
-            if not count_tok.isdigit():
-                raise tk.error(f"expected the channel count after CHANNELS, found {count_tok!r}", line)
+            if not count_tok.isdigit() or int(count_tok) > 6:
+                raise tk.error(f"expected the channel count (0 to 6) after CHANNELS, found {count_tok[:40]!r}", line)
             names = []
             for _ in range(int(count_tok)):
                 ch, ch_line = tk.next("a channel name")
@@ -241,7 +249,7 @@ def _parse_joint(tk: _Tokens, parent: int, out: dict) -> None:
                 names.append(ch)
             out["channels"][j] = tuple(names)
         elif word == "JOINT":
-            _parse_joint(tk, j, out)
+            _parse_joint(tk, j, out, depth + 1)
         elif word == "END":
             tk.expect("Site")
             tk.expect("{")
@@ -251,7 +259,7 @@ def _parse_joint(tk: _Tokens, parent: int, out: dict) -> None:
         elif word == "}":
             break
         else:
-            raise tk.error(f"unexpected {tok!r} in joint {out['names'][j]!r}", line)
+            raise tk.error(f"unexpected {tok[:40]!r} in joint {out['names'][j][:40]!r}", line)
     if out["offsets"][j] is None:
         raise tk.error(f"joint {out['names'][j]!r} has no OFFSET", line)
 
@@ -269,6 +277,9 @@ def read_bvh(path: str | os.PathLike, *, units: str = "cm") -> BvhMotion:
     path = Path(path)
     if not path.is_file():
         raise MocapError(f"BVH file not found: {path}")
+    if path.stat().st_size > MAX_BVH_BYTES:
+        raise MocapError(f"{path} is {path.stat().st_size / 1e6:.0f} MB, over the {MAX_BVH_BYTES / 1e6:.0f} MB "
+                         f"a BVH file may take")
     with open(path, encoding="utf-8", errors="replace", newline=None) as f:
         text_lines = f.read().split("\n")
 
@@ -313,7 +324,9 @@ def read_bvh(path: str | os.PathLike, *, units: str = "cm") -> BvhMotion:
             rows.append(np.array(toks, dtype=np.float64))
         except ValueError:
             bad = next(tok for tok in toks if not _is_float(tok))
-            raise MocapError(f"{path}, line {k + 1}: {bad!r} is not a number") from None
+            raise MocapError(f"{path}, line {k + 1}: {bad[:40]!r} is not a number") from None
+        if not np.isfinite(rows[-1]).all():
+            raise MocapError(f"{path}, line {k + 1}: frame {len(rows) - 1} holds NaN or infinite values")
     if len(rows) != num_frames:
         raise MocapError(f"{path}, line {last_line}: 'Frames:' declares {num_frames} frames but the file "
                          f"holds {len(rows)} (truncated file?)")
@@ -347,7 +360,11 @@ def _read_motion_header(path: Path, lines: list[str], motion_line: int) -> tuple
             number = -1
         if not (np.isfinite(number) and (number > 0 or (number == 0 and key == "FRAMES:"))):
             what = "a frame count >= 0" if key == "FRAMES:" else "a frame time in seconds > 0"
-            raise MocapError(f"{path}, line {k + 1}: expected {what} after '{key.title()}', found {values[key]!r}")
+            raise MocapError(f"{path}, line {k + 1}: expected {what} after '{key.title()}', found {values[key][:40]!r}")
+        if key == "FRAMES:" and number > MAX_FRAMES:
+            raise MocapError(f"{path}, line {k + 1}: 'Frames: {number}' is over the limit of {MAX_FRAMES} frames")
+        if key == "FRAME TIME:" and number < 1.0 / MAX_FPS:
+            raise MocapError(f"{path}, line {k + 1}: 'Frame Time: {number:g}' is over {MAX_FPS:g} frames per second")
         values[key] = number
         k += 1
     return int(values["FRAMES:"]), float(values["FRAME TIME:"]), k

@@ -21,6 +21,7 @@ Everything inside is metres; a file whose ``[metadata] units`` says ``mm`` or ``
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Sequence
@@ -29,7 +30,7 @@ import numpy as np
 
 from mocap.camera import Camera, load_qualisys
 from mocap.errors import MocapError
-from mocap.formats import atomic_path
+from mocap.formats import MAX_IMAGE_SIDE, atomic_path
 
 _UNITS = {"m": 1.0, "metres": 1.0, "meters": 1.0, "cm": 0.01, "mm": 0.001}
 
@@ -68,10 +69,14 @@ def _check_camera(cam: Camera, where: str) -> Camera:
         raise MocapError(f"{where}: non-finite values in the camera")
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise MocapError(f"{where}: focal lengths must be positive, got {k[0, 0]}, {k[1, 1]}")
-    if abs(np.linalg.det(r) - 1.0) > 1e-3:
-        raise MocapError(f"{where}: the rotation is not a rotation (determinant {np.linalg.det(r):.4f})")
-    if len(cam.size) != 2 or min(cam.size) <= 0:
-        raise MocapError(f"{where}: size must be [width, height] in pixels, got {cam.size}")
+    if abs(np.linalg.det(r) - 1.0) > 1e-3 or np.abs(r @ r.T - np.eye(3)).max() > 1e-3:
+        raise MocapError(f"{where}: the rotation is not a rotation (determinant {np.linalg.det(r):.4f}, "
+                         f"or its rows are not orthonormal)")
+    if np.shape(cam.dist) != (5,) or not np.isfinite(cam.dist).all():
+        raise MocapError(f"{where}: distortion must be 5 finite numbers (k1, k2, p1, p2, k3)")
+    if len(cam.size) != 2 or not all(0 < v <= MAX_IMAGE_SIDE for v in cam.size):
+        raise MocapError(f"{where}: size must be [width, height] in pixels, each in [1, {MAX_IMAGE_SIDE}], "
+                         f"got {str(cam.size)[:60]}")
     return cam
 
 
@@ -166,6 +171,24 @@ def _fs_names(fs) -> list[str]:
     return [node.at(i).string() for i in range(node.size())]
 
 
+#: largest OpenCV calibration file read, bytes (one camera takes well under 1 kB)
+_MAX_OPENCV_BYTES = 1 << 20
+_MATRIX_SIZE = re.compile(r"(?:\b(rows|cols)\s*:\s*|<(rows|cols)>\s*)([^\s<,}]*)")
+
+
+def _check_opencv_sizes(path: Path) -> None:
+    """MocapError if the file is large or declares a matrix larger than 64 x 64: OpenCV's
+    parser allocates what ``rows`` and ``cols`` declare (a mangled value asked for 32 GB)."""
+    if path.stat().st_size > _MAX_OPENCV_BYTES:
+        raise MocapError(f"{path} is {path.stat().st_size} bytes; a camera calibration is a few kB")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for m in _MATRIX_SIZE.finditer(text):
+        value = m.group(3)
+        if not (value.isdigit() and int(value) <= 64):
+            raise MocapError(f"{path}: a matrix declares {m.group(1) or m.group(2)} {value[:20]!r}; "
+                             f"calibration matrices are at most 64 x 64")
+
+
 def load_opencv_yaml(path: str | os.PathLike, extrinsics: str | os.PathLike | None = None) -> list[Camera]:
     """Cameras of OpenCV ``FileStorage`` files (YAML or XML).
 
@@ -183,6 +206,7 @@ def load_opencv_yaml(path: str | os.PathLike, extrinsics: str | os.PathLike | No
     for p in files:
         if not p.is_file():
             raise MocapError(f"calibration file not found: {p}")
+        _check_opencv_sizes(p)
         try:
             fs = cv2.FileStorage(str(p), cv2.FILE_STORAGE_READ)
         except (cv2.error, SystemError) as e:  # OpenCV raises from its parser on malformed text
@@ -207,9 +231,9 @@ def load_opencv_yaml(path: str | os.PathLike, extrinsics: str | os.PathLike | No
             raise MocapError(f"{path}: no image size for camera {name or 0} (size_<name> or image_width/image_height)")
         return int(w), int(h)
 
-    names = next((n for n in (_fs_names(fs) for fs in stores) if n), [])
     cameras = []
     try:
+        names = next((n for n in (_fs_names(fs) for fs in stores) if n), [])
         if names:
             for name in names:
                 k = get(f"K_{name}")
@@ -238,8 +262,8 @@ def load_opencv_yaml(path: str | os.PathLike, extrinsics: str | os.PathLike | No
                 R=np.eye(3) if rvec is None else rotvec_to_matrix(rvec.reshape(3)),
                 t=np.zeros(3) if tvec is None else tvec.reshape(3),
                 dist=np.zeros(5) if dist is None else _dist5(dist, f"{path} distortion_coefficients")), str(path)))
-    except (ValueError, AttributeError) as e:
-        raise MocapError(f"{path}: malformed OpenCV calibration ({e})") from None
+    except (ValueError, AttributeError, TypeError, OverflowError, cv2.error) as e:
+        raise MocapError(f"{path}: malformed OpenCV calibration ({str(e).strip()[:160]})") from None
     finally:
         for fs in stores:
             fs.release()
@@ -266,6 +290,10 @@ def save_opencv_yaml(path: str | os.PathLike, cameras: Sequence[Camera]) -> None
 
 
 # --- any file ----------------------------------------------------------------------------------
+def _checked_qualisys(path: Path) -> list[Camera]:
+    return [_check_camera(c, f"{path} camera {c.name}") for c in load_qualisys(path)]
+
+
 def load_calibration(path: str | os.PathLike) -> list[Camera]:
     """Cameras from any supported calibration file, chosen by its name and content.
 
@@ -279,13 +307,13 @@ def load_calibration(path: str | os.PathLike) -> list[Camera]:
     if name.endswith(".toml"):
         return load_cameras_toml(path)
     if name.endswith(".qca.txt") or name.endswith(".qca"):
-        return load_qualisys(path)
+        return _checked_qualisys(path)
     if name.endswith((".yml", ".yaml")):
         return load_opencv_yaml(path)
     if name.endswith(".xml") or name.endswith(".txt"):
         head = path.read_text(errors="replace")[:2000]
         if "<calibration" in head:
-            return load_qualisys(path)
+            return _checked_qualisys(path)
         if "opencv_storage" in head:
             return load_opencv_yaml(path)
     raise MocapError(f"{path}: unknown calibration format; use a camera-set .toml (Pose2Sim/anipose layout), "

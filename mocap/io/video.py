@@ -15,6 +15,21 @@ but in the opencv-contrib-python 4.11 wheel it is *off* by default (measured: pr
 frames sideways), and other backends lack it. So we switch it off explicitly, read the
 rotation, rotate with ``cv2.rotate`` ourselves, and take ``VideoInfo``'s width and
 height from the first decoded frame after rotation, so frames and ``VideoInfo`` agree.
+
+Timing
+    Frame ``n`` of a video stands for time ``n / fps``. A variable-frame-rate file (phones
+    slow down in low light; edited clips join parts of different rates) breaks that, so
+    :func:`iter_frames` reads each frame's timestamp from the container and refuses the
+    video (MocapError, with the ffmpeg command that makes it constant) as soon as one
+    frame lies more than :data:`VFR_TOLERANCE_FRAMES` frame intervals from where a constant
+    rate puts it. The check costs nothing extra: the timestamps come with the decoded frames.
+
+Limits
+    :func:`probe_video` refuses videos whose frames are smaller than
+    :data:`MIN_VIDEO_SIDE` pixels on a side (too small for a person to be found) or larger
+    than :data:`mocap.formats.MAX_IMAGE_SIDE`, and videos longer than
+    :data:`mocap.formats.MAX_FRAMES` frames, before any frame is decoded when the container
+    declares its size and length.
 """
 from __future__ import annotations
 
@@ -28,11 +43,16 @@ from typing import Iterator
 import numpy as np
 
 from mocap.errors import MocapError
+from mocap.formats import MAX_FPS, MAX_FRAMES, MAX_IMAGE_SIDE
 
 DEFAULT_FPS = 30.0
 """Frame rate assumed when a video does not declare a usable one."""
 
-_MAX_FPS = 1000.0  # above this a declared rate is a time base, not a frame rate
+#: smallest side of a frame, pixels: below it no detector finds a person (BlazePose reads 256 x 256)
+MIN_VIDEO_SIDE = 64
+#: a frame whose timestamp is further than this many frame intervals from ``n / fps`` makes the
+#: video variable-frame-rate (a dropped frame is one interval; container rounding much less)
+VFR_TOLERANCE_FRAMES = 2.0
 
 
 @dataclass(frozen=True)
@@ -123,7 +143,7 @@ def _rotate(frame: np.ndarray, rotation_deg: int) -> np.ndarray:
 
 def _fps(value: float, path: Path) -> float:
     """The declared frame rate, or ``DEFAULT_FPS`` with a warning if it is missing or absurd."""
-    if math.isfinite(value) and 0 < value <= _MAX_FPS:
+    if math.isfinite(value) and 0 < value <= MAX_FPS:  # above: a time base, not a frame rate
         return float(value)
     warnings.warn(f"{path} declares no usable frame rate ({value}); assuming {DEFAULT_FPS:g} fps",
                   stacklevel=3)
@@ -141,22 +161,48 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     cap = _open(path)
     try:
         rotation = _rotation(cap)
+        _check_size(path, cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT), declared=True)
+        declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        if math.isfinite(declared) and declared > MAX_FRAMES:
+            raise _too_long(path, f"{declared:.0f}")
         ok, frame = cap.read()
         if not ok or frame is None:
             raise _no_frames(path)
         height, width = _rotate(frame, rotation).shape[:2]
+        _check_size(path, width, height)
         fps = _fps(cap.get(cv2.CAP_PROP_FPS), path)
-        declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         if math.isfinite(declared) and declared > 0:
             count = int(round(declared))
         else:
             count = 1
             while cap.grab():
                 count += 1
+                if count > MAX_FRAMES:
+                    raise _too_long(path, f"more than {MAX_FRAMES}")
     finally:
         cap.release()
     return VideoInfo(path=path, width=int(width), height=int(height), fps=fps,
                      frame_count=count, rotation_deg=rotation)
+
+
+def _check_size(path: Path, width: float, height: float, *, declared: bool = False) -> None:
+    """MocapError if a frame of ``width`` x ``height`` pixels is too small for a person or too large.
+
+    ``declared``: the container's size before decoding; 0 or unknown is left to the decoded frame.
+    """
+    if declared and not (math.isfinite(width) and math.isfinite(height) and width > 0 and height > 0):
+        return
+    if max(width, height) > MAX_IMAGE_SIDE:
+        raise MocapError(f"video {path} is {width:.0f} x {height:.0f} pixels, over the limit of {MAX_IMAGE_SIDE} "
+                         f"pixels a side; scale it down")
+    if min(width, height) < MIN_VIDEO_SIDE:
+        raise MocapError(f"video {path} is {width:.0f} x {height:.0f} pixels: too small to find a person in "
+                         f"(at least {MIN_VIDEO_SIDE} pixels a side)")
+
+
+def _too_long(path: Path, frames: str) -> MocapError:
+    return MocapError(f"video {path} holds {frames} frames, over the limit of {MAX_FRAMES}; cut it into parts "
+                      f"(e.g. ffmpeg -i in.mp4 -c copy -f segment -segment_time 1800 part%02d.mp4)")
 
 
 def iter_frames(path: str | os.PathLike, *, rgb: bool = True) -> Iterator[np.ndarray]:
@@ -179,6 +225,7 @@ def iter_frames(path: str | os.PathLike, *, rgb: bool = True) -> Iterator[np.nda
     try:
         rotation = _rotation(cap)
         declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        fps = cap.get(cv2.CAP_PROP_FPS)
         ok, first = cap.read()
     except BaseException:
         cap.release()
@@ -186,15 +233,43 @@ def iter_frames(path: str | os.PathLike, *, rgb: bool = True) -> Iterator[np.nda
     if not ok or first is None:
         cap.release()
         raise _no_frames(path)
-    return _frames(cap, first, path, rotation=rotation, declared=declared, rgb=rgb)
+    clock = _Clock(path, fps) if math.isfinite(fps) and 0 < fps <= MAX_FPS else None
+    return _frames(cap, first, path, rotation=rotation, declared=declared, rgb=rgb, clock=clock)
+
+
+class _Clock:
+    """Checks that frame ``n``'s container timestamp is ``n / fps`` (constant frame rate)."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps, self.start = path, float(fps), None
+
+    def check(self, n: int, msec: float) -> None:
+        """MocapError if frame ``n`` (0-based), shown at ``msec`` ms, is off the constant-rate clock."""
+        if not math.isfinite(msec):
+            return
+        t = msec / 1000.0
+        if self.start is None:
+            self.start = t
+            return
+        late = (t - self.start) - n / self.fps
+        if abs(late) > VFR_TOLERANCE_FRAMES / self.fps:
+            raise MocapError(
+                f"video {self.path} has a variable frame rate: frame {n} is shown at {t - self.start:.3f} s, "
+                f"{abs(late):.3f} s {'later' if late > 0 else 'earlier'} than a constant {self.fps:g} fps puts it, "
+                f"so its motion would be mistimed; convert it to a constant rate first, e.g. "
+                f"ffmpeg -i in.mp4 -fps_mode cfr -r 30 out.mp4")
 
 
 def _frames(cap, first: np.ndarray, path: Path, *, rotation: int, declared: float,
-            rgb: bool) -> Iterator[np.ndarray]:
+            rgb: bool, clock: _Clock | None) -> Iterator[np.ndarray]:
     cv2 = _cv2()
     try:
         frame, n = first, 0
         while frame is not None:
+            if n >= MAX_FRAMES:
+                raise _too_long(path, f"more than {MAX_FRAMES}")
+            if clock is not None:
+                clock.check(n, cap.get(cv2.CAP_PROP_POS_MSEC))
             frame = _rotate(frame, rotation)
             if rgb:
                 frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)

@@ -114,6 +114,8 @@ def estimate_root_translation(
     ata = np.einsum("tjki,tjkl->til", aw, a)
     atb = np.einsum("tjki,tjk->ti", aw, b)
     ok = (w > 0).sum(1) >= 3
+    if ok.any():  # joints seen at one pixel (or in a line through the centre) leave t undetermined
+        ok[ok] = np.linalg.matrix_rank(ata[ok]) == 3
     out = np.full((t_count, 3), np.nan)
     if ok.any():
         out[ok] = np.linalg.solve(ata[ok], atb[ok][..., None])[..., 0]

@@ -161,9 +161,10 @@ class NetworkLifter:
 
         The network was trained at 30 fps: a faster clip (45 fps and up) is lifted as
         ``stride = round(fps / 30)`` interleaved sub-clips near 30 fps whose outputs are
-        interleaved back, so every frame gets an output and the window spans the trained time.
+        interleaved back, so every frame gets an output and the window spans the trained time
+        (a clip shorter than the stride is lifted as that many one-frame sub-clips).
         """
-        stride = frame_stride(keypoints.fps)
+        stride = min(frame_stride(keypoints.fps), keypoints.num_frames)
         joints = np.empty((keypoints.num_frames, 21, 3))
         for phase in range(stride):
             joints[phase::stride] = self.lift_arrays(keypoints.keypoints[phase::stride],
