@@ -133,9 +133,10 @@ def _cmd_retarget(args: argparse.Namespace) -> int:
         if Path(args.output).suffix.lower() == ".bvh":
             raise MocapError("the anny character is a skinned mesh: write .glb (or .fbx, .blend), not .bvh")
         result = retarget_to_avatar(args.motion, args.output, pin_feet=not args.no_pin_feet,
-                                    pin_hands=not args.no_pin_hands)
+                                    pin_hands=args.pin_hands)
         print(f"{result.local_quats_wxyz.shape[0]} frames on the anny character (root motion scaled by "
               f"{result.scale:.3f}) -> {args.output}")
+        print(result.fidelity.line())
         return 0
     if args.target is None:
         from mocap.formats import load_motion
@@ -155,10 +156,11 @@ def _cmd_retarget(args: argparse.Namespace) -> int:
         print(f"{motion.num_frames} frames on the motion21 armature -> {args.output}")
         return 0
     result = export_blender.retarget_to_file(args.motion, args.target, args.output, mapping_path=args.mapping,
-                                             pin_feet=not args.no_pin_feet, pin_hands=not args.no_pin_hands,
+                                             pin_feet=not args.no_pin_feet, pin_hands=args.pin_hands,
                                              bvh_units=args.units)
     print(f"{result.local_quats_wxyz.shape[0]} frames retargeted onto {len(result.bone_names)} bones of {args.target} "
           f"(root motion scaled by {result.scale:.3f}) -> {args.output}")
+    print(result.fidelity.line())
     return 0
 
 
@@ -251,8 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="file to write (.fbx, .glb, .gltf, .blend; .bvh: the rig's bone names and rest pose)")
     p.add_argument("--mapping", default=None, help='JSON file {"left_knee": "YourBoneName", ...} for bones not mapped by name')
-    p.add_argument("--no-pin-feet", action="store_true", help="do not solve legs so the ankles follow the source")
-    p.add_argument("--no-pin-hands", action="store_true", help="do not solve arms so the wrists follow the source")
+    p.add_argument("--no-pin-feet", action="store_true",
+                   help="let planted feet slide (by default the root, then the smallest leg change, holds them)")
+    p.add_argument("--pin-hands", action="store_true",
+                   help="bend the arms so the wrists keep their place relative to the shoulders (scaled by arm length)")
+    p.add_argument("--no-pin-hands", action="store_false", dest="pin_hands",
+                   help="(the default) the arms keep the capture's directions")
     add_arguments(p, ExportOptions, ("bvh_units",))
     p.set_defaults(func=_cmd_retarget)
 

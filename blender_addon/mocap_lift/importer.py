@@ -126,7 +126,7 @@ def _our_axes(v) -> np.ndarray:
 
 def import_motion(context, path: str | os.PathLike, *, armature=None, frame_start: int = 1, scale: float = 1.0,
                   root_motion: bool = True, foot_lock: bool = True, bone_map: Mapping[str, str] | None = None,
-                  pin_hands: bool = True) -> ImportResult:
+                  pin_hands: bool = False) -> ImportResult:
     """Key the motion in ``path`` on ``armature`` (retargeted), or on a new armature when None.
 
     ``scale``: on a rig, a factor on the horizontal travel (1 = scaled by leg length);
@@ -149,7 +149,7 @@ def import_motion(context, path: str | os.PathLike, *, armature=None, frame_star
     ps = _travel(ps, ps[:, src_rig.index(source_map["pelvis"])], travel)
     rig = read_rig(armature)
     target_map = complete_bone_map(rig.bone_names, bone_map, armature.name)
-    res = retarget(src_rig, source_map, gs, ps, rig, target_map, pin_feet=foot_lock, pin_hands=pin_hands)
+    res = retarget(src_rig, source_map, gs, ps, rig, target_map, pin_feet=foot_lock, pin_hands=pin_hands, fps=source.fps)
     root_b = rig.index(res.root_bone)
     offset = rig.rest_positions[root_b] - res.positions[0, root_b]
     offset[1] = 0.0

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -283,6 +283,21 @@ class SceneAnimation:
     fps: float
     frame_start: int
 
+    def as_rig(self):
+        """(:class:`mocap.export.retarget.Rig` of the armature's rest pose, positions (T, B, 3)
+        in the rig's bone order: parents first)."""
+        from mocap.export.retarget import Rig
+
+        depth = [0] * len(self.parents)
+        for b, p in enumerate(self.parents):
+            q = p
+            while q >= 0:
+                depth[b], q = depth[b] + 1, self.parents[q]
+        order = sorted(range(len(self.parents)), key=lambda b: depth[b])
+        names = tuple(self.bone_names[b] for b in order)
+        parents = tuple(order.index(self.parents[b]) if self.parents[b] >= 0 else -1 for b in order)
+        return Rig(names, parents, self.rest_positions[order]), self.positions[:, order]
+
 
 def load_scene(path: str | os.PathLike) -> None:
     """Replace the current Blender scene with the contents of ``path`` (FBX, glTF/GLB, .blend, BVH)."""
@@ -496,15 +511,17 @@ def _depth(bone) -> int:
 
 def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathLike, out_path: str | os.PathLike, *,
                      mapping_path: str | os.PathLike | None = None, pin_feet: bool = True,
-                     pin_hands: bool = True, bvh_units: str = "cm"):
+                     pin_hands: bool = False, bvh_units: str = "cm"):
     """``mocap retarget``: put the motion of a motion.npz on the rig in ``target_path``
     (FBX, glTF/GLB, .blend) and write the animated rig to ``out_path`` (.fbx, .glb, .blend),
     or the rig's joint hierarchy (its bone names and rest pose) and motion to a ``.bvh``
     in ``bvh_units`` (:func:`mocap.export.retarget.hierarchy_motion`).
 
-    Returns the :class:`mocap.export.retarget.RetargetResult`.
+    Returns the :class:`mocap.export.retarget.RetargetResult`, with its ``fidelity``
+    (:func:`mocap.export.fidelity.retarget_fidelity`).
     """
     from mocap.formats import load_motion
+    from mocap.export.fidelity import retarget_fidelity
     from mocap.export.retarget import auto_bone_map, hierarchy_motion, load_bone_map, motion_to_source, retarget
     from mocap.skeletons import MOTION21, rest_offsets
 
@@ -523,7 +540,10 @@ def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathL
     arm = find_armature()
     rig = read_rig(arm)
     target_map = auto_bone_map(rig.bone_names, override=override, where=str(target_path))
-    result = retarget(source, source_map, gs, ps, rig, target_map, pin_feet=pin_feet, pin_hands=pin_hands)
+    result = retarget(source, source_map, gs, ps, rig, target_map, pin_feet=pin_feet, pin_hands=pin_hands,
+                      fps=motion.fps)
+    result = replace(result, fidelity=retarget_fidelity(source, source_map, gs, ps, rig, target_map,
+                                                                    result.positions, planted=result.planted))
     if out_path.suffix.lower() == ".bvh":
         from mocap.io.bvh import write_bvh
 
