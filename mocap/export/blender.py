@@ -282,10 +282,14 @@ class SceneAnimation:
     rest_positions: np.ndarray  # (B, 3) metres, +Y up: bone heads in the rest pose
     fps: float
     frame_start: int
+    tail_positions: np.ndarray | None = None  # (T, B, 3) metres, +Y up: bone tails per frame
+    rest_tail_positions: np.ndarray | None = None  # (B, 3) metres, +Y up: bone tails at rest
 
-    def as_rig(self):
+    def as_rig(self, *, leaf_tails: bool = False):
         """(:class:`mocap.export.retarget.Rig` of the armature's rest pose, positions (T, B, 3)
-        in the rig's bone order: parents first)."""
+        in the rig's bone order: parents first). With ``leaf_tails`` each bone without
+        children gets a child ``<name>.tail`` at its tail (a head bone's top, say, for
+        :func:`mocap.export.fidelity.target_points`)."""
         from mocap.export.retarget import Rig
 
         depth = [0] * len(self.parents)
@@ -296,7 +300,14 @@ class SceneAnimation:
         order = sorted(range(len(self.parents)), key=lambda b: depth[b])
         names = tuple(self.bone_names[b] for b in order)
         parents = tuple(order.index(self.parents[b]) if self.parents[b] >= 0 else -1 for b in order)
-        return Rig(names, parents, self.rest_positions[order]), self.positions[:, order]
+        rest, pos = self.rest_positions[order], self.positions[:, order]
+        if leaf_tails and self.tail_positions is not None:
+            leaves = [i for i in range(len(order)) if i not in parents]
+            names += tuple(f"{names[i]}.tail" for i in leaves)
+            parents += tuple(leaves)
+            rest = np.concatenate([rest, self.rest_tail_positions[[order[i] for i in leaves]]])
+            pos = np.concatenate([pos, self.tail_positions[:, [order[i] for i in leaves]]], 1)
+        return Rig(names, parents, rest), pos
 
 
 def load_scene(path: str | os.PathLike) -> None:
@@ -469,16 +480,19 @@ def sample_animation(arm=None, *, frames: Sequence[int] | None = None) -> SceneA
     parents = tuple(names.index(b.parent.name) if b.parent else -1 for b in bones)
     back = Y_UP_TO_BLENDER.T
     world = np.array(arm.matrix_world)
-    rest = np.array([(world @ np.append(np.array(b.bone.head_local), 1.0))[:3] for b in bones]) @ back.T
-    out = np.empty((len(frames), len(bones), 3))
+    rest, rest_tails = (np.array([(world @ np.append(np.array(getattr(b.bone, f"{end}_local")), 1.0))[:3]
+                                  for b in bones]) @ back.T for end in ("head", "tail"))
+    out, tails = np.empty((len(frames), len(bones), 3)), np.empty((len(frames), len(bones), 3))
     for i, f in enumerate(frames):
         scene.frame_set(f)
         world = np.array(arm.matrix_world)
-        heads = np.array([np.array(b.head) for b in bones])
-        out[i] = (heads @ world[:3, :3].T + world[:3, 3]) @ back.T
+        for ends, end in ((out, "head"), (tails, "tail")):
+            p = np.array([np.array(getattr(b, end)) for b in bones])
+            ends[i] = (p @ world[:3, :3].T + world[:3, 3]) @ back.T
     fps = scene_fps(scene)
     return SceneAnimation(bone_names=names, parents=parents, positions=out, rest_positions=rest, fps=fps,
-                          frame_start=frames[0] if frames else scene.frame_start)
+                          frame_start=frames[0] if frames else scene.frame_start, tail_positions=tails,
+                          rest_tail_positions=rest_tails)
 
 
 def read_animation(path: str | os.PathLike) -> SceneAnimation:

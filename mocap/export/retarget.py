@@ -55,6 +55,10 @@ MAIN_CHILD = {"pelvis": "spine", "spine": "neck", "neck": "head",
                   ("elbow", "wrist"))}}
 
 
+#: Rounds of root correction for planted feet: the root first takes the planted feet's miss,
+#: then whatever a leg could not reach.
+_ROOT_ROUNDS = 3
+
 _LIMB = "{s}_hip {s}_knee {s}_ankle {s}_foot_index {s}_shoulder {s}_elbow {s}_wrist".split()
 
 
@@ -191,7 +195,8 @@ class Rig:
 @dataclass(frozen=True)
 class RetargetResult:
     """Target motion: ``local_quats_wxyz`` (T, B, 4) rest-relative, world axes;
-    ``root_translation`` (T, 3) metres: displacement of ``root_bone`` from its rest position;
+    ``root_translation`` (T, 3) metres: displacement of ``root_bone`` (the root bone above
+    the hips, or the hips) from its rest position;
     ``positions`` (T, B, 3) bone heads; ``scale`` target / source leg length; ``planted``
     (T, 2) the source's planted feet (:func:`planted_feet`; None for a rig without legs);
     ``fidelity`` how closely it follows the source (:mod:`mocap.export.fidelity`), where measured."""
@@ -295,6 +300,14 @@ def _root_correction(miss: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return out
 
 
+def _faded(miss: np.ndarray, planted: np.ndarray, frames: int) -> np.ndarray:
+    """(T, 3): ``miss`` (T, 3) where ``planted`` (T,); elsewhere the miss at the nearest
+    contact frame, fading out over ``frames`` frames (the leg eases in and out of a contact)."""
+    near, dist = _nearest(planted)
+    fade = np.clip(1.0 - dist / (frames + 1.0), 0.0, 1.0)
+    return np.nan_to_num(miss[near]) * fade[:, None]
+
+
 def _bend_limb(glob: np.ndarray, pos: np.ndarray, h: int, k: int, a: int, goal: np.ndarray) -> None:
     """Turn the bones at ``h`` and ``k`` (in ``glob`` (T, B, 3, 3)) so the joint ``a`` reaches
     ``goal`` (T, 3) by two-bone IK: the smallest swing of the limb plus the bend its new
@@ -374,20 +387,24 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
     if pin_feet and planted is not None:
         ankles = [tgt[leg[2]] for leg in legs]
         goal = _foot_goals(ps[:, [src[leg[2]] for leg in legs]] * scale, planted)
-        weight = np.stack([_ramp(planted[:, f], blend_frames) for f in range(2)], 1)
-        pelvis_pos = pelvis_pos + _root_correction(goal - pos[:, ankles], weight)
-        pos = _fk(glob, target, rt, root_b, pelvis_pos)
-        for f, leg in enumerate(legs):
-            if not planted[:, f].any():
-                continue
-            # the miss at each contact's edge fades out over blend_frames either side of it
-            near, dist = _nearest(planted[:, f])
-            fade = np.clip(1.0 - dist / (blend_frames + 1.0), 0.0, 1.0)
-            miss = np.nan_to_num(goal[near, f] - pos[near, ankles[f]]) * fade[:, None]
-            h, k, a = (tgt[n] for n in leg)
-            _bend_limb(glob, pos, h, k, a, pos[:, a] + miss)
-            _refresh_unmapped(glob, target, canon_of, below=(h, k))
-        pos = _fk(glob, target, rt, root_b, pelvis_pos)
+        ramp = np.stack([_ramp(planted[:, f], blend_frames) for f in range(2)], 1)
+        miss, weight = goal - pos[:, ankles], ramp
+        copied = glob
+        for _ in range(_ROOT_ROUNDS):
+            pelvis_pos = pelvis_pos + _root_correction(miss, weight)
+            glob = copied.copy()
+            pos = _fk(glob, target, rt, root_b, pelvis_pos)
+            for f, leg in enumerate(legs):
+                if planted[:, f].any():
+                    h, k, a = (tgt[n] for n in leg)
+                    _bend_limb(glob, pos, h, k, a, pos[:, a] + _faded(goal[:, f] - pos[:, a], planted[:, f], blend_frames))
+                    _refresh_unmapped(glob, target, canon_of, below=(h, k))
+            pos = _fk(glob, target, rt, root_b, pelvis_pos)
+            # a foot out of the leg's reach (a shorter leg, a stretched stance): the root moves on
+            miss = np.where(planted[..., None], goal - pos[:, ankles], 0.0)
+            if np.abs(miss).max(initial=0.0) < 1e-5:
+                break
+            weight = np.where(np.linalg.norm(miss, axis=-1) >= 1e-5, 1.0, 1e-6) * ramp  # the one that misses
     arms = [tuple(f"{s}_{j}" for j in ("shoulder", "elbow", "wrist")) for s in ("left", "right")]
     for arm in arms if pin_hands else ():
         if not all(n in common for n in arm):
@@ -406,8 +423,11 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
         if p >= 0:
             local[:, b] = np.swapaxes(glob[:, p], -1, -2) @ glob[:, b]
     quats = quat_continuous_wxyz(matrix_to_quat_wxyz(local), axis=0)
+    # the translation goes on the root bone above the hips (Rigify's and Unreal's "root"): a
+    # translated child bone is lost where an importer connects it to its parent (Blender's FBX import)
     return RetargetResult(bone_names=target.bone_names, local_quats_wxyz=quats, root_translation=pelvis_pos - rt[root_b],
-                          positions=pos, root_bone=target.bone_names[root_b], scale=scale, planted=planted)
+                          positions=pos, root_bone=target.bone_names[_top(target, root_b)], scale=scale,
+                          planted=planted)
 
 
 def _refresh_unmapped(glob: np.ndarray, rig: Rig, canon_of: Mapping[int, str], below: Sequence[int]) -> None:
@@ -420,14 +440,25 @@ def _refresh_unmapped(glob: np.ndarray, rig: Rig, canon_of: Mapping[int, str], b
             changed.add(b)
 
 
+def _top(rig: Rig, b: int) -> int:
+    """The root bone above bone ``b`` (``b`` itself when it has no parent)."""
+    while rig.parents[b] >= 0:
+        b = rig.parents[b]
+    return b
+
+
 def _fk(glob: np.ndarray, rig: Rig, rest: np.ndarray, root_b: int, root_pos: np.ndarray) -> np.ndarray:
-    """Bone heads (T, B, 3): the mapped root at ``root_pos``, bones above it at rest."""
+    """Bone heads (T, B, 3): the mapped root at ``root_pos``, the (unposed) bones above it
+    moved with it, other root bones at rest."""
     t, nb = glob.shape[:2]
     pos = np.empty((t, nb, 3))
+    top = _top(rig, root_b)
     for b in range(nb):
         p = rig.parents[b]
         if b == root_b:
             pos[:, b] = root_pos
+        elif b == top:
+            pos[:, b] = rest[b] + root_pos - rest[root_b]
         elif p < 0:
             pos[:, b] = rest[b]
         else:
@@ -441,7 +472,7 @@ def hierarchy_motion(rig: Rig, result: RetargetResult) -> tuple[tuple[str, ...],
 
     The offsets are each bone head's from its parent's in the rest pose (the first bone's:
     from the origin); the translation moves the first bone, which moves the result's root
-    bone as the result does (the bones above it stay at rest). Whitespace and braces in
+    bone as the result does (the bones above it move with it, as in the result). Whitespace and braces in
     bone names become ``_`` (a BVH name is one word). MocapError for a rig with several
     root bones (a BVH has one).
     """
