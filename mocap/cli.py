@@ -149,11 +149,14 @@ def _cmd_retarget(args: argparse.Namespace) -> int:
 
             write_motion_bvh(args.output, motion, units=args.units)
             print(f"{motion.num_frames} frames of the motion21 skeleton -> {args.output}")
-            return 0
-        export_blender.export_motion(args.output, joint_names=motion.joint_names, parents=motion.parents,
-                                     rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
-                                     root_translation=motion.root_translation, fps=motion.fps)
-        print(f"{motion.num_frames} frames on the motion21 armature -> {args.output}")
+        else:
+            export_blender.export_motion(args.output, joint_names=motion.joint_names, parents=motion.parents,
+                                         rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
+                                         root_translation=motion.root_translation, fps=motion.fps)
+            print(f"{motion.num_frames} frames on the motion21 armature -> {args.output}")
+        from mocap.export.fidelity import motion_fidelity
+
+        print(motion_fidelity(motion).line())
         return 0
     result = export_blender.retarget_to_file(args.motion, args.target, args.output, mapping_path=args.mapping,
                                              pin_feet=not args.no_pin_feet, pin_hands=args.pin_hands,

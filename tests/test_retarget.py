@@ -370,7 +370,9 @@ def test_cli_retarget_own_skeleton_to_bvh_in_metres(tmp_path, capsys):
     save_motion(tmp_path / "m.npz", Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents,
                                            fps=30.0, local_quats_wxyz=q, root_translation=root, rest_offsets=off))
     assert main(["retarget", str(tmp_path / "m.npz"), "-o", str(tmp_path / "m.bvh"), "--units", "m"]) == 0
-    assert "10 frames" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert "10 frames" in out[0]  # and the fidelity line: our own skeleton, every limb as captured
+    assert out[1].startswith("fidelity: limbs within 0.0 deg of the capture on average, 0.0 deg at worst")
     b = read_bvh(tmp_path / "m.bvh", units="m")
     assert b.joint_names == MOTION21.joint_names and b.num_frames == 10
     np.testing.assert_allclose(b.rest_offsets, off, atol=1e-6)

@@ -122,10 +122,10 @@ def body(style: str, pose: str) -> tuple[tuple[str, ...], tuple[int, ...], np.nd
     return tuple(names[k] for k in keys), parents, np.array([p[k] for k in keys]) * size
 
 
-def build_rig(style: str, pose: str, *, seed: int = 0):
+def build_rig(style: str, pose: str, *, seed: int = 0, skin: bool = True):
     """The rig of :func:`body` as a Blender armature, held the ``style``'s way
     (:data:`ARMATURE_SPACE`), random bone rolls (0 for VRM, as its importer makes them),
-    with a mesh skinned to it (a box per bone): a character."""
+    with ``skin`` a mesh skinned to it (a box per bone): a character."""
     import bpy
 
     from mocap.export.blender import _add_bone_boxes
@@ -162,7 +162,8 @@ def build_rig(style: str, pose: str, *, seed: int = 0):
             eb.parent = ebs[parents[b]]
         ebs.append(eb)
     bpy.ops.object.mode_set(mode="OBJECT")
-    _add_bone_boxes(obj, names)
+    if skin:
+        _add_bone_boxes(obj, names)
     return obj
 
 
@@ -289,3 +290,22 @@ def test_retarget_bench(capture_file, tmp_path, style, pose):
         assert r.mean_deg <= 2.0 and r.p95_deg <= 6.0, r
         assert r.slide_m < 0.01, r
         assert r.frames == FRAMES and r.fps == pytest.approx(FPS) and r.frame_start == 1, r
+
+
+@pytest.mark.parametrize("style", ["mixamo", "rigify"])
+def test_fbx_of_a_rig_without_skin_keeps_its_rest_pose(capture_file, tmp_path, style):
+    """Without a skinned mesh an FBX has no bind pose, and Blender's importer takes the
+    bones' nodes as the rest pose: they are written at rest (not in the current frame's
+    pose), and the animation is unchanged (bones within 0.01 mm of the retarget's)."""
+    from mocap.export.blender import new_scene, read_animation, retarget_to_file, write_scene
+
+    new_scene(30)
+    build_rig(style, "A", skin=False)
+    write_scene(tmp_path / "rig.blend")
+    res = retarget_to_file(capture_file, tmp_path / "rig.blend", tmp_path / "out.fbx")
+    rig, pos = read_animation(tmp_path / "out.fbx").as_rig()
+    names, _, heads = body(style, "A")
+    rest = rig.rest_positions[[rig.bone_names.index(n) for n in names]]
+    np.testing.assert_allclose(rest - rest.mean(0), heads - heads.mean(0), atol=1e-5)
+    got = pos[:, [rig.bone_names.index(n) for n in res.bone_names]]
+    assert np.abs(got - res.positions).max() < 1e-5

@@ -222,7 +222,7 @@ def write_scene(path: str | os.PathLike) -> None:
     scene = bpy.context.scene
     with atomic_path(path) as tmp:
         if suffix == ".fbx":
-            with _keys_shifted(-float(scene.frame_start)):  # the first frame at FBX time 0
+            with _keys_shifted(-float(scene.frame_start)), _rest_pose_at(-1):  # the first frame at FBX time 0
                 result = _export_fbx(tmp)
         elif suffix in (".glb", ".gltf"):
             fps = scene[GLTF_FPS_EXTRA] = scene_fps(scene)  # written as the scene's extras
@@ -272,6 +272,33 @@ def _keys_shifted(frames: float):
         shift(-frames)
 
 
+_REST_VALUES = {"rotation_quaternion": (1.0, 0.0, 0.0, 0.0), "location": (0.0,) * 3, "scale": (1.0,) * 3}
+
+
+@contextlib.contextmanager
+def _rest_pose_at(frame: int):
+    """Inside the block the scene is at ``frame``, where every keyed pose bone is keyed at
+    rest: Blender's FBX exporter writes the bones' nodes in the current pose and its importer
+    takes them as the rest pose when no skinned mesh gives a bind pose (a rig without skin)."""
+    bpy = _bpy()
+    scene = bpy.context.scene
+    added = []
+    for action in bpy.data.actions:
+        for fc in _action_fcurves(action):
+            prop = fc.data_path.rsplit(".", 1)[-1]
+            if fc.data_path.startswith("pose.bones[") and prop in _REST_VALUES:
+                added.append((fc, fc.keyframe_points.insert(frame, _REST_VALUES[prop][fc.array_index], options={"FAST"})))
+    current = scene.frame_current
+    scene.frame_set(frame)
+    try:
+        yield
+    finally:
+        for fc, key in reversed(added):
+            fc.keyframe_points.remove(key, fast=True)
+            fc.update()
+        scene.frame_set(current)
+
+
 @dataclass(frozen=True)
 class SceneAnimation:
     """Armature animation read from a file: bone names, parents, world positions in our axes."""
@@ -292,21 +319,14 @@ class SceneAnimation:
         :func:`mocap.export.fidelity.target_points`)."""
         from mocap.export.retarget import Rig
 
-        depth = [0] * len(self.parents)
-        for b, p in enumerate(self.parents):
-            q = p
-            while q >= 0:
-                depth[b], q = depth[b] + 1, self.parents[q]
-        order = sorted(range(len(self.parents)), key=lambda b: depth[b])
+        order, parents = _parents_first(self.parents)
         names = tuple(self.bone_names[b] for b in order)
-        parents = tuple(order.index(self.parents[b]) if self.parents[b] >= 0 else -1 for b in order)
         rest, pos = self.rest_positions[order], self.positions[:, order]
         if leaf_tails and self.tail_positions is not None:
             leaves = [i for i in range(len(order)) if i not in parents]
-            names += tuple(f"{names[i]}.tail" for i in leaves)
-            parents += tuple(leaves)
-            rest = np.concatenate([rest, self.rest_tail_positions[[order[i] for i in leaves]]])
-            pos = np.concatenate([pos, self.tail_positions[:, [order[i] for i in leaves]]], 1)
+            names, parents = names + tuple(f"{names[i]}.tail" for i in leaves), parents + tuple(leaves)
+            rest = np.concatenate([rest, self.rest_tail_positions[order][leaves]])
+            pos = np.concatenate([pos, self.tail_positions[:, order][:, leaves]], 1)
         return Rig(names, parents, rest), pos
 
 
@@ -469,11 +489,8 @@ def sample_animation(arm=None, *, frames: Sequence[int] | None = None) -> SceneA
     arm = arm or find_armature()
     if frames is None:
         action = arm.animation_data.action if arm.animation_data else None
-        if action is not None:
-            lo, hi = (int(round(v)) for v in action.frame_range)
-        else:
-            lo, hi = scene.frame_start, scene.frame_end
-        frames = range(lo, hi + 1)
+        lo, hi = (scene.frame_start, scene.frame_end) if action is None else (round(v) for v in action.frame_range)
+        frames = range(int(lo), int(hi) + 1)
     frames = list(frames)
     bones = list(arm.pose.bones)
     names = tuple(b.name for b in bones)
@@ -507,20 +524,23 @@ def read_rig(arm=None):
 
     arm = arm or find_armature()
     bones = list(arm.data.bones)
-    names = tuple(b.name for b in bones)
-    order = sorted(range(len(bones)), key=lambda i: _depth(bones[i]))  # parents first
-    names = tuple(names[i] for i in order)
+    names = [b.name for b in bones]
+    order, parents = _parents_first([names.index(b.parent.name) if b.parent else -1 for b in bones])
     world = np.array(arm.matrix_world)
     heads = np.array([(world @ np.append(np.array(bones[i].head_local), 1.0))[:3] for i in order])
-    parents = tuple(names.index(bones[i].parent.name) if bones[i].parent else -1 for i in order)
-    return Rig(names, parents, heads @ Y_UP_TO_BLENDER)
+    return Rig(tuple(names[i] for i in order), parents, heads @ Y_UP_TO_BLENDER)
 
 
-def _depth(bone) -> int:
-    d = 0
-    while bone.parent is not None:
-        bone, d = bone.parent, d + 1
-    return d
+def _parents_first(parents: Sequence[int]) -> tuple[list[int], tuple[int, ...]]:
+    """(an order of the bones with parents before children (by depth), their parents in it)."""
+    def depth(b: int) -> int:
+        d = 0
+        while parents[b] >= 0:
+            b, d = parents[b], d + 1
+        return d
+
+    order = sorted(range(len(parents)), key=depth)
+    return order, tuple(order.index(parents[b]) if parents[b] >= 0 else -1 for b in order)
 
 
 def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathLike, out_path: str | os.PathLike, *,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocap.export.retarget import Rig
+from mocap.export.retarget import Rig, auto_bone_map, motion_to_source, planted_feet
 from mocap.kinematics.ik import kabsch_rotations
 from mocap.rotations import rotation_matrix_between_vectors
 
@@ -220,3 +220,14 @@ def retarget_fidelity(source: Rig, source_map: Mapping[str, str], source_global_
     ends = target_end_dirs(source, source_map, target, target_map)
     return fidelity(source_points(source, source_map, source_global_rotmats, source_positions, end_dirs=ends),
                     target_points(target, target_map, target_positions), planted=planted)
+
+
+def motion_fidelity(motion) -> Fidelity:
+    """:class:`Fidelity` of a motion (a :class:`mocap.formats.Motion` with rotations) written
+    on its own skeleton: every limb as captured (0 degrees); the planted feet's slide
+    (:func:`mocap.export.retarget.planted_feet`) is the capture's own."""
+    source, gs, ps = motion_to_source(motion.joint_names, motion.parents, motion.rest_offsets, motion.local_quats_wxyz,
+                                      motion.root_translation)
+    smap = auto_bone_map(source.bone_names)
+    planted = planted_feet(ps[:, [source.index(smap[f]) for f in ("left_ankle", "right_ankle")]], fps=motion.fps)
+    return retarget_fidelity(source, smap, gs, ps, source, smap, ps, planted=planted)
