@@ -210,6 +210,50 @@ def test_pin_hands_option(addon, tmp_path):
     assert "arm" in lines[1] and "planted feet slide 0.0 cm" in lines[1], lines  # the worst limb is an arm's
 
 
+class _Layout:
+    """Records what a panel draws (Blender's UILayout cannot be made outside a redraw)."""
+
+    def __init__(self):
+        self.props, self.labels, self.operators = [], [], []
+
+    def column(self, **_):
+        return self
+
+    row = column
+
+    def prop(self, data, name, **_):
+        self.props.append(name)
+
+    def label(self, *, text="", **_):
+        self.labels.append(text)
+
+    def operator(self, idname, **_):
+        self.operators.append(idname)
+        return type("Op", (), {})()
+
+
+def test_import_panel_shows_pinning_and_fidelity(addon):
+    """The Import panel offers Foot Locking and Pin Hands (off) and, after an import onto a
+    rig, the fidelity line in two rows; its Import button carries the panel's options."""
+    import bpy
+
+    clear_scene()
+    settings = bpy.context.scene.mocap_lift
+    settings.fidelity = ""
+    panel = bpy.types.MOCAP_PT_import
+    layout = _Layout()
+    panel.draw(type("P", (), {"layout": layout})(), bpy.context)
+    assert {"foot_lock", "pin_hands"} <= set(layout.props) and layout.operators == ["mocap.import_motion"]
+    assert not any("fidelity" in t or "deg" in t for t in layout.labels)
+    settings.fidelity = ("fidelity: limbs within 0.2 deg of the capture on average, 3.7 deg at worst (left thigh); "
+                         "planted feet slide 0.0 cm")
+    layout = _Layout()
+    panel.draw(type("P", (), {"layout": layout})(), bpy.context)
+    assert layout.labels[-2:] == ["limbs within 0.2 deg of the capture on average, 3.7 deg at worst (left thigh)",
+                                  "planted feet slide 0.0 cm"]
+    settings.fidelity = ""
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".bvh"])
 def test_import_into_empty_scene(addon, tmp_path, suffix):
     import bpy
