@@ -85,29 +85,42 @@ def make_rig(style: str, *, size: float = 1.0, arm: float = 1.0, leg: float = 1.
     return Rig(names, parents, rest)
 
 
-def build_rig(rig, *, name: str = "rig", location=(0.0, 0.0, 0.0), seed: int = 0):
-    """The rig (Y-up, facing +Z) as a Blender armature (Z-up) with random bone rolls, selected and active."""
+def build_rig(rig, *, name: str = "rig", location=(0.0, 0.0, 0.0), seed: int = 0, turn_x_deg: float = 0.0,
+              scale: float = 1.0, y_up: bool = False, random_roll: bool = True):
+    """The rig (Y-up, facing +Z, metres) as a Blender armature, selected and active, with
+    random bone rolls (``random_roll``). The armature object stands at ``location``, turned
+    ``turn_x_deg`` about X and scaled by ``scale``; its bones are in its own space, Z-up, or
+    Y-up with ``y_up`` (a Mixamo FBX as Blender imports it: Y-up centimetres, turned 90
+    degrees, scale 0.01). A bone's tail is at its first child (not a twist or thumb bone);
+    a leaf continues its parent for 5 cm."""
     import bpy
 
     data = bpy.data.armatures.new(name)
     obj = bpy.data.objects.new(name, data)
     bpy.context.scene.collection.objects.link(obj)
-    obj.location = location
+    obj.location, obj.rotation_euler, obj.scale = location, (np.radians(turn_x_deg), 0.0, 0.0), (scale,) * 3
     bpy.context.view_layer.objects.active = obj
     bpy.ops.object.mode_set(mode="EDIT")
     rng = np.random.default_rng(seed)
-    to_z = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
-    kids = [[c for c, p in enumerate(rig.parents) if p == b] for b in range(len(rig.bone_names))]
+    to_z = np.eye(3) if y_up else np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    local = rig.rest_positions @ to_z.T / scale  # the armature's own space
+    names, parents = rig.bone_names, rig.parents
+    kids = [[c for c, p in enumerate(parents) if p == b] for b in range(len(names))]
     ebs = []
-    for b, bone in enumerate(rig.bone_names):
+    for b, bone in enumerate(names):
         eb = data.edit_bones.new(bone)
-        head = to_z @ rig.rest_positions[b]
-        tail = to_z @ rig.rest_positions[kids[b][0]] if kids[b] else head + np.array([0, 0, 0.05])
-        if np.linalg.norm(tail - head) < 1e-3:
-            tail = head + np.array([0, 0, 0.05])
-        eb.head, eb.tail, eb.roll = head, tail, float(rng.uniform(-np.pi, np.pi))
-        if rig.parents[b] >= 0:
-            eb.parent = ebs[rig.parents[b]]
+        kid = next((c for c in kids[b] if not any(w in names[c].lower() for w in ("twist", "thumb"))), None)
+        if kid is not None and np.linalg.norm(local[kid] - local[b]) > 1e-6:
+            tail = local[kid]
+        elif parents[b] >= 0 and np.linalg.norm(local[b] - local[parents[b]]) > 1e-6:
+            d = local[b] - local[parents[b]]
+            tail = local[b] + d / np.linalg.norm(d) * 0.05 / scale
+        else:
+            tail = local[b] + to_z @ np.array([0.0, 0.1, 0.0]) / scale
+        eb.head, eb.tail = local[b], tail
+        eb.roll = float(rng.uniform(-np.pi, np.pi)) if random_roll else 0.0
+        if parents[b] >= 0:
+            eb.parent = ebs[parents[b]]
         ebs.append(eb)
     bpy.ops.object.mode_set(mode="OBJECT")
     obj.select_set(True)

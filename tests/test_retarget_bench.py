@@ -126,42 +126,14 @@ def build_rig(style: str, pose: str, *, seed: int = 0, skin: bool = True):
     """The rig of :func:`body` as a Blender armature, held the ``style``'s way
     (:data:`ARMATURE_SPACE`), random bone rolls (0 for VRM, as its importer makes them),
     with ``skin`` a mesh skinned to it (a box per bone): a character."""
-    import bpy
-
     from mocap.export.blender import _add_bone_boxes
+    from mocap.export.retarget import Rig
+    from tests.test_retarget import build_rig as build_in_blender
 
     names, parents, heads = body(style, pose)
     turn, scale, axes = ARMATURE_SPACE[style]
-    data = bpy.data.armatures.new(style)
-    obj = bpy.data.objects.new(style, data)
-    bpy.context.scene.collection.objects.link(obj)
-    obj.rotation_euler = (np.radians(turn), 0.0, 0.0)
-    obj.scale = (scale,) * 3
-    obj.location = (0.4, -0.3, 0.0)
-    bpy.context.view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode="EDIT")
-    to_z = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
-    local = heads / scale if axes == "y_up" else heads @ to_z.T / scale  # the armature's own space
-    rng = np.random.default_rng(seed)
-    kids = [[c for c, p in enumerate(parents) if p == b] for b in range(len(names))]
-    up = np.array([0.0, 1.0, 0.0]) if axes == "y_up" else np.array([0.0, 0.0, 1.0])
-    ebs = []
-    for b, name in enumerate(names):
-        eb = data.edit_bones.new(name)
-        kid = next((c for c in kids[b] if "twist" not in name.lower() and "thumb" not in names[c].lower()), None)
-        if kid is not None and np.linalg.norm(local[kid] - local[b]) > 1e-6:
-            tail = local[kid]
-        elif parents[b] >= 0:  # a leaf continues its parent
-            d = local[b] - local[parents[b]]
-            tail = local[b] + d / np.linalg.norm(d) * 0.05 / scale
-        else:
-            tail = local[b] + up * 0.1 / scale
-        eb.head, eb.tail = local[b], tail
-        eb.roll = 0.0 if style == "vrm" else float(rng.uniform(-np.pi, np.pi))
-        if parents[b] >= 0:
-            eb.parent = ebs[parents[b]]
-        ebs.append(eb)
-    bpy.ops.object.mode_set(mode="OBJECT")
+    obj = build_in_blender(Rig(names, parents, heads), name=style, location=(0.4, -0.3, 0.0), seed=seed,
+                           turn_x_deg=turn, scale=scale, y_up=axes == "y_up", random_roll=style != "vrm")
     if skin:
         _add_bone_boxes(obj, names)
     return obj
