@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocap.export.retarget import Rig, auto_bone_map, motion_to_source, planted_feet
+from mocap.export.retarget import Rig, _runs, auto_bone_map, motion_to_source, planted_feet
 from mocap.kinematics.ik import kabsch_rotations
 from mocap.rotations import rotation_matrix_between_vectors
 
@@ -85,8 +85,7 @@ def planted_slide(ankles: np.ndarray, planted: np.ndarray) -> float:
     c = np.asarray(planted, bool)
     out = 0.0
     for f in range(2):
-        edges = np.diff(np.concatenate([[0], c[:, f].astype(np.int8), [0]]))
-        for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        for lo, hi in _runs(c[:, f]):
             step = a[lo:hi, f, 0::2] - a[lo, f, 0::2]
             out = max(out, float(np.linalg.norm(step, axis=-1).max()))
     return out
