@@ -217,9 +217,16 @@ def test_retarget_synthetic_walker(style, arm, leg):
         assert np.linalg.norm(reach - want, axis=-1).max() < 1e-6
     angles = _limb_angles(pinned, rig, tmap, source, smap, ps, ARM_LIMBS)
     assert max(a.max() for a in angles.values()) < 6.0  # mixamo: upper arm / forearm 0.29 / 0.26 vs ours 0.28 / 0.25
-    # Bone lengths are the rig's (all but the one from an unposed root bone to the hips).
+    # The translation is keyed on the root bone above the hips (Rigify's "root"; Mixamo's hips
+    # are the root), which moves with the hips (a translated child bone is lost where an
+    # importer connects it to its parent, as Blender's FBX importer does).
+    top, hips = rig.index(res.root_bone), rig.index(tmap["pelvis"])
+    assert res.root_bone == {"mixamo": "mixamorig:Hips", "rigify": "root"}[style] and rig.parents[top] == -1
+    np.testing.assert_allclose(res.positions[:, top] - rig.rest_positions[top], res.root_translation, atol=1e-12)
+    np.testing.assert_allclose(res.positions[:, hips] - rig.rest_positions[hips], res.root_translation, atol=1e-12)
+    # Bone lengths are the rig's (the root bone above the hips moves with them).
     p = np.array(rig.parents)
-    kids = [b for b in range(1, len(p)) if b != rig.index(tmap["pelvis"])]
+    kids = [b for b in range(len(p)) if p[b] >= 0]
     for r in (res, pinned):
         lengths = np.linalg.norm(r.positions[:, kids] - r.positions[:, p[kids]], axis=-1)
         rest = np.linalg.norm(rig.rest_positions[kids] - rig.rest_positions[p[kids]], axis=-1)
