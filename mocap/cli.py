@@ -279,9 +279,11 @@ def _retarget_into(args: argparse.Namespace, out: Path) -> str:
     if args.avatar is not None:
         from mocap.export.avatar import retarget_to_avatar
 
-        result = retarget_to_avatar(args.motion, out, pin_feet=not args.no_pin_feet, pin_hands=not args.no_pin_hands)
+        if out.suffix.lower() == ".bvh":
+            raise MocapError("the anny character is a skinned mesh: write .glb (or .fbx, .blend), not .bvh")
+        result = retarget_to_avatar(args.motion, out, pin_feet=not args.no_pin_feet, pin_hands=args.pin_hands)
         return (f"{result.local_quats_wxyz.shape[0]} frames on the anny character (root motion scaled by "
-                f"{result.scale:.3f}) -> {args.output}")
+                f"{result.scale:.3f}) -> {args.output}\n{result.fidelity.line()}")
     if args.target is None:
         from mocap.formats import load_motion
 
@@ -292,16 +294,20 @@ def _retarget_into(args: argparse.Namespace, out: Path) -> str:
             from mocap.io.bvh import write_motion_bvh
 
             write_motion_bvh(out, motion, units=args.units)
-            return f"{motion.num_frames} frames of the motion21 skeleton -> {args.output}"
-        export_blender.export_motion(out, joint_names=motion.joint_names, parents=motion.parents,
-                                     rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
-                                     root_translation=motion.root_translation, fps=motion.fps)
-        return f"{motion.num_frames} frames on the motion21 armature -> {args.output}"
+            done = f"{motion.num_frames} frames of the motion21 skeleton -> {args.output}"
+        else:
+            export_blender.export_motion(out, joint_names=motion.joint_names, parents=motion.parents,
+                                         rest_offsets=motion.rest_offsets, local_quats_wxyz=motion.local_quats_wxyz,
+                                         root_translation=motion.root_translation, fps=motion.fps)
+            done = f"{motion.num_frames} frames on the motion21 armature -> {args.output}"
+        from mocap.export.fidelity import motion_fidelity
+
+        return f"{done}\n{motion_fidelity(motion).line()}"
     result = export_blender.retarget_to_file(args.motion, args.target, out, mapping_path=args.mapping,
-                                             pin_feet=not args.no_pin_feet, pin_hands=not args.no_pin_hands,
+                                             pin_feet=not args.no_pin_feet, pin_hands=args.pin_hands,
                                              bvh_units=args.units)
     return (f"{result.local_quats_wxyz.shape[0]} frames retargeted onto {len(result.bone_names)} bones of "
-            f"{args.target} (root motion scaled by {result.scale:.3f}) -> {args.output}")
+            f"{args.target} (root motion scaled by {result.scale:.3f}) -> {args.output}\n{result.fidelity.line()}")
 
 
 def _cmd_smpl(args: argparse.Namespace) -> int:
@@ -399,8 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True,
                    help="file to write (.fbx, .glb, .gltf, .blend; .bvh: the rig's bone names and rest pose)")
     p.add_argument("--mapping", default=None, help='JSON file {"left_knee": "YourBoneName", ...} for bones not mapped by name')
-    p.add_argument("--no-pin-feet", action="store_true", help="do not solve legs so the ankles follow the source")
-    p.add_argument("--no-pin-hands", action="store_true", help="do not solve arms so the wrists follow the source")
+    p.add_argument("--no-pin-feet", action="store_true",
+                   help="let planted feet slide (by default the root, then the smallest leg change, holds them)")
+    p.add_argument("--pin-hands", action="store_true",
+                   help="bend the arms so the wrists keep their place relative to the shoulders (scaled by arm length)")
+    p.add_argument("--no-pin-hands", action="store_false", dest="pin_hands",
+                   help="(the default) the arms keep the capture's directions")
     add_arguments(p, ExportOptions, ("bvh_units",))
     p.set_defaults(func=_cmd_retarget)
 

@@ -195,11 +195,11 @@ def test_retarget_synthetic_motion_onto_avatar(retargeted):
         err = np.linalg.norm(anim.positions[:, idx] - res.positions, axis=-1)
         assert err.max() < 1e-3, (suffix, f"{err.max() * 1000:.3f} mm")
     pos = {c: anim.positions[:, anim.bone_names.index(n)] for c, n in ANNY_BONE_MAP.items()}
-    # Wrists and ankles follow the source after scaling by the leg lengths: ankles exactly
-    # (pinned), wrists where the shorter arm reaches (measured: 2.5 / 1.5 cm mean, 4.1 cm max).
-    for c, tol in (("left_ankle", 1e-3), ("right_ankle", 1e-3), ("left_wrist", 0.035), ("right_wrist", 0.035)):
-        miss = np.linalg.norm(pos[c] / res.scale - joints[:, MOTION21.index(c)], axis=-1)
-        assert miss.mean() < tol and miss.max() < 0.05, (c, miss.mean(), miss.max())
+    # Every limb points where the source's does (the fidelity line; the file's bones match
+    # the result's within 1 mm, above), and the hips follow the source scaled by leg length.
+    assert len(res.fidelity.limbs) >= 12 and res.fidelity.max_deg < 0.01, res.fidelity.line()
+    miss = np.linalg.norm(pos["pelvis"] / res.scale - joints[:, MOTION21.index("pelvis")], axis=-1)
+    assert miss.max() < 1e-3
     # Upright (Y up) and facing +Z in every frame.
     feet = np.maximum(pos["left_ankle"][:, 1], pos["right_ankle"][:, 1])
     assert np.all(pos["head"][:, 1] > pos["pelvis"][:, 1] + 0.5) and np.all(pos["pelvis"][:, 1] > feet + 0.6)

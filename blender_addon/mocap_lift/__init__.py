@@ -27,13 +27,16 @@ def _import(op, context, path: str, armature):
     from . import importer
 
     result = importer.import_motion(context, path, armature=armature, frame_start=op.frame_start, scale=op.scale,
-                                    root_motion=op.root_motion, foot_lock=op.foot_lock,
+                                    root_motion=op.root_motion, foot_lock=op.foot_lock, pin_hands=op.pin_hands,
                                     bone_map=_edited_map(armature))
     if armature is not None and not len(armature.mocap_bone_map):
         _fill_map(armature, result.bone_map)
     where = (f"{result.armature.name} (root motion scaled by {result.scale:.3f})" if armature is not None
              else f"a new armature {result.armature.name}")
     op.report({"INFO"}, f"{result.frames} frames of {os.path.basename(path)} on {where}, action {result.action.name}")
+    context.scene.mocap_lift.fidelity = result.fidelity
+    if result.fidelity:
+        op.report({"INFO"}, result.fidelity)
     return result
 
 
@@ -45,15 +48,22 @@ class _ImportOptions:
     root_motion: BoolProperty(name="Root Motion", default=True,
                               description="Move the character along the captured path (off: in place)")
     foot_lock: BoolProperty(name="Foot Locking", default=True,
-                            description="Solve the legs so that planted feet stay planted on a rig of other proportions")
+                            description="Keep planted feet planted on a rig of other proportions: the hips move, "
+                                        "then the legs change as little as they must")
+    pin_hands: BoolProperty(name="Pin Hands", default=False,
+                            description="Bend the arms so the wrists keep their place relative to the shoulders "
+                                        "(off: the arms point exactly as captured)")
 
     def draw_options(self, layout):
-        for prop in ("frame_start", "scale", "root_motion", "foot_lock"):
+        for prop in _IMPORT_OPTIONS:
             layout.prop(self, prop)
 
 
+_IMPORT_OPTIONS = ("frame_start", "scale", "root_motion", "foot_lock", "pin_hands")
+
+
 def _copy_options(settings, op) -> None:
-    for prop in ("frame_start", "scale", "root_motion", "foot_lock"):
+    for prop in _IMPORT_OPTIONS:
         setattr(op, prop, getattr(settings, prop))
 
 
@@ -73,6 +83,8 @@ class MOCAP_Settings(_ImportOptions, PropertyGroup):
                                 description="Camera number (0, 1, ...) or a video file, played in real time")
     live_mirror: BoolProperty(name="Mirror", default=False,
                               description="Flip the picture left-right: the avatar moves like your reflection")
+    fidelity: StringProperty(name="Fidelity", default="",
+                             description="How closely the last import onto a rig follows the capture")
 
 
 class MOCAP_CaptureState(PropertyGroup):
@@ -305,6 +317,9 @@ class MOCAP_PT_import(_SidebarPanel, Panel):
         layout.label(text=f"Onto: {target.name}" if target else "Onto: a new armature", icon="ARMATURE_DATA")
         op = layout.operator(MOCAP_OT_import_motion.bl_idname, icon="IMPORT")
         _copy_options(settings, op)
+        if settings.fidelity:  # "fidelity: limbs within ... ; planted feet slide ..." in two lines
+            for part in settings.fidelity.removeprefix("fidelity: ").split("; "):
+                layout.label(text=part, icon="CHECKMARK")
 
 
 class MOCAP_PT_bone_map(_SidebarPanel, Panel):

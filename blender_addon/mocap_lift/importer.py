@@ -27,6 +27,7 @@ import numpy as np
 
 from .core.errors import MocapError
 from .core.blender import Y_UP_TO_BLENDER, build_armature, read_rig, set_scene_fps
+from .core.fidelity import retarget_fidelity
 from .core.retarget import REQUIRED, auto_bone_map, best_name_match, motion_to_source, override_bone_map, retarget
 from .core.rotations import matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxyz_to_matrix
 
@@ -54,8 +55,9 @@ class SourceMotion:
 @dataclass(frozen=True)
 class ImportResult:
     """What an import did: the armature object, its new action, the frames keyed, the
-    retarget scale (1 for a new armature), the bone mapping used (canonical -> bone) and the
-    offset (3,) metres, our +Y-up axes, added to the scaled motion's positions."""
+    retarget scale (1 for a new armature), the bone mapping used (canonical -> bone), the
+    offset (3,) metres, our +Y-up axes, added to the scaled motion's positions, and on a rig
+    how closely its limbs follow the capture (the line ``mocap retarget`` prints)."""
 
     armature: object
     action: object
@@ -63,6 +65,7 @@ class ImportResult:
     scale: float
     bone_map: dict
     offset: np.ndarray
+    fidelity: str = ""  # the fidelity line (core.fidelity.Fidelity.line); empty for a new armature
 
 
 def load_source(path: str | os.PathLike) -> SourceMotion:
@@ -126,13 +129,14 @@ def _our_axes(v) -> np.ndarray:
 
 def import_motion(context, path: str | os.PathLike, *, armature=None, frame_start: int = 1, scale: float = 1.0,
                   root_motion: bool = True, foot_lock: bool = True, bone_map: Mapping[str, str] | None = None,
-                  pin_hands: bool = True) -> ImportResult:
+                  pin_hands: bool = False) -> ImportResult:
     """Key the motion in ``path`` on ``armature`` (retargeted), or on a new armature when None.
 
     ``scale``: on a rig, a factor on the horizontal travel (1 = scaled by leg length);
     on a new armature, the size of the skeleton and its motion. ``root_motion`` False keeps
-    the pelvis in place horizontally. ``foot_lock`` pins the rig's ankles on the scaled
-    source's (planted feet stay planted). ``bone_map``: the mapping editor's entries.
+    the pelvis in place horizontally. ``foot_lock`` keeps planted feet planted (by the root,
+    then the smallest leg change); ``pin_hands`` bends the arms so the wrists keep their place
+    relative to the shoulders. ``bone_map``: the mapping editor's entries.
     """
     if not (np.isfinite(scale) and scale > 0):
         raise MocapError(f"scale must be a positive number, got {scale}")
@@ -149,14 +153,15 @@ def import_motion(context, path: str | os.PathLike, *, armature=None, frame_star
     ps = _travel(ps, ps[:, src_rig.index(source_map["pelvis"])], travel)
     rig = read_rig(armature)
     target_map = complete_bone_map(rig.bone_names, bone_map, armature.name)
-    res = retarget(src_rig, source_map, gs, ps, rig, target_map, pin_feet=foot_lock, pin_hands=pin_hands)
+    res = retarget(src_rig, source_map, gs, ps, rig, target_map, pin_feet=foot_lock, pin_hands=pin_hands, fps=source.fps)
     root_b = rig.index(res.root_bone)
     offset = rig.rest_positions[root_b] - res.positions[0, root_b]
     offset[1] = 0.0
     action = key_action(context, armature, bone_names=res.bone_names, local_quats_wxyz=res.local_quats_wxyz,
                         root_translation=res.root_translation + offset, root_bone=res.root_bone,
                         frame_start=frame_start, fps=source.fps, name=f"{name}_{armature.name}")
-    return ImportResult(armature, action, source.num_frames, float(res.scale), dict(target_map), offset)
+    fid = retarget_fidelity(src_rig, source_map, gs, ps, rig, target_map, res.positions, planted=res.planted)
+    return ImportResult(armature, action, source.num_frames, float(res.scale), dict(target_map), offset, fid.line())
 
 
 def _import_new(context, source: SourceMotion, name: str, *, frame_start: int, size: float, travel: float) -> ImportResult:

@@ -321,7 +321,7 @@ def default_avatar_path(**phenotype: float) -> Path:
 
 
 def retarget_to_avatar(motion_path: str | os.PathLike, out_path: str | os.PathLike, *, pin_feet: bool = True,
-                       pin_hands: bool = True):
+                       pin_hands: bool = False):
     """Put the motion of a motion.npz on the default anny character and write the animated,
     skinned character to ``out_path`` (.glb, .fbx, .blend). Returns the
     :class:`mocap.export.retarget.RetargetResult`."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +222,7 @@ def write_scene(path: str | os.PathLike) -> None:
     scene = bpy.context.scene
     with atomic_path(path) as tmp:
         if suffix == ".fbx":
-            with _keys_shifted(-float(scene.frame_start)):  # the first frame at FBX time 0
+            with _keys_shifted(-float(scene.frame_start)), _rest_pose_at(-1):  # the first frame at FBX time 0
                 result = _export_fbx(tmp)
         elif suffix in (".glb", ".gltf"):
             fps = scene[GLTF_FPS_EXTRA] = scene_fps(scene)  # written as the scene's extras
@@ -272,6 +272,33 @@ def _keys_shifted(frames: float):
         shift(-frames)
 
 
+_REST_VALUES = {"rotation_quaternion": (1.0, 0.0, 0.0, 0.0), "location": (0.0,) * 3, "scale": (1.0,) * 3}
+
+
+@contextlib.contextmanager
+def _rest_pose_at(frame: int):
+    """Inside the block the scene is at ``frame``, where every keyed pose bone is keyed at
+    rest: Blender's FBX exporter writes the bones' nodes in the current pose and its importer
+    takes them as the rest pose when no skinned mesh gives a bind pose (a rig without skin)."""
+    bpy = _bpy()
+    scene = bpy.context.scene
+    added = []
+    for action in bpy.data.actions:
+        for fc in _action_fcurves(action):
+            prop = fc.data_path.rsplit(".", 1)[-1]
+            if fc.data_path.startswith("pose.bones[") and prop in _REST_VALUES:
+                added.append((fc, fc.keyframe_points.insert(frame, _REST_VALUES[prop][fc.array_index], options={"FAST"})))
+    current = scene.frame_current
+    scene.frame_set(frame)
+    try:
+        yield
+    finally:
+        for fc, key in reversed(added):
+            fc.keyframe_points.remove(key, fast=True)
+            fc.update()
+        scene.frame_set(current)
+
+
 @dataclass(frozen=True)
 class SceneAnimation:
     """Armature animation read from a file: bone names, parents, world positions in our axes."""
@@ -282,6 +309,25 @@ class SceneAnimation:
     rest_positions: np.ndarray  # (B, 3) metres, +Y up: bone heads in the rest pose
     fps: float
     frame_start: int
+    tail_positions: np.ndarray | None = None  # (T, B, 3) metres, +Y up: bone tails per frame
+    rest_tail_positions: np.ndarray | None = None  # (B, 3) metres, +Y up: bone tails at rest
+
+    def as_rig(self, *, leaf_tails: bool = False):
+        """(:class:`mocap.export.retarget.Rig` of the armature's rest pose, positions (T, B, 3)
+        in the rig's bone order: parents first). With ``leaf_tails`` each bone without
+        children gets a child ``<name>.tail`` at its tail (a head bone's top, say, for
+        :func:`mocap.export.fidelity.target_points`)."""
+        from mocap.export.retarget import Rig
+
+        order, parents = _parents_first(self.parents)
+        names = tuple(self.bone_names[b] for b in order)
+        rest, pos = self.rest_positions[order], self.positions[:, order]
+        if leaf_tails and self.tail_positions is not None:
+            leaves = [i for i in range(len(order)) if i not in parents]
+            names, parents = names + tuple(f"{names[i]}.tail" for i in leaves), parents + tuple(leaves)
+            rest = np.concatenate([rest, self.rest_tail_positions[order][leaves]])
+            pos = np.concatenate([pos, self.tail_positions[:, order][:, leaves]], 1)
+        return Rig(names, parents, rest), pos
 
 
 def load_scene(path: str | os.PathLike) -> None:
@@ -456,27 +502,27 @@ def sample_animation(arm=None, *, frames: Sequence[int] | None = None) -> SceneA
     arm = arm or find_armature()
     if frames is None:
         action = arm.animation_data.action if arm.animation_data else None
-        if action is not None:
-            lo, hi = (int(round(v)) for v in action.frame_range)
-        else:
-            lo, hi = scene.frame_start, scene.frame_end
-        frames = range(lo, hi + 1)
+        lo, hi = (scene.frame_start, scene.frame_end) if action is None else (round(v) for v in action.frame_range)
+        frames = range(int(lo), int(hi) + 1)
     frames = list(frames)
     bones = list(arm.pose.bones)
     names = tuple(b.name for b in bones)
     parents = tuple(names.index(b.parent.name) if b.parent else -1 for b in bones)
     back = Y_UP_TO_BLENDER.T
     world = np.array(arm.matrix_world)
-    rest = np.array([(world @ np.append(np.array(b.bone.head_local), 1.0))[:3] for b in bones]) @ back.T
-    out = np.empty((len(frames), len(bones), 3))
+    rest, rest_tails = (np.array([(world @ np.append(np.array(getattr(b.bone, f"{end}_local")), 1.0))[:3]
+                                  for b in bones]) @ back.T for end in ("head", "tail"))
+    out, tails = np.empty((len(frames), len(bones), 3)), np.empty((len(frames), len(bones), 3))
     for i, f in enumerate(frames):
         scene.frame_set(f)
         world = np.array(arm.matrix_world)
-        heads = np.array([np.array(b.head) for b in bones])
-        out[i] = (heads @ world[:3, :3].T + world[:3, 3]) @ back.T
+        for ends, end in ((out, "head"), (tails, "tail")):
+            p = np.array([np.array(getattr(b, end)) for b in bones])
+            ends[i] = (p @ world[:3, :3].T + world[:3, 3]) @ back.T
     fps = scene_fps(scene)
     return SceneAnimation(bone_names=names, parents=parents, positions=out, rest_positions=rest, fps=fps,
-                          frame_start=frames[0] if frames else scene.frame_start)
+                          frame_start=frames[0] if frames else scene.frame_start, tail_positions=tails,
+                          rest_tail_positions=rest_tails)
 
 
 def read_animation(path: str | os.PathLike) -> SceneAnimation:
@@ -491,33 +537,38 @@ def read_rig(arm=None):
 
     arm = arm or find_armature()
     bones = list(arm.data.bones)
-    names = tuple(b.name for b in bones)
-    order = sorted(range(len(bones)), key=lambda i: _depth(bones[i]))  # parents first
-    names = tuple(names[i] for i in order)
+    names = [b.name for b in bones]
+    order, parents = _parents_first([names.index(b.parent.name) if b.parent else -1 for b in bones])
     world = np.array(arm.matrix_world)
     heads = np.array([(world @ np.append(np.array(bones[i].head_local), 1.0))[:3] for i in order])
-    parents = tuple(names.index(bones[i].parent.name) if bones[i].parent else -1 for i in order)
-    return Rig(names, parents, heads @ Y_UP_TO_BLENDER)
+    return Rig(tuple(names[i] for i in order), parents, heads @ Y_UP_TO_BLENDER)
 
 
-def _depth(bone) -> int:
-    d = 0
-    while bone.parent is not None:
-        bone, d = bone.parent, d + 1
-    return d
+def _parents_first(parents: Sequence[int]) -> tuple[list[int], tuple[int, ...]]:
+    """(an order of the bones with parents before children (by depth), their parents in it)."""
+    def depth(b: int) -> int:
+        d = 0
+        while parents[b] >= 0:
+            b, d = parents[b], d + 1
+        return d
+
+    order = sorted(range(len(parents)), key=depth)
+    return order, tuple(order.index(parents[b]) if parents[b] >= 0 else -1 for b in order)
 
 
 def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathLike, out_path: str | os.PathLike, *,
                      mapping_path: str | os.PathLike | None = None, pin_feet: bool = True,
-                     pin_hands: bool = True, bvh_units: str = "cm"):
+                     pin_hands: bool = False, bvh_units: str = "cm"):
     """``mocap retarget``: put the motion of a motion.npz on the rig in ``target_path``
     (FBX, glTF/GLB, .blend) and write the animated rig to ``out_path`` (.fbx, .glb, .blend),
     or the rig's joint hierarchy (its bone names and rest pose) and motion to a ``.bvh``
     in ``bvh_units`` (:func:`mocap.export.retarget.hierarchy_motion`).
 
-    Returns the :class:`mocap.export.retarget.RetargetResult`.
+    Returns the :class:`mocap.export.retarget.RetargetResult`, with its ``fidelity``
+    (:func:`mocap.export.fidelity.retarget_fidelity`).
     """
     from mocap.formats import load_motion
+    from mocap.export.fidelity import retarget_fidelity
     from mocap.export.retarget import auto_bone_map, hierarchy_motion, load_bone_map, motion_to_source, retarget
     from mocap.skeletons import MOTION21, rest_offsets
 
@@ -536,7 +587,10 @@ def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathL
     arm = find_armature()
     rig = read_rig(arm)
     target_map = auto_bone_map(rig.bone_names, override=override, where=str(target_path))
-    result = retarget(source, source_map, gs, ps, rig, target_map, pin_feet=pin_feet, pin_hands=pin_hands)
+    result = retarget(source, source_map, gs, ps, rig, target_map, pin_feet=pin_feet, pin_hands=pin_hands,
+                      fps=motion.fps)
+    result = replace(result, fidelity=retarget_fidelity(source, source_map, gs, ps, rig, target_map,
+                                                                    result.positions, planted=result.planted))
     if out_path.suffix.lower() == ".bvh":
         from mocap.io.bvh import write_bvh
 

@@ -15,9 +15,14 @@ rotation that makes the bone point exactly where the source points now (absorbs 
 two hierarchies do differently between mapped joints). Unmapped bones (twist bones,
 clavicles, fingers) keep their rest pose relative to their parent.
 
-Root motion is scaled by the ratio of hip heights (leg length); with ``pin_feet`` the legs
-(``pin_hands``: the arms) are solved with two-bone IK so that the ankles (wrists) follow the
-scaled source, which keeps planted feet planted whatever the proportions.
+Root motion is scaled by the ratio of hip heights (leg length). With ``pin_feet`` (the
+default) planted feet (:func:`planted_feet`) stay where the scaled capture puts them: first
+the root moves (:func:`_root_correction`: the planted foot's miss, averaged over both feet in
+double support), then what is left (the two feet disagree) is taken up by the smallest
+change of each leg (two-bone IK towards the goal, faded in and out). Limbs are otherwise
+exactly the capture's directions. ``pin_hands`` (off by default) bends the arms so that the
+wrist keeps its place relative to the shoulder, scaled by arm length: it moves the arms
+only as much as their upper arm / forearm proportions differ from the capture's.
 """
 from __future__ import annotations
 
@@ -49,6 +54,10 @@ MAIN_CHILD = {"pelvis": "spine", "spine": "neck", "neck": "head",
                  (("hip", "knee"), ("knee", "ankle"), ("ankle", "foot_index"), ("shoulder", "elbow"),
                   ("elbow", "wrist"))}}
 
+
+#: Rounds of root correction for planted feet: the root first takes the planted feet's miss,
+#: then whatever a leg could not reach.
+_ROOT_ROUNDS = 3
 
 _LIMB = "{s}_hip {s}_knee {s}_ankle {s}_foot_index {s}_shoulder {s}_elbow {s}_wrist".split()
 
@@ -186,8 +195,11 @@ class Rig:
 @dataclass(frozen=True)
 class RetargetResult:
     """Target motion: ``local_quats_wxyz`` (T, B, 4) rest-relative, world axes;
-    ``root_translation`` (T, 3) metres: displacement of ``root_bone`` from its rest position;
-    ``positions`` (T, B, 3) bone heads; ``scale`` target / source leg length."""
+    ``root_translation`` (T, 3) metres: displacement of ``root_bone`` (the root bone above
+    the hips, or the hips) from its rest position;
+    ``positions`` (T, B, 3) bone heads; ``scale`` target / source leg length; ``planted``
+    (T, 2) the source's planted feet (:func:`planted_feet`; None for a rig without legs);
+    ``fidelity`` how closely it follows the source (:mod:`mocap.export.fidelity`), where measured."""
 
     bone_names: tuple[str, ...]
     local_quats_wxyz: np.ndarray
@@ -195,15 +207,122 @@ class RetargetResult:
     positions: np.ndarray
     root_bone: str
     scale: float
+    planted: np.ndarray | None = None  # (T, 2) bool, left and right: the source's feet planted
+    fidelity: object | None = None  # a mocap.export.fidelity.Fidelity, set by mocap.export.blender.retarget_to_file
 
 
 def _hip_height(rest: np.ndarray, pelvis: int, feet: Sequence[int]) -> float:
     return float(rest[pelvis, 1] - rest[list(feet), 1].min())
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in a (T,) bool array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def planted_feet(ankles: np.ndarray, *, fps: float, speed_m_s: float = 0.3, height_m: float = 0.08,
+                 min_frames: int = 3) -> np.ndarray:
+    """Which feet are planted, per frame: the rule retargeting and its fidelity line share.
+
+    A foot is planted where its ankle moves horizontally slower than ``speed_m_s`` and is
+    within ``height_m`` of the lowest ankle height of the clip, for ``min_frames`` frames or
+    more (captures come with planted feet already locked by :mod:`mocap.cleanup.contact`,
+    so the thresholds are strict).
+
+    Args:
+        ankles: (T, 2, 3) metres, +Y up: left and right ankle.
+        fps: frames per second.
+    Returns:
+        (T, 2) bool.
+    """
+    a = np.asarray(ankles, dtype=np.float64)
+    if a.ndim != 3 or a.shape[1:] != (2, 3):
+        raise ValueError(f"ankles must have shape (T, 2, 3), got {a.shape}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if len(a) < 2:
+        return np.zeros(a.shape[:2], bool)
+    speed = np.linalg.norm(np.gradient(a[..., [0, 2]], axis=0), axis=-1) * fps
+    with np.errstate(invalid="ignore"):
+        out = (speed < speed_m_s) & (a[..., 1] - np.nanmin(a[..., 1]) < height_m)
+    for f in range(2):
+        for lo, hi in _runs(out[:, f]):
+            if hi - lo < min_frames:
+                out[lo:hi, f] = False
+    return out
+
+
+def _ramp(mask: np.ndarray, frames: int) -> np.ndarray:
+    """(T,) weights: inside each run of ``mask`` rising from 1 / ``frames`` to 1 over
+    ``frames`` frames from either end; 0 outside."""
+    t = np.arange(len(mask))
+    w = np.zeros(len(mask))
+    for lo, hi in _runs(mask):
+        w[lo:hi] = np.minimum(np.minimum(t[lo:hi] - lo + 1, hi - t[lo:hi]), frames) / frames
+    return w
+
+
+def _nearest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each frame: the nearest frame where ``mask`` (T,) is True, and the distance to it
+    (frames). ``mask`` must have a True frame."""
+    idx = np.flatnonzero(mask)
+    t = np.arange(len(mask))
+    right = idx[np.minimum(np.searchsorted(idx, t), len(idx) - 1)]
+    left = idx[np.maximum(np.searchsorted(idx, t, side="right") - 1, 0)]
+    near = np.where(np.abs(t - left) <= np.abs(right - t), left, right)
+    return near, np.abs(near - t)
+
+
+def _foot_goals(ankles: np.ndarray, planted: np.ndarray) -> np.ndarray:
+    """(T, 2, 3) where each planted foot's ankle should be: horizontally still at its mean
+    over the contact run, at the capture's height; NaN where not planted."""
+    goal = np.full(ankles.shape, np.nan)
+    for f in range(2):
+        for lo, hi in _runs(planted[:, f]):
+            goal[lo:hi, f] = ankles[lo:hi, f]
+            goal[lo:hi, f, 0::2] = ankles[lo:hi, f, 0::2].mean(0)
+    return goal
+
+
+def _root_correction(miss: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(T, 3) root offset: the weighted mean of the planted feet's misses (T, 2, 3) where any
+    weight (T, 2) is positive, linearly interpolated (held at the ends) elsewhere."""
+    total = weight.sum(1)
+    have = total > 0
+    out = np.zeros((len(miss), 3))
+    if not have.any():
+        return out
+    mean = np.einsum("tf,tfi->ti", weight, np.nan_to_num(miss))[have] / total[have, None]
+    t = np.arange(len(miss))
+    for i in range(3):
+        out[:, i] = np.interp(t, t[have], mean[:, i])
+    return out
+
+
+def _faded(miss: np.ndarray, planted: np.ndarray, frames: int) -> np.ndarray:
+    """(T, 3): ``miss`` (T, 3) where ``planted`` (T,); elsewhere the miss at the nearest
+    contact frame, fading out over ``frames`` frames (the leg eases in and out of a contact)."""
+    near, dist = _nearest(planted)
+    fade = np.clip(1.0 - dist / (frames + 1.0), 0.0, 1.0)
+    return np.nan_to_num(miss[near]) * fade[:, None]
+
+
+def _bend_limb(glob: np.ndarray, pos: np.ndarray, h: int, k: int, a: int, goal: np.ndarray) -> None:
+    """Turn the bones at ``h`` and ``k`` (in ``glob`` (T, B, 3, 3)) so the joint ``a`` reaches
+    ``goal`` (T, 3) by two-bone IK: the smallest swing of the limb plus the bend its new
+    reach needs (the limb's plane and twist are kept)."""
+    new_k, new_a = two_bone_ik(pos[:, h], pos[:, k], pos[:, a], goal)
+    d1 = rotation_matrix_between_vectors(pos[:, k] - pos[:, h], new_k - pos[:, h])
+    glob[:, h] = d1 @ glob[:, h]
+    d2 = rotation_matrix_between_vectors(np.einsum("tij,tj->ti", d1, pos[:, a] - pos[:, k]), new_a - new_k)
+    glob[:, k] = d2 @ d1 @ glob[:, k]
+
+
 def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: np.ndarray,
              source_positions: np.ndarray, target: Rig, target_map: Mapping[str, str], *,
-             pin_feet: bool = True, pin_hands: bool = True) -> RetargetResult:
+             pin_feet: bool = True, pin_hands: bool = False, fps: float = 30.0,
+             blend_frames: int = 4) -> RetargetResult:
     """Move ``target`` like ``source``.
 
     Args:
@@ -211,9 +330,12 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
             source bones (identity = the source's rest pose).
         source_positions: (T, J, 3) metres, +Y up, the source bone heads.
         source_map, target_map: canonical joint -> bone name (:func:`auto_bone_map`).
-        pin_feet, pin_hands: solve legs / arms with two-bone IK so ankles / wrists follow the
-            scaled source (planted feet and hand contacts survive other proportions;
-            a target out of reach straightens the limb towards it).
+        pin_feet: planted feet (:func:`planted_feet`) stay where the scaled source puts
+            them, by moving the root and then by the smallest change of the legs.
+        pin_hands: bend the arms so the wrists keep their place relative to the shoulders
+            (scaled by arm length).
+        fps: the source's frame rate (for the feet's speeds).
+        blend_frames: frames over which the leg changes fade in and out of a contact.
     Returns:
         :class:`RetargetResult` for the target's bones.
     """
@@ -257,22 +379,42 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
 
     root_b = tgt["pelvis"]
     pelvis_pos = ps[:, src["pelvis"]] * scale
-    root_translation = pelvis_pos - rt[root_b]
     pos = _fk(glob, target, rt, root_b, pelvis_pos)
-    limbs = [("hip", "knee", "ankle")] * pin_feet + [("shoulder", "elbow", "wrist")] * pin_hands
-    if limbs:
-        for s, (j1, j2, j3) in ((s, lb) for lb in limbs for s in ("left", "right")):
-            names = (f"{s}_{j1}", f"{s}_{j2}", f"{s}_{j3}")
-            if not all(n in common for n in names):
-                continue
-            h, k, a = (tgt[n] for n in names)
-            goal = ps[:, src[names[2]]] * scale
-            new_k, new_a = two_bone_ik(pos[:, h], pos[:, k], pos[:, a], goal)
-            d1 = rotation_matrix_between_vectors(pos[:, k] - pos[:, h], new_k - pos[:, h])
-            glob[:, h] = d1 @ glob[:, h]
-            d2 = rotation_matrix_between_vectors(np.einsum("tij,tj->ti", d1, pos[:, a] - pos[:, k]), new_a - new_k)
-            glob[:, k] = d2 @ d1 @ glob[:, k]
-            _refresh_unmapped(glob, target, canon_of, below=(h, k))
+    legs = [tuple(f"{s}_{j}" for j in ("hip", "knee", "ankle")) for s in ("left", "right")]
+    planted = None
+    if all(n in common for leg in legs for n in leg):
+        planted = planted_feet(ps[:, [src[leg[2]] for leg in legs]], fps=fps)
+    if pin_feet and planted is not None:
+        ankles = [tgt[leg[2]] for leg in legs]
+        goal = _foot_goals(ps[:, [src[leg[2]] for leg in legs]] * scale, planted)
+        ramp = np.stack([_ramp(planted[:, f], blend_frames) for f in range(2)], 1)
+        miss, weight = goal - pos[:, ankles], ramp
+        copied = glob
+        for _ in range(_ROOT_ROUNDS):
+            pelvis_pos = pelvis_pos + _root_correction(miss, weight)
+            glob = copied.copy()
+            pos = _fk(glob, target, rt, root_b, pelvis_pos)
+            for f, leg in enumerate(legs):
+                if planted[:, f].any():
+                    h, k, a = (tgt[n] for n in leg)
+                    _bend_limb(glob, pos, h, k, a, pos[:, a] + _faded(goal[:, f] - pos[:, a], planted[:, f], blend_frames))
+                    _refresh_unmapped(glob, target, canon_of, below=(h, k))
+            pos = _fk(glob, target, rt, root_b, pelvis_pos)
+            # a foot out of the leg's reach (a shorter leg, a stretched stance): the root moves on
+            miss = np.where(planted[..., None], goal - pos[:, ankles], 0.0)
+            if np.abs(miss).max(initial=0.0) < 1e-5:
+                break
+            weight = np.where(np.linalg.norm(miss, axis=-1) >= 1e-5, 1.0, 1e-6) * ramp  # the one that misses
+    arms = [tuple(f"{s}_{j}" for j in ("shoulder", "elbow", "wrist")) for s in ("left", "right")]
+    for arm in arms if pin_hands else ():
+        if not all(n in common for n in arm):
+            continue
+        h, k, a = (tgt[n] for n in arm)
+        sh, el, wr = (src[n] for n in arm)
+        ratio = (np.linalg.norm(rt[k] - rt[h]) + np.linalg.norm(rt[a] - rt[k])) / (
+            np.linalg.norm(rs[el] - rs[sh]) + np.linalg.norm(rs[wr] - rs[el]))
+        _bend_limb(glob, pos, h, k, a, pos[:, h] + (ps[:, wr] - ps[:, sh]) * ratio)
+        _refresh_unmapped(glob, target, canon_of, below=(h, k))
         pos = _fk(glob, target, rt, root_b, pelvis_pos)
 
     local = glob.copy()
@@ -281,8 +423,11 @@ def retarget(source: Rig, source_map: Mapping[str, str], source_global_rotmats: 
         if p >= 0:
             local[:, b] = np.swapaxes(glob[:, p], -1, -2) @ glob[:, b]
     quats = quat_continuous_wxyz(matrix_to_quat_wxyz(local), axis=0)
-    return RetargetResult(bone_names=target.bone_names, local_quats_wxyz=quats, root_translation=root_translation, positions=pos,
-                          root_bone=target.bone_names[root_b], scale=scale)
+    # the translation goes on the root bone above the hips (Rigify's and Unreal's "root"): a
+    # translated child bone is lost where an importer connects it to its parent (Blender's FBX import)
+    return RetargetResult(bone_names=target.bone_names, local_quats_wxyz=quats, root_translation=pelvis_pos - rt[root_b],
+                          positions=pos, root_bone=target.bone_names[_top(target, root_b)], scale=scale,
+                          planted=planted)
 
 
 def _refresh_unmapped(glob: np.ndarray, rig: Rig, canon_of: Mapping[int, str], below: Sequence[int]) -> None:
@@ -295,14 +440,25 @@ def _refresh_unmapped(glob: np.ndarray, rig: Rig, canon_of: Mapping[int, str], b
             changed.add(b)
 
 
+def _top(rig: Rig, b: int) -> int:
+    """The root bone above bone ``b`` (``b`` itself when it has no parent)."""
+    while rig.parents[b] >= 0:
+        b = rig.parents[b]
+    return b
+
+
 def _fk(glob: np.ndarray, rig: Rig, rest: np.ndarray, root_b: int, root_pos: np.ndarray) -> np.ndarray:
-    """Bone heads (T, B, 3): the mapped root at ``root_pos``, bones above it at rest."""
+    """Bone heads (T, B, 3): the mapped root at ``root_pos``, the (unposed) bones above it
+    moved with it, other root bones at rest."""
     t, nb = glob.shape[:2]
     pos = np.empty((t, nb, 3))
+    top = _top(rig, root_b)
     for b in range(nb):
         p = rig.parents[b]
         if b == root_b:
             pos[:, b] = root_pos
+        elif b == top:
+            pos[:, b] = rest[b] + root_pos - rest[root_b]
         elif p < 0:
             pos[:, b] = rest[b]
         else:
@@ -316,7 +472,7 @@ def hierarchy_motion(rig: Rig, result: RetargetResult) -> tuple[tuple[str, ...],
 
     The offsets are each bone head's from its parent's in the rest pose (the first bone's:
     from the origin); the translation moves the first bone, which moves the result's root
-    bone as the result does (the bones above it stay at rest). Whitespace and braces in
+    bone as the result does (the bones above it move with it, as in the result). Whitespace and braces in
     bone names become ``_`` (a BVH name is one word). MocapError for a rig with several
     root bones (a BVH has one).
     """

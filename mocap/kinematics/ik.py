@@ -409,7 +409,7 @@ def _global_rotmats(plan: IKPlan, x: np.ndarray) -> np.ndarray:
         # vectors, so a long bone (pelvis -> spine, 25 cm) outweighs a short one (pelvis ->
         # hip, 8 cm) when the trunk leans against the hips.
         weights = child_ok * plan.multi_rest_lengths * lengths[:, ch]
-        kabsch, determined = _kabsch(plan.multi_rest_dirs, dirs[:, ch], weights)
+        kabsch, determined = kabsch_rotations(plan.multi_rest_dirs, dirs[:, ch], weights)
     if len(plan.twist_child):
         twist = _twist_terms(plan, xz, finite, dirs, present)
 
@@ -448,7 +448,7 @@ def _swing(parent_rot: np.ndarray, rest: np.ndarray, seen: np.ndarray, ok: np.nd
     return np.where(ok[..., None, None], swing, parent_rot)
 
 
-def _kabsch(rest_dirs: np.ndarray, world_dirs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def kabsch_rotations(rest_dirs: np.ndarray, world_dirs: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rotations R (T, M, 3, 3) minimising sum_k w |R r_k - d_k|^2 and whether they are determined (T, M).
 
     rest_dirs (M, K, 3) and world_dirs (T, M, K, 3) unit vectors, weights (T, M, K).
