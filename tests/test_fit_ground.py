@@ -1,0 +1,73 @@
+"""The fit's first estimates with known answers: planted feet, the floor's tilt, the ray turn."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mocap.fit.ground import floor_up, planted, world_from_camera
+from mocap.lift.trajectory import ray_to_camera
+from mocap.rotations import rotation_matrix_between_vectors
+from mocap.skeletons import MOTION21
+from tests.synthetic import _rot
+
+
+def test_ray_to_camera_undoes_a_camera_aimed_at_the_person():
+    """Joints seen by a camera aimed at the pelvis (the network's axes), turned back, are the real camera's."""
+    rng = np.random.default_rng(0)
+    f, c = 1000.0, (960.0, 540.0)
+    rel = rng.normal(0, 0.3, (5, 21, 3))
+    root = np.array([[1.2, -0.8, 5.0], [-1.5, 0.9, 4.0], [0.0, 0.0, 6.0], [0.3, 1.1, 3.0], [2.0, 0.2, 7.0]])
+    pixels = f * root[:, :2] / root[:, 2:] + c
+    aim = rotation_matrix_between_vectors(np.array([0.0, 0.0, 1.0]), root)  # aimed camera -> real camera
+    seen_by_aimed = np.einsum("tji,tkj->tki", aim, rel)  # the same joints in the aimed camera's axes
+    back = np.einsum("tij,tkj->tki", ray_to_camera(pixels, focal_px=f, principal_px=c), seen_by_aimed)
+    np.testing.assert_allclose(back, rel, atol=1e-9)
+    # a person at the centre needs no turn; unknown pixels are interpolated from their neighbours
+    np.testing.assert_allclose(ray_to_camera(np.array([c]), focal_px=f, principal_px=c)[0], np.eye(3), atol=1e-12)
+    gaps = pixels.copy()
+    gaps[1] = np.nan
+    turned = ray_to_camera(gaps, focal_px=f, principal_px=c)
+    np.testing.assert_allclose(turned[1], ray_to_camera((pixels[[0]] + pixels[[2]]) / 2, focal_px=f, principal_px=c)[0],
+                               atol=1e-9)
+
+
+def test_floor_up_reads_the_tilt_along_a_walk():
+    """Planted feet along a line on a floor pitched 20 deg in camera axes: the tilt along the
+    line is read from them, the other one kept from the prior."""
+    up_true = _rot("x", np.radians(-20.0)) @ np.array([0.0, -1.0, 0.0])
+    to_cam = world_from_camera(up_true).T  # world -> camera
+    along = np.linspace(-2.0, 2.0, 60)
+    feet = np.stack([0.1 * np.sign(np.sin(7 * along)), np.zeros_like(along), along], -1)  # a walk in depth
+    points = feet @ to_cam.T + np.array([0.0, 1.5, 6.0]) + np.random.default_rng(1).normal(0, 0.005, (60, 3))
+    up = floor_up(points, np.array([0.0, -1.0, 0.0]))
+    assert np.degrees(np.arccos(np.clip(up @ up_true, -1, 1))) < 1.0
+    # a person who stays on one spot: no floor
+    assert floor_up(points[:5].repeat(4, 0), np.array([0.0, -1.0, 0.0])) is None
+
+
+def test_planted_feet_are_low_and_still_in_the_image():
+    t, fps = 40, 30.0
+    joints = np.zeros((t, 21, 3))
+    feet = [MOTION21.index(n) for n in ("left_heel", "left_foot_index", "right_heel", "right_foot_index")]
+    joints[:, MOTION21.index("left_ankle"), 1] = joints[:, MOTION21.index("right_ankle"), 1] = 0.08
+    swing = np.clip(np.sin(np.linspace(0, np.pi, t)), 0, None) * 0.3  # the right foot lifts and comes down
+    joints[:, feet[2:], 1] = swing[:, None]
+    joints[:, MOTION21.index("right_ankle"), 1] += swing
+    feet_px = np.zeros((t, 4, 2))
+    feet_px[:, 2:, 0] = np.linspace(0, 400, t)[:, None]  # ... moving across the image
+    # depth noise moves the 3D of the planted left foot by 1.5 m/s: the still 2D says it is planted
+    joints[:, feet[:2], 2] = np.random.default_rng(2).normal(0, 0.05, (t, 2))
+    contacts = planted(joints, feet_px, fps=fps, height_px=600.0)
+    assert contacts[:, :2].all()
+    assert not contacts[5:-5, 2:].any()
+    # without the 2D the noisy 3D speed decides: the left foot is no longer planted everywhere
+    assert not planted(joints, None, fps=fps, height_px=600.0)[:, :2].all()
+
+
+@pytest.mark.parametrize("pitch", [0.0, 15.0, 30.0])
+def test_world_from_camera_is_a_rotation_with_up_as_y(pitch):
+    up = _rot("x", np.radians(-pitch)) @ np.array([0.0, -1.0, 0.0])
+    r = world_from_camera(up)
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(r @ up, [0.0, 1.0, 0.0], atol=1e-12)
+    assert np.linalg.det(r) == pytest.approx(1.0)
