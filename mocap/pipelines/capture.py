@@ -55,17 +55,10 @@ class StageTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def lift_keypoints(
-    keypoints: Keypoints2D,
-    *,
-    lifter: str | Lifter = "auto",
-    focal_px: float | None = None,
-    cleanup: CleanupConfig = CleanupConfig(),
-    fit: FitOptions = FitOptions(),
-    timer: StageTimer | None = None,
-) -> Motion:
-    """2D keypoints -> clean 3D motion of MOTION21 with IK (:func:`lift_and_fit`'s motion)."""
-    return lift_and_fit(keypoints, lifter=lifter, focal_px=focal_px, cleanup=cleanup, fit=fit, timer=timer)[0]
+def lift_keypoints(keypoints: Keypoints2D, **kwargs) -> Motion:
+    """2D keypoints -> clean 3D motion of MOTION21 with IK: :func:`lift_and_fit`'s motion
+    (the same keyword arguments)."""
+    return lift_and_fit(keypoints, **kwargs)[0]
 
 
 def lift_and_fit(
