@@ -18,7 +18,8 @@ import numpy as np
 from mocap import bones
 from mocap.camera import Camera, intrinsic_matrix
 from mocap.cleanup.contact import CONTACT_POINTS, clamp_hinge_joints
-from mocap.fit.ground import camera_pitch_roll, estimate_up, planted, quasi_static, support_surfaces, world_from_camera
+from mocap.fit.ground import (camera_pitch_roll, estimate_up, pin_planted_feet, planted, quasi_static, support_surfaces,
+                              world_from_camera)
 from mocap.fit.quality import standing_height
 from mocap.fit.solve import FitWeights, solve_fit
 from mocap.formats import Motion
@@ -132,6 +133,11 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
     quats = clamp_hinge_joints(quat_continuous_wxyz(matrix_to_quat_wxyz(local), axis=0))
     root = world[:, 0] + center - sol.rest_offsets[0]
     joints = forward_kinematics(quats, root, sol.rest_offsets, parents)
+    if hold_feet and contacts.any():  # the slide the smooth fit leaves, taken out by the legs
+        pinned = pin_planted_feet(joints, contacts)
+        quats, _ = inverse_kinematics(pinned, parents=parents, rest_offsets=sol.rest_offsets, skeleton=MOTION21)
+        quats = clamp_hinge_joints(quats)
+        joints = forward_kinematics(quats, root, sol.rest_offsets, parents)
     # nothing under the floor: frames whose lowest joint the fit left below it are lifted onto it
     below = np.clip(-joints[..., 1].min(1), 0.0, None)
     if below.max() > 0.0:

@@ -231,3 +231,44 @@ def support_surfaces(heights: np.ndarray, contacts: np.ndarray, *, gap_m: float 
             k, a, b, _ = runs[i]
             index[a:b, k] = s
     return np.array(surfaces), index
+
+
+def pin_planted_feet(joints: np.ndarray, contacts: np.ndarray, *, blend_frames: int = 3) -> np.ndarray:
+    """Planted feet held exactly still: per contact run of a foot (heel or toe planted), the
+    ankle at its median place over the run, reached by the leg alone (two-bone IK; the body
+    does not move), the heel and toe carried with it, blended in and out over ``blend_frames``.
+
+    For the residual slide the fit leaves (its corrections are smooth in time; the lift's own
+    frame-to-frame noise is not). Args: joints (T, 21, 3) MOTION21 metres, +Y up; contacts
+    (T, 4) bool (:data:`CONTACT_POINTS`). Returns: (T, 21, 3), bone lengths of the legs kept.
+    """
+    from mocap.kinematics.limbs import two_bone_ik
+
+    out = np.array(joints, dtype=np.float64)
+    c = np.asarray(contacts, bool)
+    t = len(out)
+    for k, side in enumerate(("left", "right")):
+        hip, knee, ankle, heel, toe = (MOTION21.index(f"{side}_{n}") for n in ("hip", "knee", "ankle", "heel",
+                                                                               "foot_index"))
+        weight = np.zeros(t)
+        target = out[:, ankle].copy()
+        for a, b in true_runs(c[:, 2 * k] | c[:, 2 * k + 1]):
+            place = np.median(out[a:b, ankle], axis=0)
+            target[a:b] = place
+            weight[a:b] = 1.0
+            for i in range(1, blend_frames + 1):  # ease in before the run and out after it
+                w = 1.0 - i / (blend_frames + 1)
+                for f in (a - i, b - 1 + i):
+                    if 0 <= f < t and w > weight[f]:
+                        weight[f], target[f] = w, place
+        sel = weight > 0
+        if not sel.any():
+            continue
+        goal = out[sel, ankle] + weight[sel, None] * (target[sel] - out[sel, ankle])
+        forward = out[sel, toe] - out[sel, heel]
+        new_knee, new_ankle = two_bone_ik(out[sel, hip], out[sel, knee], out[sel, ankle], goal, pole_hint=forward)
+        shift = new_ankle - out[sel, ankle]
+        out[sel, heel] += shift
+        out[sel, toe] += shift
+        out[sel, knee], out[sel, ankle] = new_knee, new_ankle
+    return out
