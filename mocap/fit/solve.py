@@ -50,6 +50,7 @@ class FitWeights:
             planted feet, metres.
         knot_s: the corrections of the joint rotations and of the root are cubic splines
             with a knot every this many seconds.
+        sample_hz: the objective is evaluated on about this many frames per second.
     """
 
     reprojection: float = 0.01
@@ -66,6 +67,7 @@ class FitWeights:
     com_m: float = 0.05
     gravity_rad: float = float(np.radians(10.0))
     knot_s: float = 0.1
+    sample_hz: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,17 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
     from mocap.fit.ground import COM_WEIGHTS
 
     dt = torch.float32  # float64 costs 1.5x the time for no difference a person could see
-    t, n = rel_cam.shape[:2]
+    full_t, n = rel_cam.shape[:2]
+    # the objective is evaluated at about weights.sample_hz frames per second: the corrections
+    # are splines with a knot every knot_s, so denser samples add time, not information
+    stride = max(1, int(round(fps / weights.sample_hz)))
+    frames = np.unique(np.r_[np.arange(0, full_t, stride), full_t - 1])
+    keypoints_px, confidence, rel_cam = keypoints_px[frames], confidence[frames], rel_cam[frames]
+    full_rotmats, full_root = local_rotmats, root_cam
+    local_rotmats, root_cam = local_rotmats[frames], root_cam[frames]
+    contacts, surface_index, still = contacts[frames], surface_index[frames], np.asarray(still)[frames]
+    fps = fps / stride
+    t = len(frames)
     levels = _levels(list(MOTION21.parents))
     wts = weights
     tt = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dt)  # noqa: E731
@@ -220,7 +232,8 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         tie[b] = a
     tie_t = torch.as_tensor(tie)
 
-    basis = tt(spline_basis(t, wts.knot_s * fps))
+    full_basis = tt(spline_basis(full_t, wts.knot_s * fps * stride))
+    basis = full_basis[torch.as_tensor(frames)]
     movers = torch.as_tensor(sorted(set(p for p in MOTION21.parents if p >= 0)))  # joints with children
     omega = torch.zeros((basis.shape[1], len(movers) * 3), dtype=dt, requires_grad=True)
     droot = torch.zeros((basis.shape[1], 3), dtype=dt, requires_grad=True)
@@ -235,9 +248,9 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
     com_w = tt(COM_WEIGHTS)
     still_t = tt(np.asarray(still, bool) & np.asarray(contacts, bool).any(1))
 
-    def model():
+    def model(basis=basis, r0=r0, root0=root0):
         local = r0.clone()
-        local[:, movers] = r0[:, movers] @ _rodrigues(torch, (basis @ omega).view(t, len(movers), 3))
+        local[:, movers] = r0[:, movers] @ _rodrigues(torch, (basis @ omega).view(len(basis), len(movers), 3))
         scale = torch.exp(logb[tie_t])
         if fix_scale:
             scale = scale / torch.exp(logb[tie_t][1:].mean())
@@ -323,8 +336,9 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
             print("fit terms after: ", {n: round(float(v) / t, 3) for n, v in parts().items()}, "gravity", grav.numpy(),
                   "iterations", res.nit)
         last = float(objective())
-        joints, up, height, offsets, local = model()
-    return FitSolution(local_rotmats=local.detach().numpy(), root_cam=(root0 + basis @ droot).detach().numpy(),
+        root_full = tt(full_root)
+        joints, up, height, offsets, local = model(full_basis, tt(full_rotmats), root_full)
+    return FitSolution(local_rotmats=local.detach().numpy(), root_cam=(root_full + full_basis @ droot).detach().numpy(),
                        joints_cam=joints.detach().numpy(), rest_offsets=offsets.detach().numpy(), up_cam=up.detach().numpy(),
                        camera_height=float(height.detach()), surfaces=surf.detach().numpy(), iterations=int(res.nit),
                        loss=(first, last))
