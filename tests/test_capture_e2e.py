@@ -20,7 +20,7 @@ def test_capture_writes_every_output_and_reports(captured):
     report, out = captured
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["keypoints2d.npz", "motion.npz", "motion.bvh", "overlay.mp4", "preview.png", "preview.mp4", "people.json",
-         "people.png"])
+         "people.png", "quality.json"])
     assert report.num_frames == 100 and report.fps == pytest.approx(60.0)
     assert report.detection_rate >= 0.95
     text = report.summary()

@@ -231,6 +231,9 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
     for a, b in MOTION21.left_right:
         tie[b] = a
     tie_t = torch.as_tensor(tie)
+    if fix_scale:  # the standing height is linear in the per-bone scales: height = coef . scale
+        from mocap.fit.quality import standing_height
+        coef = tt([standing_height(rest_offsets * (np.arange(n) == j)[:, None]) for j in range(n)])
 
     full_basis = tt(spline_basis(full_t, wts.knot_s * fps * stride))
     basis = full_basis[torch.as_tensor(frames)]
@@ -252,8 +255,8 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         local = r0.clone()
         local[:, movers] = r0[:, movers] @ _rodrigues(torch, (basis @ omega).view(len(basis), len(movers), 3))
         scale = torch.exp(logb[tie_t])
-        if fix_scale:
-            scale = scale / torch.exp(logb[tie_t][1:].mean())
+        if fix_scale:  # proportions fit, the standing height stays the user's
+            scale = scale * (coef.sum() / (coef @ scale))
         offsets = off0 * scale[:, None]
         joints = _forward(torch, local, root0 + basis @ droot, offsets, levels)
         turn = torch.stack([grav[0], torch.zeros((), dtype=dt), grav[1]])  # about camera x (pitch) and z (roll)

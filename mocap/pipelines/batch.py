@@ -51,7 +51,7 @@ _LOCK = ".batch.lock"
 # files a capture writes (plus atomic_path's hidden temporaries); a folder holding anything
 # else was not written by us and is never deleted
 _CAPTURE_FILES = {"keypoints2d.npz", "motion.npz", "motion.bvh", "overlay.mp4", "preview.png", "preview.mp4",
-                  "people.json", "people.png",
+                  "people.json", "people.png", "quality.json",
                   "character.fbx", "character.glb", "character.blend", MARKER}
 
 
