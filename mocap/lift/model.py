@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -214,18 +215,17 @@ class CausalSteps:
         if model.training:
             raise RuntimeError("CausalSteps runs a trained network: call model.eval() first")
         self.config = model.config
-        self._device = model.output_conv.weight.device
         with torch.no_grad():
             convs = [(model.input_conv, model.input_bn)] + list(zip(model.dilated, model.dilated_bn))
-            self._convs = [(*_folded(conv, bn), conv.kernel_size[0], conv.dilation[0]) for conv, bn in convs]
-            self._pointwise = [_folded(pw, bn) for pw, bn in zip(model.pointwise, model.pointwise_bn)]
-            self._output = _folded(model.output_conv, None)
-        self._taps = [torch.tensor([(k - 1 - j) * d for j in range(k)], device=self._device)
-                      for _, _, k, d in self._convs]  # frames back, oldest first
-        self._lengths = [(k - 1) * d + 1 for _, _, k, d in self._convs]
-        self._widths = [w.shape[0] // k for w, _, k, _ in self._convs]
-        self._rings = [torch.zeros((capacity, n, c), device=self._device) for n, c in zip(self._lengths, self._widths)]
-        self._count = torch.zeros(capacity, dtype=torch.long, device=self._device)  # frames pushed; 0: fresh
+            self._convs = [(*(t.cpu() for t in _folded(conv, bn)), conv.kernel_size[0], conv.dilation[0])
+                           for conv, bn in convs]
+            self._pointwise = [tuple(t.cpu() for t in _folded(pw, bn)) for pw, bn in zip(model.pointwise, model.pointwise_bn)]
+            self._output = tuple(t.cpu() for t in _folded(model.output_conv, None))
+        self._taps = [np.array([(k - 1 - j) * d for j in range(k)]) for _, _, k, d in self._convs]  # frames back
+        lengths = [(k - 1) * d + 1 for _, _, k, d in self._convs]
+        widths = [w.shape[0] // k for w, _, k, _ in self._convs]
+        self._rings = [np.zeros((capacity, n, c), dtype=np.float32) for n, c in zip(lengths, widths)]
+        self._count = np.zeros(capacity, dtype=np.int64)  # frames pushed per slot; 0: fresh
         self._free = list(range(capacity - 1, 0, -1))  # slot 0: scratch rows
         self._lock = threading.RLock()  # re-entrant: a slot may be freed by the garbage collector mid-step
 
@@ -234,8 +234,8 @@ class CausalSteps:
         with self._lock:
             if not self._free:
                 cap = len(self._count)
-                self._rings = [torch.cat([r, torch.zeros_like(r)]) for r in self._rings]
-                self._count = torch.cat([self._count, torch.zeros_like(self._count)])
+                self._rings = [np.concatenate([r, np.zeros_like(r)]) for r in self._rings]
+                self._count = np.concatenate([self._count, np.zeros_like(self._count)])
                 self._free = list(range(2 * cap - 1, cap - 1, -1))
             slot = self._free.pop()
             self._count[slot] = 0
@@ -251,42 +251,46 @@ class CausalSteps:
             self._free.append(slot)
 
     @torch.no_grad()
-    def step(self, slots, frames: torch.Tensor) -> torch.Tensor:
-        """One new frame for each of B streams.
+    def step(self, slots, frames) -> torch.Tensor:
+        """One new frame for each of B streams, on the CPU.
 
         Args:
             slots: B distinct slots (:meth:`new_slot`).
-            frames: (B, J_in, C) normalised input, one frame per slot.
+            frames: (B, J_in, C) normalised input (tensor or array), one frame per slot.
         Returns:
-            (B, J_out, 3) float32, as :meth:`TemporalLifter.step` gives for each stream.
+            (B, J_out, 3) float32 tensor, as :meth:`TemporalLifter.step` gives for each stream.
         """
         cfg = self.config
         b = len(slots)
-        if tuple(frames.shape) != (b, cfg.num_joints_in, cfg.channels_per_joint):
+        frames = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+        if frames.shape != (b, cfg.num_joints_in, cfg.channels_per_joint):
             raise ValueError(f"step expects frames ({b}, {cfg.num_joints_in}, {cfg.channels_per_joint}) for "
-                             f"{b} slots, got {tuple(frames.shape)}")
+                             f"{b} slots, got {frames.shape}")
         if len(set(slots)) != b:
             raise ValueError("each slot may appear once per step")
         rows = max(1, -(-b // self.ROW_BLOCK)) * self.ROW_BLOCK
         with self._lock:
-            idx = torch.tensor(list(slots) + [0] * (rows - b), device=self._device)
+            idx = np.zeros(rows, dtype=np.int64)
+            idx[:b] = slots
             real = idx[:b]
             count = self._count[idx]
-            fresh = real[count[:b] == 0]
-            h = torch.zeros((rows, cfg.num_joints_in * cfg.channels_per_joint), device=self._device)
+            fresh = count[:b] == 0
+            h = np.zeros((rows, cfg.num_joints_in * cfg.channels_per_joint), dtype=np.float32)
             h[:b] = frames.reshape(b, -1)
             for i, ((w, bias, _, _), taps, ring) in enumerate(zip(self._convs, self._taps, self._rings)):
-                pos = count % ring.shape[1]
-                if len(fresh):
-                    ring[fresh] = h[:b][count[:b] == 0][:, None]
+                n = ring.shape[1]
+                pos = count % n
+                if fresh.any():
+                    ring[real[fresh]] = h[:b][fresh, None]
                 ring[real, pos[:b]] = h[:b]
-                x = torch.relu(torch.addmm(bias, ring[idx[:, None], (pos[:, None] - taps) % ring.shape[1]].reshape(rows, -1), w))
+                columns = ring[idx[:, None], (pos[:, None] - taps) % n].reshape(rows, -1)
+                x = torch.relu_(torch.addmm(bias, torch.from_numpy(columns), w))
                 if i == 0:
-                    h = x
+                    h = x.numpy()
                 else:
                     pw, pw_bias = self._pointwise[i - 1]
-                    h = h + torch.relu(torch.addmm(pw_bias, x, pw))
-            out = torch.addmm(self._output[1], h, self._output[0])[:b]
+                    h = h + torch.relu_(torch.addmm(pw_bias, x, pw)).numpy()
+            out = torch.addmm(self._output[1], torch.from_numpy(h), self._output[0])[:b]
             self._count[real] += 1
         return out.reshape(b, cfg.num_joints_out, 3)
 
