@@ -185,7 +185,8 @@ class StreamingLifter:
     both give the same numbers (to float32 round-off). Each StreamingLifter holds its own
     state (a slot of the model's :class:`CausalSteps`), so several may share one model, and
     :func:`push_frames` runs the newest frames of many at once, with each stream's output
-    bit for bit the one :meth:`push` gives.
+    bit for bit the one :meth:`push` gives. The step runs on the CPU whatever ``device``
+    holds the model (one frame per stream: a GPU would gain nothing).
     """
 
     def __init__(self, weights: str | Path | None = None, *, device: str = "cpu", threads: int | None = None) -> None:
@@ -273,11 +274,8 @@ def push_frames(lifters, keypoints, confidence) -> np.ndarray:
     by_steps: dict[int, list[int]] = {}
     for b, lifter in enumerate(lifters):
         by_steps.setdefault(id(lifter._steps), []).append(b)
-    torch = _torch()
     for rows in by_steps.values():
-        lifter = lifters[rows[0]]
-        x = torch.from_numpy(features[rows]).to(lifter.device)
-        out[rows] = lifter._steps.step([lifters[b]._slot for b in rows], x).cpu().numpy()
+        out[rows] = lifters[rows[0]]._steps.step([lifters[b]._slot for b in rows], features[rows]).numpy()
     out -= out[:, :1]
     out[~frames_with_detection(conf21, kp21)] = np.nan
     return out

@@ -14,10 +14,13 @@ several children (pelvis, neck, ankles), where the rigid rest geometry is fitted
 least-squares sense (typically a few degrees off; see the tests).
 
 Weights are read once per process (:func:`shared_causal_model`) and shared by every
-session; each session holds only its own activation buffers, filter state and the last
-rotations (for sign continuity). :class:`FrameBatcher` runs the frames of all sessions in
-one worker thread, taking every frame pending at that moment as one batch; the IK of a
-batch is one call. Its cost per frame: ``python benchmarks/bench_ik.py``.
+session; each session holds only its own activation buffers (a slot of the model's
+:class:`mocap.lift.model.CausalSteps`), filter state and the last rotations (for sign
+continuity). :class:`FrameBatcher` runs the frames of all sessions in one worker thread,
+taking every frame pending at that moment as one batch: one network pass and one IK call
+per batch, each session's reply the same bits as if it were alone. The IK's cost per
+frame: ``python benchmarks/bench_ik.py``; the server's CPU per frame under many streams:
+``python benchmarks/load_stream.py``.
 
 No camera levelling or ground contact here: the world axes are the camera's with y and z
 flipped, so a pitched camera shows a leaning person (the offline pipeline levels whole clips).
