@@ -195,16 +195,17 @@ class CausalSteps:
     Each BatchNorm (eval mode: its running statistics) is folded into the convolution before it,
     and a convolution of width ``k`` dilated by ``d`` becomes one product of the ``k`` columns it
     reads, (B, k C_in) @ (k C_in, C_out). The columns a stream still needs live in per-layer
-    ring buffers with one row (a *slot*, :meth:`new_slot`) per stream, so the streams' states
-    are gathered and written back by index, never copied around. A slot's first frame stands in
+    ring buffers with one row (a *slot*, :meth:`new_slot`) per stream: a step writes each
+    stream's new column in place and gathers, by index, only the ``k`` columns a layer reads. A slot's first frame stands in
     for the frames before it, as in :meth:`TemporalLifter.step` with ``state=None``; same
     outputs to float32 round-off (another summation order).
 
     Rows are computed in blocks of ``ROW_BLOCK`` (spare rows read the scratch slot 0): BLAS
     sgemm gives a row the same bits for any multiple of 4 rows (measured: MKL on AVX-512, 1 to 8
     threads), while 1 to 3 rows take another kernel and other counts split unevenly between
-    threads. A stream's output thus does not depend on which other streams share its batch. Thread-safe (one lock); weights are read once, at
-    construction: build a new one after changing the model.
+    threads. A stream's output thus does not depend on which other streams share its batch.
+    Thread-safe (one lock). The weights are read once, at construction: build a new one after
+    changing the model. Runs on the CPU.
     """
 
     ROW_BLOCK = 4
@@ -219,7 +220,8 @@ class CausalSteps:
             convs = [(model.input_conv, model.input_bn)] + list(zip(model.dilated, model.dilated_bn))
             self._convs = [(*(t.cpu() for t in _folded(conv, bn)), conv.kernel_size[0], conv.dilation[0])
                            for conv, bn in convs]
-            self._pointwise = [tuple(t.cpu() for t in _folded(pw, bn)) for pw, bn in zip(model.pointwise, model.pointwise_bn)]
+            self._pointwise = [tuple(t.cpu() for t in _folded(pw, bn))
+                               for pw, bn in zip(model.pointwise, model.pointwise_bn)]
             self._output = tuple(t.cpu() for t in _folded(model.output_conv, None))
         self._taps = [np.array([(k - 1 - j) * d for j in range(k)]) for _, _, k, d in self._convs]  # frames back
         lengths = [(k - 1) * d + 1 for _, _, k, d in self._convs]

@@ -356,7 +356,8 @@ def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | Non
             replies[i] = _internal_error(session, msg, e)
     parsed = [i for i in range(n) if replies[i] is None]
     try:
-        rel_cam = dict(zip(parsed, push_frames([items[i][0].lifter for i in parsed], [frames[i].keypoints for i in parsed],
+        rel_cam = dict(zip(parsed, push_frames([items[i][0].lifter for i in parsed],
+                                               [frames[i].keypoints for i in parsed],
                                                [frames[i].confidence for i in parsed])))
     except Exception:  # noqa: BLE001 (lift frame by frame below, so only a failing frame fails)
         rel_cam = {}
