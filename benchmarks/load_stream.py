@@ -10,7 +10,8 @@ WebSocket clients in this process, each sending real MediaPipe keypoints
 (examples/balance_cam01.mp4, detected once and cached in /tmp) at ``--fps`` with a random
 phase for ``--seconds`` after ``--warmup`` seconds. Prints per-frame latency (client send
 -> reply) p50 / p90 / p99 / max and p99 per 5 s window, replies, frames the server dropped,
-the server's own latency, its CPU per reply (event-loop thread and frame worker apart),
+the server's own latency, its CPU per reply (event-loop thread and frame worker apart) and
+``server CPU per frame`` (the figure to compare on a loaded machine),
 then ``POST /v1/lift`` with a 300-frame JSON body: one request at a time, then
 ``--lift-requests`` at once. Every wait is bounded; the server is stopped at the end.
 """
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{1000 * loop / max(received, 1):.2f} ms per frame received, other threads (frame worker) "
               f"{1000 * (server - loop) / max(replies, 1):.2f} ms per reply; "
               f"these clients {own1 - own0:.1f} s ({(own1 - own0) / (t1 - t0):.2f} cores)")
+        print(f"  server CPU per frame: {1000 * server / max(replies, 1):.2f} ms (user + system CPU of every server "
+              f"thread / replies; other processes' load changes it far less than the latencies: compare this "
+              f"figure between runs on a busy machine)")
         if not args.skip_lift:
             bench_lift(port, key, k, frames=args.lift_frames, requests=args.lift_requests)
         print(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "

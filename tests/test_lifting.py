@@ -154,6 +154,45 @@ def test_model_step_equals_the_full_causal_forward(widths):
         m.train().step(x[:, 0])
 
 
+
+@pytest.mark.parametrize("widths", [(3, 3, 3), (3, 5, 3), (1, 1, 1), (4, 2)])
+def test_causal_steps_equal_model_step_whatever_the_batch(widths):
+    """CausalSteps (BatchNorm folded, one product per layer, ring buffers in slots) gives
+    TemporalLifter.step's output to float32 round-off (atol 1e-5 m), and each stream the same
+    bits whether it runs alone or beside others; a restarted slot starts afresh and the pool
+    grows past its capacity."""
+    from mocap.lift.model import CausalSteps
+
+    m = _model(True, widths=widths)
+    with torch.no_grad():  # BatchNorm scales and shifts too
+        for name, buf in m.named_parameters():
+            if "_bn." in name:
+                buf.uniform_(0.5, 1.5) if name.endswith("weight") else buf.uniform_(-0.5, 0.5)
+    steps, alone = CausalSteps(m, capacity=2), CausalSteps(m, capacity=2)
+    slots = [steps.new_slot() for _ in range(5)]
+    single = [alone.new_slot() for _ in range(5)]
+    x = torch.randn(5, 30, 21, 3)
+    state, got, ref, one = None, [], [], []
+    with torch.no_grad():
+        for t in range(30):
+            if t == 12:  # a new shot on stream 2
+                steps.restart(slots[2])
+                alone.restart(single[2])
+            y, state = m.step(x[:, t], state)
+            ref.append(y)
+            got.append(steps.step(slots, x[:, t]))
+            one.append(torch.cat([alone.step([single[b]], x[b: b + 1, t]) for b in range(5)]))
+    got, ref, one = torch.stack(got, 1), torch.stack(ref, 1), torch.stack(one, 1)
+    torch.testing.assert_close(got[:, :12], ref[:, :12], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got[[0, 1, 3, 4]], ref[[0, 1, 3, 4]], atol=1e-5, rtol=0)
+    assert torch.equal(got, one)
+    fresh, _ = m.step(x[2:3, 12], None)  # after the restart stream 2 is a new sequence
+    torch.testing.assert_close(got[2, 12], fresh[0], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="once"):
+        steps.step([slots[0], slots[0]], x[:2, 0])
+    with pytest.raises(ValueError, match="frames"):
+        steps.step(slots[:2], x[:3, 0])
+
 def test_mirror_permutations_come_from_the_skeleton_tables():
     """INPUT21's and the training keypoints' left/right swaps: each joint goes to its other side, the rest stay."""
     from lifting.data import KEYPOINT_MIRROR

@@ -263,7 +263,7 @@ def test_a_bad_frame_gets_an_error_for_its_own_session_only(keypoints, caplog):
 def test_an_unexpected_failure_stays_in_its_session_and_logs_once_a_minute(keypoints, caplog, monkeypatch):
     config = ss.StreamConfig(layout=keypoints.layout, image_size=keypoints.image_size, fps=keypoints.fps)
     honest, broken, reference = ss.StreamSession(config), ss.StreamSession(config), ss.StreamSession(config)
-    monkeypatch.setattr(broken, "lift", lambda frame: 1 / 0)
+    monkeypatch.setattr(broken, "smooth", lambda joints: 1 / 0)
     batcher = ss.FrameBatcher()
     with caplog.at_level(logging.INFO, logger="mocap.service.stream_session"):
         for i in range(20):

@@ -207,6 +207,39 @@ def test_batched_and_per_frame_ik_give_the_same_replies(keypoints):
         assert batch[0]["joints"] == alone["joints"]
 
 
+
+@pytest.mark.parametrize("decimals", [6, None])
+def test_four_clients_at_once_get_exactly_the_single_client_replies(keypoints, decimals):
+    """Known answer: the frames of one client, sent by 4 clients at once (one network pass, one
+    IK call per tick), give each of them the replies of that client alone, to the last bit; so
+    do a coco17 client and one that joins late in the same batches (a fresh history beside
+    running ones)."""
+    from mocap.skeletons import map_joints
+
+    k = keypoints
+    config = ss.StreamConfig(layout=k.layout, image_size=k.image_size, fps=k.fps, decimals=decimals)
+    coco_config = ss.StreamConfig(layout="coco17", image_size=k.image_size, fps=k.fps, decimals=decimals,
+                                  smoothing=None)
+    coco = map_joints(k.keypoints.astype(np.float64), "mediapipe33", "coco17")
+
+    def coco_message(i):
+        return {"frame": i, "keypoints": [None if not np.isfinite(p).all() else p.tolist() for p in coco[i]]}
+
+    alone, coco_alone, late_alone = ss.StreamSession(config), ss.StreamSession(coco_config), ss.StreamSession(config)
+    four = [ss.StreamSession(config) for _ in range(4)]
+    coco_in_batch, late = ss.StreamSession(coco_config), ss.StreamSession(config)
+    for i in range(k.num_frames):
+        items = [(s, frame_message(k, i), None) for s in four] + [(coco_in_batch, coco_message(i), None)]
+        if i >= 25:
+            items.append((late, frame_message(k, i), None))
+        batch = ss.process_batch(items)
+        expected = alone.process(frame_message(k, i))
+        assert expected["type"] == "pose" and all(r == expected for r in batch[:4]), f"frame {i}"
+        assert batch[4] == coco_alone.process(coco_message(i)), f"coco17 frame {i}"
+        if i >= 25:
+            assert batch[5] == late_alone.process(frame_message(k, i)), f"late client, frame {i}"
+    assert expected["joints"] is not None and batch[4]["joints"] != expected["joints"]
+
 def test_stream_bad_frames_get_errors_and_the_stream_goes_on(client, keypoints):
     k = keypoints
     with client.websocket_connect("/v1/stream", headers=HEADERS) as ws:

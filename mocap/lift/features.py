@@ -70,13 +70,12 @@ def layout_to_input(keypoints: np.ndarray, confidence: np.ndarray, layout: str) 
     if keypoints.shape[-2:] != (skel.num_joints, 2) or confidence.shape != keypoints.shape[:-1]:
         raise ValueError(f"expected keypoints (..., {skel.num_joints}, 2) and confidence (..., {skel.num_joints}) "
                          f"for layout {layout}, got {keypoints.shape} and {confidence.shape}")
+    have = [k for k, name in enumerate(INPUT_NAMES) if name in skel.joint_names]
+    source = [skel.index(INPUT_NAMES[k]) for k in have]
     out = np.full(keypoints.shape[:-2] + (NUM_INPUT_JOINTS, 2), np.nan)
     conf = np.zeros(keypoints.shape[:-2] + (NUM_INPUT_JOINTS,))
-    for k, name in enumerate(INPUT_NAMES):
-        if name in skel.joint_names:
-            j = skel.index(name)
-            out[..., k, :] = keypoints[..., j, :]
-            conf[..., k] = confidence[..., j]
+    out[..., have, :] = keypoints[..., source, :]
+    conf[..., have] = confidence[..., source]
     return out, conf
 
 

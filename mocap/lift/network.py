@@ -10,6 +10,8 @@ are NaN or have confidence 0 are treated as missing and the network fills them i
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -175,11 +177,16 @@ class NetworkLifter:
 class StreamingLifter:
     """Causal lifting one frame at a time (live video): ``push`` returns the newest frame's 3D.
 
-    Incremental: :meth:`mocap.lift.model.TemporalLifter.step` keeps, per layer, the few past
-    activation columns its dilated convolution needs, so a new frame costs one output column
-    per layer. The first frame stands in for the frames before it, exactly as
-    :class:`NetworkLifter` with ``causal=True`` pads a clip, so both give the same numbers.
-    Each StreamingLifter holds its own state, so several may share one model.
+    Incremental: the causal network's step (:class:`mocap.lift.model.CausalSteps`, the
+    arithmetic of :meth:`mocap.lift.model.TemporalLifter.step` as one matrix product per
+    layer) keeps, per layer, the few past activation columns its dilated convolution needs,
+    so a new frame costs one output column per layer. The first frame stands in for the
+    frames before it, exactly as :class:`NetworkLifter` with ``causal=True`` pads a clip, so
+    both give the same numbers (to float32 round-off). Each StreamingLifter holds its own
+    state (a slot of the model's :class:`CausalSteps`), so several may share one model, and
+    :func:`push_frames` runs the newest frames of many at once, with each stream's output
+    bit for bit the one :meth:`push` gives. The step runs on the CPU whatever ``device``
+    holds the model (one frame per stream: a GPU would gain nothing).
     """
 
     def __init__(self, weights: str | Path | None = None, *, device: str = "cpu", threads: int | None = None) -> None:
@@ -205,7 +212,9 @@ class StreamingLifter:
         self.model = model
         self.device = device
         self._torch = _torch()
-        self._state: tuple | None = None
+        self._steps = _causal_steps(model)
+        self._slot = self._steps.new_slot()
+        weakref.finalize(self, self._steps.free_slot, self._slot)
 
     @property
     def receptive_field(self) -> int:
@@ -213,21 +222,60 @@ class StreamingLifter:
 
     def reset(self) -> None:
         """Forget the history (a new clip starts)."""
-        self._state = None
+        self._steps.restart(self._slot)
 
     def push(self, keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         """One frame: keypoints (J, 2) pixels (J = 33 mediapipe33 or 17 coco17), confidence (J,)
         -> (21, 3) metres, root-relative; NaN when the frame has no usable keypoint."""
-        keypoints = np.asarray(keypoints, dtype=np.float64)
-        confidence = np.asarray(confidence, dtype=np.float64)
-        if keypoints.ndim != 2 or keypoints.shape[1] != 2 or confidence.shape != keypoints.shape[:1]:
-            raise ValueError(f"push expects keypoints (J, 2) and confidence (J,), got {keypoints.shape} and {confidence.shape}")
-        kp, conf = layout_to_input(keypoints, confidence, _layout_for(keypoints.shape[0]))
-        frame = self._torch.from_numpy(normalise_frames(kp, conf)).to(self.device)[None]  # (1, 21, 3)
-        with self._torch.no_grad():
-            out, self._state = self.model.step(frame, self._state)
-        out = out[0].cpu().numpy().astype(np.float64)
-        out -= out[:1]
-        if not frames_with_detection(conf, kp):
-            out[:] = np.nan
-        return out
+        return push_frames([self], [keypoints], [confidence])[0]
+
+
+_steps_lock = threading.Lock()
+_steps_by_model: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _causal_steps(model):
+    """The :class:`mocap.lift.model.CausalSteps` of ``model``, one per model (its slots are the streams)."""
+    from mocap.lift.model import CausalSteps
+
+    with _steps_lock:
+        if model not in _steps_by_model:
+            _steps_by_model[model] = CausalSteps(model)
+        return _steps_by_model[model]
+
+
+def push_frames(lifters, keypoints, confidence) -> np.ndarray:
+    """The newest frame of each of B streams at once: one network pass for all (per model).
+
+    Args:
+        lifters: B distinct :class:`StreamingLifter`.
+        keypoints: B arrays (J, 2) pixels, J = 33 (mediapipe33) or 17 (coco17), NaN missing.
+        confidence: B arrays (J,) in [0, 1].
+    Returns:
+        (B, 21, 3) metres, root-relative, camera axes: row b is what ``lifters[b].push`` gives
+        (the same bits); NaN rows for frames without a usable keypoint.
+    """
+    n = len(lifters)
+    if not (len(keypoints) == len(confidence) == n):
+        raise ValueError(f"push_frames needs one frame per lifter: {n} lifters, {len(keypoints)} keypoints, "
+                         f"{len(confidence)} confidences")
+    kp21, conf21 = np.empty((n, NUM_INPUT_JOINTS, 2)), np.empty((n, NUM_INPUT_JOINTS))
+    by_joints: dict[int, list[int]] = {}
+    for b, (kp, conf) in enumerate(zip(keypoints, confidence)):
+        kp, conf = np.asarray(kp), np.asarray(conf)
+        if kp.ndim != 2 or kp.shape[1] != 2 or conf.shape != kp.shape[:1]:
+            raise ValueError(f"push expects keypoints (J, 2) and confidence (J,), got {kp.shape} and {conf.shape}")
+        by_joints.setdefault(kp.shape[0], []).append(b)
+    for j, rows in by_joints.items():
+        kp21[rows], conf21[rows] = layout_to_input(np.stack([keypoints[b] for b in rows]),
+                                                   np.stack([confidence[b] for b in rows]), _layout_for(j))
+    features = normalise_frames(kp21, conf21)
+    out = np.empty((n, 21, 3))
+    by_steps: dict[int, list[int]] = {}
+    for b, lifter in enumerate(lifters):
+        by_steps.setdefault(id(lifter._steps), []).append(b)
+    for rows in by_steps.values():
+        out[rows] = lifters[rows[0]]._steps.step([lifters[b]._slot for b in rows], features[rows]).numpy()
+    out -= out[:, :1]
+    out[~frames_with_detection(conf21, kp21)] = np.nan
+    return out

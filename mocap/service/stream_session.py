@@ -14,10 +14,13 @@ several children (pelvis, neck, ankles), where the rigid rest geometry is fitted
 least-squares sense (typically a few degrees off; see the tests).
 
 Weights are read once per process (:func:`shared_causal_model`) and shared by every
-session; each session holds only its own activation buffers, filter state and the last
-rotations (for sign continuity). :class:`FrameBatcher` runs the frames of all sessions in
-one worker thread, taking every frame pending at that moment as one batch; the IK of a
-batch is one call. Its cost per frame: ``python benchmarks/bench_ik.py``.
+session; each session holds only its own activation buffers (a slot of the model's
+:class:`mocap.lift.model.CausalSteps`), filter state and the last rotations (for sign
+continuity). :class:`FrameBatcher` runs the frames of all sessions in one worker thread,
+taking every frame pending at that moment as one batch: one network pass and one IK call
+per batch, each session's reply the same bits as if it were alone. The IK's cost per
+frame: ``python benchmarks/bench_ik.py``; the server's CPU per frame under many streams:
+``python benchmarks/load_stream.py``.
 
 No camera levelling or ground contact here: the world axes are the camera's with y and z
 flipped, so a pitched camera shows a leaning person (the offline pipeline levels whole clips).
@@ -193,14 +196,15 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
     if kp_in is None:
         return Frame(index, t, np.full((j, 2), np.nan), np.zeros(j))
     kp = _points(kp_in, j, "keypoints")
-    kp[~np.isfinite(kp).all(-1)] = np.nan
-    if np.nanmax(np.abs(kp), initial=0.0) > _MAX_COORD:
+    present = np.isfinite(kp).all(-1)
+    kp[~present] = np.nan
+    if (np.abs(kp) > _MAX_COORD).any():  # (NaN compares False)
         raise ValueError(f"keypoints beyond {_MAX_COORD:g} pixels; send pixels (or hello coords 'normalized')")
     if config.coords == "normalized":
-        kp = kp * np.array(config.image_size, dtype=np.float64)
+        kp *= config.image_size
     conf_in = msg.get("confidence")
     if conf_in is None:
-        conf = np.ones(j)
+        conf = present.astype(np.float64)
     else:
         try:
             conf = np.array(conf_in, dtype=np.float64)
@@ -208,10 +212,10 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
             raise ValueError(f"confidence must be a list of {j} numbers in [0, 1] (null: 0)") from None
         if conf.shape != (j,):
             raise ValueError(f"confidence must have {j} entries for layout {config.layout}, got shape {conf.shape}")
-        conf = np.nan_to_num(conf, nan=0.0, posinf=0.0, neginf=0.0)
+        conf[~np.isfinite(conf)] = 0.0
         if conf.min() < 0 or conf.max() > 1:
             raise ValueError("confidence values must lie in [0, 1]")
-    conf = np.where(np.isfinite(kp).all(-1), conf, 0.0)
+        conf[~present] = 0.0
     kp[conf <= 0] = np.nan
     return Frame(index, t, kp, conf)
 
@@ -284,8 +288,10 @@ class StreamSession:
 
     def lift(self, frame: Frame) -> np.ndarray:
         """Frame -> smoothed world joints (21, 3) metres, +Y up, root-relative; all NaN if no person."""
-        rel_cam = self.lifter.push(frame.keypoints, frame.confidence)
-        joints = world.camera_to_world(rel_cam)
+        return self.smooth(world.camera_to_world(self.lifter.push(frame.keypoints, frame.confidence)))
+
+    def smooth(self, joints: np.ndarray) -> np.ndarray:
+        """World joints (21, 3) of the network -> this stream's One-Euro output (the raw joints without smoothing)."""
         return joints if self.filter is None else self.filter(joints)
 
     def finish(self, frame: Frame, joints: np.ndarray, quats: np.ndarray | None, received_at: float | None) -> dict:
@@ -329,23 +335,42 @@ def _internal_error(session: StreamSession, msg, e: Exception) -> dict:
 
 
 def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | None]]) -> list[dict]:
-    """Frames of distinct sessions -> replies, in order: each session lifts its frame, then one
-    IK call (:func:`mocap.kinematics.ik.solve_ik`, each frame on its own) solves every frame
-    that has a person. A bad message gives an error reply to its own session only; a failure
-    in one session's frame does not touch the other frames of the batch."""
-    frames, joints, replies = [], [], []
-    for session, msg, _ in items:
-        frame = jt = reply = None
+    """Frames of distinct sessions -> replies, in order: one network pass for every frame
+    (:func:`mocap.lift.network.push_frames`), each session's smoothing, then one IK call
+    (:func:`mocap.kinematics.ik.solve_ik`, each frame on its own) for every frame that has a
+    person. Each reply is the one the session would get alone (the same bits). A bad message
+    gives an error reply to its own session only; a failure in one session's frame does not
+    touch the other frames of the batch."""
+    from mocap.lift.network import push_frames
+
+    n = len(items)
+    frames: list[Frame | None] = [None] * n
+    joints: list[np.ndarray | None] = [None] * n
+    replies: list[dict | None] = [None] * n
+    for i, (session, msg, _) in enumerate(items):
         try:
-            frame = msg if isinstance(msg, Frame) else parse_frame(msg, session.config)
-            jt = session.lift(frame)
+            frames[i] = msg if isinstance(msg, Frame) else parse_frame(msg, session.config)
         except ValueError as e:
-            reply = _error_reply(session, msg, str(e))
+            replies[i] = _error_reply(session, msg, str(e))
         except Exception as e:  # noqa: BLE001 (isolation: no frame may break the others)
-            reply = _internal_error(session, msg, e)
-        frames.append(frame)
-        joints.append(jt if reply is None else None)
-        replies.append(reply)
+            replies[i] = _internal_error(session, msg, e)
+    parsed = [i for i in range(n) if replies[i] is None]
+    try:
+        rel_cam = dict(zip(parsed, push_frames([items[i][0].lifter for i in parsed],
+                                               [frames[i].keypoints for i in parsed],
+                                               [frames[i].confidence for i in parsed])))
+    except Exception:  # noqa: BLE001 (lift frame by frame below, so only a failing frame fails)
+        rel_cam = {}
+        for i in parsed:
+            try:
+                rel_cam[i] = items[i][0].lifter.push(frames[i].keypoints, frames[i].confidence)
+            except Exception as e:  # noqa: BLE001
+                replies[i] = _internal_error(items[i][0], items[i][1], e)
+    for i, cam in rel_cam.items():
+        try:
+            joints[i] = items[i][0].smooth(world.camera_to_world(cam))
+        except Exception as e:  # noqa: BLE001
+            replies[i] = _internal_error(items[i][0], items[i][1], e)
     ok = [i for i, jt in enumerate(joints) if jt is not None and np.isfinite(jt).all()]
     quats: dict[int, np.ndarray] = {}
     if ok:
@@ -359,7 +384,7 @@ def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | Non
                 except Exception as e:  # noqa: BLE001
                     replies[i] = _internal_error(items[i][0], items[i][1], e)
     for i, (session, msg, received_at) in enumerate(items):
-        if replies[i] is None:
+        if replies[i] is None and joints[i] is not None:
             try:
                 replies[i] = session.finish(frames[i], joints[i], quats.get(i), received_at)
             except Exception as e:  # noqa: BLE001
