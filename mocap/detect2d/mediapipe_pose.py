@@ -329,7 +329,7 @@ def detect_video(path: str | os.PathLike, *, min_pose_confidence: float = 0.5,
                               progress=progress, total=stop - first, desc=Path(path).name, on_frame=on_frame)
     if frames is None:
         return found
-    from mocap.detect2d.people import place_frames
+    from mocap.detect2d.tracking import place_frames
 
     t = info.frame_count
     return dataclasses.replace(found, keypoints=place_frames(found.keypoints, first, t, np.nan),

@@ -29,6 +29,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from mocap.detect2d.tracking import place_frames
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
 from mocap.skeletons import get_layout
@@ -143,17 +144,6 @@ class PeopleTracks:
                         "median_box": [round(float(v), 1) for v in median], "best_frame": best,
                         "best_box": [round(float(v), 1) for v in best_box]})
         return out
-
-
-def place_frames(values: np.ndarray, first: int, num_frames: int, fill: float) -> np.ndarray:
-    """(T, ...) values of frames ``first`` to ``first + T - 1`` -> (num_frames, ...), ``fill``
-    in the frames outside (NaN for keypoints, 0 for confidences, -1 for track ids)."""
-    values = np.asarray(values)
-    if first < 0 or first + len(values) > num_frames:
-        raise ValueError(f"{len(values)} frames from frame {first} do not fit in {num_frames} frames")
-    out = np.full((num_frames, *values.shape[1:]), fill, values.dtype)
-    out[first:first + len(values)] = values
-    return out
 
 
 def torso_histograms(frame: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray, layout: str, *,
