@@ -180,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     for ax in axes:
         ax.set_axis_off()
     fig.tight_layout()
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=80)
-    print(f"-> {args.output}")
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    print(f"-> {out}")
     return 0
 
 
