@@ -130,6 +130,7 @@ class CaptureJob:
         self._lines: queue.Queue = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=40)
         self._bars: dict[str, tuple[int, int]] = {}
+        self._readers: list[threading.Thread] = []
 
     @property
     def motion_path(self) -> Path:
@@ -146,8 +147,10 @@ class CaptureJob:
                                           stdin=subprocess.DEVNULL, env=_env())
         except OSError as e:
             raise MocapError(f"cannot run {self.executable}: {e.strerror or e}") from None
-        for pipe, name in ((self._proc.stdout, "out"), (self._proc.stderr, "err")):
-            threading.Thread(target=self._read, args=(pipe, name), daemon=True).start()
+        self._readers = [threading.Thread(target=self._read, args=(pipe, name), daemon=True)
+                         for pipe, name in ((self._proc.stdout, "out"), (self._proc.stderr, "err"))]
+        for reader in self._readers:
+            reader.start()
         self.state, self.status = "running", "starting the pipeline"
 
     def _read(self, pipe, name: str) -> None:
@@ -193,6 +196,8 @@ class CaptureJob:
         if rc is None:
             return self.state
         self._proc.wait()
+        for reader in self._readers:  # the last lines (the error) may still be in the pipes
+            reader.join(timeout=5.0)
         self._take_lines()
         if rc == 0 and self.motion_path.is_file():
             self.state, self.progress, self.status = "done", 1.0, "done"
