@@ -217,6 +217,28 @@ def test_bad_video_fails_alone(clips, tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_batch_writes_bvh_in_the_units_asked(clips, tmp_path):
+    """`mocap batch --units m`: each motion.bvh in metres (its root path equals motion.npz's, in
+    metres); the default stays centimetres."""
+    from mocap.formats import load_motion
+    from mocap.io.bvh import read_bvh
+    from mocap.pipelines.batch import build_parser
+    from mocap.config import from_namespace
+
+    assert from_namespace(CaptureOptions, build_parser().parse_args(["v", "-o", "o"])).export.bvh_units == "cm"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / clips[0].name).write_bytes(clips[0].read_bytes())
+    out = tmp_path / "out"
+    assert batch_main([str(folder), "-o", str(out), "--workers", "1", "--no-overlay", "--no-preview", "-q",
+                       "--units", "m"]) == 0
+    motion = load_motion(out / clips[0].stem / "motion.npz")
+    bvh = read_bvh(out / clips[0].stem / "motion.bvh", units="m")
+    assert bvh.num_frames == motion.num_frames == _frames(clips[0])
+    np.testing.assert_allclose(bvh.root_translation + bvh.rest_offsets[0], motion.root_translation, atol=1e-5)
+    np.testing.assert_allclose(bvh.rest_offsets[1:], motion.rest_offsets[1:], atol=1e-5)
+
+
 def dying_task(video, out, name, options, threads) -> VideoResult:
     """Stand-in capture for the crash test: makes its .partial folder, and dies on 'crash'."""
     (Path(out) / ".partial" / str(os.getpid()) / name).mkdir(parents=True)

@@ -430,6 +430,45 @@ def test_capture_job_multiview_arguments(addon, tmp_path):
     assert job.args[i + 1] == "1.720" and job.args[job.args.index("--calibration") + 1] == "auto"
 
 
+def test_capture_body_height_and_errors_in_plain_words(addon, tmp_path):
+    """Body Height is in the capture panel whatever the calibration; for one video it reaches the
+    pipeline as --height (the body's size), for several as --body-height; the pipeline's error
+    comes back in the report area naming the panel's field, not the flag."""
+    import bpy
+
+    capture = importlib.import_module(f"{MOD}.capture")
+    settings = bpy.context.scene.mocap_lift
+    settings.calibration = ""
+    layout = _Layout()
+    bpy.types.MOCAP_PT_capture.draw(type("P", (), {"layout": layout})(), bpy.context)
+    assert "body_height" in layout.props and layout.operators == ["mocap.capture_video"]
+
+    video = tmp_path / "a.mp4"
+    video.write_bytes(b"")
+    job = capture.CaptureJob("mocap", [video], tmp_path / "o", body_height_m=1.72)
+    assert job.args[job.args.index("--height") + 1] == "1.720" and "--body-height" not in job.args
+    assert "--height" not in capture.CaptureJob("mocap", [video], tmp_path / "o").args
+    assert capture.plain_words("calibration 'auto' needs the person's height for the scale: pass --body-height "
+                               "METRES") == "calibration 'auto' needs the person's height for the scale: set Body Height"
+    assert capture.plain_words("--start 2 s is beyond the end") == "--start 2 s is beyond the end"  # not in the panel
+
+    fake = tmp_path / "mocap"  # the pipeline refusing the height it was given, as mocap capture does
+    fake.write_text("#!/bin/sh\n"
+                    "while [ $# -gt 0 ]; do [ \"$1\" = --height ] && h=$2; shift; done\n"
+                    "echo \"mocap: error: height_m (--height) must be a number from 0.5 to 2.6 metres, got $h\" >&2\n"
+                    "exit 1\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    prefs = bpy.context.preferences.addons[MOD].preferences
+    prefs.mocap_executable = str(fake)
+    try:
+        message = _expect_report(lambda: bpy.ops.mocap.capture_video(filepath=str(EXAMPLE_VIDEO),
+                                                                     output_dir=str(tmp_path / "out"), body_height=3.1),
+                                 "Capture failed: Body Height must be a number from 0.5 to 2.6 metres, got 3.100")
+        assert "--" not in message and "height_m" not in message
+    finally:
+        prefs.mocap_executable = ""
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not MOCAP_EXE.is_file() or importlib.util.find_spec("mediapipe") is None,
                     reason="needs the pipeline installed in .venv (bash scripts/setup.sh)")

@@ -367,6 +367,29 @@ def test_failed_capture_leaves_no_new_folder(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mp4"]
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--start", "1.0", "--end", "0.5"], ["--start 1 s", "before the end"]),
+    (["--start", "0.7", "--end", "0.7"], ["before the end"]),
+    (["--start", "-1"], ["--start", "from 0"]),
+    (["--end", "-0.5"], ["--end", "between 0"]),
+    (["--end", "5"], ["--end 5 s", "beyond the end", "1.667 s", "100 frames at 60 fps"]),
+    (["--start", "2"], ["--start 2 s", "beyond the end"]),
+    (["--start", "0.501", "--end", "0.51"], ["holds no frame"]),
+])
+def test_capture_refuses_a_bad_range_before_work(tmp_path, capsys, args, words):
+    """--start/--end outside the 1.667 s example (100 frames at 60 fps), or empty: one line, nothing written."""
+    rc, _, err = _run(["capture", EXAMPLE_VIDEO, "-o", tmp_path / "O", "-q", *args], capsys)
+    _one_line_error(rc, err, *words)
+    assert not (tmp_path / "O").exists()
+
+
+def test_multiview_capture_refuses_a_range(tmp_path, capsys):
+    rc, _, err = _run(["capture", EXAMPLE_VIDEO, EXAMPLE_VIDEO, "--calibration", "auto", "--body-height", "1.7",
+                       "-o", tmp_path / "O", "-q", "--start", "0.5"], capsys)
+    _one_line_error(rc, err, "--start and --end work with one video")
+    assert not (tmp_path / "O").exists()
+
+
 def test_capture_refuses_a_video_too_small_for_a_person(tmp_path, capsys):
     cv2 = pytest.importorskip("cv2")
     video = tmp_path / "tiny.mp4"

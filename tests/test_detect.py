@@ -124,3 +124,18 @@ def test_real_video_world_landmarks(cam01):
     assert 1.2 <= np.median(nose_to_ankle) <= 2.0
     assert (nose_to_ankle > 1.0).all() and (nose_to_ankle < 2.2).all()
     assert (w[:, J("nose"), 1] < w[:, J("left_ankle"), 1]).all()
+
+
+def test_detect_part_of_a_video():
+    """frames=(30, 34): MediaPipe sees only those frames; the keypoints still cover the
+    video's 100 frames, NaN (confidence 0) outside."""
+    from tests.conftest import EXAMPLE_VIDEO
+
+    seen = []
+    k = detect_video(EXAMPLE_VIDEO, progress=False, frames=(30, 34), on_frame=lambda f, kp, c: seen.append(kp))
+    assert len(seen) == 4 and k.num_frames == 100
+    outside = np.r_[0:30, 34:100]
+    assert np.isnan(k.keypoints[outside]).all() and (k.confidence[outside] == 0).all()
+    assert np.isnan(k.world_landmarks[outside]).all()
+    assert np.isfinite(k.keypoints[30:34]).all() and np.isfinite(k.world_landmarks[30:34]).all()
+    np.testing.assert_array_equal(k.keypoints[30:34], np.stack(seen))

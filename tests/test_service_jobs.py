@@ -415,6 +415,21 @@ def test_parse_options_reaches_every_capture_option():
             parse_options(bad)
 
 
+def test_parse_options_takes_part_of_a_video():
+    """start_s / end_s (``mocap capture --start/--end``) reach the capture's detection options."""
+    from mocap.config import from_json
+    from mocap.pipelines.options import CaptureOptions
+    from mocap.service.worker import parse_options
+
+    options = from_json(CaptureOptions, parse_options('{"start_s": 0.5, "end_s": 1.0}'))
+    assert (options.detection.start_s, options.detection.end_s) == (0.5, 1.0)
+    assert options.detection.frame_range(60.0, 100) == (30, 60)
+    for bad, words in (('{"start_s": 1, "end_s": 0.5}', "before the end"), ('{"start_s": -1}', "start_s"),
+                       ('{"end_s": "soon"}', "end_s")):
+        with pytest.raises(ValueError, match=words):
+            parse_options(bad)
+
+
 def test_worker_reads_tqdm_progress():
     from mocap.service.worker import _TqdmTee
 

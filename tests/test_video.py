@@ -69,6 +69,44 @@ def test_containers_round_trip(tmp_path, name, fourcc):
     assert red[2] > 200 and red[0] < 60
 
 
+@pytest.mark.parametrize("name, fourcc", [("clip.mp4", "mp4v"), ("clip.avi", "MJPG"), ("clip.mkv", "MJPG"),
+                                          ("clip.mov", "mp4v")])
+def test_frame_range(tmp_path, name, fourcc):
+    """``start``/``stop``: exactly frames start..stop-1, whatever the container."""
+    path = _write(tmp_path / name, fourcc)
+    for start, stop in [(0, 3), (5, 9), (7, None), (N - 1, N), (1, N + 5)]:
+        got = [_decode_index(f) for f in iter_frames(path, start=start, stop=stop)]
+        assert got == list(range(start, min(N, stop or N))), (start, stop)
+    with pytest.raises(MocapError, match=f"has no frame {N}"):
+        iter_frames(path, start=N)
+    for bad in [(-1, 3), (4, 4), (5, 2)]:
+        with pytest.raises(ValueError):
+            iter_frames(path, start=bad[0], stop=bad[1])
+
+
+def test_frame_range_when_the_seek_misses(tmp_path, monkeypatch):
+    """A container whose seek lands on the wrong frame: the frames are read on instead."""
+    import mocap.io.video as video
+
+    path = _write(tmp_path / "clip.mp4", "mp4v")
+    opened = video._open
+
+    class Missing:  # seeks 3 frames short of the frame asked for
+        def __init__(self, cap):
+            self.cap = cap
+
+        def set(self, prop, value):
+            if prop == cv2.CAP_PROP_POS_FRAMES:
+                return self.cap.set(prop, max(0, value - 3))
+            return self.cap.set(prop, value)
+
+        def __getattr__(self, name):
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(video, "_open", lambda p: Missing(opened(p)))
+    assert [_decode_index(f) for f in iter_frames(path, start=6, stop=9)] == [6, 7, 8]
+
+
 # --- rotation: patch the track header's display matrix of an mp4 written by OpenCV -----------
 
 def _find_box(data: bytes, path: tuple[bytes, ...], start: int = 0, end: int | None = None) -> int:

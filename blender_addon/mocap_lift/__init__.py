@@ -76,7 +76,8 @@ class MOCAP_Settings(_ImportOptions, PropertyGroup):
     calibration: StringProperty(name="Calibration", subtype="FILE_PATH",
                                 description="Camera calibration (.toml, .qca.txt, .yml) or 'auto', for several videos")
     body_height: FloatProperty(name="Body Height", default=0.0, min=0.0, soft_max=2.5, unit="LENGTH",
-                               description="The person's height; needed with calibration 'auto' (0: not given)")
+                               description="The person's standing height when you know it: sets the body's size "
+                                           "(0: the size seen in the video); needed with calibration 'auto'")
     output_dir: StringProperty(name="Output", subtype="DIR_PATH",
                                description="Folder for the capture's files (empty: a new temporary folder)")
     live_source: StringProperty(name="Source", default="0", subtype="FILE_PATH",
@@ -346,8 +347,7 @@ class MOCAP_PT_capture(_SidebarPanel, Panel):
         settings = context.scene.mocap_lift
         state = context.window_manager.mocap_capture
         layout.prop(settings, "calibration")
-        if settings.calibration == "auto":
-            layout.prop(settings, "body_height")
+        layout.prop(settings, "body_height")
         layout.prop(settings, "output_dir")
         if state.running:
             if hasattr(layout, "progress"):

@@ -25,6 +25,24 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 _BAR = re.compile(r"^(?P<desc>.*?):\s*\d+%\|.*?\|\s*(?P<n>\d+)/(?P<total>\d+)")
 _NOISE = re.compile(r"^([IWEF]\d{4} |INFO:|WARNING: All log messages|\S+: +\d+%\|)")
 _DETECT_SHARE = 0.9  # of the progress bar: the 2D detection; the rest: lifting, clean-up, files
+#: the pipeline's flags -> the names of the panel's fields, for its messages in the report area
+PANEL_NAMES = {"--height": "Body Height", "--body-height": "Body Height", "--calibration": "Calibration",
+               "--output": "Output", "-o": "Output"}
+_OPTION = re.compile(r"\b\w+ \((--[\w-]+)\)")  # "height_m (--height)": the option's field and its flag
+_PASS = re.compile(r"\b(?:pass|give|add) (--[\w-]+)(?: [A-Z]+\b)?")  # "pass --body-height METRES"
+_FLAG = re.compile(r"(?<![\w-])(--[\w-]+)")
+
+
+def plain_words(message: str) -> str:
+    """The pipeline's one-line error with its command-line flags named as the panel names them:
+    ``height_m (--height) must be ...`` -> ``Body Height must be ...``, ``pass --body-height
+    METRES`` -> ``set Body Height``; flags the panel does not show are left as they are."""
+    def name(flag: str, default: str) -> str:
+        return PANEL_NAMES.get(flag, default)
+
+    message = _OPTION.sub(lambda m: name(m[1], m[0]), message)
+    message = _PASS.sub(lambda m: f"set {PANEL_NAMES[m[1]]}" if m[1] in PANEL_NAMES else m[0], message)
+    return _FLAG.sub(lambda m: name(m[1], m[1]), message)
 
 
 def find_executable(configured: str = "") -> str:
@@ -81,6 +99,9 @@ class CaptureJob:
     def __init__(self, executable: str, videos: Sequence[str | os.PathLike], output_dir: str | os.PathLike | None = None,
                  *, calibration: str | os.PathLike | None = None, body_height_m: float | None = None,
                  extra_args: Sequence[str] = ()):
+        """``body_height_m``: the person's standing height (None or 0: not known), which sets the
+        body's size of one video's capture (``--height``) and the scale of several calibrated
+        from the person (``--body-height``)."""
         self.videos = [Path(v) for v in videos]
         if not self.videos:
             raise MocapError("choose at least one video")
@@ -99,7 +120,7 @@ class CaptureJob:
         if calibration:
             args += ["--calibration", str(calibration)]
         if body_height_m and body_height_m > 0:
-            args += ["--body-height", f"{body_height_m:.3f}"]
+            args += ["--height" if len(self.videos) == 1 else "--body-height", f"{body_height_m:.3f}"]
         self.args = args + list(extra_args)
         self.state = "new"
         self.progress = 0.0
@@ -109,6 +130,7 @@ class CaptureJob:
         self._lines: queue.Queue = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=40)
         self._bars: dict[str, tuple[int, int]] = {}
+        self._readers: list[threading.Thread] = []
 
     @property
     def motion_path(self) -> Path:
@@ -125,8 +147,10 @@ class CaptureJob:
                                           stdin=subprocess.DEVNULL, env=_env())
         except OSError as e:
             raise MocapError(f"cannot run {self.executable}: {e.strerror or e}") from None
-        for pipe, name in ((self._proc.stdout, "out"), (self._proc.stderr, "err")):
-            threading.Thread(target=self._read, args=(pipe, name), daemon=True).start()
+        self._readers = [threading.Thread(target=self._read, args=(pipe, name), daemon=True)
+                         for pipe, name in ((self._proc.stdout, "out"), (self._proc.stderr, "err"))]
+        for reader in self._readers:
+            reader.start()
         self.state, self.status = "running", "starting the pipeline"
 
     def _read(self, pipe, name: str) -> None:
@@ -155,7 +179,7 @@ class CaptureJob:
                 n, total = self._bars[bar["desc"]]
                 self.status = f"detecting people in {bar['desc']}: frame {n} of {total}"
             elif line.startswith("mocap: error:"):
-                self.error = line[len("mocap: error:"):].strip()
+                self.error = plain_words(line[len("mocap: error:"):].strip())
         if self._bars:
             done = sum(n for n, _ in self._bars.values())
             total = sum(t for _, t in self._bars.values()) * max(1, len(self.videos)) / len(self._bars)
@@ -172,6 +196,8 @@ class CaptureJob:
         if rc is None:
             return self.state
         self._proc.wait()
+        for reader in self._readers:  # the last lines (the error) may still be in the pipes
+            reader.join(timeout=5.0)
         self._take_lines()
         if rc == 0 and self.motion_path.is_file():
             self.state, self.progress, self.status = "done", 1.0, "done"

@@ -18,6 +18,7 @@ MediaPipe is imported inside the functions that need it (``pip install 'mocap-li
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import sys
@@ -303,8 +304,13 @@ def detect_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[int, int
 
 def detect_video(path: str | os.PathLike, *, min_pose_confidence: float = 0.5,
                  progress: bool = True,
-                 on_frame: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None) -> Keypoints2D:
+                 on_frame: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+                 frames: tuple[int, int] | None = None) -> Keypoints2D:
     """2D keypoints of one person in every frame of the video at ``path``.
+
+    ``frames``: (first, stop), detect only in video frames ``first`` to ``stop - 1`` (the
+    others are not decoded, nor passed to ``on_frame``); the keypoints still cover every
+    frame of the video, NaN (confidence 0) outside.
 
     Frames are decoded upright (rotation metadata applied) in a background thread while
     MediaPipe runs. If no person is found anywhere the result is all NaN; callers decide
@@ -317,7 +323,15 @@ def detect_video(path: str | os.PathLike, *, min_pose_confidence: float = 0.5,
     from mocap.io.video import iter_frames, probe_video
 
     info = probe_video(path)
-    with contextlib.closing(_prefetch(iter_frames(path, rgb=True))) as frames:
-        return detect_frames(frames, info.fps, info.size, min_pose_confidence=min_pose_confidence,
-                             progress=progress, total=info.frame_count, desc=Path(path).name,
-                             on_frame=on_frame)
+    first, stop = (0, info.frame_count) if frames is None else frames
+    with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as chosen:
+        found = detect_frames(chosen, info.fps, info.size, min_pose_confidence=min_pose_confidence,
+                              progress=progress, total=stop - first, desc=Path(path).name, on_frame=on_frame)
+    if frames is None:
+        return found
+    from mocap.detect2d.tracking import place_frames
+
+    t = info.frame_count
+    return dataclasses.replace(found, keypoints=place_frames(found.keypoints, first, t, np.nan),
+                               confidence=place_frames(found.confidence, first, t, 0.0),
+                               world_landmarks=place_frames(found.world_landmarks, first, t, np.nan))

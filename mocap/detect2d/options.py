@@ -1,6 +1,7 @@
 """Options of the 2D detection stage, and the one check that a person was found."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -33,6 +34,11 @@ class DetectionOptions:
                               "everyone tracked", flag="--all-people", json=False)  # subfolders: not served
     min_person_s: float = option(1.0, "with --all-people, people seen for less than this long are not written",
                                  flag="--min-person-s", bounds=(0.0, 1e6), closed=True, unit="s", json=False)
+    start_s: float | None = option(None, "capture from this time in the video, seconds (default: its start)",
+                                   flag="--start", bounds=(0.0, 1e9), closed=True, unit="s", metavar="SECONDS")
+    end_s: float | None = option(None, "capture up to this time in the video, seconds (default: its end); the frames "
+                                 "outside are not detected, frame numbers stay the video's", flag="--end",
+                                 bounds=(0.0, 1e9), unit="s", metavar="SECONDS")
     device: str = option("cpu", "torch device for estimators that use it (cpu, cuda)", flag="--device",
                          json=False)  # the server's operator picks the device, not its clients
 
@@ -46,6 +52,41 @@ class DetectionOptions:
                 or (isinstance(person, int) and person < 0):
             raise OptionError(f"person (--person) is {', '.join(map(repr, PERSON_CHOICES))} or a track id "
                               f"(0, 1, ...), got {self.person!r}")
+        if self.start_s is not None and self.end_s is not None and self.start_s >= self.end_s:
+            raise OptionError(f"the start (--start {self.start_s:g} s) must come before the end "
+                              f"(--end {self.end_s:g} s)")
+
+    @property
+    def whole_video(self) -> bool:
+        """True when no part of the video is chosen (no ``start_s`` nor ``end_s``)."""
+        return self.start_s is None and self.end_s is None
+
+    def frame_range(self, fps: float, num_frames: int, video: object = "the video") -> tuple[int, int]:
+        """(first, stop): the video frames to capture, ``first`` to ``stop - 1``.
+
+        Frame ``n`` stands for time ``n / fps`` seconds; the frames captured are those with
+        ``start_s <= n / fps < end_s`` (times within a thousandth of a frame count as equal).
+
+        Args:
+            fps: the video's frames per second.
+            num_frames: its number of frames.
+            video: its name, for messages.
+        Raises:
+            OptionError when the range holds no frame or lies (partly) beyond the video's end.
+        """
+        duration = num_frames / fps
+        first = 0 if self.start_s is None else math.ceil(self.start_s * fps - 1e-3)
+        stop = num_frames if self.end_s is None else math.ceil(self.end_s * fps - 1e-3)
+        if self.end_s is not None and stop > num_frames:
+            raise OptionError(f"--end {self.end_s:g} s is beyond the end of {video} ({duration:.3f} s, "
+                              f"{num_frames} frames at {fps:g} fps)")
+        if first >= num_frames:
+            raise OptionError(f"--start {self.start_s:g} s is at or beyond the end of {video} ({duration:.3f} s, "
+                              f"{num_frames} frames at {fps:g} fps)")
+        if stop <= first:
+            raise OptionError(f"--start {self.start_s:g} s to --end {self.end_s:g} s holds no frame of {video} "
+                              f"(frames are {1 / fps:.4f} s apart)")
+        return first, stop
 
     def detector_for(self, num_views: int) -> str:
         """The estimator to run: the chosen one, else the default for one view or several."""

@@ -29,6 +29,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from mocap.detect2d.tracking import place_frames
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
 from mocap.skeletons import get_layout
@@ -78,6 +79,15 @@ class PeopleTracks:
         return cls(keypoints=keypoints.keypoints[:, None], confidence=keypoints.confidence[:, None],
                    scores=seen[:, None].astype(np.float32), track_ids=np.where(seen, 0, -1)[:, None],
                    layout=keypoints.layout, image_size=keypoints.image_size, fps=keypoints.fps)
+
+    def in_video(self, first: int, num_frames: int) -> PeopleTracks:
+        """These tracks, detected in frames ``first`` onwards, placed in a video of
+        ``num_frames`` frames: empty slots (NaN, id -1) in the frames outside."""
+        return PeopleTracks(keypoints=place_frames(self.keypoints, first, num_frames, np.nan),
+                            confidence=place_frames(self.confidence, first, num_frames, 0.0),
+                            scores=place_frames(self.scores, first, num_frames, 0.0),
+                            track_ids=place_frames(self.track_ids, first, num_frames, -1),
+                            layout=self.layout, image_size=self.image_size, fps=self.fps)
 
     def choose(self, person: str | int = "auto") -> int:
         """The track id ``person`` names (:func:`mocap.detect2d.tracking.choose_track`)."""
@@ -251,11 +261,14 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
 
 
 def detect_people_video(path: str | os.PathLike, *, detector: str, device: str = "cpu", batch_size: int = 8,
-                        max_people: int = MAX_PEOPLE, progress: bool = True) -> PeopleTracks:
+                        max_people: int = MAX_PEOPLE, progress: bool = True,
+                        frames: tuple[int, int] | None = None) -> PeopleTracks:
     """Everyone in the video at ``path`` with the estimator called ``detector``, tracked.
 
     The PyTorch BlazePose looks for up to ``max_people`` people and follows each from frame to
-    frame. ``batch_size``: frames decoded per call (default 8).
+    frame. ``batch_size``: frames decoded per call (default 8). ``frames``: (first, stop),
+    detect only in video frames ``first`` to ``stop - 1`` (the others are not decoded); the
+    tracks still cover every frame of the video, empty outside.
     """
     from mocap.detect2d.mediapipe_pose import _prefetch
     from mocap.detect2d.estimators import BLAZEPOSE_TORCH, get_estimator
@@ -264,10 +277,12 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
     info = probe_video(path)
     kwargs = {"device": device, "max_people": max_people} if detector in BLAZEPOSE_TORCH else {}
     estimator = get_estimator(detector, **kwargs)
+    first, stop = (0, info.frame_count) if frames is None else frames
     try:
-        with contextlib.closing(_prefetch(iter_frames(path, rgb=True))) as frames:
-            return detect_people_frames(frames, info.fps, info.size, estimator=estimator, batch_size=batch_size,
-                                        progress=progress, total=info.frame_count, desc=f"{Path(path).name} ({detector})")
+        with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as chosen:
+            tracks = detect_people_frames(chosen, info.fps, info.size, estimator=estimator, batch_size=batch_size,
+                                          progress=progress, total=stop - first, desc=f"{Path(path).name} ({detector})")
+        return tracks if frames is None else tracks.in_video(first, info.frame_count)
     finally:
         close = getattr(estimator, "close", None)
         if callable(close):

@@ -503,3 +503,14 @@ def implausible_jumps(keypoints: np.ndarray, confidence: np.ndarray, layout: str
     step = np.linalg.norm(hips[b] - hips[a], axis=-1)
     limit = scale * (0.5 + max_speed * (b - a) / fps)
     return [(int(i), int(j)) for i, j in zip(a[step > limit], b[step > limit])]
+
+
+def place_frames(values: np.ndarray, first: int, num_frames: int, fill: float) -> np.ndarray:
+    """(T, ...) values of frames ``first`` to ``first + T - 1`` -> (num_frames, ...), ``fill``
+    in the frames outside (NaN for keypoints, 0 for confidences, -1 for track ids)."""
+    values = np.asarray(values)
+    if first < 0 or first + len(values) > num_frames:
+        raise ValueError(f"{len(values)} frames from frame {first} do not fit in {num_frames} frames")
+    out = np.full((num_frames, *values.shape[1:]), fill, values.dtype)
+    out[first:first + len(values)] = values
+    return out

@@ -304,6 +304,7 @@ def render_overlay(
     progress: bool = True,
     max_width: int | None = None,
     min_confidence: float = 0.3,
+    frames: tuple[int, int] | None = None,
 ) -> None:
     """Write ``out_path`` (.mp4): the video at ``video_path`` with ``keypoints`` drawn on each frame.
 
@@ -318,6 +319,8 @@ def render_overlay(
         progress: show a tqdm progress bar.
         max_width: largest output width in pixels (None: the source width).
         min_confidence: see :func:`draw_skeleton_2d`.
+        frames: (first, stop): only video frames ``first`` to ``stop - 1`` (the keypoints still
+            cover the whole video); None: every frame.
 
     Raises:
         MocapError: the video's frame count or frame shape does not match the keypoints,
@@ -332,20 +335,21 @@ def render_overlay(
     if info.frame_count > 0 and info.frame_count != t:
         raise MocapError(f"{video_path} has {info.frame_count} frames but the keypoints have {t}; "
                          "use the keypoints detected on this video")
-    frames = iter_frames(video_path, rgb=True)
+    first, stop = (0, t) if frames is None else frames
+    chosen = iter_frames(video_path, rgb=True, start=first, stop=stop)
     try:
         with OverlayWriter(out_path, keypoints_size=keypoints.image_size, fps=info.fps, layout=keypoints.layout,
-                           num_frames=t, max_width=max_width, min_confidence=min_confidence,
+                           num_frames=stop - first, max_width=max_width, min_confidence=min_confidence,
                            source=str(video_path)) as writer, \
-                tqdm(total=t, desc="overlay", unit="frame", disable=not progress) as bar:
-            for count, frame in enumerate(frames):
+                tqdm(total=stop - first, desc="overlay", unit="frame", disable=not progress) as bar:
+            for count, frame in enumerate(chosen, first):
                 if count >= t:
                     raise MocapError(f"{video_path} has more frames than the {t} frames of keypoints; "
                                      "use the keypoints detected on this video")
                 writer.write(frame, keypoints.keypoints[count], keypoints.confidence[count])
                 bar.update(1)
     finally:
-        frames.close()
+        chosen.close()
 
 
 def _overlay_scale(image_size: tuple[int, int], frame_size: tuple[int, int], video_path) -> np.ndarray:

@@ -205,12 +205,17 @@ def _too_long(path: Path, frames: str) -> MocapError:
                       f"(e.g. ffmpeg -i in.mp4 -c copy -f segment -segment_time 1800 part%02d.mp4)")
 
 
-def iter_frames(path: str | os.PathLike, *, rgb: bool = True) -> Iterator[np.ndarray]:
+def iter_frames(path: str | os.PathLike, *, rgb: bool = True, start: int = 0,
+                stop: int | None = None) -> Iterator[np.ndarray]:
     """Yield the frames of the video at ``path``, upright, in order.
 
     Args:
         path: a video file.
         rgb: RGB channel order if True (what detectors expect), else OpenCV's BGR.
+        start, stop: yield only frames ``start`` to ``stop - 1`` (video frame numbers, 0-based;
+            ``stop`` None: to the end). The frames before ``start`` are skipped by a seek
+            (checked against the frame's timestamp; where the container's seek misses, by
+            reading on without converting them), those after ``stop`` are never decoded.
 
     Yields:
         frame: (H, W, 3) uint8, H and W as in ``probe_video(path)``.
@@ -219,6 +224,8 @@ def iter_frames(path: str | os.PathLike, *, rgb: bool = True) -> Iterator[np.nda
     when this is called, not at the first ``next``. If decoding stops before the declared
     number of frames, a ``UserWarning`` says so (a truncated or damaged file).
     """
+    if start < 0 or (stop is not None and stop <= start):
+        raise ValueError(f"frames {start} to {stop}: want 0 <= start < stop")
     path = _check_path(path)
     cv2 = _cv2()
     cap = _open(path)
@@ -227,14 +234,45 @@ def iter_frames(path: str | os.PathLike, *, rgb: bool = True) -> Iterator[np.nda
         declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         fps = cap.get(cv2.CAP_PROP_FPS)
         ok, first = cap.read()
+        clock = _Clock(path, fps) if math.isfinite(fps) and 0 < fps <= MAX_FPS else None
+        if ok and first is not None and start > 0:
+            if clock is not None:
+                clock.check(0, cap.get(cv2.CAP_PROP_POS_MSEC))
+            cap, first = _skip_to(cap, path, start, clock)
+            ok = first is not None
     except BaseException:
         cap.release()
         raise
     if not ok or first is None:
         cap.release()
+        if start > 0:
+            raise MocapError(f"video {path} has no frame {start}: it ends before (truncated or damaged file?)")
         raise _no_frames(path)
-    clock = _Clock(path, fps) if math.isfinite(fps) and 0 < fps <= MAX_FPS else None
-    return _frames(cap, first, path, rotation=rotation, declared=declared, rgb=rgb, clock=clock)
+    return _frames(cap, first, path, rotation=rotation, declared=declared, rgb=rgb, clock=clock, start=start,
+                   stop=stop)
+
+
+def _skip_to(cap, path: Path, start: int, clock: _Clock | None):
+    """(the capture, frame ``start`` as stored, or None past the end), frames 1 to ``start - 1``
+    left undecoded where the container can seek. The seek is kept when the frame it lands on
+    has the timestamp of frame ``start``; otherwise the video is read again from its first
+    frame, the frames in between grabbed and not converted."""
+    cv2 = _cv2()
+    if clock is not None and clock.start is not None and cap.set(cv2.CAP_PROP_POS_FRAMES, start):
+        ok, frame = cap.read()
+        msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+        if ok and frame is not None and math.isfinite(msec) \
+                and abs((msec / 1000.0 - clock.start) * clock.fps - start) < 0.5:
+            return cap, frame
+    cap.release()
+    cap = _open(path)
+    for n in range(start):
+        if not cap.grab():
+            return cap, None
+        if clock is not None:
+            clock.check(n, cap.get(cv2.CAP_PROP_POS_MSEC))
+    ok, frame = cap.read()
+    return cap, frame if ok else None
 
 
 class _Clock:
@@ -261,11 +299,11 @@ class _Clock:
 
 
 def _frames(cap, first: np.ndarray, path: Path, *, rotation: int, declared: float,
-            rgb: bool, clock: _Clock | None) -> Iterator[np.ndarray]:
+            rgb: bool, clock: _Clock | None, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
     cv2 = _cv2()
     try:
-        frame, n = first, 0
-        while frame is not None:
+        frame, n = first, start
+        while frame is not None and (stop is None or n < stop):
             if n >= MAX_FRAMES:
                 raise _too_long(path, f"more than {MAX_FRAMES}")
             if clock is not None:
@@ -278,7 +316,7 @@ def _frames(cap, first: np.ndarray, path: Path, *, rotation: int, declared: floa
             ok, frame = cap.read()
             if not ok:
                 frame = None
-        if math.isfinite(declared) and n < int(round(declared)):
+        if math.isfinite(declared) and n < min(int(round(declared)), stop if stop is not None else MAX_FRAMES):
             warnings.warn(f"{path}: decoding stopped after {n} of {int(round(declared))} frames "
                           f"(truncated or damaged file?)", stacklevel=2)
     finally:

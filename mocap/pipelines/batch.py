@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="capture finished videos again")
     p.add_argument("--recursive", action="store_true", help="also look for videos in sub-folders")
     add_lift_arguments(p)
-    add_arguments(p, ExportOptions, ("target", "overlay", "preview"), help={
+    add_arguments(p, ExportOptions, ("target", "overlay", "preview", "bvh_units"), help={
         "target": "also retarget each motion onto this rigged character (.fbx, .glb, .blend)",
         "overlay": "skip overlay.mp4 (faster)", "preview": "skip preview.png / preview.mp4 (faster)"})
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

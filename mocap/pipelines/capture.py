@@ -208,25 +208,28 @@ def prepare_output_dir(outdir: str | os.PathLike) -> Path:
 
 
 def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export: ExportOptions, out: Path,
-            outputs: dict[str, Path], *, timer: StageTimer, progress: bool):
+            outputs: dict[str, Path], *, span: tuple[int, int], timer: StageTimer, progress: bool):
     """(the person's 2D keypoints, everyone's tracks, the captured track id, the detection rate).
 
     Everyone is detected and tracked when ``detection.tracks_people``, else MediaPipe's own
     tracking follows one person (then the tracks hold that one person, id 0). The person's
     keypoints cover every frame, NaN where they are not seen. overlay.mp4 unless turned
-    off; MocapError if nobody is found (then no overlay is kept).
+    off; MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
+    video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
     """
     from mocap.detect2d.people import PeopleTracks
     from mocap.export import draw
 
     detector = detection.detector_for(1)
+    frames = None if detection.whole_video else span
     tracks, chosen = None, 0
     with contextlib.ExitStack() as stack:
         if detection.tracks_people:
             from mocap.detect2d.people import detect_people_video
 
             with timer.stage(f"detect 2D ({detector})"):
-                tracks = detect_people_video(video, detector=detector, device=detection.device, progress=progress)
+                tracks = detect_people_video(video, detector=detector, device=detection.device, progress=progress,
+                                             frames=frames)
                 keypoints = None
                 if tracks.track_list():
                     chosen = tracks.choose(detection.person)
@@ -242,15 +245,16 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                     outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
                     max_width=export.overlay_max_width, threaded=True, source=str(video)))
                 on_frame = writer.write
-            keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame)
-        (rate,) = require_person([keypoints], [video])  # raised inside: the overlay is not kept
+            keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame, frames=frames)
+        in_span = keypoints if keypoints is None or frames is None else _frames(keypoints, span[0], span[1] - 1)
+        (rate,) = require_person([in_span], [video])  # raised inside: the overlay is not kept
     if tracks is None:
         tracks = PeopleTracks.from_person(keypoints)
     elif export.overlay:
         with timer.stage("overlay"):
             outputs["overlay"] = out / "overlay.mp4"
             draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
-                                max_width=export.overlay_max_width)
+                                max_width=export.overlay_max_width, frames=frames)
     return keypoints, tracks, chosen, rate
 
 
@@ -306,12 +310,10 @@ def _people_files(video, out: Path, tracks, captured: dict[int, str | None], cho
     wanted = {p["best_frame"] for p in people}
     frames = {}
     if wanted:
-        with contextlib.closing(iter_frames(video, rgb=True)) as it:
-            for i, f in enumerate(it):
+        with contextlib.closing(iter_frames(video, rgb=True, start=min(wanted), stop=max(wanted) + 1)) as it:
+            for i, f in enumerate(it, min(wanted)):
                 if i in wanted:
                     frames[i] = f
-                if i >= max(wanted):
-                    break
     if all(p["best_frame"] in frames for p in people):
         outputs["people_sheet"] = out / "people.png"
         write_people_sheet(outputs["people_sheet"], frames, people)
@@ -388,14 +390,15 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
 
     o = options
     info = video_io.probe_video(video)
+    span = o.detection.frame_range(info.fps, info.frame_count, video)  # (first, stop) frames: --start/--end
     check_character(o.export)
     out = prepare_output_dir(outdir)
     timer = StageTimer()
     outputs: dict[str, Path] = {}
 
     outputs["keypoints"] = out / "keypoints2d.npz"
-    keypoints, tracks, chosen, rate = _detect(video, info, o.detection, o.export, out, outputs, timer=timer,
-                                              progress=progress)
+    keypoints, tracks, chosen, rate = _detect(video, info, o.detection, o.export, out, outputs, span=span,
+                                              timer=timer, progress=progress)
     save_keypoints(outputs["keypoints"], keypoints)
     jumps = implausible_jumps(keypoints.keypoints, keypoints.confidence, keypoints.layout, keypoints.fps,
                               min_confidence=o.cleanup.min_confidence)
@@ -443,7 +446,8 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                                    title=f"{Path(video).name}: {motion.num_frames} frames, lifter {lifter.name}")
             outputs["preview_video"] = out / "preview.mp4"
             draw.render_preview_video(motion.joints, motion.parents, outputs["preview_video"], fps=motion.fps)
-    return CaptureReport(outputs=outputs, num_frames=keypoints.num_frames, fps=info.fps,
+    num_frames = keypoints.num_frames if o.detection.whole_video else span[1] - span[0]
+    return CaptureReport(outputs=outputs, num_frames=num_frames, fps=info.fps,
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,

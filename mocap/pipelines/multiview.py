@@ -110,6 +110,9 @@ def _check_request(videos: Sequence[Path], options: CaptureOptions) -> None:
     if options.export.target is not None or options.export.avatar is not None:
         raise MocapError("--target and --avatar work with one video for now: retarget the multi-view motion.npz "
                          "with: mocap retarget OUT/motion.npz --target CHARACTER -o OUT/character.fbx")
+    if not options.detection.whole_video:
+        raise MocapError("--start and --end work with one video for now: cut the videos to the same part first "
+                         "(e.g. ffmpeg -i in.mp4 -ss 2 -to 5 part.mp4)")
 
 
 def _view_names(videos: Sequence[Path]) -> list[str]:
