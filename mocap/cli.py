@@ -145,19 +145,30 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    from mocap.detect2d.mediapipe_pose import detect_video
-    from mocap.detect2d.options import require_person
+    from mocap.detect2d.options import DetectionOptions, require_person
+    from mocap.detect2d.people import detect_person_video
     from mocap.formats import save_keypoints
 
+    detection = from_namespace(DetectionOptions, args)
     out = Path(args.output)
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
     with staged_outputs() as staged:
         target = staged.file(out)
-        keypoints = detect_video(args.video, progress=not args.quiet)
+        keypoints, tracks, chosen = detect_person_video(
+            args.video, detector=detection.detector_for(1), person=detection.person,
+            track_everyone=detection.tracks_people, device=detection.device, progress=not args.quiet)
         (rate,) = require_person([keypoints], [args.video])
         save_keypoints(target, keypoints)
-    print(f"{keypoints.num_frames} frames, person detected in {100 * rate:.1f} % -> {out}")
+        people = ""
+        if args.people:  # as mocap capture's: people.json and people.png beside the keypoints
+            from mocap.pipelines.capture import write_people_files
+
+            written: dict[str, Path] = {}
+            listed, _ = write_people_files(args.video, target.parent, tracks, {chosen: None}, chosen, written)
+            people = (f"; {len(listed)} people listed, id {chosen} written -> "
+                      + ", ".join(str(out.parent / p.name) for p in written.values()))
+    print(f"{keypoints.num_frames} frames, person detected in {100 * rate:.1f} % -> {out}{people}")
     return 0
 
 
@@ -361,9 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no log lines of the libraries")
     p.set_defaults(func=_cmd_capture)
 
-    p = sub.add_parser("detect", help="video -> keypoints2d.npz (MediaPipe BlazePose)")
+    p = sub.add_parser("detect", help="video -> keypoints2d.npz (the 2D stage of mocap capture alone)")
     p.add_argument("video")
-    p.add_argument("-o", "--output", required=True, help="keypoints2d.npz to write")
+    p.add_argument("-o", "--output", required=True,
+                   help="keypoints2d.npz to write: the chosen person in every frame (NaN where not seen)")
+    add_arguments(p, DetectionOptions, ("detector", "person", "device"))
+    p.add_argument("--people", action="store_true",
+                   help="also write people.json and people.png (who is in the video, as mocap capture does) "
+                        "beside the output")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=_cmd_detect)
 

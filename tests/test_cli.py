@@ -149,6 +149,44 @@ def test_flags_build_the_capture_options():
     assert not o.cleanup.resolve_swaps and not o.export.overlay and o.export.target == "c.fbx"
 
 
+def test_detect_runs_the_capture_2d_stage_with_its_options(tmp_path, capsys, monkeypatch):
+    """``mocap detect`` takes capture's --detector/--person/--device (DetectionOptions) to the
+    same 2D stage (detect_person_video) and writes the person it returns, NaN frames kept."""
+    from mocap.cli import build_parser
+    from mocap.config import from_namespace
+    from mocap.detect2d import people
+    from mocap.detect2d.options import DetectionOptions
+    from mocap.formats import Keypoints2D, load_keypoints
+
+    parse = build_parser().parse_args
+    assert from_namespace(DetectionOptions, parse(["detect", "v.mp4", "-o", "k.npz"])) == DetectionOptions()
+    assert from_namespace(DetectionOptions, parse(["detect", "v.mp4", "-o", "k.npz", "--detector", "movenet",
+                                                   "--person", "3", "--device", "cuda"])) == \
+        DetectionOptions(detector="movenet", person=3, device="cuda")
+    kp = np.arange(4 * 33 * 2, dtype=np.float32).reshape(4, 33, 2)
+    kp[1] = np.nan
+    conf = np.where(np.isfinite(kp[..., 0]), 0.9, 0.0).astype(np.float32)
+    person = Keypoints2D(keypoints=kp, confidence=conf, layout="mediapipe33", image_size=(640, 480), fps=30.0)
+    calls = []
+
+    def fake(video, **kwargs):
+        calls.append((video, kwargs))
+        return person, people.PeopleTracks.from_person(person), 0
+
+    monkeypatch.setattr(people, "detect_person_video", fake)
+    out = tmp_path / "k.npz"
+    rc, printed, _ = _run(["detect", "v.mp4", "-o", str(out), "--person", "most-present", "-q"], capsys)
+    assert rc == 0 and "4 frames, person detected in 75.0 %" in printed
+    assert calls == [("v.mp4", dict(detector="blazepose-torch", person="most-present", track_everyone=True,
+                                    device="cpu", progress=False))]
+    got = load_keypoints(out)
+    np.testing.assert_array_equal(got.keypoints, kp)  # NaN where the person is not seen
+    np.testing.assert_array_equal(got.confidence, conf)
+    calls.clear()
+    _run(["detect", "v.mp4", "-o", str(out), "--detector", "mediapipe", "-q"], capsys)
+    assert calls[0][1]["detector"] == "mediapipe" and calls[0][1]["track_everyone"] is False  # MediaPipe's own tracking
+
+
 @pytest.mark.parametrize("flags, words", [(["--cutoff-hz", "0"], "--cutoff-hz"), (["--focal-px", "-5"], "--focal-px"),
                                           (["--person", "tallest"], "--person")])
 def test_bad_option_values_give_one_line(tmp_path, capsys, flags, words):

@@ -214,3 +214,27 @@ def test_calibration_from_people_uses_one_person(tmp_path, monkeypatch):
     same = [np.allclose(fitted[-1][seen], np.stack([cam.project(x) for cam in cams])[seen], atol=1e-3) for x in (a, b)]
     assert sum(same) == 1
     assert max(v["median_px"] for v in report.reprojection.values()) < 1.0
+
+
+def test_main_person_is_present_longest_weighted_by_size():
+    """Known answer: person 4 is seen in 40 frames at 100 px (prominence 4000), person 7 in 60
+    frames at 50 px (3000), person 9 in 1 frame (not found with min_frames 2)."""
+    from mocap.errors import MocapError
+    from mocap.multiview.main_person import main_person
+
+    ids = np.array([4, 7, 9])
+    observed = np.zeros((3, 80), bool)
+    observed[0, :40] = observed[1, 20:80] = observed[2, 5] = True
+    score = observed.sum(1) * np.array([100.0, 50.0, 300.0])
+    assert main_person(ids, observed, score) == ([4, 7], 4)
+    assert main_person(ids, observed, score, person="largest") == ([4, 7], 4)
+    assert main_person(ids, observed, score, person="most-present") == ([4, 7], 7)
+    assert main_person(ids, observed, score, person=7) == ([4, 7], 7)
+    with pytest.raises(MocapError, match=r"no person with id 9 .* the ids are \[4, 7\]"):
+        main_person(ids, observed, score, person=9)
+    # a clip shorter than min_frames: seen in every frame is enough
+    assert main_person(ids, observed[:, 20:22], score, min_frames=30) == ([4, 7], 4)
+    with pytest.raises(MocapError, match="no person was seen by two views or more"):
+        main_person(ids, observed, score, min_frames=61)
+    with pytest.raises(ValueError, match="expected ids"):
+        main_person(ids, observed[:2], score)

@@ -133,7 +133,8 @@ def _compare_in_process(kp: np.ndarray, confidence: np.ndarray, frames: list[np.
 @pytest.mark.slow
 def test_default_capture_without_mediapipe(tmp_path):
     """`mocap capture VIDEO` end to end with mediapipe unimportable; `--detector mediapipe` then
-    says which extra to install."""
+    says which extra to install. `mocap detect VIDEO --people` writes the capture's very
+    keypoints2d.npz and people.json (known answer: identical arrays), also without mediapipe."""
     got = _run_blocked(f"""
         import contextlib
         import io
@@ -148,11 +149,45 @@ def test_default_capture_without_mediapipe(tmp_path):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             rc_mp = main(["capture", {str(EXAMPLE_VIDEO)!r}, "-o", "out_mp", "-q", "--detector", "mediapipe"])
+        rc_detect = main(["detect", {str(EXAMPLE_VIDEO)!r}, "-o", "k.npz", "-q", "--people"])
+        alone = load_keypoints("k.npz")
+        same = {{"keypoints": bool(np.array_equal(alone.keypoints, kp.keypoints, equal_nan=True)),
+                "confidence": bool(np.array_equal(alone.confidence, kp.confidence)),
+                "people": json.load(open("people.json")) == json.load(open("out/people.json"))}}
+        err_detect = io.StringIO()
+        with contextlib.redirect_stderr(err_detect):
+            rc_detect_mp = main(["detect", {str(EXAMPLE_VIDEO)!r}, "-o", "k_mp.npz", "-q", "--detector", "mediapipe"])
         print(json.dumps({{"rc": rc, "frames": kp.num_frames, "rate": kp.detection_rate(), "layout": kp.layout,
                           "joints_finite": bool(np.isfinite(m.joints).all()),
-                          "rc_mp": rc_mp, "err_mp": err.getvalue(),
+                          "rc_mp": rc_mp, "err_mp": err.getvalue(), "rc_detect": rc_detect, "same": same,
+                          "rc_detect_mp": rc_detect_mp, "err_detect_mp": err_detect.getvalue(),
                           "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)}}))
     """, tmp_path)
     assert got["rc"] == 0 and got["frames"] == 100 and got["layout"] == "mediapipe33"
     assert got["rate"] >= 0.95 and got["joints_finite"] and got["loaded"] == []
     assert got["rc_mp"] == 1 and "mocap-lift[detect]" in got["err_mp"], got["err_mp"]
+    # mocap detect alone: the capture's 2D stage, so the very same keypoints2d.npz and people.json
+    assert got["rc_detect"] == 0 and got["same"] == {"keypoints": True, "confidence": True, "people": True}
+    assert got["rc_detect_mp"] == 1 and "mocap-lift[detect]" in got["err_detect_mp"], got["err_detect_mp"]
+
+
+def test_stream_2d_without_mediapipe(tmp_path):
+    """`mocap stream-2d` streams with the default detector with mediapipe unimportable;
+    `--detector mediapipe` then stops with one line naming the extra and the default."""
+    got = _run_blocked(f"""
+        import contextlib
+        import io
+        import json
+        from mocap.detect2d.stream import stream2d_main
+
+        rc = stream2d_main([{str(EXAMPLE_VIDEO)!r}, "--max-frames", "2"])
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc_mp = stream2d_main([{str(EXAMPLE_VIDEO)!r}, "--max-frames", "2", "--detector", "mediapipe"])
+        print(json.dumps({{"rc": rc, "rc_mp": rc_mp, "err_mp": err.getvalue(),
+                          "loaded": sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)}}))
+    """, tmp_path)
+    assert got["rc"] == 0 and got["loaded"] == []
+    assert got["rc_mp"] == 1 and got["err_mp"].count("\n") == 1, got["err_mp"]
+    assert got["err_mp"].startswith("mocap stream-2d: error: --detector mediapipe needs MediaPipe")
+    assert "mocap-lift[detect]" in got["err_mp"] and "leave out --detector" in got["err_mp"]

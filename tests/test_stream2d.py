@@ -1,7 +1,10 @@
 """``mocap stream-2d`` (mocap/detect2d/stream.py) run as a subprocess on the example video.
 
-Ground truth: :func:`mocap.detect2d.mediapipe_pose.detect_video` on the same file (same MediaPipe VIDEO mode,
-same timestamps), the video's own size and frame rate, and the wall clock for --realtime.
+Ground truth: the 2D stage of ``mocap capture`` (:func:`mocap.detect2d.people.detect_people_frames`:
+the PyTorch BlazePose following everyone, the same tracker and choice of person) for the
+default detector; :func:`mocap.detect2d.mediapipe_pose.detect_video` on the same file (same MediaPipe
+VIDEO mode, same timestamps) for ``--detector mediapipe``; the video's own size and frame
+rate, and the wall clock for --realtime.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import pytest
 from mocap.skeletons import MEDIAPIPE33
 from tests.conftest import EXAMPLE_VIDEO, REPO
 
-pytest.importorskip("mediapipe")
+pytest.importorskip("torch")  # the default detector, blazepose-torch
 pytestmark = pytest.mark.skipif(not EXAMPLE_VIDEO.is_file(), reason=f"needs {EXAMPLE_VIDEO}")
 
 
@@ -35,13 +38,50 @@ def run(*args: str, timeout: float = 60.0) -> tuple[int, list[dict], str]:
 
 @pytest.fixture(scope="module")
 def reference():
+    pytest.importorskip("mediapipe")
     from mocap.detect2d.mediapipe_pose import detect_video
 
     return detect_video(EXAMPLE_VIDEO, progress=False)
 
 
+def _arrays(frames: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """keypoints (N, 33, 2) (NaN for null) and confidence (N, 33) of frame messages."""
+    kp = np.array([np.full((33, 2), np.nan) if f["keypoints"] is None else
+                   [[np.nan, np.nan] if p is None else p for p in f["keypoints"]] for f in frames], dtype=np.float64)
+    return kp, np.array([f["confidence"] for f in frames], dtype=np.float64)
+
+
+def test_default_lines_follow_the_capture_2d_stage():
+    """The default stream is capture's 2D stage one frame at a time: the same people, ids
+    and keypoints as :func:`detect_people_frames` on the same frames; ``--person ID`` streams
+    that person and nobody in the frames where they are not seen."""
+    from mocap.detect2d.people import build_estimator, detect_people_frames
+    from mocap.io.video import iter_frames
+
+    n = 12
+    frames = [f for _, f in zip(range(n), iter_frames(EXAMPLE_VIDEO, rgb=True))]
+    tracks = detect_people_frames(frames, 60.0, (1080, 1920), estimator=build_estimator("blazepose-torch"),
+                                  progress=False)
+    others = [i for i in tracks.track_list() if i != tracks.choose("auto")]
+    print(f"tracks in the first {n} frames: {tracks.summary()}")
+    for person in ["auto", *others[:1]]:
+        rc, lines, err = run(EXAMPLE_VIDEO, "--max-frames", str(n), "--person", str(person))
+        assert rc == 0, err
+        assert lines[0] == {"type": "hello", "layout": "mediapipe33", "image_size": [1080, 1920], "fps": 60.0}
+        assert [f["frame"] for f in lines[1:]] == list(range(n))
+        kp, conf = _arrays(lines[1:])
+        want = tracks.person(person)
+        np.testing.assert_array_equal(np.isnan(kp), np.isnan(want.keypoints))  # nobody where they are not seen
+        # (torch may split its sums over another number of threads in the subprocess: ~0.03 px)
+        err_px = np.nanmax(np.abs(kp - want.keypoints)) if np.isfinite(kp).any() else 0.0
+        print(f"--person {person}: {int(np.isfinite(kp[:, 0, 0]).sum())} of {n} frames with the person, "
+              f"max |stream-2d - capture's 2D stage| {err_px:.2e} px")
+        assert err_px < 0.5
+        np.testing.assert_allclose(conf, want.confidence, atol=1e-3)
+
+
 def test_lines_equal_detect_video(reference):
-    rc, lines, err = run(EXAMPLE_VIDEO, "--max-frames", "12")
+    rc, lines, err = run(EXAMPLE_VIDEO, "--max-frames", "12", "--detector", "mediapipe")
     assert rc == 0, err
     hello, frames = lines[0], lines[1:]
     assert hello == {"type": "hello", "layout": "mediapipe33", "image_size": [1080, 1920], "fps": 60.0}

@@ -213,6 +213,32 @@ def test_appearance_keeps_ids_through_crossings_occlusion_and_leaving(seed):
     assert plain.max() >= 3
 
 
+def test_live_tracker_gives_the_offline_ids_frame_by_frame():
+    """PeopleTracker (a live stream) on the crossing/occlusion/leaving scene: the ids of
+    track_people, each known as its frame arrives; and pick_track on the stats so far picks
+    the offline choice once every frame is in."""
+    from mocap.detect2d.tracking import PeopleTracker, person_size, pick_track, track_stats
+    from tests.people_scene import people_scene
+
+    s = people_scene(1)
+    offline = track_people(s.keypoints, s.confidence, s.scores, appearance=s.appearance)
+    live = PeopleTracker(33, layout="mediapipe33", appearance=True)
+    sizes: dict[int, list[float]] = {}
+    frames: dict[int, int] = {}
+    for t in range(len(s.keypoints)):
+        ids = live.step(s.keypoints[t], s.confidence[t], s.scores[t], s.appearance[t])
+        np.testing.assert_array_equal(ids, offline[t])
+        for p in np.nonzero(ids >= 0)[0]:
+            frames[ids[p]] = frames.get(ids[p], 0) + 1
+            size = person_size(s.keypoints[t, p], s.confidence[t, p])
+            sizes.setdefault(ids[p], []).extend([] if size is None else [size])
+    for person in ("auto", "largest", "most-present"):
+        assert pick_track({i: track_stats(sizes[i], n) for i, n in frames.items()}, person) == \
+            choose_track(s.keypoints, s.confidence, offline, person=person)
+    with pytest.raises(ValueError, match="expected keypoints"):
+        live.step(s.keypoints[0, :, :17], s.confidence[0], s.scores[0])
+
+
 def test_appearance_input_checked_and_unknown_rows_ignored():
     rng = np.random.default_rng(0)
     kp, conf, scores, true = _scene([_walker(rng, (100, 100), (1, 0), 50, 20)], np.ones((20, 1), bool), rng, slots=2)

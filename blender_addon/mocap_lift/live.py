@@ -2,8 +2,8 @@
 """Live: drive an armature in real time from the mocap-lift service's ``/v1/stream``.
 
 A :class:`LiveSession` runs the 2D keypoint source outside Blender's process
-(``<mocap executable> stream-2d SOURCE --realtime``: MediaPipe on a camera or a video
-file, one JSON line per frame, see ``mocap/detect2d/stream.py``) and talks to the service's
+(``<mocap executable> stream-2d SOURCE --realtime``: the 2D stage of ``mocap capture`` on a
+camera or a video file, one JSON line per frame, see ``mocap/detect2d/stream.py``) and talks to the service's
 WebSocket (``ws(s)://<service host>/v1/stream``, key in ``X-API-Key``; protocol in the
 docstring of ``mocap/service/realtime.py``) with the standard-library client of
 :mod:`.wsclient`, so Blender needs neither torch, MediaPipe nor a websocket package.

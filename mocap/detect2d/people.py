@@ -25,7 +25,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from mocap.skeletons import get_layout
 MAX_PEOPLE = 6
 #: colour histogram bins per channel (RGB): the descriptor has HIST_BINS ** 3 values
 HIST_BINS = 4
+#: people.json lists the tracks seen for at least this long (seconds; shorter ones are mostly
+#: the detector's mistakes, a few frames each), and any captured
+LISTED_MIN_S = 0.25
 _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 
 
@@ -145,6 +148,30 @@ class PeopleTracks:
                         "best_box": [round(float(v), 1) for v in best_box]})
         return out
 
+    def listing(self, captured: Mapping[int, str | None], chosen: int, *,
+                min_seconds: float = LISTED_MIN_S) -> dict:
+        """The people.json document: who is in the video and who was captured.
+
+        Args:
+            captured: {track id: its output folder name, or None for the main output} of
+                the people captured.
+            chosen: the track id of the main output (motion.npz).
+            min_seconds: tracks seen in fewer frames than this many seconds (at least one
+                frame) are left out, unless captured.
+
+        Returns:
+            {"num_frames", "fps", "captured": chosen, "short_tracks_not_listed": count,
+            "people": the :meth:`summary` entries listed, each with "captured" (bool) and
+            "folder" (str or None) added}.
+        """
+        listed = max(1, int(round(min_seconds * self.fps)))
+        people = [p for p in self.summary() if p["frames_visible"] >= listed or p["id"] in captured]
+        for p in people:
+            p["captured"] = p["id"] in captured
+            p["folder"] = captured.get(p["id"])
+        return {"num_frames": self.num_frames, "fps": self.fps, "captured": chosen,
+                "short_tracks_not_listed": len(self.track_list()) - len(people), "people": people}
+
 
 def torso_histograms(frame: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray, layout: str, *,
                      min_confidence: float = 0.3, samples: int = 24) -> np.ndarray:
@@ -186,6 +213,27 @@ def torso_histograms(frame: np.ndarray, keypoints: np.ndarray, confidence: np.nd
     return out
 
 
+def _runner(estimator) -> Callable[[list[np.ndarray]], object]:
+    """``run(frames)`` -> the estimator's :class:`Estimate` of consecutive frames. An estimator
+    that tracks (``track`` and ``tracker`` methods: the PyTorch BlazePose) follows the people
+    from call to call (each person's region of interest from the previous frame); others see
+    each frame on its own."""
+    if callable(getattr(estimator, "track", None)) and callable(getattr(estimator, "tracker", None)):
+        tracker = estimator.tracker(1, refine=True)
+        return lambda batch: estimator.track(batch, tracker=tracker)
+    return lambda batch: estimator(np.stack(batch))
+
+
+def build_estimator(detector: str, *, device: str = "cpu", max_people: int = MAX_PEOPLE, **kwargs):
+    """The estimator called ``detector`` for finding everyone (the PyTorch BlazePose looking for
+    up to ``max_people`` people on ``device``; ``kwargs`` go to it too)."""
+    from mocap.detect2d.estimators import BLAZEPOSE_TORCH, get_estimator
+
+    if detector in BLAZEPOSE_TORCH:
+        return get_estimator(detector, device=device, max_people=max_people, **kwargs)
+    return get_estimator(detector)
+
+
 def _batches(frames: Iterable[np.ndarray], size: int) -> Iterable[list[np.ndarray]]:
     batch: list[np.ndarray] = []
     for f in frames:
@@ -208,7 +256,8 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
         fps: frames per second.
         estimator: an object implementing the estimator interface.
         batch_size: frames per estimator call. An estimator that tracks (``track`` and
-            ``tracker`` methods: the PyTorch BlazePose) follows the people through the video.
+            ``tracker`` methods: the PyTorch BlazePose) follows the people through the video
+            (:func:`_runner`).
         on_batch: called with each batch and its :class:`Estimate` (e.g. to draw overlays).
     """
     from tqdm import tqdm
@@ -218,11 +267,7 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     width, height = (int(v) for v in size)
-    if callable(getattr(estimator, "track", None)) and callable(getattr(estimator, "tracker", None)):
-        tracker = estimator.tracker(1, refine=True)  # follows the people from block to block
-        run = lambda batch: estimator.track(batch, tracker=tracker)  # noqa: E731
-    else:
-        run = lambda batch: estimator(np.stack(batch))  # noqa: E731
+    run = _runner(estimator)
     parts, looks = [], []
     with tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=not progress) as bar:
         for batch in _batches(frames, batch_size):
@@ -271,12 +316,10 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
     tracks still cover every frame of the video, empty outside.
     """
     from mocap.detect2d.mediapipe_pose import _prefetch
-    from mocap.detect2d.estimators import BLAZEPOSE_TORCH, get_estimator
     from mocap.io.video import iter_frames, probe_video
 
     info = probe_video(path)
-    kwargs = {"device": device, "max_people": max_people} if detector in BLAZEPOSE_TORCH else {}
-    estimator = get_estimator(detector, **kwargs)
+    estimator = build_estimator(detector, device=device, max_people=max_people)
     first, stop = (0, info.frame_count) if frames is None else frames
     try:
         with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as chosen:
@@ -285,5 +328,106 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
         return tracks if frames is None else tracks.in_video(first, info.frame_count)
     finally:
         close = getattr(estimator, "close", None)
+        if callable(close):
+            close()
+
+
+def detect_person_video(path: str | os.PathLike, *, detector: str, person: str | int = "auto",
+                        track_everyone: bool = True, device: str = "cpu", progress: bool = True,
+                        on_frame: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
+                        frames: tuple[int, int] | None = None) -> tuple[Keypoints2D | None, PeopleTracks, int]:
+    """The 2D stage of a one-view capture: the chosen person's keypoints, everyone's tracks.
+
+    With ``track_everyone`` (:attr:`mocap.detect2d.options.DetectionOptions.tracks_people`)
+    everyone is detected with ``detector`` and tracked (:func:`detect_people_video`) and
+    ``person`` picks the track (:meth:`PeopleTracks.choose`); else MediaPipe's VIDEO mode
+    follows one person (:func:`mocap.detect2d.mediapipe_pose.detect_video`, which calls
+    ``on_frame`` with each frame as it goes, e.g. to draw an overlay), wrapped as one track,
+    id 0 (:meth:`PeopleTracks.from_person`). ``frames``: (first, stop), detect only in video
+    frames ``first`` to ``stop - 1``; the keypoints still cover every frame, NaN outside.
+
+    Returns:
+        (the person's keypoints, every frame of the video: (T, J, 2) pixels, NaN (confidence
+        0) where that person is not seen, never someone else; None when nobody was tracked
+        in any frame. The tracks. The chosen track id.)
+    """
+    if not track_everyone:
+        from mocap.detect2d.mediapipe_pose import detect_video
+
+        keypoints = detect_video(path, progress=progress, on_frame=on_frame, frames=frames)
+        return keypoints, PeopleTracks.from_person(keypoints), 0
+    tracks = detect_people_video(path, detector=detector, device=device, progress=progress, frames=frames)
+    if not tracks.track_list():
+        return None, tracks, 0
+    chosen = tracks.choose(person)
+    return tracks.person(chosen), tracks, chosen
+
+
+class LivePeople:
+    """Everyone in a live stream (a camera), tracked frame by frame, and the main person.
+
+    Each :meth:`step` runs the estimator on one frame (the PyTorch BlazePose following every
+    person from the previous frame, as :func:`detect_people_frames` does), gives the people
+    track ids at once (:class:`mocap.detect2d.tracking.PeopleTracker`, with the torso colour
+    histograms) and returns the chosen person: ``person`` as in :meth:`PeopleTracks.choose`,
+    judged on the frames so far (``"auto"``: present longest, weighted by size, until now).
+    Over the frames of a file the ids are those :func:`detect_people_frames` gives, and
+    after the last frame the choice is the offline one. Where the chosen person is not in a
+    frame, the keypoints are NaN (confidence 0): never someone else.
+
+    Args:
+        detector: an estimator name (:data:`mocap.detect2d.estimators.ESTIMATORS`, not "mediapipe").
+        person: ``"auto"``, ``"largest"``, ``"most-present"`` or a track id.
+        device: torch device of the PyTorch BlazePose.
+        min_confidence: the PyTorch BlazePose's detection and presence threshold, in [0, 1].
+    """
+
+    def __init__(self, *, detector: str = "blazepose-torch", person: str | int = "auto", device: str = "cpu",
+                 min_confidence: float = 0.5, max_people: int = MAX_PEOPLE) -> None:
+        from mocap.detect2d.estimators import BLAZEPOSE_TORCH
+
+        if detector == "mediapipe":
+            raise ValueError("MediaPipe follows one person with its own tracking: use mocap.detect2d.mediapipe_pose")
+        extra = {"min_confidence": min_confidence} if detector in BLAZEPOSE_TORCH else {}
+        self.estimator = build_estimator(detector, device=device, max_people=max_people, **extra)
+        self.layout = self.estimator.layout
+        self.person = person
+        self._run = _runner(self.estimator)
+        self._tracker = None
+        self._sizes: dict[int, list[float]] = {}
+        self._frames: dict[int, int] = {}
+
+    def step(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
+        """One frame (H, W, 3) uint8 RGB -> the chosen person's keypoints (J, 2) pixels (NaN
+        where not seen), confidence (J,) (0 there) and track id (None before anyone is seen)."""
+        from mocap.detect2d.tracking import PeopleTracker, person_size, pick_track, track_stats
+
+        est = self._run([frame])
+        kp, conf, scores = est.keypoints[0], np.nan_to_num(est.confidence[0]), est.scores[0]
+        if self._tracker is None:
+            self._tracker = PeopleTracker(kp.shape[-2], layout=est.layout, appearance=True)
+        ids = self._tracker.step(kp, conf, scores, torso_histograms(frame, kp, conf, est.layout))
+        for p in np.nonzero(ids >= 0)[0]:
+            tid = int(ids[p])
+            self._frames[tid] = self._frames.get(tid, 0) + 1
+            size = person_size(kp[p], conf[p])
+            self._sizes.setdefault(tid, [])
+            if size is not None:
+                self._sizes[tid].append(size)
+        chosen = None
+        if isinstance(self.person, int) and not isinstance(self.person, bool):
+            chosen = self.person  # not seen yet: nobody, until they are
+        elif self._frames:
+            chosen = pick_track({t: track_stats(self._sizes[t], n) for t, n in self._frames.items()}, self.person)
+        j = kp.shape[-2]
+        here = np.nonzero(ids == chosen)[0] if chosen is not None else []
+        if not len(here):
+            return np.full((j, 2), np.nan, np.float32), np.zeros(j, np.float32), chosen
+        p = here[0]
+        seen = np.isfinite(kp[p]).all(-1)
+        return kp[p].astype(np.float32), np.where(seen, conf[p], 0.0).astype(np.float32), chosen
+
+    def close(self) -> None:
+        close = getattr(self.estimator, "close", None)
         if callable(close):
             close()

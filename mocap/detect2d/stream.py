@@ -1,25 +1,39 @@
 """``mocap stream-2d``: 2D keypoints of a video file or a camera as JSON lines on stdout.
 
-    mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror]
+    mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror] [--detector NAME] [--person WHO]
 
 SOURCE is a video file, or a camera index (``0``, ``1`` ...; OpenCV's
-``cv2.VideoCapture(index)``). Every frame goes through MediaPipe's
-:class:`mocap.detect2d.mediapipe_pose.PoseDetector` in VIDEO mode (timestamps as
-:func:`mocap.detect2d.mediapipe_pose.detect_frames` gives them for a file, so the keypoints equal
-:func:`mocap.detect2d.mediapipe_pose.detect_video`'s), and one JSON line per frame is written to stdout and
-flushed. The lines are the messages of the service's stream protocol
+``cv2.VideoCapture(index)``). Every frame goes through the 2D stage of ``mocap capture``
+one frame at a time, and one JSON line per frame is written to stdout and flushed:
+
+- by default (``--detector blazepose-torch``, no MediaPipe needed) the PyTorch BlazePose
+  follows everyone from frame to frame, the people get track ids as they come
+  (:class:`mocap.detect2d.people.LivePeople`: the tracker of ``mocap capture``, so over a
+  file the ids are capture's), and the line holds the person ``--person`` names (``auto``:
+  present longest, weighted by size, so far), or no one in a frame where that person is
+  not seen (never someone else). ``--detector movenet`` or ``openpose`` go through the
+  same tracker.
+- ``--detector mediapipe`` (the ``detect`` extra) runs MediaPipe's
+  :class:`mocap.detect2d.mediapipe_pose.PoseDetector` in VIDEO mode, which follows one
+  person with its own tracking (timestamps as :func:`mocap.detect2d.mediapipe_pose.detect_frames`
+  gives them for a file, so the keypoints equal :func:`mocap.detect2d.mediapipe_pose.detect_video`'s);
+  ``--person`` can then only be ``auto`` or ``largest``. Without mediapipe installed it
+  stops with a message saying how to install it, or to leave ``--detector`` out.
+
+The lines are the messages of the service's stream protocol
 (:mod:`mocap.service.realtime`, ``WebSocket /v1/stream``), so a client forwards them as
 they are:
 
 1. ``{"type": "hello", "layout": "mediapipe33", "image_size": [w, h], "fps": f}``:
-   pixels of the upright frame, frames per second;
-2. per frame ``{"type": "frame", "frame": n, "t": seconds, "keypoints": 33 x [x, y] pixels
-   (x right, y down) or null (no person), "confidence": 33 numbers in [0, 1]}``: ``n``
+   pixels of the upright frame, frames per second (the layout is the detector's:
+   ``coco17`` for movenet and openpose);
+2. per frame ``{"type": "frame", "frame": n, "t": seconds, "keypoints": J x [x, y] pixels
+   (x right, y down) or null (no person), "confidence": J numbers in [0, 1]}``: ``n``
    counts the source's frames from 0; ``t`` is ``n / fps`` for a file, the seconds since
    the first frame for a camera.
 
 ``--realtime`` paces a file at its frame rate like a camera: frame ``n`` is written no
-earlier than ``n / fps`` seconds after frame 0 was (the clock starts then, MediaPipe's
+earlier than ``n / fps`` seconds after frame 0 was (the clock starts then, the detector's
 first frame being slow), and frames more than one frame period late when they are decoded
 (detection slower than the video) are skipped, so their numbers are missing from the
 output. A camera is real time anyway (the option changes nothing).
@@ -47,6 +61,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mocap.config import add_arguments, from_namespace
+from mocap.detect2d.options import DetectionOptions
 from mocap.errors import MocapError
 
 PROG = "mocap stream-2d"
@@ -77,7 +93,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="pace a file at its frame rate like a camera (late frames are skipped)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after the source's first N frames")
     p.add_argument("--mirror", action="store_true", help="flip the image left-right first (selfie view)")
-    p.add_argument("--min-pose-confidence", type=float, default=0.5, help="MediaPipe's detection threshold (0..1)")
+    p.add_argument("--min-pose-confidence", type=float, default=0.5,
+                   help="the BlazePose detection threshold, ours or MediaPipe's (0..1)")
+    add_arguments(p, DetectionOptions, ("detector", "person", "device"),
+                  help={"person": "who to stream when several people are in view: auto (present longest so far, "
+                                  "weighted by size), largest, most-present, or a track id (as mocap capture's "
+                                  "people.json numbers them for a file); nobody in frames where they are not seen"})
     return p.parse_args(argv)
 
 
@@ -135,7 +156,7 @@ def _open_camera(index: int, *, max_frames: int | None) -> Source:
 
 
 def frame_message(n: int, t: float, keypoints: np.ndarray, confidence: np.ndarray) -> dict:
-    """One frame as the protocol's message: keypoints (33, 2) pixels (NaN: missing), confidence (33,)."""
+    """One frame as the protocol's message: keypoints (J, 2) pixels (NaN: missing), confidence (J,)."""
     kp = np.round(np.asarray(keypoints, dtype=np.float64), _DECIMALS_PX)
     present = np.isfinite(kp).all(-1)
     if not present.any():
@@ -190,15 +211,48 @@ def _write(out, message: dict) -> None:
     out.flush()
 
 
-def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confidence: float,
-           stop: threading.Event) -> int:
-    """Detect and write every frame of ``source`` (hello first); returns the frames written."""
-    from mocap.detect2d.mediapipe_pose import PoseDetector
+@contextlib.contextmanager
+def open_detector(detection: DetectionOptions, *, min_pose_confidence: float = 0.5):
+    """``with open_detector(options) as (layout, detect):`` ``detect(frame, timestamp_ms)`` ->
+    the streamed person's keypoints (J, 2) pixels (NaN: not seen) and confidence (J,) of one
+    frame (H, W, 3) uint8 RGB; ``timestamp_ms`` strictly increasing (MediaPipe's VIDEO mode).
 
-    _write(out, {"type": "hello", "layout": "mediapipe33", "image_size": list(source.image_size), "fps": source.fps})
+    MocapError where ``--detector mediapipe`` cannot do what is asked: MediaPipe is not
+    installed (the message names the extra, and the default detector that needs none), or
+    ``person`` names someone other than the main person (MediaPipe follows one person).
+    """
+    detector = detection.detector_for(1)
+    if detector != "mediapipe":
+        from mocap.detect2d.people import LivePeople
+
+        people = LivePeople(detector=detector, person=detection.person, device=detection.device,
+                            min_confidence=min_pose_confidence)
+        try:
+            yield people.layout, lambda frame, timestamp_ms: people.step(frame)[:2]
+        finally:
+            people.close()
+        return
+    if detection.person not in ("auto", "largest"):
+        raise MocapError(f"--detector mediapipe follows one person with MediaPipe's own tracking; --person "
+                         f"{detection.person} needs the default detector (leave out --detector)")
+    try:
+        from mocap.detect2d.mediapipe_pose import PoseDetector
+
+        pose = PoseDetector(min_pose_confidence=min_pose_confidence)
+    except ImportError as e:
+        raise MocapError(f"--detector mediapipe needs MediaPipe ({e}); or leave out --detector: the default, "
+                         f"blazepose-torch, needs no MediaPipe") from None
+    with pose:
+        yield "mediapipe33", lambda frame, timestamp_ms: pose.detect(frame, timestamp_ms)[:2]
+
+
+def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confidence: float,
+           stop: threading.Event, detection: DetectionOptions = DetectionOptions()) -> int:
+    """Detect and write every frame of ``source`` (hello first); returns the frames written."""
     pace = realtime and not source.camera
     written, last_ms, start = 0, -1, None
-    with PoseDetector(min_pose_confidence=min_pose_confidence) as detector:
+    with open_detector(detection, min_pose_confidence=min_pose_confidence) as (layout, detect):
+        _write(out, {"type": "hello", "layout": layout, "image_size": list(source.image_size), "fps": source.fps})
         for n, t, frame in source.frames:
             if stop.is_set():
                 break
@@ -215,27 +269,29 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
             else:  # as detect_frames: from the frame number, made strictly increasing
                 timestamp_ms = max(int(round(n * 1000.0 / source.fps)), last_ms + 1)
             last_ms = timestamp_ms
-            keypoints, confidence, _ = detector.detect(frame, timestamp_ms)
+            keypoints, confidence = detect(frame, timestamp_ms)
             _write(out, frame_message(n, t, keypoints, confidence))
             written += 1
-            if start is None:  # the clock starts once the first frame is out (MediaPipe warms up on it)
+            if start is None:  # the clock starts once the first frame is out (the detector warms up on it)
                 start = time.perf_counter() - t
     return written
 
 
 def stream2d_main(argv: list[str]) -> int:
-    """``mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror]``; returns the exit status."""
+    """``mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror] [--detector NAME] [--person WHO]``;
+    returns the exit status."""
     args = parse_args(argv)
     try:
         if args.max_frames is not None and args.max_frames < 1:
             raise MocapError(f"--max-frames must be at least 1, got {args.max_frames}")
         if not 0.0 <= args.min_pose_confidence <= 1.0:
             raise MocapError(f"--min-pose-confidence must lie in [0, 1], got {args.min_pose_confidence}")
+        detection = from_namespace(DetectionOptions, args)
         with _Stop() as stop, _protocol_stdout() as out:
             source = open_source(args.source, max_frames=args.max_frames)
             try:
                 stream(source, out, realtime=args.realtime, mirror=args.mirror,
-                       min_pose_confidence=args.min_pose_confidence, stop=stop.event)
+                       min_pose_confidence=args.min_pose_confidence, stop=stop.event, detection=detection)
             except BrokenPipeError:  # the reader closed our stdout: the normal way to stop us
                 pass
             finally:

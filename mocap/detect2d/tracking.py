@@ -38,6 +38,8 @@ whose size is within a factor of two; near where it was lost if that was at most
 if longer (they left the picture and came back).
 Unmatched detections start new tracks.
 
+:class:`PeopleTracker` does the same one frame at a time (a live stream).
+
 :func:`choose_track` and :func:`select_person` pick one track as a single-person sequence
 (T, J, 2), (T, J) for the rest of the pipeline; :func:`split_tracks` gives every track its own sequence.
 """
@@ -208,16 +210,115 @@ def _layout_for(num_joints: int, layout: str | None):
     return None
 
 
-def _normalised_looks(appearance: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
-    """(T, P, D) descriptors -> histograms summing to 1, NaN rows where unknown; None if not given."""
+def _normalised_looks(appearance: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """(..., D) descriptors of slots ``shape`` -> histograms summing to 1, NaN rows where unknown; None if not given."""
     if appearance is None:
         return None
     look = np.asarray(appearance, np.float64)
-    if look.ndim != 3 or look.shape[:2] != shape:
-        raise ValueError(f"appearance must be (T, P, D) with (T, P) = {shape}, got {look.shape}")
+    if look.ndim != len(shape) + 1 or look.shape[:-1] != tuple(shape):
+        raise ValueError(f"appearance must be (..., D) with (...) = {tuple(shape)}, the slots' shape, got {look.shape}")
     look = np.where(np.isfinite(look), np.maximum(look, 0.0), np.nan)
     total = look.sum(-1, keepdims=True)
     return np.where(total > 0, look / np.where(total > 0, total, 1.0), np.nan)
+
+
+def _check_config(cfg: TrackingConfig) -> None:
+    if cfg.max_gap_frames < 0 or cfg.min_track_frames < 1 or cfg.reid_gap_frames < 0:
+        raise ValueError("max_gap_frames and reid_gap_frames must be >= 0 and min_track_frames >= 1")
+    if not 0.0 < cfg.velocity_smoothing <= 1.0 or cfg.joint_sigma <= 0 or cfg.gap_spread < 0:
+        raise ValueError("velocity_smoothing must lie in (0, 1], joint_sigma > 0 and gap_spread >= 0")
+    if not all(0.0 <= v <= 1.0 for v in (cfg.appearance_weight, cfg.min_appearance, cfg.reid_min_appearance)):
+        raise ValueError("appearance_weight, min_appearance and reid_min_appearance must lie in [0, 1]")
+
+
+class PeopleTracker:
+    """:func:`track_people` one frame at a time, for a live stream: :meth:`step` takes a frame's
+    detections and returns their track ids at once (ids in order of creation; the offline
+    function's numbering by first appearance is the same when ``min_track_frames`` is 1).
+
+    Args:
+        num_joints: J, the joints per detection.
+        layout: keypoint layout name (default: guessed from J).
+        appearance: whether :meth:`step` gets appearance descriptors (then tracks lost for up
+            to ``reid_gap_frames`` can be re-identified).
+        config: the tracker's settings (:class:`TrackingConfig`; ``min_track_frames`` is not
+            used here: a live id is given before the track's length is known).
+    """
+
+    def __init__(self, num_joints: int, *, layout: str | None = None, appearance: bool = False,
+                 config: TrackingConfig = TrackingConfig()) -> None:
+        _check_config(config)
+        self.config = config
+        self.num_joints = int(num_joints)
+        skel = _layout_for(self.num_joints, layout)
+        self.edges = np.array(skel.edges, int).reshape(-1, 2) if skel is not None else np.zeros((0, 2), int)
+        self.mirror = skel.mirror_permutation() if skel is not None and skel.left_right else None
+        self.appearance = bool(appearance)
+        self.tracks: list[_Track] = []
+        self.alive: list[int] = []  # indices into tracks
+        self.frame = 0  # the index the next step gets
+
+    def step(self, keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarray,
+             appearance: np.ndarray | None = None) -> np.ndarray:
+        """One frame: keypoints (P, J, 2) pixels (NaN missing), confidence (P, J), scores (P,),
+        appearance (P, D) or None -> (P,) int64 track ids, -1 for empty slots."""
+        kp = np.asarray(keypoints, np.float64)
+        conf = np.asarray(confidence, np.float64)
+        sc = np.asarray(scores, np.float64)
+        if kp.ndim != 3 or kp.shape[1:] != (self.num_joints, 2) or conf.shape != kp.shape[:2] \
+                or sc.shape != kp.shape[:1]:
+            raise ValueError(f"expected keypoints (P, {self.num_joints}, 2), confidence (P, {self.num_joints}), "
+                             f"scores (P,); got {kp.shape}, {conf.shape}, {sc.shape}")
+        looks = _normalised_looks(appearance, kp.shape[:1]) if self.appearance else None
+        ids = self._step(self.frame, kp, conf, sc, looks)
+        self.frame += 1
+        return ids
+
+    def _step(self, t: int, kp: np.ndarray, conf: np.ndarray, sc: np.ndarray, looks: np.ndarray | None) -> np.ndarray:
+        cfg, tracks = self.config, self.tracks
+        ids = np.full(len(sc), -1, np.int64)
+        ok = np.isfinite(kp).all(-1) & (conf >= cfg.min_confidence)  # (P, J)
+        dets = [p for p in range(len(sc)) if sc[p] > 0 and ok[p].sum() >= 2]
+        boxes = {p: _box(kp[p], ok[p]) for p in dets}
+        bones = {p: _log_bones(kp[p], ok[p], self.edges) for p in dets}
+        look = {p: (looks[p] if looks is not None and np.isfinite(looks[p]).all() else None) for p in dets}
+        clean = {p: all(_iou(boxes[p], boxes[q]) < 0.1 for q in dets if q != p) for p in dets}
+        limit = cfg.reid_gap_frames if self.appearance else cfg.max_gap_frames
+        self.alive = [i for i in self.alive if t - tracks[i].last_frame <= limit]
+        free = list(dets)
+        for stage, reid in _STAGES:
+            cand = [i for i in self.alive if stage(t - tracks[i].last_frame, cfg.max_gap_frames)]
+            if not cand or not free:
+                continue
+            if reid:
+                sim = np.array([[_reid_similarity(tracks[i], t, boxes[p], bones[p], look[p], cfg) for p in free]
+                                for i in cand])
+            else:
+                sim = np.array([[_similarity(tracks[i], t, kp[p], ok[p], boxes[p], bones[p], look[p], self.mirror, cfg)
+                                 for p in free] for i in cand])
+            taken = []
+            for r, c in _assign(sim, cfg.min_similarity):
+                p = free[c]
+                _update(tracks[cand[r]], t, kp[p], ok[p], boxes[p], bones[p], look[p] if clean[p] else None,
+                        cfg.velocity_smoothing, reset_motion=reid)
+                ids[p] = cand[r]
+                taken.append(p)
+            free = [p for p in free if p not in taken]
+        for p in free:
+            box = boxes[p]
+            xy = np.where(ok[p][:, None], kp[p], np.nan)
+            bone = bones[p]
+            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), box=box, last_frame=t,
+                                 bone_sum=np.nan_to_num(bone), bone_count=np.isfinite(bone).astype(np.float64),
+                                 look=look[p] if clean[p] else None))
+            self.alive.append(len(tracks) - 1)
+            ids[p] = len(tracks) - 1
+        return ids
+
+
+#: the matching cascade: (which tracks, by frames since last seen and max_gap_frames; by appearance alone)
+_STAGES = ((lambda g, m: g == 1, False), (lambda g, m: 1 < g <= m, False),  # recent tracks, then lost ones
+           (lambda g, m: g > 1, True))  # then, by appearance, those lost (nearby) or that left (anywhere)
 
 
 def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarray, *,
@@ -261,12 +362,6 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
     if kp.ndim != 4 or kp.shape[-1] != 2 or conf.shape != kp.shape[:3] or sc.shape != kp.shape[:2]:
         raise ValueError(f"expected keypoints (T, P, J, 2), confidence (T, P, J), scores (T, P); got "
                          f"{kp.shape}, {conf.shape}, {sc.shape}")
-    if max_gap_frames < 0 or min_track_frames < 1 or reid_gap_frames < 0:
-        raise ValueError("max_gap_frames and reid_gap_frames must be >= 0 and min_track_frames >= 1")
-    if not 0.0 < velocity_smoothing <= 1.0 or joint_sigma <= 0 or gap_spread < 0:
-        raise ValueError("velocity_smoothing must lie in (0, 1], joint_sigma > 0 and gap_spread >= 0")
-    if not all(0.0 <= v <= 1.0 for v in (appearance_weight, min_appearance, reid_min_appearance)):
-        raise ValueError("appearance_weight, min_appearance and reid_min_appearance must lie in [0, 1]")
     cfg = TrackingConfig(max_gap_frames=max_gap_frames, min_similarity=min_similarity, min_confidence=min_confidence,
                          joint_sigma=joint_sigma, gap_spread=gap_spread, velocity_smoothing=velocity_smoothing,
                          min_track_frames=min_track_frames, appearance_weight=appearance_weight,
@@ -274,56 +369,14 @@ def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarr
                          reid_gap_frames=reid_gap_frames)
     t_len, p_len, j_len = conf.shape
     looks = _normalised_looks(appearance, (t_len, p_len))
-    skel = _layout_for(j_len, layout)
-    edges = np.array(skel.edges, int).reshape(-1, 2) if skel is not None else np.zeros((0, 2), int)
-    mirror = skel.mirror_permutation() if skel is not None and skel.left_right else None
+    tracker = PeopleTracker(j_len, layout=layout, appearance=looks is not None, config=cfg)
     ids = np.full((t_len, p_len), -1, np.int64)
-    tracks: list[_Track] = []
-    alive: list[int] = []  # indices into tracks
-    stages = ((lambda g: g == 1, False), (lambda g: 1 < g <= max_gap_frames, False),  # recent tracks, then lost ones
-              (lambda g: g > 1, True))  # then, by appearance, those lost (nearby) or that left (anywhere)
-
     for t in range(t_len):
-        ok = np.isfinite(kp[t]).all(-1) & (conf[t] >= min_confidence)  # (P, J)
-        dets = [p for p in range(p_len) if sc[t, p] > 0 and ok[p].sum() >= 2]
-        boxes = {p: _box(kp[t, p], ok[p]) for p in dets}
-        bones = {p: _log_bones(kp[t, p], ok[p], edges) for p in dets}
-        look = {p: (looks[t, p] if looks is not None and np.isfinite(looks[t, p]).all() else None) for p in dets}
-        clean = {p: all(_iou(boxes[p], boxes[q]) < 0.1 for q in dets if q != p) for p in dets}
-        limit = reid_gap_frames if looks is not None else max_gap_frames
-        alive = [i for i in alive if t - tracks[i].last_frame <= limit]
-        free = list(dets)
-        for stage, reid in stages:
-            cand = [i for i in alive if stage(t - tracks[i].last_frame)]
-            if not cand or not free:
-                continue
-            if reid:
-                sim = np.array([[_reid_similarity(tracks[i], t, boxes[p], bones[p], look[p], cfg) for p in free]
-                                for i in cand])
-            else:
-                sim = np.array([[_similarity(tracks[i], t, kp[t, p], ok[p], boxes[p], bones[p], look[p], mirror, cfg)
-                                 for p in free] for i in cand])
-            taken = []
-            for r, c in _assign(sim, min_similarity):
-                p = free[c]
-                _update(tracks[cand[r]], t, kp[t, p], ok[p], boxes[p], bones[p], look[p] if clean[p] else None,
-                        velocity_smoothing, reset_motion=reid)
-                ids[t, p] = cand[r]
-                taken.append(p)
-            free = [p for p in free if p not in taken]
-        for p in free:
-            box = boxes[p]
-            xy = np.where(ok[p][:, None], kp[t, p], np.nan)
-            bone = bones[p]
-            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), box=box, last_frame=t,
-                                 bone_sum=np.nan_to_num(bone), bone_count=np.isfinite(bone).astype(np.float64),
-                                 look=look[p] if clean[p] else None))
-            alive.append(len(tracks) - 1)
-            ids[t, p] = len(tracks) - 1
+        ids[t] = tracker._step(t, kp[t], conf[t], sc[t], None if looks is None else looks[t])
 
     # renumber by first appearance, dropping short tracks
-    lengths = np.bincount(ids[ids >= 0], minlength=len(tracks))
-    new = np.full(len(tracks) + 1, -1, np.int64)
+    lengths = np.bincount(ids[ids >= 0], minlength=len(tracker.tracks))
+    new = np.full(len(tracker.tracks) + 1, -1, np.int64)
     nxt = 0
     for i in ids.ravel():
         if i >= 0 and new[i] == -1 and lengths[i] >= min_track_frames:
@@ -403,13 +456,22 @@ def _track_stats(keypoints, confidence, track_ids, *, min_confidence: float = 0.
     out = {}
     for i in np.unique(ids[ids >= 0]):
         frames, slots = np.nonzero(ids == i)
-        sizes = []
-        for f, s in zip(frames, slots):
-            ok = np.isfinite(kp[f, s]).all(-1) & (conf[f, s] >= min_confidence)
-            if ok.sum() >= 2:
-                sizes.append(_size(_box(kp[f, s], ok)))
-        out[int(i)] = (len(frames), float(np.median(sizes)) if sizes else 0.0, float(np.sum(sizes)))
+        sizes = [person_size(kp[f, s], conf[f, s], min_confidence=min_confidence) for f, s in zip(frames, slots)]
+        out[int(i)] = track_stats([v for v in sizes if v is not None], len(frames))
     return out
+
+
+def person_size(keypoints: np.ndarray, confidence: np.ndarray, *, min_confidence: float = 0.3) -> float | None:
+    """A detection's size in pixels: sqrt of the area of the box of its joints (J, 2) whose
+    confidence (J,) reaches ``min_confidence``; None with fewer than two such joints."""
+    ok = np.isfinite(keypoints).all(-1) & (confidence >= min_confidence)
+    return _size(_box(keypoints, ok)) if ok.sum() >= 2 else None
+
+
+def track_stats(sizes: list[float], frames: int) -> tuple[int, float, float]:
+    """(frames seen, median size, sum of sizes) of a track from its sizes (pixels,
+    :func:`person_size`, where known) and the number of frames it was seen in."""
+    return frames, float(np.median(sizes)) if sizes else 0.0, float(np.sum(sizes))
 
 
 #: the ``person`` choices besides a track id
@@ -426,7 +488,12 @@ def choose_track(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.nd
             of its size in pixels), ``"largest"`` (largest median size on screen),
             ``"most-present"`` (seen in the most frames; ties go to the larger), or a track id.
     """
-    stats = _track_stats(keypoints, confidence, track_ids)
+    return pick_track(_track_stats(keypoints, confidence, track_ids), person)
+
+
+def pick_track(stats: dict[int, tuple[int, float, float]], person: str | int = "auto") -> int:
+    """:func:`choose_track`'s rule on each track's (frames seen, median size, sum of sizes over
+    its frames) in pixels (:func:`track_stats`), by track id."""
     if not stats:
         raise ValueError("no tracked person to select: no one was detected in these frames")
     if isinstance(person, (int, np.integer)) and not isinstance(person, bool):

@@ -22,6 +22,7 @@ from mocap.cleanup import motion as cleanup_motion
 from mocap.cleanup.options import CleanupConfig
 from mocap.detect2d import swaps
 from mocap.detect2d.options import DetectionOptions, require_person
+from mocap.detect2d.people import LISTED_MIN_S, PeopleTracks
 from mocap.detect2d.tracking import implausible_jumps
 from mocap.errors import MocapError
 from mocap.export.character import check_character, export_character
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from mocap.fit.fit import FitResult
 
 __all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "capture", "lift_and_fit", "lift_keypoints", "lift_seen",
-           "prepare_output_dir"]
+           "prepare_output_dir", "write_people_files"]
 
 
 @dataclass
@@ -217,40 +218,29 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     off; MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
     video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
     """
-    from mocap.detect2d.people import PeopleTracks
+    from mocap.detect2d.people import detect_person_video
     from mocap.export import draw
 
     detector = detection.detector_for(1)
     frames = None if detection.whole_video else span
-    tracks, chosen = None, 0
+    drawing = export.overlay and not detection.tracks_people  # MediaPipe's own tracking: drawn as it detects
     with contextlib.ExitStack() as stack:
-        if detection.tracks_people:
-            from mocap.detect2d.people import detect_people_video
-
-            with timer.stage(f"detect 2D ({detector})"):
-                tracks = detect_people_video(video, detector=detector, device=detection.device, progress=progress,
-                                             frames=frames)
-                keypoints = None
-                if tracks.track_list():
-                    chosen = tracks.choose(detection.person)
-                    keypoints = tracks.person(chosen)
-        else:
-            from mocap.detect2d import mediapipe_pose as detect
-
-            stack.enter_context(timer.stage("detect 2D" + (" + overlay" if export.overlay else "")))
-            on_frame = None
-            if export.overlay:
-                outputs["overlay"] = out / "overlay.mp4"
-                writer = stack.enter_context(draw.OverlayWriter(
-                    outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
-                    max_width=export.overlay_max_width, threaded=True, source=str(video)))
-                on_frame = writer.write
-            keypoints = detect.detect_video(video, progress=progress, on_frame=on_frame, frames=frames)
+        stack.enter_context(timer.stage(f"detect 2D ({detector})" if detection.tracks_people
+                                        else "detect 2D" + (" + overlay" if drawing else "")))
+        on_frame = None
+        if drawing:
+            outputs["overlay"] = out / "overlay.mp4"
+            writer = stack.enter_context(draw.OverlayWriter(
+                outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
+                max_width=export.overlay_max_width, threaded=True, source=str(video)))
+            on_frame = writer.write
+        keypoints, tracks, chosen = detect_person_video(video, detector=detector, person=detection.person,
+                                                        track_everyone=detection.tracks_people,
+                                                        device=detection.device, progress=progress,
+                                                        on_frame=on_frame, frames=frames)
         in_span = keypoints if keypoints is None or frames is None else _frames(keypoints, span[0], span[1] - 1)
         (rate,) = require_person([in_span], [video])  # raised inside: the overlay is not kept
-    if tracks is None:
-        tracks = PeopleTracks.from_person(keypoints)
-    elif export.overlay:
+    if export.overlay and not drawing:
         with timer.stage("overlay"):
             outputs["overlay"] = out / "overlay.mp4"
             draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
@@ -283,30 +273,22 @@ def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
                                world_landmarks=None if k.world_landmarks is None else k.world_landmarks[sl])
 
 
-#: people.json lists the tracks seen for at least this long (seconds; shorter ones are mostly
-#: the detector's mistakes, a few frames each), and any captured
-LISTED_MIN_S = 0.25
-
-
-def _people_files(video, out: Path, tracks, captured: dict[int, str | None], chosen: int, outputs: dict[str, Path],
-                  fps: float) -> tuple[list[dict], int]:
-    """people.json and people.png; returns the people.json entries and how many short tracks were left out."""
+def write_people_files(video, out: Path, tracks: PeopleTracks, captured: dict[int, str | None], chosen: int,
+                       outputs: dict[str, Path]) -> tuple[list[dict], int]:
+    """people.json (:meth:`mocap.detect2d.people.PeopleTracks.listing`) and people.png (a crop
+    of each person listed) in ``out``, their paths added to ``outputs``; returns the
+    people.json entries and how many short tracks were left out."""
     import json
 
     from mocap.export.contact_sheet import write_people_sheet
     from mocap.formats import atomic_path
     from mocap.io.video import iter_frames
 
-    listed = max(1, int(round(LISTED_MIN_S * fps)))
-    people = [p for p in tracks.summary() if p["frames_visible"] >= listed or p["id"] in captured]
-    for p in people:
-        p["captured"] = p["id"] in captured
-        p["folder"] = captured.get(p["id"])
+    listing = tracks.listing(captured, chosen)
+    people = listing["people"]
     outputs["people"] = out / "people.json"
     with atomic_path(outputs["people"]) as tmp:
-        tmp.write_text(json.dumps({"num_frames": tracks.num_frames, "fps": fps, "captured": chosen,
-                                   "short_tracks_not_listed": len(tracks.track_list()) - len(people),
-                                   "people": people}, indent=1))
+        tmp.write_text(json.dumps(listing, indent=1))
     wanted = {p["best_frame"] for p in people}
     frames = {}
     if wanted:
@@ -317,7 +299,7 @@ def _people_files(video, out: Path, tracks, captured: dict[int, str | None], cho
     if all(p["best_frame"] in frames for p in people):
         outputs["people_sheet"] = out / "people.png"
         write_people_sheet(outputs["people_sheet"], frames, people)
-    return people, len(tracks.track_list()) - len(people)
+    return people, listing["short_tracks_not_listed"]
 
 
 def _placed(video_keypoints: Keypoints2D, part: Keypoints2D, first: int) -> Keypoints2D:
@@ -435,7 +417,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                 outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp, o.export.bvh_units)["motion"]
             captured[tid] = folder.name
     with timer.stage("people"):
-        people, short = _people_files(video, out, tracks, captured, chosen, outputs, info.fps)
+        people, short = write_people_files(video, out, tracks, captured, chosen, outputs)
     if o.export.target is not None or o.export.avatar is not None:
         with timer.stage("retarget" if o.export.target is not None else "avatar"):
             outputs["character"] = export_character(outputs["motion"], out, o.export)

@@ -28,6 +28,7 @@ from mocap.errors import MocapError
 from mocap.formats import Keypoints2D, atomic_path, save_keypoints, save_motion
 from mocap.multiview import quality, rig
 from mocap.multiview.association import prominence, same_person_tracks
+from mocap.multiview.main_person import main_person
 from mocap.multiview.views import (associate_views, missing_views, person_views, plausible_find,
                                    reproject_to_view, stack_slots, triangulate_views)
 from mocap.pipelines.capture import StageTimer, prepare_output_dir
@@ -402,22 +403,8 @@ def capture_multiview(
                   for c, v in enumerate(views)]
         cameras, calib_text = rig.fit_rig(fitted, names, file_cameras, mv.calibration, **fit)
         assoc = associate(cameras)
-    min_frames = max(2, int(round(fps)))
-    found = [int(i) for i, n in zip(assoc.ids, assoc.observed.sum(1)) if n >= min(min_frames, t)]
-    if not found:
-        raise MocapError("no person was seen by two views or more at the same time (checked with the calibration): "
-                         "the cameras may not match the videos (check their order), or the calibration is off")
-    score = prominence(assoc, kp, conf)
-    choice = options.detection.person
-    if isinstance(choice, int):  # --person ID: an id of people.json (the 3D people, not a view's 2D tracks)
-        if choice not in found:
-            raise MocapError(f"no person with id {choice} in two views or more; the ids are {found} "
-                             "(people.json of a run without --person lists them)")
-        main = choice
-    elif choice == "most-present":
-        main = max(found, key=lambda i: (int(assoc.observed[list(assoc.ids).index(i)].sum()), -i))
-    else:
-        main = max(found, key=lambda i: score[list(assoc.ids).index(i)])
+    found, main = main_person(assoc.ids, assoc.observed, prominence(assoc, kp, conf), person=options.detection.person,
+                              min_frames=max(2, int(round(fps))))
     wanted = found if options.detection.all_people else [main]
 
     captured: dict[int, _Person] = {}
