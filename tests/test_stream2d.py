@@ -9,6 +9,7 @@ rate, and the wall clock for --realtime.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,8 +26,11 @@ pytestmark = pytest.mark.skipif(not EXAMPLE_VIDEO.is_file(), reason=f"needs {EXA
 
 
 def start(*args: str) -> subprocess.Popen:
+    # one torch thread, as the in-process references use: sums split over other thread counts
+    # differ by ~1e-5 px, enough to tip a tracking decision over several frames
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "mocap.detect2d.stream", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def run(*args: str, timeout: float = 60.0) -> tuple[int, list[dict], str]:
@@ -58,10 +62,17 @@ def test_default_lines_follow_the_capture_2d_stage():
     from mocap.detect2d.people import build_estimator, detect_people_frames
     from mocap.io.video import iter_frames
 
+    import torch
+
     n = 12
     frames = [f for _, f in zip(range(n), iter_frames(EXAMPLE_VIDEO, rgb=True))]
-    tracks = detect_people_frames(frames, 60.0, (1080, 1920), estimator=build_estimator("blazepose-torch"),
-                                  progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the stream's subprocess (start)
+    try:
+        tracks = detect_people_frames(frames, 60.0, (1080, 1920), estimator=build_estimator("blazepose-torch"),
+                                      progress=False)
+    finally:
+        torch.set_num_threads(threads)
     others = [i for i in tracks.track_list() if i != tracks.choose("auto")]
     print(f"tracks in the first {n} frames: {tracks.summary()}")
     for person in ["auto", *others[:1]]:
