@@ -254,6 +254,38 @@ def test_import_panel_shows_pinning_and_fidelity(addon):
     settings.fidelity = ""
 
 
+def test_sidebar_top_to_bottom_and_push_to_nla(addon, tmp_path):
+    """The sidebar reads as the workflow (capture, import onto the rig, its bone map and NLA
+    clean-up, live); Push Down to NLA moves the imported take into one strip on its frames
+    and the character still does the same thing on every frame (within 1e-6 m)."""
+    import bpy
+
+    order = {name: getattr(bpy.types, name).bl_order for name in ("MOCAP_PT_capture", "MOCAP_PT_import", "MOCAP_PT_live")}
+    assert order["MOCAP_PT_capture"] < order["MOCAP_PT_import"] < order["MOCAP_PT_live"]
+    assert bpy.types.MOCAP_PT_nla.bl_parent_id == "MOCAP_PT_import"
+
+    clear_scene()
+    path = tmp_path / "walk.npz"
+    write_motion(path, t=40)
+    arm = build_rig(make_rig("mixamo", size=1.1, arm=1.05, leg=0.95))
+    assert bpy.ops.mocap.push_to_nla.poll() is False  # nothing to push yet
+    assert bpy.ops.mocap.import_motion(filepath=str(path), frame_start=5) == {"FINISHED"}
+    before = sample(arm, 5, 40).positions
+    action = arm.animation_data.action
+    layout = _Layout()
+    bpy.types.MOCAP_PT_nla.draw(type("P", (), {"layout": layout})(), bpy.context)
+    assert layout.labels == [f"{action.name}: frames 5-44"] and layout.operators == ["mocap.push_to_nla"]
+
+    assert bpy.ops.mocap.push_to_nla() == {"FINISHED"}
+    assert arm.animation_data.action is None
+    (track,) = arm.animation_data.nla_tracks
+    (strip,) = track.strips
+    assert strip.action == action and (strip.frame_start, strip.frame_end) == (5.0, 44.0)
+    after = sample(arm, 5, 40).positions
+    assert np.abs(after - before).max() < 1e-6 and np.ptp(after[:, 0], axis=0).max() > 0.3  # the walk, not a rest pose
+    assert bpy.ops.mocap.push_to_nla.poll() is False
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".bvh"])
 def test_import_into_empty_scene(addon, tmp_path, suffix):
     import bpy

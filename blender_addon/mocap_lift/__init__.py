@@ -254,6 +254,29 @@ class MOCAP_OT_capture_video(_ImportOptions, Operator):
         return {"FINISHED"}
 
 
+class MOCAP_OT_push_to_nla(Operator):
+    """Move the armature's motion into a new NLA track (one strip on its frames), to layer and blend takes"""
+
+    bl_idname = "mocap.push_to_nla"
+    bl_label = "Push Down to NLA"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        arm = _target_armature(context)
+        return arm is not None and arm.animation_data is not None and arm.animation_data.action is not None
+
+    def execute(self, context):
+        from . import importer
+
+        arm = _target_armature(context)
+        strip = _report_errors(self, "NLA", lambda: importer.push_to_nla(arm))
+        if strip is None:
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{strip.name}: NLA strip, frames {strip.frame_start:.0f}-{strip.frame_end:.0f}")
+        return {"FINISHED"}
+
+
 class MOCAP_OT_capture_cancel(Operator):
     """Stop the running capture"""
 
@@ -308,6 +331,7 @@ class _SidebarPanel:
 
 class MOCAP_PT_import(_SidebarPanel, Panel):
     bl_label = "Import Motion"
+    bl_order = 1
 
     def draw(self, context):
         layout = self.layout
@@ -339,8 +363,23 @@ class MOCAP_PT_bone_map(_SidebarPanel, Panel):
             self.layout.template_list("MOCAP_UL_bone_map", "", arm, "mocap_bone_map", arm, "mocap_bone_map_index", rows=6)
 
 
+class MOCAP_PT_nla(_SidebarPanel, Panel):
+    bl_label = "NLA Clean-up"
+    bl_parent_id = "MOCAP_PT_import"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        arm = _target_armature(context)
+        data = arm.animation_data if arm is not None else None
+        if data is not None and data.action is not None:
+            first, last = data.action.frame_range
+            self.layout.label(text=f"{data.action.name}: frames {first:.0f}-{last:.0f}", icon="ACTION")
+        self.layout.operator(MOCAP_OT_push_to_nla.bl_idname, icon="NLA_PUSHDOWN")
+
+
 class MOCAP_PT_capture(_SidebarPanel, Panel):
     bl_label = "Capture from Video"
+    bl_order = 0
 
     def draw(self, context):
         layout = self.layout
@@ -363,6 +402,7 @@ class MOCAP_PT_capture(_SidebarPanel, Panel):
 
 class MOCAP_PT_live(_SidebarPanel, Panel):
     bl_label = "Live"
+    bl_order = 2
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
@@ -414,13 +454,15 @@ classes = (
     MOCAP_OT_detect_bone_map,
     MOCAP_OT_capture_video,
     MOCAP_OT_capture_cancel,
+    MOCAP_OT_push_to_nla,
     MOCAP_OT_test_connection,
     MOCAP_OT_live_start,
     MOCAP_OT_live_stop,
     MOCAP_UL_bone_map,
+    MOCAP_PT_capture,  # the sidebar top to bottom: capture, import onto the rig, its bone map, NLA, live
     MOCAP_PT_import,
     MOCAP_PT_bone_map,
-    MOCAP_PT_capture,
+    MOCAP_PT_nla,
     MOCAP_PT_live,
     MOCAP_AddonPreferences,
 )

@@ -286,3 +286,24 @@ def reset_pose(arm) -> None:
         pb.location = (0.0, 0.0, 0.0)
         pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
         pb.scale = (1.0, 1.0, 1.0)
+
+
+def push_to_nla(arm, *, track_name: str = "mocap"):
+    """Move ``arm``'s active action into a new NLA track as one strip on the action's own
+    frames (where the import keyed it), so takes can be layered, blended and trimmed in the
+    NLA editor; the armature is left with no active action. Returns the strip. ValueError
+    when ``arm`` has no active action."""
+    data = arm.animation_data
+    action = data.action if data is not None else None
+    if action is None:
+        raise ValueError(f"{arm.name} has no action to push down: import or capture a motion first")
+    slot = getattr(data, "action_slot", None)  # Blender 4.4+: the slot the import keyed
+    first, last = (int(round(f)) for f in action.frame_range)
+    track = data.nla_tracks.new()
+    track.name = track_name
+    strip = track.strips.new(action.name, first, action)
+    if slot is not None and hasattr(strip, "action_slot"):
+        strip.action_slot = slot
+    strip.frame_end = last  # the strip spans the keys exactly (frame_end is the last keyed frame)
+    data.action = None
+    return strip
