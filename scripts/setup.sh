@@ -16,7 +16,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 VPY=.venv/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-if ! "$VPY" -c 'import mocap, torch, mediapipe, bpy, pytest, fastapi, uvicorn, ray, tflite, tflite_runtime, pycocotools, anny, importlinter, hypothesis, cv2, matplotlib' >/dev/null 2>&1 \
+if ! "$VPY" -c 'import mocap, torch, mediapipe, bpy, pytest, fastapi, uvicorn, ray, tflite, tflite_runtime, pycocotools, anny, importlinter, hypothesis, schemathesis, cv2, matplotlib' >/dev/null 2>&1 \
    || [ "${MOCAP_REINSTALL:-0}" = 1 ]; then
   echo "setup: installing torch==2.13.0 (CPU) and mocap-lift[all] into .venv ..."
   "$VPY" -m pip install -q "torch==2.13.0"

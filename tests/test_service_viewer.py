@@ -19,7 +19,7 @@ from fastapi import FastAPI, HTTPException  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from mocap.formats import Motion, save_motion  # noqa: E402
-from mocap.service.viewer import STATIC_DIR, make_router, skeleton_payload  # noqa: E402
+from mocap.service.viewer import SKELETON_SCHEMA, STATIC_DIR, make_router, skeleton_payload  # noqa: E402
 from mocap.skeletons import MOTION21  # noqa: E402
 from tests.synthetic import waving_walker  # noqa: E402
 
@@ -123,6 +123,29 @@ def client(service):
 
 
 # --- routes ----------------------------------------------------------------------------------------
+def test_routes_are_described_in_the_openapi_schema(client):
+    """Found by the schema fuzz test (tests/test_service_schema.py): the routes answered 404 (and
+    401 / 403 / 409 / 429) undocumented, without the key in their security, the overlay described
+    as JSON; the skeleton's reply is checked against its documented schema."""
+    jsonschema = pytest.importorskip("jsonschema")
+    paths = client.app.openapi()["paths"]
+    for what in ("skeleton", "overlay"):
+        op = paths[f"/v1/jobs/{{job_id}}/{what}"]["get"]
+        assert {"200", "401", "403", "404", "409", "429"} <= set(op["responses"]), what
+        assert op["security"] == [{"APIKeyHeader": []}, {"HTTPBearer": []}]
+    overlay = paths["/v1/jobs/{job_id}/overlay"]["get"]["responses"]["200"]["content"]
+    assert set(overlay) == {"video/webm", "video/mp4"}
+    skeleton = paths["/v1/jobs/{job_id}/skeleton"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert skeleton["schema"] == SKELETON_SCHEMA
+    r = client.get("/v1/jobs/done/skeleton", headers={"X-API-Key": "good-key"})
+    assert r.status_code == 200
+    jsonschema.validate(r.json(), SKELETON_SCHEMA)
+    joints = np.zeros((2, 21, 3))
+    joints[1, 3] = np.nan  # null in the reply
+    jsonschema.validate(skeleton_payload(Motion(joints=joints, joint_names=MOTION21.joint_names,
+                                                parents=MOTION21.parents, fps=FPS)), SKELETON_SCHEMA)
+
+
 @pytest.mark.parametrize("what", ["skeleton", "overlay"])
 @pytest.mark.parametrize("key,status", [(None, 401), ("wrong", 403), ("slow-down", 429)])
 def test_key_required(client, what, key, status):

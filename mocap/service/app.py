@@ -34,12 +34,12 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mocap import __version__
+from mocap.service.api_docs import error_responses, key_schemes
 from mocap.service.auth import FailedAuthGate, KeyVerifier, key_from_headers
 from mocap.service.bodies import body_chunks
 from mocap.service.store import JobRecord, Store, is_job_id
@@ -79,10 +79,6 @@ class ServiceConfig:
     failed_auth_per_minute: float = 20.0
 
 
-class ErrorOut(BaseModel):
-    error: str
-
-
 class JobOut(BaseModel):
     id: str
     status: str
@@ -101,10 +97,12 @@ class SubmittedOut(BaseModel):
     status: str
 
 
-_ERRORS = {code: {"model": ErrorOut} for code in (401, 403, 404, 429)}
+# every route's errors; 422 too, as the app's handler answers FastAPI's validation errors as ErrorOut
+_ERRORS = error_responses(401, 403, 404, 422, 429)
 _UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["video"], "properties": {
-        "video": {"type": "array", "items": {"type": "string", "format": "binary"},
+        "video": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
+                  "maxItems": MAX_VIDEOS,
                   "description": f"one video (monocular) or several, one per camera ({', '.join(VIDEO_SUFFIXES)})"},
         "calibration": {"type": "string", "format": "binary",
                         "description": "multi-view: camera calibration (.toml, .qca.txt, OpenCV .yml)"},
@@ -333,8 +331,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": "internal server error; the server log has details"}, status_code=500)
 
-    api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="your API key")
-    bearer = HTTPBearer(auto_error=False, description="your API key as a bearer token")
+    api_key, bearer = key_schemes()
 
     def require_key(request: Request, _key: str | None = Security(api_key), _bearer: Any = Security(bearer)) -> str:
         return verify_key(key_from_headers(request.headers))
@@ -360,7 +357,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     @app.post("/v1/jobs", status_code=201, response_model=SubmittedOut, tags=["jobs"], openapi_extra=_UPLOAD_BODY,
-              responses={**_ERRORS, 413: {"model": ErrorOut}, 415: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+              responses={**_ERRORS, **error_responses(400, 408, 413, 415)})
     async def submit_job(request: Request, key_id: str = Depends(require_key)) -> JSONResponse:
         """Submit videos (and a calibration for several views); the job is queued."""
         job_id = uuid.uuid4().hex
@@ -409,7 +406,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return _job_json(own_job(job_id, key_id))
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"],
-              responses={**_ERRORS, 409: {"model": ErrorOut}})
+              responses={**_ERRORS, **error_responses(409)})
     def cancel_job(job_id: str, key_id: str = Depends(require_key)) -> dict:
         """Cancel a queued or running job (its worker process is killed)."""
         job = own_job(job_id, key_id)
@@ -426,7 +423,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return {"id": job_id, "deleted": True}
 
     @app.get("/v1/jobs/{job_id}/files/{name}", tags=["jobs"], response_class=FileResponse,
-             responses={**_ERRORS, 409: {"model": ErrorOut}})
+             responses={**_ERRORS, **error_responses(409)})
     def download(job_id: str, name: str, key_id: str = Depends(require_key)) -> FileResponse:
         """Download one of the files listed for a finished job."""
         out = job_outdir(job_id, key_id)

@@ -246,6 +246,52 @@ def motion_reply(motion, *, decimals: int | None = None, seconds: float | None =
     return reply
 
 
+def lift_openapi(*, max_frames: int) -> dict:
+    """The OpenAPI ``requestBody`` of ``POST /v1/lift`` and its 200 reply's JSON schema, as
+    ``{"requestBody": ..., "reply": ...}``: the rules :func:`parse_lift_body` checks that a
+    schema can state (the joint count per layout and the frame stride it cannot), and
+    :func:`motion_reply`'s fields (``None`` where a value is not finite)."""
+    number_or_null = {"type": ["number", "null"]}
+    point = {"type": ["array", "null"], "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+    json_body = {
+        "type": "object", "required": ["layout", "image_size", "keypoints"], "additionalProperties": False,
+        "properties": {
+            "layout": {"type": "string", "enum": list(LAYOUTS)},
+            "fps": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000, "default": 30},
+            "image_size": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 100_000},
+                           "minItems": 2, "maxItems": 2, "description": "[width, height] pixels"},
+            "keypoints": {"type": "array", "minItems": 1, "maxItems": max_frames,
+                          "items": {"type": ["array", "null"], "items": point},
+                          "description": "T x J x 2 pixels (J = 33 for mediapipe33, 17 for coco17); "
+                                         "null for a missing point or frame"},
+            "confidence": {"type": ["array", "null"], "items": {"type": ["array", "null"], "items": {
+                "type": ["number", "null"], "minimum": 0, "maximum": 1}}, "description": "T x J in [0, 1]"},
+            "focal_px": {"type": ["number", "null"], "minimum": 1e-6, "maximum": 1e7},
+            "decimals": {"type": ["integer", "null"], "minimum": 0, "maximum": 17},
+        }}
+    form_body = {
+        "type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary", "description": "a keypoints2d.npz"},
+            "focal_px": {"type": "string", "maxLength": _MAX_FIELD_BYTES, "description": "a number, pixels"},
+            "decimals": {"type": "string", "maxLength": _MAX_FIELD_BYTES, "description": "a whole number, 0..17"},
+        }}
+    arrays = {"type": "array", "items": {"type": "array", "items": number_or_null}}
+    frames = {"type": "array", "items": arrays}
+    reply = {
+        "type": "object", "required": ["fps", "num_frames", "joint_names", "parents", "rest_offsets", "joints",
+                                       "local_quats_wxyz", "root_translation"],
+        "properties": {
+            "fps": {"type": "number"}, "num_frames": {"type": "integer"},
+            "joint_names": {"type": "array", "items": {"type": "string"}},
+            "parents": {"type": "array", "items": {"type": "integer"}},
+            "rest_offsets": arrays, "joints": frames, "local_quats_wxyz": frames, "root_translation": arrays,
+            "seconds": {"type": "number"},
+        }}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": json_body},
+                                                           "multipart/form-data": {"schema": form_body}}},
+            "reply": reply}
+
+
 def _exit_with_parent(parent_pid: int) -> None:
     """In the child: exit when the server process is gone (killed with -9 it cannot say so)."""
     def watch() -> None:

@@ -81,7 +81,7 @@ from collections.abc import Callable
 
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
-from mocap.service.lift_request import BodyParser, motion_reply_json
+from mocap.service.lift_request import BodyParser, lift_openapi, motion_reply_json
 from mocap.service.stream_session import (FrameBatcher, StreamSession, parse_hello, shared_causal_model)
 
 log = logging.getLogger(__name__)
@@ -162,10 +162,11 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
             CPU once), so the first stream or request does not wait for them.
         body_timeout_s: a /v1/lift upload that sends no byte for this long gets 408.
     """
-    from fastapi import APIRouter, Request, WebSocket
+    from fastapi import APIRouter, Request, Security, WebSocket
     from fastapi.responses import JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
 
+    from mocap.service.api_docs import error_responses, key_schemes
     from mocap.service.bodies import read_body
     from starlette.exceptions import HTTPException  # fastapi's HTTPException is a subclass
     from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -193,8 +194,15 @@ def make_router(verify_key: Callable[[str | None], str], *, max_frames: int = MA
             return e
         return None
 
-    @router.post("/v1/lift")
+    lift_doc = lift_openapi(max_frames=max_frames)
+    key_security = [Security(scheme) for scheme in key_schemes()]  # described only: check_key reads the key
+
+    @router.post("/v1/lift", dependencies=key_security, openapi_extra={"requestBody": lift_doc["requestBody"]},
+                 responses={200: {"content": {"application/json": {"schema": lift_doc["reply"]}}},
+                            **error_responses(401, 403, 408, 413, 415, 422, 429, 503)})
     async def lift(request: Request):
+        """2D keypoints of a clip (JSON, or a keypoints2d.npz in a form) -> its 3D motion, by the
+        offline pipeline; see the module mocap.service.realtime for the fields."""
         refused = await check_key(key_from(request.headers))
         if refused is not None:
             return error(refused.status_code, str(refused.detail), refused.headers)

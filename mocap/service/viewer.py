@@ -61,6 +61,18 @@ PAGE_HEADERS = {
 PRIVATE_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
 
+#: The JSON schema of :func:`skeleton_payload`'s answer (the OpenAPI description of the route).
+SKELETON_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["fps", "joint_names", "parents", "frames", "positions", "has_overlay"],
+    "properties": {
+        "fps": {"type": "number"}, "joint_names": {"type": "array", "items": {"type": "string"}},
+        "parents": {"type": "array", "items": {"type": "integer"}}, "frames": {"type": "integer"},
+        "positions": {"type": "array", "items": {"type": "array", "items": {
+            "type": "array", "items": {"type": ["number", "null"]}, "minItems": 3, "maxItems": 3}}},
+        "has_overlay": {"type": "boolean"},
+    }}
+
+
 def skeleton_payload(motion: Motion, *, has_overlay: bool = False) -> dict[str, Any]:
     """The JSON the viewer page draws, from one motion.
 
@@ -115,10 +127,14 @@ def make_router(verify_key: Callable[[str | None], str],
             (holding motion.npz and, when made, overlay.mp4); raises ``HTTPException`` 404
             (no such job for this key) or 409 (not finished).
     """
-    from fastapi import APIRouter, HTTPException, Request
+    from fastapi import APIRouter, HTTPException, Request, Security
     from fastapi.responses import FileResponse, JSONResponse, Response
 
+    from mocap.service.api_docs import error_responses, key_schemes
+
     router = APIRouter()
+    key_security = [Security(scheme) for scheme in key_schemes()]  # described only: result_dir reads the key
+    errors = error_responses(401, 403, 404, 409, 422, 429)
 
     def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -144,7 +160,9 @@ def make_router(verify_key: Callable[[str | None], str],
         # The page finds the job id in its own URL: nothing from the request goes into the HTML.
         return Response(_read_static(PAGE_FILE), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
-    @router.get("/v1/jobs/{job_id}/skeleton")
+    @router.get("/v1/jobs/{job_id}/skeleton", dependencies=key_security,
+                responses={200: {"content": {"application/json": {"schema": SKELETON_SCHEMA}}},
+                           **errors, **error_responses(500)})
     def job_skeleton(job_id: str, request: Request) -> Response:
         """The job's 3D skeleton as JSON (X-API-Key header needed)."""
         folder = result_dir(request, job_id)
@@ -161,7 +179,9 @@ def make_router(verify_key: Callable[[str | None], str],
         payload = skeleton_payload(motion, has_overlay=has_overlay)
         return JSONResponse(payload, headers=PRIVATE_HEADERS)
 
-    @router.get("/v1/jobs/{job_id}/overlay")
+    @router.get("/v1/jobs/{job_id}/overlay", dependencies=key_security, response_class=FileResponse,
+                responses={200: {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                             for media in ("video/webm", "video/mp4")}}, **errors})
     def job_overlay(job_id: str, request: Request) -> Response:
         """The job's overlay video, video/mp4 (X-API-Key header needed)."""
         folder = result_dir(request, job_id)
