@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from mocap.errors import MocapError
+from mocap.export.overlay_points import overlay_points
 from mocap.formats import Keypoints2D, atomic_path
 from mocap.skeletons import MOTION21, Skeleton, get_layout
 
@@ -306,7 +307,7 @@ def render_overlay(
     min_confidence: float = 0.3,
     frames: tuple[int, int] | None = None,
 ) -> None:
-    """Write ``out_path`` (.mp4): the video at ``video_path`` with ``keypoints`` drawn on each frame.
+    """Write ``out_path`` (.mp4): the video at ``video_path`` with ``keypoints`` (and hands) drawn on each frame.
 
     The output has the source's frame count and fps, and its frame size (upright), scaled
     down to ``max_width`` pixels wide if given; odd widths/heights lose their last pixel
@@ -336,9 +337,10 @@ def render_overlay(
         raise MocapError(f"{video_path} has {info.frame_count} frames but the keypoints have {t}; "
                          "use the keypoints detected on this video")
     first, stop = (0, t) if frames is None else frames
+    layout, points, conf = overlay_points(keypoints)  # the body, and its hands when the keypoints hold them
     chosen = iter_frames(video_path, rgb=True, start=first, stop=stop)
     try:
-        with OverlayWriter(out_path, keypoints_size=keypoints.image_size, fps=info.fps, layout=keypoints.layout,
+        with OverlayWriter(out_path, keypoints_size=keypoints.image_size, fps=info.fps, layout=layout,
                            num_frames=stop - first, max_width=max_width, min_confidence=min_confidence,
                            source=str(video_path)) as writer, \
                 tqdm(total=stop - first, desc="overlay", unit="frame", disable=not progress) as bar:
@@ -346,7 +348,7 @@ def render_overlay(
                 if count >= t:
                     raise MocapError(f"{video_path} has more frames than the {t} frames of keypoints; "
                                      "use the keypoints detected on this video")
-                writer.write(frame, keypoints.keypoints[count], keypoints.confidence[count])
+                writer.write(frame, points[count], conf[count])
                 bar.update(1)
     finally:
         chosen.close()
