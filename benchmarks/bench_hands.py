@@ -75,7 +75,7 @@ def main() -> None:
         r = torch_vs_tflite(hand_crops(frames, body.keypoints[:, 0], body.confidence[:, 0]))
         print(f"torch vs tflite on {r['crops']} hand crops of {len(frames)} frames ({r['hands']} with a hand): "
               f"landmarks max {r['max_pct']:.4f} %, median {r['median_pct']:.5f} % of the hand's size "
-              f"(max {r['max_px']:.3f} px); presence max difference {r['presence_max_diff']:.1e}")
+              f"(max {r['max_px']:.1e} px); presence max difference {r['presence_max_diff']:.1e}")
 
     hands_est = HandLandmarksTorch(args.device)
     best = {"body": float("inf"), "hands": float("inf")}

@@ -17,6 +17,7 @@ joint the source cannot provide.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ class Skeleton:
             ``None`` for keypoint layouts that are not kinematic trees.
         edges: pairs of joint indices to draw.
         left_right: pairs (left index, right index) swapped by mirroring.
+        fine_joints: joints drawn with thin lines (the hands: small next to the body).
     """
 
     name: str
@@ -40,6 +42,7 @@ class Skeleton:
     edges: tuple[tuple[int, int], ...]
     parents: tuple[int, ...] | None = None
     left_right: tuple[tuple[int, int], ...] = field(default=())
+    fine_joints: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
         names = self.joint_names
@@ -230,9 +233,11 @@ HAND21 = _make("hand21", [j for j, _ in _HAND], [(p, j) for j, p in _HAND if p i
                [p for _, p in _HAND])
 #: both hands, left (joints 0-20) then right (21-41), each in HAND21's order, named
 #: ``left_hand_<joint>`` / ``right_hand_<joint>``; a keypoint layout (two roots, so no ``parents``)
-HANDS42 = _make("hands42", [f"{s}_hand_{j}" for s in ("left", "right") for j, _ in _HAND],
-                [(f"{s}_hand_{a}", f"{s}_hand_{b}") for s in ("left", "right")
-                 for a, b in [(p, j) for j, p in _HAND if p is not None] + _PALM])
+HANDS42 = dataclasses.replace(
+    _make("hands42", [f"{s}_hand_{j}" for s in ("left", "right") for j, _ in _HAND],
+          [(f"{s}_hand_{a}", f"{s}_hand_{b}") for s in ("left", "right")
+           for a, b in [(p, j) for j, p in _HAND if p is not None] + _PALM]),
+    fine_joints=tuple(range(42)))
 
 
 def combine_layouts(first: Skeleton, second: Skeleton) -> Skeleton:
@@ -241,7 +246,8 @@ def combine_layouts(first: Skeleton, second: Skeleton) -> Skeleton:
     j = first.num_joints
     return Skeleton(name=f"{first.name}+{second.name}", joint_names=first.joint_names + second.joint_names,
                     edges=first.edges + tuple((a + j, b + j) for a, b in second.edges),
-                    left_right=first.left_right + tuple((a + j, b + j) for a, b in second.left_right))
+                    left_right=first.left_right + tuple((a + j, b + j) for a, b in second.left_right),
+                    fine_joints=first.fine_joints + tuple(a + j for a in second.fine_joints))
 
 
 LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (MEDIAPIPE33, COCO17, MPII16, MOTION21, HAND21, HANDS42)}

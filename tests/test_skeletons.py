@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mocap.skeletons import (COCO17, HAND21, HANDS42, LAYOUTS, MEDIAPIPE33, MOTION21, MPII16, Skeleton, map_confidence,
-                             map_joints, mapping_matrix, rest_offsets, rest_positions)
+from mocap.skeletons import (COCO17, HAND21, HANDS42, LAYOUTS, MEDIAPIPE33, MOTION21, MPII16, Skeleton, combine_layouts,
+                             map_confidence, map_joints, mapping_matrix, rest_offsets, rest_positions)
 
 
 def test_mediapipe_order_matches_blazepose():
@@ -29,6 +29,10 @@ def test_hand_layouts():
     assert HANDS42.joint_names[:21] == tuple("left_hand_" + n for n in HAND21.joint_names)
     assert HANDS42.joint_names[21:] == tuple("right_hand_" + n for n in HAND21.joint_names)
     assert HANDS42.mirror_permutation()[:21].tolist() == list(range(21, 42)) and len(HANDS42.edges) == 46
+    both = combine_layouts(MEDIAPIPE33, HANDS42)  # what the overlay draws: the body, then its hands (thin)
+    assert both.num_joints == 75 and both.joint_names[33] == "left_hand_wrist"
+    assert both.fine_joints == tuple(range(33, 75))
+    assert len(both.edges) == len(MEDIAPIPE33.edges) + 46 and (both.mirror_permutation()[33:54] == range(54, 75)).all()
 
 
 def _mirror_name(name: str) -> str:
