@@ -255,6 +255,16 @@ def test_swapped_body_frames_swap_the_hands():
 
 # ------------------------------------------------------------------ (e) mocap capture --hands
 
+def test_hands_option_needs_a_body_with_wrists():
+    from mocap.config import OptionError
+    from mocap.detect2d.options import DetectionOptions
+
+    assert DetectionOptions(hands=True).hands and DetectionOptions(hands=True, detector="mediapipe").hands
+    with pytest.raises(OptionError, match="--hands"):
+        DetectionOptions(hands=True, detector="movenet")  # COCO-17: no index or pinky points
+
+
+
 @pytest.mark.slow
 def test_capture_with_hands_writes_hands_at_the_wrists(tmp_path):
     from mocap.cli import main
