@@ -159,6 +159,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             args.video, detector=detection.detector_for(1), person=detection.person,
             track_everyone=detection.tracks_people, device=detection.device, progress=not args.quiet)
         (rate,) = require_person([keypoints], [args.video])
+        if detection.hands:
+            from mocap.detect2d.hands import detect_hands_video
+
+            keypoints = detect_hands_video(args.video, keypoints, device=detection.device, progress=not args.quiet)
         save_keypoints(target, keypoints)
         people = ""
         if args.people:  # as mocap capture's: people.json and people.png beside the keypoints
@@ -376,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video")
     p.add_argument("-o", "--output", required=True,
                    help="keypoints2d.npz to write: the chosen person in every frame (NaN where not seen)")
-    add_arguments(p, DetectionOptions, ("detector", "person", "device"))
+    add_arguments(p, DetectionOptions, ("detector", "person", "hands", "device"))
     p.add_argument("--people", action="store_true",
                    help="also write people.json and people.png (who is in the video, as mocap capture does) "
                         "beside the output")

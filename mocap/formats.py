@@ -5,7 +5,10 @@ keypoints2d.npz
     ``confidence`` (T, J) float32 in [0, 1] (0 where missing), ``layout`` str
     (``"mediapipe33"`` or ``"coco17"``), ``image_size`` (2,) int (width, height),
     ``fps`` float. Optional: ``world_landmarks`` (T, J, 3) float32 metres (MediaPipe's
-    own 3D, camera axes: x right, y down, z away from the camera, origin between the hips).
+    own 3D, camera axes: x right, y down, z away from the camera, origin between the hips);
+    ``hand_keypoints`` (T, 42, 2) float32 pixels and ``hand_confidence`` (T, 42) float32 in
+    [0, 1], the two hands in the ``hands42`` layout (left hand, then right; NaN and 0 where a
+    hand is not seen), always together. Readers that do not know an optional array ignore it.
 
 motion.npz
     ``joints`` (T, J, 3) float32 metres, right-handed, +Y up; ``joint_names`` (J,) str;
@@ -39,6 +42,8 @@ from mocap.skeletons import get_layout
 
 #: layouts a keypoints2d.npz may hold: the ones the lifters read
 KEYPOINT_LAYOUTS = ("mediapipe33", "coco17")
+#: the per-frame arrays (T, ...) a keypoints2d.npz may hold
+KEYPOINT_FRAME_ARRAYS = ("keypoints", "confidence", "world_landmarks", "hand_keypoints", "hand_confidence")
 #: most frames a keypoints or motion file may hold (one hour at 60 fps); a longer clip is split
 MAX_FRAMES = 216_000
 #: highest frame rate a file, a video or a request may declare, frames per second
@@ -151,6 +156,8 @@ class Keypoints2D:
     image_size: tuple[int, int]  # (width, height) pixels
     fps: float
     world_landmarks: np.ndarray | None = None  # (T, J, 3) float32 metres, optional
+    hand_keypoints: np.ndarray | None = None  # (T, 42, 2) float32 pixels, hands42 layout, optional
+    hand_confidence: np.ndarray | None = None  # (T, 42) float32 in [0, 1], with hand_keypoints
 
     def __post_init__(self) -> None:
         validate_keypoints(self)
@@ -158,6 +165,14 @@ class Keypoints2D:
     @property
     def num_frames(self) -> int:
         return int(self.keypoints.shape[0])
+
+    def frames(self, first: int, stop: int) -> Keypoints2D:
+        """Frames ``first`` to ``stop - 1``, every per-frame array cut alike."""
+        sl = slice(first, stop)
+        cut = lambda a: None if a is None else a[sl]  # noqa: E731
+        return Keypoints2D(keypoints=self.keypoints[sl], confidence=self.confidence[sl], layout=self.layout,
+                           image_size=self.image_size, fps=self.fps, world_landmarks=cut(self.world_landmarks),
+                           hand_keypoints=cut(self.hand_keypoints), hand_confidence=cut(self.hand_confidence))
 
     def detection_rate(self) -> float:
         """Fraction of frames where any keypoint was found."""
@@ -194,6 +209,18 @@ def validate_keypoints(k: Keypoints2D) -> None:
                          f"got {str(k.image_size)[:60]}")
     if k.world_landmarks is not None and k.world_landmarks.shape != (kp.shape[0], j, 3):
         raise MocapError(f"world_landmarks must have shape {(kp.shape[0], j, 3)}, got {k.world_landmarks.shape}")
+    if (k.hand_keypoints is None) != (k.hand_confidence is None):
+        raise MocapError("hand_keypoints and hand_confidence go together: give both or neither")
+    if k.hand_keypoints is not None:
+        h = get_layout("hands42").num_joints
+        if k.hand_keypoints.shape != (kp.shape[0], h, 2) or k.hand_confidence.shape != (kp.shape[0], h):
+            raise MocapError(f"hand_keypoints must have shape {(kp.shape[0], h, 2)} and hand_confidence "
+                             f"{(kp.shape[0], h)}, got {k.hand_keypoints.shape} and {k.hand_confidence.shape}")
+        if np.isinf(k.hand_keypoints).any():
+            raise MocapError("hand_keypoints must be finite pixel positions (NaN where missing), not infinite")
+        hc = k.hand_confidence[np.isfinite(k.hand_confidence)]
+        if hc.size and (hc.min() < 0 or hc.max() > 1):
+            raise MocapError("hand_confidence values must lie in [0, 1]")
 
 
 def check_keypoint_values(k: Keypoints2D) -> None:
@@ -232,13 +259,16 @@ def save_keypoints(path: str | os.PathLike, k: Keypoints2D) -> None:
     }
     if k.world_landmarks is not None:
         arrays["world_landmarks"] = k.world_landmarks.astype(np.float32)
+    if k.hand_keypoints is not None:
+        arrays["hand_keypoints"] = k.hand_keypoints.astype(np.float32)
+        arrays["hand_confidence"] = k.hand_confidence.astype(np.float32)
     _save_npz(path, arrays)
 
 
 def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
     """Read a keypoints2d.npz file; MocapError if it is missing, unreadable or malformed."""
     a = _load_npz(path, ("keypoints", "confidence", "layout", "image_size", "fps"), "keypoints2d",
-                  frame_arrays=("keypoints", "confidence", "world_landmarks"))
+                  frame_arrays=KEYPOINT_FRAME_ARRAYS)
     try:
         raw_size = _numbers(a, "image_size").reshape(-1)
         if not np.isfinite(raw_size).all() or (raw_size != np.round(raw_size)).any() or (raw_size > 2 ** 62).any():
@@ -254,6 +284,8 @@ def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
             image_size=size,  # type: ignore[arg-type]
             fps=_number(a, "fps"),
             world_landmarks=_numbers(a, "world_landmarks", np.float32) if "world_landmarks" in a else None,
+            hand_keypoints=_numbers(a, "hand_keypoints", np.float32) if "hand_keypoints" in a else None,
+            hand_confidence=_numbers(a, "hand_confidence", np.float32) if "hand_confidence" in a else None,
         )
         check_keypoint_values(keypoints)
         return keypoints

@@ -4,7 +4,9 @@ A :class:`Skeleton` is a table: joint names, ``parents`` (root = -1, parents bef
 children; ``None`` for 2D keypoint layouts that are not kinematic trees), left/right
 pairs and drawing edges.
 
-Layouts of 2D keypoints: ``MEDIAPIPE33`` (BlazePose), ``COCO17``, ``MPII16``.
+Layouts of 2D keypoints: ``MEDIAPIPE33`` (BlazePose), ``COCO17``, ``MPII16``; hands:
+``HAND21`` (one hand, MediaPipe's 21 landmarks, a tree rooted at the wrist) and ``HANDS42``
+(left hand then right hand).
 The skeleton of 3D motion is ``MOTION21``: a kinematic tree rooted at the pelvis whose
 joint names follow MediaPipe's landmark names wherever the joint exists there.
 
@@ -15,6 +17,7 @@ joint the source cannot provide.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +34,7 @@ class Skeleton:
             ``None`` for keypoint layouts that are not kinematic trees.
         edges: pairs of joint indices to draw.
         left_right: pairs (left index, right index) swapped by mirroring.
+        fine_joints: joints drawn with thin lines (the hands: small next to the body).
     """
 
     name: str
@@ -38,6 +42,7 @@ class Skeleton:
     edges: tuple[tuple[int, int], ...]
     parents: tuple[int, ...] | None = None
     left_right: tuple[tuple[int, int], ...] = field(default=())
+    fine_joints: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
         names = self.joint_names
@@ -215,7 +220,37 @@ def rest_positions(rest_offsets: np.ndarray, parents) -> np.ndarray:
     return pos
 
 
-LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (MEDIAPIPE33, COCO17, MPII16, MOTION21)}
+# --- Hands: MediaPipe's 21 hand landmarks, in the model's output order -----------------------
+_FINGERS = {"thumb": ("cmc", "mcp", "ip", "tip"), "index_finger": ("mcp", "pip", "dip", "tip"),
+            "middle_finger": ("mcp", "pip", "dip", "tip"), "ring_finger": ("mcp", "pip", "dip", "tip"),
+            "pinky": ("mcp", "pip", "dip", "tip")}
+_HAND = [("wrist", None)] + [(f"{f}_{j}", "wrist" if k == 0 else f"{f}_{joints[k - 1]}")
+                             for f, joints in _FINGERS.items() for k, j in enumerate(joints)]
+_PALM = [("index_finger_mcp", "middle_finger_mcp"), ("middle_finger_mcp", "ring_finger_mcp"),
+         ("ring_finger_mcp", "pinky_mcp")]
+#: one hand: a kinematic tree rooted at the wrist (joint 0); edges: the bones and the knuckle line
+HAND21 = _make("hand21", [j for j, _ in _HAND], [(p, j) for j, p in _HAND if p is not None] + _PALM,
+               [p for _, p in _HAND])
+#: both hands, left (joints 0-20) then right (21-41), each in HAND21's order, named
+#: ``left_hand_<joint>`` / ``right_hand_<joint>``; a keypoint layout (two roots, so no ``parents``)
+HANDS42 = dataclasses.replace(
+    _make("hands42", [f"{s}_hand_{j}" for s in ("left", "right") for j, _ in _HAND],
+          [(f"{s}_hand_{a}", f"{s}_hand_{b}") for s in ("left", "right")
+           for a, b in [(p, j) for j, p in _HAND if p is not None] + _PALM]),
+    fine_joints=tuple(range(42)))
+
+
+def combine_layouts(first: Skeleton, second: Skeleton) -> Skeleton:
+    """One keypoint layout of ``first``'s joints followed by ``second``'s (e.g. the body and its
+    hands, to draw them together); names must differ, edges and left/right pairs are kept."""
+    j = first.num_joints
+    return Skeleton(name=f"{first.name}+{second.name}", joint_names=first.joint_names + second.joint_names,
+                    edges=first.edges + tuple((a + j, b + j) for a, b in second.edges),
+                    left_right=first.left_right + tuple((a + j, b + j) for a, b in second.left_right),
+                    fine_joints=first.fine_joints + tuple(a + j for a in second.fine_joints))
+
+
+LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (MEDIAPIPE33, COCO17, MPII16, MOTION21, HAND21, HANDS42)}
 
 
 def get_layout(name: str) -> Skeleton:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mocap.skeletons import (COCO17, LAYOUTS, MEDIAPIPE33, MOTION21, MPII16, Skeleton, map_confidence,
-                             map_joints, mapping_matrix, rest_offsets, rest_positions)
+from mocap.skeletons import (COCO17, HAND21, HANDS42, LAYOUTS, MEDIAPIPE33, MOTION21, MPII16, Skeleton, combine_layouts,
+                             map_confidence, map_joints, mapping_matrix, rest_offsets, rest_positions)
 
 
 def test_mediapipe_order_matches_blazepose():
@@ -17,6 +17,24 @@ def test_mediapipe_order_matches_blazepose():
     assert MPII16.index("right_ankle") == 0 and MPII16.index("head_top") == 9
 
 
+def test_hand_layouts():
+    """MediaPipe's hand landmark order (its documented indices), the tree, both hands."""
+    assert HAND21.num_joints == 21 and HAND21.parents[0] == -1
+    for name, k in (("wrist", 0), ("thumb_tip", 4), ("index_finger_mcp", 5), ("middle_finger_mcp", 9),
+                    ("ring_finger_pip", 14), ("pinky_mcp", 17), ("pinky_tip", 20)):
+        assert HAND21.index(name) == k
+    assert [HAND21.joint_names[HAND21.parents[j]] for j in (1, 5, 8, 20)] == ["wrist", "wrist", "index_finger_dip",
+                                                                              "pinky_dip"]
+    assert len(HAND21.edges) == 23  # 20 bones and 3 knuckle links
+    assert HANDS42.joint_names[:21] == tuple("left_hand_" + n for n in HAND21.joint_names)
+    assert HANDS42.joint_names[21:] == tuple("right_hand_" + n for n in HAND21.joint_names)
+    assert HANDS42.mirror_permutation()[:21].tolist() == list(range(21, 42)) and len(HANDS42.edges) == 46
+    both = combine_layouts(MEDIAPIPE33, HANDS42)  # what the overlay draws: the body, then its hands (thin)
+    assert both.num_joints == 75 and both.joint_names[33] == "left_hand_wrist"
+    assert both.fine_joints == tuple(range(33, 75))
+    assert len(both.edges) == len(MEDIAPIPE33.edges) + 46 and (both.mirror_permutation()[33:54] == range(54, 75)).all()
+
+
 def _mirror_name(name: str) -> str:
     return "_".join({"left": "right", "right": "left"}.get(w, w) for w in name.split("_"))
 
@@ -27,6 +45,8 @@ _SIDES = {
     "coco17": (8, {"nose"}),
     "mpii16": (6, {"pelvis", "thorax", "upper_neck", "head_top"}),
     "motion21": (8, {"pelvis", "spine", "neck", "head", "nose"}),
+    "hand21": (0, set(HAND21.joint_names)),  # one hand: no sides
+    "hands42": (21, set()),
 }
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from mocap.config import OptionError, check_options, option
-from mocap.detect2d.estimators import ESTIMATORS
+from mocap.detect2d.estimators import BLAZEPOSE_TORCH, ESTIMATORS
 from mocap.detect2d.tracking import PERSON_CHOICES
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
@@ -39,6 +39,9 @@ class DetectionOptions:
     end_s: float | None = option(None, "capture up to this time in the video, seconds (default: its end); the frames "
                                  "outside are not detected, frame numbers stay the video's", flag="--end",
                                  bounds=(0.0, 1e9), unit="s", metavar="SECONDS")
+    hands: bool = option(False, "also find both hands of the captured person (21 points each, MediaPipe's hand "
+                         "network in PyTorch, placed by the body's wrists) into keypoints2d.npz and the overlay; "
+                         "needs a BlazePose detector (the default)", flag="--hands")
     device: str = option("cpu", "torch device for estimators that use it (cpu, cuda)", flag="--device",
                          json=False)  # the server's operator picks the device, not its clients
 
@@ -52,6 +55,9 @@ class DetectionOptions:
                 or (isinstance(person, int) and person < 0):
             raise OptionError(f"person (--person) is {', '.join(map(repr, PERSON_CHOICES))} or a track id "
                               f"(0, 1, ...), got {self.person!r}")
+        if self.hands and self.detector not in (None, "mediapipe", *BLAZEPOSE_TORCH):
+            raise OptionError(f"--hands finds the hands from BlazePose's wrist, index and pinky points; --detector "
+                              f"{self.detector} has none: use blazepose-torch (the default) or mediapipe")
         if self.start_s is not None and self.end_s is not None and self.start_s >= self.end_s:
             raise OptionError(f"the start (--start {self.start_s:g} s) must come before the end "
                               f"(--end {self.end_s:g} s)")

@@ -129,8 +129,8 @@ def apply_swaps(x: np.ndarray, swapped: np.ndarray, mirror: np.ndarray) -> np.nd
 def resolve_swaps(keypoints: Keypoints2D, *, min_confidence: float = 0.3) -> tuple[Keypoints2D, np.ndarray]:
     """:func:`detect_swaps` on a :class:`~mocap.formats.Keypoints2D`, then mirror those frames.
 
-    The keypoints, their confidence and MediaPipe's world landmarks (when present) are
-    mirrored together. Layouts without left/right pairs come back unchanged.
+    The keypoints, their confidence, MediaPipe's world landmarks and the hands (when present)
+    are mirrored together. Layouts without left/right pairs come back unchanged.
 
     Returns:
         (the keypoints with the swaps undone, (T,) bool of the mirrored frames).
@@ -143,10 +143,13 @@ def resolve_swaps(keypoints: Keypoints2D, *, min_confidence: float = 0.3) -> tup
                            min_confidence=min_confidence)
     if not swapped.any():
         return keypoints, swapped
-    wl = keypoints.world_landmarks
+    wl, hk, hc = keypoints.world_landmarks, keypoints.hand_keypoints, keypoints.hand_confidence
+    hands = get_layout("hands42").mirror_permutation()  # the hands follow the body's sides
     fixed = dataclasses.replace(
         keypoints,
         keypoints=apply_swaps(keypoints.keypoints, swapped, mirror),
         confidence=apply_swaps(keypoints.confidence, swapped, mirror),
-        world_landmarks=None if wl is None else apply_swaps(wl, swapped, mirror))
+        world_landmarks=None if wl is None else apply_swaps(wl, swapped, mirror),
+        hand_keypoints=None if hk is None else apply_swaps(hk, swapped, hands),
+        hand_confidence=None if hc is None else apply_swaps(hc, swapped, hands))
     return fixed, swapped

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 
 from mocap.errors import MocapError
+from mocap.export.bones2d import draw_bones, edge_side
+from mocap.export.overlay_points import overlay_points
 from mocap.formats import Keypoints2D, atomic_path
 from mocap.skeletons import MOTION21, Skeleton, get_layout
 
@@ -33,15 +35,12 @@ from mocap.skeletons import MOTION21, Skeleton, get_layout
 LEFT_RGB = (255, 140, 20)
 RIGHT_RGB = (40, 130, 255)
 CENTRE_RGB = (240, 240, 240)
-_OUTLINE_RGB = (20, 20, 20)
 _SIDE_RGB_2D = (CENTRE_RGB, LEFT_RGB, RIGHT_RGB)
 _SIDE_RGB_3D = ((70, 70, 70), LEFT_RGB, RIGHT_RGB)
 
 #: Four-character codes tried in order for mp4 output; the first this OpenCV can encode wins.
 VIDEO_CODECS = ("avc1", "mp4v")
 
-_SHIFT = 4  # sub-pixel bits for cv2 drawing
-_SCALE = 1 << _SHIFT
 _FRONT_SIDE_TOP = ("front (x-y)", "side (z-y)", "top (x-z)")
 
 
@@ -65,54 +64,9 @@ def _sides_from_names(names: Sequence[str]) -> np.ndarray:
     return side
 
 
-def _edge_side(side: np.ndarray, a: int, b: int) -> int:
-    """An edge is left (right) if one end is left (right) and neither is on the other side."""
-    s = {int(side[a]), int(side[b])} - {0}
-    return s.pop() if len(s) == 1 else 0
-
-
 def _line_width(height: int, width: int) -> int:
     """Line thickness in pixels for an image: 2 px up to ~440 px, ~5 px on a 1080p frame."""
     return max(2, int(round(min(height, width) / 220)))
-
-
-def _fixed(p: np.ndarray) -> tuple[int, int]:
-    """A point in pixels as cv2 fixed-point (``_SHIFT`` fractional bits), clipped to a safe range."""
-    q = np.clip(np.asarray(p, dtype=np.float64), -1e6, 1e6) * _SCALE
-    return int(round(q[0])), int(round(q[1]))
-
-
-def _draw_bones(
-    img: np.ndarray,
-    points: np.ndarray,
-    valid: np.ndarray,
-    edges: Sequence[tuple[int, int]],
-    colours: Sequence[tuple[int, int, int]],
-    side: np.ndarray,
-    thickness: int,
-    *,
-    outline: tuple[int, int, int] | None = _OUTLINE_RGB,
-) -> None:
-    """Draw ``edges`` and joints of ``points`` (J, 2) pixels in place on ``img``; skip invalid joints.
-
-    An outline (``thickness + 2`` wide) goes under every line and dot so the skeleton reads
-    on light and dark backgrounds; joints are drawn last, so a joint's centre pixel has
-    exactly its side's colour.
-    """
-    radius = thickness + 1
-    pts = [_fixed(p) if v else None for p, v in zip(points, valid)]
-    drawn = [(a, b) for a, b in edges if valid[a] and valid[b]]
-    if outline is not None:
-        for a, b in drawn:
-            cv2.line(img, pts[a], pts[b], outline, thickness + 2, cv2.LINE_AA, _SHIFT)
-    for a, b in drawn:
-        cv2.line(img, pts[a], pts[b], colours[_edge_side(side, a, b)], thickness, cv2.LINE_AA, _SHIFT)
-    for j, p in enumerate(pts):
-        if p is None:
-            continue
-        if outline is not None:
-            cv2.circle(img, p, (radius + 1) * _SCALE, outline, -1, cv2.LINE_AA, _SHIFT)
-        cv2.circle(img, p, radius * _SCALE, colours[int(side[j])], -1, cv2.LINE_AA, _SHIFT)
 
 
 # --- 2D ---------------------------------------------------------------------------------
@@ -153,7 +107,12 @@ def draw_skeleton_2d(
         valid &= np.isfinite(conf) & (conf >= min_confidence)
     out = frame.copy()
     side = _sides_from_pairs(j, skeleton.left_right)
-    _draw_bones(out, kp, valid, skeleton.edges, _SIDE_RGB_2D, side, _line_width(*frame.shape[:2]))
+    width = _line_width(*frame.shape[:2])
+    fine = np.isin(np.arange(j), skeleton.fine_joints)  # hands: thin lines, small next to the body
+    for part, w in ((~fine, width), (fine, max(1, width // 3))):
+        if part.any():
+            edges = [(a, b) for a, b in skeleton.edges if part[a] and part[b]]
+            draw_bones(out, kp, valid & part, edges, _SIDE_RGB_2D, side, w)
     return out
 
 
@@ -306,7 +265,7 @@ def render_overlay(
     min_confidence: float = 0.3,
     frames: tuple[int, int] | None = None,
 ) -> None:
-    """Write ``out_path`` (.mp4): the video at ``video_path`` with ``keypoints`` drawn on each frame.
+    """Write ``out_path`` (.mp4): the video at ``video_path`` with ``keypoints`` (and hands) drawn on each frame.
 
     The output has the source's frame count and fps, and its frame size (upright), scaled
     down to ``max_width`` pixels wide if given; odd widths/heights lose their last pixel
@@ -336,9 +295,10 @@ def render_overlay(
         raise MocapError(f"{video_path} has {info.frame_count} frames but the keypoints have {t}; "
                          "use the keypoints detected on this video")
     first, stop = (0, t) if frames is None else frames
+    layout, points, conf = overlay_points(keypoints)  # the body, and its hands when the keypoints hold them
     chosen = iter_frames(video_path, rgb=True, start=first, stop=stop)
     try:
-        with OverlayWriter(out_path, keypoints_size=keypoints.image_size, fps=info.fps, layout=keypoints.layout,
+        with OverlayWriter(out_path, keypoints_size=keypoints.image_size, fps=info.fps, layout=layout,
                            num_frames=stop - first, max_width=max_width, min_confidence=min_confidence,
                            source=str(video_path)) as writer, \
                 tqdm(total=stop - first, desc="overlay", unit="frame", disable=not progress) as bar:
@@ -346,7 +306,7 @@ def render_overlay(
                 if count >= t:
                     raise MocapError(f"{video_path} has more frames than the {t} frames of keypoints; "
                                      "use the keypoints detected on this video")
-                writer.write(frame, keypoints.keypoints[count], keypoints.confidence[count])
+                writer.write(frame, points[count], conf[count])
                 bar.update(1)
     finally:
         chosen.close()
@@ -451,7 +411,7 @@ def render_preview_3d(
                 pa, pb = joints[f, a], joints[f, b]
                 if not (np.isfinite(pa).all() and np.isfinite(pb).all()):
                     continue
-                rgb = np.array(_SIDE_RGB_3D[_edge_side(side, a, b)]) / 255.0
+                rgb = np.array(_SIDE_RGB_3D[edge_side(side, a, b)]) / 255.0
                 colour = 1.0 - strength * (1.0 - rgb)  # blend towards white for older poses
                 ax.plot([pa[h], pb[h]], [pa[v], pb[v]], color=colour, lw=2.6 if last else 1.6,
                         solid_capstyle="round", zorder=2 + k)
@@ -574,7 +534,7 @@ def render_preview_video(
                         px = int(round(x_mid + scale * (m - c)))
                         cv2.line(img, (px, ground_y), (px, ground_y + tick), grey, 1, cv2.LINE_AA)
                     pts = np.stack([x_mid + scale * (joints[f, :, h] - c), ground_y - scale * joints[f, :, 1]], axis=1)
-                    _draw_bones(img, pts, np.isfinite(pts).all(axis=1), edge_list, _SIDE_RGB_2D, side, thickness)
+                    draw_bones(img, pts, np.isfinite(pts).all(axis=1), edge_list, _SIDE_RGB_2D, side, thickness)
                 cv2.putText(img, f"t = {f / fps:.2f} s", (width - margin - int(170 * font_scale), label_h),
                             cv2.FONT_HERSHEY_SIMPLEX, font_scale, (200, 200, 200), text_w, cv2.LINE_AA)
                 writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))

@@ -21,6 +21,7 @@ import numpy as np
 from mocap.cleanup import motion as cleanup_motion
 from mocap.cleanup.options import CleanupConfig
 from mocap.detect2d import swaps
+from mocap.detect2d.hands import hand_frames
 from mocap.detect2d.options import DetectionOptions, require_person
 from mocap.detect2d.people import LISTED_MIN_S, PeopleTracks
 from mocap.detect2d.tracking import implausible_jumps
@@ -134,6 +135,7 @@ class CaptureReport:
     motion_span: tuple[int, int, int] | None = None  # (first frame, last frame, frames not seen in between)
     jumps: list[tuple[int, int]] = field(default_factory=list)  # implausible 2D root steps (frame pairs)
     short_tracks: int = 0  # tracks too short to list in people.json
+    hands: tuple[int, int] | None = None  # frames with the left hand, with the right hand (None: not asked for)
     quality: dict | None = None  # quality.json (None without the fit)
 
     def people_lines(self) -> list[str]:
@@ -179,6 +181,8 @@ class CaptureReport:
             *self.people_lines(),
             f"person detected in {100 * self.detection_rate:.1f} % of frames",
             f"left/right swaps of the 2D detector undone in {self.swapped_frames} frames",
+            *([] if self.hands is None else [f"hands found: left in {self.hands[0]} frames, right in "
+                                             f"{self.hands[1]} frames (of {self.num_frames})"]),
             f"lifter: {self.lifter}",
             *self.quality_lines(),
             "time per stage:",
@@ -214,7 +218,8 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
 
     Everyone is detected and tracked when ``detection.tracks_people``, else MediaPipe's own
     tracking follows one person (then the tracks hold that one person, id 0). The person's
-    keypoints cover every frame, NaN where they are not seen. overlay.mp4 unless turned
+    keypoints cover every frame, NaN where they are not seen; with ``detection.hands`` their
+    hands are added (:mod:`mocap.detect2d.hands`). overlay.mp4 unless turned
     off; MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
     video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
     """
@@ -223,7 +228,8 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
 
     detector = detection.detector_for(1)
     frames = None if detection.whole_video else span
-    drawing = export.overlay and not detection.tracks_people  # MediaPipe's own tracking: drawn as it detects
+    # MediaPipe's own tracking: drawn as it detects (unless the hands, found afterwards, are to be drawn too)
+    drawing = export.overlay and not detection.tracks_people and not detection.hands
     with contextlib.ExitStack() as stack:
         stack.enter_context(timer.stage(f"detect 2D ({detector})" if detection.tracks_people
                                         else "detect 2D" + (" + overlay" if drawing else "")))
@@ -240,6 +246,12 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                                                         on_frame=on_frame, frames=frames)
         in_span = keypoints if keypoints is None or frames is None else _frames(keypoints, span[0], span[1] - 1)
         (rate,) = require_person([in_span], [video])  # raised inside: the overlay is not kept
+    if detection.hands:
+        from mocap.detect2d.hands import detect_hands_video
+
+        with timer.stage("hands"):
+            keypoints = detect_hands_video(video, keypoints, device=detection.device, frames=frames,
+                                           progress=progress)
     if export.overlay and not drawing:
         with timer.stage("overlay"):
             outputs["overlay"] = out / "overlay.mp4"
@@ -268,9 +280,7 @@ def lift_seen(keypoints: Keypoints2D, **kwargs) -> tuple[Motion, FitResult | Non
 
 def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
     """Frames ``first`` to ``last`` (inclusive) of ``k``."""
-    sl = slice(first, last + 1)
-    return dataclasses.replace(k, keypoints=k.keypoints[sl], confidence=k.confidence[sl],
-                               world_landmarks=None if k.world_landmarks is None else k.world_landmarks[sl])
+    return k.frames(first, last + 1)
 
 
 def write_people_files(video, out: Path, tracks: PeopleTracks, captured: dict[int, str | None], chosen: int,
@@ -433,4 +443,4 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
-                         short_tracks=short, quality=quality)
+                         short_tracks=short, quality=quality, hands=hand_frames(keypoints))

@@ -1,5 +1,6 @@
-"""Where BlazePoseTorch's networks and graph options come from: the converted files shipped
-in ``weights/`` (the default; torch only), or the .tflite files inside the installed
+"""Where BlazePoseTorch's networks and graph options, and the hand landmark network of
+:mod:`mocap.detect2d.estimators.hands_torch`, come from: the converted files shipped in
+``weights/`` (the default; torch only), or the .tflite files inside the installed
 mediapipe 0.10.21 (``models="mediapipe"``; what :func:`convert` reads).
 
 The shipped files, written by :func:`convert` (``scripts/convert_blazepose.py``):
@@ -9,6 +10,8 @@ The shipped files, written by :func:`convert` (``scripts/convert_blazepose.py``)
   sparse layout as JSON; constants as a torch state dict, the float16 weights exactly as the
   .tflite stores them, so the conversion loses nothing); the landmark network without its
   segmentation output, which BlazePoseTorch does not use;
+- ``hand_landmark_full.json`` / ``.pt``: MediaPipe's full hand landmark network, the same
+  way, without its handedness output (the side of a hand comes from the body);
 - ``pose_graph.json``: the pose graph's options
   (:func:`mocap.detect2d.estimators.blazepose_anchors.read_pose_graph`);
 - ``NOTICE`` and ``LICENSE``: where the models come from, and their licence (Apache-2.0).
@@ -27,6 +30,12 @@ SHIPPED_MODELS = ("pose_detection", "pose_landmark_full")
 #: the landmark model's outputs the shipped one keeps: landmarks, pose flag, heatmap, world
 #: landmarks (not ``Identity_2``, the 256x256 segmentation mask)
 LANDMARK_OUTPUTS = ("Identity", "Identity_1", "Identity_3", "Identity_4")
+#: the shipped hand landmark network (``weights/<stem>.json`` + ``.pt``)
+HAND_MODEL = "hand_landmark_full"
+#: the hand model's outputs kept: 21 landmarks (x, y, z), hand presence, world landmarks (not
+#: ``Identity_2``, handedness)
+HAND_OUTPUTS = ("Identity", "Identity_1", "Identity_3")
+_HAND_TFLITE = ("modules", "hand_landmark", "hand_landmark_full.tflite")
 MODEL_SOURCES = ("package", "mediapipe")
 MEDIAPIPE_VERSION = "0.10.21"
 
@@ -51,6 +60,31 @@ def load_graphs(models: str = "package") -> tuple:
     raise ValueError(f"models must be one of {', '.join(MODEL_SOURCES)}, got {models!r}")
 
 
+def load_hand_graph(models: str = "package"):
+    """The hand landmark network's graph; ``models`` as in :func:`load_graphs` (``"mediapipe"``:
+    all four outputs of the .tflite, handedness included)."""
+    from mocap.detect2d.estimators.tflite_read import load_graph, read_tflite
+
+    if models == "package":
+        try:
+            return load_graph(bp.WEIGHTS / HAND_MODEL)
+        except (FileNotFoundError, ValueError) as e:
+            raise MocapError(f"the shipped hand weights cannot be read ({e}); reinstall mocap-lift") from None
+    if models == "mediapipe":
+        return read_tflite(mediapipe_hand_model_path())
+    raise ValueError(f"models must be one of {', '.join(MODEL_SOURCES)}, got {models!r}")
+
+
+def mediapipe_hand_model_path() -> Path:
+    """The hand landmark network's .tflite file inside the installed mediapipe."""
+    import mediapipe
+
+    path = Path(mediapipe.__file__).parent.joinpath(*_HAND_TFLITE)
+    if not path.is_file():
+        raise MocapError(f"mediapipe {mediapipe.__version__} has no {path.name}")
+    return path
+
+
 def mediapipe_model_paths() -> tuple[Path, Path]:
     """The detector's and the landmark network's .tflite files inside the installed mediapipe."""
     try:
@@ -70,15 +104,17 @@ def mediapipe_model_paths() -> tuple[Path, Path]:
 
 
 _NOTICE = """\
-BlazePose models converted from MediaPipe
-=========================================
+BlazePose and hand models converted from MediaPipe
+==================================================
 
-The files pose_detection.{{json,pt}}, pose_landmark_full.{{json,pt}} and pose_graph.json in
-this folder are derived from the MediaPipe pose models, distributed in the Python package
-mediapipe {version} (PyPI, https://github.com/google-ai-edge/mediapipe):
+The files pose_detection.{{json,pt}}, pose_landmark_full.{{json,pt}}, pose_graph.json and
+hand_landmark_full.{{json,pt}} in this folder are derived from the MediaPipe pose and hand
+models, distributed in the Python package mediapipe {version} (PyPI,
+https://github.com/google-ai-edge/mediapipe):
 
   mediapipe/{detector}  (sha256 {detector_sha})
   mediapipe/{landmarks}  (sha256 {landmarks_sha})
+  mediapipe/{hand}  (sha256 {hand_sha})
   mediapipe/modules/pose_landmark/pose_landmark_cpu.binarypb  (the pose graph's options)
 
 Copyright The MediaPipe Authors. Licensed under the Apache License, Version 2.0 (the
@@ -88,9 +124,9 @@ WARRANTIES OR CONDITIONS OF ANY KIND.
 
 Changes made by mocap-lift (scripts/convert_blazepose.py): the TFLite flatbuffers were
 re-encoded as a JSON graph description plus a PyTorch state dict of the same constant
-values (float16 weights unchanged); the landmark model's segmentation output and the
-operators that only feed it were removed; the pose graph's calculator options were written
-out as JSON.
+values (float16 weights unchanged); the pose landmark model's segmentation output, the
+hand landmark model's handedness output and the operators that only feed them were
+removed; the pose graph's calculator options were written out as JSON.
 """
 
 
@@ -115,8 +151,9 @@ def convert(out_dir: str | os.PathLike = bp.WEIGHTS) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     root = Path(mediapipe.__file__).parent
     paths = mediapipe_model_paths()
+    hand = mediapipe_hand_model_path()
     written = []
-    for stem, path, keep in zip(SHIPPED_MODELS, paths, (None, LANDMARK_OUTPUTS)):
+    for stem, path, keep in zip((*SHIPPED_MODELS, HAND_MODEL), (*paths, hand), (None, LANDMARK_OUTPUTS, HAND_OUTPUTS)):
         graph = read_tflite(path)
         if keep is not None:
             names = [graph.tensors[i].name for i in graph.outputs]
@@ -128,9 +165,10 @@ def convert(out_dir: str | os.PathLike = bp.WEIGHTS) -> list[Path]:
                                       source={"mediapipe": mediapipe.__version__,
                                               "file": "mediapipe/modules/pose_landmark/pose_landmark_cpu.binarypb",
                                               "license": "Apache-2.0"}))
-    rel = [p.relative_to(root).as_posix() for p in paths]
+    rel = [p.relative_to(root).as_posix() for p in (*paths, hand)]
     (out / "NOTICE").write_text(_NOTICE.format(version=mediapipe.__version__, detector=rel[0], landmarks=rel[1],
-                                               detector_sha=_sha256(paths[0]), landmarks_sha=_sha256(paths[1])))
+                                               hand=rel[2], detector_sha=_sha256(paths[0]),
+                                               landmarks_sha=_sha256(paths[1]), hand_sha=_sha256(hand)))
     licence = Path(mediapipe.__file__).parent.parent / f"mediapipe-{mediapipe.__version__}.dist-info" / "LICENSE"
     (out / "LICENSE").write_text(licence.read_text())
     written += [out / "NOTICE", out / "LICENSE"]

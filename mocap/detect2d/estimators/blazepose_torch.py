@@ -50,9 +50,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
-from mocap.detect2d.estimators.base import Estimate, as_rgb_batch, stack_people
+from mocap.detect2d.estimators.base import Estimate, stack_people
 from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, detector_windows,
                                                          distinct_poses, distinct_rois, same_roi)
+from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
@@ -215,33 +216,13 @@ class BlazePoseTorch:
 
     def _crops(self, images: Sequence[np.ndarray], frame: np.ndarray, rois: np.ndarray, size: tuple[int, int],
                value_range: tuple[float, float], zero_border: bool):
-        """(N, H, W, 3) torch tensor on the device: ROI crops scaled to ``value_range``."""
-        import torch
-
-        out_w, out_h = size
-        mats = bp.roi_to_crop_matrix(rois, out_w, out_h)
-        if self.warp == "cv2":
-            import cv2
-
-            border = cv2.BORDER_CONSTANT if zero_border else cv2.BORDER_REPLICATE
-            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-            crops = np.stack([cv2.warpAffine(images[f], m, (out_w, out_h), flags=flags, borderMode=border,
-                                             borderValue=(0, 0, 0)) for f, m in zip(frame, mats)])
-            x = torch.from_numpy(crops).to(self.device)
-        else:
-            x = _warp_torch(images, frame, mats, out_w, out_h, zero_border, self.device)
-        lo, hi = value_range
-        return x.to(self.dtype) * ((hi - lo) / 255.0) + lo
+        """(N, H, W, 3) torch tensor on the device: ROI crops scaled to ``value_range`` (:func:`crop_rois`)."""
+        return crop_rois(images, frame, rois, size, value_range, zero_border, warp=self.warp, device=self.device,
+                         dtype=self.dtype)
 
     def _images(self, frames) -> list:
-        """Frames -> list of (H, W, 3) uint8 RGB images; with warp="torch", already on the device
-        (so that the detector and landmark crops of a frame share one upload)."""
-        images = as_rgb_batch(frames)
-        if self.warp == "torch":
-            import torch
-
-            images = [torch.from_numpy(im).to(self.device) for im in images]
-        return images
+        """Frames -> list of (H, W, 3) uint8 RGB images (:func:`device_images`)."""
+        return device_images(frames, self.warp, self.device)
 
     def _run(self, net, x, n_out: int) -> list[np.ndarray]:
         """Run ``net`` over ``x`` (N, ...) in chunks of batch_size -> its outputs as float32 numpy."""
@@ -536,33 +517,6 @@ def _refine_torch(xy, heat, kernel: int, min_confidence: float):
     safe = torch.where(total > 0, total, torch.ones_like(total))
     return torch.stack([torch.where(ok, wx / hm_w / safe, xy[..., 0]),
                         torch.where(ok, wy / hm_h / safe, xy[..., 1])], -1)
-
-
-def _warp_torch(images: Sequence, frame: np.ndarray, mats: np.ndarray, out_w: int, out_h: int,
-                zero_border: bool, device):
-    """Bilinear crops with ``grid_sample``, the pixel conventions of cv2.warpAffine (inverse map,
-    pixel centres at integers) -> (N, out_h, out_w, 3) float32 0..255 (rounded like uint8).
-    ``images``: (H, W, 3) uint8 numpy arrays or torch tensors."""
-    import torch
-    import torch.nn.functional as F
-
-    out = torch.empty((len(frame), out_h, out_w, 3), device=device)
-    u = torch.arange(out_w, device=device, dtype=torch.float64)
-    v = torch.arange(out_h, device=device, dtype=torch.float64)
-    m = torch.as_tensor(mats, device=device)
-    for f in np.unique(frame):
-        sel = np.nonzero(frame == f)[0]
-        img = images[f] if torch.is_tensor(images[f]) else torch.from_numpy(images[f])
-        img = img.to(device).permute(2, 0, 1)[None].float()
-        h, w = img.shape[2:]
-        ms = m[torch.as_tensor(sel, device=device)]
-        x = ms[:, 0, 0, None, None] * u + ms[:, 0, 1, None, None] * v[:, None] + ms[:, 0, 2, None, None]
-        y = ms[:, 1, 0, None, None] * u + ms[:, 1, 1, None, None] * v[:, None] + ms[:, 1, 2, None, None]
-        grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], -1).float()
-        crops = F.grid_sample(img.expand(len(sel), -1, -1, -1), grid, mode="bilinear",
-                              padding_mode="zeros" if zero_border else "border", align_corners=False)
-        out[torch.as_tensor(sel, device=device)] = crops.permute(0, 2, 3, 1).round().clamp(0, 255)
-    return out
 
 
 class BlazePoseTorchTTA(BlazePoseTorch):

@@ -40,13 +40,15 @@ _OPTIONS = {
     "CONCATENATION": ("ConcatenationOptions", ("Axis", "FusedActivationFunction")),
     "RESIZE_BILINEAR": ("ResizeBilinearOptions", ("AlignCorners", "HalfPixelCenters")),
     "DEPTH_TO_SPACE": ("DepthToSpaceOptions", ("BlockSize",)),
+    "MEAN": ("ReducerOptions", ("KeepDims",)),
+    "FULLY_CONNECTED": ("FullyConnectedOptions", ("FusedActivationFunction", "WeightsFormat", "KeepNumDims")),
 }
 _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATION = {0: None, 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH"}
 _FOLDED = ("DEQUANTIZE", "DENSIFY")  # evaluated at load time when their input is constant
 SUPPORTED_OPS = ("ADD", "SUB", "MUL", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "PAD", "RESHAPE",
                  "CONCATENATION", "RESIZE_BILINEAR", "DEPTH_TO_SPACE", "LOGISTIC", "RELU", "RELU6", "TANH",
-                 "DEQUANTIZE", "DENSIFY")
+                 "DEQUANTIZE", "DENSIFY", "MEAN", "FULLY_CONNECTED")
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,21 @@ def _build_ops(torch):
             return x.reshape(b, c // (k * k), h * k, w * k)
         return fn
 
-    return dict(Conv=Conv, Elementwise=Elementwise, Fn=Fn, activate=activate, max_pool=max_pool, reshape=reshape,
+    class Linear(nn.Module):
+        """TFLite's FULLY_CONNECTED: the input flattened (NHWC order) to (B, in), times weight (out, in)."""
+
+        def __init__(self, weight, bias, nchw, act):
+            super().__init__()
+            self.register_buffer("weight", torch.from_numpy(weight))
+            self.register_buffer("bias", None if bias is None else torch.from_numpy(bias))
+            self.nchw, self.act = nchw, act
+
+        def forward(self, x):
+            x = (x.permute(0, 2, 3, 1) if self.nchw and x.dim() == 4 else x).reshape(x.shape[0], -1)
+            return activate(F.linear(x, self.weight, self.bias), self.act, inplace=True)
+
+    return dict(Conv=Conv, Elementwise=Elementwise, Fn=Fn, Linear=Linear, activate=activate, max_pool=max_pool,
+                reshape=reshape,
                 resize=resize, depth_to_space=depth_to_space)
 
 
@@ -373,6 +387,22 @@ def _build_op(ops: dict, graph: TfliteGraph, op: OperatorInfo, consts: dict, fol
         fn = {"LOGISTIC": torch.sigmoid, "TANH": torch.tanh, "RELU": torch.relu,
               "RELU6": lambda x: torch.nn.functional.hardtanh(x, 0.0, 6.0)}[name]
         return ops["Fn"](name, fn)
+    if name == "MEAN":
+        axes = sorted({int(a) % len(in_shape) for a in np.atleast_1d(_const(consts, graph, op, 1, "axis"))})
+        if 0 in axes:
+            raise NotImplementedError(f"{graph.path.name}: MEAN #{op.index} averages over the batch axis")
+        keep = bool(o.get("KeepDims", False))
+        dims = [(0, 2, 3, 1)[a] for a in axes] if len(in_shape) == 4 else axes  # NHWC axis -> NCHW
+        if len(in_shape) == 4 and not keep and 3 not in axes:  # the output keeps channels, not last: NHWC first
+            return ops["Fn"](name, lambda x: x.permute(0, 2, 3, 1).mean(axes, keepdim=False))
+        return ops["Fn"](name, lambda x: x.mean(dims, keepdim=keep))
+    if name == "FULLY_CONNECTED":
+        if o.get("WeightsFormat", 0) != 0:
+            raise NotImplementedError(f"{graph.path.name}: FULLY_CONNECTED #{op.index} has shuffled weights")
+        w = np.ascontiguousarray(_const(consts, graph, op, 1, "weight").astype(np.float32))  # (out, in)
+        b = _const(consts, graph, op, 2, "bias")
+        b = None if b is None else np.ascontiguousarray(b.astype(np.float32))
+        return ops["Linear"](w, b, len(in_shape) == 4, act)
     if name == "DEQUANTIZE":
         return ops["Fn"](name, lambda x: x)  # float16 activations: the module computes in its own dtype
     raise NotImplementedError(f"{graph.path.name}: TFLite op {name} (operator #{op.index}) is not implemented "

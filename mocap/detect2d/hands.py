@@ -1,0 +1,98 @@
+"""The hand stage: both hands of the person the body stage captured, over a video.
+
+:func:`detect_hands_video` decodes the video again and runs
+:class:`~mocap.detect2d.estimators.hands_torch.HandLandmarksTorch` on the hands that the
+person's body keypoints point at (their wrist, index and pinky), in batches of frames; the
+hands go into the same :class:`~mocap.formats.Keypoints2D` (``hand_keypoints`` (T, 42, 2),
+``hand_confidence`` (T, 42), the ``hands42`` layout: the person's left hand, then right).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mocap.errors import MocapError
+from mocap.formats import Keypoints2D
+from mocap.skeletons import HAND21
+
+#: frames per call of the hand network's driver (cut into segments of ``span`` that advance together)
+HAND_BATCH_FRAMES = 32
+
+
+def detect_hands_video(path: str | os.PathLike, keypoints: Keypoints2D, *, device: str = "cpu",
+                       frames: tuple[int, int] | None = None, progress: bool = True, track: bool = True,
+                       estimator=None) -> Keypoints2D:
+    """``keypoints`` (one person's body, mediapipe33, every frame of the video at ``path``)
+    with their hands added.
+
+    Args:
+        device: torch device of the hand network.
+        frames: (first, stop): look only in video frames ``first`` to ``stop - 1`` (as the body
+            stage did); the hands are NaN (confidence 0) in the others.
+        track: follow each hand from frame to frame (see
+            :meth:`~mocap.detect2d.estimators.hands_torch.HandLandmarksTorch.hands`).
+        estimator: a :class:`~mocap.detect2d.estimators.hands_torch.HandLandmarksTorch` to use
+            (default: a new one on ``device``).
+
+    Returns:
+        ``keypoints`` with ``hand_keypoints`` (T, 42, 2) pixels and ``hand_confidence`` (T, 42).
+    """
+    from tqdm import tqdm
+
+    from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
+    from mocap.detect2d.mediapipe_pose import _prefetch
+    from mocap.io.video import iter_frames, probe_video
+
+    if keypoints.layout != "mediapipe33":
+        raise MocapError(f"the hands are found from BlazePose's wrist, index and pinky points (mediapipe33 "
+                         f"keypoints); these keypoints are {keypoints.layout}: use the blazepose or mediapipe detector")
+    info = probe_video(path)
+    t = keypoints.num_frames
+    if info.frame_count > 0 and info.frame_count != t:
+        raise MocapError(f"{path} has {info.frame_count} frames but the keypoints have {t}; "
+                         "use the keypoints detected on this video")
+    est = estimator or HandLandmarksTorch(device)
+    first, stop = (0, t) if frames is None else frames
+    hand_kp = np.full((t, 2 * HAND21.num_joints, 2), np.nan, np.float32)
+    hand_conf = np.zeros((t, 2 * HAND21.num_joints), np.float32)
+    at = first
+    with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as video, \
+            tqdm(total=stop - first, desc=f"{Path(path).name} (hands)", unit="frame", file=sys.stderr,
+                 disable=not progress) as bar:
+        batch: list[np.ndarray] = []
+        for frame in video:
+            batch.append(frame)
+            if len(batch) == HAND_BATCH_FRAMES:
+                at = _run(est, batch, keypoints, at, hand_kp, hand_conf, track)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            at = _run(est, batch, keypoints, at, hand_kp, hand_conf, track)
+            bar.update(len(batch))
+    return dataclasses.replace(keypoints, hand_keypoints=hand_kp, hand_confidence=hand_conf)
+
+
+def _run(est, batch: list[np.ndarray], keypoints: Keypoints2D, at: int, hand_kp: np.ndarray,
+         hand_conf: np.ndarray, track: bool) -> int:
+    """The hands of video frames ``at`` onwards (``batch``) into ``hand_kp`` / ``hand_conf``; the next frame index."""
+    sl = slice(at, at + len(batch))
+    if at + len(batch) > keypoints.num_frames:
+        raise MocapError(f"the video has more frames than the {keypoints.num_frames} frames of keypoints")
+    body_kp, body_conf = keypoints.keypoints[sl], keypoints.confidence[sl]
+    if np.isfinite(body_kp).all(-1).any():
+        found = est.hands(batch, body_kp, body_conf, track=track)
+        hand_kp[sl], hand_conf[sl] = found.keypoints, found.confidence
+    return at + len(batch)
+
+
+def hand_frames(keypoints: Keypoints2D) -> tuple[int, int] | None:
+    """(frames with the left hand, frames with the right hand); None without hands."""
+    if keypoints.hand_keypoints is None:
+        return None
+    seen = np.isfinite(keypoints.hand_keypoints).all(-1).reshape(keypoints.num_frames, 2, -1).all(-1)
+    return int(seen[:, 0].sum()), int(seen[:, 1].sum())
