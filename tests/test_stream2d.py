@@ -124,10 +124,13 @@ def test_realtime_paces_the_file_at_its_frame_rate():
           f"lateness {1000 * lateness.min():.1f} to {1000 * lateness.max():.1f} ms")
     # how many frames keep up depends on the machine and its load (benchmarks measure speed);
     # the pacing does not: late frames are skipped, in order, never written early
-    assert n[0] == 0 and n[-1] >= 55 and len(n) >= 5, "too many frames skipped"
-    assert np.all(np.diff(n) > 0)
+    assert n[0] == 0 and len(n) >= 2 and np.all(np.diff(n) > 0)
+    # the last frames are skipped only when the stream is behind the video (a loaded machine)
+    assert n[-1] >= 55 or lateness[-1] > 1.0 / 60.0, "frames skipped at the end while on time"
     assert lateness.min() > -0.005, "a frame was written before its time"
-    assert np.median(lateness) < 0.1, "the stream falls behind the video"
+    # a written frame was at most one frame period late when it was decoded, so its lateness is
+    # that plus its own detection, which began after the previous frame was written
+    assert np.all(lateness[1:] < 1.0 / 60.0 + np.diff(t) + 0.05), "a late frame was not skipped"
 
 
 def test_mirror_swaps_sides():
