@@ -347,13 +347,25 @@ class BlazePoseTorch:
             per_frame.append((lm.keypoints[m], lm.visibility[m], lm.score[m]))
         return stack_people(per_frame, NUM_JOINTS, self.layout)
 
-    def _needs_detector(self, rois: np.ndarray, weak: bool, since: int) -> bool:
+    def _needs_detector(self, rois: np.ndarray, weak: bool, since: int, wait: int = 1) -> bool:
         """Whether a stream runs the detector this frame: nobody tracked; or, with room for
         more people (``max_people`` > tracks), a track weakened or ended on the previous
-        frame, or ``detect_every`` frames have passed since the last detection (new people)."""
+        frame and the detector last ran at least ``wait`` frames ago (``since``: frames since
+        it ran, 1 = the previous frame), or ``detect_every`` frames have passed since the
+        last detection (new people)."""
         if len(rois) == 0:
             return True
-        return len(rois) < self.max_people and (weak or since >= self.detect_every)
+        return len(rois) < self.max_people and ((weak and since >= wait) or since >= self.detect_every)
+
+    def next_wait(self, wait: int, weak: bool, detected: bool) -> int:
+        """The ``wait`` of :meth:`_needs_detector` for the next frame: back to 1 once no track is
+        weak; doubled (at most ``detect_every``) each time the detector ran and a track is
+        still weak (or what it found was lost at once), so that a person the landmark
+        network keeps losing (a half-hidden bystander) is looked for again after 1, 2, 4, 8
+        frames rather than on every frame."""
+        if not weak:
+            return 1
+        return min(2 * wait, self.detect_every) if detected else wait
 
     def _step(self, images: Sequence[np.ndarray], slots: Sequence[int], rois: list[np.ndarray],
               refine: bool, detect: Sequence[bool] | None = None
@@ -404,7 +416,8 @@ class BlazePoseTorch:
         for k in range(len(slots)):
             mine = slot == k
             nxt.append(lm.next_roi[keep & mine])
-            weak.append(bool((mine & ~keep).any() or (lm.score[mine & keep] < self.weak_score).any()))
+            ended = mine & ~keep & ~(fresh & ~distinct)  # a fresh duplicate of a tracked person ends no track
+            weak.append(bool(ended.any() or (lm.score[mine & keep] < self.weak_score).any()))
         return lm.take((lm.score >= self.min_confidence) & distinct), nxt, weak
 
     # ------------------------------------------------------------ public API

@@ -41,6 +41,7 @@ class PoseTracker:
         self.rois = [np.zeros((0, 5)) for _ in range(self.views)]
         self.weak = [False] * self.views
         self.since = [0] * self.views  # frames since the detector last ran (1: on the previous frame), per view
+        self.wait = [1] * self.views  # frames between detections while a track stays weak, per view
 
     def step(self, frames: np.ndarray | Sequence[np.ndarray]) -> Estimate:
         """One frame per view, (V, H, W, 3) or a list of V images -> :class:`Estimate` (V, P, 33, ...)."""
@@ -48,9 +49,12 @@ class PoseTracker:
         if len(images) != self.views:
             raise ValueError(f"this tracker follows {self.views} view(s), got {len(images)} frame(s)")
         m = self.model
-        detect = [m._needs_detector(r, w, n) for r, w, n in zip(self.rois, self.weak, self.since)]
-        lm, self.rois, self.weak = m._step(images, list(range(self.views)), self.rois, self.refine, detect)
+        detect = [m._needs_detector(r, w, n, b) for r, w, n, b in zip(self.rois, self.weak, self.since, self.wait)]
+        lm, self.rois, weak = m._step(images, list(range(self.views)), self.rois, self.refine, detect)
+        # a view waiting to look again (see next_wait) stays weak until the detector has run
+        self.weak = [w or (old and not d) for w, old, d in zip(weak, self.weak, detect)]
         self.since = [1 if d else n + 1 for d, n in zip(detect, self.since)]
+        self.wait = [m.next_wait(b, w, d) for b, w, d in zip(self.wait, self.weak, detect)]
         return m._to_estimate(self.views, lm)
 
 
