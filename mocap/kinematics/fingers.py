@@ -187,7 +187,7 @@ def _angles_of(d: np.ndarray, frames: np.ndarray, two_dof: np.ndarray, side: np.
         w_dir, w_hinge = du * du + dt * dt, np.sum(m * m, -1) - np.sum(m * n, -1) ** 2
         spread = np.arctan2(w_dir * np.sin(spread) + w_hinge * np.sin(s_hinge),
                             w_dir * np.cos(spread) + w_hinge * np.cos(s_hinge))
-    return np.stack([flex, np.where(two, spread, 0.0)], -1)
+    return np.stack([flex, np.where(two, spread, np.where(np.isnan(flex), np.nan, 0.0))], -1)
 
 
 def _rotmats_of(angles: np.ndarray, frames: np.ndarray, side: np.ndarray) -> np.ndarray:

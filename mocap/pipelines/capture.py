@@ -3,7 +3,7 @@
 video -> 2D keypoints (detect) -> 2D gap filling -> lifter (root-relative 3D, camera frame)
 -> root trajectory -> world frame, levelled and grounded -> 3D gap filling and smoothing
 -> constant bone lengths -> inverse kinematics -> forward kinematics -> planted feet locked
-on the ground -> files.
+on the ground -> (with the hands) wrist and finger rotations -> files.
 """
 from __future__ import annotations
 
@@ -409,13 +409,21 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
         return lift_seen(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, fit=o.fit, timer=timer)
 
     motion, fitted = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
-    motion = dataclasses.replace(motion, start_frame=first)
+    motion = body = dataclasses.replace(motion, start_frame=first)
+    if to_lift.hand_world is not None:  # --hands: the fingers on the body (MOTION61)
+        from mocap.cleanup.fingers import level_camera, motion_with_fingers
+
+        with timer.stage("fingers"):
+            camera = fitted.camera if fitted is not None else level_camera(
+                o.lifting.focal_px or default_focal_px(to_lift.image_size), to_lift.image_size)
+            motion = motion_with_fingers(body, to_lift.hand_keypoints, to_lift.hand_world, to_lift.hand_confidence,
+                                         camera)
     with timer.stage("write files"):
         outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
     quality = None
     if fitted is not None:
         with timer.stage("quality"):
-            quality = _write_quality(out / "quality.json", motion, _placed(keypoints, to_lift, first), fitted)
+            quality = _write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted)
             outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
     if o.detection.all_people:
