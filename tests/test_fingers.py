@@ -212,21 +212,7 @@ def test_retargeted_fingers_keep_the_flexion():
     rig, names = _mixamo_hand_rig()
     result = retarget(source, auto_bone_map(source.bone_names), gs, ps, rig, auto_bone_map(names), fps=m.fps)
 
-    def bends(pos):
-        out = []
-        for s in ("left", "right"):
-            for f, chain in (("thumb", ("cmc", "mcp", "ip", "tip")),
-                             *((f, ("mcp", "pip", "dip", "tip")) for f in ("index_finger", "middle_finger",
-                                                                           "ring_finger", "pinky"))):
-                p = pos[:, [MOTION61.index(f"{s}_wrist")] + [MOTION61.index(f"{s}_hand_{f}_{j}") for j in chain]]
-                if f == "thumb":
-                    p = p[:, 1:]
-                b = p[:, 1:] - p[:, :-1]
-                b /= np.linalg.norm(b, axis=-1, keepdims=True)
-                out.append(np.degrees(np.arccos(np.clip(np.sum(b[:, 1:] * b[:, :-1], -1), -1, 1))))
-        return np.concatenate(out, 1)
-
-    src, tgt = bends(m.joints), bends(result.positions)
+    src, tgt = _bends_by_name(m.joints, list(m.joint_names)), _bends_by_name(result.positions, list(m.joint_names))
     assert np.abs(src - tgt).max() < 3.0
     assert src.max() > 40.0  # the pinch does bend
 
@@ -234,3 +220,53 @@ def test_retargeted_fingers_keep_the_flexion():
 def test_hand21_order_matches_the_plan():
     for h, s in enumerate(("left", "right")):
         assert [MOTION61.joint_names[j] for j in PLAN.hand_points[h, 1:]] == [f"{s}_hand_{n}" for n in HAND21.joint_names[1:]]
+
+
+def _bends_by_name(pos: np.ndarray, names) -> np.ndarray:
+    """(T, 28) degrees: the angle between consecutive bones at every finger joint (MOTION61 names
+    found in ``names``, possibly renamed by :func:`_mixamo_hand_rig`)."""
+    out = []
+    for s in ("left", "right"):
+        for f, chain in (("thumb", ("cmc", "mcp", "ip", "tip")),
+                         *((f, ("wrist", "mcp", "pip", "dip", "tip")) for f in ("index_finger", "middle_finger",
+                                                                                 "ring_finger", "pinky"))):
+            joints = [f"{s}_wrist" if j == "wrist" else f"{s}_hand_{f}_{j}" for j in chain]
+            p = pos[:, [names.index(n) for n in joints]]
+            b = p[:, 1:] - p[:, :-1]
+            b /= np.linalg.norm(b, axis=-1, keepdims=True)
+            out.append(np.degrees(np.arccos(np.clip(np.sum(b[:, 1:] * b[:, :-1], -1), -1, 1))))
+    return np.concatenate(out, 1)
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_fingers_through_the_blender_exporter(tmp_path):
+    """The motion with fingers written to FBX reads back with its fingertips in place, and
+    retargeted by ``mocap retarget``'s path (retarget_to_file) onto a Mixamo-named FBX rig with
+    fingers (A-pose, fingers longer and curled at rest) keeps every finger bend within 3 degrees."""
+    pytest.importorskip("bpy")
+    from mocap.export.blender import export_motion, read_animation, retarget_to_file
+    from mocap.export.retarget import NAMING
+
+    scene = hand_scene(POSES["pinch"], pixel_noise=2.0, world_noise_m=0.004, frames=12)
+    m = motion_with_fingers(scene.body, scene.hand_keypoints, scene.hand_world, scene.hand_confidence, scene.camera)
+    export_motion(tmp_path / "m.fbx", joint_names=m.joint_names, parents=m.parents, rest_offsets=m.rest_offsets,
+                  local_quats_wxyz=m.local_quats_wxyz, root_translation=m.root_translation, fps=m.fps)
+    anim = read_animation(tmp_path / "m.fbx")
+    idx = [anim.bone_names.index(n) for n in m.joint_names]
+    assert np.abs(anim.positions[:, idx] - m.joints).max() < 1e-3  # metres
+
+    rig, names = _mixamo_hand_rig()
+    par = np.asarray(rig.parents)
+    off = rig.rest_positions - np.where(par[:, None] >= 0, rig.rest_positions[np.maximum(par, 0)], 0.0)
+    export_motion(tmp_path / "rig.fbx", joint_names=names, parents=rig.parents, rest_offsets=off,
+                  local_quats_wxyz=np.tile([1.0, 0.0, 0.0, 0.0], (1, len(names), 1)), root_translation=np.zeros((1, 3)),
+                  fps=m.fps)
+    save_motion(tmp_path / "motion.npz", m)
+    retarget_to_file(tmp_path / "motion.npz", tmp_path / "rig.fbx", tmp_path / "out.glb")
+    out = read_animation(tmp_path / "out.glb")
+    canon = {"mixamorig:" + b: c for c, b in NAMING["mixamo"].items()}
+    out_names = [canon.get(n, n) for n in out.bone_names]
+    got = _bends_by_name(out.positions, out_names)
+    want = _bends_by_name(m.joints, list(m.joint_names))
+    assert got.shape == want.shape and np.abs(got - want).max() < 3.0
