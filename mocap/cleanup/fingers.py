@@ -37,11 +37,13 @@ class FingerOptions:
         min_confidence: a hand whose presence score is below this counts as not seen.
         max_gap_s: gaps (hand not seen) up to this long are interpolated, seconds.
         cutoff_hz: low-pass cutoff of the finger angles and the wrist rotation, Hz.
+        unmirror: turn back hands whose depth the network read mirrored (by how the fingers curl).
     """
 
     min_confidence: float = 0.5
     max_gap_s: float = 0.3
     cutoff_hz: float = 8.0
+    unmirror: bool = True
 
 
 def level_camera(focal_px: float, image_size: tuple[int, int]) -> Camera:
@@ -53,7 +55,8 @@ def level_camera(focal_px: float, image_size: tuple[int, int]) -> Camera:
 
 
 def hand_joints_world(hand_keypoints: np.ndarray, hand_world: np.ndarray, hand_confidence: np.ndarray,
-                      wrists: np.ndarray, camera: Camera, *, min_confidence: float = 0.5) -> np.ndarray:
+                      wrists: np.ndarray, camera: Camera, *, min_confidence: float = 0.5,
+                      unmirror: bool = True) -> np.ndarray:
     """Both hands' 21 points in the world, each hand placed at the body's wrist.
 
     Args:
@@ -62,6 +65,8 @@ def hand_joints_world(hand_keypoints: np.ndarray, hand_world: np.ndarray, hand_c
         hand_confidence: (T, 42) in [0, 1].
         wrists: (T, 2, 3) world metres, the body's left and right wrists.
         camera: the camera that saw the hands (world -> camera).
+        unmirror: turn back a hand whose depth the network read mirrored
+            (:func:`mocap.kinematics.fingers.unmirror_hands`).
     Returns:
         (T, 2, 21, 3) float64 world metres (+Y up), HAND21 order; NaN for a hand not seen
         (confidence below ``min_confidence`` or a point missing).
@@ -71,6 +76,8 @@ def hand_joints_world(hand_keypoints: np.ndarray, hand_world: np.ndarray, hand_c
     kp = np.asarray(hand_keypoints, dtype=np.float64).reshape(t, 2, j, 2)
     wl = np.asarray(hand_world, dtype=np.float64).reshape(t, 2, j, 3)
     conf = np.nan_to_num(np.asarray(hand_confidence, dtype=np.float64)).reshape(t, 2, j)
+    if unmirror:
+        wl = fk.unmirror_hands(wl)
     cam = fk.hand_points_camera(kp, wl, camera)  # (T, 2, 21, 3)
     rel_world = (cam - cam[:, :, :1]) @ camera.R  # camera -> world axes: R^T v, row vectors
     seen = (conf >= min_confidence).all(-1)[..., None, None]
@@ -116,7 +123,7 @@ def motion_with_fingers(motion: Motion, hand_keypoints: np.ndarray, hand_world: 
     plan = fk.plan_hands(MOTION61, default_off)
     wrists = motion.joints[:, plan.wrists]
     hands = hand_joints_world(hand_keypoints, hand_world, hand_confidence, wrists, camera,
-                              min_confidence=o.min_confidence)  # (T, 2, 21, 3)
+                              min_confidence=o.min_confidence, unmirror=o.unmirror)  # (T, 2, 21, 3)
     seen = np.isfinite(hands).all((-1, -2))  # (T, 2)
     observed = np.full((t, MOTION61.num_joints, 3), np.nan)
     observed[:, :21] = motion.joints

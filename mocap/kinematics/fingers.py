@@ -57,6 +57,8 @@ FINGER_LIMITS_DEG: dict[str, tuple[tuple[float, float], tuple[float, float]]] = 
 }
 _TWO_DOF = ("thumb_cmc", "index_finger_mcp", "middle_finger_mcp", "ring_finger_mcp", "pinky_mcp")
 SIDES = ("left", "right")
+_PALM_IDX = [HAND21.index(f"{f}_mcp") for f in ("index_finger", "middle_finger", "ring_finger", "pinky")]
+_TIP_IDX = [HAND21.index(f"{f}_tip") for f in ("index_finger", "middle_finger", "ring_finger", "pinky")]
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,6 +310,47 @@ def hand_points_camera(keypoints_px: np.ndarray, world_m: np.ndarray, camera: Ca
     depth = z0[..., None] + dz
     out = ray * depth[..., None]
     return np.where(bad[..., None, None], np.nan, out)
+
+
+def hand_curl_chirality(points: np.ndarray) -> np.ndarray:
+    """How the fingers curl relative to the hand's handedness: (..., 21, 3) HAND21 points (any
+    frame, metres) -> (...) float.
+
+    With ``c`` the unit normal ``(index MCP - wrist) x (pinky MCP - wrist)`` (the back of a left
+    hand, the palm of a right one), the sum over the four fingers of ``(tip - MCP) . c``, over the
+    wrist -> middle MCP length: negative for a left hand whose fingers curl towards its palm,
+    positive for a right hand; near 0 for a flat hand. A mirror image (e.g. depth read the wrong
+    way round, which leaves the 2D unchanged) flips the sign. NaN where a point is missing.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape[-2:] != (HAND21.num_joints, 3):
+        raise ValueError(f"points must have shape (..., 21, 3), got {p.shape}")
+    normal = _unit(np.cross(p[..., _PALM_IDX[0], :] - p[..., 0, :], p[..., _PALM_IDX[3], :] - p[..., 0, :]))
+    curl = np.sum((p[..., _TIP_IDX, :] - p[..., _PALM_IDX, :]) * normal[..., None, :], axis=(-1, -2))
+    return curl / np.linalg.norm(p[..., _PALM_IDX[1], :] - p[..., 0, :], axis=-1)
+
+
+def unmirror_hands(world_m: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
+    """Both hands' world landmarks with the depth of a mirrored hand turned back.
+
+    The hand network sometimes reads a hand's depth the wrong way round (a left hand seen from
+    the back looks like a right hand seen from the palm; the 2D is the same). Where a hand's
+    :func:`hand_curl_chirality` says it curls like the other side's hand by more than
+    ``threshold``, its z is mirrored about its mean (a flat hand, which tells nothing, is kept).
+
+    Args:
+        world_m: (..., 2, 21, 3) metres, camera axes (z away from the camera); left hand, then right.
+    Returns:
+        (..., 2, 21, 3) float64.
+    """
+    w = np.array(world_m, dtype=np.float64)
+    if w.shape[-3:] != (2, HAND21.num_joints, 3):
+        raise ValueError(f"world_m must have shape (..., 2, 21, 3), got {w.shape}")
+    chirality = hand_curl_chirality(w) * np.array([-1.0, 1.0])  # > 0: curls as its own side's hand
+    flip = chirality < -threshold
+    z = w[..., 2]
+    w[..., 2] = np.where(flip[..., None], 2 * z.mean(-1, keepdims=True) - z, z)
+    return w
 
 
 def _check_joints(joints: np.ndarray) -> np.ndarray:
