@@ -300,3 +300,7 @@ def test_capture_with_hands_writes_hands_at_the_wrists(tmp_path):
     seen = np.isfinite(k.hand_keypoints).all(-1).reshape(k.num_frames, 2, 21).all(-1)
     np.testing.assert_array_equal(m.hand_valid, seen[m.start_frame:m.start_frame + m.num_frames])
     assert "left_hand_index_finger_tip" in read_bvh(out / "motion.bvh").joint_names
+    # mocap lift of keypoints with hands gives the fingers too
+    assert main(["lift", str(out / "keypoints2d.npz"), "-o", str(tmp_path / "lifted.npz"), "--no-fit"]) == 0
+    lifted = load_motion(tmp_path / "lifted.npz")
+    assert lifted.joint_names == MOTION61.joint_names and lifted.hand_valid.any(0).all()

@@ -38,7 +38,8 @@ from mocap.skeletons import MOTION21, map_confidence, map_joints
 if TYPE_CHECKING:
     from mocap.fit.fit import FitResult
 
-__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "capture", "lift_and_fit", "lift_keypoints", "lift_seen",
+__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "add_fingers", "capture", "lift_and_fit",
+           "lift_keypoints", "lift_seen",
            "prepare_output_dir", "write_people_files"]
 
 
@@ -278,6 +279,24 @@ def lift_seen(keypoints: Keypoints2D, **kwargs) -> tuple[Motion, FitResult | Non
     return dataclasses.replace(motion, start_frame=a, valid=visible[a:b + 1].copy()), fitted
 
 
+def add_fingers(motion: Motion, hands: Keypoints2D, fitted: FitResult | None, *, focal_px: float | None = None,
+                timer: StageTimer | None = None) -> Motion:
+    """``motion`` (MOTION21) with the wrists and fingers of the hands in ``hands`` (keypoints of the
+    motion's own frames, left/right swaps undone as for the body), on MOTION61
+    (:func:`mocap.cleanup.fingers.motion_with_fingers`, through the fit's camera, else a level
+    camera of ``focal_px``); ``motion`` itself when the keypoints hold no hands' world landmarks."""
+    if hands.hand_world is None:
+        return motion
+    from mocap.cleanup.fingers import level_camera, motion_with_fingers
+
+    if hands.num_frames != motion.num_frames:
+        raise MocapError(f"{hands.num_frames} frames of hands for a motion of {motion.num_frames}")
+    with (timer or StageTimer()).stage("fingers"):
+        camera = fitted.camera if fitted is not None else level_camera(
+            focal_px or default_focal_px(hands.image_size), hands.image_size)
+        return motion_with_fingers(motion, hands.hand_keypoints, hands.hand_world, hands.hand_confidence, camera)
+
+
 def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
     """Frames ``first`` to ``last`` (inclusive) of ``k``."""
     return k.frames(first, last + 1)
@@ -410,14 +429,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
 
     motion, fitted = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
     motion = body = dataclasses.replace(motion, start_frame=first)
-    if to_lift.hand_world is not None:  # --hands: the fingers on the body (MOTION61)
-        from mocap.cleanup.fingers import level_camera, motion_with_fingers
-
-        with timer.stage("fingers"):
-            camera = fitted.camera if fitted is not None else level_camera(
-                o.lifting.focal_px or default_focal_px(to_lift.image_size), to_lift.image_size)
-            motion = motion_with_fingers(body, to_lift.hand_keypoints, to_lift.hand_world, to_lift.hand_confidence,
-                                         camera)
+    motion = add_fingers(body, to_lift, fitted, focal_px=o.lifting.focal_px, timer=timer)  # --hands: MOTION61
     with timer.stage("write files"):
         outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
     quality = None
