@@ -68,15 +68,22 @@ def test_limits_hold_on_captured_motion():
     assert (got >= plan.limits[..., 0] - 1e-6).all() and (got <= plan.limits[..., 1] + 1e-6).all()
 
 
-def test_hand_points_reproject_and_keep_the_shape():
-    scene = hand_scene(POSES["pinch"], view_deg=(60.0, 30.0), pixel_noise=0.0, world_noise_m=0.0)
-    kp = scene.hand_keypoints.reshape(-1, 2, 21, 2)
-    cam = fk.hand_points_camera(kp, scene.hand_world.reshape(-1, 2, 21, 3), scene.camera)
+@pytest.mark.parametrize("distorted", [False, True])
+def test_hand_points_reproject_and_keep_the_shape(distorted):
+    import dataclasses
+
     from mocap.camera import project_points
 
-    np.testing.assert_allclose(project_points(cam, scene.camera.K), kp, atol=1e-3)  # pixels
-    truth = scene.camera.world_to_camera(scene.truth_joints[:, PLAN.hand_points])
-    np.testing.assert_allclose(cam, truth, atol=1e-5)  # metres: perspective is exact, not weak
+    scene = hand_scene(POSES["pinch"], view_deg=(60.0, 30.0), pixel_noise=0.0, world_noise_m=0.0)
+    camera = scene.camera
+    kp = scene.hand_keypoints.reshape(-1, 2, 21, 2).astype(np.float64)
+    if distorted:  # a lens with distortion: the same points seen through it
+        camera = dataclasses.replace(camera, dist=np.array([-0.2, 0.05, 0.001, -0.001, 0.0]))
+        kp = camera.project(scene.truth_joints[:, PLAN.hand_points])
+    cam = fk.hand_points_camera(kp, scene.hand_world.reshape(-1, 2, 21, 3), camera)
+    np.testing.assert_allclose(project_points(cam, camera.K, camera.dist), kp, atol=1e-2)  # pixels
+    truth = camera.world_to_camera(scene.truth_joints[:, PLAN.hand_points])
+    np.testing.assert_allclose(cam, truth, atol=1e-4 if distorted else 1e-5)  # metres: exact perspective, not weak
 
 
 @pytest.mark.parametrize("name", list(POSES))
