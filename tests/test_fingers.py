@@ -297,3 +297,18 @@ def test_a_hand_read_mirrored_is_turned_back():
     assert np.abs(angles_of_motion(motion_with_fingers(*args)) - scene.angles).max() < 1e-4
     wrong = angles_of_motion(motion_with_fingers(*args, options=FingerOptions(unmirror=False)))
     assert np.degrees(np.abs(wrong - scene.angles)).max() > 20.0
+
+
+def test_report_of_a_motion_with_fingers_keeps_them(tmp_path):
+    """``mocap report`` reads the body of a motion61 file; its ``--cleaned`` motion keeps the fingers."""
+    from mocap.cli import main
+
+    scene = hand_scene(POSES["pinch"], pixel_noise=0.0, world_noise_m=0.0, frames=40)
+    m = motion_with_fingers(scene.body, scene.hand_keypoints, scene.hand_world, scene.hand_confidence, scene.camera)
+    save_motion(tmp_path / "motion.npz", m)
+    assert main(["report", str(tmp_path / "motion.npz"), "--cleaned", str(tmp_path / "clean.npz")]) == 0
+    clean = load_motion(tmp_path / "clean.npz")
+    assert clean.joint_names == MOTION61.joint_names
+    fingers = PLAN.joints.reshape(-1).tolist() + PLAN.wrists.tolist()
+    np.testing.assert_allclose(clean.local_quats_wxyz[:, fingers], m.local_quats_wxyz[:, fingers], atol=1e-6)
+    np.testing.assert_allclose(angles_of_motion(clean), angles_of_motion(m), atol=1e-4)
