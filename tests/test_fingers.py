@@ -312,3 +312,20 @@ def test_report_of_a_motion_with_fingers_keeps_them(tmp_path):
     fingers = PLAN.joints.reshape(-1).tolist() + PLAN.wrists.tolist()
     np.testing.assert_allclose(clean.local_quats_wxyz[:, fingers], m.local_quats_wxyz[:, fingers], atol=1e-6)
     np.testing.assert_allclose(angles_of_motion(clean), angles_of_motion(m), atol=1e-4)
+
+
+def test_a_flat_hand_read_mirrored_is_turned_back_by_its_forearm():
+    """A flat hand pointing at the camera, its depth read the wrong way round, points back along
+    its forearm: the forearm turns it back (its curl says nothing)."""
+    scene = hand_scene(POSES["open"], view_deg=(0.0, 10.0), pixel_noise=0.0, world_noise_m=0.0)
+    world = scene.hand_world.reshape(-1, 2, 21, 3).astype(np.float64)
+    mirrored = world.copy()
+    z = mirrored[..., 2]
+    mirrored[..., 2] = 2 * z.mean(-1, keepdims=True) - z
+    np.testing.assert_allclose(fk.unmirror_hands(mirrored), mirrored)  # without the forearms: kept
+    j = scene.body.joints
+    forearms = scene.camera.R @ (j[:, PLAN.wrists] - j[:, PLAN.forearms])[..., None]
+    np.testing.assert_allclose(fk.unmirror_hands(mirrored, forearms_cam=forearms[..., 0]), world, atol=1e-9)
+    np.testing.assert_allclose(fk.unmirror_hands(world, forearms_cam=forearms[..., 0]), world)  # a right reading stays
+    args = (scene.body, scene.hand_keypoints, mirrored.reshape(-1, 42, 3), scene.hand_confidence, scene.camera)
+    assert np.abs(angles_of_motion(motion_with_fingers(*args)) - scene.angles).max() < 1e-4

@@ -56,7 +56,7 @@ def level_camera(focal_px: float, image_size: tuple[int, int]) -> Camera:
 
 def hand_joints_world(hand_keypoints: np.ndarray, hand_world: np.ndarray, hand_confidence: np.ndarray,
                       wrists: np.ndarray, camera: Camera, *, min_confidence: float = 0.5,
-                      unmirror: bool = True) -> np.ndarray:
+                      unmirror: bool = True, elbows: np.ndarray | None = None) -> np.ndarray:
     """Both hands' 21 points in the world, each hand placed at the body's wrist.
 
     Args:
@@ -66,7 +66,8 @@ def hand_joints_world(hand_keypoints: np.ndarray, hand_world: np.ndarray, hand_c
         wrists: (T, 2, 3) world metres, the body's left and right wrists.
         camera: the camera that saw the hands (world -> camera).
         unmirror: turn back a hand whose depth the network read mirrored
-            (:func:`mocap.kinematics.fingers.unmirror_hands`).
+            (:func:`mocap.kinematics.fingers.unmirror_hands`; a flat hand by its forearm, given
+            ``elbows`` (T, 2, 3) world metres).
     Returns:
         (T, 2, 21, 3) float64 world metres (+Y up), HAND21 order; NaN for a hand not seen
         (confidence below ``min_confidence`` or a point missing).
@@ -77,7 +78,8 @@ def hand_joints_world(hand_keypoints: np.ndarray, hand_world: np.ndarray, hand_c
     wl = np.asarray(hand_world, dtype=np.float64).reshape(t, 2, j, 3)
     conf = np.nan_to_num(np.asarray(hand_confidence, dtype=np.float64)).reshape(t, 2, j)
     if unmirror:
-        wl = fk.unmirror_hands(wl)
+        forearms = None if elbows is None else (np.asarray(wrists, dtype=np.float64) - elbows) @ camera.R.T
+        wl = fk.unmirror_hands(wl, forearms_cam=forearms)
     cam = fk.hand_points_camera(kp, wl, camera)  # (T, 2, 21, 3)
     rel_world = (cam - cam[:, :, :1]) @ camera.R  # camera -> world axes: R^T v, row vectors
     seen = (conf >= min_confidence).all(-1)[..., None, None]
@@ -123,7 +125,8 @@ def motion_with_fingers(motion: Motion, hand_keypoints: np.ndarray, hand_world: 
     plan = fk.plan_hands(MOTION61, default_off)
     wrists = motion.joints[:, plan.wrists]
     hands = hand_joints_world(hand_keypoints, hand_world, hand_confidence, wrists, camera,
-                              min_confidence=o.min_confidence, unmirror=o.unmirror)  # (T, 2, 21, 3)
+                              min_confidence=o.min_confidence, unmirror=o.unmirror,
+                              elbows=motion.joints[:, plan.forearms])  # (T, 2, 21, 3)
     seen = np.isfinite(hands).all((-1, -2))  # (T, 2)
     observed = np.full((t, MOTION61.num_joints, 3), np.nan)
     observed[:, :21] = motion.joints

@@ -330,16 +330,22 @@ def hand_curl_chirality(points: np.ndarray) -> np.ndarray:
     return curl / np.linalg.norm(p[..., _PALM_IDX[1], :] - p[..., 0, :], axis=-1)
 
 
-def unmirror_hands(world_m: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
+def unmirror_hands(world_m: np.ndarray, *, threshold: float = 0.5, forearms_cam: np.ndarray | None = None,
+                   forearm_margin_deg: float = 30.0) -> np.ndarray:
     """Both hands' world landmarks with the depth of a mirrored hand turned back.
 
     The hand network sometimes reads a hand's depth the wrong way round (a left hand seen from
     the back looks like a right hand seen from the palm; the 2D is the same). Where a hand's
     :func:`hand_curl_chirality` says it curls like the other side's hand by more than
-    ``threshold``, its z is mirrored about its mean (a flat hand, which tells nothing, is kept).
+    ``threshold``, its z is mirrored about its mean. With the forearms given, the forearm has
+    the last word where it is clear: a hand is mirrored when the mirror image's direction wrist
+    -> middle knuckle lies more than ``forearm_margin_deg`` degrees closer to the forearm's
+    direction than its own (a hand pointing at the camera read pointing back along the forearm;
+    for a flat hand, whose curl says nothing, and against the curl), and kept in the opposite case.
 
     Args:
         world_m: (..., 2, 21, 3) metres, camera axes (z away from the camera); left hand, then right.
+        forearms_cam: (..., 2, 3) elbow -> wrist directions in camera axes, or None.
     Returns:
         (..., 2, 21, 3) float64.
     """
@@ -348,6 +354,14 @@ def unmirror_hands(world_m: np.ndarray, *, threshold: float = 0.5) -> np.ndarray
         raise ValueError(f"world_m must have shape (..., 2, 21, 3), got {w.shape}")
     chirality = hand_curl_chirality(w) * np.array([-1.0, 1.0])  # > 0: curls as its own side's hand
     flip = chirality < -threshold
+    if forearms_cam is not None:
+        fa = _unit(np.asarray(forearms_cam, dtype=np.float64))
+        d = _unit(w[..., _PALM_IDX[1], :] - w[..., 0, :])
+        with np.errstate(invalid="ignore"):
+            bend = np.degrees(np.arccos(np.clip(np.sum(d * fa, -1), -1.0, 1.0)))
+            bend_mirrored = np.degrees(np.arccos(np.clip(np.sum(d * [1.0, 1.0, -1.0] * fa, -1), -1.0, 1.0)))
+        flip &= ~(bend < bend_mirrored - forearm_margin_deg)  # the forearm vetoes a flip it clearly contradicts
+        flip |= bend_mirrored < bend - forearm_margin_deg
     z = w[..., 2]
     w[..., 2] = np.where(flip[..., None], 2 * z.mean(-1, keepdims=True) - z, z)
     return w
