@@ -203,13 +203,22 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         targets = [staged.file(out)] + ([staged.file(args.bvh)] if args.bvh else [])
         motion, fitted = lift_seen(keypoints, lifter=lifting.lifter, focal_px=lifting.focal_px, cleanup=cleanup,
                                    fit=fit, timer=timer)
+        body = motion
+        if keypoints.hand_world is not None:  # keypoints with hands (detect --hands): the fingers too
+            from mocap.detect2d.swaps import resolve_swaps
+            from mocap.pipelines.capture import add_fingers
+
+            hands = keypoints.frames(motion.start_frame, motion.start_frame + motion.num_frames)
+            if cleanup.resolve_swaps:  # as lift_seen did for the body
+                hands = resolve_swaps(hands, min_confidence=cleanup.min_confidence)[0]
+            motion = add_fingers(body, hands, fitted, focal_px=lifting.focal_px, timer=timer)
         save_motion(targets[0], motion)
         written = [str(out)]
         quality_text = ""
         if fitted is not None:
             from mocap.fit.quality import motion_quality, quality_line, write_quality_json
 
-            quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
+            quality = motion_quality(body, keypoints, fitted.camera, contacts=fitted.contacts)
             quality_path = out.with_name(out.stem + ".quality.json")
             write_quality_json(staged.file(quality_path), quality)
             written.append(str(quality_path))

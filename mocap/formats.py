@@ -8,7 +8,9 @@ keypoints2d.npz
     own 3D, camera axes: x right, y down, z away from the camera, origin between the hips);
     ``hand_keypoints`` (T, 42, 2) float32 pixels and ``hand_confidence`` (T, 42) float32 in
     [0, 1], the two hands in the ``hands42`` layout (left hand, then right; NaN and 0 where a
-    hand is not seen), always together. Readers that do not know an optional array ignore it.
+    hand is not seen), always together; with them, optionally, ``hand_world`` (T, 42, 3) float32
+    metres: the hand network's world landmarks of each hand (its shape, camera axes, origin
+    near the hand's centre; NaN where not seen). Readers that do not know an optional array ignore it.
 
 motion.npz
     ``joints`` (T, J, 3) float32 metres, right-handed, +Y up; ``joint_names`` (J,) str;
@@ -17,7 +19,9 @@ motion.npz
     (J, 3) float32 metres. Where the motion is one person's part of a video: ``start_frame``
     int, the index in the video of its first frame, and ``valid`` (T,) bool, False in frames
     where the person was not seen (gaps filled or held; see docs/formats.md). Files without
-    them load with ``start_frame`` 0 and every frame valid.
+    them load with ``start_frame`` 0 and every frame valid. A motion with fingers (the ``motion61``
+    skeleton, docs/hands.md) also holds ``hand_valid`` (T, 2) bool: left, right hand seen (else
+    its rotations are filled or held).
 
 Every write goes to a temporary file beside the target and is renamed into place, so a
 failure never leaves a half-written file. Every read checks the npz's array headers against
@@ -43,7 +47,8 @@ from mocap.skeletons import get_layout
 #: layouts a keypoints2d.npz may hold: the ones the lifters read
 KEYPOINT_LAYOUTS = ("mediapipe33", "coco17")
 #: the per-frame arrays (T, ...) a keypoints2d.npz may hold
-KEYPOINT_FRAME_ARRAYS = ("keypoints", "confidence", "world_landmarks", "hand_keypoints", "hand_confidence")
+KEYPOINT_FRAME_ARRAYS = ("keypoints", "confidence", "world_landmarks", "hand_keypoints", "hand_confidence",
+                         "hand_world")
 #: most frames a keypoints or motion file may hold (one hour at 60 fps); a longer clip is split
 MAX_FRAMES = 216_000
 #: highest frame rate a file, a video or a request may declare, frames per second
@@ -158,6 +163,7 @@ class Keypoints2D:
     world_landmarks: np.ndarray | None = None  # (T, J, 3) float32 metres, optional
     hand_keypoints: np.ndarray | None = None  # (T, 42, 2) float32 pixels, hands42 layout, optional
     hand_confidence: np.ndarray | None = None  # (T, 42) float32 in [0, 1], with hand_keypoints
+    hand_world: np.ndarray | None = None  # (T, 42, 3) float32 metres, camera axes, optional with hand_keypoints
 
     def __post_init__(self) -> None:
         validate_keypoints(self)
@@ -172,7 +178,8 @@ class Keypoints2D:
         cut = lambda a: None if a is None else a[sl]  # noqa: E731
         return Keypoints2D(keypoints=self.keypoints[sl], confidence=self.confidence[sl], layout=self.layout,
                            image_size=self.image_size, fps=self.fps, world_landmarks=cut(self.world_landmarks),
-                           hand_keypoints=cut(self.hand_keypoints), hand_confidence=cut(self.hand_confidence))
+                           hand_keypoints=cut(self.hand_keypoints), hand_confidence=cut(self.hand_confidence),
+                           hand_world=cut(self.hand_world))
 
     def detection_rate(self) -> float:
         """Fraction of frames where any keypoint was found."""
@@ -221,6 +228,12 @@ def validate_keypoints(k: Keypoints2D) -> None:
         hc = k.hand_confidence[np.isfinite(k.hand_confidence)]
         if hc.size and (hc.min() < 0 or hc.max() > 1):
             raise MocapError("hand_confidence values must lie in [0, 1]")
+    if k.hand_world is not None:
+        if k.hand_keypoints is None or k.hand_world.shape != k.hand_keypoints.shape[:2] + (3,):
+            raise MocapError(f"hand_world goes with hand_keypoints and must have shape (T, 42, 3), got "
+                             f"{k.hand_world.shape}")
+        if np.isinf(k.hand_world).any():
+            raise MocapError("hand_world must be finite (NaN where missing), not infinite")
 
 
 def check_keypoint_values(k: Keypoints2D) -> None:
@@ -262,6 +275,8 @@ def save_keypoints(path: str | os.PathLike, k: Keypoints2D) -> None:
     if k.hand_keypoints is not None:
         arrays["hand_keypoints"] = k.hand_keypoints.astype(np.float32)
         arrays["hand_confidence"] = k.hand_confidence.astype(np.float32)
+    if k.hand_world is not None:
+        arrays["hand_world"] = k.hand_world.astype(np.float32)
     _save_npz(path, arrays)
 
 
@@ -286,6 +301,7 @@ def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
             world_landmarks=_numbers(a, "world_landmarks", np.float32) if "world_landmarks" in a else None,
             hand_keypoints=_numbers(a, "hand_keypoints", np.float32) if "hand_keypoints" in a else None,
             hand_confidence=_numbers(a, "hand_confidence", np.float32) if "hand_confidence" in a else None,
+            hand_world=_numbers(a, "hand_world", np.float32) if "hand_world" in a else None,
         )
         check_keypoint_values(keypoints)
         return keypoints
@@ -308,6 +324,7 @@ class Motion:
     rest_offsets: np.ndarray | None = None  # (J, 3) metres
     start_frame: int = 0  # index in the video of frame 0
     valid: np.ndarray | None = None  # (T,) bool, False where the person was not seen; None: all valid
+    hand_valid: np.ndarray | None = None  # (T, 2) bool, left / right hand seen (motions with fingers)
 
     def __post_init__(self) -> None:
         t, j = self.joints.shape[:2] if self.joints.ndim == 3 else (0, 0)
@@ -323,6 +340,9 @@ class Motion:
                                  ("rest_offsets", self.rest_offsets, (j, 3))):
             if arr is not None and arr.shape != shape:
                 raise MocapError(f"{name} must have shape {shape}, got {arr.shape}")
+        if self.hand_valid is not None and (self.hand_valid.shape != (t, 2) or self.hand_valid.dtype != bool):
+            raise MocapError(f"hand_valid must be a bool array of shape {(t, 2)}, got {self.hand_valid.dtype} "
+                             f"{self.hand_valid.shape}")
         if self.valid is not None and (self.valid.shape != (t,) or self.valid.dtype != bool):
             raise MocapError(f"valid must be a bool array of shape {(t,)}, got {self.valid.dtype} {self.valid.shape}")
         if isinstance(self.start_frame, bool) or int(self.start_frame) != self.start_frame or self.start_frame < 0:
@@ -352,13 +372,15 @@ def save_motion(path: str | os.PathLike, m: Motion) -> None:
             arrays[name] = value.astype(np.float32)
     arrays["start_frame"] = np.array(int(m.start_frame), dtype=np.int64)
     arrays["valid"] = m.valid_frames.astype(bool)
+    if m.hand_valid is not None:
+        arrays["hand_valid"] = m.hand_valid.astype(bool)
     _save_npz(path, arrays)
 
 
 def load_motion(path: str | os.PathLike) -> Motion:
     """Read a motion.npz file; MocapError if it is missing, unreadable or malformed."""
     a = _load_npz(path, ("joints", "joint_names", "parents", "fps"), "motion",
-                  frame_arrays=("joints", "local_quats_wxyz", "root_translation", "valid"))
+                  frame_arrays=("joints", "local_quats_wxyz", "root_translation", "valid", "hand_valid"))
     try:
         parents = _numbers(a, "parents").reshape(-1)
         if not (np.isfinite(parents).all() and (parents == np.round(parents)).all()):
@@ -374,6 +396,7 @@ def load_motion(path: str | os.PathLike) -> Motion:
             **{k: _numbers(a, k) for k in ("local_quats_wxyz", "root_translation", "rest_offsets") if k in a},
             start_frame=_number(a, "start_frame", whole=True) if "start_frame" in a else 0,
             valid=_numbers(a, "valid", bool) if "valid" in a else np.ones(len(a["joints"]), bool),
+            hand_valid=_numbers(a, "hand_valid", bool) if "hand_valid" in a else None,
         )
         validate_motion(motion)
         return motion

@@ -8,7 +8,8 @@ Layouts of 2D keypoints: ``MEDIAPIPE33`` (BlazePose), ``COCO17``, ``MPII16``; ha
 ``HAND21`` (one hand, MediaPipe's 21 landmarks, a tree rooted at the wrist) and ``HANDS42``
 (left hand then right hand).
 The skeleton of 3D motion is ``MOTION21``: a kinematic tree rooted at the pelvis whose
-joint names follow MediaPipe's landmark names wherever the joint exists there.
+joint names follow MediaPipe's landmark names wherever the joint exists there; with the hands
+captured, ``MOTION61``: MOTION21 and each hand's 20 finger joints (named as in ``HANDS42``).
 
 Mappings are tables too: each target joint is a weighted average of source joints
 (``MAPPINGS[(src, dst)][target_name] = ((source_name, weight), ...)``).
@@ -240,6 +241,39 @@ HANDS42 = dataclasses.replace(
     fine_joints=tuple(range(42)))
 
 
+# --- The skeleton of 3D motion with fingers: MOTION21, then each hand's 20 finger joints --------
+#: finger joints of one hand, HAND21's order without the wrist (their parents: the wrist or the
+#: previous joint of the same finger)
+FINGER_JOINTS = tuple(j for j, _ in _HAND[1:])
+_MOTION_FINGERS = [(f"{s}_hand_{j}", f"{s}_wrist" if p == "wrist" else f"{s}_hand_{p}")
+                   for s in ("left", "right") for j, p in _HAND[1:]]
+#: MOTION21 and both hands' fingers (``left_hand_<joint>``, ``right_hand_<joint>``, HANDS42's names;
+#: the wrists are MOTION21's): the motion skeleton when the hands were captured
+MOTION61 = dataclasses.replace(
+    _make("motion61", [j for j, _ in _MOTION + _MOTION_FINGERS],
+          [(p, j) for j, p in _MOTION + _MOTION_FINGERS if p is not None], [p for _, p in _MOTION + _MOTION_FINGERS]),
+    fine_joints=tuple(range(len(_MOTION), len(_MOTION) + len(_MOTION_FINGERS))))
+
+#: Rest pose of the left hand's fingers (offset from the parent, metres, an adult hand of about
+#: 19 cm): the arm's T-pose with the palm down (its normal -Y), fingers straight along +X, the
+#: thumb in the palm's plane pointing forward and out (+X +Z). The right hand mirrors it (x negated).
+_FINGER_REST_M = {
+    "thumb_cmc": (0.025, -0.010, 0.020), "thumb_mcp": (0.030, 0.0, 0.024), "thumb_ip": (0.025, 0.0, 0.020),
+    "thumb_tip": (0.022, 0.0, 0.018),
+    "index_finger_mcp": (0.090, 0.0, 0.025), "index_finger_pip": (0.040, 0.0, 0.0),
+    "index_finger_dip": (0.025, 0.0, 0.0), "index_finger_tip": (0.020, 0.0, 0.0),
+    "middle_finger_mcp": (0.092, 0.0, 0.005), "middle_finger_pip": (0.045, 0.0, 0.0),
+    "middle_finger_dip": (0.028, 0.0, 0.0), "middle_finger_tip": (0.022, 0.0, 0.0),
+    "ring_finger_mcp": (0.087, 0.0, -0.014), "ring_finger_pip": (0.040, 0.0, 0.0),
+    "ring_finger_dip": (0.027, 0.0, 0.0), "ring_finger_tip": (0.021, 0.0, 0.0),
+    "pinky_mcp": (0.080, 0.0, -0.031), "pinky_pip": (0.032, 0.0, 0.0), "pinky_dip": (0.020, 0.0, 0.0),
+    "pinky_tip": (0.019, 0.0, 0.0),
+}
+for _name, (_x, _y, _z) in _FINGER_REST_M.items():
+    REST_OFFSETS_M["left_hand_" + _name] = (_x, _y, _z)
+    REST_OFFSETS_M["right_hand_" + _name] = (-_x, _y, _z)
+
+
 def combine_layouts(first: Skeleton, second: Skeleton) -> Skeleton:
     """One keypoint layout of ``first``'s joints followed by ``second``'s (e.g. the body and its
     hands, to draw them together); names must differ, edges and left/right pairs are kept."""
@@ -250,7 +284,7 @@ def combine_layouts(first: Skeleton, second: Skeleton) -> Skeleton:
                     fine_joints=first.fine_joints + tuple(a + j for a in second.fine_joints))
 
 
-LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (MEDIAPIPE33, COCO17, MPII16, MOTION21, HAND21, HANDS42)}
+LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (MEDIAPIPE33, COCO17, MPII16, MOTION21, MOTION61, HAND21, HANDS42)}
 
 
 def get_layout(name: str) -> Skeleton:

@@ -139,7 +139,8 @@ def test_import_onto_mixamo_rig(addon, tmp_path):
     action = arm.animation_data.action
     assert action is not None and action.name.startswith("walk")
     assert bpy.context.scene.frame_start == 10 and bpy.context.scene.frame_end == 69
-    assert len(arm.mocap_bone_map) == 18 and all(item.bone for item in arm.mocap_bone_map)
+    # the 18 body joints and the rig's two finger bones (HandIndex1: each index finger's knuckle)
+    assert len(arm.mocap_bone_map) == 20 and all(item.bone for item in arm.mocap_bone_map)
 
     anim = sample(arm, 10, 60)
     got = anim.positions[:, [anim.bone_names.index(n) for n in rig.bone_names]]

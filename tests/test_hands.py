@@ -59,6 +59,7 @@ def test_network_matches_tflite_on_real_hand_crops(clip):
     assert r["hands"] >= 10  # the crops hold real hands (the landmarks are compared on those)
     assert r["max_pct"] < 1.0 and r["median_pct"] < 0.1
     assert r["presence_max_diff"] < 1e-3
+    assert r["world_max_mm"] < 0.1  # the world landmarks (the hand's 3D shape, for the fingers' rotations)
 
 
 # ------------------------------------------------------------------ (b) ROI geometry
@@ -289,3 +290,17 @@ def test_capture_with_hands_writes_hands_at_the_wrists(tmp_path):
     assert frames[0] >= 45 and frames[1] >= 55, frames
     assert min(near) >= 0.85, near
     assert (out / "overlay.mp4").is_file()
+    # the fingers: motion.npz on motion61, each hand seen where its keypoints are; the BVH has them
+    from mocap.formats import load_motion
+    from mocap.io.bvh import read_bvh
+    from mocap.skeletons import MOTION61
+
+    m = load_motion(out / "motion.npz")
+    assert m.joint_names == MOTION61.joint_names and np.isfinite(m.local_quats_wxyz).all()
+    seen = np.isfinite(k.hand_keypoints).all(-1).reshape(k.num_frames, 2, 21).all(-1)
+    np.testing.assert_array_equal(m.hand_valid, seen[m.start_frame:m.start_frame + m.num_frames])
+    assert "left_hand_index_finger_tip" in read_bvh(out / "motion.bvh").joint_names
+    # mocap lift of keypoints with hands gives the fingers too
+    assert main(["lift", str(out / "keypoints2d.npz"), "-o", str(tmp_path / "lifted.npz"), "--no-fit"]) == 0
+    lifted = load_motion(tmp_path / "lifted.npz")
+    assert lifted.joint_names == MOTION61.joint_names and lifted.hand_valid.any(0).all()

@@ -45,6 +45,7 @@ _SIDES = {
     "coco17": (8, {"nose"}),
     "mpii16": (6, {"pelvis", "thorax", "upper_neck", "head_top"}),
     "motion21": (8, {"pelvis", "spine", "neck", "head", "nose"}),
+    "motion61": (28, {"pelvis", "spine", "neck", "head", "nose"}),  # motion21 and 20 finger joints a side
     "hand21": (0, set(HAND21.joint_names)),  # one hand: no sides
     "hands42": (21, set()),
 }

@@ -44,10 +44,12 @@ def _edited_map(arm) -> dict[str, str]:
 
 
 def _fill_map(arm, mapping: dict[str, str]) -> None:
-    from .core.retarget import CANONICAL
+    from .core.retarget import CANONICAL, FINGERS
 
     arm.mocap_bone_map.clear()
     for joint in CANONICAL:
+        if joint in FINGERS and joint not in mapping:  # the fingers listed where the rig has them
+            continue
         item = arm.mocap_bone_map.add()
         item.joint = joint
         item.bone = mapping.get(joint, "")

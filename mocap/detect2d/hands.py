@@ -4,7 +4,8 @@
 :class:`~mocap.detect2d.estimators.hands_torch.HandLandmarksTorch` on the hands that the
 person's body keypoints point at (their wrist, index and pinky), in batches of frames; the
 hands go into the same :class:`~mocap.formats.Keypoints2D` (``hand_keypoints`` (T, 42, 2),
-``hand_confidence`` (T, 42), the ``hands42`` layout: the person's left hand, then right).
+``hand_confidence`` (T, 42), the ``hands42`` layout: the person's left hand, then right;
+``hand_world`` (T, 42, 3), the network's world landmarks of each hand, metres, camera axes).
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def detect_hands_video(path: str | os.PathLike, keypoints: Keypoints2D, *, devic
             (default: a new one on ``device``).
 
     Returns:
-        ``keypoints`` with ``hand_keypoints`` (T, 42, 2) pixels and ``hand_confidence`` (T, 42).
+        ``keypoints`` with ``hand_keypoints`` (T, 42, 2) pixels, ``hand_confidence`` (T, 42) and
+        ``hand_world`` (T, 42, 3) metres.
     """
     from tqdm import tqdm
 
@@ -60,6 +62,7 @@ def detect_hands_video(path: str | os.PathLike, keypoints: Keypoints2D, *, devic
     first, stop = (0, t) if frames is None else frames
     hand_kp = np.full((t, 2 * HAND21.num_joints, 2), np.nan, np.float32)
     hand_conf = np.zeros((t, 2 * HAND21.num_joints), np.float32)
+    hand_world = np.full((t, 2 * HAND21.num_joints, 3), np.nan, np.float32)
     at = first
     with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as video, \
             tqdm(total=stop - first, desc=f"{Path(path).name} (hands)", unit="frame", file=sys.stderr,
@@ -68,25 +71,26 @@ def detect_hands_video(path: str | os.PathLike, keypoints: Keypoints2D, *, devic
         for frame in video:
             batch.append(frame)
             if len(batch) == HAND_BATCH_FRAMES:
-                at = _run(est, batch, keypoints, at, hand_kp, hand_conf, track)
+                at = _run(est, batch, keypoints, at, hand_kp, hand_conf, hand_world, track)
                 bar.update(len(batch))
                 batch = []
         if batch:
-            at = _run(est, batch, keypoints, at, hand_kp, hand_conf, track)
+            at = _run(est, batch, keypoints, at, hand_kp, hand_conf, hand_world, track)
             bar.update(len(batch))
-    return dataclasses.replace(keypoints, hand_keypoints=hand_kp, hand_confidence=hand_conf)
+    return dataclasses.replace(keypoints, hand_keypoints=hand_kp, hand_confidence=hand_conf, hand_world=hand_world)
 
 
 def _run(est, batch: list[np.ndarray], keypoints: Keypoints2D, at: int, hand_kp: np.ndarray,
-         hand_conf: np.ndarray, track: bool) -> int:
-    """The hands of video frames ``at`` onwards (``batch``) into ``hand_kp`` / ``hand_conf``; the next frame index."""
+         hand_conf: np.ndarray, hand_world: np.ndarray, track: bool) -> int:
+    """The hands of video frames ``at`` onwards (``batch``) into ``hand_kp`` / ``hand_conf`` /
+    ``hand_world``; the next frame index."""
     sl = slice(at, at + len(batch))
     if at + len(batch) > keypoints.num_frames:
         raise MocapError(f"the video has more frames than the {keypoints.num_frames} frames of keypoints")
     body_kp, body_conf = keypoints.keypoints[sl], keypoints.confidence[sl]
     if np.isfinite(body_kp).all(-1).any():
         found = est.hands(batch, body_kp, body_conf, track=track)
-        hand_kp[sl], hand_conf[sl] = found.keypoints, found.confidence
+        hand_kp[sl], hand_conf[sl], hand_world[sl] = found.keypoints, found.confidence, found.world
     return at + len(batch)
 
 

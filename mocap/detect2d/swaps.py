@@ -151,5 +151,6 @@ def resolve_swaps(keypoints: Keypoints2D, *, min_confidence: float = 0.3) -> tup
         confidence=apply_swaps(keypoints.confidence, swapped, mirror),
         world_landmarks=None if wl is None else apply_swaps(wl, swapped, mirror),
         hand_keypoints=None if hk is None else apply_swaps(hk, swapped, hands),
-        hand_confidence=None if hc is None else apply_swaps(hc, swapped, hands))
+        hand_confidence=None if hc is None else apply_swaps(hc, swapped, hands),
+        hand_world=None if keypoints.hand_world is None else apply_swaps(keypoints.hand_world, swapped, hands))
     return fixed, swapped

@@ -49,9 +49,10 @@ def hand_crops(frames: list[np.ndarray], body_keypoints: np.ndarray, body_confid
     return HandCrops(x.numpy(), rois, frame, side)
 
 
-def tflite_hand_outputs(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def tflite_hand_outputs(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """MediaPipe's hand network in the TFLite interpreter, one crop at a time:
-    (N, 224, 224, 3) float32 -> landmarks (N, 21, 3) crop pixels, presence (N,)."""
+    (N, 224, 224, 3) float32 -> landmarks (N, 21, 3) crop pixels, presence (N,), world landmarks
+    (N, 21, 3) metres (the crop's axes)."""
     from tflite_runtime.interpreter import Interpreter
 
     from mocap.detect2d.estimators.blazepose_models import mediapipe_hand_model_path
@@ -60,13 +61,14 @@ def tflite_hand_outputs(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     it.allocate_tensors()
     inp = it.get_input_details()[0]["index"]
     out = {o["name"]: o["index"] for o in it.get_output_details()}
-    lms, pres = [], []
+    lms, pres, world = [], [], []
     for x in crops:
         it.set_tensor(inp, np.ascontiguousarray(x[None], np.float32))
         it.invoke()
         lms.append(it.get_tensor(out["Identity"])[0].reshape(21, 3).copy())
         pres.append(float(it.get_tensor(out["Identity_1"]).reshape(-1)[0]))
-    return np.array(lms), np.array(pres)
+        world.append(it.get_tensor(out["Identity_3"])[0].reshape(21, 3).copy())
+    return np.array(lms), np.array(pres), np.array(world)
 
 
 def torch_vs_tflite(c: HandCrops) -> dict:
@@ -75,7 +77,8 @@ def torch_vs_tflite(c: HandCrops) -> dict:
     Returns:
         ``hands``: crops where the interpreter finds a hand (presence >= 0.5); over those,
         ``max_pct`` / ``median_pct``: the largest and median landmark distance in image pixels
-        as a percentage of the hand's size; ``max_px``; ``presence_max_diff`` over all crops.
+        as a percentage of the hand's size; ``max_px``; ``world_max_mm``: the largest world
+        landmark difference, millimetres; ``presence_max_diff`` over all crops.
     """
     import torch
 
@@ -84,9 +87,9 @@ def torch_vs_tflite(c: HandCrops) -> dict:
 
     est = HandLandmarksTorch()
     with torch.inference_mode():
-        lm, pres = est.network(torch.from_numpy(c.crops))
+        lm, pres, wld = est.network(torch.from_numpy(c.crops))
     got = lm.numpy().reshape(-1, 21, 3)
-    ref, ref_pres = tflite_hand_outputs(c.crops)
+    ref, ref_pres, ref_world = tflite_hand_outputs(c.crops)
     size = np.array(est.size, np.float64)
     px_got = bp.project_from_roi(got[..., :2] / size, c.rois)
     px_ref = bp.project_from_roi(ref[..., :2] / size, c.rois)
@@ -98,4 +101,6 @@ def torch_vs_tflite(c: HandCrops) -> dict:
             "max_pct": float(pct.max()) if hand.any() else float("nan"),
             "median_pct": float(np.median(pct)) if hand.any() else float("nan"),
             "max_px": float(d.max()) if hand.any() else float("nan"),
+            "world_max_mm": float(1000 * np.abs(wld.numpy().reshape(-1, 21, 3) - ref_world)[hand].max())
+            if hand.any() else float("nan"),
             "presence_max_diff": float(np.abs(pres.numpy()[:, 0] - ref_pres).max()) if len(c.crops) else 0.0}

@@ -64,6 +64,42 @@ def _bone_cv(joints: np.ndarray, parents: Sequence[int]) -> np.ndarray:
     return np.nanstd(lengths, 0) / np.maximum(mean, 1e-9)
 
 
+def _body_of(motion):
+    """A MOTION61 motion's body: its first 21 joints (MOTION21, same order and rest offsets)."""
+    import dataclasses
+
+    from mocap.skeletons import MOTION21
+
+    j = MOTION21.num_joints
+    cut = lambda a: None if a is None else a[:, :j]  # noqa: E731
+    return dataclasses.replace(motion, joints=motion.joints[:, :j], joint_names=MOTION21.joint_names,
+                               parents=MOTION21.parents, local_quats_wxyz=cut(motion.local_quats_wxyz),
+                               rest_offsets=None if motion.rest_offsets is None else motion.rest_offsets[:j],
+                               hand_valid=None)
+
+
+def _fingers_back(with_fingers, body):
+    """``with_fingers`` (MOTION61) with ``body``'s (MOTION21) rotations, root and joints; its wrists'
+    and fingers' rotations kept, the fingers moved with the body (forward kinematics)."""
+    import dataclasses
+
+    from mocap.kinematics.ik import forward_kinematics
+    from mocap.skeletons import MOTION21
+
+    j = MOTION21.num_joints
+    local = with_fingers.local_quats_wxyz.copy()
+    wrists = [MOTION21.index("left_wrist"), MOTION21.index("right_wrist")]
+    keep = local[:, wrists].copy()
+    local[:, :j] = body.local_quats_wxyz
+    local[:, wrists] = keep
+    off = with_fingers.rest_offsets.copy()
+    off[:j] = body.rest_offsets
+    joints = forward_kinematics(local, body.root_translation, off, with_fingers.parents)
+    joints[:, :j] = body.joints
+    return dataclasses.replace(with_fingers, joints=joints, local_quats_wxyz=local, root_translation=body.root_translation,
+                               rest_offsets=off)
+
+
 def motion_report(joints: np.ndarray, *, fps: float, parents: Sequence[int] = MOTION21.parents,
                   skeleton: Skeleton = MOTION21, contacts: np.ndarray | None = None) -> MotionReport:
     """Quality metrics of ``joints`` (T, J, 3) metres.
@@ -184,9 +220,11 @@ def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None
     from mocap.errors import MocapError
     from mocap.fit.quality import quality_line, read_quality_json
     from mocap.formats import Motion, load_motion, save_motion
-    from mocap.skeletons import MOTION21, rest_offsets
+    from mocap.skeletons import MOTION21, MOTION61, rest_offsets
 
-    motion = load_motion(path)
+    motion = with_fingers = load_motion(path)
+    if motion.joint_names == MOTION61.joint_names:  # a capture with --hands: the body's report (its first 21 joints)
+        motion = _body_of(motion)
     if motion.joint_names != MOTION21.joint_names:
         raise MocapError(f"{path}: report needs the motion21 skeleton, got joints {', '.join(motion.joint_names[:5])}, ...")
     if not np.isfinite(motion.joints).all():
@@ -213,8 +251,11 @@ def report_file(path: str | os.PathLike, *, png: str | os.PathLike | None = None
     if cleaned is not None:
         offsets = motion.rest_offsets if motion.rest_offsets is not None else rest_offsets()
         quats, root, joints, _ = clean_motion(motion.joints, fps=motion.fps, rest_offsets=offsets, contacts=contacts)
-        save_motion(cleaned, Motion(joints=joints, joint_names=motion.joint_names, parents=motion.parents, fps=motion.fps,
-                                    local_quats_wxyz=quats, root_translation=root, rest_offsets=offsets))
+        out = Motion(joints=joints, joint_names=motion.joint_names, parents=motion.parents, fps=motion.fps,
+                     local_quats_wxyz=quats, root_translation=root, rest_offsets=offsets)
+        if with_fingers is not motion and with_fingers.local_quats_wxyz is not None:  # the fingers kept
+            out = _fingers_back(with_fingers, out)
+        save_motion(cleaned, out)
         clean_png = report_png_path(cleaned)
         plot_report(clean_png, joints, fps=motion.fps, contacts=contacts, title=f"{Path(cleaned).name} (feet locked)")
         lines += [f"after locking planted feet ({cleaned}, same contacts):",

@@ -3,7 +3,10 @@
 
 Both skeletons are mapped by bone name onto *canonical joints* (the MOTION21 names) with
 the tables in :data:`NAMING` (our BVH/motion21, Mixamo, Rigify, Unreal, VRM, SMPL, CMU) or a
-JSON mapping file ``{"left_knee": "MyRig_L_Calf", ...}``.
+JSON mapping file ``{"left_knee": "MyRig_L_Calf", ...}``. Fingers (:data:`FINGERS`, MOTION61's
+finger joints) are mapped the same way where both skeletons have them (Mixamo, Rigify, Unreal,
+VRM 1.0, VRoid, SMPL-X, anny name theirs); a rig without finger bones, or a motion without
+fingers, leaves the hands as before.
 
 Rotations are world-axis, rest-relative (as in :mod:`mocap.kinematics.ik`): the identity
 everywhere is the rest pose. A target bone mapped to canonical joint ``c`` gets the global
@@ -13,7 +16,7 @@ rotation that turns the target's rest direction towards the next canonical joint
 source's rest pose, without twisting the limb about its own axis), and ``D`` the minimal
 rotation that makes the bone point exactly where the source points now (absorbs what the
 two hierarchies do differently between mapped joints). Unmapped bones (twist bones,
-clavicles, fingers) keep their rest pose relative to their parent.
+clavicles, unmapped fingers) keep their rest pose relative to their parent.
 
 Root motion is scaled by the ratio of hip heights (leg length). With ``pin_feet`` (the
 default) planted feet (:func:`planted_feet`) stay where the scaled capture puts them: first
@@ -41,18 +44,25 @@ from mocap.rotations import (matrix_to_quat_wxyz, quat_continuous_wxyz, quat_wxy
                              rotation_matrix_between_vectors)
 from mocap.skeletons import rest_positions
 
+#: the finger joints of one hand, per finger from the palm out (MOTION61's ``<side>_hand_<joint>``)
+_FINGER_CHAINS = {"thumb": ("cmc", "mcp", "ip", "tip"),
+                  **{f: ("mcp", "pip", "dip", "tip") for f in ("index_finger", "middle_finger", "ring_finger", "pinky")}}
+FINGERS = tuple(f"{s}_hand_{f}_{j}" for s in ("left", "right") for f, chain in _FINGER_CHAINS.items() for j in chain)
 CANONICAL = ("pelvis", "left_hip", "left_knee", "left_ankle", "left_foot_index", "right_hip", "right_knee",
              "right_ankle", "right_foot_index", "spine", "neck", "head", "left_shoulder", "left_elbow",
-             "left_wrist", "right_shoulder", "right_elbow", "right_wrist")
+             "left_wrist", "right_shoulder", "right_elbow", "right_wrist") + FINGERS
 #: Canonical joints a rig must have to be retargeted.
 REQUIRED = ("pelvis", "left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle",
             "spine", "neck", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
             "right_elbow", "right_wrist")
-#: The canonical joint each canonical joint points at (its rest direction is aligned).
+#: The canonical joint each canonical joint points at (its rest direction is aligned): along the
+#: limbs, the wrist at its middle knuckle (where both skeletons have fingers), along each finger.
 MAIN_CHILD = {"pelvis": "spine", "spine": "neck", "neck": "head",
               **{f"{s}_{a}": f"{s}_{b}" for s in ("left", "right") for a, b in
                  (("hip", "knee"), ("knee", "ankle"), ("ankle", "foot_index"), ("shoulder", "elbow"),
-                  ("elbow", "wrist"))}}
+                  ("elbow", "wrist"), ("wrist", "hand_middle_finger_mcp"))},
+              **{f"{s}_hand_{f}_{a}": f"{s}_hand_{f}_{b}" for s in ("left", "right")
+                 for f, chain in _FINGER_CHAINS.items() for a, b in zip(chain[:-1], chain[1:])}}
 
 
 #: Rounds of root correction for planted feet: the root first takes the planted feet's miss,
@@ -76,27 +86,61 @@ def _naming(trunk: str, limbs: str, left: str, right: str) -> dict[str, str]:
     return out
 
 
+def _finger_naming(thumb: str, finger: str, spelled: tuple[str, str, str, str], left: str, right: str) -> dict[str, str]:
+    """One naming convention's finger bones: canonical finger joint -> bone name.
+
+    ``thumb``: the bones of the thumb's cmc, mcp, ip, tip; ``finger``: those of a finger's mcp,
+    pip, dip, tip with ``{F}`` for the finger as the rig spells it (``spelled``: index, middle,
+    ring, pinky); ``{S}``: the side as the rig spells it, ``{s}`` plain; ``-``: no such bone.
+    """
+    out = {}
+    for side, sp in (("left", left), ("right", right)):
+        rows = [("thumb", thumb)] + [(f, finger.replace("{F}", name)) for f, name in
+                                     zip(("index_finger", "middle_finger", "ring_finger", "pinky"), spelled)]
+        for f, bones in rows:
+            for j, bone in zip(_FINGER_CHAINS[f], bones.split()):
+                if bone != "-":
+                    out[f"{side}_hand_{f}_{j}"] = bone.replace("{S}", sp).replace("{s}", side)
+    return out
+
+
 #: Canonical joint -> bone name, per naming convention (names compared case-insensitively,
 #: after removing prefixes such as ``mixamorig:``, ``DEF-``, ``ORG-``, ``m_avg_``).
 NAMING: dict[str, dict[str, str]] = {
     "motion21": {n: n for n in CANONICAL},
-    "mixamo": _naming("Hips Spine1 Neck Head", "{S}UpLeg {S}Leg {S}Foot {S}ToeBase {S}Arm {S}ForeArm {S}Hand",
-                      "Left", "Right"),
-    "rigify": _naming("spine spine.002 spine.004 spine.006",
-                      "thigh.{S} shin.{S} foot.{S} toe.{S} upper_arm.{S} forearm.{S} hand.{S}", "L", "R"),
-    "unreal": _naming("pelvis spine_02 neck_01 head",
-                      "thigh_{S} calf_{S} foot_{S} ball_{S} upperarm_{S} lowerarm_{S} hand_{S}", "l", "r"),
-    "vrm": _naming("hips spine neck head",
-                   "{S}UpperLeg {S}LowerLeg {S}Foot {S}Toes {S}UpperArm {S}LowerArm {S}Hand", "left", "right"),
-    "vroid": _naming("C_Hips C_Spine C_Neck C_Head",
-                     "{S}_UpperLeg {S}_LowerLeg {S}_Foot {S}_ToeBase {S}_UpperArm {S}_LowerArm {S}_Hand", "L", "R"),
-    "smpl": _naming("pelvis spine2 neck head",
-                    "{s}_hip {s}_knee {s}_ankle {s}_foot {s}_shoulder {s}_elbow {s}_wrist", "left", "right"),
+    "mixamo": {**_naming("Hips Spine1 Neck Head", "{S}UpLeg {S}Leg {S}Foot {S}ToeBase {S}Arm {S}ForeArm {S}Hand",
+                         "Left", "Right"),
+               **_finger_naming("{S}HandThumb1 {S}HandThumb2 {S}HandThumb3 {S}HandThumb4",
+                                "{S}Hand{F}1 {S}Hand{F}2 {S}Hand{F}3 {S}Hand{F}4", ("Index", "Middle", "Ring", "Pinky"),
+                                "Left", "Right")},
+    "rigify": {**_naming("spine spine.002 spine.004 spine.006",
+                         "thigh.{S} shin.{S} foot.{S} toe.{S} upper_arm.{S} forearm.{S} hand.{S}", "L", "R"),
+               **_finger_naming("thumb.01.{S} thumb.02.{S} thumb.03.{S} -", "f_{F}.01.{S} f_{F}.02.{S} f_{F}.03.{S} -",
+                                ("index", "middle", "ring", "pinky"), "L", "R")},
+    "unreal": {**_naming("pelvis spine_02 neck_01 head",
+                         "thigh_{S} calf_{S} foot_{S} ball_{S} upperarm_{S} lowerarm_{S} hand_{S}", "l", "r"),
+               **_finger_naming("thumb_01_{S} thumb_02_{S} thumb_03_{S} -", "{F}_01_{S} {F}_02_{S} {F}_03_{S} -",
+                                ("index", "middle", "ring", "pinky"), "l", "r")},
+    "vrm": {**_naming("hips spine neck head",
+                      "{S}UpperLeg {S}LowerLeg {S}Foot {S}Toes {S}UpperArm {S}LowerArm {S}Hand", "left", "right"),
+            **_finger_naming("{S}ThumbMetacarpal {S}ThumbProximal {S}ThumbDistal -",
+                             "{S}{F}Proximal {S}{F}Intermediate {S}{F}Distal -", ("Index", "Middle", "Ring", "Little"),
+                             "left", "right")},
+    "vroid": {**_naming("C_Hips C_Spine C_Neck C_Head",
+                        "{S}_UpperLeg {S}_LowerLeg {S}_Foot {S}_ToeBase {S}_UpperArm {S}_LowerArm {S}_Hand", "L", "R"),
+              **_finger_naming("{S}_Thumb1 {S}_Thumb2 {S}_Thumb3 -", "{S}_{F}1 {S}_{F}2 {S}_{F}3 -",
+                               ("Index", "Middle", "Ring", "Little"), "L", "R")},
+    "smpl": {**_naming("pelvis spine2 neck head",
+                       "{s}_hip {s}_knee {s}_ankle {s}_foot {s}_shoulder {s}_elbow {s}_wrist", "left", "right"),
+             **_finger_naming("{s}_thumb1 {s}_thumb2 {s}_thumb3 -", "{s}_{F}1 {s}_{F}2 {s}_{F}3 -",
+                              ("index", "middle", "ring", "pinky"), "left", "right")},
     "smpl_fbx": _naming("Pelvis Spine2 Neck Head",
                         "{S}_Hip {S}_Knee {S}_Ankle {S}_Foot {S}_Shoulder {S}_Elbow {S}_Wrist", "L", "R"),
-    "anny": _naming("root spine02 neck01 head",
-                    "upperleg01.{S} lowerleg01.{S} foot.{S} toe2-1.{S} upperarm01.{S} lowerarm01.{S} wrist.{S}",
-                    "L", "R"),
+    "anny": {**_naming("root spine02 neck01 head",
+                       "upperleg01.{S} lowerleg01.{S} foot.{S} toe2-1.{S} upperarm01.{S} lowerarm01.{S} wrist.{S}",
+                       "L", "R"),
+             **_finger_naming("finger1-1.{S} finger1-2.{S} finger1-3.{S} -", "finger{F}-1.{S} finger{F}-2.{S} finger{F}-3.{S} -",
+                              ("2", "3", "4", "5"), "L", "R")},
     "cmu": _naming("hip chest neck head", "{S}Thigh {S}Shin {S}Foot - {S}Shldr {S}ForeArm {S}Hand", "l", "r"),
 }
 _PREFIX = re.compile(r"^(mixamorig\d*[:_]|def[-_]|org[-_]|j_bip_|m_avg_|bip01[ _]|armature[|:])", re.IGNORECASE)

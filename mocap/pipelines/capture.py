@@ -3,7 +3,7 @@
 video -> 2D keypoints (detect) -> 2D gap filling -> lifter (root-relative 3D, camera frame)
 -> root trajectory -> world frame, levelled and grounded -> 3D gap filling and smoothing
 -> constant bone lengths -> inverse kinematics -> forward kinematics -> planted feet locked
-on the ground -> files.
+on the ground -> (with the hands) wrist and finger rotations -> files.
 """
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ from mocap.skeletons import MOTION21, map_confidence, map_joints
 if TYPE_CHECKING:
     from mocap.fit.fit import FitResult
 
-__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "capture", "lift_and_fit", "lift_keypoints", "lift_seen",
+__all__ = ["CaptureOptions", "CaptureReport", "CleanupConfig", "StageTimer", "add_fingers", "capture", "lift_and_fit",
+           "lift_keypoints", "lift_seen",
            "prepare_output_dir", "write_people_files"]
 
 
@@ -278,6 +279,24 @@ def lift_seen(keypoints: Keypoints2D, **kwargs) -> tuple[Motion, FitResult | Non
     return dataclasses.replace(motion, start_frame=a, valid=visible[a:b + 1].copy()), fitted
 
 
+def add_fingers(motion: Motion, hands: Keypoints2D, fitted: FitResult | None, *, focal_px: float | None = None,
+                timer: StageTimer | None = None) -> Motion:
+    """``motion`` (MOTION21) with the wrists and fingers of the hands in ``hands`` (keypoints of the
+    motion's own frames, left/right swaps undone as for the body), on MOTION61
+    (:func:`mocap.cleanup.fingers.motion_with_fingers`, through the fit's camera, else a level
+    camera of ``focal_px``); ``motion`` itself when the keypoints hold no hands' world landmarks."""
+    if hands.hand_world is None:
+        return motion
+    from mocap.cleanup.fingers import level_camera, motion_with_fingers
+
+    if hands.num_frames != motion.num_frames:
+        raise MocapError(f"{hands.num_frames} frames of hands for a motion of {motion.num_frames}")
+    with (timer or StageTimer()).stage("fingers"):
+        camera = fitted.camera if fitted is not None else level_camera(
+            focal_px or default_focal_px(hands.image_size), hands.image_size)
+        return motion_with_fingers(motion, hands.hand_keypoints, hands.hand_world, hands.hand_confidence, camera)
+
+
 def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
     """Frames ``first`` to ``last`` (inclusive) of ``k``."""
     return k.frames(first, last + 1)
@@ -409,13 +428,14 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
         return lift_seen(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, fit=o.fit, timer=timer)
 
     motion, fitted = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
-    motion = dataclasses.replace(motion, start_frame=first)
+    motion = body = dataclasses.replace(motion, start_frame=first)
+    motion = add_fingers(body, to_lift, fitted, focal_px=o.lifting.focal_px, timer=timer)  # --hands: MOTION61
     with timer.stage("write files"):
         outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
     quality = None
     if fitted is not None:
         with timer.stage("quality"):
-            quality = _write_quality(out / "quality.json", motion, _placed(keypoints, to_lift, first), fitted)
+            quality = _write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted)
             outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
     if o.detection.all_people:

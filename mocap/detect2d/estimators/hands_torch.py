@@ -4,7 +4,9 @@ The network is MediaPipe's ``hand_landmark_full.tflite`` (mediapipe 0.10.21, Apa
 converted once by ``scripts/convert_blazepose.py`` into ``weights/hand_landmark_full.{json,pt}``
 (:mod:`mocap.detect2d.estimators.blazepose_models`) and run by
 :mod:`mocap.detect2d.estimators.tflite_torch`: a 224 x 224 RGB crop (values in [0, 1]) ->
-21 landmarks (x, y in crop pixels, z) and a hand presence score in [0, 1].
+21 landmarks (x, y in crop pixels, z), a hand presence score in [0, 1] and 21 world landmarks
+(metres, the hand's own 3D shape with its origin near the hand's centre, in the crop's axes:
+turned back here by the ROI's rotation into the image's, i.e. the camera's, x right, y down, z away).
 
 Where the hands are comes from the body, as MediaPipe's holistic graph does it, not from
 a palm detector: BlazePose's wrist, index and pinky landmarks of each side give a rotated
@@ -137,6 +139,8 @@ class HandLandmarks:
         keypoints: (N, 21, 2) float32 pixels (x right, y down), HAND21 order.
         z: (N, 21) float32 depth relative to the wrist, pixels (the network's z scaled like x).
         score: (N,) float32 in [0, 1], the network's hand presence score.
+        world: (N, 21, 3) float32 metres, the world landmarks in camera axes (x right, y down, z
+            away from the camera; origin near the hand's centre).
         roi: (N, 5) the ROI the landmarks were computed in (cx, cy, w, h pixels, rotation radians).
         next_roi: (N, 5) the ROI the landmarks give (:func:`hand_rois_from_landmarks`).
     """
@@ -145,6 +149,7 @@ class HandLandmarks:
     keypoints: np.ndarray
     z: np.ndarray
     score: np.ndarray
+    world: np.ndarray
     roi: np.ndarray
     next_roi: np.ndarray
 
@@ -162,12 +167,15 @@ class Hands:
         confidence: (T, 42) float32: the hand's presence score on each of its points, 0 where not found.
         score: (T, 2) float32 presence score per hand (0 where not looked for).
         roi: (T, 2, 5) float64 ROI each hand was found in (NaN where none).
+        world: (T, 42, 3) float32 metres, each hand's world landmarks in camera axes (NaN where
+            not found; :class:`HandLandmarks`).
     """
 
     keypoints: np.ndarray
     confidence: np.ndarray
     score: np.ndarray
     roi: np.ndarray
+    world: np.ndarray
 
 
 class HandLandmarksTorch:
@@ -217,9 +225,11 @@ class HandLandmarksTorch:
             raise MocapError(f"{graph.path.name} takes {shape}, expected a square RGB image")
         self.size = (int(shape[2]), int(shape[1]))
         shapes = {graph.tensors[i].name: graph.tensors[i].shape for i in graph.outputs}
-        if shapes.get("Identity") != (1, HAND21.num_joints * 3) or shapes.get("Identity_1") != (1, 1):
-            raise MocapError(f"{graph.path.name} has outputs {shapes}, expected 63 landmarks and a presence score")
-        self.network = load_tflite(graph, outputs=["Identity", "Identity_1"]).to(self.device)
+        if (shapes.get("Identity") != (1, HAND21.num_joints * 3) or shapes.get("Identity_1") != (1, 1)
+                or shapes.get("Identity_3") != (1, HAND21.num_joints * 3)):
+            raise MocapError(f"{graph.path.name} has outputs {shapes}, expected 63 landmarks, a presence score "
+                             "and 63 world landmarks")
+        self.network = load_tflite(graph, outputs=["Identity", "Identity_1", "Identity_3"]).to(self.device)
 
     def landmarks(self, images: Sequence[np.ndarray], frame: np.ndarray, rois: np.ndarray) -> HandLandmarks:
         """The network on ROIs ``rois`` (N, 5) of ``images[frame[n]]`` ((H, W, 3) uint8 RGB)
@@ -231,20 +241,26 @@ class HandLandmarksTorch:
         j = HAND21.num_joints
         if len(frame) == 0:
             empty = np.zeros((0, j), np.float32)
-            return HandLandmarks(frame, np.zeros((0, j, 2), np.float32), empty, np.zeros(0, np.float32), rois, rois)
+            return HandLandmarks(frame, np.zeros((0, j, 2), np.float32), empty, np.zeros(0, np.float32),
+                                 np.zeros((0, j, 3), np.float32), rois, rois)
         x = crop_rois(images, frame, rois, self.size, INPUT_RANGE, ZERO_BORDER, warp=self.warp, device=self.device,
                       dtype=torch.float32)
-        raw, score = [], []
+        raw, score, world = [], [], []
         with torch.inference_mode():
             for s in range(0, len(frame), self.batch_size):
-                lm, presence = self.network(x[s:s + self.batch_size])
+                lm, presence, wld = self.network(x[s:s + self.batch_size])
                 raw.append(lm.float().cpu().numpy())
                 score.append(presence.float().cpu().numpy()[:, 0])
+                world.append(wld.float().cpu().numpy())
         raw = np.concatenate(raw).reshape(-1, j, 3).astype(np.float64)
         px = bp.project_from_roi(raw[..., :2] / np.array(self.size, np.float64), rois)
         z = (raw[..., 2] / self.size[0] * rois[:, 2:3]).astype(np.float32)
-        return HandLandmarks(frame, px.astype(np.float32), z, np.concatenate(score).astype(np.float32), rois,
-                             hand_rois_from_landmarks(px))
+        # the world landmarks come in the crop's axes: turned by the ROI's rotation into the image's
+        wld = np.concatenate(world).reshape(-1, j, 3).astype(np.float64)
+        c, s_ = np.cos(rois[:, 4:5]), np.sin(rois[:, 4:5])
+        wld = np.stack([c * wld[..., 0] - s_ * wld[..., 1], s_ * wld[..., 0] + c * wld[..., 1], wld[..., 2]], -1)
+        return HandLandmarks(frame, px.astype(np.float32), z, np.concatenate(score).astype(np.float32),
+                             wld.astype(np.float32), rois, hand_rois_from_landmarks(px))
 
     def hands(self, frames: np.ndarray | Sequence[np.ndarray], body_keypoints: np.ndarray,
               body_confidence: np.ndarray, *, track: bool = True, span: int = 8, refine: bool = True) -> Hands:
@@ -276,6 +292,7 @@ class HandLandmarksTorch:
             raise ValueError(f"span must be at least 1, got {span}")
         j = HAND21.num_joints
         out_kp = np.full((t, 2, j, 2), np.nan, np.float32)
+        out_world = np.full((t, 2, j, 3), np.nan, np.float32)
         score = np.zeros((t, 2), np.float32)
         used = np.full((t, 2, 5), np.nan)
         starts = list(range(0, t, span))
@@ -302,11 +319,13 @@ class HandLandmarksTorch:
             tracked[seg] = np.nan
             tracked[k_[found], h_[found]] = lm.next_roi[found]
             out_kp[f_[found], h_[found]] = lm.keypoints[found]
+            out_world[f_[found], h_[found]] = lm.world[found]
             score[f_, h_] = lm.score
             used[f_, h_] = lm.roi
         seen = np.isfinite(out_kp).all((-1, -2))
         conf = np.where(seen, score, 0.0)[..., None].repeat(j, -1)
-        return Hands(out_kp.reshape(t, 2 * j, 2), conf.reshape(t, 2 * j).astype(np.float32), score, used)
+        return Hands(out_kp.reshape(t, 2 * j, 2), conf.reshape(t, 2 * j).astype(np.float32), score, used,
+                     out_world.reshape(t, 2 * j, 3))
 
 
 def _replace(lm: HandLandmarks, rows: np.ndarray, other: HandLandmarks) -> HandLandmarks:

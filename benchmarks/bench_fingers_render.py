@@ -1,0 +1,222 @@
+"""Finger motion on renders: the anny character's hand in known poses, rendered with bpy, read by our
+hand network, turned into finger rotations, compared with the pose the character holds.
+
+1. A MOTION61 motion holds one known hand pose a frame (open, fist, pointing, pinch and random
+   poses within the limits; the wrists turned differently each frame); ``retarget_to_file`` puts
+   it on the anny character (:func:`mocap.export.avatar.retarget_to_avatar`: the finger bones by
+   name), as ``mocap capture --avatar anny`` does.
+2. Each frame is rendered at 1920x1080 (Workbench, ``mocap.export.avatar.render_frame``'s look)
+   by a 50 mm camera 2 m from the left hand, from several directions.
+3. The hand network (:class:`~mocap.detect2d.estimators.hands_torch.HandLandmarksTorch`) reads the
+   hand in a region from the true hand's 2D points (as when tracking; the body's wrists are not
+   used here), with its second pass; then the finger stage users run
+   (:func:`mocap.cleanup.fingers.motion_with_fingers`, no smoothing: every frame is another pose).
+4. Truth: anny's posed finger bones (heads, and the last bone's tail for the tip) read by the same
+   angle functions (:func:`mocap.kinematics.fingers.finger_angles`, :func:`palm_rotmats`), so
+   both sides are measured the same way on anny's own hand shape.
+
+    python benchmarks/bench_fingers_render.py [--views 5] [--random 4] [--keep DIR]
+
+Needs the blender and avatar extras (bpy, anny) and torch.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mocap.camera import Camera, intrinsic_matrix  # noqa: E402
+from mocap.cleanup.fingers import FingerOptions, angles_of_motion, motion_with_fingers  # noqa: E402
+from mocap.formats import Motion, save_motion  # noqa: E402
+from mocap.kinematics import fingers as fk  # noqa: E402
+from mocap.rotations import geodesic_angle, matrix_to_quat_wxyz  # noqa: E402
+from mocap.skeletons import MOTION61, rest_offsets  # noqa: E402
+from tests.hand_synthetic import POSES, hand_scene, random_pose  # noqa: E402
+
+#: Blender's Z-up world -> ours (+Y up): (x, y, z) -> (x, z, -y)
+B2Y = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+#: directions from the left hand to the camera, our axes (the person faces +Z, their left is +X)
+VIEWS = {"front": (0.0, 0.3, 1.0), "front-left": (0.8, 0.3, 0.7), "above": (0.1, 1.0, 0.5),
+         "left": (1.0, 0.15, 0.0), "front-right": (-0.5, 0.3, 1.0)}
+#: anny's bones of HAND21's points (wrist, then per finger from the palm out; the tip is the last bone's tail)
+ANNY_CHAINS = {"thumb": "finger1", "index_finger": "finger2", "middle_finger": "finger3", "ring_finger": "finger4",
+               "pinky": "finger5"}
+W, H, LENS_MM = 1920, 1080, 50.0
+
+
+def anny_hand_points(arm, side: str = "L") -> np.ndarray:
+    """(21, 3) our world metres: the posed anny hand's HAND21 points at the current frame."""
+    mw = np.array(arm.matrix_world)
+    pts = [arm.pose.bones[f"wrist.{side}"].head]
+    for f in ANNY_CHAINS.values():
+        bones = [arm.pose.bones[f"{f}-{k}.{side}"] for k in (1, 2, 3)]
+        pts += [b.head for b in bones] + [bones[-1].tail]
+    p = np.array([list(v) for v in pts])
+    return (p @ mw[:3, :3].T + mw[:3, 3]) @ B2Y.T
+
+
+def place_camera(bpy, target_ours: np.ndarray, direction_ours, distance: float) -> Camera:
+    """A Blender camera ``distance`` from ``target`` along ``direction`` (our axes), aimed at it;
+    returns it as our :class:`Camera` in our world (+Y up)."""
+    from mathutils import Vector
+
+    d = np.asarray(direction_ours, float)
+    eye_ours = target_ours + distance * d / np.linalg.norm(d)
+    eye_b, target_b = B2Y.T @ eye_ours, B2Y.T @ target_ours
+    scene = bpy.context.scene
+    cam = scene.camera
+    if cam is None:
+        cam = bpy.data.objects.new("hand_camera", bpy.data.cameras.new("hand_camera"))
+        scene.collection.objects.link(cam)
+        scene.camera = cam
+    cam.data.lens, cam.data.sensor_width, cam.data.sensor_fit = LENS_MM, 36.0, "HORIZONTAL"
+    cam.location = Vector(eye_b.tolist())
+    cam.rotation_euler = (Vector(target_b.tolist()) - Vector(eye_b.tolist())).to_track_quat("-Z", "Y").to_euler()
+    bpy.context.view_layer.update()
+    m = np.array(cam.matrix_world)
+    r_b = np.diag([1.0, -1.0, -1.0]) @ m[:3, :3].T  # world (Blender) -> camera (x right, y down, z forward)
+    r = r_b @ B2Y.T
+    return Camera(name="render", size=(W, H), K=intrinsic_matrix(LENS_MM / 36.0 * W, (W / 2.0, H / 2.0)), R=r,
+                  t=-r @ eye_ours, dist=np.zeros(5))
+
+
+def render(bpy, path: Path) -> np.ndarray:
+    import cv2
+
+    scene = bpy.context.scene
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.display.shading.light = "STUDIO"
+    scene.display.shading.color_type = "MATERIAL"
+    scene.display.shading.show_shadows = True
+    scene.view_settings.view_transform = "Standard"
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = W, H, 100
+    scene.render.image_settings.file_format = "PNG"
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("background")
+    scene.world.color = (0.8, 0.85, 0.9)
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True)
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def _draw(path: Path, image: np.ndarray, truth_px: np.ndarray, found_px: np.ndarray) -> None:
+    """A crop of ``image`` around the hand with the true points (green) and the network's (red)."""
+    import cv2
+
+    lo, hi = truth_px.min(0), truth_px.max(0)
+    c, half = (lo + hi) / 2, max(hi - lo) * 0.8
+    x0, y0 = int(max(c[0] - half, 0)), int(max(c[1] - half, 0))
+    crop = cv2.cvtColor(image[y0:int(c[1] + half), x0:int(c[0] + half)], cv2.COLOR_RGB2BGR).copy()
+    for pts, colour in ((truth_px, (0, 160, 0)), (found_px, (0, 0, 220))):
+        for p in pts:
+            cv2.circle(crop, (int(p[0] - x0), int(p[1] - y0)), 3, colour, -1)
+    cv2.imwrite(str(path), crop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--views", type=int, default=len(VIEWS), help="camera directions (of %d)" % len(VIEWS))
+    ap.add_argument("--random", type=int, default=4, help="random poses within the limits, besides the named four")
+    ap.add_argument("--distance", type=float, default=2.0, help="camera to hand, metres")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the renders in this folder")
+    args = ap.parse_args(argv)
+    import bpy
+
+    from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch, hand_rois_from_landmarks
+    from mocap.export.avatar import retarget_to_avatar
+    from mocap.export.blender import find_armature
+
+    plan = fk.plan_hands(MOTION61, rest_offsets(MOTION61))
+    rng = np.random.default_rng(7)
+    names = list(POSES) + [f"random {k}" for k in range(args.random)]
+    angles = np.stack([POSES[n] for n in POSES] + [random_pose(rng, plan) for _ in range(args.random)])
+    t = len(angles)
+    scene = hand_scene(angles, frames=t, pixel_noise=0.0, world_noise_m=0.0)
+    source = Motion(joints=scene.truth_joints, joint_names=MOTION61.joint_names, parents=MOTION61.parents, fps=30.0,
+                    local_quats_wxyz=scene.truth_quats, root_translation=scene.body.root_translation,
+                    rest_offsets=rest_offsets(MOTION61))
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench_fingers_render_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    save_motion(folder / "motion.npz", source)
+    retarget_to_avatar(folder / "motion.npz", folder / "anny.blend", pin_feet=False)
+    arm = find_armature()
+
+    truth = np.empty((t, 21, 3))
+    for f in range(t):
+        bpy.context.scene.frame_set(f + 1)
+        truth[f] = anny_hand_points(arm)
+    observed = np.full((t, MOTION61.num_joints, 3), np.nan)
+    observed[:, plan.hand_points[0]] = truth
+    true_wrist = fk.palm_rotmats(plan, observed)[:, 0]
+    true_angles = fk.finger_angles(plan, observed, fk.palm_rotmats(plan, observed))[:, 0]
+
+    est = HandLandmarksTorch()
+    rows = []
+    print(f"anny's left hand, {t} poses x {args.views} views, 1920x1080, 50 mm lens at {args.distance:g} m")
+    for view in list(VIEWS)[:args.views]:
+        kp = np.full((t, 42, 2), np.nan, np.float32)
+        world = np.full((t, 42, 3), np.nan, np.float32)
+        conf = np.zeros((t, 42), np.float32)
+        sizes, cams, err2d, err3d = [], [], [], []
+        for f in range(t):
+            bpy.context.scene.frame_set(f + 1)
+            cam = place_camera(bpy, truth[f].mean(0), VIEWS[view], args.distance)
+            cams.append(cam)
+            image = render(bpy, folder / f"{view}_{f:02d}.png")
+            px = cam.project(truth[f])
+            sizes.append(float((px.max(0) - px.min(0)).max()))
+            roi = hand_rois_from_landmarks(px[None])
+            lm = est.landmarks([image], np.zeros(1, np.int64), roi)
+            lm2 = est.landmarks([image], np.zeros(1, np.int64), lm.next_roi)
+            if lm2.score[0] >= lm.score[0]:
+                lm = lm2
+            if lm.score[0] >= est.min_confidence:
+                kp[f, :21], world[f, :21], conf[f, :21] = lm.keypoints[0], lm.world[0], lm.score[0]
+            if args.keep is not None:  # the truth (green) and the network's points (red) on the hand
+                _draw(folder / f"{view}_{f:02d}_points.png", image, px, lm.keypoints[0])
+            # the network against the truth: 2D, % of the hand's size; 3D shape (centred), mm
+            err2d.append(100 * float(np.linalg.norm(lm.keypoints[0] - px, axis=-1).mean()) / sizes[-1])
+            true_cam = cam.world_to_camera(truth[f])
+            err3d.append(1000 * float(np.linalg.norm((lm.world[0] - lm.world[0].mean(0))
+                                                     - (true_cam - true_cam.mean(0)), axis=-1).mean()))
+        for f in range(t):  # the finger stage takes one camera a clip: each frame is a clip of one frame
+            one = Motion(joints=scene.body.joints[f:f + 1], joint_names=scene.body.joint_names,
+                         parents=scene.body.parents, fps=30.0, local_quats_wxyz=scene.body.local_quats_wxyz[f:f + 1],
+                         root_translation=scene.body.root_translation[f:f + 1], rest_offsets=scene.body.rest_offsets)
+            m = motion_with_fingers(one, kp[f:f + 1], world[f:f + 1], conf[f:f + 1], cams[f],
+                                    options=FingerOptions(cutoff_hz=0.0, max_gap_s=0.0))
+            if not m.hand_valid[0, 0]:
+                rows.append((view, names[f], np.nan, np.nan, sizes[f], err2d[f], err3d[f]))
+                continue
+            got = angles_of_motion(m)[0, 0]
+            flex_err = np.degrees(np.abs(got[:, 0] - true_angles[f, :, 0]))
+            wrist = fk.palm_rotmats(plan, m.joints)[0, 0]
+            w_err = float(np.degrees(geodesic_angle(matrix_to_quat_wxyz(wrist), matrix_to_quat_wxyz(true_wrist[f]))))
+            rows.append((view, names[f], float(flex_err.mean()), w_err, sizes[f], err2d[f], err3d[f]))
+    print(f"{'view':<12} {'pose':<10} {'hand px':>7} {'2D err %':>8} {'3D err mm':>9} {'flexion err':>11} {'wrist err':>9}")
+    for view, pose, fe, we, size, e2, e3 in rows:
+        print(f"{view:<12} {pose:<10} {size:7.0f} {e2:8.1f} {e3:9.1f} " + (f"{fe:10.1f}° {we:8.1f}°" if np.isfinite(fe)
+                                                                          else "  not found"))
+    print(f"hand network against anny's bones: 2D mean {np.mean([r[5] for r in rows]):.1f} % of the hand's size, "
+          f"world landmarks (centred) {np.mean([r[6] for r in rows]):.1f} mm mean per point")
+    fe = np.array([r[2] for r in rows])
+    we = np.array([r[3] for r in rows])
+    found = np.isfinite(fe)
+    print(f"found {found.sum()} of {len(rows)} hands; flexion error mean {np.nanmean(fe):.1f}° (per pose, "
+          f"mean over its 15 joints), median {np.nanmedian(fe):.1f}°; wrist orientation error mean {np.nanmean(we):.1f}°, "
+          f"median {np.nanmedian(we):.1f}°  (targets: 12° and 10°)")
+    for pose in names:
+        sel = np.array([r[1] == pose for r in rows]) & found
+        print(f"  {pose:<10} flexion {np.mean(fe[sel]) if sel.any() else np.nan:5.1f}°  wrist "
+              f"{np.mean(we[sel]) if sel.any() else np.nan:5.1f}°  ({sel.sum()} views)")
+    print(f"renders in {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
