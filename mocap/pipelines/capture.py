@@ -252,12 +252,32 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
         with timer.stage("hands"):
             keypoints = detect_hands_video(video, keypoints, device=detection.device, frames=frames,
                                            progress=progress)
+    if detection.face:
+        with timer.stage("face"):
+            _write_face(video, keypoints, out, outputs, device=detection.device, frames=frames, progress=progress)
     if export.overlay and not drawing:
         with timer.stage("overlay"):
             outputs["overlay"] = out / "overlay.mp4"
             draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
                                 max_width=export.overlay_max_width, frames=frames)
     return keypoints, tracks, chosen, rate
+
+
+def _write_face(video, keypoints: Keypoints2D, out: Path, outputs: dict[str, Path], *, device: str,
+                frames: tuple[int, int] | None, progress: bool) -> None:
+    """face.npz and face.csv of the captured person (:mod:`mocap.detect2d.face`, :mod:`mocap.face.controls`)."""
+    from mocap.detect2d.face import detect_face_video
+    from mocap.face.controls import face_data
+    from mocap.face.options import FaceOptions
+    from mocap.formats import save_face, write_face_csv
+
+    face = detect_face_video(video, keypoints, device=device, frames=frames, progress=progress)
+    o = FaceOptions()
+    data = face_data(face.keypoints, face.z, face.score, fps=keypoints.fps, cutoff_hz=o.cutoff_hz,
+                     rest_percentile=o.rest_percentile)
+    outputs["face"], outputs["face_csv"] = out / "face.npz", out / "face.csv"
+    save_face(outputs["face"], data)
+    write_face_csv(outputs["face_csv"], data)
 
 
 def _seen_span(keypoints: Keypoints2D) -> tuple[int, int, np.ndarray]:
