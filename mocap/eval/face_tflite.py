@@ -47,7 +47,7 @@ def _graph_config() -> str:
 
 @dataclass(frozen=True)
 class FaceCrops:
-    """N face crops of real frames: ``crops`` (N, 192, 192, 3) float32 in [0, 1], ``rois`` (N, 5)
+    """N face crops of real images: ``crops`` (N, 192, 192, 3) float32 in [0, 1], ``rois`` (N, 5)
     (cx, cy, side, side pixels, rotation radians), ``frame`` (N,)."""
 
     crops: np.ndarray
@@ -75,6 +75,37 @@ def face_crops(frames: list[np.ndarray], body_keypoints: np.ndarray, body_confid
     x = crop_rois(frames, frame, rois, est.size, ft.INPUT_RANGE, ft.ZERO_BORDER, warp="cv2", device="cpu",
                   dtype=torch.float32)
     return FaceCrops(x.numpy(), rois, frame)
+
+
+def photo_face_crops(images: list[np.ndarray], *, min_score: float = 0.5) -> FaceCrops:
+    """Face crops of photos ((H, W, 3) uint8 RGB, any sizes): BlazePoseTorch's people in each,
+    the face ROI from each body, refined once by the landmarks, kept where the face network's
+    presence score is at least ``min_score``; ``frame`` is the photo's index."""
+    import torch
+
+    from mocap.detect2d.estimators import face_torch as ft
+    from mocap.detect2d.estimators.blazepose_torch import BlazePoseTorch
+    from mocap.detect2d.estimators.roi_crop import crop_rois
+
+    body_net, est = BlazePoseTorch(), ft.FaceLandmarksTorch()
+    crops, rois, frame = [], [], []
+    for k, img in enumerate(images):
+        body = body_net([img])
+        for person in range(int(body.num_people[0])):
+            roi, ok = ft.face_rois_from_body(body.keypoints[:, person], body.confidence[:, person])
+            if not ok[0]:
+                continue
+            lm = est.landmarks([img], np.zeros(1, int), est.landmarks([img], np.zeros(1, int), roi).next_roi)
+            if lm.score[0] < min_score:
+                continue
+            x = crop_rois([img], np.zeros(1, int), lm.roi, est.size, ft.INPUT_RANGE, ft.ZERO_BORDER, warp="cv2",
+                          device="cpu", dtype=torch.float32)
+            crops.append(x.numpy()[0])
+            rois.append(lm.roi[0])
+            frame.append(k)
+    if not crops:
+        return FaceCrops(np.zeros((0, *est.size[::-1], 3), np.float32), np.zeros((0, 5)), np.zeros(0, int))
+    return FaceCrops(np.stack(crops), np.stack(rois), np.array(frame))
 
 
 def mediapipe_face_outputs(crops: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -105,6 +136,51 @@ def mediapipe_face_outputs(crops: np.ndarray) -> tuple[np.ndarray, ...]:
                  for s, d in zip(_STREAMS, dims))
 
 
+_REFINED_GRAPH = """
+input_stream: "IMAGE:image"
+input_stream: "ROI:roi"
+output_stream: "LANDMARKS:landmarks"
+node {
+  calculator: "FaceLandmarkCpu"
+  input_stream: "IMAGE:image"
+  input_stream: "ROI:roi"
+  input_side_packet: "WITH_ATTENTION:with_attention"
+  output_stream: "LANDMARKS:landmarks"
+}
+"""
+
+
+def mediapipe_refined_landmarks(crops: np.ndarray) -> np.ndarray:
+    """MediaPipe's whole face landmark subgraph (``FaceLandmarkCpu`` with attention: the network,
+    then its own merging of lips, eyes and irises into 478 points) on each crop as a whole image:
+    (N, 192, 192, 3) uint8 -> (N, 478, 3) crop pixels (z scaled like x), NaN where it finds no
+    face (presence below 0.5)."""
+    import os
+
+    import mediapipe as mp
+    from mediapipe.framework.formats import rect_pb2
+    from mediapipe.python import packet_creator, packet_getter
+    from mediapipe.python._framework_bindings import resource_util
+
+    resource_util.set_resource_dir(os.path.dirname(os.path.dirname(mp.__file__)))
+    n, h, w = crops.shape[:3]
+    out = np.full((n, 478, 3), np.nan)
+
+    def on_landmarks(_stream, packet):
+        out[packet.timestamp.value] = [(p.x * w, p.y * h, p.z * w) for p in packet_getter.get_proto(packet).landmark]
+
+    graph = mp.CalculatorGraph(graph_config=_REFINED_GRAPH)
+    graph.observe_output_stream("landmarks", on_landmarks)
+    graph.start_run({"with_attention": packet_creator.create_bool(True)})
+    roi = rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=1.0, height=1.0, rotation=0.0)
+    for k, img in enumerate(crops):
+        graph.add_packet_to_input_stream("image", packet_creator.create_image_frame(
+            image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(img, np.uint8)).at(k))
+        graph.add_packet_to_input_stream("roi", packet_creator.create_proto(roi).at(k))
+    graph.close()
+    return out
+
+
 def torch_vs_tflite(c: FaceCrops) -> dict:
     """The shipped PyTorch network and MediaPipe's interpreter on the crops ``c`` (as uint8 images).
 
@@ -114,7 +190,10 @@ def torch_vs_tflite(c: FaceCrops) -> dict:
         in image pixels, as a percentage of the face's size (the longer side of the box of
         MediaPipe's 468 mesh points); ``max_px``; ``face_px``: the median face size, pixels;
         ``max_raw``: the largest difference of any raw output (crop pixels);
-        ``presence_max_diff``: of the presence score (after the sigmoid).
+        ``presence_max_diff``: of the presence score (after the sigmoid); ``faces``: crops where
+        MediaPipe's whole face subgraph finds a face, and over those ``refined_max_px``: the
+        largest difference between its 478 points (its own refinement) and ours (crop pixels,
+        x, y and z), which checks :func:`~mocap.detect2d.estimators.face_torch.refine_face_landmarks`.
     """
     import torch
 
@@ -136,7 +215,11 @@ def torch_vs_tflite(c: FaceCrops) -> dict:
     extent = (px_ref[:, :468].max(1) - px_ref[:, :468].min(1)).max(-1)
     pct = 100 * d / extent[:, None]
     sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    mp_refined = mediapipe_refined_landmarks(images)
+    face = np.isfinite(mp_refined).all((1, 2))
+    refined_max = float(np.abs(got[face] - mp_refined[face]).max()) if face.any() else float("nan")
     return {"crops": len(images), "max_pct": float(pct.max()), "median_pct": float(np.median(pct)),
             "max_px": float(d.max()), "face_px": float(np.median(extent)), "max_raw": max_raw,
             "presence_max_diff": float(np.abs(sig(raw[-1][:, 0]) - sig(ref[-1])).max()),
+            "faces": int(face.sum()), "refined_max_px": refined_max,
             "outputs": OUTPUTS}
