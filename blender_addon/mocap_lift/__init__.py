@@ -121,6 +121,39 @@ class MOCAP_OT_import_motion(_ImportOptions, Operator, ImportHelper):
         return {"FINISHED"} if result is not None else {"CANCELLED"}
 
 
+def _face_mesh(context):
+    """The active object if it is a mesh with shape keys (what Apply Face drives), else None."""
+    obj = context.object
+    return obj if obj is not None and obj.type == "MESH" and obj.data.shape_keys is not None else None
+
+
+class MOCAP_OT_apply_face(Operator, ImportHelper):
+    """Drive the selected mesh's shape keys named as the face controls (jawOpen, eyeBlinkLeft ...) from a face.npz"""
+
+    bl_idname = "mocap.apply_face"
+    bl_label = "Apply Face"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="face*.npz", options={"HIDDEN"})
+    frame_start: IntProperty(name="Frame Start", default=1, description="Frame of the first key (as for the motion)")
+
+    @classmethod
+    def poll(cls, context):
+        return _face_mesh(context) is not None
+
+    def execute(self, context):
+        from . import face
+
+        mesh = _face_mesh(context)
+        result = _report_errors(self, "Face", lambda: face.apply_face(self.filepath, mesh, frame_start=self.frame_start))
+        if result is None:
+            return {"CANCELLED"}
+        keys, frames = result
+        self.report({"INFO"}, f"{frames} frames of {os.path.basename(self.filepath)} on {mesh.name}: {', '.join(keys)}")
+        return {"FINISHED"}
+
+
 class MOCAP_OT_detect_bone_map(Operator):
     """Map the active armature's bones onto the captured joints by name (Mixamo, Rigify, Unreal, VRM, SMPL...)"""
 
@@ -345,6 +378,9 @@ class MOCAP_PT_import(_SidebarPanel, Panel):
         if settings.fidelity:  # "fidelity: limbs within ... ; planted feet slide ..." in two lines
             for part in settings.fidelity.removeprefix("fidelity: ").split("; "):
                 layout.label(text=part, icon="CHECKMARK")
+        mesh = _face_mesh(context)
+        layout.operator(MOCAP_OT_apply_face.bl_idname, icon="SHAPEKEY_DATA",
+                        text=f"Apply Face to {mesh.name}" if mesh else "Apply Face (select a mesh with shape keys)")
 
 
 class MOCAP_PT_bone_map(_SidebarPanel, Panel):
@@ -451,6 +487,7 @@ classes = (
     MOCAP_CaptureState,
     MOCAP_LiveState,
     MOCAP_OT_import_motion,
+    MOCAP_OT_apply_face,
     MOCAP_OT_detect_bone_map,
     MOCAP_OT_capture_video,
     MOCAP_OT_capture_cancel,

@@ -54,15 +54,18 @@ def _key(action, owner, path: str, frames: np.ndarray, values: np.ndarray, group
     fc.update()
 
 
-def animate_face_controls(arm, names: Sequence[str], values: np.ndarray, *, frame_start: int = 1) -> list[str]:
-    """Key the face controls on ``arm`` and on the matching shape keys of the scene's meshes.
+def animate_face_controls(arm, names: Sequence[str], values: np.ndarray, *, frame_start: int = 1,
+                          meshes=None) -> list[str]:
+    """Key the face controls on ``arm`` and on the matching shape keys of meshes.
 
     Args:
-        arm: the armature object (its current action gets the custom property curves; one is
-            made if it has none).
+        arm: the armature object (its current action gets the custom property curves, and the
+            shape keys go into a slot of the same action, so that glTF exports one clip); None:
+            no custom properties, and each mesh's shape keys get a new action.
         names: the K control names (ARKit's: ``jawOpen`` ...).
         values: (T, K) in [0, 1], NaN where there is no face (keyed as 0).
         frame_start: the Blender frame of the first row.
+        meshes: the mesh objects whose shape keys to animate (default: every mesh of the scene).
 
     Returns:
         the shape keys animated, as ``"<mesh object>:<shape key>"``.
@@ -73,17 +76,19 @@ def animate_face_controls(arm, names: Sequence[str], values: np.ndarray, *, fram
         raise ValueError(f"values must be (T, {len(names)}) for the {len(names)} control names, got {v.shape}")
     v = np.clip(np.nan_to_num(v, nan=0.0), 0.0, 1.0)
     frames = frame_start + np.arange(len(v), dtype=np.float64)
-    arm.animation_data_create()
-    action = arm.animation_data.action
-    if action is None:
-        action = arm.animation_data.action = bpy.data.actions.new("face")
-    for k, name in enumerate(names):
-        arm[name] = 0.0
-        arm.id_properties_ui(name).update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0,
-                                          description=f"face control {name} (mocap-lift face.npz)")
-        _key(action, arm, f'["{name}"]', frames, v[:, k], "face")
+    action = None
+    if arm is not None:
+        arm.animation_data_create()
+        action = arm.animation_data.action
+        if action is None:
+            action = arm.animation_data.action = bpy.data.actions.new("face")
+        for k, name in enumerate(names):
+            arm[name] = 0.0
+            arm.id_properties_ui(name).update(min=0.0, max=1.0, soft_min=0.0, soft_max=1.0,
+                                              description=f"face control {name} (mocap-lift face.npz)")
+            _key(action, arm, f'["{name}"]', frames, v[:, k], "face")
     driven = []
-    for obj in bpy.context.scene.objects:
+    for obj in bpy.context.scene.objects if meshes is None else meshes:
         keys = obj.data.shape_keys if obj.type == "MESH" else None
         if keys is None:
             continue
@@ -91,7 +96,9 @@ def animate_face_controls(arm, names: Sequence[str], values: np.ndarray, *, fram
         if not present:
             continue
         keys.animation_data_create()
-        if keys.animation_data.action is None:  # the armature's action, in a slot of its own: one glTF animation
+        if action is None:  # no armature: a new action per call (as the add-on's imports make)
+            keys.animation_data.action = bpy.data.actions.new(f"{obj.name}_face")
+        elif keys.animation_data.action is None:
             keys.animation_data.action = action
         for k, name in present:
             _key(keys.animation_data.action, keys, f'key_blocks["{name}"].value', frames, v[:, k], "face")
