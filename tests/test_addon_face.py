@@ -96,3 +96,19 @@ def test_apply_face_refuses_a_mesh_without_control_shape_keys(addon, tmp_path):
         bpy.ops.mocap.apply_face(filepath=str(tmp_path / "face.npz"))
     bpy.ops.mesh.primitive_cube_add()  # no shape keys at all: the operator is greyed out
     assert not bpy.ops.mocap.apply_face.poll()
+
+
+def test_face_panel_under_import(addon):
+    import bpy
+
+    from tests.test_blender_addon import _Layout
+
+    clear_scene()
+    assert bpy.types.MOCAP_PT_face.bl_parent_id == "MOCAP_PT_import"
+    layout = _Layout()
+    bpy.types.MOCAP_PT_face.draw(type("P", (), {"layout": layout})(), bpy.context)
+    assert layout.operators == ["mocap.apply_face"] and layout.labels == ["Select a mesh with shape keys"]
+    _mesh_with_keys(["jawOpen"])
+    layout = _Layout()
+    bpy.types.MOCAP_PT_face.draw(type("P", (), {"layout": layout})(), bpy.context)
+    assert layout.labels == [f"Shape keys of: {bpy.context.object.name}"]

@@ -378,9 +378,6 @@ class MOCAP_PT_import(_SidebarPanel, Panel):
         if settings.fidelity:  # "fidelity: limbs within ... ; planted feet slide ..." in two lines
             for part in settings.fidelity.removeprefix("fidelity: ").split("; "):
                 layout.label(text=part, icon="CHECKMARK")
-        mesh = _face_mesh(context)
-        layout.operator(MOCAP_OT_apply_face.bl_idname, icon="SHAPEKEY_DATA",
-                        text=f"Apply Face to {mesh.name}" if mesh else "Apply Face (select a mesh with shape keys)")
 
 
 class MOCAP_PT_bone_map(_SidebarPanel, Panel):
@@ -397,6 +394,18 @@ class MOCAP_PT_bone_map(_SidebarPanel, Panel):
         self.layout.operator(MOCAP_OT_detect_bone_map.bl_idname, icon="BONE_DATA")
         if len(arm.mocap_bone_map):
             self.layout.template_list("MOCAP_UL_bone_map", "", arm, "mocap_bone_map", arm, "mocap_bone_map_index", rows=6)
+
+
+class MOCAP_PT_face(_SidebarPanel, Panel):
+    bl_label = "Face"
+    bl_parent_id = "MOCAP_PT_import"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        mesh = _face_mesh(context)
+        self.layout.label(text=f"Shape keys of: {mesh.name}" if mesh else "Select a mesh with shape keys",
+                          icon="SHAPEKEY_DATA")
+        self.layout.operator(MOCAP_OT_apply_face.bl_idname, icon="IMPORT")
 
 
 class MOCAP_PT_nla(_SidebarPanel, Panel):
@@ -499,6 +508,7 @@ classes = (
     MOCAP_PT_capture,  # the sidebar top to bottom: capture, import onto the rig, its bone map, NLA, live
     MOCAP_PT_import,
     MOCAP_PT_bone_map,
+    MOCAP_PT_face,
     MOCAP_PT_nla,
     MOCAP_PT_live,
     MOCAP_AddonPreferences,
