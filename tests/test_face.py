@@ -248,3 +248,13 @@ def test_capture_with_face_writes_face_files(tmp_path):
     assert (np.isnan(d.controls) == ~found[:, None]).all()
     rows = list(csv.reader((out / "face.csv").read_text().splitlines()))
     assert len(rows) == 1 + k.num_frames and rows[0][5:] == list(fc.CONTROLS)
+
+
+def test_face_is_one_view_only(tmp_path):
+    from mocap.errors import MocapError
+    from mocap.pipelines.multiview import _check_request
+    from mocap.pipelines.options import CaptureOptions, DetectionOptions, MultiViewOptions
+
+    options = CaptureOptions(detection=DetectionOptions(face=True), multiview=MultiViewOptions(calibration="calib.toml"))
+    with pytest.raises(MocapError, match="--face works with one video"):
+        _check_request([tmp_path / "a.mp4", tmp_path / "b.mp4"], options)
