@@ -225,7 +225,7 @@ def test_face_option_needs_a_body_with_a_face():
 
 
 @pytest.mark.slow
-def test_capture_with_face_writes_face_files(tmp_path):
+def test_capture_with_face_writes_face_files(tmp_path, capsys):
     """``mocap capture --face`` on the first 0.5 s of the example (30 frames). The example's face
     is pixelated (the Pose2Sim demo anonymises it), so the network finds no face there: the
     files hold every frame, NaN controls and empty CSV cells, and presence scores below 0.5."""
@@ -238,6 +238,7 @@ def test_capture_with_face_writes_face_files(tmp_path):
     out = tmp_path / "out"
     assert main(["capture", str(EXAMPLE_VIDEO), "-o", str(out), "--face", "--end", "0.5", "--no-preview",
                  "--no-fit", "--no-overlay", "-q"]) == 0
+    assert "face found in 0 frames (of 30); face.npz holds no controls" in capsys.readouterr().out
     k = load_keypoints(out / "keypoints2d.npz")
     d = load_face(out / "face.npz")
     assert d.num_frames == k.num_frames and d.names == fc.CONTROLS and d.fps == k.fps

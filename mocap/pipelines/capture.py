@@ -136,6 +136,7 @@ class CaptureReport:
     jumps: list[tuple[int, int]] = field(default_factory=list)  # implausible 2D root steps (frame pairs)
     short_tracks: int = 0  # tracks too short to list in people.json
     hands: tuple[int, int] | None = None  # frames with the left hand, with the right hand (None: not asked for)
+    face: int | None = None  # frames with the face (None: not asked for)
     quality: dict | None = None  # quality.json (None without the fit)
 
     def people_lines(self) -> list[str]:
@@ -183,6 +184,8 @@ class CaptureReport:
             f"left/right swaps of the 2D detector undone in {self.swapped_frames} frames",
             *([] if self.hands is None else [f"hands found: left in {self.hands[0]} frames, right in "
                                              f"{self.hands[1]} frames (of {self.num_frames})"]),
+            *([] if self.face is None else [f"face found in {self.face} frames (of {self.num_frames})" + (
+                "; face.npz holds no controls (is the face visible, and not too small?)" if not self.face else "")]),
             f"lifter: {self.lifter}",
             *self.quality_lines(),
             "time per stage:",
@@ -278,6 +281,15 @@ def _write_face(video, keypoints: Keypoints2D, out: Path, outputs: dict[str, Pat
     outputs["face"], outputs["face_csv"] = out / "face.npz", out / "face.csv"
     save_face(outputs["face"], data)
     write_face_csv(outputs["face_csv"], data)
+
+
+def _face_frames(path: Path | None) -> int | None:
+    """Frames with the face in face.npz at ``path``; None without one."""
+    if path is None:
+        return None
+    from mocap.formats import load_face
+
+    return int(np.isfinite(load_face(path).controls).all(-1).sum())
 
 
 def _seen_span(keypoints: Keypoints2D) -> tuple[int, int, np.ndarray]:
@@ -463,4 +475,5 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
-                         short_tracks=short, quality=quality, hands=hand_frames(keypoints))
+                         short_tracks=short, quality=quality, hands=hand_frames(keypoints),
+                         face=_face_frames(outputs.get("face")))
