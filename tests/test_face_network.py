@@ -70,13 +70,13 @@ def test_network_and_refinement_match_mediapipe_on_real_faces():
     """Faces in the COCO photos of ../shared/data (found from BlazePose's bodies): the landmarks
     within 1 % of the face's size of MediaPipe's interpreter, and our 478 points (lips, eyes and
     irises merged into the mesh) those of MediaPipe's own FaceLandmarkCpu subgraph. Measured:
-    22 faces, max 0.0003 % of the face size; refined points within 2e-4 px."""
+    25 faces, max 0.00026 % of the face size; refined points within 1.8e-4 px."""
     from mocap.eval.face_tflite import photo_face_crops, torch_vs_tflite
 
     folder = shared_path("images", "coco_mini")
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("*.jpg"))]
     crops = photo_face_crops(images)
-    assert len(crops.frame) >= 15  # measured: 22 faces in 60 photos
+    assert len(crops.frame) >= 20  # measured: 25 faces in 60 photos
     r = torch_vs_tflite(crops)
     print(r)
     assert r["faces"] == r["crops"]  # MediaPipe finds every face we found
