@@ -27,7 +27,8 @@ REPO = HERE.parent
 ADDON = HERE / "mocap_lift"
 CORE = "core"  # the vendored package inside the add-on
 #: The mocap modules the add-on imports; their mocap imports are followed.
-ROOTS = ("formats", "io.bvh", "export.retarget", "export.fidelity", "export.blender", "skeletons", "errors")
+ROOTS = ("formats", "io.bvh", "export.retarget", "export.fidelity", "export.blender", "export.face_keys", "skeletons",
+         "errors")
 ALLOWED_THIRD_PARTY = {"numpy", "bpy", "mathutils"}
 _FROM_MOCAP = re.compile(r"^(\s*)from mocap((?:\.\w+)*) import ", re.MULTILINE)
 

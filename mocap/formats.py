@@ -1,4 +1,4 @@
-"""The project's files: ``keypoints2d.npz`` and ``motion.npz``, with validation.
+"""The project's files: ``keypoints2d.npz``, ``motion.npz`` and ``face.npz`` / ``face.csv``, with validation.
 
 keypoints2d.npz
     ``keypoints`` (T, J, 2) float32 pixels (x right, y down; NaN where missing),
@@ -22,6 +22,20 @@ motion.npz
     them load with ``start_frame`` 0 and every frame valid. A motion with fingers (the ``motion61``
     skeleton, docs/hands.md) also holds ``hand_valid`` (T, 2) bool: left, right hand seen (else
     its rotations are filled or held).
+
+face.npz
+    One person's face: ``keypoints`` (T, 478, 2) float32 pixels (MediaPipe's refined face
+    mesh; NaN where the face is not found), ``z`` (T, 478) float32 depth in pixels (away from
+    the camera), ``score`` (T,) float32 face presence in [0, 1], ``names`` (K,) str (the
+    control names, ARKit's: ``jawOpen`` ...), ``controls`` (T, K) float32 in [0, 1] (NaN without a
+    face), ``head_rotmats`` (T, 3, 3) float32 (the head's axes, left, up, out of the face, in
+    camera axes), ``head_ypr`` (T, 3) float32 radians, ``rest`` (M,) float64 (the calibration,
+    :mod:`mocap.face.controls`), ``fps`` float, ``start_frame`` int.
+
+face.csv
+    One row per frame: ``frame`` (index in the video), ``time_s``, ``head_yaw_rad``,
+    ``head_pitch_rad``, ``head_roll_rad``, then one column per control; empty cells where
+    there is no face.
 
 Every write goes to a temporary file beside the target and is renamed into place, so a
 failure never leaves a half-written file. Every read checks the npz's array headers against
@@ -433,3 +447,82 @@ def validate_motion(m: Motion) -> None:
         norms = np.linalg.norm(m.local_quats_wxyz, axis=-1)
         if (np.abs(norms - 1.0) > 1e-2).any():
             raise MocapError("local_quats_wxyz must be unit quaternions (w, x, y, z)")
+
+
+#: the per-frame arrays of face.npz
+FACE_FRAME_ARRAYS = ("keypoints", "z", "score", "controls", "head_rotmats", "head_ypr")
+
+
+@dataclass(frozen=True)
+class FaceData:
+    """One person's face landmarks and controls over T frames; see the module docstring."""
+
+    keypoints: np.ndarray  # (T, 478, 2) float32 pixels, NaN where not found
+    z: np.ndarray  # (T, 478) float32 pixels
+    score: np.ndarray  # (T,) float32 in [0, 1]
+    names: tuple[str, ...]  # K control names
+    controls: np.ndarray  # (T, K) float32 in [0, 1], NaN without a face
+    head_rotmats: np.ndarray  # (T, 3, 3) float32
+    head_ypr: np.ndarray  # (T, 3) float32 radians
+    rest: np.ndarray  # (M,) float64
+    fps: float
+    start_frame: int = 0
+
+    def __post_init__(self) -> None:
+        t = len(self.keypoints)
+        shapes = {"keypoints": (t, self.keypoints.shape[1] if self.keypoints.ndim == 3 else -1, 2),
+                  "z": (t, self.keypoints.shape[1] if self.keypoints.ndim == 3 else -1), "score": (t,),
+                  "controls": (t, len(self.names)), "head_rotmats": (t, 3, 3), "head_ypr": (t, 3)}
+        for name, shape in shapes.items():
+            if getattr(self, name).shape != shape:
+                raise MocapError(f"face {name} must have shape {shape}, got {getattr(self, name).shape}")
+        check_fps(self.fps)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.keypoints)
+
+
+def save_face(path: str | os.PathLike, f: FaceData) -> None:
+    """Write ``f`` to ``path`` (face.npz format), atomically."""
+    _save_npz(path, {
+        "keypoints": f.keypoints.astype(np.float32), "z": f.z.astype(np.float32),
+        "score": f.score.astype(np.float32), "names": np.array(f.names, dtype=str),
+        "controls": f.controls.astype(np.float32), "head_rotmats": f.head_rotmats.astype(np.float32),
+        "head_ypr": f.head_ypr.astype(np.float32), "rest": np.asarray(f.rest, np.float64),
+        "fps": np.array(float(f.fps)), "start_frame": np.array(int(f.start_frame), np.int64)})
+
+
+def load_face(path: str | os.PathLike) -> FaceData:
+    """Read a face.npz file; MocapError if it is missing, unreadable or malformed."""
+    a = _load_npz(path, ("keypoints", "z", "score", "names", "controls", "head_rotmats", "head_ypr", "rest", "fps"),
+                  "face", frame_arrays=FACE_FRAME_ARRAYS)
+    try:
+        names = a["names"]
+        if names.dtype.kind != "U" or names.ndim != 1:
+            raise MocapError(f"names must be a list of strings, got {names.dtype} of shape {names.shape}")
+        return FaceData(keypoints=_numbers(a, "keypoints", np.float32), z=_numbers(a, "z", np.float32),
+                        score=_numbers(a, "score", np.float32), names=tuple(str(n) for n in names),
+                        controls=_numbers(a, "controls", np.float32),
+                        head_rotmats=_numbers(a, "head_rotmats", np.float32),
+                        head_ypr=_numbers(a, "head_ypr", np.float32), rest=_numbers(a, "rest"),
+                        fps=_number(a, "fps"),
+                        start_frame=_number(a, "start_frame", whole=True) if "start_frame" in a else 0)
+    except MocapError as e:
+        raise MocapError(f"{path}: {e}") from None
+
+
+def write_face_csv(path: str | os.PathLike, f: FaceData) -> None:
+    """Write ``f``'s head angles and controls as face.csv (see the module docstring), atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["frame", "time_s", "head_yaw_rad", "head_pitch_rad", "head_roll_rad", *f.names])
+    cell = lambda v: "" if not np.isfinite(v) else f"{v:.5g}"  # noqa: E731
+    for t in range(f.num_frames):
+        frame = f.start_frame + t
+        w.writerow([frame, f"{frame / f.fps:.6g}", *(cell(v) for v in f.head_ypr[t]), *(cell(v) for v in f.controls[t])])
+    with atomic_path(path, suffix=".csv") as tmp:
+        Path(tmp).write_text(buf.getvalue())

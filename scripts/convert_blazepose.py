@@ -1,4 +1,4 @@
-"""Convert MediaPipe's BlazePose and hand landmark models into the files shipped in mocap/detect2d/estimators/weights/.
+"""Convert MediaPipe's BlazePose, hand and face landmark models into the files shipped in mocap/detect2d/estimators/weights/.
 
 Run by a developer, with mediapipe 0.10.21, the tflite schema package and torch installed
 (``pip install -e '.[detect,estimators,lift]'``), never at install or run time:

@@ -121,6 +121,39 @@ class MOCAP_OT_import_motion(_ImportOptions, Operator, ImportHelper):
         return {"FINISHED"} if result is not None else {"CANCELLED"}
 
 
+def _face_mesh(context):
+    """The active object if it is a mesh with shape keys (what Apply Face drives), else None."""
+    obj = context.object
+    return obj if obj is not None and obj.type == "MESH" and obj.data.shape_keys is not None else None
+
+
+class MOCAP_OT_apply_face(Operator, ImportHelper):
+    """Drive the selected mesh's shape keys named as the face controls (jawOpen, eyeBlinkLeft ...) from a face.npz"""
+
+    bl_idname = "mocap.apply_face"
+    bl_label = "Apply Face"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="face*.npz", options={"HIDDEN"})
+    frame_start: IntProperty(name="Frame Start", default=1, description="Frame of the first key (as for the motion)")
+
+    @classmethod
+    def poll(cls, context):
+        return _face_mesh(context) is not None
+
+    def execute(self, context):
+        from . import face
+
+        mesh = _face_mesh(context)
+        result = _report_errors(self, "Face", lambda: face.apply_face(self.filepath, mesh, frame_start=self.frame_start))
+        if result is None:
+            return {"CANCELLED"}
+        keys, frames = result
+        self.report({"INFO"}, f"{frames} frames of {os.path.basename(self.filepath)} on {mesh.name}: {', '.join(keys)}")
+        return {"FINISHED"}
+
+
 class MOCAP_OT_detect_bone_map(Operator):
     """Map the active armature's bones onto the captured joints by name (Mixamo, Rigify, Unreal, VRM, SMPL...)"""
 
@@ -363,6 +396,18 @@ class MOCAP_PT_bone_map(_SidebarPanel, Panel):
             self.layout.template_list("MOCAP_UL_bone_map", "", arm, "mocap_bone_map", arm, "mocap_bone_map_index", rows=6)
 
 
+class MOCAP_PT_face(_SidebarPanel, Panel):
+    bl_label = "Face"
+    bl_parent_id = "MOCAP_PT_import"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        mesh = _face_mesh(context)
+        self.layout.label(text=f"Shape keys of: {mesh.name}" if mesh else "Select a mesh with shape keys",
+                          icon="SHAPEKEY_DATA")
+        self.layout.operator(MOCAP_OT_apply_face.bl_idname, icon="IMPORT")
+
+
 class MOCAP_PT_nla(_SidebarPanel, Panel):
     bl_label = "NLA Clean-up"
     bl_parent_id = "MOCAP_PT_import"
@@ -451,6 +496,7 @@ classes = (
     MOCAP_CaptureState,
     MOCAP_LiveState,
     MOCAP_OT_import_motion,
+    MOCAP_OT_apply_face,
     MOCAP_OT_detect_bone_map,
     MOCAP_OT_capture_video,
     MOCAP_OT_capture_cancel,
@@ -462,6 +508,7 @@ classes = (
     MOCAP_PT_capture,  # the sidebar top to bottom: capture, import onto the rig, its bone map, NLA, live
     MOCAP_PT_import,
     MOCAP_PT_bone_map,
+    MOCAP_PT_face,
     MOCAP_PT_nla,
     MOCAP_PT_live,
     MOCAP_AddonPreferences,

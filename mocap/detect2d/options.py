@@ -42,6 +42,10 @@ class DetectionOptions:
     hands: bool = option(False, "also find both hands of the captured person (21 points each, MediaPipe's hand "
                          "network in PyTorch, placed by the body's wrists) into keypoints2d.npz and the overlay; "
                          "needs a BlazePose detector (the default)", flag="--hands")
+    face: bool = option(False, "also find the captured person's face (478 points, MediaPipe's face network with "
+                        "attention in PyTorch, placed by the body's eyes, ears and mouth) and write face.npz and "
+                        "face.csv: head orientation and ARKit-named controls (jawOpen, eyeBlinkLeft ...) in [0, 1]; "
+                        "needs a BlazePose detector (the default)", flag="--face", json=False)
     device: str = option("cpu", "torch device for estimators that use it (cpu, cuda)", flag="--device",
                          json=False)  # the server's operator picks the device, not its clients
 
@@ -58,6 +62,9 @@ class DetectionOptions:
         if self.hands and self.detector not in (None, "mediapipe", *BLAZEPOSE_TORCH):
             raise OptionError(f"--hands finds the hands from BlazePose's wrist, index and pinky points; --detector "
                               f"{self.detector} has none: use blazepose-torch (the default) or mediapipe")
+        if self.face and self.detector not in (None, "mediapipe", *BLAZEPOSE_TORCH):
+            raise OptionError(f"--face finds the face from BlazePose's eyes, ears and mouth; --detector "
+                              f"{self.detector} has no such points: use blazepose-torch (the default) or mediapipe")
         if self.start_s is not None and self.end_s is not None and self.start_s >= self.end_s:
             raise OptionError(f"the start (--start {self.start_s:g} s) must come before the end "
                               f"(--end {self.end_s:g} s)")

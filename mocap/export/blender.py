@@ -558,11 +558,15 @@ def _parents_first(parents: Sequence[int]) -> tuple[list[int], tuple[int, ...]]:
 
 def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathLike, out_path: str | os.PathLike, *,
                      mapping_path: str | os.PathLike | None = None, pin_feet: bool = True,
-                     pin_hands: bool = False, bvh_units: str = "cm"):
+                     pin_hands: bool = False, bvh_units: str = "cm", face_path: str | os.PathLike | None = None):
     """``mocap retarget``: put the motion of a motion.npz on the rig in ``target_path``
     (FBX, glTF/GLB, .blend) and write the animated rig to ``out_path`` (.fbx, .glb, .blend),
     or the rig's joint hierarchy (its bone names and rest pose) and motion to a ``.bvh``
     in ``bvh_units`` (:func:`mocap.export.retarget.hierarchy_motion`).
+
+    With ``face_path`` (a face.npz), its controls are keyed too
+    (:func:`mocap.export.face_keys.animate_face_controls`: custom properties of the armature,
+    and the target's shape keys of those names).
 
     Returns the :class:`mocap.export.retarget.RetargetResult`, with its ``fidelity``
     (:func:`mocap.export.fidelity.retarget_fidelity`).
@@ -608,5 +612,12 @@ def retarget_to_file(motion_path: str | os.PathLike, target_path: str | os.PathL
         pb.scale = (1.0, 1.0, 1.0)
     animate_armature(arm, joint_names=rig.bone_names, local_quats_wxyz=result.local_quats_wxyz,
                      root_translation=result.root_translation, root_bone=result.root_bone)
+    if face_path is not None:
+        from mocap.export.face_keys import animate_face_controls, controls_for_motion
+        from mocap.formats import load_face
+
+        face = load_face(face_path)
+        animate_face_controls(arm, face.names, controls_for_motion(face.controls, face.start_frame, motion.start_frame,
+                                                                   motion.num_frames))
     write_scene(out_path)
     return result

@@ -16,6 +16,8 @@ def check_character(options: ExportOptions) -> None:
 def export_character(motion_path: str | Path, outdir: str | Path, options: ExportOptions) -> Path | None:
     """Write ``outdir/character.<ext>``: the motion of ``motion_path`` on ``options.target``
     (needs the blender extra) or on the built-in avatar (needs the avatar and blender extras).
+    On a target, the face controls of ``outdir/face.npz`` (``capture --face``) are keyed too
+    (:mod:`mocap.export.face_keys`); the built-in avatar has no face shape keys and gets none.
 
     Returns:
         The file written, or None when the options ask for no character.
@@ -25,7 +27,8 @@ def export_character(motion_path: str | Path, outdir: str | Path, options: Expor
 
         suffix = Path(options.target).suffix.lower()
         out = Path(outdir) / f"character{ {'.gltf': '.glb'}.get(suffix, suffix)}"
-        export_blender.retarget_to_file(motion_path, options.target, out)
+        face = Path(outdir) / "face.npz"  # written by capture --face: its controls go on the character too
+        export_blender.retarget_to_file(motion_path, options.target, out, face_path=face if face.is_file() else None)
         return out
     if options.avatar is not None:
         from mocap.export.avatar import retarget_to_avatar

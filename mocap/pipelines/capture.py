@@ -137,6 +137,7 @@ class CaptureReport:
     jumps: list[tuple[int, int]] = field(default_factory=list)  # implausible 2D root steps (frame pairs)
     short_tracks: int = 0  # tracks too short to list in people.json
     hands: tuple[int, int] | None = None  # frames with the left hand, with the right hand (None: not asked for)
+    face: int | None = None  # frames with the face (None: not asked for)
     quality: dict | None = None  # quality.json (None without the fit)
 
     def people_lines(self) -> list[str]:
@@ -184,6 +185,8 @@ class CaptureReport:
             f"left/right swaps of the 2D detector undone in {self.swapped_frames} frames",
             *([] if self.hands is None else [f"hands found: left in {self.hands[0]} frames, right in "
                                              f"{self.hands[1]} frames (of {self.num_frames})"]),
+            *([] if self.face is None else [f"face found in {self.face} frames (of {self.num_frames})" + (
+                "; face.npz holds no controls (is the face visible, and not too small?)" if not self.face else "")]),
             f"lifter: {self.lifter}",
             *self.quality_lines(),
             "time per stage:",
@@ -253,12 +256,41 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
         with timer.stage("hands"):
             keypoints = detect_hands_video(video, keypoints, device=detection.device, frames=frames,
                                            progress=progress)
+    if detection.face:
+        with timer.stage("face"):
+            _write_face(video, keypoints, out, outputs, device=detection.device, frames=frames, progress=progress)
     if export.overlay and not drawing:
         with timer.stage("overlay"):
             outputs["overlay"] = out / "overlay.mp4"
             draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
                                 max_width=export.overlay_max_width, frames=frames)
     return keypoints, tracks, chosen, rate
+
+
+def _write_face(video, keypoints: Keypoints2D, out: Path, outputs: dict[str, Path], *, device: str,
+                frames: tuple[int, int] | None, progress: bool) -> None:
+    """face.npz and face.csv of the captured person (:mod:`mocap.detect2d.face`, :mod:`mocap.face.controls`)."""
+    from mocap.detect2d.face import detect_face_video
+    from mocap.face.controls import face_data
+    from mocap.face.options import FaceOptions
+    from mocap.formats import save_face, write_face_csv
+
+    face = detect_face_video(video, keypoints, device=device, frames=frames, progress=progress)
+    o = FaceOptions()
+    data = face_data(face.keypoints, face.z, face.score, fps=keypoints.fps, cutoff_hz=o.cutoff_hz,
+                     rest_percentile=o.rest_percentile)
+    outputs["face"], outputs["face_csv"] = out / "face.npz", out / "face.csv"
+    save_face(outputs["face"], data)
+    write_face_csv(outputs["face_csv"], data)
+
+
+def _face_frames(path: Path | None) -> int | None:
+    """Frames with the face in face.npz at ``path``; None without one."""
+    if path is None:
+        return None
+    from mocap.formats import load_face
+
+    return int(np.isfinite(load_face(path).controls).all(-1).sum())
 
 
 def _seen_span(keypoints: Keypoints2D) -> tuple[int, int, np.ndarray]:
@@ -463,4 +495,5 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
-                         short_tracks=short, quality=quality, hands=hand_frames(keypoints))
+                         short_tracks=short, quality=quality, hands=hand_frames(keypoints),
+                         face=_face_frames(outputs.get("face")))

@@ -113,6 +113,8 @@ def _check_request(videos: Sequence[Path], options: CaptureOptions) -> None:
                          "with: mocap retarget OUT/motion.npz --target CHARACTER -o OUT/character.fbx")
     if options.detection.hands:
         raise MocapError("--hands works with one video for now: capture a view on its own for its hands")
+    if options.detection.face:
+        raise MocapError("--face works with one video for now: capture a view on its own for its face")
     if not options.detection.whole_video:
         raise MocapError("--start and --end work with one video for now: cut the videos to the same part first "
                          "(e.g. ffmpeg -i in.mp4 -ss 2 -to 5 part.mp4)")

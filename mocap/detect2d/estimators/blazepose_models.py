@@ -12,6 +12,9 @@ The shipped files, written by :func:`convert` (``scripts/convert_blazepose.py``)
   segmentation output, which BlazePoseTorch does not use;
 - ``hand_landmark_full.json`` / ``.pt``: MediaPipe's full hand landmark network, the same
   way, without its handedness output (the side of a hand comes from the body);
+- ``face_landmark_with_attention.json`` / ``.pt``: MediaPipe's face landmark network with
+  attention (478 points: the mesh, refined lips and eyes, the irises), the same way, whole
+  (its MediaPipe custom ops run in :mod:`mocap.detect2d.estimators.tflite_mediapipe_ops`);
 - ``pose_graph.json``: the pose graph's options
   (:func:`mocap.detect2d.estimators.blazepose_anchors.read_pose_graph`);
 - ``NOTICE`` and ``LICENSE``: where the models come from, and their licence (Apache-2.0).
@@ -36,6 +39,9 @@ HAND_MODEL = "hand_landmark_full"
 #: ``Identity_2``, handedness)
 HAND_OUTPUTS = ("Identity", "Identity_1", "Identity_3")
 _HAND_TFLITE = ("modules", "hand_landmark", "hand_landmark_full.tflite")
+#: the shipped face landmark network with attention (``weights/<stem>.json`` + ``.pt``), all outputs
+FACE_MODEL = "face_landmark_with_attention"
+_FACE_TFLITE = ("modules", "face_landmark", "face_landmark_with_attention.tflite")
 MODEL_SOURCES = ("package", "mediapipe")
 MEDIAPIPE_VERSION = "0.10.21"
 
@@ -75,11 +81,38 @@ def load_hand_graph(models: str = "package"):
     raise ValueError(f"models must be one of {', '.join(MODEL_SOURCES)}, got {models!r}")
 
 
+def load_face_graph(models: str = "package"):
+    """The face landmark network's graph; ``models`` as in :func:`load_graphs`."""
+    from mocap.detect2d.estimators.tflite_read import load_graph, read_tflite
+
+    if models == "package":
+        try:
+            return load_graph(bp.WEIGHTS / FACE_MODEL)
+        except (FileNotFoundError, ValueError) as e:
+            raise MocapError(f"the shipped face weights cannot be read ({e}); reinstall mocap-lift") from None
+    if models == "mediapipe":
+        return read_tflite(mediapipe_face_model_path())
+    raise ValueError(f"models must be one of {', '.join(MODEL_SOURCES)}, got {models!r}")
+
+
+def mediapipe_face_model_path() -> Path:
+    """The face landmark network (with attention)'s .tflite file inside the installed mediapipe."""
+    return _mediapipe_file(_FACE_TFLITE)
+
+
 def mediapipe_hand_model_path() -> Path:
     """The hand landmark network's .tflite file inside the installed mediapipe."""
-    import mediapipe
+    return _mediapipe_file(_HAND_TFLITE)
 
-    path = Path(mediapipe.__file__).parent.joinpath(*_HAND_TFLITE)
+
+def _mediapipe_file(parts: tuple[str, ...]) -> Path:
+    try:
+        import mediapipe
+    except ImportError:
+        from mocap.errors import missing_extra
+        raise missing_extra("mediapipe", "detect") from None
+
+    path = Path(mediapipe.__file__).parent.joinpath(*parts)
     if not path.is_file():
         raise MocapError(f"mediapipe {mediapipe.__version__} has no {path.name}")
     return path
@@ -104,17 +137,18 @@ def mediapipe_model_paths() -> tuple[Path, Path]:
 
 
 _NOTICE = """\
-BlazePose and hand models converted from MediaPipe
-==================================================
+BlazePose, hand and face models converted from MediaPipe
+========================================================
 
-The files pose_detection.{{json,pt}}, pose_landmark_full.{{json,pt}}, pose_graph.json and
-hand_landmark_full.{{json,pt}} in this folder are derived from the MediaPipe pose and hand
-models, distributed in the Python package mediapipe {version} (PyPI,
-https://github.com/google-ai-edge/mediapipe):
+The files pose_detection.{{json,pt}}, pose_landmark_full.{{json,pt}}, pose_graph.json,
+hand_landmark_full.{{json,pt}} and face_landmark_with_attention.{{json,pt}} in this folder are
+derived from the MediaPipe pose, hand and face models, distributed in the Python package
+mediapipe {version} (PyPI, https://github.com/google-ai-edge/mediapipe):
 
   mediapipe/{detector}  (sha256 {detector_sha})
   mediapipe/{landmarks}  (sha256 {landmarks_sha})
   mediapipe/{hand}  (sha256 {hand_sha})
+  mediapipe/{face}  (sha256 {face_sha})
   mediapipe/modules/pose_landmark/pose_landmark_cpu.binarypb  (the pose graph's options)
 
 Copyright The MediaPipe Authors. Licensed under the Apache License, Version 2.0 (the
@@ -126,7 +160,8 @@ Changes made by mocap-lift (scripts/convert_blazepose.py): the TFLite flatbuffer
 re-encoded as a JSON graph description plus a PyTorch state dict of the same constant
 values (float16 weights unchanged); the pose landmark model's segmentation output, the
 hand landmark model's handedness output and the operators that only feed them were
-removed; the pose graph's calculator options were written out as JSON.
+removed (the face landmark model is kept whole); the pose graph's calculator options were
+written out as JSON.
 """
 
 
@@ -152,8 +187,10 @@ def convert(out_dir: str | os.PathLike = bp.WEIGHTS) -> list[Path]:
     root = Path(mediapipe.__file__).parent
     paths = mediapipe_model_paths()
     hand = mediapipe_hand_model_path()
+    face = mediapipe_face_model_path()
     written = []
-    for stem, path, keep in zip((*SHIPPED_MODELS, HAND_MODEL), (*paths, hand), (None, LANDMARK_OUTPUTS, HAND_OUTPUTS)):
+    for stem, path, keep in zip((*SHIPPED_MODELS, HAND_MODEL, FACE_MODEL), (*paths, hand, face),
+                                (None, LANDMARK_OUTPUTS, HAND_OUTPUTS, None)):
         graph = read_tflite(path)
         if keep is not None:
             names = [graph.tensors[i].name for i in graph.outputs]
@@ -165,10 +202,11 @@ def convert(out_dir: str | os.PathLike = bp.WEIGHTS) -> list[Path]:
                                       source={"mediapipe": mediapipe.__version__,
                                               "file": "mediapipe/modules/pose_landmark/pose_landmark_cpu.binarypb",
                                               "license": "Apache-2.0"}))
-    rel = [p.relative_to(root).as_posix() for p in (*paths, hand)]
+    rel = [p.relative_to(root).as_posix() for p in (*paths, hand, face)]
     (out / "NOTICE").write_text(_NOTICE.format(version=mediapipe.__version__, detector=rel[0], landmarks=rel[1],
-                                               hand=rel[2], detector_sha=_sha256(paths[0]),
-                                               landmarks_sha=_sha256(paths[1]), hand_sha=_sha256(hand)))
+                                               hand=rel[2], face=rel[3], detector_sha=_sha256(paths[0]),
+                                               landmarks_sha=_sha256(paths[1]), hand_sha=_sha256(hand),
+                                               face_sha=_sha256(face)))
     licence = Path(mediapipe.__file__).parent.parent / f"mediapipe-{mediapipe.__version__}.dist-info" / "LICENSE"
     (out / "LICENSE").write_text(licence.read_text())
     written += [out / "NOTICE", out / "LICENSE"]

@@ -42,13 +42,17 @@ _OPTIONS = {
     "DEPTH_TO_SPACE": ("DepthToSpaceOptions", ("BlockSize",)),
     "MEAN": ("ReducerOptions", ("KeepDims",)),
     "FULLY_CONNECTED": ("FullyConnectedOptions", ("FusedActivationFunction", "WeightsFormat", "KeepNumDims")),
+    "STRIDED_SLICE": ("StridedSliceOptions", ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask",
+                                              "ShrinkAxisMask")),
 }
 _PADDING = {0: "SAME", 1: "VALID"}
 _ACTIVATION = {0: None, 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH"}
 _FOLDED = ("DEQUANTIZE", "DENSIFY")  # evaluated at load time when their input is constant
 SUPPORTED_OPS = ("ADD", "SUB", "MUL", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "PAD", "RESHAPE",
                  "CONCATENATION", "RESIZE_BILINEAR", "DEPTH_TO_SPACE", "LOGISTIC", "RELU", "RELU6", "TANH",
-                 "DEQUANTIZE", "DENSIFY", "MEAN", "FULLY_CONNECTED")
+                 "DEQUANTIZE", "DENSIFY", "MEAN", "FULLY_CONNECTED", "PRELU", "STRIDED_SLICE",
+                 # MediaPipe's custom ops (mocap.detect2d.estimators.tflite_mediapipe_ops)
+                 "CUSTOM:Landmarks2TransformMatrix", "CUSTOM:TransformTensorBilinear", "CUSTOM:TransformLandmarks")
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,8 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class OperatorInfo:
-    """One operator: ``op`` is the builtin name (``"CUSTOM:<code>"`` for custom ops)."""
+    """One operator: ``op`` is the builtin name (``"CUSTOM:<code>"`` for custom ops, whose
+    ``options`` are their decoded flexbuffer map, plus ``"version"``)."""
 
     index: int
     op: str
@@ -210,6 +215,9 @@ def read_tflite(path: str | os.PathLike) -> TfliteGraph:
             table = o.BuiltinOptions()
             opt.Init(table.Bytes, table.Pos)
             options = {g: getattr(opt, g)() for g in getters}
+        if name.startswith("CUSTOM:"):
+            options = _custom_options(o)
+            options["version"] = int(code.Version())
         if name == "RESHAPE" and o.BuiltinOptions() is not None:
             opt = tfl.ReshapeOptions()
             table = o.BuiltinOptions()
@@ -220,6 +228,18 @@ def read_tflite(path: str | os.PathLike) -> TfliteGraph:
                                       tuple(int(v) for v in o.OutputsAsNumpy()), options))
     return TfliteGraph(path, tuple(tensors), tuple(operators), tuple(int(v) for v in graph.InputsAsNumpy()),
                        tuple(int(v) for v in graph.OutputsAsNumpy()))
+
+
+def _custom_options(o) -> dict[str, Any]:
+    """A custom operator's options (a flexbuffer map) as a dict of ints, floats and tuples."""
+    if not o.CustomOptionsLength():
+        return {}
+    from flatbuffers import flexbuffers
+
+    raw = flexbuffers.Loads(o.CustomOptionsAsNumpy().tobytes())
+    if not isinstance(raw, dict):
+        raise NotImplementedError(f"custom options that are not a map: {type(raw).__name__}")
+    return {str(k): tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
 
 
 # ---------------------------------------------------------------- constant folding (numpy)

@@ -152,7 +152,18 @@ def _build_ops(torch):
             x = (x.permute(0, 2, 3, 1) if self.nchw and x.dim() == 4 else x).reshape(x.shape[0], -1)
             return activate(F.linear(x, self.weight, self.bias), self.act, inplace=True)
 
-    return dict(Conv=Conv, Elementwise=Elementwise, Fn=Fn, Linear=Linear, activate=activate, max_pool=max_pool,
+    class PRelu(nn.Module):
+        """TFLite's PRELU with one slope per channel (NCHW inside)."""
+
+        def __init__(self, alpha):
+            super().__init__()
+            self.register_buffer("alpha", torch.from_numpy(alpha))
+
+        def forward(self, x):
+            return F.prelu(x, self.alpha.to(x.dtype))
+
+    return dict(Conv=Conv, Elementwise=Elementwise, Fn=Fn, Linear=Linear, PRelu=PRelu, activate=activate,
+                max_pool=max_pool,
                 reshape=reshape,
                 resize=resize, depth_to_space=depth_to_space)
 
@@ -403,6 +414,25 @@ def _build_op(ops: dict, graph: TfliteGraph, op: OperatorInfo, consts: dict, fol
         b = _const(consts, graph, op, 2, "bias")
         b = None if b is None else np.ascontiguousarray(b.astype(np.float32))
         return ops["Linear"](w, b, len(in_shape) == 4, act)
+    if name == "PRELU":
+        alpha = _const(consts, graph, op, 1, "alpha").astype(np.float32)
+        if len(in_shape) != 4 or alpha.size != in_shape[3]:
+            raise NotImplementedError(f"{graph.path.name}: PRELU #{op.index} with alpha {alpha.shape} on {in_shape}")
+        return ops["PRelu"](np.ascontiguousarray(alpha.reshape(-1)))
+    if name == "STRIDED_SLICE":
+        begin, end, strides = (_const(consts, graph, op, k, w).astype(int) for k, w in
+                               ((1, "begin"), (2, "end"), (3, "strides")))
+        whole = (not begin.any() and (strides == 1).all() and tuple(end) == tuple(in_shape)
+                 and not any(o.get(m, 0) for m in ("EllipsisMask", "NewAxisMask", "ShrinkAxisMask")))
+        if not whole:
+            raise NotImplementedError(f"{graph.path.name}: STRIDED_SLICE #{op.index} is implemented only as a copy "
+                                      f"of its whole input")
+        return ops["Fn"](name, lambda x: x)
+    if name.startswith("CUSTOM:"):
+        from mocap.detect2d.estimators.tflite_mediapipe_ops import build_custom_op
+
+        in_shapes = tuple(graph.tensors[i].shape for i in op.inputs if i >= 0)
+        return build_custom_op(name[len("CUSTOM:"):], o, in_shapes, out_shape, f"{graph.path.name} op #{op.index}")
     if name == "DEQUANTIZE":
         return ops["Fn"](name, lambda x: x)  # float16 activations: the module computes in its own dtype
     raise NotImplementedError(f"{graph.path.name}: TFLite op {name} (operator #{op.index}) is not implemented "
