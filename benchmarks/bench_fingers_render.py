@@ -15,7 +15,7 @@ hand network, turned into finger rotations, compared with the pose the character
    angle functions (:func:`mocap.kinematics.fingers.finger_angles`, :func:`palm_rotmats`), so
    both sides are measured the same way on anny's own hand shape.
 
-    python benchmarks/bench_fingers_render.py [--views 5] [--random 4] [--keep DIR]
+    python benchmarks/bench_fingers_render.py [--views 5] [--random 4] [--look grey|skin] [--keep DIR]
 
 Needs the blender and avatar extras (bpy, anny) and torch.
 """
@@ -85,7 +85,27 @@ def place_camera(bpy, target_ours: np.ndarray, direction_ours, distance: float) 
                   t=-r @ eye_ours, dist=np.zeros(5))
 
 
-def render(bpy, path: Path) -> np.ndarray:
+#: a light skin tone, linear RGB (sRGB about (225, 180, 150))
+SKIN_RGB = (0.75, 0.46, 0.30)
+
+
+def skin_look(bpy) -> None:
+    """The ``--look skin`` renders: every mesh material skin-coloured, with some specular
+    highlight (Workbench shows a material's diffuse colour, specular and roughness), and a
+    darker background, for a hand that looks more like the photographs the network learned on
+    than the default grey does. Nothing here depends on the poses."""
+    for mat in bpy.data.materials:
+        mat.diffuse_color = (*SKIN_RGB, 1.0)
+        mat.specular_intensity = 0.3
+        mat.roughness = 0.6
+    for obj in bpy.context.scene.objects:
+        if obj.type == "MESH" and not obj.data.materials:
+            mat = bpy.data.materials.new("skin")
+            obj.data.materials.append(mat)
+            mat.diffuse_color = (*SKIN_RGB, 1.0)
+
+
+def render(bpy, path: Path, look: str = "grey") -> np.ndarray:
     import cv2
 
     scene = bpy.context.scene
@@ -93,12 +113,16 @@ def render(bpy, path: Path) -> np.ndarray:
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "MATERIAL"
     scene.display.shading.show_shadows = True
+    if look == "skin":  # a key light from above the camera, shadows and cavities for the finger creases
+        scene.display.shading.show_specular_highlight = True
+        scene.display.shading.show_cavity = True
+        scene.display.shading.cavity_type = "BOTH"
     scene.view_settings.view_transform = "Standard"
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = W, H, 100
     scene.render.image_settings.file_format = "PNG"
     if scene.world is None:
         scene.world = bpy.data.worlds.new("background")
-    scene.world.color = (0.8, 0.85, 0.9)
+    scene.world.color = (0.8, 0.85, 0.9) if look == "grey" else (0.25, 0.27, 0.3)
     scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
@@ -124,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random", type=int, default=4, help="random poses within the limits, besides the named four")
     ap.add_argument("--distance", type=float, default=2.0, help="camera to hand, metres")
     ap.add_argument("--keep", type=Path, default=None, help="keep the renders in this folder")
+    ap.add_argument("--look", choices=("grey", "skin"), default="grey",
+                    help="grey: anny's untextured grey on a light background (the figures in docs/hands.md); "
+                         "skin: skin-coloured materials, specular highlights and cavity shading, darker background")
     args = ap.parse_args(argv)
     import bpy
 
@@ -145,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     save_motion(folder / "motion.npz", source)
     retarget_to_avatar(folder / "motion.npz", folder / "anny.blend", pin_feet=False)
     arm = find_armature()
+    if args.look == "skin":
+        skin_look(bpy)
 
     truth = np.empty((t, 21, 3))
     for f in range(t):
@@ -157,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
 
     est = HandLandmarksTorch()
     rows = []
-    print(f"anny's left hand, {t} poses x {args.views} views, 1920x1080, 50 mm lens at {args.distance:g} m")
+    print(f"anny's left hand, {t} poses x {args.views} views, 1920x1080, 50 mm lens at {args.distance:g} m, "
+          f"look {args.look}")
     for view in list(VIEWS)[:args.views]:
         kp = np.full((t, 42, 2), np.nan, np.float32)
         world = np.full((t, 42, 3), np.nan, np.float32)
@@ -167,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             bpy.context.scene.frame_set(f + 1)
             cam = place_camera(bpy, truth[f].mean(0), VIEWS[view], args.distance)
             cams.append(cam)
-            image = render(bpy, folder / f"{view}_{f:02d}.png")
+            image = render(bpy, folder / f"{view}_{f:02d}.png", args.look)
             px = cam.project(truth[f])
             sizes.append(float((px.max(0) - px.min(0)).max()))
             roi = hand_rois_from_landmarks(px[None])
