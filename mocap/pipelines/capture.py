@@ -221,9 +221,9 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     Everyone is detected and tracked when ``detection.tracks_people``, else MediaPipe's own
     tracking follows one person (then the tracks hold that one person, id 0). The person's
     keypoints cover every frame, NaN where they are not seen. With ``detection.all_people``
-    everyone seen for ``min_person_s`` is returned too, by track id, each over every frame. With ``detection.hands`` everyone's hands are added
-    (:mod:`mocap.detect2d.hands`). overlay.mp4 unless turned
-    off; MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
+    everyone seen for ``min_person_s`` is returned too, by track id, each over every frame.
+    With ``detection.hands`` everyone's hands are added (:mod:`mocap.detect2d.hands`, one pass
+    over the video for all). overlay.mp4 unless turned off; MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
     video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
     """
     from mocap.detect2d.people import detect_person_video
@@ -453,8 +453,8 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     outputs: dict[str, Path] = {}
 
     outputs["keypoints"] = out / "keypoints2d.npz"
-    keypoints, tracks, chosen, rate, everyone = _detect(video, info, o.detection, o.export, out, outputs, span=span,
-                                              timer=timer, progress=progress)
+    keypoints, tracks, chosen, rate, everyone = _detect(video, info, o.detection, o.export, out, outputs,
+                                                        span=span, timer=timer, progress=progress)
     save_keypoints(outputs["keypoints"], keypoints)
     jumps = implausible_jumps(keypoints.keypoints, keypoints.confidence, keypoints.layout, keypoints.fps,
                               min_confidence=o.cleanup.min_confidence)
@@ -468,7 +468,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
 
     main = lift(keypoints)
     first, last, seen, to_lift, body, fitted = main.first, main.last, main.seen, main.to_lift, main.body, main.fitted
-    motion = main.motion
+    motion = main.motion  # with --hands: MOTION61
     with timer.stage("write files"):
         outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
     quality = None
