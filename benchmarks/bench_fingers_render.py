@@ -15,7 +15,7 @@ hand network, turned into finger rotations, compared with the pose the character
    angle functions (:func:`mocap.kinematics.fingers.finger_angles`, :func:`palm_rotmats`), so
    both sides are measured the same way on anny's own hand shape.
 
-    python benchmarks/bench_fingers_render.py [--views 5] [--random 4] [--keep DIR]
+    python benchmarks/bench_fingers_render.py [--views 5] [--random 4] [--look grey|skin|photo] [--keep DIR]
 
 Needs the blender and avatar extras (bpy, anny) and torch.
 """
@@ -85,20 +85,116 @@ def place_camera(bpy, target_ours: np.ndarray, direction_ours, distance: float) 
                   t=-r @ eye_ours, dist=np.zeros(5))
 
 
-def render(bpy, path: Path) -> np.ndarray:
+#: a light skin tone, linear RGB (sRGB about (225, 180, 150))
+SKIN_RGB = (0.75, 0.46, 0.30)
+
+
+def skin_look(bpy) -> None:
+    """The ``--look skin`` renders: every mesh material skin-coloured, with some specular
+    highlight (Workbench shows a material's diffuse colour, specular and roughness), and a
+    darker background, for a hand that looks more like the photographs the network learned on
+    than the default grey does. Nothing here depends on the poses."""
+    for mat in bpy.data.materials:
+        mat.diffuse_color = (*SKIN_RGB, 1.0)
+        mat.specular_intensity = 0.3
+        mat.roughness = 0.6
+    for obj in bpy.context.scene.objects:
+        if obj.type == "MESH" and not obj.data.materials:
+            mat = bpy.data.materials.new("skin")
+            obj.data.materials.append(mat)
+            mat.diffuse_color = (*SKIN_RGB, 1.0)
+
+
+def photo_look(bpy) -> None:
+    """The ``--look photo`` renders: Cycles (path tracing) with a skin material (Principled BSDF,
+    skin base colour, some subsurface scattering) on every mesh, a key and a fill area light that
+    follow the camera (:func:`light_from_camera`), a grey background. Nothing depends on the poses."""
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.device = "CPU"
+    scene.cycles.samples = 24
+    scene.cycles.use_denoising = True
+    materials = set(bpy.data.materials)
+    for obj in scene.objects:
+        if obj.type == "MESH" and not obj.data.materials:
+            mat = bpy.data.materials.new("skin")
+            obj.data.materials.append(mat)
+            materials.add(mat)
+    for mat in materials:
+        mat.use_nodes = True
+        bsdf = next((n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
+        if bsdf is None:
+            bsdf = mat.node_tree.nodes.new("ShaderNodeBsdfPrincipled")
+            out = next((n for n in mat.node_tree.nodes if n.type == "OUTPUT_MATERIAL"), None) \
+                or mat.node_tree.nodes.new("ShaderNodeOutputMaterial")
+            mat.node_tree.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+        for link in list(bsdf.inputs["Base Color"].links):  # a texture, if any, gives way to the skin tone
+            mat.node_tree.links.remove(link)
+        bsdf.inputs["Base Color"].default_value = (*SKIN_RGB, 1.0)
+        bsdf.inputs["Roughness"].default_value = 0.5
+        if "Subsurface Weight" in bsdf.inputs:
+            bsdf.inputs["Subsurface Weight"].default_value = 0.15
+            bsdf.inputs["Subsurface Radius"].default_value = (0.01, 0.004, 0.002)
+    for name, energy, size in (("key", 40.0, 1.0), ("fill", 12.0, 2.0)):
+        data = bpy.data.lights.new(name, "AREA")
+        data.energy, data.size = energy, size
+        scene.collection.objects.link(bpy.data.objects.new(name, data))
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("background")
+    scene.world.use_nodes = True
+    background = next(n for n in scene.world.node_tree.nodes if n.type == "BACKGROUND")
+    background.inputs["Color"].default_value = (0.3, 0.32, 0.35, 1.0)
+    background.inputs["Strength"].default_value = 0.6
+
+
+def light_from_camera(bpy, target_ours: np.ndarray) -> None:
+    """Aim the ``--look photo`` lights at ``target`` (our axes): the key light 2 m from it, up
+    and to the camera's left, the fill light on the camera's other side."""
+    from mathutils import Vector
+
+    cam = bpy.context.scene.camera
+    m = np.array(cam.matrix_world)
+    right, up, back = m[:3, 0], m[:3, 1], m[:3, 2]  # the camera's axes, Blender world
+    target_b = B2Y.T @ target_ours
+    for name, offset in (("key", -0.7 * right + 0.8 * up + back), ("fill", 0.9 * right - 0.2 * up + back)):
+        light = bpy.data.objects[name]
+        eye = target_b + 2.0 * offset / np.linalg.norm(offset)
+        light.location = Vector(eye.tolist())
+        light.rotation_euler = (Vector(target_b.tolist()) - Vector(eye.tolist())).to_track_quat("-Z", "Y").to_euler()
+
+
+def render(bpy, path: Path, look: str = "grey", border_px: np.ndarray | None = None) -> np.ndarray:
+    """Render the scene to ``path`` and read it back ((H, W, 3) uint8 RGB). ``look`` "photo"
+    renders with Cycles only inside ``border_px`` (x0, y0, x1, y1 pixels; black outside)."""
     import cv2
 
     scene = bpy.context.scene
+    if look == "photo":
+        scene.view_settings.view_transform = "Standard"
+        scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = W, H, 100
+        scene.render.image_settings.file_format = "PNG"
+        scene.render.use_border, scene.render.use_crop_to_border = border_px is not None, False
+        if border_px is not None:
+            x0, y0, x1, y1 = np.clip(border_px, 0, [W, H, W, H]).astype(float)
+            scene.render.border_min_x, scene.render.border_max_x = x0 / W, x1 / W
+            scene.render.border_min_y, scene.render.border_max_y = 1 - y1 / H, 1 - y0 / H  # Blender: y up
+        scene.render.filepath = str(path)
+        bpy.ops.render.render(write_still=True)
+        return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.display.shading.light = "STUDIO"
     scene.display.shading.color_type = "MATERIAL"
     scene.display.shading.show_shadows = True
+    if look == "skin":  # a key light from above the camera, shadows and cavities for the finger creases
+        scene.display.shading.show_specular_highlight = True
+        scene.display.shading.show_cavity = True
+        scene.display.shading.cavity_type = "BOTH"
     scene.view_settings.view_transform = "Standard"
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = W, H, 100
     scene.render.image_settings.file_format = "PNG"
     if scene.world is None:
         scene.world = bpy.data.worlds.new("background")
-    scene.world.color = (0.8, 0.85, 0.9)
+    scene.world.color = (0.8, 0.85, 0.9) if look == "grey" else (0.25, 0.27, 0.3)
     scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
@@ -124,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random", type=int, default=4, help="random poses within the limits, besides the named four")
     ap.add_argument("--distance", type=float, default=2.0, help="camera to hand, metres")
     ap.add_argument("--keep", type=Path, default=None, help="keep the renders in this folder")
+    ap.add_argument("--look", choices=("grey", "skin", "photo"), default="grey",
+                    help="grey: anny's untextured grey on a light background (the figures in docs/hands.md); "
+                         "skin: skin-coloured materials, specular highlights and cavity shading, darker background; "
+                         "photo: Cycles, a skin material with subsurface scattering, key and fill area lights")
     args = ap.parse_args(argv)
     import bpy
 
@@ -145,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     save_motion(folder / "motion.npz", source)
     retarget_to_avatar(folder / "motion.npz", folder / "anny.blend", pin_feet=False)
     arm = find_armature()
+    if args.look == "skin":
+        skin_look(bpy)
+    elif args.look == "photo":
+        photo_look(bpy)
 
     truth = np.empty((t, 21, 3))
     for f in range(t):
@@ -157,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
 
     est = HandLandmarksTorch()
     rows = []
-    print(f"anny's left hand, {t} poses x {args.views} views, 1920x1080, 50 mm lens at {args.distance:g} m")
+    print(f"anny's left hand, {t} poses x {args.views} views, 1920x1080, 50 mm lens at {args.distance:g} m, "
+          f"look {args.look}")
     for view in list(VIEWS)[:args.views]:
         kp = np.full((t, 42, 2), np.nan, np.float32)
         world = np.full((t, 42, 3), np.nan, np.float32)
@@ -167,8 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             bpy.context.scene.frame_set(f + 1)
             cam = place_camera(bpy, truth[f].mean(0), VIEWS[view], args.distance)
             cams.append(cam)
-            image = render(bpy, folder / f"{view}_{f:02d}.png")
             px = cam.project(truth[f])
+            border = None
+            if args.look == "photo":  # Cycles renders only a box around the hand (4 hand sizes wide)
+                light_from_camera(bpy, truth[f].mean(0))
+                c, half = (px.min(0) + px.max(0)) / 2, 2.0 * (px.max(0) - px.min(0)).max()
+                border = np.array([c[0] - half, c[1] - half, c[0] + half, c[1] + half])
+            image = render(bpy, folder / f"{view}_{f:02d}.png", args.look, border)
             sizes.append(float((px.max(0) - px.min(0)).max()))
             roi = hand_rois_from_landmarks(px[None])
             lm = est.landmarks([image], np.zeros(1, np.int64), roi)

@@ -457,9 +457,15 @@ def _frame_messages(joints: int):
     point = st.none() | st.lists(_json_scalars, min_size=2, max_size=2) | _json
     pts = st.lists(point, min_size=joints, max_size=joints) | _json
     conf = st.lists(_json_scalars, min_size=joints, max_size=joints) | _json
+    hand_pts = st.lists(point, min_size=42, max_size=42) | _json
+    hand_conf = st.lists(_json_scalars, min_size=42, max_size=42) | _json
+    world = st.lists(st.none() | st.lists(_json_scalars, min_size=3, max_size=3) | _json, min_size=42,
+                     max_size=42) | _json
     return st.fixed_dictionaries({"type": st.just("frame")},  # the server answers non-objects itself
                                  optional={"keypoints": pts, "confidence": conf, "frame": _json_scalars,
-                                           "t": _json_scalars}) | st.dictionaries(st.text(max_size=8), _json)
+                                           "t": _json_scalars, "hand_keypoints": hand_pts,
+                                           "hand_confidence": hand_conf, "hand_world": world}) \
+        | st.dictionaries(st.text(max_size=8), _json)
 
 
 @FUZZ
@@ -490,6 +496,12 @@ def test_stream_frame(msg, normalized):
     assert not np.isinf(frame.keypoints).any()
     assert ((frame.confidence >= 0) & (frame.confidence <= 1)).all()
     json.dumps({"frame": frame.index, "t": frame.t}, allow_nan=False)  # echoed back as valid JSON
+    if frame.hand_keypoints is not None:  # hands: the shapes, no infinity, confidence in [0, 1]
+        assert frame.hand_keypoints.shape == (42, 2) and frame.hand_confidence.shape == (42,)
+        assert not np.isinf(frame.hand_keypoints).any()
+        assert ((frame.hand_confidence >= 0) & (frame.hand_confidence <= 1)).all()
+        if frame.hand_world is not None:
+            assert frame.hand_world.shape == (42, 3) and not np.isinf(frame.hand_world).any()
 
 
 @FUZZ

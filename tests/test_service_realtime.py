@@ -496,3 +496,75 @@ def test_routes_through_the_service_app(tmp_path, keypoints):
             with pytest.raises(WebSocketDisconnect) as e:
                 ws.receive_json()
         assert e.value.code == 1008 and e.value.reason.startswith("403")
+
+
+# --- hands through the stream -----------------------------------------------------------------
+
+def _hand_fields(scene, i: int, world: bool = True) -> dict:
+    kp = scene.hand_keypoints[i].astype(np.float64)
+    out = {"hand_keypoints": kp.tolist(), "hand_confidence": scene.hand_confidence[i].tolist()}
+    if world:
+        out["hand_world"] = scene.hand_world[i].astype(np.float64).tolist()
+    return out
+
+
+def test_stream_finger_rotations_are_the_capture_s_on_a_known_hand():
+    """finger_quats on one frame of a synthetic body whose hands are in a known pose (no noise),
+    seen by a level camera: the wrists' and fingers' local rotations are the truth (1e-4)."""
+    from mocap.rotations import geodesic_angle
+    from tests.hand_synthetic import POSES, hand_scene
+
+    scene = hand_scene(POSES["pinch"], view_deg=(0.0, 0.0), pixel_noise=0.0, world_noise_m=0.0, frames=5)
+    for i in (0, 4):
+        got, valid = ss.finger_quats(scene.body.joints[i], scene.body.local_quats_wxyz[i], scene.hand_keypoints[i],
+                                     scene.hand_world[i], scene.hand_confidence[i], scene.camera.size,
+                                     focal_px=float(scene.camera.K[0, 0]))
+        assert valid.tolist() == [True, True]
+        truth = scene.truth_quats[i, ss._HAND_JOINTS]
+        assert np.degrees(geodesic_angle(got, truth)).max() < 1e-2  # degrees
+
+
+def test_stream_passes_hands_through_with_finger_rotations(client, keypoints):
+    from tests.hand_synthetic import POSES, hand_scene
+
+    k = keypoints
+    scene = hand_scene(POSES["fist"], pixel_noise=1.0, world_noise_m=0.002, frames=4, seed=1)
+    with client.websocket_connect("/v1/stream", headers=HEADERS) as ws:
+        ws.send_json(hello(k))
+        h = ws.receive_json()
+        assert len(h["hand_joint_names"]) == 42 and h["hand_joint_names"][0] == "left_wrist"
+        assert h["hand_joint_names"][21] == "right_wrist" and h["hand_parent_names"][0] == "left_elbow"
+        assert np.array(h["hand_rest_offsets"]).shape == (42, 3)
+        # a frame without hands: the reply has no hand fields (older clients see no change)
+        ws.send_json(frame_message(k, 0))
+        plain = ws.receive_json()
+        assert plain["type"] == "pose" and "hand_keypoints" not in plain
+        for i in range(1, 4):
+            ws.send_json({**frame_message(k, i), **_hand_fields(scene, i)})
+            r = ws.receive_json()
+            assert r["type"] == "pose", r
+            np.testing.assert_allclose(np.array(r["hand_keypoints"]), scene.hand_keypoints[i], atol=1e-5)
+            assert r["hand_valid"] == [True, True]
+            q = np.array(r["hand_quats_wxyz"])
+            assert q.shape == (42, 4) and np.allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-5)
+            assert not np.allclose(q[1:21], [1.0, 0.0, 0.0, 0.0], atol=0.05)  # a fist: the fingers bend
+        # keypoints only (no world landmarks): passed through, no rotations; a hand missing: null
+        fields = _hand_fields(scene, 1, world=False)
+        fields["hand_keypoints"][21:] = [None] * 21
+        ws.send_json({**frame_message(k, 5), **fields})
+        r = ws.receive_json()
+        assert r["hand_quats_wxyz"] is None and r["hand_valid"] == [True, False]
+        assert r["hand_keypoints"][21] is None and r["hand_confidence"][21] == 0.0
+        # no person: the hands still come back, without rotations
+        ws.send_json({"type": "frame", "frame": 6, "keypoints": None, **_hand_fields(scene, 2)})
+        r = ws.receive_json()
+        assert r["joints"] is None and r["hand_quats_wxyz"] is None and r["hand_keypoints"][0] is not None
+        # bad hands: an error for that frame, the stream goes on
+        ws.send_json({**frame_message(k, 7), "hand_keypoints": [[1.0, 2.0]] * 21})
+        assert "(42, 2)" in ws.receive_json()["error"]
+        ws.send_json({**frame_message(k, 8), "hand_world": scene.hand_world[1].tolist()})
+        assert "need hand_keypoints" in ws.receive_json()["error"]
+        ws.send_json({**frame_message(k, 9), **_hand_fields(scene, 1), "hand_world": [[0.0, 0.0, 50.0]] * 42})
+        assert "metres" in ws.receive_json()["error"]
+        ws.send_json(frame_message(k, 10))
+        assert ws.receive_json()["type"] == "pose"

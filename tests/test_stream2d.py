@@ -175,3 +175,44 @@ def test_ends_cleanly(how):
         proc.stdout.close()
     print(f"{how}: exited with 0 after {time.perf_counter() - start_wait:.2f} s")
     assert "Traceback" not in err and "stream-2d: error" not in err, err
+
+
+def test_hands_are_the_hand_stage_s_at_the_body_s_wrists():
+    """``--hands`` adds the hand network's output for each frame's body: the same as
+    :meth:`HandLandmarksTorch.hands` on those frames and body keypoints (each frame on its
+    own), each hand's wrist near the body's wrist."""
+    import torch
+
+    from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
+    from mocap.io.video import iter_frames
+
+    n = 8
+    rc, lines, err = run(EXAMPLE_VIDEO, "--max-frames", str(n), "--hands", timeout=120.0)
+    assert rc == 0, err
+    frames_msg = lines[1:]
+    assert len(frames_msg) == n and all(len(f["hand_keypoints"]) == 42 for f in frames_msg)
+    kp, conf = _arrays(frames_msg)
+    hand_kp = np.array([[[np.nan, np.nan] if p is None else p for p in f["hand_keypoints"]] for f in frames_msg])
+    hand_world = np.array([[[np.nan] * 3 if p is None else p for p in f["hand_world"]] for f in frames_msg])
+    hand_conf = np.array([f["hand_confidence"] for f in frames_msg])
+    frames = [f for _, f in zip(range(n), iter_frames(EXAMPLE_VIDEO, rgb=True))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the stream's subprocess
+    try:
+        est = HandLandmarksTorch()
+        want = [est.hands([f], kp[i:i + 1], conf[i:i + 1], track=False) for i, f in enumerate(frames)]
+    finally:
+        torch.set_num_threads(threads)
+    want_kp = np.concatenate([w.keypoints for w in want])
+    np.testing.assert_array_equal(np.isnan(hand_kp), np.isnan(want_kp))
+    seen = np.isfinite(hand_kp).all(-1)
+    print(f"hands in {seen.reshape(n, 2, 21).all(-1).sum(0).tolist()} of {n} frames (left, right)")
+    assert seen.any()
+    np.testing.assert_allclose(hand_kp[seen], want_kp[seen], atol=0.5)
+    np.testing.assert_allclose(hand_world[seen], np.concatenate([w.world for w in want])[seen], atol=1e-3)
+    np.testing.assert_allclose(hand_conf, np.concatenate([w.confidence for w in want]), atol=1e-3)
+    for side, wrist in ((0, MEDIAPIPE33.index("left_wrist")), (1, MEDIAPIPE33.index("right_wrist"))):
+        h = hand_kp[:, 21 * side:21 * side + 21]
+        ok = np.isfinite(h).all((-1, -2))
+        size = (h[ok].max(1) - h[ok].min(1)).max(-1)
+        assert (np.linalg.norm(h[ok, 0] - kp[ok, wrist], axis=-1) < 0.5 * size).all()

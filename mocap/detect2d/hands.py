@@ -1,6 +1,6 @@
-"""The hand stage: both hands of the person the body stage captured, over a video.
+"""The hand stage: both hands of the person the body stage captured (or of each person), over a video.
 
-:func:`detect_hands_video` decodes the video again and runs
+:func:`detect_hands_video` (:func:`detect_people_hands_video` for several people) decodes the video again and runs
 :class:`~mocap.detect2d.estimators.hands_torch.HandLandmarksTorch` on the hands that the
 person's body keypoints point at (their wrist, index and pinky), in batches of frames; the
 hands go into the same :class:`~mocap.formats.Keypoints2D` (``hand_keypoints`` (T, 42, 2),
@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,17 @@ def detect_hands_video(path: str | os.PathLike, keypoints: Keypoints2D, *, devic
                        frames: tuple[int, int] | None = None, progress: bool = True, track: bool = True,
                        estimator=None) -> Keypoints2D:
     """``keypoints`` (one person's body, mediapipe33, every frame of the video at ``path``)
-    with their hands added.
+    with their hands added: :func:`detect_people_hands_video` of that one person."""
+    return detect_people_hands_video(path, [keypoints], device=device, frames=frames, progress=progress,
+                                     track=track, estimator=estimator)[0]
+
+
+def detect_people_hands_video(path: str | os.PathLike, people: Sequence[Keypoints2D], *, device: str = "cpu",
+                              frames: tuple[int, int] | None = None, progress: bool = True, track: bool = True,
+                              estimator=None) -> list[Keypoints2D]:
+    """Each person of ``people`` (P bodies, mediapipe33, every frame of the video at ``path``)
+    with their hands added, the video decoded once. A person's hands are looked for at that
+    person's wrists (their body's wrist, index and pinky points), left and right as their body says.
 
     Args:
         device: torch device of the hand network.
@@ -41,8 +52,8 @@ def detect_hands_video(path: str | os.PathLike, keypoints: Keypoints2D, *, devic
             (default: a new one on ``device``).
 
     Returns:
-        ``keypoints`` with ``hand_keypoints`` (T, 42, 2) pixels, ``hand_confidence`` (T, 42) and
-        ``hand_world`` (T, 42, 3) metres.
+        per person, their keypoints with ``hand_keypoints`` (T, 42, 2) pixels, ``hand_confidence``
+        (T, 42) and ``hand_world`` (T, 42, 3) metres.
     """
     from tqdm import tqdm
 
@@ -50,19 +61,27 @@ def detect_hands_video(path: str | os.PathLike, keypoints: Keypoints2D, *, devic
     from mocap.detect2d.mediapipe_pose import _prefetch
     from mocap.io.video import iter_frames, probe_video
 
-    if keypoints.layout != "mediapipe33":
-        raise MocapError(f"the hands are found from BlazePose's wrist, index and pinky points (mediapipe33 "
-                         f"keypoints); these keypoints are {keypoints.layout}: use the blazepose or mediapipe detector")
+    people = list(people)
+    if not people:
+        return []
+    for keypoints in people:
+        if keypoints.layout != "mediapipe33":
+            raise MocapError(f"the hands are found from BlazePose's wrist, index and pinky points (mediapipe33 "
+                             f"keypoints); these keypoints are {keypoints.layout}: use the blazepose or mediapipe "
+                             "detector")
+    t = people[0].num_frames
+    if any(k.num_frames != t for k in people):
+        raise MocapError(f"the people's keypoints cover {sorted({k.num_frames for k in people})} frames; "
+                         "each must cover every frame of the video")
     info = probe_video(path)
-    t = keypoints.num_frames
     if info.frame_count > 0 and info.frame_count != t:
         raise MocapError(f"{path} has {info.frame_count} frames but the keypoints have {t}; "
                          "use the keypoints detected on this video")
     est = estimator or HandLandmarksTorch(device)
     first, stop = (0, t) if frames is None else frames
-    hand_kp = np.full((t, 2 * HAND21.num_joints, 2), np.nan, np.float32)
-    hand_conf = np.zeros((t, 2 * HAND21.num_joints), np.float32)
-    hand_world = np.full((t, 2 * HAND21.num_joints, 3), np.nan, np.float32)
+    j = 2 * HAND21.num_joints
+    found = [(np.full((t, j, 2), np.nan, np.float32), np.zeros((t, j), np.float32),
+              np.full((t, j, 3), np.nan, np.float32)) for _ in people]
     at = first
     with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as video, \
             tqdm(total=stop - first, desc=f"{Path(path).name} (hands)", unit="frame", file=sys.stderr,
@@ -71,13 +90,22 @@ def detect_hands_video(path: str | os.PathLike, keypoints: Keypoints2D, *, devic
         for frame in video:
             batch.append(frame)
             if len(batch) == HAND_BATCH_FRAMES:
-                at = _run(est, batch, keypoints, at, hand_kp, hand_conf, hand_world, track)
+                at = _run_people(est, batch, people, at, found, track)
                 bar.update(len(batch))
                 batch = []
         if batch:
-            at = _run(est, batch, keypoints, at, hand_kp, hand_conf, hand_world, track)
+            at = _run_people(est, batch, people, at, found, track)
             bar.update(len(batch))
-    return dataclasses.replace(keypoints, hand_keypoints=hand_kp, hand_confidence=hand_conf, hand_world=hand_world)
+    return [dataclasses.replace(k, hand_keypoints=kp, hand_confidence=conf, hand_world=world)
+            for k, (kp, conf, world) in zip(people, found)]
+
+
+def _run_people(est, batch: list[np.ndarray], people: list[Keypoints2D], at: int,
+                found: list[tuple[np.ndarray, np.ndarray, np.ndarray]], track: bool) -> int:
+    """:func:`_run` for each person on the same frames; the next frame index."""
+    for keypoints, (hand_kp, hand_conf, hand_world) in zip(people, found):
+        _run(est, batch, keypoints, at, hand_kp, hand_conf, hand_world, track)
+    return at + len(batch)
 
 
 def _run(est, batch: list[np.ndarray], keypoints: Keypoints2D, at: int, hand_kp: np.ndarray,

@@ -39,8 +39,9 @@ class DetectionOptions:
     end_s: float | None = option(None, "capture up to this time in the video, seconds (default: its end); the frames "
                                  "outside are not detected, frame numbers stay the video's", flag="--end",
                                  bounds=(0.0, 1e9), unit="s", metavar="SECONDS")
-    hands: bool = option(False, "also find both hands of the captured person (21 points each, MediaPipe's hand "
-                         "network in PyTorch, placed by the body's wrists) into keypoints2d.npz and the overlay; "
+    hands: bool = option(False, "also find both hands of the captured person (of everyone with --all-people; 21 "
+                         "points each, MediaPipe's hand network in PyTorch, placed by the body's wrists) into "
+                         "keypoints2d.npz and the overlay; "
                          "needs a BlazePose detector (the default)", flag="--hands")
     face: bool = option(False, "also find the captured person's face (478 points, MediaPipe's face network with "
                         "attention in PyTorch, placed by the body's eyes, ears and mouth) and write face.npz and "

@@ -1,6 +1,6 @@
 """``mocap stream-2d``: 2D keypoints of a video file or a camera as JSON lines on stdout.
 
-    mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror] [--detector NAME] [--person WHO]
+    mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror] [--detector NAME] [--person WHO] [--hands]
 
 SOURCE is a video file, or a camera index (``0``, ``1`` ...; OpenCV's
 ``cv2.VideoCapture(index)``). Every frame goes through the 2D stage of ``mocap capture``
@@ -30,7 +30,12 @@ they are:
 2. per frame ``{"type": "frame", "frame": n, "t": seconds, "keypoints": J x [x, y] pixels
    (x right, y down) or null (no person), "confidence": J numbers in [0, 1]}``: ``n``
    counts the source's frames from 0; ``t`` is ``n / fps`` for a file, the seconds since
-   the first frame for a camera.
+   the first frame for a camera. With ``--hands`` also ``"hand_keypoints"``: 42 x [x, y]
+   pixels (``hands42``: the person's left hand, then right; null for a hand not found),
+   ``"hand_confidence"``: 42 numbers (0 where not found) and ``"hand_world"``: 42 x [x, y, z]
+   metres (each hand's shape, camera axes, MediaPipe's world landmarks), found by
+   :class:`mocap.detect2d.estimators.hands_torch.HandLandmarksTorch` at the body's wrists in
+   each frame on its own.
 
 ``--realtime`` paces a file at its frame rate like a camera: frame ``n`` is written no
 earlier than ``n / fps`` seconds after frame 0 was (the clock starts then, the detector's
@@ -68,6 +73,7 @@ from mocap.errors import MocapError
 PROG = "mocap stream-2d"
 _DECIMALS_PX = 4  # 0.1 micro-pixel ... far below MediaPipe's own precision
 _DECIMALS_CONF = 5
+_DECIMALS_WORLD = 6  # metres: a micrometre
 _CAMERA_FPS = 30.0  # when a camera does not say
 
 
@@ -95,10 +101,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mirror", action="store_true", help="flip the image left-right first (selfie view)")
     p.add_argument("--min-pose-confidence", type=float, default=0.5,
                    help="the BlazePose detection threshold, ours or MediaPipe's (0..1)")
-    add_arguments(p, DetectionOptions, ("detector", "person", "device"),
+    add_arguments(p, DetectionOptions, ("detector", "person", "device", "hands"),
                   help={"person": "who to stream when several people are in view: auto (present longest so far, "
                                   "weighted by size), largest, most-present, or a track id (as mocap capture's "
-                                  "people.json numbers them for a file); nobody in frames where they are not seen"})
+                                  "people.json numbers them for a file); nobody in frames where they are not seen",
+                        "hands": "also find both hands of the streamed person in each frame (MediaPipe's hand "
+                                 "network in PyTorch, placed by the body's wrists; needs a BlazePose detector) "
+                                 "and send them (hand_keypoints, hand_confidence, hand_world)"})
     return p.parse_args(argv)
 
 
@@ -155,8 +164,10 @@ def _open_camera(index: int, *, max_frames: int | None) -> Source:
     return Source(frames(), (int(width), int(height)), fps, camera=True)
 
 
-def frame_message(n: int, t: float, keypoints: np.ndarray, confidence: np.ndarray) -> dict:
-    """One frame as the protocol's message: keypoints (J, 2) pixels (NaN: missing), confidence (J,)."""
+def frame_message(n: int, t: float, keypoints: np.ndarray, confidence: np.ndarray, hands=None) -> dict:
+    """One frame as the protocol's message: keypoints (J, 2) pixels (NaN: missing), confidence (J,);
+    ``hands``: None, or (hand_keypoints (42, 2) pixels, hand_confidence (42,), hand_world (42, 3)
+    metres) of the ``hands42`` layout, NaN where a hand is not found (then null in the message)."""
     kp = np.round(np.asarray(keypoints, dtype=np.float64), _DECIMALS_PX)
     present = np.isfinite(kp).all(-1)
     if not present.any():
@@ -164,8 +175,17 @@ def frame_message(n: int, t: float, keypoints: np.ndarray, confidence: np.ndarra
     else:
         points = [[float(x), float(y)] if ok else None for (x, y), ok in zip(kp.tolist(), present)]
     conf = np.where(present, np.round(np.asarray(confidence, dtype=np.float64), _DECIMALS_CONF), 0.0)
-    return {"type": "frame", "frame": int(n), "t": round(float(t), 6), "keypoints": points,
-            "confidence": conf.tolist()}
+    message = {"type": "frame", "frame": int(n), "t": round(float(t), 6), "keypoints": points,
+               "confidence": conf.tolist()}
+    if hands is not None:
+        hand_kp, hand_conf, hand_world = (np.asarray(a, dtype=np.float64) for a in hands)
+        seen = np.isfinite(hand_kp).all(-1) & np.isfinite(hand_world).all(-1)
+        message["hand_keypoints"] = [[float(x), float(y)] if ok else None
+                                     for (x, y), ok in zip(np.round(hand_kp, _DECIMALS_PX).tolist(), seen)]
+        message["hand_confidence"] = np.where(seen, np.round(hand_conf, _DECIMALS_CONF), 0.0).tolist()
+        message["hand_world"] = [[float(v) for v in p] if ok else None
+                                 for p, ok in zip(np.round(hand_world, _DECIMALS_WORLD).tolist(), seen)]
+    return message
 
 
 class _Stop:
@@ -251,6 +271,11 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
     """Detect and write every frame of ``source`` (hello first); returns the frames written."""
     pace = realtime and not source.camera
     written, last_ms, start = 0, -1, None
+    hands = None
+    if detection.hands:
+        from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
+
+        hands = HandLandmarksTorch(detection.device)
     with open_detector(detection, min_pose_confidence=min_pose_confidence) as (layout, detect):
         _write(out, {"type": "hello", "layout": layout, "image_size": list(source.image_size), "fps": source.fps})
         for n, t, frame in source.frames:
@@ -270,7 +295,11 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
                 timestamp_ms = max(int(round(n * 1000.0 / source.fps)), last_ms + 1)
             last_ms = timestamp_ms
             keypoints, confidence = detect(frame, timestamp_ms)
-            _write(out, frame_message(n, t, keypoints, confidence))
+            found = None
+            if hands is not None:  # each frame on its own: the hands' ROIs from this frame's body
+                h = hands.hands([frame], np.asarray(keypoints)[None], np.asarray(confidence)[None], track=False)
+                found = (h.keypoints[0], h.confidence[0], h.world[0])
+            _write(out, frame_message(n, t, keypoints, confidence, found))
             written += 1
             if start is None:  # the clock starts once the first frame is out (the detector warms up on it)
                 start = time.perf_counter() - t

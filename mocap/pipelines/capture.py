@@ -218,13 +218,15 @@ def prepare_output_dir(outdir: str | os.PathLike) -> Path:
 
 def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export: ExportOptions, out: Path,
             outputs: dict[str, Path], *, span: tuple[int, int], timer: StageTimer, progress: bool):
-    """(the person's 2D keypoints, everyone's tracks, the captured track id, the detection rate).
+    """(the person's 2D keypoints, everyone's tracks, the captured track id, the detection rate,
+    everyone's keypoints by track id).
 
     Everyone is detected and tracked when ``detection.tracks_people``, else MediaPipe's own
     tracking follows one person (then the tracks hold that one person, id 0). The person's
-    keypoints cover every frame, NaN where they are not seen; with ``detection.hands`` their
-    hands are added (:mod:`mocap.detect2d.hands`). overlay.mp4 unless turned
-    off; MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
+    keypoints cover every frame, NaN where they are not seen. With ``detection.all_people``
+    everyone seen for ``min_person_s`` is returned too, by track id, each over every frame.
+    With ``detection.hands`` everyone's hands are added (:mod:`mocap.detect2d.hands`, one pass
+    over the video for all). overlay.mp4 unless turned off; MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
     video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
     """
     from mocap.detect2d.people import detect_person_video
@@ -250,12 +252,21 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                                                         on_frame=on_frame, frames=frames)
         in_span = keypoints if keypoints is None or frames is None else _frames(keypoints, span[0], span[1] - 1)
         (rate,) = require_person([in_span], [video])  # raised inside: the overlay is not kept
+    everyone: dict[int, Keypoints2D] = {}
+    if detection.all_people:
+        everyone = tracks.people(min_seconds=detection.min_person_s)
     if detection.hands:
-        from mocap.detect2d.hands import detect_hands_video
+        from mocap.detect2d.hands import detect_people_hands_video
 
-        with timer.stage("hands"):
-            keypoints = detect_hands_video(video, keypoints, device=detection.device, frames=frames,
-                                           progress=progress)
+        others = [tid for tid in everyone if tid != chosen]
+        with timer.stage("hands"):  # everyone's hands in one pass over the video
+            keypoints, *found = detect_people_hands_video(video, [keypoints, *(everyone[i] for i in others)],
+                                                          device=detection.device, frames=frames, progress=progress)
+        everyone.update(zip(others, found))
+        if chosen in everyone:  # the captured person's hands, found once
+            everyone[chosen] = dataclasses.replace(everyone[chosen], hand_keypoints=keypoints.hand_keypoints,
+                                                   hand_confidence=keypoints.hand_confidence,
+                                                   hand_world=keypoints.hand_world)
     if detection.face:
         with timer.stage("face"):
             _write_face(video, keypoints, out, outputs, device=detection.device, frames=frames, progress=progress)
@@ -264,7 +275,7 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
             outputs["overlay"] = out / "overlay.mp4"
             draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
                                 max_width=export.overlay_max_width, frames=frames)
-    return keypoints, tracks, chosen, rate
+    return keypoints, tracks, chosen, rate, everyone
 
 
 def _write_face(video, keypoints: Keypoints2D, out: Path, outputs: dict[str, Path], *, device: str,
@@ -327,6 +338,40 @@ def add_fingers(motion: Motion, hands: Keypoints2D, fitted: FitResult | None, *,
         camera = fitted.camera if fitted is not None else level_camera(
             focal_px or default_focal_px(hands.image_size), hands.image_size)
         return motion_with_fingers(motion, hands.hand_keypoints, hands.hand_world, hands.hand_confidence, camera)
+
+
+@dataclass(frozen=True)
+class _Lifted:
+    """One person lifted: the span they are seen in (first, last frame; (T,) bool seen), the
+    frames lifted (left/right swaps undone, hands with them), the frames whose swap was undone,
+    the body (MOTION21), the fit's result and the final motion (MOTION61 with hands)."""
+
+    first: int
+    last: int
+    seen: np.ndarray
+    to_lift: Keypoints2D
+    swapped: np.ndarray
+    body: Motion
+    fitted: FitResult | None
+    motion: Motion
+
+
+def _lift_person(keypoints: Keypoints2D, *, lifter: Lifter, focal_px: float | None, cleanup: CleanupConfig,
+                 fit: FitOptions, timer: StageTimer) -> _Lifted:
+    """One person's keypoints (every frame of the video) -> their motion, from their first to
+    their last sighting: swaps undone (here rather than in :func:`lift_keypoints`, to report the
+    count, and so that the hands swap with the body), :func:`lift_seen`, :func:`add_fingers`."""
+    first, last, seen = _seen_span(keypoints)
+    swapped = np.zeros(last - first + 1, bool)
+    to_lift = _frames(keypoints, first, last)  # only the frames from the person's first to last sighting
+    if cleanup.resolve_swaps:
+        with timer.stage("left/right swaps"):
+            to_lift, swapped = swaps.resolve_swaps(to_lift, min_confidence=cleanup.min_confidence)
+    motion, fitted = lift_seen(to_lift, lifter=lifter, focal_px=focal_px,
+                               cleanup=dataclasses.replace(cleanup, resolve_swaps=False), fit=fit, timer=timer)
+    body = dataclasses.replace(motion, start_frame=first)
+    with_hands = add_fingers(body, to_lift, fitted, focal_px=focal_px, timer=timer)  # --hands: MOTION61
+    return _Lifted(first, last, seen, to_lift, swapped, body, fitted, with_hands)
 
 
 def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
@@ -440,28 +485,22 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     outputs: dict[str, Path] = {}
 
     outputs["keypoints"] = out / "keypoints2d.npz"
-    keypoints, tracks, chosen, rate = _detect(video, info, o.detection, o.export, out, outputs, span=span,
-                                              timer=timer, progress=progress)
+    keypoints, tracks, chosen, rate, everyone = _detect(video, info, o.detection, o.export, out, outputs,
+                                                        span=span, timer=timer, progress=progress)
     save_keypoints(outputs["keypoints"], keypoints)
     jumps = implausible_jumps(keypoints.keypoints, keypoints.confidence, keypoints.layout, keypoints.fps,
                               min_confidence=o.cleanup.min_confidence)
 
     cleanup = o.cleanup
-    first, last, seen = _seen_span(keypoints)
-    swapped = np.zeros(keypoints.num_frames, bool)
-    to_lift = _frames(keypoints, first, last)  # only the frames from the person's first to last sighting
-    if cleanup.resolve_swaps:  # here rather than in lift_keypoints, to report the count
-        with timer.stage("left/right swaps"):
-            to_lift, swapped = swaps.resolve_swaps(to_lift, min_confidence=cleanup.min_confidence)
     with timer.stage("lift 3D"):
         lifter = get_lifter(o.lifting.lifter)  # built once: the network loads its weights here
 
-    def lift(k: Keypoints2D, c: CleanupConfig):
-        return lift_seen(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=c, fit=o.fit, timer=timer)
+    def lift(k: Keypoints2D) -> _Lifted:
+        return _lift_person(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=cleanup, fit=o.fit, timer=timer)
 
-    motion, fitted = lift(to_lift, dataclasses.replace(cleanup, resolve_swaps=False))
-    motion = body = dataclasses.replace(motion, start_frame=first)
-    motion = add_fingers(body, to_lift, fitted, focal_px=o.lifting.focal_px, timer=timer)  # --hands: MOTION61
+    main = lift(keypoints)
+    first, last, seen, to_lift, body, fitted = main.first, main.last, main.seen, main.to_lift, main.body, main.fitted
+    motion = main.motion  # with --hands: MOTION61
     with timer.stage("write files"):
         outputs.update(_write_motion(out, motion, units=o.export.bvh_units))
     quality = None
@@ -471,10 +510,10 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
             outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
     if o.detection.all_people:
-        for tid, person_kp in tracks.people(min_seconds=o.detection.min_person_s).items():
+        for tid, person_kp in everyone.items():
             folder = out / f"person_{tid}"
             folder.mkdir(exist_ok=True)
-            person_motion, _ = lift(person_kp, cleanup)
+            person_motion = lift(person_kp).motion  # with --hands: their own hands and fingers
             with timer.stage("write files"):
                 outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp, o.export.bvh_units)["motion"]
             captured[tid] = folder.name
@@ -493,7 +532,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     num_frames = keypoints.num_frames if o.detection.whole_video else span[1] - span[0]
     return CaptureReport(outputs=outputs, num_frames=num_frames, fps=info.fps,
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
-                         swapped_frames=int(swapped.sum()), people=people, captured=chosen,
+                         swapped_frames=int(main.swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
                          short_tracks=short, quality=quality, hands=hand_frames(keypoints),
                          face=_face_frames(outputs.get("face")))

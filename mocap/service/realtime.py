@@ -41,11 +41,17 @@ JSON messages:
    required; defaults shown). Within ``hello_timeout_s``; a bad hello gets
    ``{"type": "error", "error": ...}`` and close code 1007.
 2. server ``{"type": "hello", "protocol": 1, "joint_names", "parents", "rest_offsets",
-   "quat_order": "wxyz", "axes", "receptive_field", ...the settings in effect}``.
+   "quat_order": "wxyz", "axes", "receptive_field", "hand_joint_names" (42),
+   "hand_parent_names" (42), "hand_rest_offsets" (42 x 3 m), ...the settings in effect}``.
 3. client, per frame: ``{"type": "frame", "frame": n, "t": seconds, "keypoints": J x
    [x, y] (null for a missing point; null for no person), "confidence": J}`` (``type``,
    ``frame``, ``t`` and ``confidence`` optional; ``frame`` defaults to the count of
-   frames received, ``t`` is echoed back).
+   frames received, ``t`` is echoed back). Optional hands (as ``mocap stream-2d --hands``
+   sends them): ``"hand_keypoints": 42 x [x, y]`` (the ``hands42`` layout: the person's left
+   hand's 21 points, then the right's; null for a missing point; pixels, or normalized as the
+   hello says), ``"hand_confidence": 42`` (as ``confidence``) and ``"hand_world": 42 x [x, y,
+   z]`` metres (each hand's 3D shape in camera axes, the hand network's world landmarks;
+   needed for the finger rotations).
 4. server, per processed frame: ``{"type": "pose", "frame": n, "t": t, "joints": 21 x 3
    | null, "local_quats_wxyz": 21 x 4 | null, "dropped": frames dropped so far,
    "latency_ms": server time from receiving the frame to its reply}``. ``joints``: the
@@ -53,7 +59,15 @@ JSON messages:
    the camera, pelvis at 0. ``local_quats_wxyz``: each joint's rotation relative to its
    parent (joint 0: the pelvis in the world axes) against the MOTION21 rest pose (a T-pose
    facing +Z, ``rest_offsets`` of the hello), sign-continuous over the stream. Both null
-   when the frame has no person. A bad frame: ``{"type": "error", "frame": n, "error":
+   when the frame has no person. A frame sent with hands also gets ``"hand_keypoints"`` and
+   ``"hand_confidence"`` (as received, pixels), ``"hand_valid"``: [left, right] (each hand
+   seen) and ``"hand_quats_wxyz"``: 42 x 4 | null, the local rotations of the hello's
+   ``hand_joint_names`` (each hand's wrist against its forearm, then the 20 finger joints
+   against their parents, MOTION61 of ``mocap capture --hands``; ``hand_parent_names`` and
+   ``hand_rest_offsets`` in the hello; the wrist's rotation replaces the body's, a leaf in
+   MOTION21), by the capture's finger stage on that frame alone (no smoothing over time; about
+   12 ms a frame on a 2-core machine); null without a person, without ``hand_world`` or
+   when no hand is seen. A bad frame: ``{"type": "error", "frame": n, "error":
    ...}`` and the stream goes on (so does an unknown ``type`` or a message that is not JSON).
    A bad frame only ever affects its own client: other clients' frames processed in the
    same batch are answered as if it were not there; an unexpected failure is logged at most

@@ -39,8 +39,9 @@ import numpy as np
 
 from mocap.cleanup import world
 from mocap.cleanup.filters import OneEuroFilter
+from mocap.kinematics import fingers as fk
 from mocap.kinematics.ik import plan_ik, solve_ik
-from mocap.skeletons import MOTION21, get_layout, rest_offsets
+from mocap.skeletons import HAND21, MOTION21, MOTION61, get_layout, rest_offsets
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ PROTOCOL_VERSION = 1
 _REST_OFFSETS = rest_offsets(MOTION21)
 _IK_PLAN = plan_ik(MOTION21.parents, _REST_OFFSETS, skeleton=MOTION21)
 _MAX_COORD = 1e6  # |pixel| above this is surely a unit mistake
+_MAX_HAND_M = 10.0  # |hand world landmark| above this (metres) is surely a unit mistake
+HAND_POINTS = 2 * HAND21.num_joints  # the hands42 layout: left hand, then right
+_HAND_PLAN = fk.plan_hands(MOTION61, rest_offsets(MOTION61))
+#: the MOTION61 joints of the hands42 points (each hand's wrist, then its 20 finger joints)
+_HAND_JOINTS = _HAND_PLAN.hand_points.reshape(-1)
 _LOG_INTERVAL_S = 60.0  # a session's unexpected frame failures: one log line a minute at most
 
 
@@ -146,36 +152,89 @@ def parse_hello(msg: dict) -> StreamConfig:
 
 @dataclass(frozen=True)
 class Frame:
-    """One parsed input frame: keypoints (J, 2) pixels (NaN missing), confidence (J,) in [0, 1]."""
+    """One parsed input frame: keypoints (J, 2) pixels (NaN missing), confidence (J,) in [0, 1];
+    the hands when the client sent them (``hands42``, left hand then right): hand_keypoints
+    (42, 2) pixels (NaN missing), hand_confidence (42,), hand_world (42, 3) metres or None."""
 
     index: int | None
     t: float | None
     keypoints: np.ndarray
     confidence: np.ndarray
+    hand_keypoints: np.ndarray | None = None
+    hand_confidence: np.ndarray | None = None
+    hand_world: np.ndarray | None = None
 
 
-def _points(value, num_joints: int, what: str) -> np.ndarray:
-    """JSON (J, 2) list with nulls -> (J, 2) float64, NaN for null; ValueError on a bad shape."""
+def _points(value, num_joints: int, what: str, dims: int = 2) -> np.ndarray:
+    """JSON (J, dims) list with nulls -> (J, dims) float64, NaN for null; ValueError on a bad shape."""
+    names = "[x, y]" if dims == 2 else "[x, y, z]"
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         arr = None
-    if arr is None or arr.shape != (num_joints, 2):  # nulls for whole points, or a bad shape
+    if arr is None or arr.shape != (num_joints, dims):  # nulls for whole points, or a bad shape
         if not isinstance(value, list) or len(value) != num_joints:
-            raise ValueError(f"{what} must have shape ({num_joints}, 2) for layout with {num_joints} joints: "
-                             f"a list of [x, y] pairs, null for a missing one")
-        arr = np.full((num_joints, 2), np.nan)
+            raise ValueError(f"{what} must have shape ({num_joints}, {dims}): a list of {num_joints} {names} "
+                             "points, null for a missing one")
+        arr = np.full((num_joints, dims), np.nan)
         for j, p in enumerate(value):
             if p is None:
                 continue
             try:
                 point = np.array(p, dtype=np.float64)
-                if point.shape != (2,):
+                if point.shape != (dims,):
                     raise ValueError(point.shape)
                 arr[j] = point
             except (TypeError, ValueError, OverflowError):
-                raise ValueError(f"{what}[{j}] must be [x, y] numbers or null, got {str(p)[:80]}") from None
+                raise ValueError(f"{what}[{j}] must be {names} numbers or null, got {str(p)[:80]}") from None
     return arr
+
+
+def _confidence(value, present: np.ndarray, what: str) -> np.ndarray:
+    """JSON list of J numbers in [0, 1] (null: 0), or None (1 for each present point) -> (J,) float64,
+    0 where the point is missing; ValueError saying what is wrong."""
+    j = len(present)
+    if value is None:
+        return present.astype(np.float64)
+    try:
+        conf = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{what} must be a list of {j} numbers in [0, 1] (null: 0)") from None
+    if conf.shape != (j,):
+        raise ValueError(f"{what} must have {j} entries, got shape {conf.shape}")
+    conf[~np.isfinite(conf)] = 0.0
+    if conf.min() < 0 or conf.max() > 1:
+        raise ValueError(f"{what} values must lie in [0, 1]")
+    conf[~present] = 0.0
+    return conf
+
+
+def _hands(msg: dict, config: StreamConfig) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The optional hands of a frame message -> (hand_keypoints (42, 2) pixels, hand_confidence
+    (42,), hand_world (42, 3) metres or None), all None when the message has no ``hand_keypoints``."""
+    kp_in = msg.get("hand_keypoints")
+    if kp_in is None:
+        if msg.get("hand_world") is not None or msg.get("hand_confidence") is not None:
+            raise ValueError("hand_confidence and hand_world need hand_keypoints (42 [x, y] pixels, hands42)")
+        return None, None, None
+    kp = _points(kp_in, HAND_POINTS, "hand_keypoints")
+    present = np.isfinite(kp).all(-1)
+    kp[~present] = np.nan
+    if (np.abs(kp) > _MAX_COORD).any():
+        raise ValueError(f"hand_keypoints beyond {_MAX_COORD:g} pixels; send pixels (or hello coords 'normalized')")
+    if config.coords == "normalized":
+        kp *= config.image_size
+    world = None
+    if msg.get("hand_world") is not None:
+        world = _points(msg["hand_world"], HAND_POINTS, "hand_world", dims=3)
+        if (np.abs(world) > _MAX_HAND_M).any():
+            raise ValueError(f"hand_world beyond {_MAX_HAND_M:g} m; send metres (MediaPipe's hand world landmarks)")
+        present &= np.isfinite(world).all(-1)
+    conf = _confidence(msg.get("hand_confidence"), present, "hand_confidence")
+    kp[conf <= 0] = np.nan
+    if world is not None:
+        world[conf <= 0] = np.nan
+    return kp, conf, world
 
 
 def parse_frame(msg: dict, config: StreamConfig) -> Frame:
@@ -184,7 +243,10 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
     ``keypoints``: J [x, y] pairs (null, or a null pair, for a missing joint) or null for a
     frame without a person; ``confidence``: J numbers in [0, 1] (null: 0), default 1 for
     every present keypoint; ``frame``: optional whole number echoed back; ``t``: optional
-    timestamp echoed back.
+    timestamp echoed back; ``hand_keypoints`` (optional): 42 [x, y] pairs of the ``hands42``
+    layout (the person's left hand, then right; null for a missing point), with optional
+    ``hand_confidence`` (42 numbers, as ``confidence``) and ``hand_world`` (42 [x, y, z]
+    metres: each hand's 3D shape, camera axes, as the hand network gives it).
     """
     j = config.num_joints
     index = msg.get("frame")
@@ -194,7 +256,7 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
     t = t if t is not None and math.isfinite(t) else None
     kp_in = msg.get("keypoints")
     if kp_in is None:
-        return Frame(index, t, np.full((j, 2), np.nan), np.zeros(j))
+        return Frame(index, t, np.full((j, 2), np.nan), np.zeros(j), *_hands(msg, config))
     kp = _points(kp_in, j, "keypoints")
     present = np.isfinite(kp).all(-1)
     kp[~present] = np.nan
@@ -202,22 +264,9 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
         raise ValueError(f"keypoints beyond {_MAX_COORD:g} pixels; send pixels (or hello coords 'normalized')")
     if config.coords == "normalized":
         kp *= config.image_size
-    conf_in = msg.get("confidence")
-    if conf_in is None:
-        conf = present.astype(np.float64)
-    else:
-        try:
-            conf = np.array(conf_in, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            raise ValueError(f"confidence must be a list of {j} numbers in [0, 1] (null: 0)") from None
-        if conf.shape != (j,):
-            raise ValueError(f"confidence must have {j} entries for layout {config.layout}, got shape {conf.shape}")
-        conf[~np.isfinite(conf)] = 0.0
-        if conf.min() < 0 or conf.max() > 1:
-            raise ValueError("confidence values must lie in [0, 1]")
-        conf[~present] = 0.0
+    conf = _confidence(msg.get("confidence"), present, f"confidence (layout {config.layout})")
     kp[conf <= 0] = np.nan
-    return Frame(index, t, kp, conf)
+    return Frame(index, t, kp, conf, *_hands(msg, config))
 
 
 _model_lock = threading.Lock()
@@ -274,6 +323,7 @@ class StreamSession:
         self.filter = None if s is None else OneEuroFilter(fps=self.config.fps, min_cutoff=s.min_cutoff,
                                                           beta=s.beta, d_cutoff=s.d_cutoff)
         self._prev_quats = None
+        self._prev_hand_quats = None
 
     def hello(self) -> dict:
         """The server's hello: the skeleton and the conventions of every later reply."""
@@ -284,6 +334,9 @@ class StreamSession:
                 "receptive_field": int(self.model.receptive_field),
                 "joint_names": list(MOTION21.joint_names), "parents": list(MOTION21.parents),
                 "rest_offsets": _REST_OFFSETS.tolist(), "quat_order": "wxyz",
+                "hand_joint_names": [MOTION61.joint_names[i] for i in _HAND_JOINTS],
+                "hand_parent_names": [MOTION61.joint_names[MOTION61.parents[i]] for i in _HAND_JOINTS],
+                "hand_rest_offsets": rest_offsets(MOTION61)[_HAND_JOINTS].tolist(),
                 "axes": "metres, right-handed, +Y up, +Z towards the camera, pelvis at the origin"}
 
     def lift(self, frame: Frame) -> np.ndarray:
@@ -308,13 +361,70 @@ class StreamSession:
                  "t": frame.t, "joints": _as_list(joints, d) if ok else None,
                  "local_quats_wxyz": _as_list(quats, d) if ok and quats is not None else None,
                  "dropped": self.dropped}
+        if frame.hand_keypoints is not None:
+            reply.update(self.hands(frame, joints if ok else None, quats if ok else None))
         if received_at is not None:
             reply["latency_ms"] = round(1000.0 * (time.perf_counter() - received_at), 3)
         return reply
 
+    def hands(self, frame: Frame, joints: np.ndarray | None, quats: np.ndarray | None) -> dict:
+        """The reply's hand fields for ``frame`` (which holds hands): the keypoints and confidence
+        as received (pixels), ``hand_valid`` [left, right], and ``hand_quats_wxyz`` (42, 4): the
+        local rotations of each hand's wrist (against the forearm) and finger joints
+        (:func:`finger_quats`; the hello's ``hand_joint_names``), sign-continuous over the
+        stream, or None without the body, the hands' world landmarks or any hand seen."""
+        d = self.config.decimals
+        kp, conf = frame.hand_keypoints, frame.hand_confidence
+        present = np.isfinite(kp).all(-1)
+        out = {"hand_keypoints": [p if ok else None for p, ok in zip(_as_list(kp, d), present)],
+               "hand_confidence": _as_list(conf, d), "hand_quats_wxyz": None,
+               "hand_valid": [bool(present[:21].all()), bool(present[21:].all())]}
+        if joints is None or quats is None or frame.hand_world is None:
+            return out
+        hq, valid = finger_quats(joints, quats, kp, frame.hand_world, conf, self.config.image_size)
+        out["hand_valid"] = valid.tolist()
+        if not valid.any():
+            return out
+        ref = self._prev_hand_quats if self._prev_hand_quats is not None else np.array([1.0, 0.0, 0.0, 0.0])
+        hq = np.where(np.sum(hq * ref, -1, keepdims=True) < 0, -hq, hq)
+        self._prev_hand_quats = hq
+        out["hand_quats_wxyz"] = _as_list(hq, d)
+        return out
+
     def process(self, msg: dict | Frame, received_at: float | None = None) -> dict:
         """One frame message (dict from JSON, or a parsed Frame) -> reply dict (see the protocol)."""
         return process_batch([(self, msg, received_at)])[0]
+
+
+def finger_quats(joints: np.ndarray, quats: np.ndarray, hand_keypoints: np.ndarray, hand_world: np.ndarray,
+                 hand_confidence: np.ndarray, image_size: tuple[int, int], *,
+                 focal_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's wrist and finger rotations, by the capture's finger stage
+    (:func:`mocap.cleanup.fingers.motion_with_fingers`) on this one frame, without smoothing over
+    time: the hands placed at the body's wrists through a level camera of ``focal_px`` (default:
+    the lifter's default for ``image_size``; the stream's world axes are that camera's, y and z
+    flipped).
+
+    Args:
+        joints: (21, 3) MOTION21 world metres (the stream's pose); quats: (21, 4) wxyz, its IK.
+        hand_keypoints: (42, 2) pixels, hand_world (42, 3) metres, hand_confidence (42,): hands42.
+        image_size: (width, height) pixels.
+    Returns:
+        ((42, 4) wxyz local rotations of the hands42 joints on MOTION61 (each hand's wrist
+        against the forearm, then its finger joints against their parents; rest (1, 0, 0, 0)
+        for a hand not seen), (2,) bool: each hand seen).
+    """
+    from mocap.cleanup.fingers import FingerOptions, level_camera, motion_with_fingers
+    from mocap.formats import Motion
+    from mocap.lift.lifters import default_focal_px
+
+    body = Motion(joints=joints[None], joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=30.0,
+                  local_quats_wxyz=quats[None], root_translation=(joints[0] - _REST_OFFSETS[0])[None],
+                  rest_offsets=_REST_OFFSETS)
+    camera = level_camera(focal_px or default_focal_px(image_size), image_size)
+    m = motion_with_fingers(body, hand_keypoints[None], hand_world[None], hand_confidence[None], camera,
+                            options=FingerOptions(cutoff_hz=0.0, max_gap_s=0.0))  # each frame on its own
+    return m.local_quats_wxyz[0, _HAND_JOINTS], m.hand_valid[0]
 
 
 def _error_reply(session: StreamSession, msg, error: str) -> dict:
