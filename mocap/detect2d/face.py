@@ -7,9 +7,7 @@ computed from these landmarks are :mod:`mocap.face.controls`'.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +35,9 @@ def detect_face_video(path: str | os.PathLike, keypoints: Keypoints2D, *, device
         :class:`~mocap.detect2d.estimators.face_torch.Face` over all T frames: keypoints
         (T, 478, 2) pixels and z (T, 478) pixels, NaN where the face is not found; score (T,).
     """
-    from tqdm import tqdm
-
     from mocap.detect2d.estimators.face_torch import NUM_FACE_POINTS, Face, FaceLandmarksTorch
-    from mocap.detect2d.mediapipe_pose import _prefetch
-    from mocap.io.video import iter_frames, probe_video
+    from mocap.detect2d.people import video_batches
+    from mocap.io.video import probe_video
 
     if keypoints.layout != "mediapipe33":
         raise MocapError(f"the face is found from BlazePose's eyes, ears and mouth (mediapipe33 keypoints); these "
@@ -56,19 +52,9 @@ def detect_face_video(path: str | os.PathLike, keypoints: Keypoints2D, *, device
     out = Face(np.full((t, NUM_FACE_POINTS, 2), np.nan, np.float32), np.full((t, NUM_FACE_POINTS), np.nan, np.float32),
                np.zeros(t, np.float32), np.full((t, 5), np.nan))
     at = first
-    with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as video, \
-            tqdm(total=stop - first, desc=f"{Path(path).name} (face)", unit="frame", file=sys.stderr,
-                 disable=not progress) as bar:
-        batch: list[np.ndarray] = []
-        for frame in video:
-            batch.append(frame)
-            if len(batch) == FACE_BATCH_FRAMES:
-                at = _run(est, batch, keypoints, at, out, track)
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            at = _run(est, batch, keypoints, at, out, track)
-            bar.update(len(batch))
+    for batch in video_batches(path, size=FACE_BATCH_FRAMES, start=first, stop=stop,
+                               desc=f"{Path(path).name} (face)", progress=progress):
+        at = _run(est, batch, keypoints, at, out, track)
     return out
 
 

@@ -9,10 +9,8 @@ hands go into the same :class:`~mocap.formats.Keypoints2D` (``hand_keypoints`` (
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -55,11 +53,9 @@ def detect_people_hands_video(path: str | os.PathLike, people: Sequence[Keypoint
         per person, their keypoints with ``hand_keypoints`` (T, 42, 2) pixels, ``hand_confidence``
         (T, 42) and ``hand_world`` (T, 42, 3) metres.
     """
-    from tqdm import tqdm
-
     from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
-    from mocap.detect2d.mediapipe_pose import _prefetch
-    from mocap.io.video import iter_frames, probe_video
+    from mocap.detect2d.people import video_batches
+    from mocap.io.video import probe_video
 
     people = list(people)
     if not people:
@@ -83,19 +79,9 @@ def detect_people_hands_video(path: str | os.PathLike, people: Sequence[Keypoint
     found = [(np.full((t, j, 2), np.nan, np.float32), np.zeros((t, j), np.float32),
               np.full((t, j, 3), np.nan, np.float32)) for _ in people]
     at = first
-    with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as video, \
-            tqdm(total=stop - first, desc=f"{Path(path).name} (hands)", unit="frame", file=sys.stderr,
-                 disable=not progress) as bar:
-        batch: list[np.ndarray] = []
-        for frame in video:
-            batch.append(frame)
-            if len(batch) == HAND_BATCH_FRAMES:
-                at = _run_people(est, batch, people, at, found, track)
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            at = _run_people(est, batch, people, at, found, track)
-            bar.update(len(batch))
+    for batch in video_batches(path, size=HAND_BATCH_FRAMES, start=first, stop=stop,
+                               desc=f"{Path(path).name} (hands)", progress=progress):
+        at = _run_people(est, batch, people, at, found, track)
     return [dataclasses.replace(k, hand_keypoints=kp, hand_confidence=conf, hand_world=world)
             for k, (kp, conf, world) in zip(people, found)]
 

@@ -25,7 +25,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -243,6 +243,23 @@ def _batches(frames: Iterable[np.ndarray], size: int) -> Iterable[list[np.ndarra
             batch = []
     if batch:
         yield batch
+
+
+def video_batches(path: str | os.PathLike, *, size: int, start: int, stop: int, desc: str,
+                  progress: bool = True) -> Iterator[list[np.ndarray]]:
+    """Frames ``start`` to ``stop - 1`` of the video at ``path``, (H, W, 3) uint8 RGB decoded
+    ahead in a thread, in lists of ``size`` consecutive frames, with a progress bar ``desc``
+    (the second passes over a video: hands, face)."""
+    from tqdm import tqdm
+
+    from mocap.detect2d.mediapipe_pose import _prefetch
+    from mocap.io.video import iter_frames
+
+    with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=start, stop=stop))) as video, \
+            tqdm(total=stop - start, desc=desc, unit="frame", file=sys.stderr, disable=not progress) as bar:
+        for batch in _batches(video, size):
+            yield batch
+            bar.update(len(batch))
 
 
 def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[int, int], *, estimator,
