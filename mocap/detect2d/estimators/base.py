@@ -16,6 +16,7 @@ Estimators are registered by name in :mod:`mocap.detect2d.estimators` and built 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -120,3 +121,14 @@ class Estimator(Protocol):
     def __call__(self, frames: np.ndarray | Sequence[np.ndarray]) -> Estimate:
         """Batch of independent images -> :class:`Estimate` (no tracking between them)."""
         ...
+
+
+def replace_rows(rows_of, rows: np.ndarray, other):
+    """A copy of ``rows_of`` (a dataclass of arrays with N rows each: the landmarks of N ROIs)
+    with its rows ``rows`` (a (N,) bool mask or indices) replaced by ``other``'s rows, in order."""
+    out = {}
+    for f in dataclasses.fields(rows_of):
+        a = getattr(rows_of, f.name).copy()
+        a[rows] = getattr(other, f.name)
+        out[f.name] = a
+    return type(rows_of)(**out)

@@ -50,7 +50,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
-from mocap.detect2d.estimators.base import Estimate, stack_people
+from mocap.detect2d.estimators.base import Estimate, replace_rows, stack_people
 from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, detector_windows,
                                                          distinct_poses, distinct_rois, same_roi)
 from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
@@ -407,7 +407,7 @@ class BlazePoseTorch:
             second = self.landmarks(images, frame[fresh], lm.next_roi[fresh])
             use = np.zeros(len(fresh), bool)
             use[np.nonzero(fresh)[0][second.score >= self.min_confidence]] = True
-            lm = _replace_rows(lm, use, second.take(second.score >= self.min_confidence))
+            lm = replace_rows(lm, use, second.take(second.score >= self.min_confidence))
         distinct = np.ones(len(slot), bool)
         if self.max_people > 1:
             distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot)
@@ -493,16 +493,6 @@ class BlazePoseTorch:
         lm = PoseLandmarks(*(np.concatenate([getattr(x, k) for x in found])
                              for k in PoseLandmarks.__dataclass_fields__))
         return self._to_estimate(len(images), lm)
-
-
-def _replace_rows(lm: PoseLandmarks, rows: np.ndarray, other: PoseLandmarks) -> PoseLandmarks:
-    """``lm`` with its rows where ``rows`` (N,) is true replaced by ``other``'s rows, in order."""
-    out = {}
-    for k in PoseLandmarks.__dataclass_fields__:
-        a = getattr(lm, k).copy()
-        a[rows] = getattr(other, k)
-        out[k] = a
-    return PoseLandmarks(**out)
 
 
 def _refine_torch(xy, heat, kernel: int, min_confidence: float):

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
+from mocap.detect2d.estimators.base import replace_rows
 from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
@@ -324,7 +325,7 @@ class FaceLandmarksTorch:
                 fresh = np.nonzero(~near)[0]
                 second = self.landmarks(images, f_[fresh], lm.next_roi[fresh])
                 better = second.score >= self.min_confidence
-                lm = _replace(lm, fresh[better], second.take(better))
+                lm = replace_rows(lm, fresh[better], second.take(better))
             found = lm.score >= self.min_confidence
             tracked[seg[found]] = lm.next_roi[found]
             out_kp[f_[found]] = lm.keypoints[found]
@@ -332,13 +333,3 @@ class FaceLandmarksTorch:
             score[f_] = lm.score
             used[f_] = lm.roi
         return Face(out_kp, out_z, score, used)
-
-
-def _replace(lm: FaceLandmarks, rows: np.ndarray, other: FaceLandmarks) -> FaceLandmarks:
-    """``lm`` with rows ``rows`` (indices) replaced by ``other``'s rows, in order."""
-    out = {}
-    for k in FaceLandmarks.__dataclass_fields__:
-        a = getattr(lm, k).copy()
-        a[rows] = getattr(other, k)
-        out[k] = a
-    return FaceLandmarks(**out)

@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
+from mocap.detect2d.estimators.base import replace_rows
 from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
 from mocap.errors import MocapError
 from mocap.skeletons import HAND21, MEDIAPIPE33
@@ -314,7 +315,7 @@ class HandLandmarksTorch:
                 fresh = np.nonzero(~near)[0]
                 second = self.landmarks(images, f_[fresh], lm.next_roi[fresh])
                 better = second.score >= self.min_confidence
-                lm = _replace(lm, fresh[better], second.take(better))
+                lm = replace_rows(lm, fresh[better], second.take(better))
             found = lm.score >= self.min_confidence
             tracked[seg] = np.nan
             tracked[k_[found], h_[found]] = lm.next_roi[found]
@@ -326,13 +327,3 @@ class HandLandmarksTorch:
         conf = np.where(seen, score, 0.0)[..., None].repeat(j, -1)
         return Hands(out_kp.reshape(t, 2 * j, 2), conf.reshape(t, 2 * j).astype(np.float32), score, used,
                      out_world.reshape(t, 2 * j, 3))
-
-
-def _replace(lm: HandLandmarks, rows: np.ndarray, other: HandLandmarks) -> HandLandmarks:
-    """``lm`` with rows ``rows`` (indices) replaced by ``other``'s rows, in order."""
-    out = {}
-    for k in HandLandmarks.__dataclass_fields__:
-        a = getattr(lm, k).copy()
-        a[rows] = getattr(other, k)
-        out[k] = a
-    return HandLandmarks(**out)
