@@ -30,7 +30,7 @@ import numpy as np
 
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import replace_rows
-from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
+from mocap.detect2d.estimators.roi_crop import crop_network_settings, crop_rois, device_images, square_input_size
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
@@ -211,31 +211,13 @@ class FaceLandmarksTorch:
 
     def __init__(self, device: str = "cpu", *, min_confidence: float = 0.5, batch_size: int | None = None,
                  warp: str | None = None, models: str = "package") -> None:
-        try:
-            import torch
-        except ImportError:
-            from mocap.errors import missing_extra
-            raise missing_extra("torch", "lift") from None
+        self.device, self.warp, self.min_confidence, self.batch_size = crop_network_settings(
+            device, warp, min_confidence, batch_size)
         from mocap.detect2d.estimators.blazepose_models import load_face_graph
         from mocap.detect2d.estimators.tflite_torch import load_tflite
 
-        if not 0.0 <= float(min_confidence) <= 1.0:
-            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU; use device='cpu'")
-        self.warp = warp or ("torch" if self.device.type == "cuda" else "cv2")
-        if self.warp not in ("cv2", "torch"):
-            raise ValueError(f"warp must be 'cv2' or 'torch', got {warp!r}")
-        self.min_confidence = float(min_confidence)
-        self.batch_size = int(batch_size or (256 if self.device.type == "cuda" else 8))
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         graph = load_face_graph(models)
-        shape = graph.tensors[graph.inputs[0]].shape
-        if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
-            raise MocapError(f"{graph.path.name} takes {shape}, expected a square RGB image")
-        self.size = (int(shape[2]), int(shape[1]))
+        self.size = square_input_size(graph)
         names = {graph.tensors[i].name for i in graph.outputs}
         if not set(OUTPUTS) <= names:
             raise MocapError(f"{graph.path.name} has outputs {sorted(names)}, expected {', '.join(OUTPUTS)}")

@@ -90,3 +90,36 @@ def _warp_torch(images: Sequence, frame: np.ndarray, mats: np.ndarray, out_w: in
                               padding_mode="zeros" if zero_border else "border", align_corners=False)
         out[torch.as_tensor(sel, device=device)] = crops.permute(0, 2, 3, 1).round().clamp(0, 255)
     return out
+
+
+def crop_network_settings(device: str, warp: str | None, min_confidence: float, batch_size: int | None):
+    """The checked settings shared by the networks that run on ROI crops (hands, face):
+    (torch device, warp ``"cv2"`` or ``"torch"``: torch on CUDA, OpenCV on the CPU, by default;
+    ``min_confidence`` in [0, 1]; crops per network call: 256 on CUDA, 8 on the CPU by default)."""
+    try:
+        import torch
+    except ImportError:
+        from mocap.errors import missing_extra
+        raise missing_extra("torch", "lift") from None
+    if not 0.0 <= float(min_confidence) <= 1.0:
+        raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU; use device='cpu'")
+    warp = warp or ("torch" if dev.type == "cuda" else "cv2")
+    if warp not in ("cv2", "torch"):
+        raise ValueError(f"warp must be 'cv2' or 'torch', got {warp!r}")
+    size = int(batch_size or (256 if dev.type == "cuda" else 8))
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    return dev, warp, float(min_confidence), size
+
+
+def square_input_size(graph) -> tuple[int, int]:
+    """(width, height) pixels of a converted network's square RGB input; MocapError otherwise."""
+    from mocap.errors import MocapError
+
+    shape = graph.tensors[graph.inputs[0]].shape
+    if len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
+        raise MocapError(f"{graph.path.name} takes {shape}, expected a square RGB image")
+    return int(shape[2]), int(shape[1])
