@@ -105,7 +105,9 @@ def _visibility_to_confidence(v: np.ndarray) -> np.ndarray:
     """(..., J) visibility -> confidence in [0, 1] (logits from old releases get a sigmoid)."""
     v = np.asarray(v, dtype=np.float32)
     if v.size and (v.min() < 0.0 or v.max() > 1.0):
-        v = 1.0 / (1.0 + np.exp(-v))
+        from scipy.special import expit
+
+        v = expit(v)
     return np.clip(v, 0.0, 1.0)
 
 

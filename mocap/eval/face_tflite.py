@@ -214,7 +214,8 @@ def torch_vs_tflite(c: FaceCrops) -> dict:
     d = np.linalg.norm(px_got - px_ref, axis=-1)
     extent = (px_ref[:, :468].max(1) - px_ref[:, :468].min(1)).max(-1)
     pct = 100 * d / extent[:, None]
-    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    from scipy.special import expit as sig
+
     mp_refined = mediapipe_refined_landmarks(images)
     face = np.isfinite(mp_refined).all((1, 2))
     refined_max = float(np.abs(got[face] - mp_refined[face]).max()) if face.any() else float("nan")

@@ -23,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 from mocap.errors import MocapError
 
@@ -323,7 +324,7 @@ def decode_detections(boxes: np.ndarray, scores: np.ndarray, anchors: np.ndarray
     if o.sigmoid_score:
         if o.score_clipping_thresh is not None:
             s = np.clip(s, -o.score_clipping_thresh, o.score_clipping_thresh)
-        s = 1.0 / (1.0 + np.exp(-s))
+        s = expit(s)
     threshold = o.min_score_thresh if min_score is None else min_score
     rect = np.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], -1)
     out = []
@@ -468,7 +469,7 @@ def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray, *, kernel: int,
     ni, ji = np.meshgrid(np.arange(n), np.arange(j), indexing="ij")
     vals = heatmap[ni[..., None, None], np.clip(rows, 0, hm_h - 1)[..., :, None],
                    np.clip(cols, 0, hm_w - 1)[..., None, :], ji[..., None, None]]  # (N, J, k, k)
-    conf = 1.0 / (1.0 + np.exp(-vals.astype(np.float64)))
+    conf = expit(vals.astype(np.float64))
     conf = conf * (rv[..., :, None] & cv[..., None, :])
     total = conf.sum((-1, -2))
     best = conf.max((-1, -2))

@@ -325,7 +325,8 @@ class BlazePoseTorch:
                 world.append(wld.float().view(-1, j, 3).cpu().numpy())
         raw, xy, flag, world = np.concatenate(raw), np.concatenate(refined), np.concatenate(flag), np.concatenate(world)
         px = bp.project_from_roi(xy.astype(np.float64), rois)
-        sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+        from scipy.special import expit as sig  # the logistic function, without overflow warnings
+
         vis = sig(raw[..., 3]) if g.visibility_sigmoid else raw[..., 3]
         pres = sig(raw[..., 4]) if g.presence_sigmoid else raw[..., 4]
         b0, b1 = g.body_landmarks
