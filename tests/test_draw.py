@@ -204,6 +204,44 @@ def test_render_overlay_max_width_and_frame_count_mismatch(tmp_path):
     assert not bad.exists()
 
 
+def test_background_overlay_matches_the_plain_one_and_cancel_or_error_leaves_no_file(tmp_path):
+    import threading
+
+    from mocap.export.draw import BackgroundOverlay, OverlayStopped
+
+    src = tmp_path / "src.mp4"
+    _write_source(src)
+    k = _moving_keypoints()
+    plain, background = tmp_path / "plain.mp4", tmp_path / "background.mp4"
+    render_overlay(src, k, plain, progress=False)
+    with BackgroundOverlay(src, k, background, progress=False) as job:
+        pass  # leaving the block waits for it
+    job.wait()  # again: returns at once
+    a, _, _, _ = _read_all(plain)
+    b, _, _, _ = _read_all(background)
+    assert len(a) == len(b) == T and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    # stopped between frames (what the caller's failure does): nothing is left behind
+    stopped = tmp_path / "stopped.mp4"
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(OverlayStopped):
+        render_overlay(src, k, stopped, progress=False, stop_event=stop)
+    assert not stopped.exists()
+    with pytest.raises(RuntimeError, match="caller"):  # the caller's own error is the one raised
+        with BackgroundOverlay(src, k, tmp_path / "either.mp4", progress=False):
+            raise RuntimeError("the caller failed")
+    (tmp_path / "either.mp4").unlink(missing_ok=True)  # stopped, or finished first: either is fine
+
+    # the overlay fails: wait() raises its error, and no file is left
+    bad = tmp_path / "bad.mp4"
+    with pytest.raises(MocapError, match="frames"):
+        with BackgroundOverlay(src, _moving_keypoints(T - 1), bad, progress=False):
+            pass
+    assert not bad.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["background.mp4", "plain.mp4", "src.mp4"]
+
+
 def test_video_codec_is_one_we_asked_for():
     assert video_codec() in ("avc1", "mp4v")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -192,7 +193,6 @@ class OverlayWriter:
         self._tmp = self._atomic.__enter__()
         if self._threaded:
             import queue
-            import threading
 
             self._queue = queue.Queue(maxsize=8)
             self._thread = threading.Thread(target=self._drain, name="overlay-writer", daemon=True)
@@ -264,6 +264,7 @@ def render_overlay(
     max_width: int | None = None,
     min_confidence: float = 0.3,
     frames: tuple[int, int] | None = None,
+    stop_event: threading.Event | None = None,
 ) -> None:
     """Write ``out_path`` (.mp4): the video at ``video_path`` with ``keypoints`` (and hands) drawn on each frame.
 
@@ -280,10 +281,13 @@ def render_overlay(
         min_confidence: see :func:`draw_skeleton_2d`.
         frames: (first, stop): only video frames ``first`` to ``stop - 1`` (the keypoints still
             cover the whole video); None: every frame.
+        stop_event: when set (e.g. by another thread whose work failed), stop between two
+            frames and leave no file (:class:`OverlayStopped`).
 
     Raises:
         MocapError: the video's frame count or frame shape does not match the keypoints,
             or the video cannot be read or written.
+        OverlayStopped: ``stop_event`` was set before the last frame.
     """
     from tqdm import tqdm
 
@@ -306,10 +310,59 @@ def render_overlay(
                 if count >= t:
                     raise MocapError(f"{video_path} has more frames than the {t} frames of keypoints; "
                                      "use the keypoints detected on this video")
+                if stop_event is not None and stop_event.is_set():
+                    raise OverlayStopped(f"{out_path}: stopped at frame {count}")
                 writer.write(frame, points[count], conf[count])
                 bar.update(1)
     finally:
         chosen.close()
+
+
+class OverlayStopped(Exception):
+    """:func:`render_overlay` was asked to stop; nothing was written."""
+
+
+class BackgroundOverlay:
+    """:func:`render_overlay` on a second thread, while the caller goes on with other work.
+
+    The encoder and the decoder release the GIL, so on two cores the overlay costs little
+    wall time next to the lifting and fitting. :meth:`wait` joins it and raises whatever it
+    raised; :meth:`cancel` (on the caller's failure) makes it stop between frames and leave
+    no file. Use as a context manager: leaving the block with an exception cancels it,
+    leaving it normally waits.
+    """
+
+    def __init__(self, video_path, keypoints: Keypoints2D, out_path, **kwargs) -> None:
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(video_path, keypoints, out_path), kwargs=kwargs,
+                                        name="overlay", daemon=True)
+
+    def _run(self, *args, **kwargs) -> None:
+        try:
+            render_overlay(*args, stop_event=self._stop, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller in wait()
+            self._error = e
+
+    def __enter__(self) -> "BackgroundOverlay":
+        self._thread.start()
+        return self
+
+    def wait(self) -> None:
+        """Block until the overlay is written; raise its error if it failed."""
+        self._thread.join()
+        if self._error is not None and not isinstance(self._error, OverlayStopped):
+            raise self._error
+
+    def cancel(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.cancel()
+        else:
+            self.wait()
 
 
 def _overlay_scale(image_size: tuple[int, int], frame_size: tuple[int, int], video_path) -> np.ndarray:

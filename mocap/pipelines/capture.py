@@ -226,7 +226,8 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     keypoints cover every frame, NaN where they are not seen. With ``detection.all_people``
     everyone seen for ``min_person_s`` is returned too, by track id, each over every frame.
     With ``detection.hands`` everyone's hands are added (:mod:`mocap.detect2d.hands`, one pass
-    over the video for all). overlay.mp4 unless turned off; MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
+    over the video for all). overlay.mp4 only with MediaPipe's own tracking (drawn as it detects; else
+    :func:`capture` draws it alongside the lifting); MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
     video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
     """
     from mocap.detect2d.people import detect_person_video
@@ -270,11 +271,6 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     if detection.face:
         with timer.stage("face"):
             _write_face(video, keypoints, out, outputs, device=detection.device, frames=frames, progress=progress)
-    if export.overlay and not drawing:
-        with timer.stage("overlay"):
-            outputs["overlay"] = out / "overlay.mp4"
-            draw.render_overlay(video, keypoints, outputs["overlay"], progress=progress,
-                                max_width=export.overlay_max_width, frames=frames)
     return keypoints, tracks, chosen, rate, everyone
 
 
@@ -487,6 +483,27 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     outputs["keypoints"] = out / "keypoints2d.npz"
     keypoints, tracks, chosen, rate, everyone = _detect(video, info, o.detection, o.export, out, outputs,
                                                         span=span, timer=timer, progress=progress)
+    with contextlib.ExitStack() as stack:
+        overlay = None
+        if o.export.overlay and "overlay" not in outputs:  # drawn on a second thread while the rest runs
+            outputs["overlay"] = out / "overlay.mp4"
+            overlay = stack.enter_context(draw.BackgroundOverlay(
+                video, keypoints, outputs["overlay"], progress=False, max_width=o.export.overlay_max_width,
+                frames=None if o.detection.whole_video else span))
+        report = _lift_and_write(video, o, out, outputs, info, span, keypoints, tracks, chosen, rate, everyone,
+                                 timer=timer)
+        if overlay is not None:
+            with timer.stage("overlay (the rest of it)"):
+                overlay.wait()
+    return report
+
+
+def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path], info, span: tuple[int, int],
+                    keypoints: Keypoints2D, tracks: PeopleTracks, chosen: int, rate: float,
+                    everyone: dict[int, Keypoints2D], *, timer: StageTimer) -> CaptureReport:
+    """Everything of :func:`capture` after the 2D stage: lift, fit, files, people, previews."""
+    from mocap.export import draw
+
     save_keypoints(outputs["keypoints"], keypoints)
     jumps = implausible_jumps(keypoints.keypoints, keypoints.confidence, keypoints.layout, keypoints.fps,
                               min_confidence=o.cleanup.min_confidence)
