@@ -292,7 +292,10 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
             off = com - support
             off = off - (off @ up)[:, None] * up
             out["balance"] = (still_t * torch.log1p((off ** 2).sum(-1) / wts.com_m ** 2)).sum()
-        prior = 10.0  # the priors on global unknowns weigh as much as ten frames of data
+        # the priors on global unknowns weigh as much as ten frames of the video's data; each sampled
+        # frame stands for `stride` of them (without this a 60 fps clip's priors, sampled at 15 Hz,
+        # weighed four times as much: its solved pitch stuck near the first guess)
+        prior = 10.0 / stride
         out["bones"] = prior * ((logb / wts.bone_log) ** 2).sum()
         if len(surfaces):
             out["surface heights"] = prior * (((surf - surf0) / wts.surface_m) ** 2).sum()
