@@ -2,6 +2,7 @@
 
     python benchmarks/eval_real_video.py [--data ../shared/data/video/pose2sim_single] [--keypoints-dir DIR]
                                          [--targets-only] [--known-focal] [--work DIR] [--lift-args "--no-fit"]
+                                         [--detector mediapipe|blazepose-torch]
 
 The Pose2Sim demo has 4 synchronised, calibrated cameras (Qualisys calibration). The
 reference 3D is the confidence-weighted DLT triangulation of MediaPipe's 2D keypoints from
@@ -92,7 +93,7 @@ def fit_targets(cams, keypoints, ref33: np.ndarray, *, known_focal: bool, work: 
         save_keypoints(path, k)
         cal_pitch = float(np.degrees(np.arcsin(np.clip(-cam.R[2, 2], -1, 1))))
         outs = {}
-        for lifter in ("network", "mediapipe"):
+        for lifter in ("network", "mediapipe") if k.world_landmarks is not None else ("network",):
             out_dir = work / f"{cam.name}_{lifter}"
             out_dir.mkdir(parents=True, exist_ok=True)
             motion, _, error = run_lift(path, out_dir, float(cam.K[0, 0]) if known_focal else None, "--lifter", lifter,
@@ -152,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="issue 21's table: give mocap lift the calibration's focal length (default: none, as a user would)")
     ap.add_argument("--work", default=None, help="issue 21's table: write each camera's keypoints and mocap lift output here")
     ap.add_argument("--lift-args", default="", help="issue 21's table: more flags for mocap lift, e.g. '--no-fit'")
+    ap.add_argument("--detector", choices=("mediapipe", "blazepose-torch"), default="mediapipe",
+                    help="the 2D of every camera (and so of the reference): MediaPipe's VIDEO mode (its world landmarks "
+                         "are the baseline lifter), or the PyTorch BlazePose that `mocap capture` uses by default "
+                         "(the main person; no world landmarks, so only our network is measured)")
     args = ap.parse_args(argv)
     data = Path(args.data)
     if not (data / "calibration" / "Calib.qca.txt").exists():
@@ -176,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         if cached is not None and cached.exists():
             keypoints.append(load_keypoints(cached))
             continue
-        k = detect_video(video, progress=False)
+        if args.detector == "mediapipe":
+            k = detect_video(video, progress=False)
+        else:
+            from mocap.detect2d.people import detect_person_video
+
+            k = detect_person_video(video, detector=args.detector, progress=False)[0]
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             save_keypoints(cached, k)

@@ -64,6 +64,28 @@ def test_planted_feet_are_low_and_still_in_the_image():
     assert not planted(joints, None, fps=fps, height_px=600.0)[:, :2].all()
 
 
+def test_a_planted_foot_with_detector_jitter_stays_planted_at_any_frame_rate():
+    """A still foot whose 2D jitters 2.5 px a frame (a 600 px tall person; the raw PyTorch
+    BlazePose's order) is planted at 30 and at 60 fps alike: its speed is read over the same
+    time span, not from neighbouring frames (at 60 fps that doubled the jitter's speed and the
+    foot counted as moving in most frames)."""
+    shares = {}
+    for fps in (30.0, 60.0):
+        t = int(2 * fps)
+        joints = np.zeros((t, 21, 3))
+        joints[:, [MOTION21.index("left_ankle"), MOTION21.index("right_ankle")], 1] = 0.08
+        feet_px = 300.0 + np.random.default_rng(4).normal(0, 2.5, (t, 4, 2))
+        shares[fps] = planted(joints, feet_px, fps=fps, height_px=600.0).mean()
+    assert shares[30.0] > 0.8 and shares[60.0] > 0.8, shares
+    # a foot that moves 0.5 heights/s is not planted at either rate
+    for fps in (30.0, 60.0):
+        t = int(2 * fps)
+        joints = np.zeros((t, 21, 3))
+        feet_px = np.zeros((t, 4, 2))
+        feet_px[..., 0] = (0.5 * 600.0 * np.arange(t) / fps)[:, None]
+        assert not planted(joints, feet_px, fps=fps, height_px=600.0).any()
+
+
 @pytest.mark.parametrize("pitch", [0.0, 15.0, 30.0])
 def test_world_from_camera_is_a_rotation_with_up_as_y(pitch):
     up = _rot("x", np.radians(-pitch)) @ np.array([0.0, -1.0, 0.0])

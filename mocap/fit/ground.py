@@ -100,6 +100,17 @@ def quasi_static(joints: np.ndarray, contacts: np.ndarray, *, fps: float, max_co
     return np.asarray(contacts, bool).any(1) & (accel < max_com_accel)
 
 
+def _velocity(x: np.ndarray, fps: float, span_s: float = 1.0 / 30.0) -> np.ndarray:
+    """(T, ...) per-second velocity of ``x`` (T, ...), each frame's from the frames ``span_s``
+    before and after it (one frame at 30 fps, two at 60): the same time span at any frame
+    rate, so the detector's frame-to-frame jitter reads as the same speed (a central
+    difference over one frame at 60 fps doubles it). NaN where either end is NaN."""
+    t = len(x)
+    k = max(1, int(round(span_s * fps)))
+    hi, lo = np.minimum(np.arange(t) + k, t - 1), np.maximum(np.arange(t) - k, 0)
+    return (x[hi] - x[lo]) * (fps / np.maximum(hi - lo, 1)).reshape((t,) + (1,) * (x.ndim - 1))
+
+
 def planted(joints: np.ndarray, feet_px: np.ndarray | None, *, fps: float, height_px: float,
             height_m: float = 0.06, speed_px: float = 0.2, speed_m_s: float = 0.5, min_frames: int = 3) -> np.ndarray:
     """Which foot points are planted: low, and still in the image (a static camera sees a
@@ -119,11 +130,11 @@ def planted(joints: np.ndarray, feet_px: np.ndarray | None, *, fps: float, heigh
     pts = x[:, idx]
     low = np.minimum(pts[..., 1].min(1), x[:, [MOTION21.index("left_ankle"), MOTION21.index("right_ankle")], 1].min(1))
     h = pts[..., 1] - low[:, None]
-    speed3 = np.linalg.norm(np.gradient(pts, axis=0), axis=-1) * fps if len(x) > 1 else np.zeros(h.shape)
+    speed3 = np.linalg.norm(_velocity(pts, fps), axis=-1) if len(x) > 1 else np.zeros(h.shape)
     still = speed3 < speed_m_s
     if feet_px is not None and len(x) > 1:
         f = np.asarray(feet_px, dtype=np.float64)
-        speed2 = np.linalg.norm(np.gradient(f, axis=0), axis=-1) * fps / max(height_px, 1.0)
+        speed2 = np.linalg.norm(_velocity(f, fps), axis=-1) / max(height_px, 1.0)
         seen = np.isfinite(speed2)
         still = np.where(seen, speed2 < speed_px, still)
     raw = (h < height_m) & still
