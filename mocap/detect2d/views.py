@@ -55,10 +55,11 @@ def detect_view_people(video: str | os.PathLike, *, detector: str = DEFAULT_DETE
                        device: str = "cpu", max_people: int = 4, progress: bool = True) -> PeopleTracks:
     """Everyone in one view, with per-view 2D track ids (the cross-view association's cue).
 
-    ``"blazepose-torch"`` / ``"blazepose-tta"``: the networks of :func:`detect_view`,
-    following up to ``max_people`` people (the detector looks for more whenever fewer are
-    followed), then tracked (:func:`mocap.detect2d.tracking.track_people`). ``"mediapipe"``:
-    one person. Any other estimator: :func:`mocap.detect2d.people.detect_people_video`.
+    Every estimator but ``"mediapipe"`` (one person): :func:`mocap.detect2d.people.detect_people_video`,
+    the tracker of the one-camera capture (``"blazepose-torch"`` / ``"blazepose-tta"``
+    follow up to ``max_people`` people from frame to frame, the detector looking for more at
+    a cadence and when a track weakens; then the track ids of
+    :func:`mocap.detect2d.tracking.track_people`, with the torso colour cue).
     """
     if detector == "mediapipe":
         k = detect_view(video, detector=detector, device=device, progress=progress)
@@ -66,28 +67,12 @@ def detect_view_people(video: str | os.PathLike, *, detector: str = DEFAULT_DETE
                             scores=(k.confidence.max(-1, initial=0.0) > 0).astype(np.float32)[:, None],
                             track_ids=np.where(np.isfinite(k.keypoints).any((-1, -2)), 0, -1)[:, None],
                             layout=k.layout, image_size=k.image_size, fps=k.fps)
-    from mocap.detect2d.estimators import BLAZEPOSE_TORCH, get_estimator
+    from mocap.detect2d.people import detect_people_video
 
-    if detector not in BLAZEPOSE_TORCH:
-        from mocap.detect2d.people import detect_people_video
-
-        return detect_people_video(video, detector=detector, device=device, progress=progress)
-    import sys
-
-    from tqdm import tqdm
-
-    from mocap.detect2d.tracking import track_people
-    from mocap.io.video import iter_frames, probe_video
-
-    info = probe_video(video)
-    frames = tqdm(iter_frames(video, rgb=True), total=info.frame_count, desc=f"{Path(video).name} (2D)",
-                  unit="frame", file=sys.stderr, disable=not progress)
-    est = get_estimator(detector, device=device, max_people=max_people).video(frames)
-    kp, conf, scores = est.keypoints, np.nan_to_num(est.confidence), est.scores
-    ids = track_people(kp, conf, scores, layout=est.layout) if kp.shape[1] else np.zeros(scores.shape, np.int64)
-    return PeopleTracks(keypoints=kp.astype(np.float32), confidence=conf.astype(np.float32),
-                        scores=scores.astype(np.float32), track_ids=np.asarray(ids), layout=est.layout,
-                        image_size=info.size, fps=info.fps)
+    # one tracker through the whole video, as the one-camera capture: the segment-parallel
+    # BlazePoseTorch.video() restarted from the detector every 8 frames, and a person bent
+    # over (whom the detector frames upside down) came out as garbage for those 8 frames
+    return detect_people_video(video, detector=detector, device=device, max_people=max_people, progress=progress)
 
 
 def landmarks_where_expected(video: str | os.PathLike, frames: np.ndarray, expected: np.ndarray, *,
