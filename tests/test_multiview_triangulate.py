@@ -96,3 +96,38 @@ def test_real_cmu_motion_under_1cm():
                                 threshold_px=10.0)
     err = np.linalg.norm(pts - x, axis=-1)
     assert np.nanmedian(err) < 0.01 and np.isfinite(err).mean() > 0.9
+
+
+def test_views_that_agree_on_a_wrong_point_lose_to_the_views_that_fit_the_body():
+    """Two views put the left ankle on a wrong spot that they agree on (as a detector that takes
+    one foot for the other in two views does), the other two see it right: the views' consensus
+    is a tie, the body decides (its shin keeps its length). Where every view but one is wrong
+    the same way, nothing fits the body and the point is dropped, not kept."""
+    from mocap.multiview.triangulate import retriangulate_off_bones
+    from mocap.skeletons import MOTION21
+
+    cams = ring_rig()
+    x = waving_walker(30)
+    proj = np.stack([c.projection for c in cams])
+    ankle, knee = MOTION21.index("left_ankle"), MOTION21.index("left_knee")
+    wrong = x.copy()
+    wrong[10, ankle] += [0.5, 0.0, 0.4]  # 64 cm off: the 0.4 m shin would be 0.75 m long
+    wrong[20, ankle] += [0.5, 0.0, 0.4]
+    px = np.stack([c.project(x) for c in cams])
+    bad = np.stack([c.project(wrong) for c in cams])
+    px[:2, 10] = bad[:2, 10]  # frame 10: views 0 and 1 wrong, 2 and 3 right
+    px[:3, 20] = bad[:3, 20]  # frame 20: three views wrong, one right
+    conf = np.ones(px.shape[:-1])
+    und = _undistorted(cams, px)
+    pts, inl = triangulate_robust(und, proj, conf, threshold_px=40.0)
+    edges = np.array([(c, p) for c, p in enumerate(MOTION21.parents) if p >= 0])
+    fixed, inl2 = retriangulate_off_bones(pts, inl, und, proj, conf, edges, threshold_px=40.0)
+    np.testing.assert_allclose(fixed[10, ankle], x[10, ankle], atol=1e-6)
+    assert inl2[:, 10, ankle].tolist() == [False, False, True, True]
+    assert np.isnan(fixed[20, ankle]).all() and not inl2[:, 20, ankle].any()
+    assert np.linalg.norm(pts[20, ankle] - wrong[20, ankle]) < 1e-6  # the consensus alone keeps the wrong one
+    # everything else is left as it was
+    other = np.ones(fixed.shape[:2], bool)
+    other[[10, 20], ankle] = False
+    np.testing.assert_allclose(fixed[other], pts[other])
+    assert np.abs(np.linalg.norm(fixed[10, ankle] - fixed[10, knee]) - np.linalg.norm(x[10, ankle] - x[10, knee])) < 1e-6

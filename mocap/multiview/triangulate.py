@@ -218,3 +218,108 @@ def triangulate_robust(pixels: np.ndarray, projections: np.ndarray, weights: np.
     x[bad] = np.nan
     best_inl[:, bad] = False
     return x.reshape(batch + (3,)), best_inl.reshape((c,) + batch)
+
+
+def retriangulate_off_bones(points: np.ndarray, inliers: np.ndarray, pixels: np.ndarray, projections: np.ndarray,
+                            weights: np.ndarray, edges, *, threshold_px: float, tolerance: float = 0.2,
+                            min_bone_m: float = 0.05, passes: int = 2, drop: float | None = 0.5
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Joints whose bones to their neighbours are far off the person's usual lengths, triangulated
+    again from the set of views that fits the body best.
+
+    The views' consensus (:func:`triangulate_robust`) cannot tell two views that agree on the
+    right point from two that agree by chance on a wrong one (a foot the detector put on the
+    other foot in two views): both pairs reproject within the threshold. A body can tell: of
+    the view subsets (two views or more) that agree on a point, the one whose point keeps the
+    joint's bones (``edges`` of length at least ``min_bone_m``, median over the clip) closest
+    to their usual lengths wins, if it keeps them within ``tolerance`` (relative) and does
+    better than the point there was.
+
+    Args:
+        points: (T, J, 3) triangulated points; inliers (C, T, J) their views.
+        pixels: (C, T, J, 2) undistorted pixels, NaN where missing; projections (C, 3, 4);
+            weights (C, T, J) >= 0 (0: the view does not vote).
+        edges: (E, 2) joint index pairs of the layout.
+    Returns:
+        points and inliers, the changed joints replaced.
+    """
+    points = np.array(points, dtype=np.float64)
+    inliers = np.array(inliers, dtype=bool)
+    c, t, j = inliers.shape
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if c < 3 or t < 3 or not len(edges):
+        return points, inliers
+    uv = np.asarray(pixels, dtype=np.float64).reshape(c, t * j, 2)
+    w = np.nan_to_num(np.asarray(weights, dtype=np.float64)).reshape(c, t * j)
+    usable = np.isfinite(uv).all(-1) & (w > 0)
+    uv0 = np.where(usable[..., None], uv, 0.0)
+    projections = np.asarray(projections, dtype=np.float64)
+    subsets = [np.array([(s >> v) & 1 for v in range(c)], bool) for s in range(1, 2 ** c)]
+    subsets = [s for s in subsets if s.sum() >= 2]
+    for attempt in range(passes):
+        lengths = np.linalg.norm(points[:, edges[:, 0]] - points[:, edges[:, 1]], axis=-1)  # (T, E)
+        with np.errstate(all="ignore"):
+            usual = np.nanmedian(np.where(np.isfinite(lengths), lengths, np.nan), 0)
+        keep = np.isfinite(usual) & (usual >= min_bone_m)
+        if not keep.any():
+            break
+        e, usual = edges[keep], usual[keep]
+        # each joint's bones: (J, K) neighbour index (-1 none) and usual length
+        nbr = [[] for _ in range(j)]
+        for (a, b), length in zip(e, usual):
+            nbr[a].append((b, length))
+            nbr[b].append((a, length))
+        k = max(len(n) for n in nbr)
+        if k == 0:
+            break
+        other = np.full((j, k), -1)
+        usual_len = np.full((j, k), np.nan)
+        for a, n in enumerate(nbr):
+            for i, (b, length) in enumerate(n):
+                other[a, i], usual_len[a, i] = b, length
+
+        def off(x: np.ndarray, frame: np.ndarray, joint: np.ndarray, worst: bool = True) -> np.ndarray:
+            """(N,) the worst (else the best) relative bone error of points x (N, 3) as joint
+            ``joint`` of ``frame``; -inf without a bone to a known neighbour (for the best: without
+            two, as one bone alone cannot say which of its ends is wrong)."""
+            o = other[joint]  # (N, K)
+            q = points[frame[:, None], np.maximum(o, 0)]  # (N, K, 3)
+            rel = np.abs(np.linalg.norm(x[:, None] - q, axis=-1) - usual_len[joint]) / usual_len[joint]
+            known = (o >= 0) & np.isfinite(rel)
+            if worst:
+                return np.where(known, rel, -np.inf).max(1)
+            return np.where(known.sum(1) >= 2, np.where(known, rel, np.inf).min(1), -np.inf)
+
+        frame, joint = np.nonzero(np.isfinite(points).all(-1))
+        score = off(points[frame, joint], frame, joint)
+        bad = score > tolerance
+        frame, joint, score = frame[bad], joint[bad], score[bad]
+        if not len(frame):
+            break
+        flat = frame * j + joint
+        m, bvec = _view_normals(uv0[:, flat], projections, np.where(usable[:, flat], w[:, flat], 0.0))
+        best, best_x = score.copy(), np.full((len(flat), 3), np.nan)
+        best_set = np.zeros((c, len(flat)), bool)
+        for s in subsets:
+            ok = usable[s][:, flat].all(0)
+            if not ok.any():
+                continue
+            x = _solve_sym3(m[s].sum(0), bvec[s].sum(0))
+            err2 = ((_pinhole_project(np.nan_to_num(x), projections) - uv0[:, flat]) ** 2).sum(-1)
+            agree = ok & np.isfinite(x).all(-1) & (np.where(s[:, None], err2, 0.0) < threshold_px ** 2).all(0)
+            sc = np.where(agree, off(np.nan_to_num(x), frame, joint), np.inf)
+            better = (sc < best) & (sc <= tolerance)
+            best[better], best_x[better] = sc[better], x[better]
+            best_set[:, better] = s[:, None]
+        fixed = np.isfinite(best_x).all(-1)
+        if attempt == passes - 1 and drop is not None:
+            # still far off the usual length of every bone it has (not just of one, which a wrong
+            # neighbour explains): no set of views fits it to the body
+            gone = ~fixed & (off(points[frame, joint], frame, joint, worst=False) > drop)
+            points[frame[gone], joint[gone]] = np.nan
+            inliers[:, frame[gone], joint[gone]] = False
+        if not fixed.any():
+            continue
+        points[frame[fixed], joint[fixed]] = best_x[fixed]
+        inliers[:, frame[fixed], joint[fixed]] = best_set[:, fixed]
+    return points, inliers

@@ -10,7 +10,8 @@ import numpy as np
 from mocap.camera import Camera
 from mocap.formats import Keypoints2D
 from mocap.multiview.association import Association, associate_people, detection_size, person_keypoints
-from mocap.multiview.triangulate import reprojection_errors, triangulate_resolving_swaps, triangulate_robust
+from mocap.multiview.triangulate import (reprojection_errors, retriangulate_off_bones, triangulate_resolving_swaps,
+                                         triangulate_robust)
 from mocap.skeletons import get_layout
 
 
@@ -25,16 +26,19 @@ class Triangulated:
         swapped: (C, T) bool, views whose left and right were swapped back in that frame.
         reprojection_px: (C, T, J) pixel distance between the reprojected points and the
             detected keypoints (distorted pixels); NaN where either is missing.
+        dropped: (T, J) bool, points the views agreed on but no set of views could fit to the
+            body (bones far off their usual lengths): NaN in ``points``. None: not checked.
     """
 
     points: np.ndarray
     inliers: np.ndarray
     swapped: np.ndarray
     reprojection_px: np.ndarray
+    dropped: np.ndarray | None = None
 
 
 def triangulate_views(views: Sequence[Keypoints2D], cameras: Sequence[Camera], *, threshold_px: float = 40.0,
-                      min_confidence: float = 0.3, resolve_swaps: bool = True) -> Triangulated:
+                      min_confidence: float = 0.3, resolve_swaps: bool = True, rigid_bones: bool = True) -> Triangulated:
     """Triangulate synchronised keypoints of C views (same layout, same T).
 
     Args:
@@ -43,6 +47,8 @@ def triangulate_views(views: Sequence[Keypoints2D], cameras: Sequence[Camera], *
         threshold_px: a view agrees with a point when it reprojects within this (pixels).
         min_confidence: 2D keypoints below this do not vote.
         resolve_swaps: undo the detector's left/right swaps per view and frame (3 views or more).
+        rigid_bones: a joint whose bones come out far off their usual length is triangulated
+            again from the views that fit the body (:func:`retriangulate_off_bones`; 3 views or more).
     """
     layout = get_layout(views[0].layout)
     raw = np.stack([v.keypoints for v in views]).astype(np.float64)  # (C, T, J, 2)
@@ -59,8 +65,13 @@ def triangulate_views(views: Sequence[Keypoints2D], cameras: Sequence[Camera], *
         raw = np.where(swapped[..., None, None], raw[:, :, mirror], raw)
         w = np.where(swapped[..., None], w[:, :, mirror], w)
     points, inliers = triangulate_robust(px, proj, w, threshold_px=threshold_px)
+    dropped = None
+    if rigid_bones:
+        agreed = np.isfinite(points).all(-1)
+        points, inliers = retriangulate_off_bones(points, inliers, px, proj, w, layout.edges, threshold_px=threshold_px)
+        dropped = agreed & ~np.isfinite(points).all(-1)
     return Triangulated(points=points, inliers=inliers, swapped=swapped,
-                        reprojection_px=reprojection_errors(points, cameras, raw))
+                        reprojection_px=reprojection_errors(points, cameras, raw), dropped=dropped)
 
 
 def majority_orientation(swapped: np.ndarray, seen: np.ndarray, points: np.ndarray,

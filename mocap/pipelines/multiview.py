@@ -243,8 +243,12 @@ def _write_person(folder: Path, person: _Person, names: Sequence[str], extra: di
         out[f"keypoints_{name}"] = folder / f"keypoints2d_{name}.npz"
         save_keypoints(out[f"keypoints_{name}"], k)
     with atomic_path(out["reprojection"]) as tmp:
+        dropped = person.tri.dropped
         tmp.write_text(json.dumps({"person": person.id, "views": person.reprojection,
-                                   "bone_length_cv_median": person.bone_cv, **extra}, indent=2))
+                                   "bone_length_cv_median": person.bone_cv,
+                                   # points the views agreed on, but too far off the body's bones to keep
+                                   "joints_dropped_off_bones": None if dropped is None else int(dropped.sum()),
+                                   **extra}, indent=2))
     if person.quality is not None:
         from mocap.fit.quality import write_quality_json
 
