@@ -131,3 +131,37 @@ def test_views_that_agree_on_a_wrong_point_lose_to_the_views_that_fit_the_body()
     other[[10, 20], ankle] = False
     np.testing.assert_allclose(fixed[other], pts[other])
     assert np.abs(np.linalg.norm(fixed[10, ankle] - fixed[10, knee]) - np.linalg.norm(x[10, ankle] - x[10, knee])) < 1e-6
+
+
+def test_a_point_that_jumps_off_its_trajectory_for_a_frame_is_put_back_or_dropped():
+    """The wrist seen right by two views and on a wrong spot (that they agree on) by the two
+    others in one frame: the views that keep it on its path win; three views wrong: dropped.
+    A clean clip, fast arms and all, is left exactly as it was."""
+    from mocap.multiview.triangulate import retriangulate_jumps
+    from mocap.skeletons import MOTION21
+
+    cams = ring_rig()
+    x = waving_walker(30)
+    proj = np.stack([c.projection for c in cams])
+    wrist = MOTION21.index("right_wrist")
+    wrong = x.copy()
+    wrong[[12, 22], wrist] += [0.0, 0.4, 0.3]
+    px = np.stack([c.project(x) for c in cams])
+    bad = np.stack([c.project(wrong) for c in cams])
+    px[2:, 12] = bad[2:, 12]
+    px[1:, 22] = bad[1:, 22]
+    conf = np.ones(px.shape[:-1])
+    und = _undistorted(cams, px)
+    pts, inl = triangulate_robust(und, proj, conf, threshold_px=40.0)
+    fixed, inl2 = retriangulate_jumps(pts, inl, und, proj, conf, threshold_px=40.0)
+    np.testing.assert_allclose(fixed[12, wrist], x[12, wrist], atol=1e-6)
+    assert inl2[:, 12, wrist].tolist() == [True, True, False, False]
+    assert np.isnan(fixed[22, wrist]).all() and not inl2[:, 22, wrist].any()
+    other = np.ones(fixed.shape[:2], bool)
+    other[[12, 22], wrist] = False
+    np.testing.assert_allclose(fixed[other], pts[other])
+    clean = _undistorted(cams, np.stack([c.project(x) for c in cams]))
+    p0, i0 = triangulate_robust(clean, proj, conf, threshold_px=40.0)
+    p1, i1 = retriangulate_jumps(p0, i0, clean, proj, conf, threshold_px=40.0)
+    np.testing.assert_array_equal(p1, p0)
+    np.testing.assert_array_equal(i1, i0)

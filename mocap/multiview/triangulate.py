@@ -5,6 +5,8 @@ has no pixel there: its error counts as infinite, so that view is an outlier).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from mocap.camera import project_points
@@ -254,8 +256,6 @@ def retriangulate_off_bones(points: np.ndarray, inliers: np.ndarray, pixels: np.
     usable = np.isfinite(uv).all(-1) & (w > 0)
     uv0 = np.where(usable[..., None], uv, 0.0)
     projections = np.asarray(projections, dtype=np.float64)
-    subsets = [np.array([(s >> v) & 1 for v in range(c)], bool) for s in range(1, 2 ** c)]
-    subsets = [s for s in subsets if s.sum() >= 2]
     for attempt in range(passes):
         lengths = np.linalg.norm(points[:, edges[:, 0]] - points[:, edges[:, 1]], axis=-1)  # (T, E)
         with np.errstate(all="ignore"):
@@ -300,13 +300,7 @@ def retriangulate_off_bones(points: np.ndarray, inliers: np.ndarray, pixels: np.
         m, bvec = _view_normals(uv0[:, flat], projections, np.where(usable[:, flat], w[:, flat], 0.0))
         best, best_x = score.copy(), np.full((len(flat), 3), np.nan)
         best_set = np.zeros((c, len(flat)), bool)
-        for s in subsets:
-            ok = usable[s][:, flat].all(0)
-            if not ok.any():
-                continue
-            x = _solve_sym3(m[s].sum(0), bvec[s].sum(0))
-            err2 = ((_pinhole_project(np.nan_to_num(x), projections) - uv0[:, flat]) ** 2).sum(-1)
-            agree = ok & np.isfinite(x).all(-1) & (np.where(s[:, None], err2, 0.0) < threshold_px ** 2).all(0)
+        for s, x, agree in _subset_points(uv0[:, flat], usable[:, flat], m, bvec, projections, threshold_px):
             sc = np.where(agree, off(np.nan_to_num(x), frame, joint), np.inf)
             better = (sc < best) & (sc <= tolerance)
             best[better], best_x[better] = sc[better], x[better]
@@ -322,4 +316,79 @@ def retriangulate_off_bones(points: np.ndarray, inliers: np.ndarray, pixels: np.
             continue
         points[frame[fixed], joint[fixed]] = best_x[fixed]
         inliers[:, frame[fixed], joint[fixed]] = best_set[:, fixed]
+    return points, inliers
+
+
+def _subset_points(uv: np.ndarray, usable: np.ndarray, m: np.ndarray, b: np.ndarray, projections: np.ndarray,
+                   threshold_px: float):
+    """For every set of two views or more: (views (C,) bool, the (N, 3) points those views give,
+    (N,) whether all of them see the point and reproject it within ``threshold_px``).
+    uv (C, N, 2) finite pixels, usable (C, N), m and b the views' :func:`_view_normals`."""
+    c = uv.shape[0]
+    for code in range(1, 2 ** c):
+        s = np.array([(code >> v) & 1 for v in range(c)], bool)
+        if s.sum() < 2:
+            continue
+        ok = usable[s].all(0)
+        if not ok.any():
+            continue
+        x = _solve_sym3(m[s].sum(0), b[s].sum(0))
+        err2 = ((_pinhole_project(np.nan_to_num(x), projections) - uv) ** 2).sum(-1)
+        yield s, x, ok & np.isfinite(x).all(-1) & (np.where(s[:, None], err2, 0.0) < threshold_px ** 2).all(0)
+
+
+def retriangulate_jumps(points: np.ndarray, inliers: np.ndarray, pixels: np.ndarray, projections: np.ndarray,
+                        weights: np.ndarray, *, threshold_px: float, jump_m: float = 0.15,
+                        window: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Points that jump away from their own trajectory for a frame, triangulated again from the
+    set of views that puts them back on it, or dropped.
+
+    A joint's expected place in a frame is the median of its places in the ``window`` frames
+    before and after. Where the point lies over ``jump_m`` from it, the set of views (two or
+    more, agreeing within ``threshold_px``) whose point lies nearest the expected place is
+    used if that point lies within ``jump_m``; else, when the neighbouring frames agree among
+    themselves (all four known, within ``jump_m`` of their median), the point is dropped. A
+    fast limb moves smoothly through its neighbours' median; two views agreeing on the other
+    foot for a frame do not.
+
+    Args and returns: as :func:`retriangulate_off_bones`, without the bones.
+    """
+    points = np.array(points, dtype=np.float64)
+    inliers = np.array(inliers, dtype=bool)
+    c, t, j = inliers.shape
+    if c < 3 or t < 2 * window + 1:
+        return points, inliers
+    pad = np.pad(points, ((window, window), (0, 0), (0, 0)), constant_values=np.nan)
+    around = np.stack([pad[window + d:window + d + t] for d in range(-window, window + 1) if d], 0)  # (2w, T, J, 3)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no neighbour known
+        expected = np.nanmedian(around, 0)
+    gap = np.linalg.norm(points - expected, axis=-1)
+    frame, joint = np.nonzero(np.isfinite(gap) & (gap > jump_m))
+    if not len(frame):
+        return points, inliers
+    uv = np.asarray(pixels, dtype=np.float64).reshape(c, t * j, 2)
+    w = np.nan_to_num(np.asarray(weights, dtype=np.float64)).reshape(c, t * j)
+    usable = np.isfinite(uv).all(-1) & (w > 0)
+    flat = frame * j + joint
+    uvf = np.where(usable[:, flat, None], uv[:, flat], 0.0)
+    m, b = _view_normals(uvf, np.asarray(projections, dtype=np.float64), np.where(usable[:, flat], w[:, flat], 0.0))
+    ref = expected[frame, joint]
+    best, best_x = np.full(len(flat), np.inf), np.full((len(flat), 3), np.nan)
+    best_set = np.zeros((c, len(flat)), bool)
+    for s, x, agree in _subset_points(uvf, usable[:, flat], m, b, np.asarray(projections, dtype=np.float64),
+                                      threshold_px):
+        d = np.where(agree, np.linalg.norm(np.nan_to_num(x) - ref, axis=-1), np.inf)
+        better = (d < best) & (d <= jump_m)
+        best[better], best_x[better] = d[better], x[better]
+        best_set[:, better] = s[:, None]
+    fixed = np.isfinite(best_x).all(-1)
+    points[frame[fixed], joint[fixed]] = best_x[fixed]
+    inliers[:, frame[fixed], joint[fixed]] = best_set[:, fixed]
+    # no set of views fits: drop it where its neighbours agree on where it should be
+    nb = around[:, frame, joint]  # (2w, N, 3)
+    steady = np.isfinite(nb).all((0, 2)) & (np.linalg.norm(nb - ref, axis=-1) <= jump_m).all(0)
+    gone = ~fixed & steady
+    points[frame[gone], joint[gone]] = np.nan
+    inliers[:, frame[gone], joint[gone]] = False
     return points, inliers

@@ -10,8 +10,8 @@ import numpy as np
 from mocap.camera import Camera
 from mocap.formats import Keypoints2D
 from mocap.multiview.association import Association, associate_people, detection_size, person_keypoints
-from mocap.multiview.triangulate import (reprojection_errors, retriangulate_off_bones, triangulate_resolving_swaps,
-                                         triangulate_robust)
+from mocap.multiview.triangulate import (reprojection_errors, retriangulate_jumps, retriangulate_off_bones,
+                                         triangulate_resolving_swaps, triangulate_robust)
 from mocap.skeletons import get_layout
 
 
@@ -47,8 +47,10 @@ def triangulate_views(views: Sequence[Keypoints2D], cameras: Sequence[Camera], *
         threshold_px: a view agrees with a point when it reprojects within this (pixels).
         min_confidence: 2D keypoints below this do not vote.
         resolve_swaps: undo the detector's left/right swaps per view and frame (3 views or more).
-        rigid_bones: a joint whose bones come out far off their usual length is triangulated
-            again from the views that fit the body (:func:`retriangulate_off_bones`; 3 views or more).
+        rigid_bones: a joint that jumps off its own trajectory for a frame, or whose bones come out
+            far off their usual length, is triangulated again from the views that fit
+            (:func:`retriangulate_jumps`, :func:`retriangulate_off_bones`; 3 views or more), or
+            dropped (``dropped``).
     """
     layout = get_layout(views[0].layout)
     raw = np.stack([v.keypoints for v in views]).astype(np.float64)  # (C, T, J, 2)
@@ -68,6 +70,7 @@ def triangulate_views(views: Sequence[Keypoints2D], cameras: Sequence[Camera], *
     dropped = None
     if rigid_bones:
         agreed = np.isfinite(points).all(-1)
+        points, inliers = retriangulate_jumps(points, inliers, px, proj, w, threshold_px=threshold_px)
         points, inliers = retriangulate_off_bones(points, inliers, px, proj, w, layout.edges, threshold_px=threshold_px)
         dropped = agreed & ~np.isfinite(points).all(-1)
     return Triangulated(points=points, inliers=inliers, swapped=swapped,
