@@ -442,8 +442,8 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     """Run the whole monocular capture of ``video`` and write its files into ``outdir``.
 
     Writes keypoints2d.npz, motion.npz, motion.bvh and, unless turned off, overlay.mp4
-    (the 2D skeleton over the video, at most ``overlay_max_width`` pixels wide, drawn in a
-    second thread during detection), preview.png and preview.mp4 (the 3D motion).
+    (the 2D skeleton over the video, at most ``overlay_max_width`` pixels wide, drawn on a
+    second thread: with MediaPipe during detection, else while the lift, fit and previews run), preview.png and preview.mp4 (the 3D motion).
     With a ``target`` (a rigged character: .fbx, .glb/.gltf or .blend) also
     ``character.<fbx|glb|blend>``: the motion retargeted onto it (needs the blender extra);
     ``avatar="anny"`` puts it on the built-in anny character instead (``character.glb``:
