@@ -259,3 +259,32 @@ def test_face_is_one_view_only(tmp_path):
     options = CaptureOptions(detection=DetectionOptions(face=True), multiview=MultiViewOptions(calibration="calib.toml"))
     with pytest.raises(MocapError, match="--face works with one video"):
         _check_request([tmp_path / "a.mp4", tmp_path / "b.mp4"], options)
+
+
+def test_live_face_follows_known_expressions_causally():
+    """LiveFace, one frame at a time (the stream's): each control at frame i depends on frames up
+    to i only, and after its first two seconds tracks the truth about as the offline one does."""
+    rng = np.random.default_rng(5)
+    t, fps = 240, 30.0
+    truth = {"jawOpen": smooth_random(t, rng), "eyeBlinkLeft": blinks(t, rng), "eyeBlinkRight": blinks(t, rng)}
+    ypr = np.stack([0.3 * np.sin(np.arange(t) / 20), 0.15 * np.sin(np.arange(t) / 13), 0.1 * np.sin(np.arange(t) / 17)],
+                   -1)
+    pts = observe(express(neutral_face(), truth), ypr, rng)
+    live = fc.LiveFace(fps)
+    out = np.array([live.step(p)[0] for p in pts])
+    for name in truth:
+        i = fc.CONTROLS.index(name)
+        assert np.corrcoef(out[60:, i], truth[name][60:])[0, 1] >= 0.9, name
+    # causal: the first 100 frames give the same numbers whatever follows them
+    again = fc.LiveFace(fps)
+    np.testing.assert_array_equal(np.array([again.step(p)[0] for p in pts[:100]]), out[:100])
+    # no face (a rigid point missing): NaN, and the state goes on
+    gone = pts[0].copy()
+    gone[fc.RIGID[0]] = np.nan
+    c, a = live.step(gone)
+    assert np.isnan(c).all() and np.isnan(a).all()
+    assert np.isfinite(live.step(pts[1])[0]).all()
+    live.reset()
+    assert np.allclose(live.step(pts[1])[0], 0.0)  # a fresh rest: the first frame is the person's rest
+    with pytest.raises(ValueError):
+        fc.LiveFace(0.0)

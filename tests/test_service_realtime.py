@@ -568,3 +568,52 @@ def test_stream_passes_hands_through_with_finger_rotations(client, keypoints):
         assert "metres" in ws.receive_json()["error"]
         ws.send_json(frame_message(k, 10))
         assert ws.receive_json()["type"] == "pose"
+
+
+# --- a face through the stream ------------------------------------------------------------------
+
+def test_stream_face_controls_follow_a_known_face(client, keypoints):
+    """Synthetic faces (tests/face_synthetic.py: known jaw opening and blinks under head turns,
+    1 % noise) sent with the frames: the reply's controls, computed causally (the rest learnt as
+    the stream goes), follow the truth after the first two seconds (r >= 0.9),
+    and the head angles follow the head; frames without a face have no face fields; a face
+    with its rigid points missing gives nulls; bad faces are an error for that frame."""
+    from mocap.face.controls import CONTROLS
+    from tests.face_synthetic import blinks, express, neutral_face, observe, smooth_random
+
+    k = keypoints
+    rng = np.random.default_rng(3)
+    t = 240
+    truth = {"jawOpen": smooth_random(t, rng, hz=1.0), "eyeBlinkLeft": blinks(t, rng, every_s=0.7)}
+    ypr = np.stack([0.3 * np.sin(np.arange(t) / 9), 0.1 * np.sin(np.arange(t) / 7), np.zeros(t)], -1)
+    faces = observe(express(neutral_face(), truth), ypr, rng)
+    got, head = [], []
+    with client.websocket_connect("/v1/stream", headers=HEADERS) as ws:
+        ws.send_json(hello(k))
+        assert ws.receive_json()["face_control_names"] == list(CONTROLS)
+        ws.send_json(frame_message(k, 0))
+        assert "face_controls" not in ws.receive_json()
+        for i in range(t):
+            ws.send_json({**frame_message(k, i % len(k.keypoints)), "face_keypoints": faces[i].tolist()})
+            r = ws.receive_json()
+            assert r["type"] == "pose", r
+            got.append(r["face_controls"])
+            head.append(r["face_head_ypr"])
+        got, head = np.array(got, dtype=np.float64), np.array(head, dtype=np.float64)
+        assert got.shape == (t, 10) and np.nanmin(got) >= 0.0 and np.nanmax(got) <= 1.0
+        for name in truth:
+            r = np.corrcoef(got[60:, CONTROLS.index(name)], truth[name][60:])[0, 1]
+            assert r >= 0.9, (name, r)
+        assert np.degrees(np.abs(head[:, 0] - ypr[:, 0])).max() < 5.0
+        broken = faces[0].copy()
+        broken[33] = np.nan  # an eye corner: no head frame
+        ws.send_json({**frame_message(k, 1), "face_keypoints": [None if np.isnan(p).any() else p.tolist()
+                                                                 for p in broken]})
+        r = ws.receive_json()
+        assert r["face_controls"] is None and r["face_head_ypr"] is None
+        ws.send_json({**frame_message(k, 2), "face_keypoints": [[1.0, 2.0, 3.0]] * 468})
+        assert "(478, 3)" in ws.receive_json()["error"]
+        ws.send_json({**frame_message(k, 3), "face_keypoints": [[1.0, 2.0]] * 478})
+        assert "face_keypoints" in ws.receive_json()["error"]
+        ws.send_json(frame_message(k, 4))
+        assert ws.receive_json()["type"] == "pose"

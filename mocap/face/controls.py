@@ -149,14 +149,30 @@ def normalise_face(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if not ok.any():
         return local, rot, centre, scale
     rel = (rigid[ok] - centre[ok, None]) / scale[ok, None, None]
-    first = _axes(p[ok])
-    # the clip's rigid shape: each frame turned by its own axes, then the median
-    template = np.median(np.einsum("tji,tkj->tki", first, rel), axis=0)
-    template -= template.mean(0)
-    r, _ = kabsch_rotations(template[None], rel[:, None], np.ones((ok.sum(), 1, len(RIGID))))
-    rot[ok] = r[:, 0]
-    local[ok] = np.einsum("tji,tkj->tki", rot[ok], (p[ok] - centre[ok, None]) / scale[ok, None, None])
+    template = rigid_template(_upright_rigid(p[ok], rel))
+    rot[ok], local[ok] = _head_frame(p[ok], rel, centre[ok], scale[ok], template)
     return local, rot, centre, scale
+
+
+def _upright_rigid(points: np.ndarray, rel: np.ndarray) -> np.ndarray:
+    """(N, 478, 3) faces and (N, R, 3) their rigid points about their mean (IOD units) -> the
+    rigid points turned by each face's own axes (:func:`_axes`): comparable across frames."""
+    return np.einsum("tji,tkj->tki", _axes(points), rel)
+
+
+def rigid_template(upright: np.ndarray) -> np.ndarray:
+    """(N, R, 3) upright rigid points of N frames -> (R, 3) the head's rigid shape: their median, centred."""
+    template = np.median(upright, axis=0)
+    return template - template.mean(0)
+
+
+def _head_frame(points: np.ndarray, rel: np.ndarray, centre: np.ndarray, scale: np.ndarray,
+                template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 478, 3) faces -> (N, 3, 3) head axes (Kabsch of the rigid points onto ``template``) and
+    (N, 478, 3) the landmarks in the head frame, IOD units."""
+    r, _ = kabsch_rotations(template[None], rel[:, None], np.ones((len(rel), 1, len(RIGID))))
+    rot = r[:, 0]
+    return rot, np.einsum("tji,tkj->tki", rot, (points - centre[:, None]) / scale[:, None, None])
 
 
 def head_angles(rotmats: np.ndarray) -> np.ndarray:
@@ -267,3 +283,55 @@ def face_data(keypoints: np.ndarray, z: np.ndarray, score: np.ndarray, *, fps: f
                     score=np.asarray(score, np.float32), names=fc.names, controls=fc.values.astype(np.float32),
                     head_rotmats=fc.head_rotmats.astype(np.float32), head_ypr=fc.head_ypr.astype(np.float32),
                     rest=fc.rest, fps=float(fps), start_frame=int(start_frame))
+
+
+class LiveFace:
+    """:func:`face_controls` one frame at a time, for a live stream: causal throughout.
+
+    The head's rigid shape and the person's rest are taken from the frames seen so far (the
+    last ``history_s`` seconds; the rest is the ``rest_percentile`` of each measure there, so
+    the controls start at 0 and calibrate themselves within the first seconds), and the
+    measures are smoothed by a one-pole low-pass at ``cutoff_hz`` (0: none) instead of the
+    offline zero-phase filter.
+    """
+
+    def __init__(self, fps: float, *, cutoff_hz: float = 8.0, rest_percentile: float = 20.0,
+                 history_s: float = 10.0) -> None:
+        if fps <= 0 or cutoff_hz < 0 or history_s <= 0 or not 0.0 <= rest_percentile <= 100.0:
+            raise ValueError(f"LiveFace needs fps > 0, cutoff_hz >= 0, history_s > 0 and rest_percentile in "
+                             f"[0, 100]; got {fps}, {cutoff_hz}, {history_s}, {rest_percentile}")
+        self.alpha = 1.0 - float(np.exp(-2.0 * np.pi * cutoff_hz / fps)) if cutoff_hz > 0 else 1.0
+        self.rest_percentile = float(rest_percentile)
+        self.size = max(1, int(round(history_s * fps)))
+        self.reset()
+
+    def reset(self) -> None:
+        self._upright = np.full((self.size, len(RIGID), 3), np.nan)
+        self._measures = np.full((self.size, len(MEASURES)), np.nan)
+        self._count = 0
+        self._smooth: np.ndarray | None = None
+
+    def step(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(478, 3) landmarks (x, y, z pixels; NaN missing) -> ((10,) controls in [0, 1] as
+        :data:`CONTROLS`, (3,) head yaw, pitch, roll radians); NaN without a face."""
+        p = _check_points(np.asarray(points, np.float64)[None])
+        none = np.full(len(CONTROLS), np.nan), np.full(3, np.nan)
+        rigid = p[:, RIGID]
+        scale = interocular(p)
+        with np.errstate(invalid="ignore"):
+            if not (np.isfinite(rigid).all() and np.isfinite(p[:, UP_POINTS]).all() and scale[0] > 0):
+                return none
+        centre = rigid.mean(1)
+        rel = (rigid - centre[:, None]) / scale[:, None, None]
+        slot = self._count % self.size
+        self._count += 1
+        self._upright[slot] = _upright_rigid(p, rel)[0]
+        seen = self._upright[:min(self._count, self.size)]
+        rot, local = _head_frame(p, rel, centre, scale, rigid_template(seen))
+        m = face_measures(local)[0]
+        prev = m if self._smooth is None else self._smooth
+        prev = np.where(np.isfinite(prev), prev, m)  # a measure seen for the first time starts where it is
+        self._smooth = np.where(np.isfinite(m), prev + self.alpha * (m - prev), prev)
+        self._measures[slot] = self._smooth
+        rest = calibrate(self._measures[:min(self._count, self.size)], rest_percentile=self.rest_percentile)
+        return controls_from_measures(self._smooth[None], rest)[0], head_angles(rot)[0]

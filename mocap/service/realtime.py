@@ -42,7 +42,8 @@ JSON messages:
    ``{"type": "error", "error": ...}`` and close code 1007.
 2. server ``{"type": "hello", "protocol": 1, "joint_names", "parents", "rest_offsets",
    "quat_order": "wxyz", "axes", "receptive_field", "hand_joint_names" (42),
-   "hand_parent_names" (42), "hand_rest_offsets" (42 x 3 m), ...the settings in effect}``.
+   "hand_parent_names" (42), "hand_rest_offsets" (42 x 3 m), "face_control_names" (10),
+   ...the settings in effect}``.
 3. client, per frame: ``{"type": "frame", "frame": n, "t": seconds, "keypoints": J x
    [x, y] (null for a missing point; null for no person), "confidence": J}`` (``type``,
    ``frame``, ``t`` and ``confidence`` optional; ``frame`` defaults to the count of
@@ -51,7 +52,9 @@ JSON messages:
    hand's 21 points, then the right's; null for a missing point; pixels, or normalized as the
    hello says), ``"hand_confidence": 42`` (as ``confidence``) and ``"hand_world": 42 x [x, y,
    z]`` metres (each hand's 3D shape in camera axes, the hand network's world landmarks;
-   needed for the finger rotations).
+   needed for the finger rotations). Optional face: ``"face_keypoints": 478 x [x, y, z]``
+   (MediaPipe's face mesh with irises, ``face478``; x, y pixels and z the network's depth in
+   pixels, or all normalized as the hello says; null for a missing point).
 4. server, per processed frame: ``{"type": "pose", "frame": n, "t": t, "joints": 21 x 3
    | null, "local_quats_wxyz": 21 x 4 | null, "dropped": frames dropped so far,
    "latency_ms": server time from receiving the frame to its reply}``. ``joints``: the
@@ -67,7 +70,11 @@ JSON messages:
    ``hand_rest_offsets`` in the hello; the wrist's rotation replaces the body's, a leaf in
    MOTION21), by the capture's finger stage on that frame alone (no smoothing over time; about
    12 ms a frame on a 2-core machine); null without a person, without ``hand_world`` or
-   when no hand is seen. A bad frame: ``{"type": "error", "frame": n, "error":
+   when no hand is seen. A frame sent with a face also gets ``"face_controls"``: 10 numbers
+   in [0, 1] (the hello's ``face_control_names``: ARKit's ``jawOpen``, ``eyeBlinkLeft`` ...),
+   and ``"face_head_ypr"``: yaw, pitch, roll radians against facing the camera, both null
+   without a whole face; causal (:class:`mocap.face.controls.LiveFace`: the person's rest from
+   the last 10 s, a one-pole 8 Hz low-pass). A bad frame: ``{"type": "error", "frame": n, "error":
    ...}`` and the stream goes on (so does an unknown ``type`` or a message that is not JSON).
    A bad frame only ever affects its own client: other clients' frames processed in the
    same batch are answered as if it were not there; an unexpected failure is logged at most

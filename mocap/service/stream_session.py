@@ -39,6 +39,9 @@ import numpy as np
 
 from mocap.cleanup import world
 from mocap.cleanup.filters import OneEuroFilter
+from mocap.face.controls import CONTROLS as FACE_CONTROLS
+from mocap.face.controls import LiveFace
+from mocap.detect2d.estimators.face_torch import NUM_FACE_POINTS
 from mocap.kinematics import fingers as fk
 from mocap.kinematics.ik import plan_ik, solve_ik
 from mocap.skeletons import HAND21, MOTION21, MOTION61, get_layout, rest_offsets
@@ -53,6 +56,7 @@ _IK_PLAN = plan_ik(MOTION21.parents, _REST_OFFSETS, skeleton=MOTION21)
 _MAX_COORD = 1e6  # |pixel| above this is surely a unit mistake
 _MAX_HAND_M = 10.0  # |hand world landmark| above this (metres) is surely a unit mistake
 HAND_POINTS = 2 * HAND21.num_joints  # the hands42 layout: left hand, then right
+FACE_POINTS = NUM_FACE_POINTS  # face478: MediaPipe's face mesh (468) and the irises (10)
 _HAND_PLAN = fk.plan_hands(MOTION61, rest_offsets(MOTION61))
 #: the MOTION61 joints of the hands42 points (each hand's wrist, then its 20 finger joints)
 _HAND_JOINTS = _HAND_PLAN.hand_points.reshape(-1)
@@ -154,7 +158,8 @@ def parse_hello(msg: dict) -> StreamConfig:
 class Frame:
     """One parsed input frame: keypoints (J, 2) pixels (NaN missing), confidence (J,) in [0, 1];
     the hands when the client sent them (``hands42``, left hand then right): hand_keypoints
-    (42, 2) pixels (NaN missing), hand_confidence (42,), hand_world (42, 3) metres or None."""
+    (42, 2) pixels (NaN missing), hand_confidence (42,), hand_world (42, 3) metres or None;
+    the face when sent: face_points (478, 3) x, y, z pixels (``face478``; NaN missing) or None."""
 
     index: int | None
     t: float | None
@@ -163,6 +168,7 @@ class Frame:
     hand_keypoints: np.ndarray | None = None
     hand_confidence: np.ndarray | None = None
     hand_world: np.ndarray | None = None
+    face_points: np.ndarray | None = None
 
 
 def _points(value, num_joints: int, what: str, dims: int = 2) -> np.ndarray:
@@ -237,6 +243,20 @@ def _hands(msg: dict, config: StreamConfig) -> tuple[np.ndarray | None, np.ndarr
     return kp, conf, world
 
 
+def _face(msg: dict, config: StreamConfig) -> np.ndarray | None:
+    """The optional face of a frame message -> (478, 3) x, y, z pixels (NaN missing), or None
+    without ``face_keypoints``."""
+    if msg.get("face_keypoints") is None:
+        return None
+    pts = _points(msg["face_keypoints"], FACE_POINTS, "face_keypoints", dims=3)
+    pts[~np.isfinite(pts).all(-1)] = np.nan
+    if (np.abs(pts) > _MAX_COORD).any():
+        raise ValueError(f"face_keypoints beyond {_MAX_COORD:g} pixels; send pixels (or hello coords 'normalized')")
+    if config.coords == "normalized":  # MediaPipe's face z is in the units of x (the image's width)
+        pts *= np.array([config.image_size[0], config.image_size[1], config.image_size[0]], np.float64)
+    return pts
+
+
 def parse_frame(msg: dict, config: StreamConfig) -> Frame:
     """A ``frame`` message -> Frame in pixels; ValueError saying what is wrong.
 
@@ -246,7 +266,10 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
     timestamp echoed back; ``hand_keypoints`` (optional): 42 [x, y] pairs of the ``hands42``
     layout (the person's left hand, then right; null for a missing point), with optional
     ``hand_confidence`` (42 numbers, as ``confidence``) and ``hand_world`` (42 [x, y, z]
-    metres: each hand's 3D shape, camera axes, as the hand network gives it).
+    metres: each hand's 3D shape, camera axes, as the hand network gives it);
+    ``face_keypoints`` (optional): 478 [x, y, z] face landmarks (MediaPipe's face mesh with
+    irises; x, y pixels and z the network's depth in pixels, or all normalised with hello
+    coords 'normalized'; null for a missing point).
     """
     j = config.num_joints
     index = msg.get("frame")
@@ -256,7 +279,7 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
     t = t if t is not None and math.isfinite(t) else None
     kp_in = msg.get("keypoints")
     if kp_in is None:
-        return Frame(index, t, np.full((j, 2), np.nan), np.zeros(j), *_hands(msg, config))
+        return Frame(index, t, np.full((j, 2), np.nan), np.zeros(j), *_hands(msg, config), _face(msg, config))
     kp = _points(kp_in, j, "keypoints")
     present = np.isfinite(kp).all(-1)
     kp[~present] = np.nan
@@ -266,7 +289,7 @@ def parse_frame(msg: dict, config: StreamConfig) -> Frame:
         kp *= config.image_size
     conf = _confidence(msg.get("confidence"), present, f"confidence (layout {config.layout})")
     kp[conf <= 0] = np.nan
-    return Frame(index, t, kp, conf, *_hands(msg, config))
+    return Frame(index, t, kp, conf, *_hands(msg, config), _face(msg, config))
 
 
 _model_lock = threading.Lock()
@@ -324,6 +347,7 @@ class StreamSession:
                                                           beta=s.beta, d_cutoff=s.d_cutoff)
         self._prev_quats = None
         self._prev_hand_quats = None
+        self.face = LiveFace(self.config.fps)
 
     def hello(self) -> dict:
         """The server's hello: the skeleton and the conventions of every later reply."""
@@ -337,6 +361,7 @@ class StreamSession:
                 "hand_joint_names": [MOTION61.joint_names[i] for i in _HAND_JOINTS],
                 "hand_parent_names": [MOTION61.joint_names[MOTION61.parents[i]] for i in _HAND_JOINTS],
                 "hand_rest_offsets": rest_offsets(MOTION61)[_HAND_JOINTS].tolist(),
+                "face_control_names": list(FACE_CONTROLS),
                 "axes": "metres, right-handed, +Y up, +Z towards the camera, pelvis at the origin"}
 
     def lift(self, frame: Frame) -> np.ndarray:
@@ -363,6 +388,8 @@ class StreamSession:
                  "dropped": self.dropped}
         if frame.hand_keypoints is not None:
             reply.update(self.hands(frame, joints if ok else None, quats if ok else None))
+        if frame.face_points is not None:
+            reply.update(self.face_fields(frame.face_points))
         if received_at is not None:
             reply["latency_ms"] = round(1000.0 * (time.perf_counter() - received_at), 3)
         return reply
@@ -390,6 +417,17 @@ class StreamSession:
         self._prev_hand_quats = hq
         out["hand_quats_wxyz"] = _as_list(hq, d)
         return out
+
+    def face_fields(self, points: np.ndarray) -> dict:
+        """The reply's face fields: ``face_controls`` (the hello's ``face_control_names``, each in
+        [0, 1]; :class:`mocap.face.controls.LiveFace`: the person's rest learnt from the last
+        10 s of the stream) and ``face_head_ypr`` (yaw, pitch, roll radians against facing the
+        camera); both null in a frame without a whole face."""
+        controls, ypr = self.face.step(points)
+        d = self.config.decimals
+        ok = bool(np.isfinite(ypr).all())
+        return {"face_controls": [None if not np.isfinite(v) else v for v in _as_list(controls, d)] if ok else None,
+                "face_head_ypr": _as_list(ypr, d) if ok else None}
 
     def process(self, msg: dict | Frame, received_at: float | None = None) -> dict:
         """One frame message (dict from JSON, or a parsed Frame) -> reply dict (see the protocol)."""
