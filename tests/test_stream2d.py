@@ -216,3 +216,61 @@ def test_hands_are_the_hand_stage_s_at_the_body_s_wrists():
         ok = np.isfinite(h).all((-1, -2))
         size = (h[ok].max(1) - h[ok].min(1)).max(-1)
         assert (np.linalg.norm(h[ok, 0] - kp[ok, wrist], axis=-1) < 0.5 * size).all()
+
+
+def test_face_is_the_face_stage_s_at_the_body_s_face(tmp_path):
+    """``--face`` adds the face network's 478 points (x, y, depth) for each frame's body: the same
+    as :meth:`FaceLandmarksTorch.faces` on those frames and body keypoints (each frame on its
+    own), the face's nose tip near the body's nose. (The example's face is pixelated: a short
+    video of a COCO photo with a face, from ../shared/data.)"""
+    import cv2
+    import torch
+
+    from mocap.detect2d.estimators.face_torch import FaceLandmarksTorch
+    from mocap.eval.face_tflite import photo_face_crops
+    from mocap.io.video import iter_frames
+    from tests.conftest import shared_path
+
+    from mocap.detect2d.people import LivePeople
+
+    folder = shared_path("images", "coco_mini")
+    photos = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("*.jpg"))[:20]]
+    est = FaceLandmarksTorch()
+
+    def streamed_face(photo) -> bool:  # the stream's person (not just anyone in the photo) shows a face
+        kp, conf, _ = LivePeople().step(photo)
+        return bool(np.isfinite(est.faces([photo], kp[None], conf[None], track=False).keypoints).all())
+
+    faces = [photos[i] for i in sorted(set(photo_face_crops(photos).frame.tolist()))]
+    photo = next((f for f in faces if streamed_face(f)), None)
+    assert photo is not None, "no COCO photo among the first 20 whose main person's face is found"
+    h, w = (photo.shape[0] // 2) * 2, (photo.shape[1] // 2) * 2
+    video = tmp_path / "face.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
+    for _ in range(4):
+        writer.write(cv2.cvtColor(np.ascontiguousarray(photo[:h, :w]), cv2.COLOR_RGB2BGR))
+    writer.release()
+    n = 4
+    rc, lines, err = run(video, "--max-frames", str(n), "--face", timeout=120.0)
+    assert rc == 0, err
+    frames_msg = lines[1:]
+    assert len(frames_msg) == n and all("face_keypoints" in f for f in frames_msg)
+    kp, conf = _arrays(frames_msg)
+    got = np.array([np.full((478, 3), np.nan) if f["face_keypoints"] is None else f["face_keypoints"]
+                    for f in frames_msg], dtype=np.float64)
+    frames = [f for _, f in zip(range(n), iter_frames(video, rgb=True))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the stream's subprocess
+    try:
+        want = [est.faces([f], kp[i:i + 1], conf[i:i + 1], track=False) for i, f in enumerate(frames)]
+    finally:
+        torch.set_num_threads(threads)
+    want = np.concatenate([np.concatenate([x.keypoints, x.z[..., None]], -1) for x in want])
+    found = np.isfinite(want).all((1, 2))
+    np.testing.assert_array_equal(np.isfinite(got).all((1, 2)), found)
+    print(f"face in {found.sum()} of {n} frames")
+    assert found.all()
+    np.testing.assert_allclose(got, want, atol=0.5)
+    nose = kp[:, MEDIAPIPE33.index("nose")]
+    size = np.ptp(got[:, :, :2], axis=1).max(-1)
+    assert (np.linalg.norm(got[:, 1, :2] - nose, axis=-1) < 0.5 * size).all()  # face point 1: the nose tip

@@ -1,6 +1,7 @@
 """``mocap stream-2d``: 2D keypoints of a video file or a camera as JSON lines on stdout.
 
     mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror] [--detector NAME] [--person WHO] [--hands]
+                           [--face]
 
 SOURCE is a video file, or a camera index (``0``, ``1`` ...; OpenCV's
 ``cv2.VideoCapture(index)``). Every frame goes through the 2D stage of ``mocap capture``
@@ -35,7 +36,10 @@ they are:
    ``"hand_confidence"``: 42 numbers (0 where not found) and ``"hand_world"``: 42 x [x, y, z]
    metres (each hand's shape, camera axes, MediaPipe's world landmarks), found by
    :class:`mocap.detect2d.estimators.hands_torch.HandLandmarksTorch` at the body's wrists in
-   each frame on its own.
+   each frame on its own. With ``--face`` also ``"face_keypoints"``: 478 x [x, y, z] pixels
+   (``face478``; z the network's depth) or null, found by
+   :class:`mocap.detect2d.estimators.face_torch.FaceLandmarksTorch` at the body's face in each
+   frame on its own; ``mocap serve`` answers with the face controls.
 
 ``--realtime`` paces a file at its frame rate like a camera: frame ``n`` is written no
 earlier than ``n / fps`` seconds after frame 0 was (the clock starts then, the detector's
@@ -101,13 +105,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mirror", action="store_true", help="flip the image left-right first (selfie view)")
     p.add_argument("--min-pose-confidence", type=float, default=0.5,
                    help="the BlazePose detection threshold, ours or MediaPipe's (0..1)")
-    add_arguments(p, DetectionOptions, ("detector", "person", "device", "hands"),
+    add_arguments(p, DetectionOptions, ("detector", "person", "device", "hands", "face"),
                   help={"person": "who to stream when several people are in view: auto (present longest so far, "
                                   "weighted by size), largest, most-present, or a track id (as mocap capture's "
                                   "people.json numbers them for a file); nobody in frames where they are not seen",
                         "hands": "also find both hands of the streamed person in each frame (MediaPipe's hand "
                                  "network in PyTorch, placed by the body's wrists; needs a BlazePose detector) "
-                                 "and send them (hand_keypoints, hand_confidence, hand_world)"})
+                                 "and send them (hand_keypoints, hand_confidence, hand_world)",
+                        "face": "also find the streamed person's face in each frame (478 points, MediaPipe's face "
+                                "network with attention in PyTorch, placed by the body's eyes, ears and mouth; needs "
+                                "a BlazePose detector) and send it (face_keypoints: x, y and depth z, pixels)"})
     return p.parse_args(argv)
 
 
@@ -164,10 +171,13 @@ def _open_camera(index: int, *, max_frames: int | None) -> Source:
     return Source(frames(), (int(width), int(height)), fps, camera=True)
 
 
-def frame_message(n: int, t: float, keypoints: np.ndarray, confidence: np.ndarray, hands=None) -> dict:
+def frame_message(n: int, t: float, keypoints: np.ndarray, confidence: np.ndarray, hands=None,
+                  face: np.ndarray | None = None) -> dict:
     """One frame as the protocol's message: keypoints (J, 2) pixels (NaN: missing), confidence (J,);
     ``hands``: None, or (hand_keypoints (42, 2) pixels, hand_confidence (42,), hand_world (42, 3)
-    metres) of the ``hands42`` layout, NaN where a hand is not found (then null in the message)."""
+    metres) of the ``hands42`` layout, NaN where a hand is not found (then null in the message);
+    ``face``: None, or (478, 3) x, y, z pixels of the ``face478`` points, NaN where the face is
+    not found (then ``face_keypoints`` is null)."""
     kp = np.round(np.asarray(keypoints, dtype=np.float64), _DECIMALS_PX)
     present = np.isfinite(kp).all(-1)
     if not present.any():
@@ -185,6 +195,9 @@ def frame_message(n: int, t: float, keypoints: np.ndarray, confidence: np.ndarra
         message["hand_confidence"] = np.where(seen, np.round(hand_conf, _DECIMALS_CONF), 0.0).tolist()
         message["hand_world"] = [[float(v) for v in p] if ok else None
                                  for p, ok in zip(np.round(hand_world, _DECIMALS_WORLD).tolist(), seen)]
+    if face is not None:
+        f = np.asarray(face, dtype=np.float64)
+        message["face_keypoints"] = (np.round(f, _DECIMALS_PX).tolist() if np.isfinite(f).all() else None)
     return message
 
 
@@ -271,11 +284,15 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
     """Detect and write every frame of ``source`` (hello first); returns the frames written."""
     pace = realtime and not source.camera
     written, last_ms, start = 0, -1, None
-    hands = None
+    hands = faces = None
     if detection.hands:
         from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
 
         hands = HandLandmarksTorch(detection.device)
+    if detection.face:
+        from mocap.detect2d.estimators.face_torch import FaceLandmarksTorch
+
+        faces = FaceLandmarksTorch(detection.device)
     with open_detector(detection, min_pose_confidence=min_pose_confidence) as (layout, detect):
         _write(out, {"type": "hello", "layout": layout, "image_size": list(source.image_size), "fps": source.fps})
         for n, t, frame in source.frames:
@@ -299,7 +316,11 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
             if hands is not None:  # each frame on its own: the hands' ROIs from this frame's body
                 h = hands.hands([frame], np.asarray(keypoints)[None], np.asarray(confidence)[None], track=False)
                 found = (h.keypoints[0], h.confidence[0], h.world[0])
-            _write(out, frame_message(n, t, keypoints, confidence, found))
+            face = None
+            if faces is not None:  # each frame on its own: the face's ROI from this frame's body
+                f = faces.faces([frame], np.asarray(keypoints)[None], np.asarray(confidence)[None], track=False)
+                face = np.concatenate([f.keypoints[0], f.z[0][:, None]], -1)
+            _write(out, frame_message(n, t, keypoints, confidence, found, face))
             written += 1
             if start is None:  # the clock starts once the first frame is out (the detector warms up on it)
                 start = time.perf_counter() - t
