@@ -35,8 +35,9 @@ they are:
    pixels (``hands42``: the person's left hand, then right; null for a hand not found),
    ``"hand_confidence"``: 42 numbers (0 where not found) and ``"hand_world"``: 42 x [x, y, z]
    metres (each hand's shape, camera axes, MediaPipe's world landmarks), found by
-   :class:`mocap.detect2d.estimators.hands_torch.HandLandmarksTorch` at the body's wrists in
-   each frame on its own. With ``--face`` also ``"face_keypoints"``: 478 x [x, y, z] pixels
+   :class:`mocap.detect2d.estimators.hands_torch.HandLandmarksTorch` at the body's wrists,
+   each hand followed from the previous frame while it stays by its wrist (as ``mocap capture
+   --hands`` does). With ``--face`` also ``"face_keypoints"``: 478 x [x, y, z] pixels
    (``face478``; z the network's depth) or null, found by
    :class:`mocap.detect2d.estimators.face_torch.FaceLandmarksTorch` at the body's face in each
    frame on its own; ``mocap serve`` answers with the face controls.
@@ -284,7 +285,7 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
     """Detect and write every frame of ``source`` (hello first); returns the frames written."""
     pace = realtime and not source.camera
     written, last_ms, start = 0, -1, None
-    hands = faces = None
+    hands = faces = hand_rois = None
     if detection.hands:
         from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
 
@@ -313,8 +314,10 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
             last_ms = timestamp_ms
             keypoints, confidence = detect(frame, timestamp_ms)
             found = None
-            if hands is not None:  # each frame on its own: the hands' ROIs from this frame's body
-                h = hands.hands([frame], np.asarray(keypoints)[None], np.asarray(confidence)[None], track=False)
+            if hands is not None:  # each hand followed from the previous frame, else found from this frame's body
+                h = hands.hands([frame], np.asarray(keypoints)[None], np.asarray(confidence)[None], track=True,
+                                start_roi=hand_rois)
+                hand_rois = h.next_roi
                 found = (h.keypoints[0], h.confidence[0], h.world[0])
             face = None
             if faces is not None:  # each frame on its own: the face's ROI from this frame's body

@@ -170,6 +170,8 @@ class Hands:
         roi: (T, 2, 5) float64 ROI each hand was found in (NaN where none).
         world: (T, 42, 3) float32 metres, each hand's world landmarks in camera axes (NaN where
             not found; :class:`HandLandmarks`).
+        next_roi: (2, 5) the ROI each hand's track gives the frame after the last (NaN: none),
+            to go on tracking from (``start_roi`` of :meth:`HandLandmarksTorch.hands`).
     """
 
     keypoints: np.ndarray
@@ -177,6 +179,7 @@ class Hands:
     score: np.ndarray
     roi: np.ndarray
     world: np.ndarray
+    next_roi: np.ndarray | None = None
 
 
 class HandLandmarksTorch:
@@ -249,7 +252,8 @@ class HandLandmarksTorch:
                              wld.astype(np.float32), rois, hand_rois_from_landmarks(px))
 
     def hands(self, frames: np.ndarray | Sequence[np.ndarray], body_keypoints: np.ndarray,
-              body_confidence: np.ndarray, *, track: bool = True, span: int = 8, refine: bool = True) -> Hands:
+              body_confidence: np.ndarray, *, track: bool = True, span: int = 8, refine: bool = True,
+              start_roi: np.ndarray | None = None) -> Hands:
         """Both hands of one person in frames in time order.
 
         Args:
@@ -262,6 +266,8 @@ class HandLandmarksTorch:
                 side by side, so that each network call holds the hands of several frames.
             refine: a hand looked for from the body gets a second pass in the ROI its
                 landmarks give (kept where it still finds the hand).
+            start_roi: (2, 5) ROIs the hands' tracks give the first frame (a previous call's
+                ``next_roi``: a live stream tracks frame by frame this way); NaN or None: none.
 
         Returns:
             :class:`Hands`; a hand whose body wrist, index or pinky is not confidently seen,
@@ -283,6 +289,8 @@ class HandLandmarksTorch:
         used = np.full((t, 2, 5), np.nan)
         starts = list(range(0, t, span))
         tracked = np.full((len(starts), 2, 5), np.nan)  # per segment and hand: the ROI its last frame gave
+        if track and start_roi is not None and len(starts):
+            tracked[0] = np.asarray(start_roi, np.float64).reshape(2, 5)
         for step in range(span):
             seg = [k for k, s in enumerate(starts) if s + step < min(s + span, t)]
             rows = [(k, starts[k] + step, h) for k in seg for h in (0, 1) if ok[starts[k] + step, h]]
@@ -311,4 +319,4 @@ class HandLandmarksTorch:
         seen = np.isfinite(out_kp).all((-1, -2))
         conf = np.where(seen, score, 0.0)[..., None].repeat(j, -1)
         return Hands(out_kp.reshape(t, 2 * j, 2), conf.reshape(t, 2 * j).astype(np.float32), score, used,
-                     out_world.reshape(t, 2 * j, 3))
+                     out_world.reshape(t, 2 * j, 3), tracked[-1].copy() if len(starts) else np.full((2, 5), np.nan))
