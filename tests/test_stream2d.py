@@ -224,9 +224,9 @@ def test_hands_are_the_hand_stage_s_at_the_body_s_wrists():
 
 
 def test_face_is_the_face_stage_s_at_the_body_s_face(tmp_path):
-    """``--face`` adds the face network's 478 points (x, y, depth) for each frame's body: the same
-    as :meth:`FaceLandmarksTorch.faces` on those frames and body keypoints (each frame on its
-    own), the face's nose tip near the body's nose. (The example's face is pixelated: a short
+    """``--face`` adds the face network's 478 points (x, y, depth) for each frame's body, the face
+    followed from frame to frame: the same as :meth:`FaceLandmarksTorch.faces` tracking through
+    those frames and body keypoints in one go, the face's nose tip near the body's nose. (The example's face is pixelated: a short
     video of a COCO photo with a face, from ../shared/data.)"""
     import cv2
     import torch
@@ -267,10 +267,11 @@ def test_face_is_the_face_stage_s_at_the_body_s_face(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the stream's subprocess
     try:
-        want = [est.faces([f], kp[i:i + 1], conf[i:i + 1], track=False) for i, f in enumerate(frames)]
+        tracked = est.faces(frames, kp, conf, track=True, span=n)
     finally:
         torch.set_num_threads(threads)
-    want = np.concatenate([np.concatenate([x.keypoints, x.z[..., None]], -1) for x in want])
+    want = np.concatenate([tracked.keypoints, tracked.z[..., None]], -1)
+    assert np.isfinite(tracked.next_roi).all()  # the track goes on
     found = np.isfinite(want).all((1, 2))
     np.testing.assert_array_equal(np.isfinite(got).all((1, 2)), found)
     print(f"face in {found.sum()} of {n} frames")

@@ -39,8 +39,8 @@ they are:
    each hand followed from the previous frame while it stays by its wrist (as ``mocap capture
    --hands`` does). With ``--face`` also ``"face_keypoints"``: 478 x [x, y, z] pixels
    (``face478``; z the network's depth) or null, found by
-   :class:`mocap.detect2d.estimators.face_torch.FaceLandmarksTorch` at the body's face in each
-   frame on its own; ``mocap serve`` answers with the face controls.
+   :class:`mocap.detect2d.estimators.face_torch.FaceLandmarksTorch` at the body's face,
+   followed from the previous frame; ``mocap serve`` answers with the face controls.
 
 ``--realtime`` paces a file at its frame rate like a camera: frame ``n`` is written no
 earlier than ``n / fps`` seconds after frame 0 was (the clock starts then, the detector's
@@ -285,7 +285,7 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
     """Detect and write every frame of ``source`` (hello first); returns the frames written."""
     pace = realtime and not source.camera
     written, last_ms, start = 0, -1, None
-    hands = faces = hand_rois = None
+    hands = faces = hand_rois = face_roi = None
     if detection.hands:
         from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
 
@@ -320,8 +320,10 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
                 hand_rois = h.next_roi
                 found = (h.keypoints[0], h.confidence[0], h.world[0])
             face = None
-            if faces is not None:  # each frame on its own: the face's ROI from this frame's body
-                f = faces.faces([frame], np.asarray(keypoints)[None], np.asarray(confidence)[None], track=False)
+            if faces is not None:  # the face followed from the previous frame, else found from this frame's body
+                f = faces.faces([frame], np.asarray(keypoints)[None], np.asarray(confidence)[None], track=True,
+                                start_roi=face_roi)
+                face_roi = f.next_roi
                 face = np.concatenate([f.keypoints[0], f.z[0][:, None]], -1)
             _write(out, frame_message(n, t, keypoints, confidence, found, face))
             written += 1

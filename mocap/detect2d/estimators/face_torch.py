@@ -187,12 +187,15 @@ class Face:
         z: (T, 478) float32 depth, pixels, NaN where not found.
         score: (T,) float32 presence score (0 where not looked for).
         roi: (T, 5) float64 ROI the face was found in (NaN where none).
+        next_roi: (5,) the ROI the face's track gives the frame after the last (NaN: none), to
+            go on tracking from (``start_roi`` of :meth:`FaceLandmarksTorch.faces`).
     """
 
     keypoints: np.ndarray
     z: np.ndarray
     score: np.ndarray
     roi: np.ndarray
+    next_roi: np.ndarray | None = None
 
 
 class FaceLandmarksTorch:
@@ -259,7 +262,8 @@ class FaceLandmarksTorch:
                              face_rois_from_landmarks(px))
 
     def faces(self, frames: np.ndarray | Sequence[np.ndarray], body_keypoints: np.ndarray,
-              body_confidence: np.ndarray, *, track: bool = True, span: int = 8, refine: bool = True) -> Face:
+              body_confidence: np.ndarray, *, track: bool = True, span: int = 8, refine: bool = True,
+              start_roi: np.ndarray | None = None) -> Face:
         """One person's face in frames in time order.
 
         Args:
@@ -270,6 +274,8 @@ class FaceLandmarksTorch:
             span: with ``track``, the frames are cut into segments of ``span`` that advance side by
                 side, so that each network call holds the faces of several frames.
             refine: a face looked for from the body gets a second pass in the ROI its landmarks give.
+            start_roi: (5,) the ROI the face's track gives the first frame (a previous call's
+                ``next_roi``: a live stream tracks frame by frame this way); NaN or None: none.
 
         Returns:
             :class:`Face`; NaN where the body's eyes or mouth are not confidently seen or the
@@ -290,11 +296,13 @@ class FaceLandmarksTorch:
         used = np.full((t, 5), np.nan)
         starts = np.arange(0, t, span)
         tracked = np.full((len(starts), 5), np.nan)  # per segment: the ROI its last frame gave
+        if track and start_roi is not None and len(starts):
+            tracked[0] = np.asarray(start_roi, np.float64).reshape(5)
         for step in range(span):
-            seg = np.nonzero(starts + step < np.minimum(starts + span, t))[0]
-            seg = seg[ok[starts[seg] + step]]
+            active = np.nonzero(starts + step < np.minimum(starts + span, t))[0]
+            seg = active[ok[starts[active] + step]]
             tracked_now = tracked[seg]
-            tracked[:] = np.nan
+            tracked[active] = np.nan
             if len(seg) == 0:
                 continue
             f_ = starts[seg] + step
@@ -314,4 +322,4 @@ class FaceLandmarksTorch:
             out_z[f_[found]] = lm.z[found]
             score[f_] = lm.score
             used[f_] = lm.roi
-        return Face(out_kp, out_z, score, used)
+        return Face(out_kp, out_z, score, used, tracked[-1].copy() if len(starts) else np.full(5, np.nan))
