@@ -95,8 +95,8 @@ def quasi_static(joints: np.ndarray, contacts: np.ndarray, *, fps: float, max_co
     """
     com = center_of_mass(joints)
     accel = np.zeros(len(com))
-    if len(com) >= 3:
-        accel = np.linalg.norm(np.gradient(np.gradient(com, axis=0), axis=0), axis=-1) * fps * fps
+    if len(com) >= 3:  # over the same time span at any frame rate (:func:`_velocity`)
+        accel = np.linalg.norm(_velocity(_velocity(com, fps), fps), axis=-1)
     return np.asarray(contacts, bool).any(1) & (accel < max_com_accel)
 
 
