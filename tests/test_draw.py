@@ -12,11 +12,11 @@ from mocap.export.draw import (  # noqa: E402
     RIGHT_RGB,
     _line_width,
     draw_skeleton_2d,
-    render_overlay,
     render_preview_3d,
     render_preview_video,
-    video_codec,
 )
+from mocap.export.overlay import render_overlay  # noqa: E402
+from mocap.io.video import video_codec  # noqa: E402
 from mocap.errors import MocapError  # noqa: E402
 from mocap.formats import Keypoints2D  # noqa: E402
 from mocap.skeletons import COCO17, MOTION21, rest_offsets  # noqa: E402
@@ -207,7 +207,7 @@ def test_render_overlay_max_width_and_frame_count_mismatch(tmp_path):
 def test_background_overlay_matches_the_plain_one_and_cancel_or_error_leaves_no_file(tmp_path):
     import threading
 
-    from mocap.export.draw import BackgroundOverlay, OverlayStopped
+    from mocap.export.overlay import BackgroundOverlay, OverlayStopped
 
     src = tmp_path / "src.mp4"
     _write_source(src)

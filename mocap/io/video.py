@@ -1,4 +1,4 @@
-"""Reading video files: their properties, and their frames upright.
+"""Reading video files: their properties, and their frames upright; the mp4 writer (:func:`open_video_writer`).
 
 Any container and codec the installed OpenCV can decode is accepted (mp4, mov, avi, mkv
 through OpenCV's FFmpeg backend). Frames come out *upright*: phone videos store their
@@ -33,6 +33,7 @@ Limits
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -321,3 +322,52 @@ def _frames(cap, first: np.ndarray, path: Path, *, rotation: int, declared: floa
                           f"(truncated or damaged file?)", stacklevel=2)
     finally:
         cap.release()
+
+
+# ---------------------------------------------------------------- writing
+
+#: Four-character codes tried in order for mp4 output; the first this OpenCV can encode wins
+#: (H.264 ``avc1`` when this OpenCV build can encode it, else MPEG-4 Part 2 ``mp4v``).
+VIDEO_CODECS = ("avc1", "mp4v")
+
+
+@functools.lru_cache(maxsize=None)
+def video_codec() -> str:
+    """The first of :data:`VIDEO_CODECS` this OpenCV build can write to an .mp4 (probed once)."""
+    import tempfile
+
+    cv2 = _cv2()
+    log = getattr(getattr(cv2, "utils", None), "logging", cv2)  # OpenCV >= 4.12 moved these into cv2.utils.logging
+    old_level = log.getLogLevel()
+    log.setLogLevel(0)  # probing a missing encoder makes FFmpeg print errors
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for code in VIDEO_CODECS:
+                path = os.path.join(tmp, f"probe_{code}.mp4")
+                writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*code), 10.0, (32, 32))
+                try:
+                    if writer.isOpened():
+                        writer.write(np.zeros((32, 32, 3), np.uint8))
+                        return code
+                finally:
+                    writer.release()
+    finally:
+        log.setLogLevel(old_level)
+    raise MocapError(f"this OpenCV build cannot write mp4 video with any of {', '.join(VIDEO_CODECS)}; "
+                     "reinstall opencv-python (its wheels include FFmpeg)")
+
+
+def open_video_writer(path: Path, fps: float, width: int, height: int):
+    """An OpenCV writer (``cv2.VideoWriter``) of an .mp4 at ``path`` with :func:`video_codec`;
+    MocapError if it cannot open."""
+    cv2 = _cv2()
+    code = video_codec()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), float(fps), (width, height))
+    if not writer.isOpened():
+        raise MocapError(f"OpenCV could not open a {code!r} video writer for {path} ({width}x{height} at {fps} fps)")
+    return writer
+
+
+def even_size(n: int) -> int:
+    """Round down to an even number: the mp4 encoders need even frame sizes."""
+    return max(2, n - n % 2)

@@ -1,8 +1,8 @@
 """A copy of a video that web browsers can play.
 
 OpenCV's wheels here cannot encode H.264, and browsers do not play the MPEG-4 Part 2
-(``mp4v``) video that :mod:`mocap.export.draw` writes; they do play VP8 in WebM, which OpenCV
-writes. VP8 encoding is slow (measured ~40 frames/s at 360x640 on a busy 2-core machine,
+(``mp4v``) video that :mod:`mocap.export.overlay` and :mod:`mocap.export.draw` write; they
+do play VP8 in WebM, which OpenCV writes. VP8 encoding is slow (measured ~40 frames/s at 360x640 on a busy 2-core machine,
 against ~700 for mp4v), so the capture itself keeps ``mp4v`` and only the service makes
 this smaller web copy, once, for its viewer page.
 """

@@ -27,7 +27,8 @@ class Triangulated:
         reprojection_px: (C, T, J) pixel distance between the reprojected points and the
             detected keypoints (distorted pixels); NaN where either is missing.
         dropped: (T, J) bool, points the views agreed on but no set of views could fit to the
-            body (bones far off their usual lengths): NaN in ``points``. None: not checked.
+            body (off its path, or its bones far off their usual lengths): NaN in ``points``.
+            None: not checked.
     """
 
     points: np.ndarray

@@ -231,7 +231,7 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
     """
     from mocap.detect2d.people import detect_person_video
-    from mocap.export import draw
+    from mocap.export import overlay
 
     detector = detection.detector_for(1)
     frames = None if detection.whole_video else span
@@ -243,7 +243,7 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
         on_frame = None
         if drawing:
             outputs["overlay"] = out / "overlay.mp4"
-            writer = stack.enter_context(draw.OverlayWriter(
+            writer = stack.enter_context(overlay.OverlayWriter(
                 outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
                 max_width=export.overlay_max_width, threaded=True, source=str(video)))
             on_frame = writer.write
@@ -469,7 +469,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
         options: the options of every stage (:class:`mocap.pipelines.options.CaptureOptions`).
         progress: progress bars on stderr.
     """
-    from mocap.export import draw
+    from mocap.export import overlay
     from mocap.io import video as video_io
 
     o = options
@@ -484,17 +484,17 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     keypoints, tracks, chosen, rate, everyone = _detect(video, info, o.detection, o.export, out, outputs,
                                                         span=span, timer=timer, progress=progress)
     with contextlib.ExitStack() as stack:
-        overlay = None
+        job = None
         if o.export.overlay and "overlay" not in outputs:  # drawn on a second thread while the rest runs
             outputs["overlay"] = out / "overlay.mp4"
-            overlay = stack.enter_context(draw.BackgroundOverlay(
+            job = stack.enter_context(overlay.BackgroundOverlay(
                 video, keypoints, outputs["overlay"], progress=False, max_width=o.export.overlay_max_width,
                 frames=None if o.detection.whole_video else span))
         report = _lift_and_write(video, o, out, outputs, info, span, keypoints, tracks, chosen, rate, everyone,
                                  timer=timer)
-        if overlay is not None:
+        if job is not None:
             with timer.stage("overlay (the rest of it)"):
-                overlay.wait()
+                job.wait()
     return report
 
 

@@ -85,10 +85,10 @@ class MultiViewReport:
 
 
 def _write_overlay(video: Path, out: Path, keypoints: np.ndarray, *, size, fps: float, max_width: int | None) -> None:
-    from mocap.export import draw
+    from mocap.export import overlay
     from mocap.io import video as video_io
 
-    with draw.OverlayWriter(out, keypoints_size=size, fps=fps, layout=MOTION21, num_frames=len(keypoints),
+    with overlay.OverlayWriter(out, keypoints_size=size, fps=fps, layout=MOTION21, num_frames=len(keypoints),
                             max_width=max_width, source=str(video)) as writer:
         for i, frame in enumerate(video_io.iter_frames(video, rgb=True)):
             if i >= len(keypoints):
