@@ -138,20 +138,28 @@ def normalise_face(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
         scale (T,) IOD, pixels. NaN in frames where a rigid point or an eye corner is missing.
     """
     p = _check_points(points)
-    rigid = p[:, RIGID]
-    centre = rigid.mean(1)
-    scale = interocular(p)
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(rigid).all((1, 2)) & np.isfinite(p[:, UP_POINTS]).all((1, 2)) & (scale > 0)
+    ok, centre, scale, rel = _rigid_points(p)
     t = len(p)
     rot = np.full((t, 3, 3), np.nan)
     local = np.full(p.shape, np.nan)
     if not ok.any():
         return local, rot, centre, scale
-    rel = (rigid[ok] - centre[ok, None]) / scale[ok, None, None]
-    template = rigid_template(_upright_rigid(p[ok], rel))
-    rot[ok], local[ok] = _head_frame(p[ok], rel, centre[ok], scale[ok], template)
+    template = rigid_template(_upright_rigid(p[ok], rel[ok]))
+    rot[ok], local[ok] = _head_frame(p[ok], rel[ok], centre[ok], scale[ok], template)
     return local, rot, centre, scale
+
+
+def _rigid_points(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(T, 478, 3) faces -> (T,) whether each has a head frame (its rigid points, midline and
+    eyes seen), the rigid points' mean (T, 3) pixels, the IOD (T,) pixels, and the rigid points
+    about their mean in IOD units (T, R, 3)."""
+    rigid = p[:, RIGID]
+    centre = rigid.mean(1)
+    scale = interocular(p)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = np.isfinite(rigid).all((1, 2)) & np.isfinite(p[:, UP_POINTS]).all((1, 2)) & (scale > 0)
+        rel = (rigid - centre[:, None]) / scale[:, None, None]
+    return ok, centre, scale, rel
 
 
 def _upright_rigid(points: np.ndarray, rel: np.ndarray) -> np.ndarray:
@@ -315,14 +323,9 @@ class LiveFace:
         """(478, 3) landmarks (x, y, z pixels; NaN missing) -> ((10,) controls in [0, 1] as
         :data:`CONTROLS`, (3,) head yaw, pitch, roll radians); NaN without a face."""
         p = _check_points(np.asarray(points, np.float64)[None])
-        none = np.full(len(CONTROLS), np.nan), np.full(3, np.nan)
-        rigid = p[:, RIGID]
-        scale = interocular(p)
-        with np.errstate(invalid="ignore"):
-            if not (np.isfinite(rigid).all() and np.isfinite(p[:, UP_POINTS]).all() and scale[0] > 0):
-                return none
-        centre = rigid.mean(1)
-        rel = (rigid - centre[:, None]) / scale[:, None, None]
+        ok, centre, scale, rel = _rigid_points(p)
+        if not ok[0]:
+            return np.full(len(CONTROLS), np.nan), np.full(3, np.nan)
         slot = self._count % self.size
         self._count += 1
         self._upright[slot] = _upright_rigid(p, rel)[0]
