@@ -54,6 +54,7 @@ from mocap.detect2d.estimators.base import Estimate, replace_rows, stack_people
 from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, detector_windows,
                                                          distinct_poses, distinct_rois, same_roi)
 from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
+from mocap.detect2d.estimators.tflite_torch import run_batched
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
@@ -224,16 +225,10 @@ class BlazePoseTorch:
         """Frames -> list of (H, W, 3) uint8 RGB images (:func:`device_images`)."""
         return device_images(frames, self.warp, self.device)
 
-    def _run(self, net, x, n_out: int) -> list[np.ndarray]:
-        """Run ``net`` over ``x`` (N, ...) in chunks of batch_size -> its outputs as float32 numpy."""
-        import torch
-
-        parts = [[] for _ in range(n_out)]
-        with torch.inference_mode():
-            for s in range(0, x.shape[0], self.batch_size):
-                for k, y in enumerate(net(x[s:s + self.batch_size])):
-                    parts[k].append(y.float().cpu().numpy())
-        return [np.concatenate(p) for p in parts]
+    def _run(self, net, x) -> list[np.ndarray]:
+        """Run ``net`` over ``x`` (N, ...) in chunks of batch_size (:func:`run_batched`) -> its
+        outputs as float32 numpy."""
+        return [y.float().cpu().numpy() for y in run_batched(net, x, self.batch_size)]
 
     # ------------------------------------------------------------ stages
 
@@ -254,7 +249,7 @@ class BlazePoseTorch:
                    for win in detector_windows(im.shape[1], im.shape[0], g.detector_size, self.max_people > 1)]
         x = self._crops(images, np.array([v[0] for v in windows]), np.stack([v[1] for v in windows]),
                         g.detector_size, g.detector_range, g.detector_border_zero)
-        out = self._run(self.detector, x, 2)
+        out = self._run(self.detector, x)
         raw_boxes, raw_scores = out[self._det_order[0]], out[self._det_order[1]]
         min_score = self.min_confidence if self.max_people == 1 else min(self.min_confidence, self.new_person_score)
         decoded = bp.decode_detections(raw_boxes, raw_scores, self.anchors, g.decode, min_score=min_score)
@@ -313,17 +308,13 @@ class BlazePoseTorch:
             return PoseLandmarks(frame, np.zeros((0, NUM_JOINTS, 2), np.float32), z, z, z, np.zeros(0, np.float32),
                                  np.zeros((0, NUM_JOINTS, 3), np.float32), rois, rois)
         x = self._crops(images, frame, rois, g.landmark_size, g.landmark_range, g.landmark_border_zero)
-        raw, flag, refined, world = [], [], [], []
+        lm, pres, heat, wld = run_batched(self.landmarker, x, self.batch_size)
         with torch.inference_mode():
-            for s in range(0, n, self.batch_size):
-                lm, pres, heat, wld = self.landmarker(x[s:s + self.batch_size])
-                lm = lm.float().view(-1, j, 5)
-                xy = lm[..., :2] / torch.tensor(g.landmark_size, device=lm.device, dtype=torch.float32)
-                refined.append(_refine_torch(xy, heat.float(), g.refine_kernel, g.refine_min_confidence).cpu().numpy())
-                raw.append(lm.cpu().numpy())
-                flag.append(pres.float().cpu().numpy()[:, 0])
-                world.append(wld.float().view(-1, j, 3).cpu().numpy())
-        raw, xy, flag, world = np.concatenate(raw), np.concatenate(refined), np.concatenate(flag), np.concatenate(world)
+            lm = lm.float().view(-1, j, 5)
+            xy = lm[..., :2] / torch.tensor(g.landmark_size, device=lm.device, dtype=torch.float32)
+            xy = _refine_torch(xy, heat.float(), g.refine_kernel, g.refine_min_confidence).cpu().numpy()
+            raw, flag = lm.cpu().numpy(), pres.float().cpu().numpy()[:, 0]
+            world = wld.float().view(-1, j, 3).cpu().numpy()
         px = bp.project_from_roi(xy.astype(np.float64), rois)
         from scipy.special import expit as sig  # the logistic function, without overflow warnings
 

@@ -31,6 +31,7 @@ import numpy as np
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import replace_rows
 from mocap.detect2d.estimators.roi_crop import crop_network_settings, crop_rois, device_images, square_input_size
+from mocap.detect2d.estimators.tflite_torch import run_batched
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
@@ -230,19 +231,14 @@ class FaceLandmarksTorch:
     def run_crops(self, x) -> tuple[np.ndarray, np.ndarray]:
         """The network on crops ``x`` (N, 192, 192, 3) torch float in [0, 1] -> landmarks (N, 478, 3)
         crop pixels (x, y, z), presence score (N,) in [0, 1]."""
-        import torch
+        from scipy.special import expit
 
-        parts, score = [[] for _ in OUTPUTS[:-1]], []
-        with torch.inference_mode():
-            for s in range(0, len(x), self.batch_size):
-                out = self.network(x[s:s + self.batch_size])
-                for k, o in enumerate(out[:-1]):
-                    parts[k].append(o.float().cpu().numpy().reshape(len(o), -1))
-                score.append(torch.sigmoid(out[-1].float()).cpu().numpy().reshape(-1))
+        out = run_batched(self.network, x, self.batch_size)
         n = len(x)
-        mesh, lips, le, re_, li, ri = (np.concatenate(p).reshape(n, -1, d) for p, d in
-                                       zip(parts, (3, 2, 2, 2, 2, 2)))
-        return refine_face_landmarks(mesh, lips, le, re_, li, ri, self.indices), np.concatenate(score)
+        mesh, lips, le, re_, li, ri = (o.float().cpu().numpy().reshape(n, -1, d) for o, d in
+                                       zip(out[:-1], (3, 2, 2, 2, 2, 2)))
+        score = expit(out[-1].float().cpu().numpy().reshape(-1))
+        return refine_face_landmarks(mesh, lips, le, re_, li, ri, self.indices), score
 
     def landmarks(self, images: Sequence[np.ndarray], frame: np.ndarray, rois: np.ndarray) -> FaceLandmarks:
         """The network on ROIs ``rois`` (N, 5) of ``images[frame[n]]`` ((H, W, 3) uint8 RGB) -> :class:`FaceLandmarks`."""

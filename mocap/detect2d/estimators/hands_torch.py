@@ -32,6 +32,7 @@ import numpy as np
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import replace_rows
 from mocap.detect2d.estimators.roi_crop import crop_network_settings, crop_rois, device_images, square_input_size
+from mocap.detect2d.estimators.tflite_torch import run_batched
 from mocap.errors import MocapError
 from mocap.skeletons import HAND21, MEDIAPIPE33
 
@@ -234,21 +235,15 @@ class HandLandmarksTorch:
                                  np.zeros((0, j, 3), np.float32), rois, rois)
         x = crop_rois(images, frame, rois, self.size, INPUT_RANGE, ZERO_BORDER, warp=self.warp, device=self.device,
                       dtype=torch.float32)
-        raw, score, world = [], [], []
-        with torch.inference_mode():
-            for s in range(0, len(frame), self.batch_size):
-                lm, presence, wld = self.network(x[s:s + self.batch_size])
-                raw.append(lm.float().cpu().numpy())
-                score.append(presence.float().cpu().numpy()[:, 0])
-                world.append(wld.float().cpu().numpy())
-        raw = np.concatenate(raw).reshape(-1, j, 3).astype(np.float64)
+        lm, presence, wld = (y.float().cpu().numpy() for y in run_batched(self.network, x, self.batch_size))
+        raw = lm.reshape(-1, j, 3).astype(np.float64)
         px = bp.project_from_roi(raw[..., :2] / np.array(self.size, np.float64), rois)
         z = (raw[..., 2] / self.size[0] * rois[:, 2:3]).astype(np.float32)
         # the world landmarks come in the crop's axes: turned by the ROI's rotation into the image's
-        wld = np.concatenate(world).reshape(-1, j, 3).astype(np.float64)
+        wld = wld.reshape(-1, j, 3).astype(np.float64)
         c, s_ = np.cos(rois[:, 4:5]), np.sin(rois[:, 4:5])
         wld = np.stack([c * wld[..., 0] - s_ * wld[..., 1], s_ * wld[..., 0] + c * wld[..., 1], wld[..., 2]], -1)
-        return HandLandmarks(frame, px.astype(np.float32), z, np.concatenate(score).astype(np.float32),
+        return HandLandmarks(frame, px.astype(np.float32), z, presence[:, 0].astype(np.float32),
                              wld.astype(np.float32), rois, hand_rois_from_landmarks(px))
 
     def hands(self, frames: np.ndarray | Sequence[np.ndarray], body_keypoints: np.ndarray,
