@@ -15,6 +15,9 @@ hand network, turned into finger rotations, compared with the pose the character
    angle functions (:func:`mocap.kinematics.fingers.finger_angles`, :func:`palm_rotmats`), so
    both sides are measured the same way on anny's own hand shape.
 
+5. The same 2D points of all the views (and of three of them) triangulated per pose, as a
+   multi-view capture with ``--hands`` does, then the same finger stage.
+
     python benchmarks/bench_fingers_render.py [--views 5] [--random 4] [--look grey|skin|photo] [--keep DIR]
 
 Needs the blender and avatar extras (bpy, anny) and torch.
@@ -261,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
     est = HandLandmarksTorch()
     rows = []
+    per_view = {}  # view -> (2D points (T, 21, 2), confidence (T, 21), the camera of each frame)
     print(f"anny's left hand, {t} poses x {args.views} views, 1920x1080, 50 mm lens at {args.distance:g} m, "
           f"look {args.look}")
     for view in list(VIEWS)[:args.views]:
@@ -294,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             true_cam = cam.world_to_camera(truth[f])
             err3d.append(1000 * float(np.linalg.norm((lm.world[0] - lm.world[0].mean(0))
                                                      - (true_cam - true_cam.mean(0)), axis=-1).mean()))
+        per_view[view] = (kp[:, :21].copy(), conf[:, :21].copy(), cams)
         for f in range(t):  # the finger stage takes one camera a clip: each frame is a clip of one frame
             one = Motion(joints=scene.body.joints[f:f + 1], joint_names=scene.body.joint_names,
                          parents=scene.body.parents, fps=30.0, local_quats_wxyz=scene.body.local_quats_wxyz[f:f + 1],
@@ -324,8 +329,57 @@ def main(argv: list[str] | None = None) -> int:
         sel = np.array([r[1] == pose for r in rows]) & found
         print(f"  {pose:<10} flexion {np.mean(fe[sel]) if sel.any() else np.nan:5.1f}°  wrist "
               f"{np.mean(we[sel]) if sel.any() else np.nan:5.1f}°  ({sel.sum()} views)")
+    for used in _view_sets(list(per_view)):
+        fe, we = triangulated_errors(per_view, used, scene.body, true_angles, true_wrist)
+        print(f"triangulated from {len(used)} views ({', '.join(used)}), as `mocap capture VIDEOS --calibration ... "
+              f"--hands` does: found {np.isfinite(fe).sum()} of {t}; flexion error mean {np.nanmean(fe):.1f}°, "
+              f"median {np.nanmedian(fe):.1f}°; wrist orientation error mean {np.nanmean(we):.1f}°, "
+              f"median {np.nanmedian(we):.1f}°")
     print(f"renders in {folder}")
     return 0
+
+
+def _view_sets(views: list[str]) -> list[list[str]]:
+    """All the views, and (with 4 or more) three of them without the frontal one."""
+    sets = [views] if len(views) >= 2 else []
+    three = [v for v in views if v != "front"][:3]
+    if len(views) >= 4 and len(three) == 3:
+        sets.append(three)
+    return sets
+
+
+def triangulated_errors(per_view: dict, used: list[str], body: Motion, true_angles: np.ndarray,
+                        true_wrist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pose (frame): the left hand triangulated from the network's 2D in the views ``used``
+    (:func:`mocap.multiview.views.triangulate_arrays`, each frame's own cameras), put at the
+    body's wrist and turned into finger rotations (:func:`mocap.cleanup.fingers.motion_with_hand_points`,
+    no smoothing) -> (flexion error (T,) degrees, mean over the 15 joints; wrist orientation
+    error (T,) degrees); NaN where fewer than two views agree on every point."""
+    from mocap.cleanup.fingers import hands_at_wrists, motion_with_hand_points
+    from mocap.multiview.views import triangulate_arrays
+
+    plan = fk.plan_hands(MOTION61, rest_offsets(MOTION61))
+    t = len(true_angles)
+    fe, we = np.full(t, np.nan), np.full(t, np.nan)
+    for f in range(t):
+        kp = np.stack([per_view[v][0][f] for v in used])[:, None]  # (C, 1, 21, 2)
+        conf = np.stack([per_view[v][1][f] for v in used])[:, None]
+        tri = triangulate_arrays(kp, conf, [per_view[v][2][f] for v in used], "hand21", threshold_px=30.0,
+                                 min_confidence=0.5, resolve_swaps=False, rigid_bones=False)
+        if not np.isfinite(tri.points).all():
+            continue
+        hands = np.full((1, 2, 21, 3), np.nan)
+        hands[0, 0] = tri.points[0]
+        one = Motion(joints=body.joints[f:f + 1], joint_names=body.joint_names, parents=body.parents, fps=30.0,
+                     local_quats_wxyz=body.local_quats_wxyz[f:f + 1], root_translation=body.root_translation[f:f + 1],
+                     rest_offsets=body.rest_offsets)
+        m = motion_with_hand_points(one, hands_at_wrists(hands, one.joints[:, plan.wrists]),
+                                    options=FingerOptions(cutoff_hz=0.0, max_gap_s=0.0))
+        got = angles_of_motion(m)[0, 0]
+        fe[f] = float(np.degrees(np.abs(got[:, 0] - true_angles[f, :, 0])).mean())
+        wrist = fk.palm_rotmats(plan, m.joints)[0, 0]
+        we[f] = float(np.degrees(geodesic_angle(matrix_to_quat_wxyz(wrist), matrix_to_quat_wxyz(true_wrist[f]))))
+    return fe, we
 
 
 if __name__ == "__main__":

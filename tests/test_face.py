@@ -251,7 +251,7 @@ def test_capture_with_face_writes_face_files(tmp_path, capsys):
     assert len(rows) == 1 + k.num_frames and rows[0][5:] == list(fc.CONTROLS)
 
 
-def test_face_is_one_view_only(tmp_path):
+def test_face_is_one_view_only(tmp_path):  # the hands work with several views (tests/test_multiview_hands.py)
     from mocap.errors import MocapError
     from mocap.pipelines.multiview import _check_request
     from mocap.pipelines.options import CaptureOptions, DetectionOptions, MultiViewOptions

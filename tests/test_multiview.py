@@ -264,3 +264,75 @@ def test_a_camera_that_moved_since_calibration_is_reported(tmp_path):
                                keypoints=views, progress=False)
     assert not any("does not fit the keypoints" in n for n in report.notes), report.notes
     assert report.reprojection["cam02"]["median_px"] < 2.0
+
+
+def _leaning_in_z_up_world(lean_deg: float) -> np.ndarray:
+    """(T, 21, 3) the waving walker (on the spot) bent forward at the hips by ``lean_deg`` the whole clip (legs
+    vertical), in a calibration world whose up is +Z (a Qualisys rig's): (x, y, z) -> (x, -z, y)."""
+    x = waving_walker(60)
+    x[..., [0, 2]] -= x[:, :1, [0, 2]] - x[:1, :1, [0, 2]]  # standing on the spot: planted feet do not slide
+    upper = [MOTION21.index(n) for n in MOTION21.joint_names if n != "pelvis" and not n.startswith(("left_", "right_"))
+             or n.endswith(("shoulder", "elbow", "wrist"))]
+    a = np.radians(lean_deg)
+    r = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])  # about X: towards +Z
+    pelvis = x[:, :1]
+    x[:, upper] = (x[:, upper] - pelvis) @ r.T + pelvis
+    return x @ np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]).T
+
+
+def _lean(joints: np.ndarray) -> np.ndarray:
+    axis = joints[:, MOTION21.index("neck")] - joints[:, MOTION21.index("pelvis")]
+    return np.degrees(np.arccos(axis[:, 1] / np.linalg.norm(axis, axis=-1)))
+
+
+def test_a_calibrated_world_keeps_a_leaning_person_leaning():
+    """Gravity from the calibration's axis nearest the torso (not the torso itself), and the
+    measured root kept while the feet are pinned: the person's lean survives, and the final motion
+    lies on the triangulated points (before 2026-12-07: stood upright, and 11 cm too low on
+    pose2sim_single)."""
+    from mocap.cleanup.motion import motion_from_points
+    from mocap.cleanup.world import nearest_axis_up
+
+    points = _leaning_in_z_up_world(25.0)
+    np.testing.assert_allclose(nearest_axis_up(points), [0.0, 0.0, 1.0])
+    motion, rot, offset = motion_from_points(points, "motion21", fps=30.0, calibrated_up=True)
+    lean = _lean(motion.joints)
+    assert abs(np.median(lean) - 25.0) < 1.0, np.median(lean)
+    err = np.linalg.norm(motion.joints - (points @ rot.T + offset), axis=-1)
+    # the body stays on its points; only the left foot, lifted slowly, is held planted a while
+    lifted = [MOTION21.index(n) for n in ("left_knee", "left_ankle", "left_heel", "left_foot_index")]
+    assert np.delete(err, lifted, axis=1).max() < 0.005, np.delete(err, lifted, axis=1).max()
+    # the root re-derived from the planted feet (one camera's way) moves the whole body
+    from mocap.cleanup import world
+    from mocap.cleanup.motion import motion_from_world_joints, smooth_points
+
+    levelled = world.level_and_ground(smooth_points(points, "motion21", fps=30.0), up=nearest_axis_up(points))[0]
+    anchored = motion_from_world_joints(levelled, fps=30.0, measured_root=False)
+    assert np.linalg.norm(anchored.joints[:, 0] - motion.joints[:, 0], axis=-1).max() > 0.05
+    # the torso as up (a world with no known gravity): stood upright
+    stood, _, _ = motion_from_points(points, "motion21", fps=30.0, calibrated_up=False)
+    assert np.median(_lean(stood.joints)) < 3.0
+    # an axis further than 35 degrees from the torso is not taken for up
+    assert nearest_axis_up(_leaning_in_z_up_world(50.0)) is None
+
+
+def test_quality_compares_each_view_with_its_swaps_undone(tmp_path):
+    """A view whose detector swapped left and right for a third of the clip: the triangulation
+    undoes it, and so does the final motion's comparison with that view (quality.json)."""
+    from mocap.skeletons import MEDIAPIPE33
+
+    cams = ring_rig(4, size=SIZE, focal=380.0)
+    x = waving_walker(T)
+    x[..., [0, 2]] -= x[:, :1, [0, 2]] - x[:1, :1, [0, 2]]  # on the spot
+    views = _views(cams, x, noise_px=0.0)
+    kp = views[2].keypoints.copy()
+    kp[10:24] = kp[10:24][:, MEDIAPIPE33.mirror_permutation()]
+    views[2] = Keypoints2D(keypoints=kp, confidence=views[2].confidence, layout="mediapipe33", image_size=SIZE,
+                           fps=30.0)
+    calib = tmp_path / "rig.toml"
+    save_cameras_toml(calib, cams)
+    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out", _options(calib, overlay=False),
+                               keypoints=views, progress=False)
+    assert report.reprojection["cam03"]["swapped_frames"] == 14
+    q = report.quality["cam03"]
+    assert q["reprojection_max_pct"] < 3.0 and q["reprojection_median_pct"] < 1.0, q["reprojection_max_pct"]

@@ -109,13 +109,63 @@ def motion_with_fingers(motion: Motion, hand_keypoints: np.ndarray, hand_world: 
         clip, left and right averaged); ``hand_valid`` (T, 2).
     """
     o = options
-    if tuple(motion.joint_names) != MOTION21.joint_names or motion.local_quats_wxyz is None:
-        raise ValueError("motion_with_fingers needs a MOTION21 motion with IK (local_quats_wxyz); "
-                         f"got joints {motion.joint_names[:3]}...")
+    _check_body(motion)
     t = motion.num_frames
     if np.shape(hand_keypoints) != (t, 42, 2) or np.shape(hand_world) != (t, 42, 3):
         raise ValueError(f"hand_keypoints must be ({t}, 42, 2) and hand_world ({t}, 42, 3), got "
                          f"{np.shape(hand_keypoints)} and {np.shape(hand_world)}")
+    plan = fk.plan_hands(MOTION61, rest_offsets(MOTION61))
+    hands = hand_joints_world(hand_keypoints, hand_world, hand_confidence, motion.joints[:, plan.wrists], camera,
+                              min_confidence=o.min_confidence, unmirror=o.unmirror,
+                              elbows=motion.joints[:, plan.forearms])  # (T, 2, 21, 3)
+    return motion_with_hand_points(motion, hands, options=o)
+
+
+def _check_body(motion: Motion) -> None:
+    if tuple(motion.joint_names) != MOTION21.joint_names or motion.local_quats_wxyz is None:
+        raise ValueError("the fingers need a MOTION21 motion with IK (local_quats_wxyz); "
+                         f"got joints {motion.joint_names[:3]}...")
+
+
+def hands_at_wrists(hands: np.ndarray, wrists: np.ndarray) -> np.ndarray:
+    """(T, 2, 21, 3) hands (HAND21 order, any placement) moved so that each hand's wrist point is
+    at ``wrists`` (T, 2, 3): only the hands' shapes and directions are kept (e.g. triangulated
+    hands onto a body whose bones were made constant). NaN stays NaN."""
+    h = np.asarray(hands, dtype=np.float64)
+    return h - h[:, :, :1] + np.asarray(wrists, dtype=np.float64)[:, :, None]
+
+
+def fill_hands(hands: np.ndarray, candidates: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each hand missing from ``hands`` (T, 2, 21, 3) in a frame (a NaN point) taken from the
+    candidate (of C: ``candidates`` (C, T, 2, 21, 3), e.g. each camera's own monocular hand,
+    :func:`hand_joints_world`) with the highest ``scores`` (C, T, 2) among those that have it.
+
+    Returns:
+        (the hands (T, 2, 21, 3) float64, still NaN where no candidate has them; (T, 2) bool,
+        the hands taken from a candidate).
+    """
+    out = np.array(hands, dtype=np.float64)
+    cand = np.asarray(candidates, dtype=np.float64)
+    has = np.isfinite(cand).all((-1, -2))  # (C, T, 2)
+    best = np.argmax(np.where(has, np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-1.0), -np.inf), axis=0)
+    pick = np.take_along_axis(cand, best[None, ..., None, None], axis=0)[0]  # (T, 2, 21, 3)
+    filled = ~np.isfinite(out).all((-1, -2)) & has.any(0)
+    out[filled] = pick[filled]
+    return out, filled
+
+
+def motion_with_hand_points(motion: Motion, hands: np.ndarray, *, options: FingerOptions = FingerOptions()) -> Motion:
+    """``motion`` (MOTION21 with IK) on MOTION61, its wrists and fingers turned to match
+    ``hands`` (T, 2, 21, 3): both hands' points in the motion's world, metres, HAND21 order
+    (left hand, then right), each at the body's wrist (:func:`hand_joints_world`,
+    :func:`hands_at_wrists`); a hand NaN in a frame is not seen there. The rest as
+    :func:`motion_with_fingers` (``options``: its gap filling and smoothing)."""
+    o = options
+    _check_body(motion)
+    t = motion.num_frames
+    if np.shape(hands) != (t, 2, HAND21.num_joints, 3):
+        raise ValueError(f"hands must be ({t}, 2, {HAND21.num_joints}, 3), got {np.shape(hands)}")
+    hands = np.asarray(hands, dtype=np.float64)
     body_off = motion.rest_offsets if motion.rest_offsets is not None else rest_offsets(MOTION21)
     _, glob_q = forward_kinematics_with_rotations(motion.local_quats_wxyz, motion.root_translation, body_off,
                                                   MOTION21.parents)
@@ -123,11 +173,8 @@ def motion_with_fingers(motion: Motion, hand_keypoints: np.ndarray, hand_world: 
     default_off = rest_offsets(MOTION61)
     default_off[:21] = body_off
     plan = fk.plan_hands(MOTION61, default_off)
-    wrists = motion.joints[:, plan.wrists]
-    hands = hand_joints_world(hand_keypoints, hand_world, hand_confidence, wrists, camera,
-                              min_confidence=o.min_confidence, unmirror=o.unmirror,
-                              elbows=motion.joints[:, plan.forearms])  # (T, 2, 21, 3)
     seen = np.isfinite(hands).all((-1, -2))  # (T, 2)
+    hands = np.where(seen[..., None, None], hands, np.nan)
     observed = np.full((t, MOTION61.num_joints, 3), np.nan)
     observed[:, :21] = motion.joints
     observed[:, plan.hand_points.reshape(-1)] = hands.reshape(t, -1, 3)

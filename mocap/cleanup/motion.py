@@ -116,12 +116,15 @@ def smooth_points(points: np.ndarray, layout: str, *, fps: float, max_gap_s: flo
 
 
 def motion_from_world_joints(joints_world: np.ndarray, *, fps: float, lock_feet: bool = True,
-                             stage: Stage = _no_timer) -> Motion:
+                             measured_root: bool = False, stage: Stage = _no_timer) -> Motion:
     """Clean world joints -> Motion: constant bone lengths, IK, FK, planted feet locked.
 
     Args:
         joints_world: (T, 21, 3) MOTION21 joints, metres, +Y up, NaN-free.
         lock_feet: pin planted feet on the ground (:func:`mocap.cleanup.contact.clean_motion`).
+        measured_root: the root's path is measured (triangulated): the legs alone pin the
+            planted feet; off (one camera, whose root depth is noisy): the root is moved with
+            the planted feet (``anchor_root``).
     Returns:
         Motion with local rotations, root translation and the subject's rest offsets.
     """
@@ -137,7 +140,8 @@ def motion_from_world_joints(joints_world: np.ndarray, *, fps: float, lock_feet:
 
     if lock_feet:
         with stage("foot contacts"):
-            quats, root_translation, joints, _ = contact.clean_motion(joints, fps=fps, rest_offsets=offsets)
+            quats, root_translation, joints, _ = contact.clean_motion(joints, fps=fps, rest_offsets=offsets,
+                                                                      anchor_root=not measured_root)
 
     return Motion(joints=joints, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=fps,
                   local_quats_wxyz=quats, root_translation=root_translation, rest_offsets=offsets)
@@ -145,13 +149,17 @@ def motion_from_world_joints(joints_world: np.ndarray, *, fps: float, lock_feet:
 
 def motion_from_points(points: np.ndarray, layout: str, *, fps: float, max_gap_s: float = 0.5,
                        cutoff_hz: float = 6.0, level: bool = True, lock_feet: bool = True,
-                       stage: Stage = _no_timer) -> tuple[Motion, np.ndarray, np.ndarray]:
+                       calibrated_up: bool = False, stage: Stage = _no_timer) -> tuple[Motion, np.ndarray, np.ndarray]:
     """Triangulated keypoints -> clean MOTION21 motion with IK (the monocular clean-up stages).
 
     Args:
         points: (T, J, 3) metres in the calibration's world, joints of ``layout``; NaN
             where not triangulated.
         level: the torso sets +Y; off: the calibration's +Y is kept. The feet set the floor.
+        calibrated_up: the calibration's world holds gravity along one of its axes (a file's:
+            a mocap system's, or a board's on the floor): with ``level``, the axis nearest the
+            torso's median axis is up, when within :data:`mocap.cleanup.world.AXIS_SNAP_DEG`
+            (:func:`mocap.cleanup.world.nearest_axis_up`), so a person who leans keeps their lean.
     Returns:
         (Motion (+Y up, feet on y = 0), rotation (3, 3), offset (3,)) with
         ``motion.joints = calibration_world @ rotation.T + offset``.
@@ -159,5 +167,6 @@ def motion_from_points(points: np.ndarray, layout: str, *, fps: float, max_gap_s
     with stage("smooth"):
         joints = smooth_points(points, layout, fps=fps, max_gap_s=max_gap_s, cutoff_hz=cutoff_hz)
     with stage("world frame"):
-        joints, rot, offset = world.level_and_ground(joints, level=level)
-    return motion_from_world_joints(joints, fps=fps, lock_feet=lock_feet, stage=stage), rot, offset
+        up = world.nearest_axis_up(joints) if calibrated_up and level else None
+        joints, rot, offset = world.level_and_ground(joints, level=level, up=up)
+    return motion_from_world_joints(joints, fps=fps, lock_feet=lock_feet, measured_root=True, stage=stage), rot, offset

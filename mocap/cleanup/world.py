@@ -42,25 +42,54 @@ def estimate_up(joints: np.ndarray, skeleton: Skeleton = MOTION21) -> np.ndarray
     return up / np.linalg.norm(up)
 
 
+#: how far (degrees) the median torso axis may lean from an axis of a calibrated world for
+#: that axis to be taken as gravity (:func:`nearest_axis_up`)
+AXIS_SNAP_DEG = 35.0
+
+
+def nearest_axis_up(joints: np.ndarray, skeleton: Skeleton = MOTION21, *,
+                    max_deg: float = AXIS_SNAP_DEG) -> np.ndarray | None:
+    """(3,) the axis (+-X, +-Y or +-Z) of the points' own frame nearest the median torso axis
+    (:func:`estimate_up`), when it is within ``max_deg`` of it; else None.
+
+    For points in a calibrated world (a mocap system's, or a calibration board's laid on the
+    floor), whose axes hold gravity: a person who leans most of the time keeps their lean
+    (levelling by the torso alone would stand them upright), as long as they lean less
+    than ``max_deg`` in the median frame.
+    """
+    up = estimate_up(np.asarray(joints, dtype=np.float64), skeleton)
+    k = int(np.argmax(np.abs(up)))
+    if np.degrees(np.arccos(min(1.0, abs(float(up[k]))))) > max_deg:
+        return None
+    axis = np.zeros(3)
+    axis[k] = np.sign(up[k])
+    return axis
+
+
 def level_and_ground(
     joints: np.ndarray,
     *,
     skeleton: Skeleton = MOTION21,
     level: bool = True,
     ground_percentile: float = 2.0,
+    up: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tilt the clip so the body axis is +Y, put the feet on y = 0 and the first root over the origin.
+    """Tilt the clip so that "up" is +Y, put the feet on y = 0 and the first root over the origin.
 
     Args:
         joints: (T, J, 3) world metres (+Y up from :func:`camera_to_world`).
         level: correct the camera's pitch/roll from the median body axis (assumes the person
             is mostly upright; turn off for clips of people lying down).
         ground_percentile: the floor is this percentile of the lowest foot joint's height.
+        up: (3,) the up direction in ``joints``' frame when known (e.g. :func:`nearest_axis_up`);
+            it replaces the body axis (``level`` then does not matter).
     Returns:
         (joints (T, J, 3), rotation (3, 3), offset (3,)) with ``out = joints @ rotation.T + offset``.
     """
     joints = np.asarray(joints, dtype=np.float64)
-    rot = rotation_matrix_between_vectors(estimate_up(joints, skeleton), np.array([0.0, 1.0, 0.0])) if level else np.eye(3)
+    if up is None and level:
+        up = estimate_up(joints, skeleton)
+    rot = np.eye(3) if up is None else rotation_matrix_between_vectors(np.asarray(up, np.float64), np.array([0.0, 1.0, 0.0]))
     out = joints @ rot.T
     feet = out[:, [skeleton.index(n) for n in _FOOT_JOINTS if n in skeleton.joint_names], 1]
     lowest = np.nanmin(np.where(np.isfinite(feet), feet, np.inf), axis=1)

@@ -41,7 +41,8 @@ class DetectionOptions:
                                  bounds=(0.0, 1e9), unit="s", metavar="SECONDS")
     hands: bool = option(False, "also find both hands of the captured person (of everyone with --all-people; 21 "
                          "points each, MediaPipe's hand network in PyTorch, placed by the body's wrists) into "
-                         "keypoints2d.npz and the overlay; "
+                         "keypoints2d.npz and the overlay, and finger motion; with several cameras the hands "
+                         "are triangulated; "
                          "needs a BlazePose detector (the default)", flag="--hands")
     face: bool = option(False, "also find the captured person's face (478 points, MediaPipe's face network with "
                         "attention in PyTorch, placed by the body's eyes, ears and mouth) and write face.npz and "

@@ -141,11 +141,21 @@ def resolve_swaps(keypoints: Keypoints2D, *, min_confidence: float = 0.3) -> tup
     mirror = layout.mirror_permutation()
     swapped = detect_swaps(keypoints.keypoints, keypoints.confidence, mirror, fps=keypoints.fps,
                            min_confidence=min_confidence)
-    if not swapped.any():
-        return keypoints, swapped
+    return mirror_frames(keypoints, swapped), swapped
+
+
+def mirror_frames(keypoints: Keypoints2D, swapped: np.ndarray) -> Keypoints2D:
+    """``keypoints`` with left and right traded in the frames where ``swapped`` (T,) bool: the
+    keypoints, their confidence, MediaPipe's world landmarks and the hands (when present)
+    together. Layouts without left/right pairs, or no frame swapped: ``keypoints`` itself."""
+    layout = get_layout(keypoints.layout)
+    swapped = np.asarray(swapped, bool)
+    if not layout.left_right or not swapped.any():
+        return keypoints
+    mirror = layout.mirror_permutation()
     wl, hk, hc = keypoints.world_landmarks, keypoints.hand_keypoints, keypoints.hand_confidence
     hands = get_layout("hands42").mirror_permutation()  # the hands follow the body's sides
-    fixed = dataclasses.replace(
+    return dataclasses.replace(
         keypoints,
         keypoints=apply_swaps(keypoints.keypoints, swapped, mirror),
         confidence=apply_swaps(keypoints.confidence, swapped, mirror),
@@ -153,4 +163,3 @@ def resolve_swaps(keypoints: Keypoints2D, *, min_confidence: float = 0.3) -> tup
         hand_keypoints=None if hk is None else apply_swaps(hk, swapped, hands),
         hand_confidence=None if hc is None else apply_swaps(hc, swapped, hands),
         hand_world=None if keypoints.hand_world is None else apply_swaps(keypoints.hand_world, swapped, hands))
-    return fixed, swapped

@@ -53,9 +53,19 @@ def triangulate_views(views: Sequence[Keypoints2D], cameras: Sequence[Camera], *
             (:func:`retriangulate_jumps`, :func:`retriangulate_off_bones`; 3 views or more), or
             dropped (``dropped``).
     """
-    layout = get_layout(views[0].layout)
-    raw = np.stack([v.keypoints for v in views]).astype(np.float64)  # (C, T, J, 2)
-    conf = np.stack([v.confidence for v in views]).astype(np.float64)
+    return triangulate_arrays(np.stack([v.keypoints for v in views]), np.stack([v.confidence for v in views]),
+                              cameras, views[0].layout, threshold_px=threshold_px, min_confidence=min_confidence,
+                              resolve_swaps=resolve_swaps, rigid_bones=rigid_bones)
+
+
+def triangulate_arrays(keypoints: np.ndarray, confidence: np.ndarray, cameras: Sequence[Camera], layout: str, *,
+                       threshold_px: float = 40.0, min_confidence: float = 0.3, resolve_swaps: bool = True,
+                       rigid_bones: bool = True) -> Triangulated:
+    """:func:`triangulate_views` of arrays: ``keypoints`` (C, T, J, 2) distorted pixels and
+    ``confidence`` (C, T, J) of the skeleton called ``layout`` (any, e.g. hands42)."""
+    layout = get_layout(layout)
+    raw = np.asarray(keypoints, dtype=np.float64)  # (C, T, J, 2)
+    conf = np.asarray(confidence, dtype=np.float64)
     w = np.where(np.isfinite(conf) & (conf >= min_confidence), conf, 0.0)
     px = np.stack([cam.undistort_pixels(k) for cam, k in zip(cameras, raw)])
     proj = np.stack([cam.projection for cam in cameras])
@@ -221,3 +231,49 @@ def plausible_find(found: np.ndarray, confidence: np.ndarray, expected: np.ndarr
             if both.sum() >= 6 and np.median(np.linalg.norm(found - o, axis=-1)[both]) < apart * size:
                 return False
     return True
+
+
+def triangulate_hands(views: Sequence[Keypoints2D], cameras: Sequence[Camera], swapped: np.ndarray, *,
+                      threshold_px: float = 30.0, min_confidence: float = 0.5) -> Triangulated:
+    """Both hands of one person from C synchronised views.
+
+    Args:
+        views: C Keypoints2D of the same T frames with ``hand_keypoints`` (T, 42, 2) distorted
+            pixels and ``hand_confidence`` (T, 42) (hands42: the body's left hand, then right;
+            :mod:`mocap.detect2d.hands`), found at the wrists of each view's body as detected.
+        cameras: C calibrated cameras, metres.
+        swapped: (C, T) bool, the frames whose body the triangulation turned back from a
+            left/right swap (:attr:`Triangulated.swapped`): the hand found at such a body's
+            "left" wrist is its right hand, so those frames' two hands trade places first.
+        threshold_px: a view agrees with a point when it reprojects within this (pixels).
+        min_confidence: hand points under this (the hand network's presence) do not vote.
+    Returns:
+        :class:`Triangulated` of the hands42 points (T, 42, 3), world metres of the calibration,
+        NaN where fewer than two views agree; its ``swapped`` is ``swapped``.
+    """
+    kp, conf, _ = hands_unswapped(views, swapped)
+    tri = triangulate_arrays(kp, conf, cameras, "hands42", threshold_px=threshold_px, min_confidence=min_confidence,
+                             resolve_swaps=False, rigid_bones=False)
+    return Triangulated(points=tri.points, inliers=tri.inliers, swapped=np.asarray(swapped, bool),
+                        reprojection_px=tri.reprojection_px)
+
+
+def hands_unswapped(views: Sequence[Keypoints2D], swapped: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The views' hands with the body's left/right swaps applied (see :func:`triangulate_hands`):
+    hand points (C, T, 42, 2) pixels, confidences (C, T, 42), world landmarks (C, T, 42, 3)
+    metres in each view's camera axes (None when a view has none); hands42 order, float64."""
+    if any(v.hand_keypoints is None for v in views):
+        raise ValueError("every view needs hand_keypoints: detect the hands first (mocap.detect2d.hands)")
+    mirror = get_layout("hands42").mirror_permutation()
+    swapped = np.asarray(swapped, bool)
+    kp = np.stack([v.hand_keypoints for v in views]).astype(np.float64)  # (C, T, 42, 2)
+    if swapped.shape != kp.shape[:2]:
+        raise ValueError(f"swapped must be {kp.shape[:2]} (views, frames), got {swapped.shape}")
+    conf = np.nan_to_num(np.stack([v.hand_confidence for v in views]).astype(np.float64))
+    world = None if any(v.hand_world is None for v in views) else np.stack([v.hand_world for v in views]).astype(np.float64)
+    kp = np.where(swapped[..., None, None], kp[:, :, mirror], kp)
+    conf = np.where(swapped[..., None], conf[:, :, mirror], conf)
+    if world is not None:
+        world = np.where(swapped[..., None, None], world[:, :, mirror], world)
+    return kp, conf, world

@@ -52,6 +52,8 @@ class MultiViewReport:
     notes: list[str] = field(default_factory=list)
     people: list[dict] = field(default_factory=list)
     quality: dict[str, dict] = field(default_factory=dict)  # per view: quality.json's figures
+    # frames with the left hand, with the right hand; of those, from one view only (None: not asked for)
+    hands: tuple[int, int, int, int] | None = None
 
     def summary(self) -> str:
         lines = [f"views: {len(self.names)} ({', '.join(self.names)}), {self.num_frames} synchronised frames "
@@ -75,6 +77,10 @@ class MultiViewReport:
                       + (f"bones vary by {100 * p['bone_length_cv_median']:.1f} %" if p["captured"] else "not captured")
                       + (" (the main person)" if p["main"] else "")
                       for p in self.people]
+        if self.hands is not None:
+            left, right, left1, right1 = self.hands
+            lines.append(f"hands: left in {left} frames, right in {right} frames (of {self.num_frames}), triangulated "
+                         f"except {left1} and {right1} seen well in one view only (read from that view alone)")
         lines += [f"note: {n}" for n in self.notes]
         lines.append("time per stage:")
         width = max(len(k) for k in self.seconds)
@@ -111,8 +117,6 @@ def _check_request(videos: Sequence[Path], options: CaptureOptions) -> None:
     if options.export.target is not None or options.export.avatar is not None:
         raise MocapError("--target and --avatar work with one video for now: retarget the multi-view motion.npz "
                          "with: mocap retarget OUT/motion.npz --target CHARACTER -o OUT/character.fbx")
-    if options.detection.hands:
-        raise MocapError("--hands works with one video for now: capture a view on its own for its hands")
     if options.detection.face:
         raise MocapError("--face works with one video for now: capture a view on its own for its face")
     if not options.detection.whole_video:
@@ -212,6 +216,8 @@ class _Person:
     reprojection: dict
     bone_cv: float
     quality: dict | None = None  # quality.json: per view, the final motion against that view's 2D
+    # with --hands: frames with the left hand, with the right hand; of those, the frames from one view only
+    hands: tuple[int, int, int, int] | None = None
 
 
 def _capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], cameras, options: CaptureOptions,
@@ -226,7 +232,8 @@ def _capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], came
     c = options.cleanup
     motion, rot, offset = cleanup_motion.motion_from_points(tri.points, views[0].layout, fps=views[0].fps,
                                                             max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
-                                                            level=c.level, lock_feet=c.lock_feet, stage=stage)
+                                                            level=c.level, lock_feet=c.lock_feet, stage=stage,
+                                                            calibrated_up=not options.multiview.auto_calibration)
     return _Person(pid, first, views, tri, motion, rot, offset, {}, quality.median_bone_length_cv(tri.points, views[0].layout))
 
 
@@ -259,12 +266,87 @@ def _write_person(folder: Path, person: _Person, names: Sequence[str], extra: di
 
 def _view_quality(person: _Person, cameras, names: Sequence[str]) -> dict[str, dict]:
     """quality.json's figures per view: the final motion (in its levelled world) through each
-    calibrated camera against that view's 2D (:func:`mocap.fit.quality.motion_quality`)."""
+    calibrated camera against that view's 2D (:func:`mocap.fit.quality.motion_quality`), its
+    left/right swaps undone as the triangulation undid them."""
+    from mocap.detect2d.swaps import mirror_frames
     from mocap.fit.quality import motion_quality
 
-    return {name: motion_quality(dataclasses.replace(person.motion, start_frame=0), k,
+    return {name: motion_quality(dataclasses.replace(person.motion, start_frame=0), mirror_frames(k, swapped),
                                  camera.moved(person.rotation, person.offset))
-            for name, k, camera in zip(names, person.views, cameras)}
+            for name, k, camera, swapped in zip(names, person.views, cameras, person.tri.swapped)}
+
+
+def _add_hands(videos: Sequence[Path], frame_counts: Sequence[int], starts, captured: dict[int, _Person], cameras,
+               options: CaptureOptions, *, progress: bool) -> None:
+    """Each captured person's hands: found in every view at that view's body
+    (:func:`mocap.detect2d.hands.detect_people_hands_video`, everyone in one pass over each
+    video), triangulated (:func:`mocap.multiview.views.triangulate_hands`, the body's
+    left/right swaps applied to the hands), put at the motion's wrists and turned into wrist and
+    finger rotations (:func:`mocap.cleanup.fingers.motion_with_hand_points`). Sets each
+    person's ``views`` (with their hands), ``motion`` (MOTION61) and ``hands``."""
+    from mocap.cleanup.fingers import (FingerOptions, fill_hands, hand_joints_world, hands_at_wrists,
+                                       motion_with_hand_points)
+    from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
+    from mocap.detect2d.hands import detect_people_hands_video
+    from mocap.kinematics.fingers import plan_hands
+    from mocap.multiview.views import hands_unswapped, triangulate_hands
+    from mocap.skeletons import MOTION61, rest_offsets
+
+    people = list(captured.values())
+    estimator = HandLandmarksTorch(options.detection.device)
+    with_hands: list[list[Keypoints2D]] = [[] for _ in people]
+    for c, (video, n, start) in enumerate(zip(videos, frame_counts, starts)):
+        bodies = []
+        for person in people:  # the person's body over every frame of this video (NaN elsewhere)
+            k = person.views[c]
+            at = int(start) + person.first
+            kp = np.full((n,) + k.keypoints.shape[1:], np.nan, np.float32)
+            conf = np.zeros((n,) + k.confidence.shape[1:], np.float32)
+            kp[at:at + k.num_frames], conf[at:at + k.num_frames] = k.keypoints, k.confidence
+            bodies.append(dataclasses.replace(k, keypoints=kp, confidence=conf))
+        span = (min(int(start) + p.first for p in people), max(int(start) + p.first + p.views[c].num_frames for p in people))
+        found = detect_people_hands_video(video, bodies, device=options.detection.device, frames=span,
+                                          progress=progress, estimator=estimator)
+        for i, (person, k) in enumerate(zip(people, found)):
+            at = int(start) + person.first
+            with_hands[i].append(k.frames(at, at + person.views[c].num_frames))
+    plan = plan_hands(MOTION61, rest_offsets(MOTION61))
+    o = FingerOptions()
+    for person, views in zip(people, with_hands):
+        person.views = views
+        tri = triangulate_hands(views, cameras, person.tri.swapped, min_confidence=o.min_confidence)
+        t = len(tri.points)
+        wrists, elbows = person.motion.joints[:, plan.wrists], person.motion.joints[:, plan.forearms]
+        hands = hands_at_wrists((tri.points @ person.rotation.T + person.offset).reshape(t, 2, -1, 3), wrists)
+        # a hand fewer than two views agree on: the monocular hand of the view most sure of it
+        kp, conf, world = hands_unswapped(views, person.tri.swapped)
+        if world is not None:
+            mono = np.stack([hand_joints_world(k, w, cf, wrists, cam.moved(person.rotation, person.offset),
+                                               min_confidence=o.min_confidence, unmirror=o.unmirror, elbows=elbows)
+                             for k, w, cf, cam in zip(kp, world, conf, cameras)])
+            hands, one_view = fill_hands(hands, mono, conf.reshape(len(views), t, 2, -1).min(-1))
+        else:
+            one_view = np.zeros((t, 2), bool)
+        person.motion = motion_with_hand_points(person.motion, hands, options=o)
+        seen = person.motion.hand_valid
+        person.hands = (int(seen[:, 0].sum()), int(seen[:, 1].sum()), int(one_view[:, 0].sum()),
+                        int(one_view[:, 1].sum()))
+
+
+def _with_hands(k: Keypoints2D, view: Keypoints2D, first: int) -> Keypoints2D:
+    """A view's keypoints of the synchronised span ``k`` with the hands of ``view`` (the same
+    view over a person's own frames, from synchronised frame ``first``) put in their frames;
+    ``k`` itself when ``view`` has no hands."""
+    if view.hand_keypoints is None:
+        return k
+    t, a = k.num_frames, first
+    out = {}
+    for name, fill in (("hand_keypoints", np.nan), ("hand_confidence", 0.0), ("hand_world", np.nan)):
+        x = getattr(view, name)
+        full = np.full((t,) + x.shape[1:], fill, np.float32)
+        full[a:a + len(x)] = x
+        out[name] = full
+    return dataclasses.replace(k, **out)
 
 
 def capture_multiview(
@@ -433,6 +515,10 @@ def capture_multiview(
         note = quality.bone_note(who, person.bone_cv, person.tri.points, layout, person.first)
         if note:
             notes.append(note)
+    if options.detection.hands:
+        with timer.stage("hands"):
+            _add_hands(videos, [info.frame_count or s + t for info, s in zip(infos, starts)], starts, captured,
+                       cameras, options, progress=progress)
     listing = []
     for i, n_seen in zip(assoc.ids, assoc.observed.sum(1)):
         seen = np.nonzero(assoc.observed[list(assoc.ids).index(i)])[0]
@@ -451,9 +537,9 @@ def capture_multiview(
 
     with timer.stage("write files"):
         extra = {"frame_offsets": [int(o) for o in offsets], "calibration": calib_text}
-        for name, k in zip(names, person_views(kp, conf, assoc, main, views)):
+        for name, k, mine in zip(names, person_views(kp, conf, assoc, main, views), me.views):
             outputs[f"keypoints_{name}"] = out / f"keypoints2d_{name}.npz"
-            save_keypoints(outputs[f"keypoints_{name}"], k)
+            save_keypoints(outputs[f"keypoints_{name}"], _with_hands(k, mine, me.first))
         top = _write_person(out, me, [], {"start_frame": me.first, "people": listing, **extra}, units=export.bvh_units)
         outputs.update(motion=top["motion"], bvh=top["bvh"])
         outputs["calibration"] = out / "calibration.toml"
@@ -475,11 +561,11 @@ def capture_multiview(
         with timer.stage("overlays"):
             for name, video, info, cam, s, view in zip(names, videos, infos, cameras, starts, views):
                 outputs[f"overlay_{name}"] = out / f"overlay_{name}.mp4"
-                px = reproject_to_view(me.motion.joints, me.rotation, me.offset, cam, start=s + me.first,
+                px = reproject_to_view(me.motion.joints[:, :MOTION21.num_joints], me.rotation, me.offset, cam, start=s + me.first,
                                        num_frames=info.frame_count)
                 _write_overlay(video, outputs[f"overlay_{name}"], px, size=view.image_size, fps=fps,
                                max_width=export.overlay_max_width)
     return MultiViewReport(outputs=outputs, num_frames=me.motion.num_frames, fps=fps, names=names,
                            offsets=[int(o) for o in offsets], reprojection=me.reprojection, calibration=calib_text,
                            bone_length_cv=me.bone_cv, seconds=timer.seconds, notes=notes, people=listing,
-                           quality=me.quality or {})
+                           quality=me.quality or {}, hands=me.hands)
