@@ -251,14 +251,40 @@ def test_capture_with_face_writes_face_files(tmp_path, capsys):
     assert len(rows) == 1 + k.num_frames and rows[0][5:] == list(fc.CONTROLS)
 
 
-def test_face_is_one_view_only(tmp_path):  # the hands work with several views (tests/test_multiview_hands.py)
-    from mocap.errors import MocapError
-    from mocap.pipelines.multiview import _check_request
-    from mocap.pipelines.options import CaptureOptions, DetectionOptions, MultiViewOptions
+def test_several_views_see_the_face_that_one_does_not():
+    """Three cameras 70 degrees apart; the head turns from 80 degrees one way to 80 the other. A
+    view loses the face beyond 75 degrees from it and sees it noisier the more it is turned:
+    the first camera alone has no controls while the head is turned away, the views combined
+    (:func:`mocap.face.controls.combine_views`) have them in every frame, track the truth, and
+    give the head's yaw against the first camera."""
+    from mocap.rotations import euler_to_matrix
 
-    options = CaptureOptions(detection=DetectionOptions(face=True), multiview=MultiViewOptions(calibration="calib.toml"))
-    with pytest.raises(MocapError, match="--face works with one video"):
-        _check_request([tmp_path / "a.mp4", tmp_path / "b.mp4"], options)
+    rng = np.random.default_rng(3)
+    t = 240
+    truth = {"jawOpen": smooth_random(t, rng), "eyeBlinkLeft": blinks(t, rng), "eyeBlinkRight": blinks(t, rng)}
+    faces = express(neutral_face(3), truth)
+    ypr = np.stack([np.radians(80.0) * np.sin(np.linspace(0, 2 * np.pi, t)), 0.1 * np.sin(np.arange(t) / 17),
+                    0.05 * np.sin(np.arange(t) / 11)], -1)
+    views, to_first = [], []
+    for phi in np.radians([0.0, 70.0, -70.0]):
+        seen = ypr.copy()
+        seen[:, 0] -= phi  # the head's yaw as this camera sees it
+        pts = np.stack([observe(faces[i:i + 1], seen[i:i + 1], rng, noise_iod=0.01 / max(np.cos(seen[i, 0]), 0.3))[0]
+                        for i in range(t)])
+        pts[np.abs(seen[:, 0]) > np.radians(75.0)] = np.nan
+        views.append(fc.face_controls(pts, fps=FPS))
+        to_first.append(fc.FACING_CAMERA @ euler_to_matrix(np.array([phi, 0.0, 0.0]), order="YXZ") @ fc.FACING_CAMERA.T)
+    alone = ~np.isfinite(views[0].values).all(-1)
+    assert alone.sum() > 30  # the first camera loses the face while it is turned away
+    out = fc.combine_views(views, to_first)
+    assert np.isfinite(out.values).all()
+    for name in truth:
+        r = _corr(out.values[:, fc.CONTROLS.index(name)], truth[name])
+        assert r >= 0.9, (name, r)
+    yaw_err = np.degrees(np.abs(out.head_ypr[:, 0] - ypr[:, 0]))
+    assert np.median(yaw_err) < 2.0 and yaw_err.max() < 6.0, (np.median(yaw_err), yaw_err.max())
+    with pytest.raises(ValueError, match="one rotation per view"):
+        fc.combine_views(views, to_first[:2])
 
 
 def test_live_face_follows_known_expressions_causally():

@@ -133,13 +133,15 @@ def test_triangulate_hands_checks_its_input():
 
 
 @pytest.mark.skipif(not SINGLE.is_dir(), reason="needs ../shared/data/video/pose2sim_single")
-def test_real_views_with_hands(tmp_path):
+def test_real_views_with_hands_and_face(tmp_path):
     """The first 24 frames of pose2sim_single's four cameras, the Qualisys file as given: the
     hands are found and triangulated, their points reproject onto what each view saw, the
-    captured fingers have a hand's proportions, and the files carry them."""
+    captured fingers have a hand's proportions, and the files carry them; face.npz holds the
+    motion's frames (the face is small here: the numbers are checked on synthetic views in
+    tests/test_face.py)."""
     import cv2
 
-    from mocap.formats import load_keypoints, load_motion
+    from mocap.formats import load_face, load_keypoints, load_motion
     from mocap.io.calibration_files import load_calibration
     from mocap.pipelines.multiview import capture_multiview
     from mocap.pipelines.options import CaptureOptions, DetectionOptions, ExportOptions, MultiViewOptions
@@ -158,7 +160,7 @@ def test_real_views_with_hands(tmp_path):
         writer.release()
         clips.append(out)
     calib = SINGLE / "calibration" / "Calib.qca.txt"
-    options = CaptureOptions(detection=DetectionOptions(hands=True), multiview=MultiViewOptions(calibration=calib),
+    options = CaptureOptions(detection=DetectionOptions(hands=True, face=True), multiview=MultiViewOptions(calibration=calib),
                              export=ExportOptions(overlay=False))
     report = capture_multiview(clips, tmp_path / "out", options, progress=False)
     left, right, left1, right1 = report.hands
@@ -181,3 +183,8 @@ def test_real_views_with_hands(tmp_path):
     med = [float(np.nanmedian(e)) for e in err]
     assert max(med) < 15.0, med
     assert json.loads(report.outputs["reprojection"].read_text())["bone_length_cv_median"] < 0.1
+    face = load_face(report.outputs["face"])
+    assert face.num_frames == motion.num_frames and face.start_frame == 0 and report.face is not None
+    with_controls = np.isfinite(face.controls).all(-1)
+    assert with_controls.sum() == report.face and np.isfinite(face.head_ypr[with_controls]).all()
+    assert (report.outputs["face_csv"]).is_file()

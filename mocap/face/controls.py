@@ -28,6 +28,7 @@ own sides, as in ARKit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -277,16 +278,66 @@ def face_controls(points: np.ndarray, *, fps: float, cutoff_hz: float = 8.0, res
     return FaceControls(CONTROLS, controls_from_measures(smooth, rest), rot, head_angles(rot), smooth, rest)
 
 
+#: a view sees the face too much from the side beyond this head turn (yaw or pitch), degrees
+MAX_TURN_DEG = 60.0
+
+
+def combine_views(views: Sequence[FaceControls], to_first: Sequence[np.ndarray], *, rest_percentile: float = 20.0,
+                  max_turn_deg: float = MAX_TURN_DEG) -> FaceControls:
+    """One face from C cameras' :class:`FaceControls` of the same T frames (several views of one person).
+
+    The measures are taken in the head's own frame, so every view measures the same face: per
+    frame they are averaged over the views weighted by how squarely each saw it
+    ((cos yaw cos pitch)^2 of that view's head angles; 0 beyond ``max_turn_deg`` or without a
+    face), then calibrated once over the clip (``rest_percentile``, as :func:`face_controls`).
+    The head's orientation is that of the view with the largest weight, turned into the first
+    camera's axes.
+
+    Args:
+        views: C FaceControls (:func:`face_controls` of each view; the same smoothing).
+        to_first: C (3, 3) rotations from each camera's axes to the first camera's
+            (``R_first @ R_c.T`` for world-to-camera rotations R).
+    Returns:
+        FaceControls whose head angles are relative to facing the first camera; NaN in frames
+        no view saw squarely enough.
+    """
+    if not views or len(views) != len(to_first):
+        raise ValueError(f"combine_views needs one rotation per view and at least one view, got {len(views)} views "
+                         f"and {len(to_first)} rotations")
+    ypr = np.stack([v.head_ypr for v in views])  # (C, T, 3)
+    m = np.stack([v.measures for v in views])  # (C, T, M)
+    w = (np.cos(ypr[..., 0]) * np.cos(ypr[..., 1])) ** 2
+    turned = np.maximum(np.abs(ypr[..., 0]), np.abs(ypr[..., 1])) > np.radians(max_turn_deg)
+    w = np.where(np.isfinite(w) & ~turned & np.isfinite(m).all(-1), w, 0.0)
+    total = w.sum(0)  # (T,)
+    seen = total > 0
+    measures = np.full(m.shape[1:], np.nan)
+    measures[seen] = np.einsum("ct,ctm->tm", w[:, seen], np.nan_to_num(m[:, seen])) / total[seen, None]
+    best = np.argmax(w, axis=0)  # (T,)
+    rot = np.einsum("tij,tjk->tik", np.asarray(to_first, np.float64)[best],
+                    np.stack([v.head_rotmats for v in views])[best, np.arange(len(best))])
+    rot[~seen] = np.nan
+    rest = calibrate(measures, rest_percentile=rest_percentile)
+    return FaceControls(CONTROLS, controls_from_measures(measures, rest), rot, head_angles(rot), measures, rest)
+
+
+def face_points(keypoints: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(T, 478, 2) pixels and (T, 478) depth pixels -> (T, 478, 3) float64 (what :func:`face_controls` reads)."""
+    return np.concatenate([np.asarray(keypoints, np.float64), np.asarray(z, np.float64)[..., None]], -1)
+
+
 def face_data(keypoints: np.ndarray, z: np.ndarray, score: np.ndarray, *, fps: float, start_frame: int = 0,
-              cutoff_hz: float = 8.0, rest_percentile: float = 20.0) -> FaceData:
+              cutoff_hz: float = 8.0, rest_percentile: float = 20.0, controls: FaceControls | None = None) -> FaceData:
     """A :class:`mocap.formats.FaceData` (what face.npz holds) from face landmarks.
 
     Args:
         keypoints: (T, 478, 2) pixels, NaN where the face is not found; z: (T, 478) pixels; score: (T,).
         fps, cutoff_hz, rest_percentile: as in :func:`face_controls`.
+        controls: the controls to write instead of those of these landmarks (e.g. several views'
+            :func:`combine_views`).
     """
-    points = np.concatenate([np.asarray(keypoints, np.float64), np.asarray(z, np.float64)[..., None]], -1)
-    fc = face_controls(points, fps=fps, cutoff_hz=cutoff_hz, rest_percentile=rest_percentile)
+    fc = controls if controls is not None else face_controls(face_points(keypoints, z), fps=fps, cutoff_hz=cutoff_hz,
+                                                              rest_percentile=rest_percentile)
     return FaceData(keypoints=np.asarray(keypoints, np.float32), z=np.asarray(z, np.float32),
                     score=np.asarray(score, np.float32), names=fc.names, controls=fc.values.astype(np.float32),
                     head_rotmats=fc.head_rotmats.astype(np.float32), head_ypr=fc.head_ypr.astype(np.float32),

@@ -54,6 +54,7 @@ class MultiViewReport:
     quality: dict[str, dict] = field(default_factory=dict)  # per view: quality.json's figures
     # frames with the left hand, with the right hand; of those, from one view only (None: not asked for)
     hands: tuple[int, int, int, int] | None = None
+    face: int | None = None  # frames with face controls (None: not asked for)
 
     def summary(self) -> str:
         lines = [f"views: {len(self.names)} ({', '.join(self.names)}), {self.num_frames} synchronised frames "
@@ -81,6 +82,9 @@ class MultiViewReport:
             left, right, left1, right1 = self.hands
             lines.append(f"hands: left in {left} frames, right in {right} frames (of {self.num_frames}), triangulated "
                          f"except {left1} and {right1} seen well in one view only (read from that view alone)")
+        if self.face is not None:
+            lines.append(f"face: controls in {self.face} frames (of {self.num_frames}), from the views that saw it "
+                         "most squarely" + ("" if self.face else "; is the face visible, and not too small?"))
         lines += [f"note: {n}" for n in self.notes]
         lines.append("time per stage:")
         width = max(len(k) for k in self.seconds)
@@ -117,8 +121,6 @@ def _check_request(videos: Sequence[Path], options: CaptureOptions) -> None:
     if options.export.target is not None or options.export.avatar is not None:
         raise MocapError("--target and --avatar work with one video for now: retarget the multi-view motion.npz "
                          "with: mocap retarget OUT/motion.npz --target CHARACTER -o OUT/character.fbx")
-    if options.detection.face:
-        raise MocapError("--face works with one video for now: capture a view on its own for its face")
     if not options.detection.whole_video:
         raise MocapError("--start and --end work with one video for now: cut the videos to the same part first "
                          "(e.g. ffmpeg -i in.mp4 -ss 2 -to 5 part.mp4)")
@@ -296,14 +298,7 @@ def _add_hands(videos: Sequence[Path], frame_counts: Sequence[int], starts, capt
     estimator = HandLandmarksTorch(options.detection.device)
     with_hands: list[list[Keypoints2D]] = [[] for _ in people]
     for c, (video, n, start) in enumerate(zip(videos, frame_counts, starts)):
-        bodies = []
-        for person in people:  # the person's body over every frame of this video (NaN elsewhere)
-            k = person.views[c]
-            at = int(start) + person.first
-            kp = np.full((n,) + k.keypoints.shape[1:], np.nan, np.float32)
-            conf = np.zeros((n,) + k.confidence.shape[1:], np.float32)
-            kp[at:at + k.num_frames], conf[at:at + k.num_frames] = k.keypoints, k.confidence
-            bodies.append(dataclasses.replace(k, keypoints=kp, confidence=conf))
+        bodies = [_whole_video(p.views[c], n, int(start) + p.first) for p in people]
         span = (min(int(start) + p.first for p in people), max(int(start) + p.first + p.views[c].num_frames for p in people))
         found = detect_people_hands_video(video, bodies, device=options.detection.device, frames=span,
                                           progress=progress, estimator=estimator)
@@ -331,6 +326,49 @@ def _add_hands(videos: Sequence[Path], frame_counts: Sequence[int], starts, capt
         seen = person.motion.hand_valid
         person.hands = (int(seen[:, 0].sum()), int(seen[:, 1].sum()), int(one_view[:, 0].sum()),
                         int(one_view[:, 1].sum()))
+
+
+def _whole_video(k: Keypoints2D, n: int, at: int) -> Keypoints2D:
+    """A person's body keypoints ``k`` of one view (their own frames) placed at video frame
+    ``at`` of that view's ``n`` frames, NaN (confidence 0) elsewhere: what the hand and face
+    stages read."""
+    kp = np.full((n,) + k.keypoints.shape[1:], np.nan, np.float32)
+    conf = np.zeros((n,) + k.confidence.shape[1:], np.float32)
+    kp[at:at + k.num_frames], conf[at:at + k.num_frames] = k.keypoints, k.confidence
+    return dataclasses.replace(k, keypoints=kp, confidence=conf, hand_keypoints=None, hand_confidence=None,
+                               hand_world=None)
+
+
+def _write_face(videos: Sequence[Path], frame_counts: Sequence[int], starts, person: _Person, cameras, out: Path,
+                outputs: dict[str, Path], options: CaptureOptions, *, progress: bool) -> int:
+    """face.npz and face.csv of ``person`` from every view: the face found in each view at that
+    view's body (:func:`mocap.detect2d.face.detect_face_video`), each view's measures, combined
+    by how squarely each view saw the face (:func:`mocap.face.controls.combine_views`); the
+    landmarks written are the first view's, the head's angles relative to facing the first
+    camera. Returns the frames with controls."""
+    from mocap.detect2d.estimators.face_torch import FaceLandmarksTorch
+    from mocap.detect2d.face import detect_face_video
+    from mocap.face.controls import combine_views, face_controls, face_data, face_points
+    from mocap.face.options import FaceOptions
+    from mocap.formats import save_face, write_face_csv
+
+    o = FaceOptions()
+    estimator = FaceLandmarksTorch(options.detection.device)
+    t = person.views[0].num_frames
+    faces, views = [], []
+    for c, (video, n, start) in enumerate(zip(videos, frame_counts, starts)):
+        at = int(start) + person.first
+        face = detect_face_video(video, _whole_video(person.views[c], n, at), device=options.detection.device,
+                                 frames=(at, at + t), progress=progress, estimator=estimator)
+        faces.append((face.keypoints[at:at + t], face.z[at:at + t], face.score[at:at + t]))
+        views.append(face_controls(face_points(*faces[-1][:2]), fps=person.motion.fps, cutoff_hz=o.cutoff_hz,
+                                   rest_percentile=o.rest_percentile))
+    combined = combine_views(views, [cameras[0].R @ cam.R.T for cam in cameras], rest_percentile=o.rest_percentile)
+    data = face_data(*faces[0], fps=person.motion.fps, start_frame=person.first, controls=combined)
+    outputs["face"], outputs["face_csv"] = out / "face.npz", out / "face.csv"
+    save_face(outputs["face"], data)
+    write_face_csv(outputs["face_csv"], data)
+    return int(np.isfinite(combined.values).all(-1).sum())
 
 
 def _with_hands(k: Keypoints2D, view: Keypoints2D, first: int) -> Keypoints2D:
@@ -515,10 +553,15 @@ def capture_multiview(
         note = quality.bone_note(who, person.bone_cv, person.tri.points, layout, person.first)
         if note:
             notes.append(note)
+    counts = [info.frame_count or s + t for info, s in zip(infos, starts)]
     if options.detection.hands:
         with timer.stage("hands"):
-            _add_hands(videos, [info.frame_count or s + t for info, s in zip(infos, starts)], starts, captured,
-                       cameras, options, progress=progress)
+            _add_hands(videos, counts, starts, captured, cameras, options, progress=progress)
+    face_frames = None
+    if options.detection.face:
+        with timer.stage("face"):
+            face_frames = _write_face(videos, counts, starts, captured[main], cameras, out, outputs, options,
+                                      progress=progress)
     listing = []
     for i, n_seen in zip(assoc.ids, assoc.observed.sum(1)):
         seen = np.nonzero(assoc.observed[list(assoc.ids).index(i)])[0]
@@ -568,4 +611,4 @@ def capture_multiview(
     return MultiViewReport(outputs=outputs, num_frames=me.motion.num_frames, fps=fps, names=names,
                            offsets=[int(o) for o in offsets], reprojection=me.reprojection, calibration=calib_text,
                            bone_length_cv=me.bone_cv, seconds=timer.seconds, notes=notes, people=listing,
-                           quality=me.quality or {}, hands=me.hands)
+                           quality=me.quality or {}, hands=me.hands, face=face_frames)
