@@ -5,9 +5,10 @@ frame offsets) -> calibration (a file, or from the people in the shot) -> who is
 views and frames (association, 3D tracking; a calibration fitted to people is fitted again
 to one associated person) -> per person: undistortion -> left/right swap
 resolution and outlier-rejecting triangulation -> the monocular clean-up: 3D gap filling
-and smoothing, world frame (levelled, grounded), constant bone lengths, inverse
-kinematics, forward kinematics, foot locking -> files, reprojection errors and overlays
-per view.
+and smoothing, world frame (gravity from the calibration's axes, grounded), constant bone
+lengths, inverse kinematics, forward kinematics, foot locking -> with --hands / --face, the
+hands triangulated and the face from every view -> files, reprojection errors and overlays
+per view. One person's part: :mod:`mocap.pipelines.multiview_person`.
 """
 from __future__ import annotations
 
@@ -20,18 +21,19 @@ from typing import Sequence
 
 import numpy as np
 
-from mocap.cleanup import motion as cleanup_motion
 from mocap.detect2d.estimators import BLAZEPOSE_TORCH
 from mocap.detect2d.options import require_person
 from mocap.detect2d.people import PeopleTracks
 from mocap.errors import MocapError
-from mocap.formats import Keypoints2D, atomic_path, save_keypoints, save_motion
+from mocap.formats import Keypoints2D, atomic_path, save_keypoints
 from mocap.multiview import quality, rig
 from mocap.multiview.association import prominence, same_person_tracks
 from mocap.multiview.main_person import main_person
 from mocap.multiview.views import (associate_views, missing_views, person_views, plausible_find,
-                                   reproject_to_view, stack_slots, triangulate_views)
+                                   reproject_to_view, stack_slots)
 from mocap.pipelines.capture import StageTimer, prepare_output_dir
+from mocap.pipelines.multiview_person import (Person, add_hands, capture_person, view_quality, with_hands,
+                                              write_face, write_person)
 from mocap.pipelines.options import CaptureOptions
 from mocap.skeletons import MOTION21
 
@@ -204,189 +206,6 @@ def _look_again(videos: Sequence[Path], starts, assoc, cameras, kp: np.ndarray, 
     return kp, conf, ids2d, found
 
 
-@dataclass
-class _Person:
-    """One associated person's capture: frames first..last of the synchronised clip."""
-
-    id: int
-    first: int
-    views: list
-    tri: object
-    motion: object
-    rotation: np.ndarray
-    offset: np.ndarray
-    reprojection: dict
-    bone_cv: float
-    quality: dict | None = None  # quality.json: per view, the final motion against that view's 2D
-    # with --hands: frames with the left hand, with the right hand; of those, the frames from one view only
-    hands: tuple[int, int, int, int] | None = None
-
-
-def _capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], cameras, options: CaptureOptions,
-                    stage) -> _Person:
-    """Triangulate and clean one person's views over their first to last observed frame."""
-    seen = np.nonzero(frames)[0]
-    first, last = int(seen[0]), int(seen[-1]) + 1
-    views = [dataclasses.replace(v, keypoints=v.keypoints[first:last], confidence=v.confidence[first:last])
-             for v in views]
-    with stage("triangulate"):
-        tri = triangulate_views(views, cameras, **dataclasses.asdict(options.multiview.triangulation))
-    c = options.cleanup
-    motion, rot, offset = cleanup_motion.motion_from_points(tri.points, views[0].layout, fps=views[0].fps,
-                                                            max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
-                                                            level=c.level, lock_feet=c.lock_feet, stage=stage,
-                                                            calibrated_up=not options.multiview.auto_calibration)
-    return _Person(pid, first, views, tri, motion, rot, offset, {}, quality.median_bone_length_cv(tri.points, views[0].layout))
-
-
-def _write_person(folder: Path, person: _Person, names: Sequence[str], extra: dict, *,
-                  units: str = "cm") -> dict[str, Path]:
-    """motion.npz, motion.bvh, keypoints2d_<view>.npz and reprojection.json of one person into ``folder``."""
-    from mocap.io import bvh
-
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {"motion": folder / "motion.npz", "bvh": folder / "motion.bvh", "reprojection": folder / "reprojection.json"}
-    save_motion(out["motion"], person.motion)
-    bvh.write_motion_bvh(out["bvh"], person.motion, units=units)
-    for name, k in zip(names, person.views):
-        out[f"keypoints_{name}"] = folder / f"keypoints2d_{name}.npz"
-        save_keypoints(out[f"keypoints_{name}"], k)
-    with atomic_path(out["reprojection"]) as tmp:
-        dropped = person.tri.dropped
-        tmp.write_text(json.dumps({"person": person.id, "views": person.reprojection,
-                                   "bone_length_cv_median": person.bone_cv,
-                                   # points the views agreed on, but too far off the body's bones to keep
-                                   "joints_dropped_off_bones": None if dropped is None else int(dropped.sum()),
-                                   **extra}, indent=2))
-    if person.quality is not None:
-        from mocap.fit.quality import write_quality_json
-
-        out["quality"] = folder / "quality.json"
-        write_quality_json(out["quality"], {"person": person.id, "start_frame": person.first, "views": person.quality})
-    return out
-
-
-def _view_quality(person: _Person, cameras, names: Sequence[str]) -> dict[str, dict]:
-    """quality.json's figures per view: the final motion (in its levelled world) through each
-    calibrated camera against that view's 2D (:func:`mocap.fit.quality.motion_quality`), its
-    left/right swaps undone as the triangulation undid them."""
-    from mocap.detect2d.swaps import mirror_frames
-    from mocap.fit.quality import motion_quality
-
-    return {name: motion_quality(dataclasses.replace(person.motion, start_frame=0), mirror_frames(k, swapped),
-                                 camera.moved(person.rotation, person.offset))
-            for name, k, camera, swapped in zip(names, person.views, cameras, person.tri.swapped)}
-
-
-def _add_hands(videos: Sequence[Path], frame_counts: Sequence[int], starts, captured: dict[int, _Person], cameras,
-               options: CaptureOptions, *, progress: bool) -> None:
-    """Each captured person's hands: found in every view at that view's body
-    (:func:`mocap.detect2d.hands.detect_people_hands_video`, everyone in one pass over each
-    video), triangulated (:func:`mocap.multiview.views.triangulate_hands`, the body's
-    left/right swaps applied to the hands), put at the motion's wrists and turned into wrist and
-    finger rotations (:func:`mocap.cleanup.fingers.motion_with_hand_points`). Sets each
-    person's ``views`` (with their hands), ``motion`` (MOTION61) and ``hands``."""
-    from mocap.cleanup.fingers import (FingerOptions, fill_hands, hand_joints_world, hands_at_wrists,
-                                       motion_with_hand_points)
-    from mocap.detect2d.estimators.hands_torch import HandLandmarksTorch
-    from mocap.detect2d.hands import detect_people_hands_video
-    from mocap.kinematics.fingers import plan_hands
-    from mocap.multiview.views import hands_unswapped, triangulate_hands
-    from mocap.skeletons import MOTION61, rest_offsets
-
-    people = list(captured.values())
-    estimator = HandLandmarksTorch(options.detection.device)
-    with_hands: list[list[Keypoints2D]] = [[] for _ in people]
-    for c, (video, n, start) in enumerate(zip(videos, frame_counts, starts)):
-        bodies = [_whole_video(p.views[c], n, int(start) + p.first) for p in people]
-        span = (min(int(start) + p.first for p in people), max(int(start) + p.first + p.views[c].num_frames for p in people))
-        found = detect_people_hands_video(video, bodies, device=options.detection.device, frames=span,
-                                          progress=progress, estimator=estimator)
-        for i, (person, k) in enumerate(zip(people, found)):
-            at = int(start) + person.first
-            with_hands[i].append(k.frames(at, at + person.views[c].num_frames))
-    plan = plan_hands(MOTION61, rest_offsets(MOTION61))
-    o = FingerOptions()
-    for person, views in zip(people, with_hands):
-        person.views = views
-        tri = triangulate_hands(views, cameras, person.tri.swapped, min_confidence=o.min_confidence)
-        t = len(tri.points)
-        wrists, elbows = person.motion.joints[:, plan.wrists], person.motion.joints[:, plan.forearms]
-        hands = hands_at_wrists((tri.points @ person.rotation.T + person.offset).reshape(t, 2, -1, 3), wrists)
-        # a hand fewer than two views agree on: the monocular hand of the view most sure of it
-        kp, conf, world = hands_unswapped(views, person.tri.swapped)
-        if world is not None:
-            mono = np.stack([hand_joints_world(k, w, cf, wrists, cam.moved(person.rotation, person.offset),
-                                               min_confidence=o.min_confidence, unmirror=o.unmirror, elbows=elbows)
-                             for k, w, cf, cam in zip(kp, world, conf, cameras)])
-            hands, one_view = fill_hands(hands, mono, conf.reshape(len(views), t, 2, -1).min(-1))
-        else:
-            one_view = np.zeros((t, 2), bool)
-        person.motion = motion_with_hand_points(person.motion, hands, options=o)
-        seen = person.motion.hand_valid
-        person.hands = (int(seen[:, 0].sum()), int(seen[:, 1].sum()), int(one_view[:, 0].sum()),
-                        int(one_view[:, 1].sum()))
-
-
-def _whole_video(k: Keypoints2D, n: int, at: int) -> Keypoints2D:
-    """A person's body keypoints ``k`` of one view (their own frames) placed at video frame
-    ``at`` of that view's ``n`` frames, NaN (confidence 0) elsewhere: what the hand and face
-    stages read."""
-    kp = np.full((n,) + k.keypoints.shape[1:], np.nan, np.float32)
-    conf = np.zeros((n,) + k.confidence.shape[1:], np.float32)
-    kp[at:at + k.num_frames], conf[at:at + k.num_frames] = k.keypoints, k.confidence
-    return dataclasses.replace(k, keypoints=kp, confidence=conf, hand_keypoints=None, hand_confidence=None,
-                               hand_world=None)
-
-
-def _write_face(videos: Sequence[Path], frame_counts: Sequence[int], starts, person: _Person, cameras, out: Path,
-                outputs: dict[str, Path], options: CaptureOptions, *, progress: bool) -> int:
-    """face.npz and face.csv of ``person`` from every view: the face found in each view at that
-    view's body (:func:`mocap.detect2d.face.detect_face_video`), each view's measures, combined
-    by how squarely each view saw the face (:func:`mocap.face.controls.combine_views`); the
-    landmarks written are the first view's, the head's angles relative to facing the first
-    camera. Returns the frames with controls."""
-    from mocap.detect2d.estimators.face_torch import FaceLandmarksTorch
-    from mocap.detect2d.face import detect_face_video
-    from mocap.face.controls import combine_views, face_controls, face_data, face_points
-    from mocap.face.options import FaceOptions
-    from mocap.formats import save_face, write_face_csv
-
-    o = FaceOptions()
-    estimator = FaceLandmarksTorch(options.detection.device)
-    t = person.views[0].num_frames
-    faces, views = [], []
-    for c, (video, n, start) in enumerate(zip(videos, frame_counts, starts)):
-        at = int(start) + person.first
-        face = detect_face_video(video, _whole_video(person.views[c], n, at), device=options.detection.device,
-                                 frames=(at, at + t), progress=progress, estimator=estimator)
-        faces.append((face.keypoints[at:at + t], face.z[at:at + t], face.score[at:at + t]))
-        views.append(face_controls(face_points(*faces[-1][:2]), fps=person.motion.fps, cutoff_hz=o.cutoff_hz,
-                                   rest_percentile=o.rest_percentile))
-    combined = combine_views(views, [cameras[0].R @ cam.R.T for cam in cameras], rest_percentile=o.rest_percentile)
-    data = face_data(*faces[0], fps=person.motion.fps, start_frame=person.first, controls=combined)
-    outputs["face"], outputs["face_csv"] = out / "face.npz", out / "face.csv"
-    save_face(outputs["face"], data)
-    write_face_csv(outputs["face_csv"], data)
-    return int(np.isfinite(combined.values).all(-1).sum())
-
-
-def _with_hands(k: Keypoints2D, view: Keypoints2D, first: int) -> Keypoints2D:
-    """A view's keypoints of the synchronised span ``k`` with the hands of ``view`` (the same
-    view over a person's own frames, from synchronised frame ``first``) put in their frames;
-    ``k`` itself when ``view`` has no hands."""
-    if view.hand_keypoints is None:
-        return k
-    t, a = k.num_frames, first
-    out = {}
-    for name, fill in (("hand_keypoints", np.nan), ("hand_confidence", 0.0), ("hand_world", np.nan)):
-        x = getattr(view, name)
-        full = np.full((t,) + x.shape[1:], fill, np.float32)
-        full[a:a + len(x)] = x
-        out[name] = full
-    return dataclasses.replace(k, **out)
-
-
 def capture_multiview(
     videos: Sequence[str | os.PathLike],
     outdir: str | os.PathLike,
@@ -535,9 +354,9 @@ def capture_multiview(
                               min_frames=max(2, int(round(fps))))
     wanted = found if options.detection.all_people else [main]
 
-    captured: dict[int, _Person] = {}
+    captured: dict[int, Person] = {}
     for pid in wanted:
-        captured[pid] = _capture_person(pid, assoc.frames(pid), person_views(kp, conf, assoc, pid, views), cameras,
+        captured[pid] = capture_person(pid, assoc.frames(pid), person_views(kp, conf, assoc, pid, views), cameras,
                                         options, timer.stage)
     adjusted_hint = ("the views may be out of step (try --sync auto) or the person poorly seen there"
                      if mv.sync == "none" else "the person may be poorly seen there")
@@ -545,7 +364,7 @@ def capture_multiview(
     for pid, person in captured.items():
         person.reprojection = quality.reprojection_summary(person.tri, names)
         with timer.stage("quality"):
-            person.quality = _view_quality(person, cameras, names)
+            person.quality = view_quality(person, cameras, names)
         who = f"the main person (id {pid})" if pid == main else f"person {pid}"
         misfit = quality.misfit_views(person.reprojection, person.views)
         if misfit and pid == main:
@@ -556,11 +375,11 @@ def capture_multiview(
     counts = [info.frame_count or s + t for info, s in zip(infos, starts)]
     if options.detection.hands:
         with timer.stage("hands"):
-            _add_hands(videos, counts, starts, captured, cameras, options, progress=progress)
+            add_hands(videos, counts, starts, captured, cameras, options, progress=progress)
     face_frames = None
     if options.detection.face:
         with timer.stage("face"):
-            face_frames = _write_face(videos, counts, starts, captured[main], cameras, out, outputs, options,
+            face_frames = write_face(videos, counts, starts, captured[main], cameras, out, outputs, options,
                                       progress=progress)
     listing = []
     for i, n_seen in zip(assoc.ids, assoc.observed.sum(1)):
@@ -582,8 +401,8 @@ def capture_multiview(
         extra = {"frame_offsets": [int(o) for o in offsets], "calibration": calib_text}
         for name, k, mine in zip(names, person_views(kp, conf, assoc, main, views), me.views):
             outputs[f"keypoints_{name}"] = out / f"keypoints2d_{name}.npz"
-            save_keypoints(outputs[f"keypoints_{name}"], _with_hands(k, mine, me.first))
-        top = _write_person(out, me, [], {"start_frame": me.first, "people": listing, **extra}, units=export.bvh_units)
+            save_keypoints(outputs[f"keypoints_{name}"], with_hands(k, mine, me.first))
+        top = write_person(out, me, [], {"start_frame": me.first, "people": listing, **extra}, units=export.bvh_units)
         outputs.update(motion=top["motion"], bvh=top["bvh"])
         outputs["calibration"] = out / "calibration.toml"
         save_cameras_toml(outputs["calibration"], cameras,
@@ -596,7 +415,7 @@ def capture_multiview(
             tmp.write_text(json.dumps({"people": listing, "main": main}, indent=2))
         if options.detection.all_people:
             for pid, person in captured.items():
-                files = _write_person(out / f"person_{pid}", person, names, {"start_frame": person.first, **extra},
+                files = write_person(out / f"person_{pid}", person, names, {"start_frame": person.first, **extra},
                                       units=export.bvh_units)
                 outputs.update({f"person_{pid}_{k}": v for k, v in files.items()})
 
