@@ -336,3 +336,28 @@ def test_quality_compares_each_view_with_its_swaps_undone(tmp_path):
     assert report.reprojection["cam03"]["swapped_frames"] == 14
     q = report.quality["cam03"]
     assert q["reprojection_max_pct"] < 3.0 and q["reprojection_median_pct"] < 1.0, q["reprojection_max_pct"]
+
+
+def test_a_views_wrong_2d_is_named_as_such(tmp_path):
+    """One view's legs put 80 px off for 12 frames (the other three agree): its stretch does not
+    match the final motion, and quality.json and the summary say that view's 2D was outvoted."""
+    from mocap.fit.quality import quality_line
+    from mocap.skeletons import MEDIAPIPE33
+
+    cams = ring_rig(4, size=SIZE, focal=380.0)
+    x = waving_walker(T)
+    x[..., [0, 2]] -= x[:, :1, [0, 2]] - x[:1, :1, [0, 2]]
+    views = _views(cams, x, noise_px=0.0)
+    kp = views[1].keypoints.copy()
+    legs = [MEDIAPIPE33.index(f"{s}_{j}") for s in ("left", "right") for j in ("knee", "ankle", "heel", "foot_index")]
+    kp[10:22, legs, 0] += 80.0
+    views[1] = Keypoints2D(keypoints=kp, confidence=views[1].confidence, layout="mediapipe33", image_size=SIZE,
+                           fps=30.0)
+    calib = tmp_path / "rig.toml"
+    save_cameras_toml(calib, cams)
+    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out", _options(calib, overlay=False),
+                               keypoints=views, progress=False)
+    bad = report.quality["cam02"]["mismatched_frames"]
+    assert bad and all(r["outvoted"] == 1.0 and 10 <= r["first"] <= r["last"] <= 21 for r in bad), bad
+    assert "this view's 2D, which the other views outvoted" in quality_line(report.quality["cam02"])
+    assert not report.quality["cam01"]["mismatched_frames"]

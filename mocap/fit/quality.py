@@ -333,6 +333,11 @@ def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _span(r: dict[str, Any]) -> str:
+    """A mismatched stretch's frames as text: "12-40", or "12" for one frame."""
+    return f"{r['first']}-{r['last']}" if r["last"] > r["first"] else f"{r['first']}"
+
+
 def quality_line(quality: dict[str, Any], *, most: int = 4) -> str:
     """One line for a capture's summary: how well the 3D matches the video, the frame ranges
     that do not (the ``most`` worst named), and frames below the floor if any.
@@ -349,10 +354,13 @@ def quality_line(quality: dict[str, Any], *, most: int = 4) -> str:
     ranges = quality["mismatched_frames"]
     if ranges:
         worst = sorted(sorted(ranges, key=lambda r: -_number(r["max_pct"]))[:most], key=lambda r: r["first"])
-        named = ", ".join(f"{r['first']}-{r['last']}" if r["last"] > r["first"] else f"{r['first']}" for r in worst)
+        named = ", ".join(_span(r) for r in worst)
         more = f" and {len(ranges) - len(worst)} more" if len(ranges) > len(worst) else ""
         top = max(_number(r["max_pct"]) for r in ranges)
         line += f"; frames {named}{more} do not match (up to {top:.1f} %)"
+        outvoted = [r for r in ranges if _number(r.get("outvoted", 0.0)) >= 0.5]  # several views: see docs/formats.md
+        if outvoted:
+            line += f" ({', '.join(_span(r) for r in outvoted)}: this view's 2D, which the other views outvoted)"
     else:
         line += f"; no stretch of frames off by more than {threshold:g} %"
     below = int(quality.get("frames_below_floor") or 0)

@@ -364,7 +364,7 @@ def capture_multiview(
     for pid, person in captured.items():
         person.reprojection = quality.reprojection_summary(person.tri, names)
         with timer.stage("quality"):
-            person.quality = view_quality(person, cameras, names)
+            person.quality = view_quality(person, cameras, names, min_confidence=tri_opts.min_confidence)
         who = f"the main person (id {pid})" if pid == main else f"person {pid}"
         misfit = quality.misfit_views(person.reprojection, person.views)
         if misfit and pid == main:

@@ -37,7 +37,7 @@ class Person:
 
 
 def capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], cameras, options: CaptureOptions,
-                    stage) -> Person:
+                   stage) -> Person:
     """Triangulate and clean one person's views over their first to last observed frame."""
     seen = np.nonzero(frames)[0]
     first, last = int(seen[0]), int(seen[-1]) + 1
@@ -54,7 +54,7 @@ def capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], camer
 
 
 def write_person(folder: Path, person: Person, names: Sequence[str], extra: dict, *,
-                  units: str = "cm") -> dict[str, Path]:
+                 units: str = "cm") -> dict[str, Path]:
     """motion.npz, motion.bvh, keypoints2d_<view>.npz and reprojection.json of one person into ``folder``."""
     from mocap.io import bvh
 
@@ -80,20 +80,31 @@ def write_person(folder: Path, person: Person, names: Sequence[str], extra: dict
     return out
 
 
-def view_quality(person: Person, cameras, names: Sequence[str]) -> dict[str, dict]:
+def view_quality(person: Person, cameras, names: Sequence[str], *, min_confidence: float = 0.3) -> dict[str, dict]:
     """quality.json's figures per view: the final motion (in its levelled world) through each
     calibrated camera against that view's 2D (:func:`mocap.fit.quality.motion_quality`), its
-    left/right swaps undone as the triangulation undid them."""
+    left/right swaps undone as the triangulation undid them. Each stretch that does not match
+    gets ``outvoted``: the share of its frames where that view saw a joint the triangulation
+    rejected while other views agreed on it (so there the view's 2D is what is off)."""
     from mocap.detect2d.swaps import mirror_frames
     from mocap.fit.quality import motion_quality
+    from mocap.skeletons import MOTION21, map_confidence
 
-    return {name: motion_quality(dataclasses.replace(person.motion, start_frame=0), mirror_frames(k, swapped),
-                                 camera.moved(person.rotation, person.offset))
-            for name, k, camera, swapped in zip(names, person.views, cameras, person.tri.swapped)}
+    agreed = np.isfinite(person.tri.points).all(-1)  # (T, J)
+    out = {}
+    for c, (name, k, camera, swapped) in enumerate(zip(names, person.views, cameras, person.tri.swapped)):
+        k = mirror_frames(k, swapped)
+        q = motion_quality(dataclasses.replace(person.motion, start_frame=0), k, camera.moved(person.rotation, person.offset))
+        kept = ~((k.confidence >= min_confidence) & agreed & ~person.tri.inliers[c])  # (T, J) not rejected
+        rejected = (map_confidence(kept.astype(np.float64), k.layout, MOTION21) < 1.0).any(-1)  # (T,)
+        for r in q["mismatched_frames"]:
+            r["outvoted"] = float(rejected[r["first"]:r["last"] + 1].mean())
+        out[name] = q
+    return out
 
 
 def add_hands(videos: Sequence[Path], frame_counts: Sequence[int], starts, captured: dict[int, Person], cameras,
-               options: CaptureOptions, *, progress: bool) -> None:
+              options: CaptureOptions, *, progress: bool) -> None:
     """Each captured person's hands: found in every view at that view's body
     (:func:`mocap.detect2d.hands.detect_people_hands_video`, everyone in one pass over each
     video), triangulated (:func:`mocap.multiview.views.triangulate_hands`, the body's
@@ -113,7 +124,8 @@ def add_hands(videos: Sequence[Path], frame_counts: Sequence[int], starts, captu
     with_hands: list[list[Keypoints2D]] = [[] for _ in people]
     for c, (video, n, start) in enumerate(zip(videos, frame_counts, starts)):
         bodies = [whole_video(p.views[c], n, int(start) + p.first) for p in people]
-        span = (min(int(start) + p.first for p in people), max(int(start) + p.first + p.views[c].num_frames for p in people))
+        span = (min(int(start) + p.first for p in people),
+                max(int(start) + p.first + p.views[c].num_frames for p in people))
         found = detect_people_hands_video(video, bodies, device=options.detection.device, frames=span,
                                           progress=progress, estimator=estimator)
         for i, (person, k) in enumerate(zip(people, found)):
@@ -154,7 +166,7 @@ def whole_video(k: Keypoints2D, n: int, at: int) -> Keypoints2D:
 
 
 def write_face(videos: Sequence[Path], frame_counts: Sequence[int], starts, person: Person, cameras, out: Path,
-                outputs: dict[str, Path], options: CaptureOptions, *, progress: bool) -> int:
+               outputs: dict[str, Path], options: CaptureOptions, *, progress: bool) -> int:
     """face.npz and face.csv of ``person`` from every view: the face found in each view at that
     view's body (:func:`mocap.detect2d.face.detect_face_video`), each view's measures, combined
     by how squarely each view saw the face (:func:`mocap.face.controls.combine_views`); the
