@@ -316,23 +316,32 @@ def test_a_calibrated_world_keeps_a_leaning_person_leaning():
     assert nearest_axis_up(_leaning_in_z_up_world(50.0)) is None
 
 
+def _four_views_one_altered(tmp_path, view: int, alter):
+    """The capture of four exact views of the waving walker on the spot, view ``view``'s 2D
+    changed in place by ``alter(keypoints)`` first."""
+    cams = ring_rig(4, size=SIZE, focal=380.0)
+    x = waving_walker(T)
+    x[..., [0, 2]] -= x[:, :1, [0, 2]] - x[:1, :1, [0, 2]]  # on the spot
+    views = _views(cams, x, noise_px=0.0)
+    kp = views[view].keypoints.copy()
+    alter(kp)
+    views[view] = Keypoints2D(keypoints=kp, confidence=views[view].confidence, layout="mediapipe33", image_size=SIZE,
+                              fps=30.0)
+    calib = tmp_path / "rig.toml"
+    save_cameras_toml(calib, cams)
+    return capture_multiview(_videos(tmp_path, 4), tmp_path / "out", _options(calib, overlay=False), keypoints=views,
+                             progress=False)
+
+
 def test_quality_compares_each_view_with_its_swaps_undone(tmp_path):
     """A view whose detector swapped left and right for a third of the clip: the triangulation
     undoes it, and so does the final motion's comparison with that view (quality.json)."""
     from mocap.skeletons import MEDIAPIPE33
 
-    cams = ring_rig(4, size=SIZE, focal=380.0)
-    x = waving_walker(T)
-    x[..., [0, 2]] -= x[:, :1, [0, 2]] - x[:1, :1, [0, 2]]  # on the spot
-    views = _views(cams, x, noise_px=0.0)
-    kp = views[2].keypoints.copy()
-    kp[10:24] = kp[10:24][:, MEDIAPIPE33.mirror_permutation()]
-    views[2] = Keypoints2D(keypoints=kp, confidence=views[2].confidence, layout="mediapipe33", image_size=SIZE,
-                           fps=30.0)
-    calib = tmp_path / "rig.toml"
-    save_cameras_toml(calib, cams)
-    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out", _options(calib, overlay=False),
-                               keypoints=views, progress=False)
+    def swap(kp):
+        kp[10:24] = kp[10:24][:, MEDIAPIPE33.mirror_permutation()]
+
+    report = _four_views_one_altered(tmp_path, 2, swap)
     assert report.reprojection["cam03"]["swapped_frames"] == 14
     q = report.quality["cam03"]
     assert q["reprojection_max_pct"] < 3.0 and q["reprojection_median_pct"] < 1.0, q["reprojection_max_pct"]
@@ -344,19 +353,12 @@ def test_a_views_wrong_2d_is_named_as_such(tmp_path):
     from mocap.fit.quality import quality_line
     from mocap.skeletons import MEDIAPIPE33
 
-    cams = ring_rig(4, size=SIZE, focal=380.0)
-    x = waving_walker(T)
-    x[..., [0, 2]] -= x[:, :1, [0, 2]] - x[:1, :1, [0, 2]]
-    views = _views(cams, x, noise_px=0.0)
-    kp = views[1].keypoints.copy()
     legs = [MEDIAPIPE33.index(f"{s}_{j}") for s in ("left", "right") for j in ("knee", "ankle", "heel", "foot_index")]
-    kp[10:22, legs, 0] += 80.0
-    views[1] = Keypoints2D(keypoints=kp, confidence=views[1].confidence, layout="mediapipe33", image_size=SIZE,
-                           fps=30.0)
-    calib = tmp_path / "rig.toml"
-    save_cameras_toml(calib, cams)
-    report = capture_multiview(_videos(tmp_path, 4), tmp_path / "out", _options(calib, overlay=False),
-                               keypoints=views, progress=False)
+
+    def shift(kp):
+        kp[10:22, legs, 0] += 80.0
+
+    report = _four_views_one_altered(tmp_path, 1, shift)
     bad = report.quality["cam02"]["mismatched_frames"]
     assert bad and all(r["outvoted"] == 1.0 and 10 <= r["first"] <= r["last"] <= 21 for r in bad), bad
     assert "this view's 2D, which the other views outvoted" in quality_line(report.quality["cam02"])
