@@ -363,3 +363,13 @@ def test_a_views_wrong_2d_is_named_as_such(tmp_path):
     assert bad and all(r["outvoted"] == 1.0 and 10 <= r["first"] <= r["last"] <= 21 for r in bad), bad
     assert "this view's 2D, which the other views outvoted" in quality_line(report.quality["cam02"])
     assert not report.quality["cam01"]["mismatched_frames"]
+
+
+def test_a_world_that_is_a_cameras_frame_is_not_taken_for_gravity():
+    from mocap.camera import Camera
+    from mocap.multiview.rig import world_holds_gravity
+
+    cams = ring_rig(3, size=SIZE, focal=380.0)
+    assert world_holds_gravity(cams) and not world_holds_gravity(cams, auto=True)
+    first = Camera(name="cam01", size=SIZE, K=cams[0].K, R=np.eye(3), t=np.zeros(3), dist=cams[0].dist)
+    assert not world_holds_gravity([first, *cams[1:]])

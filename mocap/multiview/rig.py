@@ -99,3 +99,14 @@ def fit_rig(views: Sequence[Keypoints2D], names: Sequence[str], cameras: Sequenc
         moved = [float(np.linalg.norm(a.position - b.position)) for a, b in zip(refined, cameras)]
     return refined, (f"{calibration} refined from the person (poses moved by up to "
                      f"{max(turned):.1f} deg, {1000 * max(moved):.0f} mm)")
+
+
+def world_holds_gravity(cameras: Sequence[Camera], *, auto: bool = False, tol: float = 1e-3) -> bool:
+    """Whether the rig's world axes may be taken to hold gravity (one of them vertical): not for
+    a rig calibrated from people (``auto``: its world is its first camera's), nor for a file
+    whose world is one of its cameras' own frame (a camera at the origin, unrotated, within
+    ``tol``: as calibrations that fix the first camera write them), which is as tilted as that
+    camera. A world set by a mocap system or by a board laid on the floor holds it."""
+    if auto:
+        return False
+    return not any(np.abs(c.R - np.eye(3)).max() < tol and np.abs(c.t).max() < tol for c in cameras)

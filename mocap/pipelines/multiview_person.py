@@ -14,6 +14,7 @@ import numpy as np
 from mocap.cleanup import motion as cleanup_motion
 from mocap.formats import Keypoints2D, atomic_path, save_keypoints, save_motion
 from mocap.multiview import quality
+from mocap.multiview.rig import world_holds_gravity
 from mocap.multiview.views import triangulate_views
 from mocap.pipelines.options import CaptureOptions
 
@@ -46,10 +47,11 @@ def capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], camer
     with stage("triangulate"):
         tri = triangulate_views(views, cameras, **dataclasses.asdict(options.multiview.triangulation))
     c = options.cleanup
+    up_known = world_holds_gravity(cameras, auto=options.multiview.auto_calibration)
     motion, rot, offset = cleanup_motion.motion_from_points(tri.points, views[0].layout, fps=views[0].fps,
                                                             max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
                                                             level=c.level, lock_feet=c.lock_feet, stage=stage,
-                                                            calibrated_up=not options.multiview.auto_calibration)
+                                                            calibrated_up=up_known)
     return Person(pid, first, views, tri, motion, rot, offset, {}, quality.median_bone_length_cv(tri.points, views[0].layout))
 
 
