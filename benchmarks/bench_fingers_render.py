@@ -330,11 +330,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {pose:<10} flexion {np.mean(fe[sel]) if sel.any() else np.nan:5.1f}°  wrist "
               f"{np.mean(we[sel]) if sel.any() else np.nan:5.1f}°  ({sel.sum()} views)")
     for used in _view_sets(list(per_view)):
-        fe, we = triangulated_errors(per_view, used, scene.body, true_angles, true_wrist)
+        fe, we, bias = triangulated_errors(per_view, used, scene.body, true_angles, true_wrist)
         print(f"triangulated from {len(used)} views ({', '.join(used)}), as `mocap capture VIDEOS --calibration ... "
               f"--hands` does: found {np.isfinite(fe).sum()} of {t}; flexion error mean {np.nanmean(fe):.1f}°, "
               f"median {np.nanmedian(fe):.1f}°; wrist orientation error mean {np.nanmean(we):.1f}°, "
               f"median {np.nanmedian(we):.1f}°")
+        print("  per pose: " + "; ".join(f"{n} {e:.1f}° (signed {b:+.1f}°)" for n, e, b in zip(names, fe, bias)
+                                         if np.isfinite(e)) + "  (signed: detected minus true flexion, mean)")
     print(f"renders in {folder}")
     return 0
 
@@ -349,18 +351,19 @@ def _view_sets(views: list[str]) -> list[list[str]]:
 
 
 def triangulated_errors(per_view: dict, used: list[str], body: Motion, true_angles: np.ndarray,
-                        true_wrist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                        true_wrist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per pose (frame): the left hand triangulated from the network's 2D in the views ``used``
     (:func:`mocap.multiview.views.triangulate_arrays`, each frame's own cameras), put at the
     body's wrist and turned into finger rotations (:func:`mocap.cleanup.fingers.motion_with_hand_points`,
     no smoothing) -> (flexion error (T,) degrees, mean over the 15 joints; wrist orientation
-    error (T,) degrees); NaN where fewer than two views agree on every point."""
+    error (T,) degrees; signed flexion error (T,) degrees, mean of detected minus true); NaN where
+    fewer than two views agree on every point."""
     from mocap.cleanup.fingers import hands_at_wrists, motion_with_hand_points
     from mocap.multiview.views import triangulate_arrays
 
     plan = fk.plan_hands(MOTION61, rest_offsets(MOTION61))
     t = len(true_angles)
-    fe, we = np.full(t, np.nan), np.full(t, np.nan)
+    fe, we, bias = np.full(t, np.nan), np.full(t, np.nan), np.full(t, np.nan)
     for f in range(t):
         kp = np.stack([per_view[v][0][f] for v in used])[:, None]  # (C, 1, 21, 2)
         conf = np.stack([per_view[v][1][f] for v in used])[:, None]
@@ -377,9 +380,10 @@ def triangulated_errors(per_view: dict, used: list[str], body: Motion, true_angl
                                     options=FingerOptions(cutoff_hz=0.0, max_gap_s=0.0))
         got = angles_of_motion(m)[0, 0]
         fe[f] = float(np.degrees(np.abs(got[:, 0] - true_angles[f, :, 0])).mean())
+        bias[f] = float(np.degrees(got[:, 0] - true_angles[f, :, 0]).mean())
         wrist = fk.palm_rotmats(plan, m.joints)[0, 0]
         we[f] = float(np.degrees(geodesic_angle(matrix_to_quat_wxyz(wrist), matrix_to_quat_wxyz(true_wrist[f]))))
-    return fe, we
+    return fe, we, bias
 
 
 if __name__ == "__main__":
