@@ -127,8 +127,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from mocap.service import stream_session as ss  # noqa: E402
 from mocap.service.realtime import make_router  # noqa: E402
-from tests.test_service_realtime import (GOOD, HEADERS, frame_message, hello, keypoints, lift_body,  # noqa: E402,F401
-                                         serve)
+from tests.realtime_helpers import GOOD, HEADERS, lift_body  # noqa: E402
+from tests.test_service_realtime import frame_message, hello, keypoints, serve  # noqa: E402,F401
 
 
 def verify_key(key):
