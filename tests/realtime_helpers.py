@@ -1,10 +1,13 @@
 """What the tests of the low-latency service routes share (tests/test_service_realtime.py,
 tests/test_service_lift.py): an app with a known API key, and synthetic keypoints of a known
-motion. Import after ``pytest.importorskip("fastapi")``."""
+motion, and the module fixtures ``client`` and ``keypoints`` (import them into the test module).
+Import after ``pytest.importorskip("fastapi")``."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
 
 from mocap.service.realtime import make_router
 from tests.synthetic import synthetic_keypoints, waving_walker
@@ -44,3 +47,16 @@ def lift_body(k) -> dict:
     kp = [[None if not np.isfinite(p).all() else [float(p[0]), float(p[1])] for p in frame] for frame in k.keypoints]
     return {"layout": k.layout, "fps": k.fps, "image_size": list(k.image_size), "keypoints": kp,
             "confidence": k.confidence.tolist()}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A test client of :func:`make_app` (at most 500 frames a lift), for a module's tests."""
+    with TestClient(make_app(max_frames=500)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def keypoints():
+    """:func:`realtime_keypoints`, once per module."""
+    return realtime_keypoints()

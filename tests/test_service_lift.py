@@ -20,18 +20,8 @@ from mocap.formats import save_keypoints  # noqa: E402
 from mocap.lift.network import NetworkLifter  # noqa: E402
 from mocap.pipelines.capture import lift_keypoints  # noqa: E402
 from mocap.skeletons import rest_offsets  # noqa: E402
-from tests.realtime_helpers import GOOD, HEADERS, SLOW, lift_body, make_app, realtime_keypoints  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(make_app(max_frames=500)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def keypoints():
-    return realtime_keypoints()
+from tests.realtime_helpers import (GOOD, HEADERS, SLOW, client, keypoints, lift_body,  # noqa: E402,F401
+                                    make_app)
 
 
 @pytest.fixture(scope="module")

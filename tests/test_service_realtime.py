@@ -28,22 +28,12 @@ from mocap.cleanup import world  # noqa: E402
 from mocap.cleanup.filters import OneEuroFilter  # noqa: E402
 from mocap.service import stream_session as ss  # noqa: E402
 from mocap.skeletons import MOTION21, rest_offsets  # noqa: E402
-from tests.realtime_helpers import GOOD, HEADERS, SLOW, lift_body, make_app, realtime_keypoints  # noqa: E402
+from tests.realtime_helpers import (GOOD, HEADERS, SLOW, client, keypoints, lift_body,  # noqa: E402,F401
+                                    make_app)
 from tests.synthetic import synthetic_keypoints, waving_walker  # noqa: E402
 
 PARENTS = np.array(MOTION21.parents)
 MULTI_CHILD = [j for j in range(21) if len(MOTION21.children(j)) >= 2]  # pelvis, ankles, neck
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(make_app(max_frames=500)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def keypoints():
-    return realtime_keypoints()
 
 
 def frame_message(k, i: int) -> dict:
