@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="no flip averaging (NetworkLifter(flip_average=False)); by default the offline network "
                          "also lifts the mirrored 2D and averages, as mocap capture does")
     ap.add_argument("--targets-only", action="store_true", help="print only issue 21's table (the last one)")
+    ap.add_argument("--no-scene-lines", action="store_true",
+                    help="do not give the fit the room's vertical lines (gravity from the body alone, as before 2026-12-07)")
     ap.add_argument("--known-focal", action="store_true",
                     help="issue 21's table: give mocap lift the calibration's focal length (default: none, as a user would)")
     ap.add_argument("--work", default=None, help="issue 21's table: write each camera's keypoints and mocap lift output here")
@@ -192,10 +194,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.detector == "mediapipe":
             k = detect_video(video, progress=False)
+            everyone = k.keypoints[:, None]
         else:
             from mocap.detect2d.people import detect_person_video
 
-            k = detect_person_video(video, detector=args.detector, progress=False)[0]
+            k, tracks, _ = detect_person_video(video, detector=args.detector, progress=False)
+            everyone = tracks.keypoints
+        if not args.no_scene_lines:  # as `mocap capture` does: the fit reads gravity from the room's verticals
+            import dataclasses
+
+            from mocap.pipelines.capture import scene_lines
+
+            k = dataclasses.replace(k, scene_lines=scene_lines(video, everyone, (0, k.num_frames)))
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
             save_keypoints(cached, k)

@@ -10,7 +10,9 @@ keypoints2d.npz
     [0, 1], the two hands in the ``hands42`` layout (left hand, then right; NaN and 0 where a
     hand is not seen), always together; with them, optionally, ``hand_world`` (T, 42, 3) float32
     metres: the hand network's world landmarks of each hand (its shape, camera axes, origin
-    near the hand's centre; NaN where not seen). Readers that do not know an optional array ignore it.
+    near the hand's centre; NaN where not seen); ``scene_lines`` (N, 4) float32 pixels: straight
+    segments (x1, y1, x2, y2) of the static background, people left out, from which the fit
+    reads gravity (mocap.fit.scene). Readers that do not know an optional array ignore it.
 
 motion.npz
     ``joints`` (T, J, 3) float32 metres, right-handed, +Y up; ``joint_names`` (J,) str;
@@ -63,6 +65,8 @@ KEYPOINT_LAYOUTS = ("mediapipe33", "coco17")
 #: the per-frame arrays (T, ...) a keypoints2d.npz may hold
 KEYPOINT_FRAME_ARRAYS = ("keypoints", "confidence", "world_landmarks", "hand_keypoints", "hand_confidence",
                          "hand_world")
+#: most straight segments a keypoints file's ``scene_lines`` may hold
+MAX_SCENE_LINES = 100_000
 #: most frames a keypoints or motion file may hold (one hour at 60 fps); a longer clip is split
 MAX_FRAMES = 216_000
 #: highest frame rate a file, a video or a request may declare, frames per second
@@ -178,6 +182,7 @@ class Keypoints2D:
     hand_keypoints: np.ndarray | None = None  # (T, 42, 2) float32 pixels, hands42 layout, optional
     hand_confidence: np.ndarray | None = None  # (T, 42) float32 in [0, 1], with hand_keypoints
     hand_world: np.ndarray | None = None  # (T, 42, 3) float32 metres, camera axes, optional with hand_keypoints
+    scene_lines: np.ndarray | None = None  # (N, 4) float32 pixels: the background's straight segments, optional
 
     def __post_init__(self) -> None:
         validate_keypoints(self)
@@ -193,7 +198,7 @@ class Keypoints2D:
         return Keypoints2D(keypoints=self.keypoints[sl], confidence=self.confidence[sl], layout=self.layout,
                            image_size=self.image_size, fps=self.fps, world_landmarks=cut(self.world_landmarks),
                            hand_keypoints=cut(self.hand_keypoints), hand_confidence=cut(self.hand_confidence),
-                           hand_world=cut(self.hand_world))
+                           hand_world=cut(self.hand_world), scene_lines=self.scene_lines)
 
     def detection_rate(self) -> float:
         """Fraction of frames where any keypoint was found."""
@@ -248,6 +253,12 @@ def validate_keypoints(k: Keypoints2D) -> None:
                              f"{k.hand_world.shape}")
         if np.isinf(k.hand_world).any():
             raise MocapError("hand_world must be finite (NaN where missing), not infinite")
+    if k.scene_lines is not None:
+        lines = k.scene_lines
+        if lines.ndim != 2 or lines.shape[1] != 4 or len(lines) > MAX_SCENE_LINES:
+            raise MocapError(f"scene_lines must have shape (N, 4) with N at most {MAX_SCENE_LINES}, got {lines.shape}")
+        if not np.isfinite(lines).all():
+            raise MocapError("scene_lines must be finite pixel positions")
 
 
 def check_keypoint_values(k: Keypoints2D) -> None:
@@ -291,6 +302,8 @@ def save_keypoints(path: str | os.PathLike, k: Keypoints2D) -> None:
         arrays["hand_confidence"] = k.hand_confidence.astype(np.float32)
     if k.hand_world is not None:
         arrays["hand_world"] = k.hand_world.astype(np.float32)
+    if k.scene_lines is not None:
+        arrays["scene_lines"] = k.scene_lines.astype(np.float32)
     _save_npz(path, arrays)
 
 
@@ -316,6 +329,7 @@ def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
             hand_keypoints=_numbers(a, "hand_keypoints", np.float32) if "hand_keypoints" in a else None,
             hand_confidence=_numbers(a, "hand_confidence", np.float32) if "hand_confidence" in a else None,
             hand_world=_numbers(a, "hand_world", np.float32) if "hand_world" in a else None,
+            scene_lines=_numbers(a, "scene_lines", np.float32) if "scene_lines" in a else None,
         )
         check_keypoint_values(keypoints)
         return keypoints

@@ -324,13 +324,15 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
 
 def detect_people_video(path: str | os.PathLike, *, detector: str, device: str = "cpu", batch_size: int = 8,
                         max_people: int = MAX_PEOPLE, progress: bool = True,
-                        frames: tuple[int, int] | None = None) -> PeopleTracks:
+                        frames: tuple[int, int] | None = None,
+                        on_batch: Callable[[list[np.ndarray], object], None] | None = None) -> PeopleTracks:
     """Everyone in the video at ``path`` with the estimator called ``detector``, tracked.
 
     The PyTorch BlazePose looks for up to ``max_people`` people and follows each from frame to
     frame. ``batch_size``: frames decoded per call (default 8). ``frames``: (first, stop),
     detect only in video frames ``first`` to ``stop - 1`` (the others are not decoded); the
-    tracks still cover every frame of the video, empty outside.
+    tracks still cover every frame of the video, empty outside. ``on_batch``: as in
+    :func:`detect_people_frames` (the frames in order from ``first``).
     """
     from mocap.detect2d.mediapipe_pose import _prefetch
     from mocap.io.video import iter_frames, probe_video
@@ -341,7 +343,8 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
     try:
         with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as chosen:
             tracks = detect_people_frames(chosen, info.fps, info.size, estimator=estimator, batch_size=batch_size,
-                                          progress=progress, total=stop - first, desc=f"{Path(path).name} ({detector})")
+                                          progress=progress, total=stop - first, desc=f"{Path(path).name} ({detector})",
+                                          on_batch=on_batch)
         return tracks if frames is None else tracks.in_video(first, info.frame_count)
     finally:
         close = getattr(estimator, "close", None)
@@ -352,7 +355,9 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
 def detect_person_video(path: str | os.PathLike, *, detector: str, person: str | int = "auto",
                         track_everyone: bool = True, device: str = "cpu", progress: bool = True,
                         on_frame: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
-                        frames: tuple[int, int] | None = None) -> tuple[Keypoints2D | None, PeopleTracks, int]:
+                        frames: tuple[int, int] | None = None,
+                        on_batch: Callable[[list[np.ndarray], object], None] | None = None
+                        ) -> tuple[Keypoints2D | None, PeopleTracks, int]:
     """The 2D stage of a one-view capture: the chosen person's keypoints, everyone's tracks.
 
     With ``track_everyone`` (:attr:`mocap.detect2d.options.DetectionOptions.tracks_people`)
@@ -362,6 +367,7 @@ def detect_person_video(path: str | os.PathLike, *, detector: str, person: str |
     ``on_frame`` with each frame as it goes, e.g. to draw an overlay), wrapped as one track,
     id 0 (:meth:`PeopleTracks.from_person`). ``frames``: (first, stop), detect only in video
     frames ``first`` to ``stop - 1``; the keypoints still cover every frame, NaN outside.
+    ``on_batch``: with ``track_everyone``, called with each batch of frames (:func:`detect_people_frames`).
 
     Returns:
         (the person's keypoints, every frame of the video: (T, J, 2) pixels, NaN (confidence
@@ -373,7 +379,8 @@ def detect_person_video(path: str | os.PathLike, *, detector: str, person: str |
 
         keypoints = detect_video(path, progress=progress, on_frame=on_frame, frames=frames)
         return keypoints, PeopleTracks.from_person(keypoints), 0
-    tracks = detect_people_video(path, detector=detector, device=device, progress=progress, frames=frames)
+    tracks = detect_people_video(path, detector=detector, device=device, progress=progress, frames=frames,
+                                 on_batch=on_batch)
     if not tracks.track_list():
         return None, tracks, 0
     chosen = tracks.choose(person)

@@ -2,7 +2,8 @@
 frame to a motion in a gravity-aligned world frame that reprojects onto the video.
 
 :func:`fit_person` runs: gravity from where the body's weight rests
-(:func:`mocap.fit.ground.estimate_up`) -> the world frame, the camera's height from the
+(:func:`mocap.fit.ground.estimate_up`), or from the room's vertical lines when the video
+shows them clearly (:func:`mocap.fit.scene.vertical_up`) -> the world frame, the camera's height from the
 planted feet and the support surfaces -> constant bones (scaled to ``height_m`` when given)
 and IK -> the joint fit of the whole clip (:func:`mocap.fit.solve.solve_fit`) -> the lowest
 support surface put on y = 0 -> knee and elbow limits -> a :class:`~mocap.formats.Motion`
@@ -10,6 +11,7 @@ and the solved :class:`~mocap.camera.Camera`.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ from mocap.cleanup.contact import CONTACT_POINTS, clamp_hinge_joints
 from mocap.fit.ground import (camera_pitch_roll, estimate_up, pin_planted_feet, planted, quasi_static, support_surfaces,
                               world_from_camera)
 from mocap.fit.quality import standing_height
+from mocap.fit.scene import vertical_up
 from mocap.fit.solve import FitWeights, solve_fit
 from mocap.formats import Motion
 from mocap.kinematics.ik import forward_kinematics, inverse_kinematics
@@ -36,8 +39,9 @@ class FitResult:
         camera: the solved static camera (world -> camera; pitch, roll and height above the floor).
         contacts: (T, 4) bool, planted foot points (:data:`~mocap.cleanup.contact.CONTACT_POINTS`).
         surfaces: (S,) heights of the support surfaces, metres (the floor is 0).
-        up_frames: frames that gravity was first read from; up_source: from what (``"floor"``,
-            ``"balance"`` or ``"level camera"``: :func:`mocap.fit.ground.estimate_up`).
+        up_frames: frames that gravity was first read from (the scene: vertical lines); up_source:
+            from what (``"scene"``: :func:`mocap.fit.scene.vertical_up`; ``"floor"``, ``"balance"`` or
+            ``"level camera"``: :func:`mocap.fit.ground.estimate_up`).
         iterations: solver iterations; seconds: time of the fit.
     """
 
@@ -60,7 +64,7 @@ class FitResult:
 def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarray, confidence: np.ndarray, *,
                fps: float, focal_px: float, image_size: tuple[int, int], height_m: float | None = None,
                min_confidence: float = 0.3, hold_feet: bool = True, weights: FitWeights = FitWeights(),
-               max_iterations: int = 60) -> FitResult:
+               max_iterations: int = 60, scene_lines: np.ndarray | None = None) -> FitResult:
     """Fit one person's lifted clip to its 2D keypoints (see the module docstring).
 
     Args:
@@ -74,6 +78,10 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
         height_m: the person's standing height when known (:func:`mocap.fit.quality.standing_height`).
         hold_feet: planted feet do not slide and rest on their surface (off: they are only
             kept above the floor; gravity is still read from them).
+        scene_lines: (N, 4) straight segments of the static background, pixels
+            (:func:`mocap.fit.scene.scene_segments`): when their vertical vanishing point is
+            clear and within 20 degrees of the body's cue, gravity starts there and the fit
+            keeps it within about its spread (at least 1 degree).
     Returns:
         :class:`FitResult`.
     """
@@ -99,6 +107,13 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
     extents = [np.ptp(kp[i, seen[i], 1]) for i in range(len(kp)) if seen[i].sum() >= 4]
     height_px = float(np.median(extents)) if extents else float(focal_px)
     up, up_frames, up_source = estimate_up(joints_cam, fps=fps, feet_px=feet_px, height_px=height_px)
+    k = intrinsic_matrix(focal_px, (image_size[0] / 2.0, image_size[1] / 2.0))
+    scene = None if scene_lines is None else vertical_up(scene_lines, k, up)
+    if scene is not None:
+        up, up_frames, up_source = scene.up, scene.lines, "scene"
+        # the scene knows the roll too: no pull towards a level image
+        weights = dataclasses.replace(weights, gravity_rad=max(2.0 * scene.spread_rad, float(np.radians(1.0))),
+                                      roll_rad=float("inf"))
     to_world = world_from_camera(up)
     world = joints_cam @ to_world.T  # camera at the origin
     contacts = planted(world, feet_px, fps=fps, height_px=height_px)
@@ -114,7 +129,6 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
     local = quat_wxyz_to_matrix(quats)
     local[:, 0] = to_world.T @ local[:, 0]  # the root's rotation in camera axes
 
-    k = intrinsic_matrix(focal_px, (image_size[0] / 2.0, image_size[1] / 2.0))
     conf = np.where(np.asarray(confidence) >= min_confidence, confidence, 0.0)
     sol = solve_fit(keypoints_px=keypoints_px, confidence=conf, K=k, rel_cam=rel, local_rotmats=local,
                     root_cam=joints_cam[:, 0] - offsets[0], rest_offsets=offsets, up_cam=up,

@@ -89,6 +89,7 @@ def lift_and_fit(
     """
     timer = timer or StageTimer()
     c = cleanup
+    scene_lines = keypoints.scene_lines  # the background's straight lines: gravity for the fit
     if c.resolve_swaps:
         with timer.stage("left/right swaps"):
             keypoints, _ = swaps.resolve_swaps(keypoints, min_confidence=c.min_confidence)
@@ -112,12 +113,17 @@ def lift_and_fit(
                                 map_confidence(keypoints.confidence, keypoints.layout, MOTION21), fps=keypoints.fps,
                                 focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
                                 min_confidence=c.min_confidence, hold_feet=c.lock_feet,
-                                max_iterations=fit.max_iterations)
+                                max_iterations=fit.max_iterations, scene_lines=scene_lines)
         return result.motion, result
     with timer.stage("world frame"):
         joints_world = cleanup_motion.world_joints_from_camera(rel, root, level=c.level)
     return cleanup_motion.motion_from_world_joints(joints_world, fps=keypoints.fps, lock_feet=c.lock_feet,
                                                    stage=timer.stage), None
+
+
+#: how the summary names where gravity came from (quality.json's ``gravity_from``)
+_GRAVITY_FROM = {"scene": " (from the room's vertical lines)", "floor": " (from the floor under the feet)",
+                 "balance": " (from the body's balance)", "level camera": " (nothing to go on: taken as level)"}
 
 
 @dataclass
@@ -173,7 +179,8 @@ class CaptureReport:
 
         q = self.quality
         return [f"camera: {q['camera_height_m']:.2f} m above the floor, pitched {q['camera_pitch_deg']:.1f} deg down, "
-                f"roll {q['camera_roll_deg']:.1f} deg; person {q['person_height_m']:.2f} m tall",
+                f"roll {q['camera_roll_deg']:.1f} deg{_GRAVITY_FROM.get(q.get('gravity_from'), '')}; "
+                f"person {q['person_height_m']:.2f} m tall",
                 quality_line(q)]
 
     def summary(self) -> str:
@@ -217,7 +224,7 @@ def prepare_output_dir(outdir: str | os.PathLike) -> Path:
 
 
 def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export: ExportOptions, out: Path,
-            outputs: dict[str, Path], *, span: tuple[int, int], timer: StageTimer, progress: bool):
+            outputs: dict[str, Path], *, span: tuple[int, int], timer: StageTimer, progress: bool, scene: bool = False):
     """(the person's 2D keypoints, everyone's tracks, the captured track id, the detection rate,
     everyone's keypoints by track id).
 
@@ -229,6 +236,8 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     over the video for all). overlay.mp4 only with MediaPipe's own tracking (drawn as it detects; else
     :func:`capture` draws it alongside the lifting); MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
     video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
+    With ``scene`` everyone's keypoints carry the background's straight lines (:func:`scene_lines`;
+    the frames it looks at kept as the 2D stage decodes them).
     """
     from mocap.detect2d.people import detect_person_video
     from mocap.export import overlay
@@ -247,10 +256,12 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                 outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
                 max_width=export.overlay_max_width, threaded=True, source=str(video)))
             on_frame = writer.write
+        kept = _FrameKeeper(scene_frames(span), span[0] if frames is not None else 0)
         keypoints, tracks, chosen = detect_person_video(video, detector=detector, person=detection.person,
                                                         track_everyone=detection.tracks_people,
                                                         device=detection.device, progress=progress,
-                                                        on_frame=on_frame, frames=frames)
+                                                        on_frame=on_frame, frames=frames,
+                                                        on_batch=kept if scene else None)
         in_span = keypoints if keypoints is None or frames is None else _frames(keypoints, span[0], span[1] - 1)
         (rate,) = require_person([in_span], [video])  # raised inside: the overlay is not kept
     everyone: dict[int, Keypoints2D] = {}
@@ -268,10 +279,52 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
             everyone[chosen] = dataclasses.replace(everyone[chosen], hand_keypoints=keypoints.hand_keypoints,
                                                    hand_confidence=keypoints.hand_confidence,
                                                    hand_world=keypoints.hand_world)
+    if scene:  # gravity from the room's vertical lines (mocap.fit.scene), for everyone's fit
+        with timer.stage("scene lines"):
+            lines = scene_lines(video, tracks.keypoints, span, frames=kept.frames)
+        keypoints = dataclasses.replace(keypoints, scene_lines=lines)
+        everyone = {tid: dataclasses.replace(k, scene_lines=lines) for tid, k in everyone.items()}
     if detection.face:
         with timer.stage("face"):
             _write_face(video, keypoints, out, outputs, device=detection.device, frames=frames, progress=progress)
     return keypoints, tracks, chosen, rate, everyone
+
+
+def scene_frames(span: tuple[int, int], samples: int = 3) -> list[int]:
+    """The video frames :func:`scene_lines` looks at: ``samples`` spread over ``span`` (first, stop)."""
+    return sorted({int(round(v)) for v in np.linspace(span[0], span[1] - 1, samples)})
+
+
+class _FrameKeeper:
+    """An ``on_batch`` callback of the 2D stage keeping the frames numbered ``picks`` (video
+    frame numbers; the stage's first frame is ``first``) as they go by, in ``frames``."""
+
+    def __init__(self, picks: list[int], first: int) -> None:
+        self.picks, self.next, self.frames = set(picks), int(first), {}
+
+    def __call__(self, batch: list[np.ndarray], _estimate) -> None:
+        for i, frame in enumerate(batch):
+            if self.next + i in self.picks:
+                self.frames[self.next + i] = frame.copy()
+        self.next += len(batch)
+
+
+def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int, int], *,
+                frames: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """(N, 4) straight segments of the static background of ``video`` (pixels), from the frames
+    :func:`scene_frames` picks in ``span`` (first, stop), each without the people in it
+    (``people_px``: (T, P, J, 2) everyone's keypoints over the video's frames, NaN where
+    unseen): what the fit reads gravity from (:func:`mocap.fit.scene.scene_segments`).
+    ``frames``: those already decoded, (H, W, 3) uint8 RGB by frame number; the others are read."""
+    from mocap.fit.scene import people_boxes, scene_segments
+    from mocap.io.video import iter_frames
+
+    have = frames or {}
+    kept = [(f, have[f] if f in have else next(iter(iter_frames(video, rgb=True, start=f, stop=f + 1)), None))
+            for f in scene_frames(span)]
+    kept = [(f, img) for f, img in kept if img is not None]
+    return scene_segments([img for _, img in kept],
+                          [people_boxes(people_px[f]) if f < len(people_px) else None for f, _ in kept]).astype(np.float32)
 
 
 def _write_face(video, keypoints: Keypoints2D, out: Path, outputs: dict[str, Path], *, device: str,
@@ -418,6 +471,7 @@ def _write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: F
     from mocap.fit.quality import motion_quality, write_quality_json
 
     quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
+    quality["gravity_from"] = fitted.up_source
     write_quality_json(path, quality)
     return quality
 
@@ -482,7 +536,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
 
     outputs["keypoints"] = out / "keypoints2d.npz"
     keypoints, tracks, chosen, rate, everyone = _detect(video, info, o.detection, o.export, out, outputs,
-                                                        span=span, timer=timer, progress=progress)
+                                                        span=span, timer=timer, progress=progress, scene=o.fit.fit)
     with contextlib.ExitStack() as stack:
         job = None
         if o.export.overlay and "overlay" not in outputs:  # drawn on a second thread while the rest runs

@@ -1,0 +1,205 @@
+"""Gravity from the scene: the straight vertical edges of the room (door frames, walls,
+windows, furniture) converge on the image's vertical vanishing point, which gives the
+camera's pitch and roll without looking at the person at all.
+
+A person who leans, bends or balances on one leg says little about which way is up; a room
+says it precisely. The fit (:func:`mocap.fit.fit.fit_person`) takes the vertical these lines
+give when they are clear (enough of them, spread across the picture, agreeing with each
+other) and near what the body suggests; otherwise it keeps the body's cue
+(:func:`mocap.fit.ground.estimate_up`).
+
+Pure array functions; camera axes x right, y down, z forward; pixels and radians:
+
+* :func:`line_segments`: straight segments of an image away from the people in it.
+* :func:`vertical_up`: gravity's up (camera axes) from the segments that meet at one
+  vanishing point near a first guess, with its spread.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+#: people's boxes grow by this share of their height before their segments are dropped (limbs
+#: are straight too; the keypoints miss hair, hands' tips and loose clothes)
+BOX_MARGIN = 0.15
+
+
+@dataclass(frozen=True)
+class SceneUp:
+    """Gravity read from the scene's vertical lines.
+
+    Attributes:
+        up: (3,) unit vector, up in camera axes (y down).
+        lines: how many segments meet at the vanishing point; length_px: their total length.
+        spread_rad: the vertical's uncertainty (the spread of its estimate over resampled
+            segments, radians).
+    """
+
+    up: np.ndarray
+    lines: int
+    length_px: float
+    spread_rad: float
+
+
+def line_segments(image: np.ndarray, boxes: np.ndarray | None = None, *, min_length_px: float | None = None,
+                  max_side: int = 1280) -> np.ndarray:
+    """Straight segments of ``image`` outside people's boxes (OpenCV's line segment detector).
+
+    Args:
+        image: (H, W, 3) uint8 RGB or (H, W) uint8 grey.
+        boxes: (P, 4) people's boxes (x0, y0, x1, y1), pixels; grown by :data:`BOX_MARGIN`
+            of their height; a segment whose midpoint lies in one is dropped. None: none.
+        min_length_px: shorter segments are dropped (default 2.5 % of the image's long side).
+        max_side: a larger image is looked at scaled down to this long side (a 1080p frame
+            takes 0.05 s instead of 0.13 s on the 2-core machine; the verticals of the
+            Pose2Sim rooms move by 0.1-0.6 degrees, either way).
+    Returns:
+        (N, 4) float64 segments (x1, y1, x2, y2), pixels.
+    """
+    import cv2
+
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise ValueError(f"image must be (H, W, 3) or (H, W) uint8, got {img.shape} {img.dtype}")
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    scale = min(1.0, float(max_side) / max(grey.shape))
+    small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    found = cv2.createLineSegmentDetector().detect(small)[0]
+    seg = np.zeros((0, 4)) if found is None else found.reshape(-1, 4).astype(np.float64) / scale
+    min_len = 0.025 * max(grey.shape) if min_length_px is None else float(min_length_px)
+    seg = seg[np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]) >= min_len]
+    # the picture's own edges (a dark border, letterboxing) are not the room's
+    h, w = grey.shape
+    x, y = seg[:, [0, 2]], seg[:, [1, 3]]
+    edge = 4.0
+    seg = seg[~(((x < edge).all(1)) | ((x > w - 1 - edge).all(1)) | ((y < edge).all(1)) | ((y > h - 1 - edge).all(1)))]
+    if boxes is not None and len(boxes) and len(seg):
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        b = b[np.isfinite(b).all(1)]
+        m = np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0])[:, None] * BOX_MARGIN
+        b = b + np.concatenate([-m, -m, m, m], 1)
+        mid = (seg[:, :2] + seg[:, 2:]) / 2
+        inside = ((mid[:, None, 0] >= b[None, :, 0]) & (mid[:, None, 0] <= b[None, :, 2])
+                  & (mid[:, None, 1] >= b[None, :, 1]) & (mid[:, None, 1] <= b[None, :, 3])).any(1)
+        seg = seg[~inside]
+    return seg
+
+
+def _angle_to(v: np.ndarray, mid: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """(N,) radians between each segment (midpoint (N, 2), unit direction (N, 2)) and the way
+    from its midpoint to the homogeneous image point ``v`` (3,) (a point at infinity too)."""
+    to_v = v[:2][None] - mid * v[2]
+    to_v = to_v / np.maximum(np.linalg.norm(to_v, axis=1, keepdims=True), 1e-12)
+    return np.arccos(np.clip(np.abs((to_v * direction).sum(1)), 0.0, 1.0))
+
+
+def _solve(normals: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The direction (3,) closest to lying in every segment's plane through the camera
+    (unit normals (N, 3)), weighted least squares."""
+    return np.linalg.svd(normals * np.sqrt(weights)[:, None], full_matrices=False)[2][-1]
+
+
+def vertical_up(segments: np.ndarray, K: np.ndarray, prior_up: np.ndarray, *, max_turn: float = np.radians(20.0),
+                tolerance: float = np.radians(0.75), min_lines: int = 8, max_spread: float = np.radians(1.5),
+                iterations: int = 1000, seed: int = 0) -> SceneUp | None:
+    """Up in camera axes from the segments that converge on the vertical vanishing point.
+
+    Candidate points come from pairs of segments (RANSAC, longer segments drawn more often);
+    only a point whose direction lies within ``max_turn`` of ``prior_up`` (or its opposite)
+    counts, so the floor's receding edges (which meet on the horizon) and the edges across
+    the picture are never taken for verticals. The point with the longest total of segments
+    pointing at it (within ``tolerance``) wins and is refined by least squares over the
+    segments' planes through the camera centre.
+
+    Args:
+        segments: (N, 4) pixels (:func:`line_segments`), lens distortion negligible or removed.
+        K: (3, 3) intrinsics. prior_up: (3,) up in camera axes, the first guess.
+        min_lines: fewer converging segments give None; max_spread: so does a vertical that
+            moves more than this (radians) when the segments are resampled (all the lines on
+            one object, nearly parallel in the image, fix the roll but not the pitch).
+    Returns:
+        :class:`SceneUp`, or None when the scene gives no clear vertical.
+    """
+    seg = np.asarray(segments, dtype=np.float64).reshape(-1, 4)
+    seg = seg[np.isfinite(seg).all(1)]
+    K = np.asarray(K, dtype=np.float64)
+    u0 = np.asarray(prior_up, dtype=np.float64)
+    u0 = u0 / np.linalg.norm(u0)
+    if len(seg) < min_lines:
+        return None
+    p, q = seg[:, :2], seg[:, 2:]
+    length = np.linalg.norm(q - p, axis=1)
+    mid, direction = (p + q) / 2, (q - p) / np.maximum(length, 1e-12)[:, None]
+    keep = _angle_to(K @ u0, mid, direction) < max_turn  # pointing roughly at the guessed vanishing point
+    if keep.sum() < min_lines:
+        return None
+    p, q, length, mid, direction = p[keep], q[keep], length[keep], mid[keep], direction[keep]
+    k_inv = np.linalg.inv(K)
+    rays_p = np.c_[p, np.ones(len(p))] @ k_inv.T
+    rays_q = np.c_[q, np.ones(len(q))] @ k_inv.T
+    normals = np.cross(rays_p, rays_q)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    cos_max = np.cos(max_turn)
+
+    def inliers(d: np.ndarray) -> np.ndarray:
+        return _angle_to(K @ d, mid, direction) < tolerance
+
+    rng = np.random.default_rng(seed)
+    n = len(length)
+    pairs = rng.choice(n, size=(iterations, 2), p=length / length.sum())
+    best, best_score = None, 0.0
+    for i, j in pairs:
+        if i == j:
+            continue
+        d = np.cross(normals[i], normals[j])
+        norm = np.linalg.norm(d)
+        if norm < 1e-9 or abs(d @ u0) / norm < cos_max:
+            continue
+        d /= norm
+        score = length[inliers(d)].sum()
+        if score > best_score:
+            best, best_score = d, score
+    if best is None:
+        return None
+    d = best
+    for _ in range(3):
+        inl = inliers(d)
+        if inl.sum() < min_lines:
+            return None
+        d = _solve(normals[inl], length[inl])
+    d = d if d @ u0 > 0 else -d
+    inl = inliers(d)
+    if inl.sum() < min_lines or d @ u0 < cos_max:
+        return None
+    # the spread: the vertical of resampled segments (a vertical resting on a few nearly
+    # parallel lines moves a lot)
+    idx = np.nonzero(inl)[0]
+    turns = []
+    for _ in range(30):
+        pick = rng.choice(idx, size=len(idx))
+        e = _solve(normals[pick], length[pick])
+        turns.append(np.arccos(np.clip(abs(e @ d), 0.0, 1.0)))
+    spread = float(np.sqrt(np.mean(np.square(turns))))
+    if spread > max_spread:
+        return None
+    return SceneUp(up=d, lines=int(inl.sum()), length_px=float(length[inl].sum()), spread_rad=spread)
+
+
+def scene_segments(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None]) -> np.ndarray:
+    """The segments (:func:`line_segments`) of a few frames of one static camera, each without
+    the people in it (``boxes``: per frame, (P, 4) pixels or None), pooled: (N, 4) pixels."""
+    if len(frames) != len(boxes):
+        raise ValueError(f"{len(frames)} frames but {len(boxes)} sets of boxes")
+    parts = [line_segments(f, b) for f, b in zip(frames, boxes)]
+    return np.concatenate(parts) if parts else np.zeros((0, 4))
+
+
+def people_boxes(keypoints: np.ndarray) -> np.ndarray:
+    """(P, J, 2) one frame's people's keypoints (pixels, NaN where unseen) -> (P', 4) boxes
+    (x0, y0, x1, y1) of those with any keypoint seen."""
+    kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, np.shape(keypoints)[-2], 2)
+    seen = np.isfinite(kp).all(-1)
+    out = [np.r_[kp[i, seen[i]].min(0), kp[i, seen[i]].max(0)] for i in range(len(kp)) if seen[i].any()]
+    return np.asarray(out, dtype=np.float64).reshape(-1, 4)

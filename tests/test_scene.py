@@ -1,0 +1,182 @@
+"""Gravity from the scene's vertical lines (mocap.fit.scene) on drawn rooms seen by known cameras,
+and the fit that uses it on a person whose balance says nothing of gravity."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mocap.fit.ground import camera_pitch_roll, world_from_camera
+from mocap.fit.scene import line_segments, people_boxes, scene_segments, vertical_up
+from mocap.pipelines.capture import lift_and_fit
+from tests.test_fit import FIT, J, lean_deg, look_camera, pose, seen_by
+from tests.synthetic import _rot
+
+cv2 = pytest.importorskip("cv2")
+
+LEVEL_UP = np.array([0.0, -1.0, 0.0])
+
+
+def room_image(camera, *, verticals: bool = True, floor: bool = True, person_box: tuple | None = None,
+               seed: int = 0) -> np.ndarray:
+    """(H, W, 3) uint8: a room drawn through ``camera``: door frames and wall corners (vertical
+    edges 0-2.4 m high, 1.5-5 m behind the origin), the floor's tiles (edges receding from the
+    camera and across it), and, in ``person_box`` (x0, y0, x1, y1 pixels), slanted strokes
+    (a leaning person's limbs: straight, not vertical)."""
+    rng = np.random.default_rng(seed)
+    w, h = camera.size
+    img = np.full((h, w, 3), 150, np.uint8)
+    img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+    def draw(a, b, colour, width=3):
+        pts = camera.project(np.stack([a, b]))
+        if np.isfinite(pts).all():
+            cv2.line(img, tuple(int(v) for v in pts[0]), tuple(int(v) for v in pts[1]), colour, width, cv2.LINE_AA)
+
+    if verticals:
+        for x in np.linspace(-2.5, 2.5, 9):
+            z = -rng.uniform(1.5, 5.0)
+            for dx in (0.0, 0.9):  # a door frame: two posts
+                draw(np.array([x + dx, 0.0, z]), np.array([x + dx, 2.4, z]), (40, 40, 40))
+    if floor:
+        for x in np.linspace(-3.0, 3.0, 13):  # tiles' edges running away from the camera
+            draw(np.array([x, 0.0, 2.0]), np.array([x, 0.0, -6.0]), (90, 90, 90), 2)
+        for z in np.linspace(-6.0, 2.0, 9):  # and across
+            draw(np.array([-3.0, 0.0, z]), np.array([3.0, 0.0, z]), (90, 90, 90), 2)
+    if person_box is not None:
+        x0, y0, x1, y1 = person_box
+        cv2.rectangle(img, (x0, y0), (x1, y1), (200, 180, 160), -1)
+        for k in range(8):
+            a = (x0 + int((x1 - x0) * k / 8), y0 + 10)
+            cv2.line(img, a, (a[0] + (x1 - x0) // 3, y1 - 10), (20, 20, 90), 6, cv2.LINE_AA)
+    return img
+
+
+def up_of(camera) -> np.ndarray:
+    return camera.R @ np.array([0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("pitch,roll", [(5.0, 0.0), (22.0, 8.0), (35.0, -12.0)])
+def test_vertical_lines_give_the_camera_pitch_and_roll(pitch, roll):
+    camera = look_camera(pitch, 1.6, 6.0, roll_deg=roll)
+    segments = line_segments(room_image(camera))
+    # the first guess is a level camera (up to 35 degrees off): the floor's edges, which meet on the
+    # horizon and run across the picture, are never taken for verticals
+    found = vertical_up(segments, camera.K, LEVEL_UP, max_turn=np.radians(40.0))
+    assert found is not None and found.lines >= 8
+    p, r = (np.degrees(v) for v in camera_pitch_roll(world_from_camera(found.up)))
+    assert p == pytest.approx(pitch, abs=0.3) and r == pytest.approx(roll, abs=0.3), (p, r)
+    assert np.degrees(np.arccos(np.clip(found.up @ up_of(camera), -1, 1))) < 0.3
+    assert found.spread_rad < np.radians(0.5)
+
+
+def test_no_clear_vertical_gives_none():
+    camera = look_camera(20.0, 1.6, 6.0)
+    floor_only = line_segments(room_image(camera, verticals=False))
+    assert len(floor_only) > 10  # there are lines, just no verticals
+    assert vertical_up(floor_only, camera.K, up_of(camera)) is None
+    assert vertical_up(np.zeros((0, 4)), camera.K, up_of(camera)) is None
+    # the verticals a first guess more than max_turn away would need are not looked for
+    segments = line_segments(room_image(camera))
+    far = _rot("x", np.radians(35.0)) @ up_of(camera)
+    assert vertical_up(segments, camera.K, far, max_turn=np.radians(20.0)) is None
+
+
+def test_people_are_left_out():
+    camera = look_camera(20.0, 1.6, 6.0)
+    box = (380, 500, 700, 1500)
+    img = room_image(camera, verticals=False, floor=False, person_box=box)
+    assert len(line_segments(img)) >= 8  # the person's straight strokes
+    kp = np.array([[[box[0] + 30.0, box[1] + 60.0], [box[2] - 30.0, box[3] - 60.0], [np.nan, np.nan]]])
+    np.testing.assert_allclose(people_boxes(kp), [[box[0] + 30, box[1] + 60, box[2] - 30, box[3] - 60]])
+    assert len(scene_segments([img], [people_boxes(kp)])) == 0  # the box grows by BOX_MARGIN over the keypoints
+    # with the room behind them, only the room counts
+    img = room_image(camera, person_box=box)
+    found = vertical_up(scene_segments([img], [people_boxes(kp)]), camera.K, LEVEL_UP, max_turn=np.radians(30.0))
+    assert found is not None
+    assert np.degrees(np.arccos(np.clip(found.up @ up_of(camera), -1, 1))) < 0.3
+    with pytest.raises(ValueError):
+        line_segments(np.zeros((10, 10, 4), np.uint8))
+
+
+def leaning_on_something(t: int = 60, lean: float = 25.0) -> np.ndarray:
+    """A person bent forward ``lean`` degrees at the hips, not over their feet (leaning on a
+    table, say): the centre of mass says nothing of gravity here. Feet on y = 0."""
+    bend = np.full(t, np.radians(lean))
+    wave = 0.3 * np.sin(2 * np.pi * 0.5 * np.arange(t) / 30.0)
+    joints = pose({"pelvis": _rot("x", bend), "left_hip": _rot("x", -bend), "right_hip": _rot("x", -bend),
+                   "left_shoulder": _rot("z", wave - 1.2), "right_shoulder": _rot("z", 1.2 - wave)}, t)
+    joints = joints @ _rot("x", np.array(np.radians(12.0))).T  # the whole body tipped forward too
+    feet = [J(n) for n in ("left_heel", "left_foot_index", "right_heel", "right_foot_index")]
+    joints[..., 1] -= joints[:, feet, 1].min(1, keepdims=True)
+    return joints
+
+
+def test_the_fit_takes_gravity_from_the_room():
+    truth = leaning_on_something()
+    camera = look_camera(25.0, 1.8, 5.0, roll_deg=6.0)
+    keypoints = seen_by(truth, camera, 30.0)
+    box = people_boxes(keypoints.keypoints[0][None])
+    lines = scene_segments([room_image(camera)], [box])
+    _, body_only = lift_and_fit(keypoints, **FIT)
+    motion, with_room = lift_and_fit(keypoints.__class__(**{**keypoints.__dict__, "scene_lines": lines}), **FIT)
+    assert with_room.up_source == "scene" and body_only.up_source != "scene"
+    p, r, _ = with_room.pitch_roll_height
+    assert p == pytest.approx(25.0, abs=1.0) and r == pytest.approx(6.0, abs=1.0), (p, r)
+    # the body alone is fooled by a person not over their feet; the room is not
+    p0, _, _ = body_only.pitch_roll_height
+    assert abs(p0 - 25.0) > abs(p - 25.0) + 3.0, (p0, p)
+    assert np.median(lean_deg(motion.joints)) == pytest.approx(np.median(lean_deg(truth)), abs=2.5)
+
+
+def test_scene_lines_round_trip_through_the_keypoints_file(tmp_path):
+    from mocap.errors import MocapError
+    from mocap.formats import load_keypoints, save_keypoints
+
+    camera = look_camera(20.0, 1.6, 6.0)
+    k = seen_by(leaning_on_something(t=5), camera, 30.0)
+    lines = line_segments(room_image(camera)).astype(np.float32)
+    save_keypoints(tmp_path / "k.npz", k.__class__(**{**k.__dict__, "scene_lines": lines}))
+    back = load_keypoints(tmp_path / "k.npz")
+    np.testing.assert_array_equal(back.scene_lines, lines)
+    assert back.frames(1, 3).scene_lines is back.scene_lines  # not per frame: every cut keeps them
+    save_keypoints(tmp_path / "none.npz", k)
+    assert load_keypoints(tmp_path / "none.npz").scene_lines is None
+    for bad in (np.zeros((3, 3), np.float32), np.full((2, 4), np.nan, np.float32)):
+        with pytest.raises(MocapError, match="scene_lines"):
+            k.__class__(**{**k.__dict__, "scene_lines": bad})
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("clip", ["pose2sim_single", "pose2sim_two_people"])
+def test_real_rooms_give_the_calibrated_pitch_and_roll(clip):
+    """The four Pose2Sim cameras (Qualisys calibration, its focal lengths), three frames each, first
+    guess a level camera: pitch and roll against the calibration's. (Before the picture's own
+    border was left out and the tolerance narrowed from 1 to 0.75 deg, a dark column at the left
+    of pose2sim_two_people's cam01 pulled its pitch 10 deg off, and a long edge of the treadmill,
+    running away from cam02 but upright in its picture, 5 deg.)"""
+    from tests.conftest import SHARED_DATA
+    from mocap.io.calibration_files import load_calibration
+    from mocap.pipelines.capture import scene_lines
+
+    data = SHARED_DATA / "video" / clip
+    if not data.is_dir():
+        pytest.skip(f"needs ../shared/data/video/{clip}")
+    for cam in load_calibration(data / "calibration" / "Calib.qca.txt"):
+        video = data / "videos" / f"{cam.name}.mp4"
+        people = np.full((100, 0, 33, 2), np.nan)  # no boxes: the people stay in (a harder case)
+        found = vertical_up(scene_lines(video, people, (0, 100)), cam.K, LEVEL_UP, max_turn=np.radians(40.0))
+        assert found is not None
+        p, r = (np.degrees(v) for v in camera_pitch_roll(world_from_camera(found.up)))
+        truth = [np.degrees(v) for v in camera_pitch_roll(world_from_camera(cam.R @ np.array([0.0, 0.0, 1.0])))]
+        assert abs(p - truth[0]) < 1.0, (cam.name, p, truth)
+        assert abs(r - truth[1]) < 1.0, (cam.name, r, truth)
+
+
+def test_the_pictures_own_border_is_not_a_line():
+    camera = look_camera(20.0, 1.6, 6.0)
+    img = room_image(camera)
+    img[:, :2] = 0  # a dark column down the left (some encoders' padding), and along the top
+    img[:2, :] = 0
+    seg = line_segments(img)
+    near = lambda v, lim: (np.abs(v - lim) < 4.0).all(1)  # noqa: E731
+    assert not (near(seg[:, [0, 2]], 0.0) | near(seg[:, [1, 3]], 0.0)).any()
