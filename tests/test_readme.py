@@ -43,14 +43,14 @@ def test_readme_python_example(tmp_path, capsys):
     assert motion_height(tall) == pytest.approx(1.80, abs=0.01)
     assert abs(motion_height(default) - 1.80) > 0.02
     assert np.nanmin(tall.joints[..., 1]) > -0.05
-    # gravity from the room's vertical lines, kept in keypoints2d.npz for `mocap lift`: the Pose2Sim
-    # calibration of this camera says 22.5 deg down and 13.4 deg of roll (the default focal length,
-    # 10 % longer than the true one, adds about 2 deg of pitch)
+    # gravity and the focal length from the room's lines, kept in keypoints2d.npz for `mocap lift`: the
+    # Pose2Sim calibration of this camera says 22.5 deg down, 13.4 deg of roll, a focal length of 1681 px
     from mocap.fit.quality import read_quality_json
     from mocap.formats import load_keypoints
 
     q = read_quality_json(tmp_path / "out" / "quality.json")
-    assert q["gravity_from"] == "scene"
-    assert q["camera_pitch_deg"] == pytest.approx(22.5, abs=3.0) and q["camera_roll_deg"] == pytest.approx(13.4, abs=1.0)
+    assert q["gravity_from"] == "scene" and q["focal_from"] == "scene"
+    assert q["camera_focal_px"] == pytest.approx(1681, rel=0.03)
+    assert q["camera_pitch_deg"] == pytest.approx(22.5, abs=2.0) and q["camera_roll_deg"] == pytest.approx(13.4, abs=1.0)
     assert len(load_keypoints(tmp_path / "out" / "keypoints2d.npz").scene_lines) > 50
     assert np.nanmin(default.joints[..., 1]) > -0.05  # feet on y = 0, nothing far below it

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mocap.fit.ground import camera_pitch_roll, world_from_camera
-from mocap.fit.scene import line_segments, people_boxes, scene_segments, vertical_up
+from mocap.fit.scene import focal_from_scene, line_segments, people_boxes, scene_segments, vertical_up
 from mocap.pipelines.capture import lift_and_fit
-from tests.test_fit import FIT, J, lean_deg, look_camera, pose, seen_by
+from tests.test_fit import FIT, FOCAL, J, lean_deg, look_camera, pose, seen_by
 from tests.synthetic import _rot
 
 cv2 = pytest.importorskip("cv2")
@@ -17,18 +17,21 @@ LEVEL_UP = np.array([0.0, -1.0, 0.0])
 
 
 def room_image(camera, *, verticals: bool = True, floor: bool = True, person_box: tuple | None = None,
-               seed: int = 0) -> np.ndarray:
+               seed: int = 0, yaw_deg: float = 0.0) -> np.ndarray:
     """(H, W, 3) uint8: a room drawn through ``camera``: door frames and wall corners (vertical
     edges 0-2.4 m high, 1.5-5 m behind the origin), the floor's tiles (edges receding from the
     camera and across it), and, in ``person_box`` (x0, y0, x1, y1 pixels), slanted strokes
-    (a leaning person's limbs: straight, not vertical)."""
+    (a leaning person's limbs: straight, not vertical). ``yaw_deg`` turns the room about the
+    vertical (the camera then sees its walls at an angle)."""
     rng = np.random.default_rng(seed)
     w, h = camera.size
     img = np.full((h, w, 3), 150, np.uint8)
     img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
 
+    turn = _rot("y", np.array(np.radians(yaw_deg)))
+
     def draw(a, b, colour, width=3):
-        pts = camera.project(np.stack([a, b]))
+        pts = camera.project(np.stack([a, b]) @ turn.T)
         if np.isfinite(pts).all():
             cv2.line(img, tuple(int(v) for v in pts[0]), tuple(int(v) for v in pts[1]), colour, width, cv2.LINE_AA)
 
@@ -180,3 +183,19 @@ def test_the_pictures_own_border_is_not_a_line():
     seg = line_segments(img)
     near = lambda v, lim: (np.abs(v - lim) < 4.0).all(1)  # noqa: E731
     assert not (near(seg[:, [0, 2]], 0.0) | near(seg[:, [1, 3]], 0.0)).any()
+
+
+@pytest.mark.parametrize("pitch,roll", [(12.0, 0.0), (25.0, 6.0), (30.0, -10.0)])
+def test_the_focal_length_from_the_rooms_vanishing_points(pitch, roll):
+    """Verticals and the floor's two directions of edges (at right angles): the focal length
+    comes back within 2 %, whatever focal length the first guess assumed."""
+    camera = look_camera(pitch, 1.6, 6.0, roll_deg=roll)
+    f = focal_from_scene(line_segments(room_image(camera, yaw_deg=25.0)), camera.size)
+    assert f is not None and f == pytest.approx(FOCAL, rel=0.02), f
+
+
+def test_no_focal_length_without_agreeing_vanishing_points():
+    camera = look_camera(25.0, 1.6, 6.0)
+    assert focal_from_scene(line_segments(room_image(camera, floor=False, yaw_deg=25.0)), camera.size) is None
+    assert focal_from_scene(line_segments(room_image(camera, verticals=False, yaw_deg=25.0)), camera.size) is None
+    assert focal_from_scene(np.zeros((0, 4)), camera.size) is None

@@ -43,6 +43,9 @@ class FitResult:
             from what (``"scene"``: :func:`mocap.fit.scene.vertical_up`; ``"floor"``, ``"balance"`` or
             ``"level camera"``: :func:`mocap.fit.ground.estimate_up`).
         iterations: solver iterations; seconds: time of the fit.
+        focal_from: where the focal length came from (``"given"``; ``"scene"``:
+            :func:`mocap.fit.scene.focal_from_scene`; ``"default"``: a 55 degree field of view),
+            set by the pipeline.
     """
 
     motion: Motion
@@ -53,6 +56,7 @@ class FitResult:
     up_source: str
     iterations: int
     seconds: float
+    focal_from: str = "given"
 
     @property
     def pitch_roll_height(self) -> tuple[float, float, float]:

@@ -13,6 +13,9 @@ Pure array functions; camera axes x right, y down, z forward; pixels and radians
 * :func:`line_segments`: straight segments of an image away from the people in it.
 * :func:`vertical_up`: gravity's up (camera axes) from the segments that meet at one
   vanishing point near a first guess, with its spread.
+* :func:`focal_from_scene`: the focal length from the vertical vanishing point and the
+  horizontal ones (a horizontal direction is at right angles to the vertical, and two walls'
+  directions to each other), when several of them agree.
 """
 from __future__ import annotations
 
@@ -103,15 +106,16 @@ def _solve(normals: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def vertical_up(segments: np.ndarray, K: np.ndarray, prior_up: np.ndarray, *, max_turn: float = np.radians(20.0),
                 tolerance: float = np.radians(0.75), min_lines: int = 8, max_spread: float = np.radians(1.5),
-                iterations: int = 1000, seed: int = 0) -> SceneUp | None:
+                iterations: int = 1000, candidates: int = 20, seed: int = 0) -> SceneUp | None:
     """Up in camera axes from the segments that converge on the vertical vanishing point.
 
     Candidate points come from pairs of segments (RANSAC, longer segments drawn more often);
     only a point whose direction lies within ``max_turn`` of ``prior_up`` (or its opposite)
     counts, so the floor's receding edges (which meet on the horizon) and the edges across
     the picture are never taken for verticals. The point with the longest total of segments
-    pointing at it (within ``tolerance``) wins and is refined by least squares over the
-    segments' planes through the camera centre.
+    pointing at it (within ``tolerance``) is refined by least squares over the segments'
+    planes through the camera centre; when it does not hold up (too few segments, or too
+    wide a spread), the next best of up to ``candidates`` distinct points is tried.
 
     Args:
         segments: (N, 4) pixels (:func:`line_segments`), lens distortion negligible or removed.
@@ -149,7 +153,7 @@ def vertical_up(segments: np.ndarray, K: np.ndarray, prior_up: np.ndarray, *, ma
     rng = np.random.default_rng(seed)
     n = len(length)
     pairs = rng.choice(n, size=(iterations, 2), p=length / length.sum())
-    best, best_score = None, 0.0
+    scored = []
     for i, j in pairs:
         if i == j:
             continue
@@ -158,12 +162,24 @@ def vertical_up(segments: np.ndarray, K: np.ndarray, prior_up: np.ndarray, *, ma
         if norm < 1e-9 or abs(d @ u0) / norm < cos_max:
             continue
         d /= norm
-        score = length[inliers(d)].sum()
-        if score > best_score:
-            best, best_score = d, score
-    if best is None:
-        return None
-    d = best
+        scored.append((length[inliers(d)].sum(), d))
+    scored.sort(key=lambda x: -x[0])
+    tried: list[np.ndarray] = []
+    for _, d in scored:  # the best-supported points first; one that does not hold up gives way to the next
+        if len(tried) == candidates:
+            break
+        if any(abs(d @ e) > np.cos(np.radians(2.0)) for e in tried):
+            continue
+        tried.append(d)
+        found = _refined(d, inliers, normals, length, u0, cos_max, min_lines, max_spread, rng)
+        if found is not None:
+            return found
+    return None
+
+
+def _refined(d: np.ndarray, inliers, normals: np.ndarray, length: np.ndarray, u0: np.ndarray, cos_max: float,
+             min_lines: int, max_spread: float, rng) -> SceneUp | None:
+    """:func:`vertical_up`'s candidate direction ``d`` refined over its segments, or None."""
     for _ in range(3):
         inl = inliers(d)
         if inl.sum() < min_lines:
@@ -203,3 +219,96 @@ def people_boxes(keypoints: np.ndarray) -> np.ndarray:
     seen = np.isfinite(kp).all(-1)
     out = [np.r_[kp[i, seen[i]].min(0), kp[i, seen[i]].max(0)] for i in range(len(kp)) if seen[i].any()]
     return np.asarray(out, dtype=np.float64).reshape(-1, 4)
+
+
+def horizontal_points(segments: np.ndarray, vertical_point: np.ndarray, *, tolerance: float = np.radians(0.75),
+                      min_lines: int = 6, count: int = 3, iterations: int = 1000, seed: int = 0
+                      ) -> list[tuple[np.ndarray, int, float]]:
+    """The strongest vanishing points of the segments that do not point at ``vertical_point``
+    (homogeneous (3,), pixels): up to ``count``, each met by at least ``min_lines`` segments
+    (within ``tolerance``) not taken by a stronger one; RANSAC over pairs, then least squares.
+
+    Returns:
+        [(point (3,) homogeneous, w = 1 unless at infinity; segments; their total length px)],
+        strongest first.
+    """
+    seg = np.asarray(segments, dtype=np.float64).reshape(-1, 4)
+    p, q = seg[:, :2], seg[:, 2:]
+    length = np.linalg.norm(q - p, axis=1)
+    mid, direction = (p + q) / 2, (q - p) / np.maximum(length, 1e-12)[:, None]
+    lines = np.cross(np.c_[p, np.ones(len(p))], np.c_[q, np.ones(len(q))])
+    lines /= np.maximum(np.linalg.norm(lines[:, :2], axis=1, keepdims=True), 1e-12)
+    free = _angle_to(np.asarray(vertical_point, dtype=np.float64), mid, direction) >= 2.0 * tolerance
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(count):
+        idx = np.nonzero(free)[0]
+        if len(idx) < min_lines:
+            break
+        pairs = rng.choice(idx, size=(iterations, 2), p=length[idx] / length[idx].sum())
+        best, best_score = None, 0.0
+        for i, j in pairs:
+            v = np.cross(lines[i], lines[j])
+            if i == j or np.linalg.norm(v) < 1e-12:
+                continue
+            inl = free & (_angle_to(v / np.linalg.norm(v), mid, direction) < tolerance)
+            score = length[inl].sum()
+            if score > best_score:
+                best, best_score = inl, score
+        if best is None or best.sum() < min_lines:
+            break
+        v = np.linalg.svd(lines[best] * np.sqrt(length[best])[:, None], full_matrices=False)[2][-1]
+        v = v / v[2] if abs(v[2]) > 1e-12 else v
+        found.append((v, int(best.sum()), float(length[best].sum())))
+        free &= ~best
+    return found
+
+
+def focal_from_scene(segments: np.ndarray, image_size: tuple[int, int], *, agree: float = 0.06,
+                     fov_range_deg: tuple[float, float] = (20.0, 110.0), min_lines: int = 8) -> float | None:
+    """The focal length (pixels, square pixels, principal point at the image centre) from the
+    room's vanishing points, or None when the scene does not say it clearly.
+
+    The vertical vanishing point (:func:`vertical_up` from a level camera's guess, up to 45
+    degrees off with a 67 degree field of view) and each horizontal one (:func:`horizontal_points`) give ``f^2 = -(v1 - c) .
+    (v2 - c)`` (a horizontal direction is at right angles to the vertical); two horizontal
+    ones do too when they are two walls' directions (at right angles). The estimates whose
+    field of view lies in ``fov_range_deg`` (across the long side) are weighed by the
+    segments behind the weaker point; at least two of them must agree within ``agree`` of
+    their weighted median, and their weighted mean is the answer.
+
+    Args:
+        segments: (N, 4) pixels (:func:`line_segments`). image_size: (width, height) pixels.
+    """
+    w, h = (float(v) for v in image_size)
+    c = np.array([w / 2, h / 2])
+    long_side = max(w, h)
+    guess = 0.75 * long_side  # 67 degrees across: the middle of phones' and action cameras' range
+    k0 = np.array([[guess, 0.0, c[0]], [0.0, guess, c[1]], [0.0, 0.0, 1.0]])
+    vertical = vertical_up(segments, k0, np.array([0.0, -1.0, 0.0]), max_turn=np.radians(45.0), min_lines=min_lines)
+    if vertical is None:
+        return None
+    vv = k0 @ vertical.up
+    if abs(vv[2]) < 1e-9:  # verticals parallel in the picture (a level camera): no focal length in them
+        vv = None
+    points = [(p, length) for p, _, length in horizontal_points(segments, k0 @ vertical.up) if abs(p[2]) > 1e-9]
+    if vv is not None:
+        points.insert(0, (vv / vv[2], vertical.length_px))
+    f_lo, f_hi = (long_side / (2 * np.tan(np.radians(a) / 2)) for a in fov_range_deg[::-1])
+    values, weights = [], []
+    for a in range(len(points)):
+        for b in range(a + 1, len(points)):
+            f2 = -float(np.dot(points[a][0][:2] - c, points[b][0][:2] - c))
+            if f2 > 0 and f_lo <= np.sqrt(f2) <= f_hi:
+                values.append(np.sqrt(f2))
+                weights.append(min(points[a][1], points[b][1]))
+    if len(values) < 2:
+        return None
+    values, weights = np.array(values), np.array(weights)
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    median = values[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
+    close = np.abs(values / median - 1) < agree
+    if close.sum() < 2:
+        return None
+    return float(np.average(values[close], weights=weights[close]))

@@ -13,7 +13,8 @@ class LiftOptions:
 
     lifter: str = option("auto", "2D->3D lifter (default: the trained network when installed, else MediaPipe's "
                          "world landmarks)", flag="--lifter", choices=("auto", "network", "mediapipe"))
-    focal_px: float | None = option(None, "camera focal length in pixels (default: from a 55 degree field of view)",
+    focal_px: float | None = option(None, "camera focal length in pixels (default: from the room's vanishing points when "
+                                    "they agree, else a 55 degree field of view)",
                                     flag="--focal-px", bounds=(0.0, 1e6), unit="pixels")
 
     def __post_init__(self) -> None:

@@ -78,7 +78,9 @@ def lift_and_fit(
     Args:
         keypoints: 2D keypoints (any supported layout) of T frames.
         lifter: ``auto``, ``network`` or ``mediapipe``, or a lifter already built.
-        focal_px: camera focal length in pixels; default from a 55 degree field of view.
+        focal_px: camera focal length in pixels; default: with the fit, from the room's vanishing
+            points when ``keypoints.scene_lines`` show them clearly
+            (:func:`mocap.fit.scene.focal_from_scene`), else from a 55 degree field of view.
         cleanup: the clean-up settings (swap repair, gap filling, smoothing, levelling, feet).
         fit: the fitting stage's options; with ``fit.fit`` the clip is fitted to the 2D
             (:func:`mocap.fit.fit.fit_person`: camera, world frame, contacts, bones, poses),
@@ -95,7 +97,14 @@ def lift_and_fit(
             keypoints, _ = swaps.resolve_swaps(keypoints, min_confidence=c.min_confidence)
     with timer.stage("fill 2D gaps"):
         filled = cleanup_motion.fill_keypoint_gaps(keypoints, min_confidence=c.min_confidence, max_gap_s=c.max_gap_s)
-    f = focal_px if focal_px is not None else default_focal_px(keypoints.image_size)
+    f, focal_from = focal_px, "given"
+    if f is None and scene_lines is not None and fit.fit:  # the room's vanishing points, when they agree
+        from mocap.fit.scene import focal_from_scene
+
+        with timer.stage("scene lines"):
+            f, focal_from = focal_from_scene(scene_lines, keypoints.image_size), "scene"
+    if f is None:
+        f, focal_from = default_focal_px(keypoints.image_size), "default"
     with timer.stage("lift 3D"):
         lifter = get_lifter(lifter) if isinstance(lifter, str) else lifter
         lifted = trajectory.lift_camera_joints(lifter, keypoints, filled, focal_px=f)
@@ -114,7 +123,7 @@ def lift_and_fit(
                                 focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
                                 min_confidence=c.min_confidence, hold_feet=c.lock_feet,
                                 max_iterations=fit.max_iterations, scene_lines=scene_lines)
-        return result.motion, result
+        return result.motion, dataclasses.replace(result, focal_from=focal_from)
     with timer.stage("world frame"):
         joints_world = cleanup_motion.world_joints_from_camera(rel, root, level=c.level)
     return cleanup_motion.motion_from_world_joints(joints_world, fps=keypoints.fps, lock_feet=c.lock_feet,
@@ -178,9 +187,10 @@ class CaptureReport:
         from mocap.fit.quality import quality_line
 
         q = self.quality
+        focal = {"scene": " from the room's lines", "default": " assumed (55 deg across; --focal-px sets it)"}
         return [f"camera: {q['camera_height_m']:.2f} m above the floor, pitched {q['camera_pitch_deg']:.1f} deg down, "
-                f"roll {q['camera_roll_deg']:.1f} deg{_GRAVITY_FROM.get(q.get('gravity_from'), '')}; "
-                f"person {q['person_height_m']:.2f} m tall",
+                f"roll {q['camera_roll_deg']:.1f} deg{_GRAVITY_FROM.get(q.get('gravity_from'), '')}; focal length "
+                f"{q['camera_focal_px']:.0f} px{focal.get(q.get('focal_from'), '')}; person {q['person_height_m']:.2f} m tall",
                 quality_line(q)]
 
     def summary(self) -> str:
@@ -472,6 +482,7 @@ def _write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: F
 
     quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
     quality["gravity_from"] = fitted.up_source
+    quality["focal_from"] = fitted.focal_from
     write_quality_json(path, quality)
     return quality
 
