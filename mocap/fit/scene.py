@@ -98,6 +98,15 @@ def _angle_to(v: np.ndarray, mid: np.ndarray, direction: np.ndarray) -> np.ndarr
     return np.arccos(np.clip(np.abs((to_v * direction).sum(1)), 0.0, 1.0))
 
 
+def toward(segments: np.ndarray, point: np.ndarray, tolerance: float = np.radians(0.75)) -> np.ndarray:
+    """(N,) bool: the segments (N, 4) pixels that point at the homogeneous image point ``point``
+    (3,) (a vanishing point; at infinity too) within ``tolerance`` radians."""
+    seg = np.asarray(segments, dtype=np.float64).reshape(-1, 4)
+    p, q = seg[:, :2], seg[:, 2:]
+    length = np.maximum(np.linalg.norm(q - p, axis=1), 1e-12)
+    return _angle_to(np.asarray(point, dtype=np.float64), (p + q) / 2, (q - p) / length[:, None]) < tolerance
+
+
 def _solve(normals: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The direction (3,) closest to lying in every segment's plane through the camera
     (unit normals (N, 3)), weighted least squares."""
