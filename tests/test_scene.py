@@ -199,3 +199,44 @@ def test_no_focal_length_without_agreeing_vanishing_points():
     assert focal_from_scene(line_segments(room_image(camera, floor=False, yaw_deg=25.0)), camera.size) is None
     assert focal_from_scene(line_segments(room_image(camera, verticals=False, yaw_deg=25.0)), camera.size) is None
     assert focal_from_scene(np.zeros((0, 4)), camera.size) is None
+
+
+def test_a_rig_calibrated_from_people_gets_gravity_from_its_views():
+    """Three cameras round a room, their rig expressed in the first camera's frame (as a rig
+    calibrated from people is): the views' vertical lines give the true up in that frame."""
+    from mocap.camera import Camera
+    from mocap.fit.scene import rig_up
+
+    cams = []
+    for yaw, pitch, roll in ((0.0, 20.0, 3.0), (40.0, 12.0, -5.0), (-35.0, 28.0, 8.0)):
+        c = look_camera(pitch, 1.7, 6.0, roll_deg=roll)
+        turn = _rot("y", np.array(np.radians(yaw)))
+        r = c.R @ turn.T  # the same camera carried round the room's vertical axis
+        cams.append(Camera(name=f"c{len(cams)}", size=c.size, K=c.K, R=r, t=c.t, dist=np.zeros(5)))
+    lines = [line_segments(room_image(c)) for c in cams]
+    r0, t0 = cams[0].R, cams[0].t
+    rig = [Camera(name=c.name, size=c.size, K=c.K, R=c.R @ r0.T, t=c.t - c.R @ r0.T @ t0, dist=c.dist) for c in cams]
+    truth = r0 @ np.array([0.0, 1.0, 0.0])  # up in the first camera's frame
+    up = rig_up(lines, rig)
+    assert up is not None and np.degrees(np.arccos(np.clip(up @ truth, -1, 1))) < 0.3
+    # a view without lines does not matter; one view alone is not enough
+    assert np.degrees(np.arccos(np.clip(rig_up([lines[0], None, lines[2]], rig) @ truth, -1, 1))) < 0.3
+    assert rig_up([lines[0], None, np.zeros((0, 4))], rig) is None
+    with pytest.raises(ValueError):
+        rig_up(lines[:2], rig)
+
+
+def test_an_explicit_up_keeps_a_triangulated_lean():
+    """motion_from_points with the rooms' up: a person leaning the whole clip keeps the lean in a
+    world whose axes are tilted (a rig calibrated from people); levelled by the torso they stand up."""
+    from mocap.cleanup.motion import motion_from_points
+    from tests.test_fit import leaning_clip
+    from tests.synthetic import motion21_to_mediapipe33
+
+    truth = leaning_clip(t=60, lean=25.0)
+    tilt = _rot("x", np.array(np.radians(17.0))) @ _rot("z", np.array(np.radians(-9.0)))
+    points = motion21_to_mediapipe33(truth) @ tilt.T + np.array([0.3, -0.2, 4.0])
+    with_up, _, _ = motion_from_points(points, "mediapipe33", fps=30.0, up=tilt @ np.array([0.0, 1.0, 0.0]))
+    torso, _, _ = motion_from_points(points, "mediapipe33", fps=30.0)
+    assert np.median(lean_deg(with_up.joints)) == pytest.approx(np.median(lean_deg(truth)), abs=2.0)
+    assert np.median(lean_deg(torso.joints)) < np.median(lean_deg(truth)) - 10.0

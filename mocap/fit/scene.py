@@ -321,3 +321,41 @@ def focal_from_scene(segments: np.ndarray, image_size: tuple[int, int], *, agree
     if close.sum() < 2:
         return None
     return float(np.average(values[close], weights=weights[close]))
+
+
+def rig_up(lines: Sequence[np.ndarray | None], cameras: Sequence, *, agree: float = np.radians(3.0),
+           max_turn: float = np.radians(45.0)) -> np.ndarray | None:
+    """Gravity's up in a calibrated rig's world from each view's vertical lines, or None.
+
+    Each view's segments (pixels, lens distortion undone with its camera's) give up in its
+    camera's axes (:func:`vertical_up`, first guess that camera held level, up to ``max_turn``
+    off), turned into the world by the camera's rotation. At least two views must agree within
+    ``agree`` (radians) of the best-supported; their length-weighted mean is the answer. For
+    a rig whose world is not level: one calibrated from people (its world is the first
+    camera's), or a file whose world is a camera's own frame.
+
+    Args:
+        lines: per view, (N, 4) segments (:func:`line_segments`) or None.
+        cameras: the rig's :class:`~mocap.camera.Camera` objects (``K``, ``R``, ``undistort_pixels``).
+    """
+    if len(lines) != len(cameras):
+        raise ValueError(f"{len(lines)} sets of lines for {len(cameras)} cameras")
+    ups, weights = [], []
+    for seg, cam in zip(lines, cameras):
+        if seg is None or len(seg) == 0:
+            continue
+        ideal = cam.undistort_pixels(np.asarray(seg, dtype=np.float64).reshape(-1, 2, 2)).reshape(-1, 4)
+        found = vertical_up(ideal, cam.K, np.array([0.0, -1.0, 0.0]), max_turn=max_turn)
+        if found is not None:
+            ups.append(np.asarray(cam.R, dtype=np.float64).T @ found.up)
+            weights.append(found.length_px)
+    if len(ups) < 2:
+        return None
+    ups, weights = np.array(ups), np.array(weights)
+    support = [(weights * (ups @ u > np.cos(agree))).sum() for u in ups]
+    best = ups[int(np.argmax(support))]
+    close = ups @ best > np.cos(agree)
+    if close.sum() < 2:
+        return None
+    mean = (weights[close, None] * ups[close]).sum(0)
+    return mean / np.linalg.norm(mean)

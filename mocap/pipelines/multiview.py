@@ -31,7 +31,8 @@ from mocap.multiview.association import prominence, same_person_tracks
 from mocap.multiview.main_person import main_person
 from mocap.multiview.views import (associate_views, missing_views, person_views, plausible_find,
                                    reproject_to_view, stack_slots)
-from mocap.pipelines.capture import StageTimer, prepare_output_dir
+from mocap.fit.scene import rig_up
+from mocap.pipelines.capture import StageTimer, prepare_output_dir, scene_lines
 from mocap.pipelines.multiview_person import (Person, add_hands, capture_person, view_quality, with_hands,
                                               write_face, write_person)
 from mocap.pipelines.options import CaptureOptions
@@ -354,10 +355,20 @@ def capture_multiview(
                               min_frames=max(2, int(round(fps))))
     wanted = found if options.detection.all_people else [main]
 
+    scene_up = None
+    if options.cleanup.level and not rig.world_holds_gravity(cameras, auto=mv.auto_calibration):
+        with timer.stage("scene lines"):  # the rig's world is not level: gravity from the rooms' verticals
+            try:
+                scene_up = rig_up([scene_lines(v, p.keypoints, (s, s + t)) for v, p, s in zip(videos, people, starts)],
+                                  cameras)
+            except MocapError as e:  # a video that cannot be read again: the body's axis stands
+                notes.append(f"no gravity from the rooms' lines ({e})")
+        if scene_up is not None:
+            notes.append("gravity from the vertical lines of the room in the views (the rig's world is not level)")
     captured: dict[int, Person] = {}
     for pid in wanted:
         captured[pid] = capture_person(pid, assoc.frames(pid), person_views(kp, conf, assoc, pid, views), cameras,
-                                        options, timer.stage)
+                                        options, timer.stage, up=scene_up)
     adjusted_hint = ("the views may be out of step (try --sync auto) or the person poorly seen there"
                      if mv.sync == "none" else "the person may be poorly seen there")
     hint = adjusted_hint if adjusts else "a camera may have moved since the calibration: try --refine-calibration"

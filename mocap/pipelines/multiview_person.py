@@ -38,8 +38,9 @@ class Person:
 
 
 def capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], cameras, options: CaptureOptions,
-                   stage) -> Person:
-    """Triangulate and clean one person's views over their first to last observed frame."""
+                   stage, up: np.ndarray | None = None) -> Person:
+    """Triangulate and clean one person's views over their first to last observed frame (``up``:
+    gravity in the rig's world when the rooms' lines gave it, :func:`mocap.fit.scene.rig_up`)."""
     seen = np.nonzero(frames)[0]
     first, last = int(seen[0]), int(seen[-1]) + 1
     views = [dataclasses.replace(v, keypoints=v.keypoints[first:last], confidence=v.confidence[first:last])
@@ -51,7 +52,7 @@ def capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], camer
     motion, rot, offset = cleanup_motion.motion_from_points(tri.points, views[0].layout, fps=views[0].fps,
                                                             max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
                                                             level=c.level, lock_feet=c.lock_feet, stage=stage,
-                                                            calibrated_up=up_known)
+                                                            calibrated_up=up_known, up=up)
     return Person(pid, first, views, tri, motion, rot, offset, {}, quality.median_bone_length_cv(tri.points, views[0].layout))
 
 
