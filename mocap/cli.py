@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -155,10 +156,15 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise MocapError(f"output {out} must end in .npz")
     with staged_outputs() as staged:
         target = staged.file(out)
+        from mocap.pipelines import capture as pipeline
+
         keypoints, tracks, chosen = detect_person_video(
             args.video, detector=detection.detector_for(1), person=detection.person,
             track_everyone=detection.tracks_people, device=detection.device, progress=not args.quiet)
         (rate,) = require_person([keypoints], [args.video])
+        # as mocap capture's keypoints2d.npz: the background's lines, for the fit of `mocap lift`
+        keypoints = dataclasses.replace(keypoints, scene_lines=pipeline.scene_lines(
+            args.video, tracks.keypoints, (0, keypoints.num_frames)))
         if detection.hands:
             from mocap.detect2d.hands import detect_hands_video
 
@@ -194,7 +200,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         keypoints = Keypoints2D(
             keypoints=map_joints(keypoints.keypoints, "mediapipe33", "coco17").astype("float32"),
             confidence=map_confidence(keypoints.confidence, "mediapipe33", "coco17").astype("float32"),
-            layout="coco17", image_size=keypoints.image_size, fps=keypoints.fps)
+            layout="coco17", image_size=keypoints.image_size, fps=keypoints.fps, scene_lines=keypoints.scene_lines)
     out = Path(args.output)
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
@@ -216,11 +222,11 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         written = [str(out)]
         quality_text = ""
         if fitted is not None:
-            from mocap.fit.quality import motion_quality, quality_line, write_quality_json
+            from mocap.fit.quality import quality_line
+            from mocap.pipelines.capture import write_quality
 
-            quality = motion_quality(body, keypoints, fitted.camera, contacts=fitted.contacts)
             quality_path = out.with_name(out.stem + ".quality.json")
-            write_quality_json(staged.file(quality_path), quality)
+            quality = write_quality(staged.file(quality_path), body, keypoints, fitted)
             written.append(str(quality_path))
             quality_text = "\n" + quality_line(quality)
         if args.bvh:

@@ -154,6 +154,7 @@ def test_lift_command_fits_and_writes_quality(tmp_path):
     q = json.loads((tmp_path / "m.quality.json").read_text())
     assert q["camera_pitch_deg"] == pytest.approx(15.0, abs=2.0) and q["camera_height_m"] == pytest.approx(1.4, rel=0.06)
     assert q["reprojection_median_pct"] < 1.0 and q["frames_below_floor"] == 0
+    assert (q["gravity_from"], q["focal_from"]) == ("balance", "given")  # no room in these keypoints
     m = load_motion(tmp_path / "m.npz")
     assert np.median(lean_deg(m.joints)) == pytest.approx(np.median(lean_deg(truth)), abs=3.0)
 

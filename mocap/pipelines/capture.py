@@ -476,8 +476,9 @@ def _placed(video_keypoints: Keypoints2D, part: Keypoints2D, first: int) -> Keyp
     return dataclasses.replace(video_keypoints, keypoints=kp, confidence=conf)
 
 
-def _write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: FitResult) -> dict:
-    """quality.json of the final motion against the 2D (:func:`mocap.fit.quality.motion_quality`)."""
+def write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: FitResult) -> dict:
+    """quality.json of the final motion against the 2D (:func:`mocap.fit.quality.motion_quality`), with
+    where the fit's gravity and focal length came from; returns its dict."""
     from mocap.fit.quality import motion_quality, write_quality_json
 
     quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
@@ -588,7 +589,7 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
     quality = None
     if fitted is not None:
         with timer.stage("quality"):
-            quality = _write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted)
+            quality = write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted)
             outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
     if o.detection.all_people:
