@@ -452,3 +452,47 @@ def test_stream_face_controls_follow_a_known_face(client, keypoints):
         assert "face_keypoints" in ws.receive_json()["error"]
         ws.send_json(frame_message(k, 4))
         assert ws.receive_json()["type"] == "pose"
+
+
+def _stream_lean(k, hello_msg: dict) -> tuple[float, dict]:
+    """The median torso lean (degrees from +Y) of a stream's replies to keypoints ``k``, and its hello reply."""
+    session = ss.StreamSession(ss.parse_hello(hello_msg))
+    leans = []
+    for i in range(k.num_frames):
+        joints = session.process(frame_message(k, i))["joints"]
+        if joints is not None:
+            j = np.array(joints)
+            v = j[MOTION21.index("neck")] - j[MOTION21.index("pelvis")]
+            leans.append(np.degrees(np.arccos(v[1] / np.linalg.norm(v))))
+    return float(np.median(leans[10:])), session.hello()
+
+
+def test_stream_levels_a_pitched_camera_with_gravity_or_the_rooms_lines():
+    """An upright person seen by a camera pitched 25 deg down and rolled 6 deg: without gravity
+    the stream's person leans (by the angle of the ray to them: about 11 deg here); with the
+    client's gravity (a phone's motion sensor) or the room's vertical lines in one of its images,
+    and the focal length (given, or from the lines), they stand upright."""
+    from tests.test_fit import look_camera, seen_by
+    from tests.test_scene import room_image
+    from mocap.fit.scene import line_segments
+
+    camera = look_camera(25.0, 1.6, 4.5, roll_deg=6.0)
+    k = seen_by(waving_walker(60), camera, 30.0, noise_px=0.5)
+    focal = float(camera.K[0, 0])
+    level, plain = _stream_lean(k, hello(k))
+    gravity = camera.R @ np.array([0.0, -1.0, 0.0])  # the direction things fall, in camera axes
+    with_gravity, told = _stream_lean(k, hello(k, gravity=[float(v) for v in 9.81 * gravity], focal_px=focal))
+    lines = line_segments(room_image(camera, yaw_deg=25.0)).round(1).tolist()
+    with_room, seen = _stream_lean(k, hello(k, scene_lines=lines, focal_px=focal))
+    from_lines, guessed = _stream_lean(k, hello(k, scene_lines=lines))  # the focal length from the lines too
+    assert plain["gravity_from"] == "none" and "camera_pitch_deg" not in plain
+    assert told["gravity_from"] == "client" and seen["gravity_from"] == guessed["gravity_from"] == "scene"
+    for reply in (told, seen, guessed):
+        assert reply["camera_pitch_deg"] == pytest.approx(25.0, abs=0.5)
+        assert reply["camera_roll_deg"] == pytest.approx(6.0, abs=0.5)
+    assert level > 8.0  # leaning with the ray
+    assert max(with_gravity, with_room, from_lines) < 4.0, (level, with_gravity, with_room, from_lines)
+    for bad in ({"gravity": [0, 0, 0]}, {"gravity": [1, 2]}, {"scene_lines": [[1, 2, 3]]},
+                {"scene_lines": lines, "focal_px": -3}):
+        with pytest.raises(ValueError):
+            ss.parse_hello(hello(k, **bad))

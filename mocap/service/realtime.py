@@ -37,13 +37,17 @@ JSON messages:
 
 1. client ``{"type": "hello", "layout": "mediapipe33" | "coco17", "image_size": [w, h],
    "fps": 30, "coords": "pixels" | "normalized", "smoothing": {"min_cutoff": 1.0,
-   "beta": 1.0, "d_cutoff": 1.0} | null, "decimals": 6 | null}`` (only ``image_size`` is
-   required; defaults shown). Within ``hello_timeout_s``; a bad hello gets
+   "beta": 1.0, "d_cutoff": 1.0} | null, "decimals": 6 | null, "gravity": [x, y, z] | null,
+   "scene_lines": [[x1, y1, x2, y2], ...] | null, "focal_px": pixels | null}`` (only
+   ``image_size`` is required; defaults shown; ``gravity``, the direction things fall in camera
+   axes, or ``scene_lines`` of one camera image level the world:
+   :mod:`mocap.service.stream_gravity`). Within ``hello_timeout_s``; a bad hello gets
    ``{"type": "error", "error": ...}`` and close code 1007.
 2. server ``{"type": "hello", "protocol": 1, "joint_names", "parents", "rest_offsets",
    "quat_order": "wxyz", "axes", "receptive_field", "hand_joint_names" (42),
    "hand_parent_names" (42), "hand_rest_offsets" (42 x 3 m), "face_control_names" (10),
-   ...the settings in effect}``.
+   "gravity_from" ("client" | "scene" | "none"), "camera_pitch_deg" and "camera_roll_deg"
+   (with gravity), ...the settings in effect}``.
 3. client, per frame: ``{"type": "frame", "frame": n, "t": seconds, "keypoints": J x
    [x, y] (null for a missing point; null for no person), "confidence": J}`` (``type``,
    ``frame``, ``t`` and ``confidence`` optional; ``frame`` defaults to the count of

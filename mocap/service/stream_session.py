@@ -2,7 +2,7 @@
 
 Per frame: 2D keypoints (J, 2) pixels + confidence (J,) -> causal network
 (:class:`mocap.lift.network.StreamingLifter`, root-relative camera-frame metres) -> world axes
-(:func:`mocap.cleanup.world.camera_to_world`: +Y up, the person facing the camera faces +Z) ->
+(gravity's up as +Y when the client gives it, else the camera's own; the person facing the camera faces +Z) ->
 One-Euro smoothing (:class:`mocap.cleanup.filters.OneEuroFilter`) -> inverse kinematics
 (:func:`mocap.kinematics.ik.solve_ik`, the solver of the offline pipeline, its plan built once
 per process) to MOTION21 local rotations against the MOTION21 rest pose (a T-pose facing +Z,
@@ -22,8 +22,11 @@ per batch, each session's reply the same bits as if it were alone. The IK's cost
 frame: ``python benchmarks/bench_ik.py``; the server's CPU per frame under many streams:
 ``python benchmarks/load_stream.py``.
 
-No camera levelling or ground contact here: the world axes are the camera's with y and z
-flipped, so a pitched camera shows a leaning person (the offline pipeline levels whole clips).
+Gravity: a client that knows it (a phone's motion sensor: hello ``gravity``) or can send the
+straight segments of one camera image (hello ``scene_lines``: the room's vertical lines,
+:func:`mocap.fit.scene.vertical_up`) gets a world whose +Y is up, whatever the camera's pitch
+and roll (:func:`mocap.fit.ground.world_from_camera`); otherwise the world axes are the
+camera's with y and z flipped, so a pitched camera shows a leaning person. No ground contact here.
 """
 from __future__ import annotations
 
@@ -37,13 +40,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mocap.cleanup import world
 from mocap.cleanup.filters import OneEuroFilter
+from mocap.service.stream_gravity import camera_angles, hello_gravity, world_joints
 from mocap.face.controls import CONTROLS as FACE_CONTROLS
 from mocap.face.controls import LiveFace
 from mocap.detect2d.estimators.face_torch import NUM_FACE_POINTS
 from mocap.kinematics import fingers as fk
 from mocap.kinematics.ik import plan_ik, solve_ik
+from mocap.lift.lifters import default_focal_px
 from mocap.skeletons import HAND21, MOTION21, MOTION61, get_layout, rest_offsets
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,9 @@ class StreamConfig:
             MediaPipe reports), scaled here by ``image_size``.
         smoothing: One-Euro parameters, or None for the raw network output.
         decimals: digits kept after the point in replies (6: 1 micrometre), None for all.
+        up: gravity's up in camera axes (x right, y down, z forward), unit; None: the camera
+            is taken as level. gravity_from: where it came from (``"client"``, ``"scene"``,
+            ``"none"``). focal_px: the camera's focal length (default: a 55 degree field of view).
     """
 
     layout: str = "mediapipe33"
@@ -92,6 +99,9 @@ class StreamConfig:
     coords: str = "pixels"
     smoothing: Smoothing | None = Smoothing()
     decimals: int | None = 6
+    up: tuple[float, float, float] | None = None
+    gravity_from: str = "none"
+    focal_px: float | None = None
 
     def __post_init__(self) -> None:
         if self.layout not in STREAM_LAYOUTS:
@@ -106,6 +116,11 @@ class StreamConfig:
             raise ValueError(f"coords must be 'pixels' or 'normalized', got {self.coords!r}")
         if self.decimals is not None and not (isinstance(self.decimals, int) and 0 <= self.decimals <= 17):
             raise ValueError(f"decimals must be a whole number in [0, 17] or null, got {self.decimals!r}")
+        if self.up is not None:
+            v = np.asarray(self.up, dtype=np.float64)
+            if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) < 1e-9:
+                raise ValueError(f"up must be 3 finite numbers, not all 0, got {list(np.ravel(v))[:4]}")
+            object.__setattr__(self, "up", tuple(float(x) for x in v / np.linalg.norm(v)))
 
     @property
     def num_joints(self) -> int:
@@ -129,7 +144,8 @@ def parse_hello(msg: dict) -> StreamConfig:
     """The ``hello`` message (a dict from JSON) -> StreamConfig; ValueError saying what is wrong."""
     if not isinstance(msg, dict) or msg.get("type") != "hello":
         raise ValueError('the first message must be {"type": "hello", "layout": ..., "image_size": [w, h]}')
-    unknown = set(msg) - {"type", "layout", "image_size", "fps", "coords", "smoothing", "decimals", "protocol"}
+    unknown = set(msg) - {"type", "layout", "image_size", "fps", "coords", "smoothing", "decimals", "protocol",
+                          "gravity", "scene_lines", "focal_px"}
     if unknown:
         raise ValueError(f"unknown hello keys: {', '.join(sorted(unknown))}")
     size = msg.get("image_size")
@@ -150,8 +166,10 @@ def parse_hello(msg: dict) -> StreamConfig:
     if isinstance(decimals, bool) or (decimals is not None and not isinstance(decimals, int)):
         raise ValueError(f"decimals must be a whole number or null, got {decimals!r}")
     coords = msg.get("coords", "pixels")
+    up, source, focal = hello_gravity(msg, (size[0], size[1]), str(coords))
     return StreamConfig(layout=str(msg.get("layout", "mediapipe33")), image_size=(size[0], size[1]),
-                        fps=_number(msg, "fps", 30.0), coords=str(coords), smoothing=smoothing, decimals=decimals)
+                        fps=_number(msg, "fps", 30.0), coords=str(coords), smoothing=smoothing, decimals=decimals,
+                        up=up, gravity_from=source, focal_px=focal)
 
 
 @dataclass(frozen=True)
@@ -331,6 +349,7 @@ class StreamSession:
         from mocap.lift.network import StreamingLifter
 
         self.config = config
+        self._hips_px = None  # the hips' last pixel (the ray the network's axes follow)
         self.model = model if model is not None else shared_causal_model()
         self.lifter = StreamingLifter.from_model(self.model)
         self.frames_processed = 0
@@ -342,6 +361,7 @@ class StreamSession:
     def reset(self) -> None:
         """Forget the history (a new shot starts): network buffers, filter and quaternion signs."""
         self.lifter.reset()
+        self._hips_px = None
         s = self.config.smoothing
         self.filter = None if s is None else OneEuroFilter(fps=self.config.fps, min_cutoff=s.min_cutoff,
                                                           beta=s.beta, d_cutoff=s.d_cutoff)
@@ -362,11 +382,22 @@ class StreamSession:
                 "hand_parent_names": [MOTION61.joint_names[MOTION61.parents[i]] for i in _HAND_JOINTS],
                 "hand_rest_offsets": rest_offsets(MOTION61)[_HAND_JOINTS].tolist(),
                 "face_control_names": list(FACE_CONTROLS),
-                "axes": "metres, right-handed, +Y up, +Z towards the camera, pelvis at the origin"}
+                "gravity_from": c.gravity_from, **camera_angles(c.up),
+                "axes": "metres, right-handed, +Y up, +Z towards the camera, pelvis at the origin"
+                        + ("" if c.up is not None else " (+Y the camera's up: send gravity or scene_lines to level it)")}
 
     def lift(self, frame: Frame) -> np.ndarray:
         """Frame -> smoothed world joints (21, 3) metres, +Y up, root-relative; all NaN if no person."""
-        return self.smooth(world.camera_to_world(self.lifter.push(frame.keypoints, frame.confidence)))
+        return self.smooth(self.world(self.lifter.push(frame.keypoints, frame.confidence), frame.keypoints))
+
+    def world(self, rel_cam: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """The network's joints (21, 3) of a frame with 2D ``keypoints`` (J, 2) -> this stream's world
+        (:func:`mocap.service.stream_gravity.world_joints`)."""
+        c = self.config
+        out, self._hips_px = world_joints(rel_cam, keypoints, c.layout, up=c.up,
+                                          focal_px=c.focal_px or default_focal_px(c.image_size), size=c.image_size,
+                                          last_px=self._hips_px)
+        return out
 
     def smooth(self, joints: np.ndarray) -> np.ndarray:
         """World joints (21, 3) of the network -> this stream's One-Euro output (the raw joints without smoothing)."""
@@ -516,7 +547,7 @@ def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | Non
                 replies[i] = _internal_error(items[i][0], items[i][1], e)
     for i, cam in rel_cam.items():
         try:
-            joints[i] = items[i][0].smooth(world.camera_to_world(cam))
+            joints[i] = items[i][0].smooth(items[i][0].world(cam, frames[i].keypoints))
         except Exception as e:  # noqa: BLE001
             replies[i] = _internal_error(items[i][0], items[i][1], e)
     ok = [i for i, jt in enumerate(joints) if jt is not None and np.isfinite(jt).all()]
