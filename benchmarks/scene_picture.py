@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     from mocap.camera import intrinsic_matrix
     from mocap.detect2d.people import detect_people_video
     from mocap.fit.ground import camera_pitch_roll, world_from_camera
-    from mocap.fit.scene import focal_from_scene, horizontal_points, people_boxes, toward, vertical_up
+    from mocap.detect2d.lines import people_boxes
+    from mocap.fit.scene import focal_from_scene, horizontal_points, toward, vertical_up
     from mocap.io.video import iter_frames, probe_video
     from mocap.lift.lifters import default_focal_px
     from mocap.pipelines.capture import scene_frames, scene_lines

@@ -219,6 +219,9 @@ def test_live_drives_motion21_and_mixamo_rig(prefs, clip):
     bpy.context.view_layer.update()
 
     names = list(session.server_hello["joint_names"])
+    # the source sent the first frame's lines (--level): the service stood the world upright from them
+    assert session.server_hello["gravity_from"] == "scene"
+    assert session.server_hello["camera_pitch_deg"] == pytest.approx(22.5, abs=2.5)
     worst, ik_fit = {}, {}
     for obj, tolerance in ((arm, 5.0), (rig, 15.0)):
         pose = applied[obj.name]

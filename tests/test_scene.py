@@ -1,4 +1,4 @@
-"""Gravity from the scene's vertical lines (mocap.fit.scene) on drawn rooms seen by known cameras,
+"""Gravity from the scene's vertical lines (mocap.detect2d.lines, mocap.fit.scene) on drawn rooms seen by known cameras,
 and the fit that uses it on a person whose balance says nothing of gravity."""
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mocap.fit.ground import camera_pitch_roll, world_from_camera
-from mocap.fit.scene import focal_from_scene, line_segments, people_boxes, scene_segments, vertical_up
+from mocap.detect2d.lines import line_segments, people_boxes, scene_segments
+from mocap.fit.scene import focal_from_scene, vertical_up
 from mocap.pipelines.capture import lift_and_fit
 from tests.test_fit import FIT, FOCAL, J, lean_deg, look_camera, pose, seen_by
 from tests.synthetic import _rot

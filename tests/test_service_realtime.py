@@ -474,7 +474,7 @@ def test_stream_levels_a_pitched_camera_with_gravity_or_the_rooms_lines():
     and the focal length (given, or from the lines), they stand upright."""
     from tests.test_fit import look_camera, seen_by
     from tests.test_scene import room_image
-    from mocap.fit.scene import line_segments
+    from mocap.detect2d.lines import line_segments
 
     camera = look_camera(25.0, 1.6, 4.5, roll_deg=6.0)
     k = seen_by(waving_walker(60), camera, 30.0, noise_px=0.5)

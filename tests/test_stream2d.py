@@ -145,6 +145,25 @@ def test_mirror_swaps_sides():
     assert np.median(np.abs(1080.0 - b[:, 0] - a[:, 0])) > 50.0
 
 
+def test_level_sends_the_first_frames_lines_that_level_the_service():
+    """``--level``: the hello holds the first frame's straight segments; the service's stream reads
+    the camera from them (the Pose2Sim calibration of the example's camera: 22.5 deg down, 13.4 deg
+    of roll; the focal length from the lines, within 3 % of its 1681 px); mirrored, the roll turns."""
+    from mocap.service.stream_session import parse_hello
+    from mocap.service.stream_gravity import camera_angles
+
+    rc, lines, _ = run(EXAMPLE_VIDEO, "--max-frames", "2", "--level")
+    assert rc == 0 and lines[0]["type"] == "hello" and len(lines) == 3
+    assert len(lines[0]["scene_lines"]) > 50 and "scene_lines" not in run(EXAMPLE_VIDEO, "--max-frames", "1")[1][0]
+    config = parse_hello(lines[0])
+    angles = camera_angles(config.up)
+    assert config.gravity_from == "scene" and config.focal_px == pytest.approx(1681, rel=0.03)
+    assert angles["camera_pitch_deg"] == pytest.approx(22.5, abs=2.0)
+    assert angles["camera_roll_deg"] == pytest.approx(13.4, abs=1.5)
+    mirrored = camera_angles(parse_hello(run(EXAMPLE_VIDEO, "--max-frames", "1", "--level", "--mirror")[1][0]).up)
+    assert mirrored["camera_roll_deg"] == pytest.approx(-angles["camera_roll_deg"], abs=0.5)
+
+
 def test_errors_are_one_line_with_status_1(tmp_path):
     rc, lines, err = run(tmp_path / "gone.mp4")
     assert rc == 1 and lines == []

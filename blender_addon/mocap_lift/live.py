@@ -2,7 +2,7 @@
 """Live: drive an armature in real time from the mocap-lift service's ``/v1/stream``.
 
 A :class:`LiveSession` runs the 2D keypoint source outside Blender's process
-(``<mocap executable> stream-2d SOURCE --realtime``: the 2D stage of ``mocap capture`` on a
+(``<mocap executable> stream-2d SOURCE --realtime --level``: the 2D stage of ``mocap capture`` on a
 camera or a video file, one JSON line per frame, see ``mocap/detect2d/stream.py``) and talks to the service's
 WebSocket (``ws(s)://<service host>/v1/stream``, key in ``X-API-Key``; protocol in the
 docstring of ``mocap/service/realtime.py``) with the standard-library client of
@@ -178,7 +178,9 @@ class LiveSession:
         self.api_key = api_key
         self.connect_timeout_s = connect_timeout_s
         self.command = list(command) if command is not None else (
-            [executable, "stream-2d", self.source, "--realtime"] + (["--mirror"] if mirror else []))
+            # --level: the first frame's straight lines in the hello, so the service stands the avatar
+            # upright under a tilted camera (a webcam on a monitor looking down)
+            [executable, "stream-2d", self.source, "--realtime", "--level"] + (["--mirror"] if mirror else []))
         self.state = "new"
         self.error = ""
         self.warning = ""  # the service's last non-fatal error reply

@@ -1,7 +1,7 @@
 """``mocap stream-2d``: 2D keypoints of a video file or a camera as JSON lines on stdout.
 
-    mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror] [--detector NAME] [--person WHO] [--hands]
-                           [--face]
+    mocap stream-2d SOURCE [--realtime] [--max-frames N] [--mirror] [--level] [--detector NAME] [--person WHO]
+                           [--hands] [--face]
 
 SOURCE is a video file, or a camera index (``0``, ``1`` ...; OpenCV's
 ``cv2.VideoCapture(index)``). Every frame goes through the 2D stage of ``mocap capture``
@@ -27,7 +27,9 @@ they are:
 
 1. ``{"type": "hello", "layout": "mediapipe33", "image_size": [w, h], "fps": f}``:
    pixels of the upright frame, frames per second (the layout is the detector's:
-   ``coco17`` for movenet and openpose);
+   ``coco17`` for movenet and openpose); with ``--level`` also ``"scene_lines"``: the first
+   frame's straight segments ([[x1, y1, x2, y2], ...] pixels), from which the service levels
+   the world under a tilted camera (:mod:`mocap.service.stream_gravity`);
 2. per frame ``{"type": "frame", "frame": n, "t": seconds, "keypoints": J x [x, y] pixels
    (x right, y down) or null (no person), "confidence": J numbers in [0, 1]}``: ``n``
    counts the source's frames from 0; ``t`` is ``n / fps`` for a file, the seconds since
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -104,6 +107,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="pace a file at its frame rate like a camera (late frames are skipped)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after the source's first N frames")
     p.add_argument("--mirror", action="store_true", help="flip the image left-right first (selfie view)")
+    p.add_argument("--level", action="store_true",
+                   help="send the straight segments of the first frame in the hello (scene_lines), from which "
+                        "mocap serve levels the avatar under a tilted camera (the room's vertical lines)")
     p.add_argument("--min-pose-confidence", type=float, default=0.5,
                    help="the BlazePose detection threshold, ours or MediaPipe's (0..1)")
     add_arguments(p, DetectionOptions, ("detector", "person", "device", "hands", "face"),
@@ -281,8 +287,9 @@ def open_detector(detection: DetectionOptions, *, min_pose_confidence: float = 0
 
 
 def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confidence: float,
-           stop: threading.Event, detection: DetectionOptions = DetectionOptions()) -> int:
-    """Detect and write every frame of ``source`` (hello first); returns the frames written."""
+           stop: threading.Event, detection: DetectionOptions = DetectionOptions(), level: bool = False) -> int:
+    """Detect and write every frame of ``source`` (hello first; with ``level`` it holds the first
+    frame's straight segments, :func:`mocap.detect2d.lines.line_segments`); returns the frames written."""
     pace = realtime and not source.camera
     written, last_ms, start = 0, -1, None
     hands = faces = hand_rois = face_roi = None
@@ -295,8 +302,18 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
 
         faces = FaceLandmarksTorch(detection.device)
     with open_detector(detection, min_pose_confidence=min_pose_confidence) as (layout, detect):
-        _write(out, {"type": "hello", "layout": layout, "image_size": list(source.image_size), "fps": source.fps})
-        for n, t, frame in source.frames:
+        hello = {"type": "hello", "layout": layout, "image_size": list(source.image_size), "fps": source.fps}
+        frames = iter(source.frames)
+        if level:  # the room's lines in the first frame (as the performer sees it)
+            from mocap.detect2d.lines import line_segments
+
+            first = next(frames, None)
+            if first is not None:
+                frames = itertools.chain([first], frames)
+                image = np.ascontiguousarray(first[2][:, ::-1]) if mirror else first[2]
+                hello["scene_lines"] = np.round(line_segments(image), 1).tolist()
+        _write(out, hello)
+        for n, t, frame in frames:
             if stop.is_set():
                 break
             if pace and start is not None:
@@ -346,7 +363,8 @@ def stream2d_main(argv: list[str]) -> int:
             source = open_source(args.source, max_frames=args.max_frames)
             try:
                 stream(source, out, realtime=args.realtime, mirror=args.mirror,
-                       min_pose_confidence=args.min_pose_confidence, stop=stop.event, detection=detection)
+                       min_pose_confidence=args.min_pose_confidence, stop=stop.event, detection=detection,
+                       level=args.level)
             except BrokenPipeError:  # the reader closed our stdout: the normal way to stop us
                 pass
             finally:

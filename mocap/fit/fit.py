@@ -83,7 +83,7 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
         hold_feet: planted feet do not slide and rest on their surface (off: they are only
             kept above the floor; gravity is still read from them).
         scene_lines: (N, 4) straight segments of the static background, pixels
-            (:func:`mocap.fit.scene.scene_segments`): when their vertical vanishing point is
+            (:func:`mocap.detect2d.lines.scene_segments`): when their vertical vanishing point is
             clear and within 20 degrees of the body's cue, gravity starts there and the fit
             keeps it within about its spread (at least 1 degree).
     Returns:

@@ -324,9 +324,9 @@ def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int
     """(N, 4) straight segments of the static background of ``video`` (pixels), from the frames
     :func:`scene_frames` picks in ``span`` (first, stop), each without the people in it
     (``people_px``: (T, P, J, 2) everyone's keypoints over the video's frames, NaN where
-    unseen): what the fit reads gravity from (:func:`mocap.fit.scene.scene_segments`).
+    unseen): what the fit reads gravity from (:func:`mocap.detect2d.lines.scene_segments`).
     ``frames``: those already decoded, (H, W, 3) uint8 RGB by frame number; the others are read."""
-    from mocap.fit.scene import people_boxes, scene_segments
+    from mocap.detect2d.lines import people_boxes, scene_segments
     from mocap.io.video import iter_frames
 
     have = frames or {}

@@ -1,0 +1,76 @@
+"""Straight segments of images: what :mod:`mocap.fit.scene` reads gravity and the focal length
+from (the room's vertical and horizontal edges), found away from the people in the picture.
+
+Pure functions of images and keypoints, pixels (x right, y down).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+#: people's boxes grow by this share of their height before their segments are dropped (limbs
+#: are straight too; the keypoints miss hair, hands' tips and loose clothes)
+BOX_MARGIN = 0.15
+
+
+def line_segments(image: np.ndarray, boxes: np.ndarray | None = None, *, min_length_px: float | None = None,
+                  max_side: int = 1280) -> np.ndarray:
+    """Straight segments of ``image`` outside people's boxes (OpenCV's line segment detector).
+
+    Args:
+        image: (H, W, 3) uint8 RGB or (H, W) uint8 grey.
+        boxes: (P, 4) people's boxes (x0, y0, x1, y1), pixels; grown by :data:`BOX_MARGIN`
+            of their height; a segment whose midpoint lies in one is dropped. None: none.
+        min_length_px: shorter segments are dropped (default 2.5 % of the image's long side).
+        max_side: a larger image is looked at scaled down to this long side (a 1080p frame
+            takes 0.05 s instead of 0.13 s on the 2-core machine; the verticals of the
+            Pose2Sim rooms move by 0.1-0.6 degrees, either way).
+    Returns:
+        (N, 4) float64 segments (x1, y1, x2, y2), pixels.
+    """
+    import cv2
+
+    img = np.asarray(image)
+    if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise ValueError(f"image must be (H, W, 3) or (H, W) uint8, got {img.shape} {img.dtype}")
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    scale = min(1.0, float(max_side) / max(grey.shape))
+    small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    found = cv2.createLineSegmentDetector().detect(small)[0]
+    seg = np.zeros((0, 4)) if found is None else found.reshape(-1, 4).astype(np.float64) / scale
+    min_len = 0.025 * max(grey.shape) if min_length_px is None else float(min_length_px)
+    seg = seg[np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]) >= min_len]
+    # the picture's own edges (a dark border, letterboxing) are not the room's
+    h, w = grey.shape
+    x, y = seg[:, [0, 2]], seg[:, [1, 3]]
+    edge = 4.0
+    seg = seg[~(((x < edge).all(1)) | ((x > w - 1 - edge).all(1)) | ((y < edge).all(1)) | ((y > h - 1 - edge).all(1)))]
+    if boxes is not None and len(boxes) and len(seg):
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        b = b[np.isfinite(b).all(1)]
+        m = np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0])[:, None] * BOX_MARGIN
+        b = b + np.concatenate([-m, -m, m, m], 1)
+        mid = (seg[:, :2] + seg[:, 2:]) / 2
+        inside = ((mid[:, None, 0] >= b[None, :, 0]) & (mid[:, None, 0] <= b[None, :, 2])
+                  & (mid[:, None, 1] >= b[None, :, 1]) & (mid[:, None, 1] <= b[None, :, 3])).any(1)
+        seg = seg[~inside]
+    return seg
+
+
+def scene_segments(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None]) -> np.ndarray:
+    """The segments (:func:`line_segments`) of a few frames of one static camera, each without
+    the people in it (``boxes``: per frame, (P, 4) pixels or None), pooled: (N, 4) pixels."""
+    if len(frames) != len(boxes):
+        raise ValueError(f"{len(frames)} frames but {len(boxes)} sets of boxes")
+    parts = [line_segments(f, b) for f, b in zip(frames, boxes)]
+    return np.concatenate(parts) if parts else np.zeros((0, 4))
+
+
+def people_boxes(keypoints: np.ndarray) -> np.ndarray:
+    """(P, J, 2) one frame's people's keypoints (pixels, NaN where unseen) -> (P', 4) boxes
+    (x0, y0, x1, y1) of those with any keypoint seen."""
+    kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, np.shape(keypoints)[-2], 2)
+    seen = np.isfinite(kp).all(-1)
+    out = [np.r_[kp[i, seen[i]].min(0), kp[i, seen[i]].max(0)] for i in range(len(kp)) if seen[i].any()]
+    return np.asarray(out, dtype=np.float64).reshape(-1, 4)
