@@ -241,3 +241,29 @@ def test_an_explicit_up_keeps_a_triangulated_lean():
     torso, _, _ = motion_from_points(points, "mediapipe33", fps=30.0)
     assert np.median(lean_deg(with_up.joints)) == pytest.approx(np.median(lean_deg(truth)), abs=2.0)
     assert np.median(lean_deg(torso.joints)) < np.median(lean_deg(truth)) - 10.0
+
+
+def test_a_calibrations_axis_is_kept_when_the_room_agrees_and_replaced_when_it_is_tilted():
+    """A board laid level sets a world whose +Y the rooms' verticals confirm (within 2 deg): the
+    exact axis is kept. A board on a slope (the world tilted 9 deg): the lines win, and a note says so."""
+    from mocap.camera import Camera
+    from mocap.fit.scene import rig_up
+    from mocap.multiview.rig import gravity_in_world
+
+    cams = []
+    for yaw, pitch in ((0.0, 20.0), (50.0, 15.0), (-40.0, 25.0)):
+        c = look_camera(pitch, 1.7, 6.0)
+        cams.append(Camera(name=f"c{len(cams)}", size=c.size, K=c.K, R=c.R @ _rot("y", np.array(np.radians(yaw))).T,
+                           t=c.t, dist=np.zeros(5)))
+    lines = [line_segments(room_image(c)) for c in cams]
+    up, note = gravity_in_world(rig_up(lines, cams), True)
+    np.testing.assert_array_equal(up, [0.0, 1.0, 0.0])
+    assert note is None
+    slope = _rot("x", np.array(np.radians(9.0)))  # the board's world: world' = slope @ world
+    tilted = [Camera(name=c.name, size=c.size, K=c.K, R=c.R @ slope.T, t=c.t, dist=c.dist) for c in cams]
+    up, note = gravity_in_world(rig_up(lines, tilted), True)
+    assert np.degrees(np.arccos(np.clip(up @ (slope @ [0.0, 1.0, 0.0]), -1, 1))) < 0.3
+    assert note is not None and float(note.split(" deg off")[0].split()[-1]) == pytest.approx(9.0, abs=0.3)
+    assert gravity_in_world(None, True) == (None, None)
+    up, note = gravity_in_world(rig_up(lines, tilted), False)  # a world that is not level: the lines, said so
+    assert "not level" in note

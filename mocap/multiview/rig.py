@@ -110,3 +110,35 @@ def world_holds_gravity(cameras: Sequence[Camera], *, auto: bool = False, tol: f
     if auto:
         return False
     return not any(np.abs(c.R - np.eye(3)).max() < tol and np.abs(c.t).max() < tol for c in cameras)
+
+
+#: how far (degrees) the rooms' vertical may lie from the nearest axis of a calibration whose world
+#: holds gravity before the rooms' vertical is taken instead (:func:`gravity_in_world`)
+AXIS_TRUST_DEG = 2.0
+
+
+def gravity_in_world(scene_up: np.ndarray | None, holds_gravity: bool, *, tolerance_deg: float = AXIS_TRUST_DEG
+                     ) -> tuple[np.ndarray | None, str | None]:
+    """Gravity's up in a rig's world from the rooms' vertical lines (``scene_up``, unit (3,) or
+    None: :func:`mocap.fit.scene.rig_up`), and a note for the summary.
+
+    A world that holds gravity (:func:`world_holds_gravity`) keeps its nearest axis when the
+    lines agree with it within ``tolerance_deg`` (a mocap system's or a level board's world);
+    farther off (a board laid on a slope or held at a slant) the lines win, and the note says
+    by how much. A world that does not hold gravity takes the lines'. None: no lines, so the
+    axis or the torso decides, as before.
+    """
+    if scene_up is None:
+        return None, None
+    up = np.asarray(scene_up, dtype=np.float64)
+    up = up / np.linalg.norm(up)
+    if not holds_gravity:
+        return up, "gravity from the vertical lines of the room in the views (the rig's world is not level)"
+    k = int(np.argmax(np.abs(up)))
+    axis = np.zeros(3)
+    axis[k] = np.sign(up[k])
+    off = float(np.degrees(np.arccos(np.clip(up @ axis, -1.0, 1.0))))
+    if off <= tolerance_deg:
+        return axis, None
+    return up, (f"the calibration's world is {off:.1f} deg off the vertical lines of the room in the views "
+                "(a board on a slope or held at a slant?): gravity from the lines")

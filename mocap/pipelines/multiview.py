@@ -356,15 +356,16 @@ def capture_multiview(
     wanted = found if options.detection.all_people else [main]
 
     scene_up = None
-    if options.cleanup.level and not rig.world_holds_gravity(cameras, auto=mv.auto_calibration):
-        with timer.stage("scene lines"):  # the rig's world is not level: gravity from the rooms' verticals
+    if options.cleanup.level:  # the rooms' verticals: gravity for a world that is not level, a check of one that is
+        with timer.stage("scene lines"):
             try:
                 scene_up = rig_up([scene_lines(v, p.keypoints, (s, s + t)) for v, p, s in zip(videos, people, starts)],
                                   cameras)
-            except MocapError as e:  # a video that cannot be read again: the body's axis stands
+            except MocapError as e:  # a video that cannot be read again: the calibration's axes or the body decide
                 notes.append(f"no gravity from the rooms' lines ({e})")
-        if scene_up is not None:
-            notes.append("gravity from the vertical lines of the room in the views (the rig's world is not level)")
+        scene_up, note = rig.gravity_in_world(scene_up, rig.world_holds_gravity(cameras, auto=mv.auto_calibration))
+        if note:
+            notes.append(note)
     captured: dict[int, Person] = {}
     for pid in wanted:
         captured[pid] = capture_person(pid, assoc.frames(pid), person_views(kp, conf, assoc, pid, views), cameras,
