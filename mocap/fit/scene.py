@@ -8,15 +8,15 @@ give when they are clear (enough of them, spread across the picture, agreeing wi
 other) and near what the body suggests; otherwise it keeps the body's cue
 (:func:`mocap.fit.ground.estimate_up`).
 
-Pure array functions; camera axes x right, y down, z forward; pixels and radians:
-
-The segments come from :mod:`mocap.detect2d.lines` (the image side).
+The segments come from :mod:`mocap.detect2d.lines` (the image side). Pure array functions;
+camera axes x right, y down, z forward; pixels and radians:
 
 * :func:`vertical_up`: gravity's up (camera axes) from the segments that meet at one
   vanishing point near a first guess, with its spread.
 * :func:`focal_from_scene`: the focal length from the vertical vanishing point and the
   horizontal ones (a horizontal direction is at right angles to the vertical, and two walls'
   directions to each other), when several of them agree.
+* :func:`rig_up`: gravity in a calibrated rig's world from its views' verticals.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
 
 @dataclass(frozen=True)
 class SceneUp:
