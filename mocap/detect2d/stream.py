@@ -304,7 +304,11 @@ def stream(source: Source, out, *, realtime: bool, mirror: bool, min_pose_confid
     with open_detector(detection, min_pose_confidence=min_pose_confidence) as (layout, detect):
         hello = {"type": "hello", "layout": layout, "image_size": list(source.image_size), "fps": source.fps}
         frames = iter(source.frames)
-        if level:  # the room's lines in the first frame (as the performer sees it)
+        # --level: the room's lines in the first frame (as the performer sees it). The person is not
+        # left out: one frame has too few lines then (on the example the focal length is no longer
+        # found and the pitch comes out 2 deg steeper), and the limbs of someone standing agree
+        # with the room's verticals
+        if level:
             from mocap.detect2d.lines import line_segments
 
             first = next(frames, None)
