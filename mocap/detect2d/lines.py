@@ -69,8 +69,9 @@ def scene_segments(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray | No
 
 def people_boxes(keypoints: np.ndarray) -> np.ndarray:
     """(P, J, 2) one frame's people's keypoints (pixels, NaN where unseen) -> (P', 4) boxes
-    (x0, y0, x1, y1) of those with any keypoint seen."""
-    kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, np.shape(keypoints)[-2], 2)
-    seen = np.isfinite(kp).all(-1)
-    out = [np.r_[kp[i, seen[i]].min(0), kp[i, seen[i]].max(0)] for i in range(len(kp)) if seen[i].any()]
-    return np.asarray(out, dtype=np.float64).reshape(-1, 4)
+    (x0, y0, x1, y1) of those with any keypoint seen (:func:`mocap.detect2d.tracking.keypoint_boxes`)."""
+    from mocap.detect2d.tracking import keypoint_boxes
+
+    kp = np.asarray(keypoints, dtype=np.float64)
+    boxes = keypoint_boxes(kp.reshape(-1, kp.shape[-2], 2))
+    return boxes[np.isfinite(boxes).all(1)]

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from mocap.detect2d.tracking import place_frames
+from mocap.detect2d.tracking import keypoint_boxes, place_frames
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
 from mocap.skeletons import get_layout
@@ -132,9 +132,7 @@ class PeopleTracks:
             kp = self.keypoints[frames, slots]
             ok = np.isfinite(kp).all(-1) & (self.confidence[frames, slots] >= 0.3)
             rows = ok.sum(-1) >= 2
-            big = np.where(ok[..., None], kp, np.nan)
-            boxes = np.concatenate([np.nanmin(big[rows], 1), np.nanmax(big[rows], 1)], -1) if rows.any() \
-                else np.full((1, 4), np.nan)
+            boxes = keypoint_boxes(np.where(ok[..., None], kp, np.nan)[rows]) if rows.any() else np.full((1, 4), np.nan)
             median = np.median(boxes, 0)
             best, best_box = int(frames[0]), median
             if rows.any():

@@ -86,9 +86,18 @@ class _Track:
     look: np.ndarray | None = None  # (D,) running appearance histogram (sums to 1), None until seen clean
 
 
+def keypoint_boxes(keypoints: np.ndarray) -> np.ndarray:
+    """(..., J, 2) keypoints, pixels, NaN where not counted -> (..., 4) boxes (x0, y0, x1, y1)
+    around the finite ones; NaN where none is."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    seen = np.isfinite(kp).all(-1, keepdims=True)
+    lo = np.where(seen, kp, np.inf).min(-2)
+    hi = np.where(seen, kp, -np.inf).max(-2)
+    return np.where(seen.any(-2), np.concatenate([lo, hi], -1), np.nan)
+
+
 def _box(xy: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    pts = xy[ok]
-    return np.concatenate([pts.min(0), pts.max(0)])
+    return keypoint_boxes(np.where(ok[:, None], xy, np.nan))
 
 
 def _size(box: np.ndarray) -> float:
