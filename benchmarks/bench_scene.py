@@ -30,7 +30,7 @@ def main() -> None:
     from mocap.io.calibration_files import load_calibration
     from mocap.io.video import probe_video
     from mocap.lift.lifters import default_focal_px
-    from mocap.pipelines.capture import scene_lines
+    from mocap.pipelines.scene import scene_lines
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "video"))

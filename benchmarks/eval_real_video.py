@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_scene_lines:  # as `mocap capture` does: the fit reads gravity from the room's verticals
             import dataclasses
 
-            from mocap.pipelines.capture import scene_lines
+            from mocap.pipelines.scene import scene_lines
 
             k = dataclasses.replace(k, scene_lines=scene_lines(video, everyone, (0, k.num_frames)))
         if cached is not None:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from mocap.fit.scene import focal_from_scene, horizontal_points, toward, vertical_up
     from mocap.io.video import iter_frames, probe_video
     from mocap.lift.lifters import default_focal_px
-    from mocap.pipelines.capture import scene_frames, scene_lines
+    from mocap.pipelines.scene import scene_frames, scene_lines
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--video", default=str(ROOT / "examples" / "balance_cam01.mp4"))

@@ -156,14 +156,14 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise MocapError(f"output {out} must end in .npz")
     with staged_outputs() as staged:
         target = staged.file(out)
-        from mocap.pipelines import capture as pipeline
+        from mocap.pipelines import scene
 
         keypoints, tracks, chosen = detect_person_video(
             args.video, detector=detection.detector_for(1), person=detection.person,
             track_everyone=detection.tracks_people, device=detection.device, progress=not args.quiet)
         (rate,) = require_person([keypoints], [args.video])
         # as mocap capture's keypoints2d.npz: the background's lines, for the fit of `mocap lift`
-        keypoints = dataclasses.replace(keypoints, scene_lines=pipeline.scene_lines(
+        keypoints = dataclasses.replace(keypoints, scene_lines=scene.scene_lines(
             args.video, tracks.keypoints, (0, keypoints.num_frames)))
         if detection.hands:
             from mocap.detect2d.hands import detect_hands_video

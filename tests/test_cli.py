@@ -174,11 +174,11 @@ def test_detect_runs_the_capture_2d_stage_with_its_options(tmp_path, capsys, mon
         return person, people.PeopleTracks.from_person(person), 0
 
     monkeypatch.setattr(people, "detect_person_video", fake)
-    from mocap.pipelines import capture as pipeline
+    from mocap.pipelines import scene
 
     lines = np.array([[10.0, 20.0, 12.0, 300.0], [500.0, 40.0, 498.0, 410.0]], np.float32)
     seen = []
-    monkeypatch.setattr(pipeline, "scene_lines", lambda video, people_px, span: seen.append((video, span)) or lines)
+    monkeypatch.setattr(scene, "scene_lines", lambda video, people_px, span: seen.append((video, span)) or lines)
     out = tmp_path / "k.npz"
     rc, printed, _ = _run(["detect", "v.mp4", "-o", str(out), "--person", "most-present", "-q"], capsys)
     assert rc == 0 and "4 frames, person detected in 75.0 %" in printed

@@ -160,7 +160,7 @@ def test_real_rooms_give_the_calibrated_pitch_and_roll(clip):
     running away from cam02 but upright in its picture, 5 deg.)"""
     from tests.conftest import SHARED_DATA
     from mocap.io.calibration_files import load_calibration
-    from mocap.pipelines.capture import scene_lines
+    from mocap.pipelines.scene import scene_lines
 
     data = SHARED_DATA / "video" / clip
     if not data.is_dir():

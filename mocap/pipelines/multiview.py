@@ -32,7 +32,8 @@ from mocap.multiview.main_person import main_person
 from mocap.multiview.views import (associate_views, missing_views, person_views, plausible_find,
                                    reproject_to_view, stack_slots)
 from mocap.fit.scene import rig_up
-from mocap.pipelines.capture import StageTimer, prepare_output_dir, scene_lines
+from mocap.pipelines.capture import StageTimer, prepare_output_dir
+from mocap.pipelines.scene import scene_lines
 from mocap.pipelines.multiview_person import (Person, add_hands, capture_person, view_quality, with_hands,
                                               write_face, write_person)
 from mocap.pipelines.options import CaptureOptions

@@ -1,0 +1,45 @@
+"""The background's straight lines for a capture (the room's verticals, from which the fit reads
+gravity and the focal length): a few frames of the video, the people in them left out
+(:mod:`mocap.detect2d.lines`), kept as the 2D stage decodes them where it can."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def scene_frames(span: tuple[int, int], samples: int = 3) -> list[int]:
+    """The video frames :func:`scene_lines` looks at: ``samples`` spread over ``span`` (first, stop)."""
+    return sorted({int(round(v)) for v in np.linspace(span[0], span[1] - 1, samples)})
+
+
+class FrameKeeper:
+    """An ``on_batch`` callback of the 2D stage keeping the frames numbered ``picks`` (video
+    frame numbers; the stage's first frame is ``first``) as they go by, in ``frames``."""
+
+    def __init__(self, picks: list[int], first: int) -> None:
+        self.picks, self.next, self.frames = set(picks), int(first), {}
+
+    def __call__(self, batch: list[np.ndarray], _estimate) -> None:
+        for i, frame in enumerate(batch):
+            if self.next + i in self.picks:
+                self.frames[self.next + i] = frame.copy()
+        self.next += len(batch)
+
+
+def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int, int], *,
+                frames: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """(N, 4) straight segments of the static background of ``video`` (pixels), from the frames
+    :func:`scene_frames` picks in ``span`` (first, stop), each without the people in it
+    (``people_px``: (T, P, J, 2) everyone's keypoints over the video's frames, NaN where
+    unseen): what the fit reads gravity from (:func:`mocap.detect2d.lines.scene_segments`).
+    ``frames``: those already decoded, (H, W, 3) uint8 RGB by frame number; the others are read."""
+    from mocap.detect2d.lines import people_boxes, scene_segments
+    from mocap.io.video import iter_frames
+
+    have = frames or {}
+    kept = [(f, have[f] if f in have else next(iter(iter_frames(video, rgb=True, start=f, stop=f + 1)), None))
+            for f in scene_frames(span)]
+    kept = [(f, img) for f, img in kept if img is not None]
+    return scene_segments([img for _, img in kept],
+                          [people_boxes(people_px[f]) if f < len(people_px) else None for f, _ in kept]).astype(np.float32)
