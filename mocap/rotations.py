@@ -308,3 +308,13 @@ def quat_continuous_wxyz(q: np.ndarray, axis: int = 0) -> np.ndarray:
         q[t] = np.where(flip, -cur, cur)
         prev = np.where(np.isfinite(q[t]), q[t], prev)
     return np.moveaxis(q, 0, axis)
+
+
+def nearest_axis(direction: np.ndarray) -> tuple[np.ndarray, float]:
+    """(the axis +-X, +-Y or +-Z nearest the unit vector ``direction`` (3,), the angle between
+    them in degrees)."""
+    d = np.asarray(direction, dtype=np.float64)
+    k = int(np.argmax(np.abs(d)))
+    axis = np.zeros(3)
+    axis[k] = np.sign(d[k])
+    return axis, float(np.degrees(np.arccos(min(1.0, abs(float(d[k]))))))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mocap.rotations import rotation_matrix_between_vectors
+from mocap.rotations import nearest_axis, rotation_matrix_between_vectors
 from mocap.skeletons import MOTION21, Skeleton
 
 #: camera (x right, y down, z forward) -> world (+Y up): a half turn about the x axis.
@@ -57,13 +57,8 @@ def nearest_axis_up(joints: np.ndarray, skeleton: Skeleton = MOTION21, *,
     (levelling by the torso alone would stand them upright), as long as they lean less
     than ``max_deg`` in the median frame.
     """
-    up = estimate_up(np.asarray(joints, dtype=np.float64), skeleton)
-    k = int(np.argmax(np.abs(up)))
-    if np.degrees(np.arccos(min(1.0, abs(float(up[k]))))) > max_deg:
-        return None
-    axis = np.zeros(3)
-    axis[k] = np.sign(up[k])
-    return axis
+    axis, off = nearest_axis(estimate_up(np.asarray(joints, dtype=np.float64), skeleton))
+    return None if off > max_deg else axis
 
 
 def level_and_ground(

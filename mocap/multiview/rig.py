@@ -11,6 +11,7 @@ import numpy as np
 from mocap.camera import Camera
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
+from mocap.rotations import nearest_axis
 
 Stage = Callable[[str], ContextManager]
 
@@ -134,10 +135,7 @@ def gravity_in_world(scene_up: np.ndarray | None, holds_gravity: bool, *, tolera
     up = up / np.linalg.norm(up)
     if not holds_gravity:
         return up, "gravity from the vertical lines of the room in the views (the rig's world is not level)"
-    k = int(np.argmax(np.abs(up)))
-    axis = np.zeros(3)
-    axis[k] = np.sign(up[k])
-    off = float(np.degrees(np.arccos(np.clip(up @ axis, -1.0, 1.0))))
+    axis, off = nearest_axis(up)
     if off <= tolerance_deg:
         return axis, None
     return up, (f"the calibration's world is {off:.1f} deg off the vertical lines of the room in the views "
