@@ -51,13 +51,18 @@ def _angle_to(v: np.ndarray, mid: np.ndarray, direction: np.ndarray) -> np.ndarr
     return np.arccos(np.clip(np.abs((to_v * direction).sum(1)), 0.0, 1.0))
 
 
+def _geometry(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segments' ends (N, 2) each -> (length (N,), midpoint (N, 2), unit direction (N, 2))."""
+    length = np.linalg.norm(q - p, axis=1)
+    return length, (p + q) / 2, (q - p) / np.maximum(length, 1e-12)[:, None]
+
+
 def toward(segments: np.ndarray, point: np.ndarray, tolerance: float = np.radians(0.75)) -> np.ndarray:
     """(N,) bool: the segments (N, 4) pixels that point at the homogeneous image point ``point``
     (3,) (a vanishing point; at infinity too) within ``tolerance`` radians."""
     seg = np.asarray(segments, dtype=np.float64).reshape(-1, 4)
-    p, q = seg[:, :2], seg[:, 2:]
-    length = np.maximum(np.linalg.norm(q - p, axis=1), 1e-12)
-    return _angle_to(np.asarray(point, dtype=np.float64), (p + q) / 2, (q - p) / length[:, None]) < tolerance
+    _, mid, direction = _geometry(seg[:, :2], seg[:, 2:])
+    return _angle_to(np.asarray(point, dtype=np.float64), mid, direction) < tolerance
 
 
 def _solve(normals: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -96,8 +101,7 @@ def vertical_up(segments: np.ndarray, K: np.ndarray, prior_up: np.ndarray, *, ma
     if len(seg) < min_lines:
         return None
     p, q = seg[:, :2], seg[:, 2:]
-    length = np.linalg.norm(q - p, axis=1)
-    mid, direction = (p + q) / 2, (q - p) / np.maximum(length, 1e-12)[:, None]
+    length, mid, direction = _geometry(p, q)
     keep = _angle_to(K @ u0, mid, direction) < max_turn  # pointing roughly at the guessed vanishing point
     if keep.sum() < min_lines:
         return None
@@ -178,8 +182,7 @@ def horizontal_points(segments: np.ndarray, vertical_point: np.ndarray, *, toler
     """
     seg = np.asarray(segments, dtype=np.float64).reshape(-1, 4)
     p, q = seg[:, :2], seg[:, 2:]
-    length = np.linalg.norm(q - p, axis=1)
-    mid, direction = (p + q) / 2, (q - p) / np.maximum(length, 1e-12)[:, None]
+    length, mid, direction = _geometry(p, q)
     lines = np.cross(np.c_[p, np.ones(len(p))], np.c_[q, np.ones(len(q))])
     lines /= np.maximum(np.linalg.norm(lines[:, :2], axis=1, keepdims=True), 1e-12)
     free = _angle_to(np.asarray(vertical_point, dtype=np.float64), mid, direction) >= 2.0 * tolerance
