@@ -204,6 +204,53 @@ def test_two_people_side_by_side():
     assert BlazePoseTorch(max_people=1)(pair[None]).num_people.tolist() == [1]
 
 
+def test_a_pose_drawn_along_another_persons_legs_is_no_new_person(est, frames):
+    """part_of_another on real landmarks: a "person" whose points all lie on the man's legs
+    (what the pose detector proposed in the example's lower window, and the landmark network
+    drew along his legs) is a part of him; the man is not a part of it, nor is a second man
+    beside him, nor one half in front of him (the pair overlap both ways), nor one whose
+    head and shoulders show above him; a tracked pose is never judged."""
+    from mocap.detect2d.estimators.blazepose_torch import LIMBS
+    from mocap.detect2d.estimators.blazepose_tracking import part_of_another
+
+    man = est([frames[0]])
+    kp, vis = man.keypoints[0, 0].astype(np.float64), man.confidence[0, 0]
+    height = np.ptp(kp[:, 1])
+    rng = np.random.default_rng(3)
+    legs = [(23, 25), (25, 27), (24, 26), (26, 28), (27, 31), (28, 32)]
+    pick = rng.integers(0, len(legs), 33)
+    t = rng.uniform(0, 1, 33)[:, None]
+    phantom = np.array([kp[legs[k][0]] + ti * (kp[legs[k][1]] - kp[legs[k][0]]) for k, ti in zip(pick, t)])
+    phantom += rng.normal(0, 0.01 * height, phantom.shape)
+    ones = np.ones(33, np.float32)
+
+    def judged(b, fresh=(False, True)):
+        return part_of_another(np.stack([kp, b]), np.stack([vis, ones]), np.zeros(2, int), np.array(fresh), LIMBS)
+
+    assert judged(phantom).tolist() == [False, True]
+    assert judged(phantom, fresh=(False, False)).tolist() == [False, False]  # tracked: kept
+    assert judged(phantom, fresh=(True, False)).tolist() == [False, False]  # the man is no part of it
+    assert judged(kp + [0.4 * height, 0]).tolist() == [False, False]  # beside him
+    assert judged(kp + [0.06 * height, 0.03 * height]).tolist() == [False, False]  # crossing: both ways
+    assert judged(kp - [0, 0.25 * height]).tolist() == [False, False]  # head and shoulders above him
+    other_slot = part_of_another(np.stack([kp, phantom]), np.stack([vis, ones]), np.array([0, 1]),
+                                 np.array([False, True]), LIMBS)
+    assert other_slot.tolist() == [False, False]  # another view's man says nothing
+
+
+@pytest.mark.slow
+def test_the_example_has_one_person_and_no_pieces_of_him():
+    """examples/balance_cam01.mp4 shows one man (a woman far back in the corner is too small
+    for the pose detector): tracked with room for several people, he is one track in all 100
+    frames and nothing else is found; before part_of_another, his legs made three more tracks
+    (19, 3 and 2 frames)."""
+    from mocap.detect2d.people import detect_people_video
+
+    tracks = detect_people_video(EXAMPLE_VIDEO, detector="blazepose-torch", progress=False)
+    ids = tracks.track_ids[tracks.track_ids >= 0]
+    assert set(ids.tolist()) == {0} and len(ids) == 100
+
+
 def test_video_and_tracking(est, frames):
     clip = frames[:12]
     single = est(clip)

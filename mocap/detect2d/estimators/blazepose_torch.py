@@ -52,13 +52,15 @@ import numpy as np
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import Estimate, replace_rows, stack_people
 from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, detector_windows,
-                                                         distinct_poses, distinct_rois, same_roi)
+                                                         distinct_poses, distinct_rois, part_of_another, same_roi)
 from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
 from mocap.detect2d.estimators.tflite_torch import run_batched
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33
 
 NUM_JOINTS = 33
+#: the limbs and the torso (its diagonals too) on which a part of a person lies (:func:`part_of_another`)
+LIMBS = np.array(MEDIAPIPE33.edges + ((11, 24), (12, 23)))
 
 
 @dataclass(frozen=True)
@@ -403,6 +405,9 @@ class BlazePoseTorch:
         distinct = np.ones(len(slot), bool)
         if self.max_people > 1:
             distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot)
+            found = np.nonzero(distinct & (lm.score >= self.min_confidence))[0]
+            distinct[found[part_of_another(lm.keypoints[found], lm.visibility[found], slot[found], fresh[found],
+                                           LIMBS)]] = False
         keep = (lm.score >= self.min_tracking_confidence) & distinct
         nxt, weak = [], []
         for k in range(len(slots)):

@@ -84,6 +84,61 @@ def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, s
     return _distinct(score, slot, same)
 
 
+def on_limbs(points: np.ndarray, ok: np.ndarray, skeleton: np.ndarray, seen: np.ndarray,
+             edges: np.ndarray) -> float:
+    """The share of ``points`` (J, 2 pixels; ``ok`` (J,) bool: those counted) that lie on the
+    limbs of ``skeleton`` (J, 2 pixels; ``seen`` (J,) bool): within ``LIMB_WIDTH`` of its height
+    or width (the larger) from one of its ``edges`` (E, 2 joint indices) whose ends are both
+    seen. NaN when either has fewer than 5 points or fewer than 5 limbs to go by."""
+    e = edges[seen[edges[:, 0]] & seen[edges[:, 1]]]
+    if len(e) < 5 or ok.sum() < 5:
+        return float("nan")
+    size = float(np.ptp(skeleton[seen], axis=0).max())
+    p, a, b = points[ok][:, None], skeleton[e[:, 0]][None], skeleton[e[:, 1]][None]
+    ab = b - a
+    t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0.0, 1.0)
+    d = np.linalg.norm(p - (a + t[..., None] * ab), axis=-1).min(axis=1)
+    return float((d < LIMB_WIDTH * max(size, 1e-6)).mean())
+
+
+#: a point this close to a limb (times the person's larger side in the image) lies on that limb
+LIMB_WIDTH = 0.05
+#: :func:`part_of_another`: a pose with at least this share of its points on another's limbs ...
+ON_ANOTHER = 0.5
+#: ... while under this share of the other's points lie on its own limbs, is a part of the other
+UNDER_IT = 0.3
+
+
+def part_of_another(keypoints: np.ndarray, visibility: np.ndarray, slot: np.ndarray, fresh: np.ndarray,
+                    edges: np.ndarray, *, min_visibility: float = 0.3) -> np.ndarray:
+    """(N,) bool: True for a fresh pose (``fresh`` (N,) bool: just found by the detector) that
+    is only a part of another pose of the same slot: the pose detector, which keys on faces,
+    sometimes proposes a second "person" in a window showing one person's legs, and the
+    landmark network then draws a whole body along those legs. Such a pose has most of its
+    points (visibility >= ``min_visibility``) on the other's limbs (:func:`on_limbs`, at least
+    :data:`ON_ANOTHER`) while few of the other's lie on its own (under :data:`UNDER_IT`).
+    Two real people crossing lie on each other both ways, and one behind the other shows
+    a head and shoulders of their own. Only fresh poses are judged: a tracked person who
+    passes behind someone keeps their track.
+
+    Args:
+        keypoints: (N, J, 2) pixels. visibility: (N, J). slot: (N,) stream of each pose.
+        edges: (E, 2) joint index pairs: the limbs (and torso) of the layout.
+    """
+    n = len(keypoints)
+    ok = np.isfinite(keypoints).all(-1) & (np.asarray(visibility) >= min_visibility)
+    out = np.zeros(n, bool)
+    for i in np.nonzero(fresh)[0]:
+        for j in range(n):
+            if j == i or slot[j] != slot[i] or out[j]:
+                continue
+            if (on_limbs(keypoints[i], ok[i], keypoints[j], ok[j], edges) >= ON_ANOTHER
+                    and not on_limbs(keypoints[j], ok[j], keypoints[i], ok[i], edges) >= UNDER_IT):
+                out[i] = True
+                break
+    return out
+
+
 def _distinct(score: np.ndarray, slot: np.ndarray, same) -> np.ndarray:
     keep = np.ones(len(score), bool)
     for i in np.argsort(-score, kind="stable"):
