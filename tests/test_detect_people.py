@@ -171,3 +171,88 @@ def test_blazepose_follows_two_people_through_the_video(tmp_path):
     assert ((tracks.track_ids >= 0).sum(1) == 2).all()  # two people in every frame, never a duplicate
     xs = {e["id"]: (e["median_box"][0] + e["median_box"][2]) / 2 for e in tracks.summary()}
     assert min(xs.values()) < 400 < max(xs.values())  # one each side
+
+
+def test_segment_bounds():
+    from mocap.detect2d.people import segment_bounds
+
+    assert segment_bounds(0, 300, 4, 50) == [(0, 75), (75, 150), (150, 225), (225, 300)]
+    assert segment_bounds(10, 110, 4, 50) == [(10, 60), (60, 110)]  # two of at least 50 frames
+    assert segment_bounds(0, 99, 4, 50) == [(0, 99)]
+    assert segment_bounds(5, 6, 4, 50) == [(5, 6)]
+    with pytest.raises(ValueError, match="at least 1"):
+        segment_bounds(0, 10, 0)
+
+
+def _example_frames(n: int, size: tuple[int, int]):
+    from mocap.io.video import iter_frames
+
+    import cv2
+
+    return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f, _ in zip(iter_frames(EXAMPLE), range(n))]
+
+
+@pytest.mark.slow
+def test_segments_side_by_side_give_what_one_stream_gives(monkeypatch):
+    """The video cut into four segments tracked side by side (each warming up on the previous
+    segment's last frames) finds the man in the same frames as one stream from start to end,
+    the same points within 2 % of his height (a segment's first frame starts from the detector,
+    not from the previous frame: about 1 % measured), and hands every frame to keep_frame
+    once, with its own number."""
+    pytest.importorskip("torch")
+    import mocap.detect2d.people as people
+    from mocap.io.video import iter_frames
+
+    kept: dict[int, np.ndarray] = {}
+
+    def keep(i, f):
+        assert i not in kept
+        kept[i] = f
+
+    one = people.detect_people_video(EXAMPLE, detector="blazepose-torch", progress=False, frames=(0, 60), segments=1)
+    monkeypatch.setattr(people, "SEGMENT_MIN_FRAMES", 15)
+    four = people.detect_people_video(EXAMPLE, detector="blazepose-torch", progress=False, frames=(0, 60),
+                                      keep_frame=keep)
+    assert people.segment_bounds(0, 60) == [(0, 15), (15, 30), (30, 45), (45, 60)]
+    for tracks in (one, four):
+        assert tracks.track_list() == [0]
+        assert (tracks.track_ids[:60] == 0).sum(1).tolist() == [1] * 60
+        assert (tracks.track_ids[60:] < 0).all()
+    a, b = one.person(0).keypoints[:60], four.person(0).keypoints[:60]
+    height = np.nanmedian(np.ptp(a[..., 1], axis=1))
+    err = np.nanmean(np.linalg.norm(a - b, axis=-1), axis=1) / height
+    assert np.nanmax(err) < 0.02, np.nanmax(err)
+    assert sorted(kept) == list(range(60))
+    for i, f in zip(range(60), iter_frames(EXAMPLE)):
+        if i % 7 == 0:
+            np.testing.assert_array_equal(kept[i], f)
+
+
+@pytest.mark.slow
+def test_segments_of_a_cut_file_stop_where_it_does(tmp_path, monkeypatch):
+    """A file cut short (it declares 40 frames and holds about two thirds): the segments past its
+    end find nothing to read and the one it ends in stops there, so the tracks hold the frames it
+    has, in order, as one stream would."""
+    pytest.importorskip("torch")
+    import cv2
+
+    import mocap.detect2d.people as people
+
+    frames = _example_frames(40, (270, 480))
+    path = tmp_path / "clip.mkv"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (270, 480))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    with pytest.warns(UserWarning, match="decoding stopped after"):
+        one = people.detect_people_video(cut, detector="blazepose-torch", progress=False, segments=1)
+    monkeypatch.setattr(people, "SEGMENT_MIN_FRAMES", 8)
+    with pytest.warns(UserWarning, match="decoding stopped after"):
+        four = people.detect_people_video(cut, detector="blazepose-torch", progress=False)
+    held = one.keypoints.shape[0]
+    assert 20 < held < 40 and four.keypoints.shape[0] == held
+    assert (one.track_ids >= 0).sum(1).tolist() == (four.track_ids >= 0).sum(1).tolist() == [1] * held
+    a, b = one.person(0).keypoints, four.person(0).keypoints
+    assert np.nanmax(np.nanmean(np.linalg.norm(a - b, axis=-1), axis=1)) < 0.02 * 480

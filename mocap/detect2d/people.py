@@ -262,8 +262,8 @@ def video_batches(path: str | os.PathLike, *, size: int, start: int, stop: int, 
 
 def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[int, int], *, estimator,
                          batch_size: int = 8, progress: bool = True, total: int | None = None,
-                         desc: str = "detect 2D",
-                         on_batch: Callable[[list[np.ndarray], object], None] | None = None) -> PeopleTracks:
+                         desc: str = "detect 2D", first: int = 0,
+                         keep_frame: Callable[[int, np.ndarray], None] | None = None) -> PeopleTracks:
     """Run ``estimator`` (see :mod:`mocap.detect2d.estimators.base`) over frames and track the people.
 
     Args:
@@ -273,29 +273,47 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
         batch_size: frames per estimator call. An estimator that tracks (``track`` and
             ``tracker`` methods: the PyTorch BlazePose) follows the people through the video
             (:func:`_runner`).
-        on_batch: called with each batch and its :class:`Estimate` (e.g. to draw overlays).
+        keep_frame: called with each frame's number (``first`` for the first) and the frame,
+            as they go by (e.g. to keep a few of them).
     """
     from tqdm import tqdm
 
-    from mocap.detect2d.tracking import track_people
-
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    width, height = (int(v) for v in size)
     run = _runner(estimator)
     parts, looks = [], []
     with tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=not progress) as bar:
         for batch in _batches(frames, batch_size):
-            for i, f in enumerate(batch):
-                if f.shape[:2] != (height, width):
-                    raise MocapError(f"a frame is {f.shape[1]}x{f.shape[0]} pixels, expected {width}x{height}")
+            _check_frames(batch, size)
             est = run(batch)
-            if on_batch is not None:
-                on_batch(batch, est)
-            looks.append(np.stack([torso_histograms(f, k, c, est.layout)
-                                   for f, k, c in zip(batch, est.keypoints, est.confidence)]))
+            if keep_frame is not None:
+                for f in batch:
+                    keep_frame(first, f)
+                    first += 1
+            looks.append(_looks(batch, est))
             parts.append(est)
             bar.update(len(batch))
+    return _tracked(parts, looks, fps, size)
+
+
+def _check_frames(frames: list[np.ndarray], size: tuple[int, int]) -> None:
+    width, height = (int(v) for v in size)
+    for f in frames:
+        if f.shape[:2] != (height, width):
+            raise MocapError(f"a frame is {f.shape[1]}x{f.shape[0]} pixels, expected {width}x{height}")
+
+
+def _looks(frames: list[np.ndarray], est) -> np.ndarray:
+    """(B, P, HIST_BINS ** 3) the torso colour histograms of everyone in ``est`` (an :class:`Estimate` of ``frames``)."""
+    return np.stack([torso_histograms(f, k, c, est.layout) for f, k, c in zip(frames, est.keypoints, est.confidence)])
+
+
+def _tracked(parts: list, looks: list[np.ndarray], fps: float, size: tuple[int, int]) -> PeopleTracks:
+    """The :class:`PeopleTracks` of consecutive :class:`Estimate` ``parts`` (with the torso
+    histograms ``looks`` of each): everyone given track ids (:func:`mocap.detect2d.tracking.track_people`)."""
+    from mocap.detect2d.tracking import track_people
+
+    width, height = (int(v) for v in size)
     if not parts:
         raise MocapError("no frames to detect people in")
     p = max(e.scores.shape[1] for e in parts)
@@ -320,17 +338,53 @@ def detect_people_frames(frames: Iterable[np.ndarray], fps: float, size: tuple[i
                         image_size=(width, height), fps=float(fps))
 
 
+#: :func:`detect_people_video` cuts a video into this many segments, tracked side by side ...
+SEGMENTS = 4
+#: ... each at least this many frames long; ...
+SEGMENT_MIN_FRAMES = 50
+#: ... and each but the first starts tracking this many frames early (the previous segment's
+#: last frames, whose results it drops), so that at its seam it follows the people the
+#: previous segment followed rather than only those the detector finds in that one frame
+#: (someone half hidden behind another person)
+SEGMENT_WARMUP = 8
+
+
+def segment_bounds(first: int, stop: int, segments: int | None = None,
+                   min_frames: int | None = None) -> list[tuple[int, int]]:
+    """Frames ``first`` to ``stop - 1`` cut into at most ``segments`` (default
+    :data:`SEGMENTS`) runs of consecutive frames, (first, stop) each, of near-equal length and
+    at least ``min_frames`` (default :data:`SEGMENT_MIN_FRAMES`; one run when the span is
+    shorter than two)."""
+    segments = SEGMENTS if segments is None else segments
+    min_frames = SEGMENT_MIN_FRAMES if min_frames is None else min_frames
+    if segments < 1 or min_frames < 1:
+        raise ValueError(f"segments and min_frames must be at least 1, got {segments} and {min_frames}")
+    k = max(1, min(int(segments), (stop - first) // int(min_frames)))
+    edges = np.linspace(first, stop, k + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
 def detect_people_video(path: str | os.PathLike, *, detector: str, device: str = "cpu", batch_size: int = 8,
                         max_people: int = MAX_PEOPLE, progress: bool = True,
-                        frames: tuple[int, int] | None = None,
-                        on_batch: Callable[[list[np.ndarray], object], None] | None = None) -> PeopleTracks:
+                        frames: tuple[int, int] | None = None, segments: int | None = None,
+                        keep_frame: Callable[[int, np.ndarray], None] | None = None) -> PeopleTracks:
     """Everyone in the video at ``path`` with the estimator called ``detector``, tracked.
 
     The PyTorch BlazePose looks for up to ``max_people`` people and follows each from frame to
-    frame. ``batch_size``: frames decoded per call (default 8). ``frames``: (first, stop),
-    detect only in video frames ``first`` to ``stop - 1`` (the others are not decoded); the
-    tracks still cover every frame of the video, empty outside. ``on_batch``: as in
-    :func:`detect_people_frames` (the frames in order from ``first``).
+    frame. Tracking is serial in time, one network call per frame holding that frame's people,
+    and small batches are what the landmark network runs slowest per crop on a CPU: so the
+    video is cut into ``segments`` (default :data:`SEGMENTS`; :func:`segment_bounds`), each decoded by its own reader
+    and followed by its own stream of one tracker (a segment's first frame goes through the
+    detector), and the segments advance side by side, every call holding the people of one
+    frame of each. The ids are given afterwards over the whole video, across the segments'
+    seams as between any two frames (:func:`mocap.detect2d.tracking.track_people`).
+    ``segments=1``: one stream from the first frame to the last. Other estimators see each
+    frame on its own, ``batch_size`` frames per call (default 8).
+
+    ``frames``: (first, stop), detect only in video frames ``first`` to ``stop - 1`` (the
+    others are not decoded); the tracks still cover every frame of the video, empty outside.
+    ``keep_frame``: called with each frame's video number and the frame as they are decoded
+    (in segments, not in order).
     """
     from mocap.detect2d.mediapipe_pose import _prefetch
     from mocap.io.video import iter_frames, probe_video
@@ -338,11 +392,17 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
     info = probe_video(path)
     estimator = build_estimator(detector, device=device, max_people=max_people)
     first, stop = (0, info.frame_count) if frames is None else frames
+    bounds = segment_bounds(first, stop, segments) if callable(getattr(estimator, "tracker", None)) else [(first, stop)]
+    desc = f"{Path(path).name} ({detector})"
     try:
-        with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as chosen:
-            tracks = detect_people_frames(chosen, info.fps, info.size, estimator=estimator, batch_size=batch_size,
-                                          progress=progress, total=stop - first, desc=f"{Path(path).name} ({detector})",
-                                          on_batch=on_batch)
+        if len(bounds) > 1:
+            tracks = _detect_segments(path, bounds, estimator, info.fps, info.size, progress=progress, desc=desc,
+                                      keep_frame=keep_frame)
+        else:
+            with contextlib.closing(_prefetch(iter_frames(path, rgb=True, start=first, stop=stop))) as chosen:
+                tracks = detect_people_frames(chosen, info.fps, info.size, estimator=estimator, batch_size=batch_size,
+                                              progress=progress, total=stop - first, desc=desc, first=first,
+                                              keep_frame=keep_frame)
         return tracks if frames is None else tracks.in_video(first, info.frame_count)
     finally:
         close = getattr(estimator, "close", None)
@@ -350,11 +410,66 @@ def detect_people_video(path: str | os.PathLike, *, detector: str, device: str =
             close()
 
 
+def _detect_segments(path: str | os.PathLike, bounds: list[tuple[int, int]], estimator, fps: float,
+                     size: tuple[int, int], *, progress: bool, desc: str,
+                     keep_frame: Callable[[int, np.ndarray], None] | None) -> PeopleTracks:
+    """:func:`detect_people_video` over the segments ``bounds`` side by side (see there): the
+    :class:`PeopleTracks` of frames ``bounds[0][0]`` onwards, up to where the video stopped
+    if it ended before a segment did."""
+    from tqdm import tqdm
+
+    from mocap.detect2d.estimators.base import Estimate
+    from mocap.detect2d.mediapipe_pose import _prefetch
+    from mocap.io.video import VideoEndsEarly, iter_frames
+
+    tracker = estimator.tracker(len(bounds), refine=True)
+    found: list[list[tuple[Estimate, np.ndarray]]] = [[] for _ in bounds]
+    starts = [a if k == 0 else max(bounds[0][0], a - SEGMENT_WARMUP) for k, (a, _) in enumerate(bounds)]
+    ahead = [a - s for s, (a, _) in zip(starts, bounds)]  # frames each segment tracks before its own
+    def reader(k: int) -> Iterator[np.ndarray]:
+        try:
+            return _prefetch(iter_frames(path, rgb=True, start=starts[k], stop=bounds[k][1]))
+        except VideoEndsEarly:  # a cut file declaring more frames than it holds: the segment is empty
+            if k == 0:
+                raise
+            return (f for f in ())
+
+    with contextlib.ExitStack() as stack:
+        readers = [stack.enter_context(contextlib.closing(reader(k))) for k in range(len(bounds))]
+        bar = stack.enter_context(tqdm(total=bounds[-1][1] - bounds[0][0], desc=desc, unit="frame",
+                                       file=sys.stderr, disable=not progress))
+        active = list(range(len(bounds)))
+        while active:
+            step = [(k, f) for k in active for f in (next(readers[k], None),) if f is not None]
+            active = [k for k, _ in step]
+            if not step:
+                break
+            batch = [f for _, f in step]
+            _check_frames(batch, size)
+            est = tracker.step(batch, views=active)
+            looks = _looks(batch, est)
+            for i, (k, f) in enumerate(step):
+                if ahead[k] > 0:  # warming up on the previous segment's last frames
+                    ahead[k] -= 1
+                    continue
+                if keep_frame is not None:
+                    keep_frame(bounds[k][0] + len(found[k]), f)
+                found[k].append((Estimate(est.keypoints[i:i + 1], est.confidence[i:i + 1], est.scores[i:i + 1],
+                                          est.layout), looks[i:i + 1]))
+                bar.update(1)
+    parts: list[tuple[Estimate, np.ndarray]] = []
+    for (a, b), got in zip(bounds, found):
+        parts += got
+        if len(got) < b - a:  # the video stopped early: nothing after this
+            break
+    return _tracked([e for e, _ in parts], [x for _, x in parts], fps, size)
+
+
 def detect_person_video(path: str | os.PathLike, *, detector: str, person: str | int = "auto",
                         track_everyone: bool = True, device: str = "cpu", progress: bool = True,
                         on_frame: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None,
                         frames: tuple[int, int] | None = None,
-                        on_batch: Callable[[list[np.ndarray], object], None] | None = None
+                        keep_frame: Callable[[int, np.ndarray], None] | None = None
                         ) -> tuple[Keypoints2D | None, PeopleTracks, int]:
     """The 2D stage of a one-view capture: the chosen person's keypoints, everyone's tracks.
 
@@ -365,7 +480,8 @@ def detect_person_video(path: str | os.PathLike, *, detector: str, person: str |
     ``on_frame`` with each frame as it goes, e.g. to draw an overlay), wrapped as one track,
     id 0 (:meth:`PeopleTracks.from_person`). ``frames``: (first, stop), detect only in video
     frames ``first`` to ``stop - 1``; the keypoints still cover every frame, NaN outside.
-    ``on_batch``: with ``track_everyone``, called with each batch of frames (:func:`detect_people_frames`).
+    ``keep_frame``: with ``track_everyone``, called with each frame's video number and the
+    frame as they are decoded (:func:`detect_people_video`).
 
     Returns:
         (the person's keypoints, every frame of the video: (T, J, 2) pixels, NaN (confidence
@@ -378,7 +494,7 @@ def detect_person_video(path: str | os.PathLike, *, detector: str, person: str |
         keypoints = detect_video(path, progress=progress, on_frame=on_frame, frames=frames)
         return keypoints, PeopleTracks.from_person(keypoints), 0
     tracks = detect_people_video(path, detector=detector, device=device, progress=progress, frames=frames,
-                                 on_batch=on_batch)
+                                 keep_frame=keep_frame)
     if not tracks.track_list():
         return None, tracks, 0
     chosen = tracks.choose(person)

@@ -56,6 +56,11 @@ MIN_VIDEO_SIDE = 64
 VFR_TOLERANCE_FRAMES = 2.0
 
 
+class VideoEndsEarly(MocapError):
+    """:func:`iter_frames` asked to start at a frame the video does not reach (a truncated or
+    damaged file that declares more frames than it holds)."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """Properties of a video file, as the viewer sees it.
@@ -247,7 +252,7 @@ def iter_frames(path: str | os.PathLike, *, rgb: bool = True, start: int = 0,
     if not ok or first is None:
         cap.release()
         if start > 0:
-            raise MocapError(f"video {path} has no frame {start}: it ends before (truncated or damaged file?)")
+            raise VideoEndsEarly(f"video {path} has no frame {start}: it ends before (truncated or damaged file?)")
         raise _no_frames(path)
     return _frames(cap, first, path, rotation=rotation, declared=declared, rgb=rgb, clock=clock, start=start,
                    stop=stop)

@@ -267,12 +267,12 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                 outputs["overlay"], keypoints_size=info.size, fps=info.fps, layout="mediapipe33",
                 max_width=export.overlay_max_width, threaded=True, source=str(video)))
             on_frame = writer.write
-        kept = FrameKeeper(scene_frames(span), span[0] if frames is not None else 0)
+        kept = FrameKeeper(scene_frames(span))
         keypoints, tracks, chosen = detect_person_video(video, detector=detector, person=detection.person,
                                                         track_everyone=detection.tracks_people,
                                                         device=detection.device, progress=progress,
                                                         on_frame=on_frame, frames=frames,
-                                                        on_batch=kept if scene else None)
+                                                        keep_frame=kept if scene else None)
         in_span = keypoints if keypoints is None or frames is None else _frames(keypoints, span[0], span[1] - 1)
         (rate,) = require_person([in_span], [video])  # raised inside: the overlay is not kept
     everyone: dict[int, Keypoints2D] = {}

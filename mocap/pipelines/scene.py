@@ -14,17 +14,15 @@ def scene_frames(span: tuple[int, int], samples: int = 3) -> list[int]:
 
 
 class FrameKeeper:
-    """An ``on_batch`` callback of the 2D stage keeping the frames numbered ``picks`` (video
-    frame numbers; the stage's first frame is ``first``) as they go by, in ``frames``."""
+    """A ``keep_frame`` callback of the 2D stage keeping the frames numbered ``picks`` (video
+    frame numbers) as they go by, in ``frames``."""
 
-    def __init__(self, picks: list[int], first: int) -> None:
-        self.picks, self.next, self.frames = set(picks), int(first), {}
+    def __init__(self, picks: list[int]) -> None:
+        self.picks, self.frames = set(picks), {}
 
-    def __call__(self, batch: list[np.ndarray], _estimate) -> None:
-        for i, frame in enumerate(batch):
-            if self.next + i in self.picks:
-                self.frames[self.next + i] = frame.copy()
-        self.next += len(batch)
+    def __call__(self, index: int, frame: np.ndarray) -> None:
+        if index in self.picks:
+            self.frames[index] = frame.copy()
 
 
 def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int, int], *,

@@ -61,6 +61,8 @@ from mocap.skeletons import MEDIAPIPE33
 NUM_JOINTS = 33
 #: the limbs and the torso (its diagonals too) on which a part of a person lies (:func:`part_of_another`)
 LIMBS = np.array(MEDIAPIPE33.edges + ((11, 24), (12, 23)))
+#: the landmarks' left/right permutation (one person read facing the other way: :func:`distinct_poses`)
+MIRROR = np.asarray(MEDIAPIPE33.mirror_permutation())
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,10 @@ class BlazePoseTorch:
             ``min_confidence``.
         batch_size: crops per network call (default 256 on CUDA; 8 on CPU, where larger
             batches ran slower per frame with glibc's malloc, which maps and zeroes
-            activations over 32 MB afresh on every call; see benchmarks/bench_blazepose.py).
+            activations over 32 MB afresh on every call, and smaller ones too until
+            :func:`~mocap.detect2d.estimators.tflite_torch.steady_heap`, which
+            :func:`~mocap.detect2d.estimators.tflite_torch.run_batched` calls on the CPU; see
+            benchmarks/bench_blazepose.py).
         half: float16 networks (CUDA only).
         warp: "cv2" (crops on the CPU with OpenCV, as MediaPipe does) or "torch"
             (``grid_sample`` on ``device``); default "cv2" on CPU, "torch" on CUDA.
@@ -234,9 +239,13 @@ class BlazePoseTorch:
 
     # ------------------------------------------------------------ stages
 
-    def detect(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def detect(self, images: Sequence[np.ndarray], turns: Sequence[int | None] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pose detector on (H, W, 3) uint8 RGB images (in the windows of
-        :func:`~mocap.detect2d.estimators.blazepose_tracking.detector_windows`).
+        :func:`~mocap.detect2d.estimators.blazepose_tracking.detector_windows`). ``turns``: per
+        image, None for every window, or n for the whole image and only the (n mod count)-th of
+        the closer squares along its long side (a tracker looking for newcomers takes them in
+        turn).
 
         Returns:
             frame: (N,) int frame index of each detection (at most ``max_people`` per frame).
@@ -247,8 +256,10 @@ class BlazePoseTorch:
         n = len(images)
         if n == 0:
             return np.zeros(0, np.int64), np.zeros((0, 5)), np.zeros(0, np.float32)
+        turns = [None] * n if turns is None else list(turns)
         windows = [(f, *win) for f, im in enumerate(images)
-                   for win in detector_windows(im.shape[1], im.shape[0], g.detector_size, self.max_people > 1)]
+                   for win in detector_windows(im.shape[1], im.shape[0], g.detector_size, self.max_people > 1,
+                                               turn=turns[f])]
         x = self._crops(images, np.array([v[0] for v in windows]), np.stack([v[1] for v in windows]),
                         g.detector_size, g.detector_range, g.detector_border_zero)
         out = self._run(self.detector, x)
@@ -287,7 +298,7 @@ class BlazePoseTorch:
             return self._landmarks_once(images, frame, rois)
         lm = self._landmarks_once(images, np.repeat(frame, v), tta_rois(rois))
         mirrored = np.tile(TTA_VARIANTS[:, 0] < 0, n).reshape(n, v)
-        perm = MEDIAPIPE33.mirror_permutation()
+        perm = MIRROR
         kp = lm.keypoints.reshape(n, v, NUM_JOINTS, 2)
         vis = lm.visibility.reshape(n, v, NUM_JOINTS)
         kp = np.where(mirrored[..., None, None], kp[:, :, perm], kp)
@@ -362,7 +373,7 @@ class BlazePoseTorch:
         return min(2 * wait, self.detect_every) if detected else wait
 
     def _step(self, images: Sequence[np.ndarray], slots: Sequence[int], rois: list[np.ndarray],
-              refine: bool, detect: Sequence[bool] | None = None
+              refine: bool, detect: Sequence[bool] | None = None, turns: Sequence[int | None] | None = None
               ) -> tuple[PoseLandmarks, list[np.ndarray], list[bool]]:
         """One tracking step for S slots (a slot is one stream: a view, or a segment of a video).
 
@@ -372,6 +383,8 @@ class BlazePoseTorch:
             refine: ROIs that come from the detector get a second landmark pass in the ROI
                 from their first pass's auxiliary landmarks.
             detect: per slot, run the detector (default: where fewer than ``max_people`` are tracked).
+            turns: per slot, which of the detector's closer windows to look in (:meth:`detect`;
+                default: all).
 
         Returns:
             the landmarks of the people found (score >= min_confidence; ``frame`` indexes
@@ -386,7 +399,7 @@ class BlazePoseTorch:
             detect = [len(r) < self.max_people for r in rois]
         lost = [k for k in range(len(slots)) if detect[k]]
         if lost:
-            f, r, _ = self.detect([images[slots[k]] for k in lost])
+            f, r, _ = self.detect([images[slots[k]] for k in lost], None if turns is None else [turns[k] for k in lost])
             for j, k in enumerate(lost):
                 new = [roi for roi in r[f == j] if not any(same_roi(roi, old) for old in rois[k])]
                 new = new[:self.max_people - len(rois[k])]
@@ -404,7 +417,7 @@ class BlazePoseTorch:
             lm = replace_rows(lm, use, second.take(second.score >= self.min_confidence))
         distinct = np.ones(len(slot), bool)
         if self.max_people > 1:
-            distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot)
+            distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot, mirror=MIRROR)
             found = np.nonzero(distinct & (lm.score >= self.min_confidence))[0]
             distinct[found[part_of_another(lm.keypoints[found], lm.visibility[found], slot[found], fresh[found],
                                            LIMBS)]] = False

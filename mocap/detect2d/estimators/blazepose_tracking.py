@@ -20,7 +20,10 @@ class PoseTracker:
 
     Each :meth:`step` takes one frame per view; views tracking nobody run the detector
     (batched over those views), and with ``max_people`` > 1 so do views with room for more
-    people every ``detect_every`` frames and after a track weakened or ended; detections
+    people every ``detect_every`` frames and after a track weakened or ended (then in the
+    whole image and one of its closer windows, in turn: a small newcomer in a tall frame is
+    found within three looks, and each look costs two detector windows rather than four);
+    detections
     that overlap a tracked ROI are dropped, every ROI of every view goes through the
     landmark network in one batch, and tracks whose presence falls below
     ``min_tracking_confidence`` end. With ``refine``, new detections get a second landmark
@@ -42,20 +45,37 @@ class PoseTracker:
         self.weak = [False] * self.views
         self.since = [0] * self.views  # frames since the detector last ran (1: on the previous frame), per view
         self.wait = [1] * self.views  # frames between detections while a track stays weak, per view
+        self.turn = [0] * self.views  # which of the detector's closer windows a view looks in next
 
-    def step(self, frames: np.ndarray | Sequence[np.ndarray]) -> Estimate:
-        """One frame per view, (V, H, W, 3) or a list of V images -> :class:`Estimate` (V, P, 33, ...)."""
+    def step(self, frames: np.ndarray | Sequence[np.ndarray], views: Sequence[int] | None = None) -> Estimate:
+        """One frame per view, (V, H, W, 3) or a list of V images -> :class:`Estimate` (V, P, 33, ...).
+
+        ``views``: the views these frames are of, when only some go on (the segments of one
+        video that have not ended yet: :func:`mocap.detect2d.people.detect_people_video`);
+        default all, in order."""
         images = self.model._images(frames)
-        if len(images) != self.views:
-            raise ValueError(f"this tracker follows {self.views} view(s), got {len(images)} frame(s)")
+        if views is None:
+            if len(images) != self.views:
+                raise ValueError(f"this tracker follows {self.views} view(s), got {len(images)} frame(s)")
+            views = range(self.views)
+        views = [int(v) for v in views]
+        if len(images) != len(views) or len(set(views)) != len(views) or not all(0 <= v < self.views for v in views):
+            raise ValueError(f"{len(images)} frame(s) for views {views}: want one frame per view, "
+                             f"distinct views below {self.views}")
         m = self.model
-        detect = [m._needs_detector(r, w, n, b) for r, w, n, b in zip(self.rois, self.weak, self.since, self.wait)]
-        lm, self.rois, weak = m._step(images, list(range(self.views)), self.rois, self.refine, detect)
-        # a view waiting to look again (see next_wait) stays weak until the detector has run
-        self.weak = [w or (old and not d) for w, old, d in zip(weak, self.weak, detect)]
-        self.since = [1 if d else n + 1 for d, n in zip(detect, self.since)]
-        self.wait = [m.next_wait(b, w, d) for b, w, d in zip(self.wait, self.weak, detect)]
-        return m._to_estimate(self.views, lm)
+        detect = [m._needs_detector(self.rois[v], self.weak[v], self.since[v], self.wait[v]) for v in views]
+        # a view tracking nobody looks everywhere; one looking for newcomers takes the closer windows in turn
+        turns = [None if len(self.rois[v]) == 0 else self.turn[v] for v in views]
+        lm, rois, weak = m._step(images, list(range(len(views))), [self.rois[v] for v in views], self.refine, detect,
+                                 turns)
+        for v, r, w, d in zip(views, rois, weak, detect):
+            self.turn[v] += int(d and len(self.rois[v]) > 0)
+            self.rois[v] = r
+            # a view waiting to look again (see next_wait) stays weak until the detector has run
+            self.weak[v] = w or (self.weak[v] and not d)
+            self.since[v] = 1 if d else self.since[v] + 1
+            self.wait[v] = m.next_wait(self.wait[v], self.weak[v], d)
+        return m._to_estimate(len(views), lm)
 
 
 def distinct_rois(rois: np.ndarray, score: np.ndarray, slot: np.ndarray) -> np.ndarray:
@@ -65,7 +85,7 @@ def distinct_rois(rois: np.ndarray, score: np.ndarray, slot: np.ndarray) -> np.n
 
 
 def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, slot: np.ndarray, *,
-                   tolerance: float = 0.08) -> np.ndarray:
+                   tolerance: float = 0.08, mirror: np.ndarray | None = None) -> np.ndarray:
     """(N,) bool: False for a pose that repeats a better-scored pose of the same slot: two
     tracks that converged on one person (after a crossing), or a fresh detection of someone
     already tracked.
@@ -74,50 +94,59 @@ def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, s
     ``tolerance`` times the larger ROI side (rois (N, 5)), on average. (Two people side by
     side, even overlapping, differ by far more: their hips and feet are elsewhere. Not the
     face alone: on pose2sim_two_people cam03 the man's head passes 25 px from the woman's.)
+    With ``mirror`` (the layout's left/right permutation, (J,) indices) a pose is also
+    compared with the other's left and right swapped: a fresh detection of someone tracked
+    whom the landmark network reads facing the other way (pose2sim_two_people cam02 frame 82:
+    187 px apart on average as given, 18 px swapped) is the same person.
     """
     side = np.maximum(rois[:, 2], rois[:, 3])
 
     def same(i: int, j: int) -> bool:
-        d = np.linalg.norm(keypoints[i] - keypoints[j], axis=-1)
-        return bool(np.nanmean(d) < tolerance * max(side[i], side[j]))
+        d = np.nanmean(np.linalg.norm(keypoints[i] - keypoints[j], axis=-1))
+        if mirror is not None:
+            d = min(d, np.nanmean(np.linalg.norm(keypoints[i] - keypoints[j][mirror], axis=-1)))
+        return bool(d < tolerance * max(side[i], side[j]))
 
     return _distinct(score, slot, same)
 
 
 def on_limbs(points: np.ndarray, ok: np.ndarray, skeleton: np.ndarray, seen: np.ndarray,
-             edges: np.ndarray) -> float:
-    """The share of ``points`` (J, 2 pixels; ``ok`` (J,) bool: those counted) that lie on the
-    limbs of ``skeleton`` (J, 2 pixels; ``seen`` (J,) bool): within ``LIMB_WIDTH`` of its height
-    or width (the larger) from one of its ``edges`` (E, 2 joint indices) whose ends are both
-    seen. NaN when either has fewer than 5 points or fewer than 5 limbs to go by."""
+             edges: np.ndarray) -> np.ndarray | None:
+    """(J,) bool: which of ``points`` (J, 2 pixels; ``ok`` (J,) bool: those judged) lie on the
+    limbs of ``skeleton`` (J, 2 pixels; ``seen`` (J,) bool): within ``LIMB_WIDTH`` of its
+    height or width (the larger) from one of its ``edges`` (E, 2 joint indices) whose ends are
+    both seen. None when the skeleton has fewer than 5 limbs to go by."""
     e = edges[seen[edges[:, 0]] & seen[edges[:, 1]]]
-    if len(e) < 5 or ok.sum() < 5:
-        return float("nan")
+    if len(e) < 5:
+        return None
     size = float(np.ptp(skeleton[seen], axis=0).max())
-    p, a, b = points[ok][:, None], skeleton[e[:, 0]][None], skeleton[e[:, 1]][None]
+    p, a, b = points[:, None], skeleton[e[:, 0]][None], skeleton[e[:, 1]][None]
     ab = b - a
     t = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0.0, 1.0)
     d = np.linalg.norm(p - (a + t[..., None] * ab), axis=-1).min(axis=1)
-    return float((d < LIMB_WIDTH * max(size, 1e-6)).mean())
+    return ok & (d < LIMB_WIDTH * max(size, 1e-6))
 
 
 #: a point this close to a limb (times the person's larger side in the image) lies on that limb
 LIMB_WIDTH = 0.05
 #: :func:`part_of_another`: a pose with at least this share of its points on another's limbs ...
 ON_ANOTHER = 0.5
-#: ... while under this share of the other's points lie on its own limbs, is a part of the other
-UNDER_IT = 0.3
+#: ... while none of the other's head and shoulders (nose, left and right shoulder in the
+#: BlazePose layout) lie on its own limbs, is a part of the other
+HEAD_SHOULDERS = (0, 11, 12)
 
 
 def part_of_another(keypoints: np.ndarray, visibility: np.ndarray, slot: np.ndarray, fresh: np.ndarray,
-                    edges: np.ndarray, *, min_visibility: float = 0.3) -> np.ndarray:
+                    edges: np.ndarray, *, min_visibility: float = 0.3,
+                    head_shoulders: tuple[int, ...] = HEAD_SHOULDERS) -> np.ndarray:
     """(N,) bool: True for a fresh pose (``fresh`` (N,) bool: just found by the detector) that
     is only a part of another pose of the same slot: the pose detector, which keys on faces,
     sometimes proposes a second "person" in a window showing one person's legs, and the
     landmark network then draws a whole body along those legs. Such a pose has most of its
-    points (visibility >= ``min_visibility``) on the other's limbs (:func:`on_limbs`, at least
-    :data:`ON_ANOTHER`) while few of the other's lie on its own (under :data:`UNDER_IT`).
-    Two real people crossing lie on each other both ways, and one behind the other shows
+    points (visibility >= ``min_visibility``; at least :data:`ON_ANOTHER` of them) on the
+    other's limbs (:func:`on_limbs`), and the other's head and shoulders lie off its own.
+    Two real people crossing lie on each other head and shoulders too (measured on
+    pose2sim_two_people: no frame of the two taken for one), and one behind the other shows
     a head and shoulders of their own. Only fresh poses are judged: a tracked person who
     passes behind someone keeps their track.
 
@@ -127,13 +156,17 @@ def part_of_another(keypoints: np.ndarray, visibility: np.ndarray, slot: np.ndar
     """
     n = len(keypoints)
     ok = np.isfinite(keypoints).all(-1) & (np.asarray(visibility) >= min_visibility)
+    top = np.zeros(keypoints.shape[1], bool)
+    top[list(head_shoulders)] = True
     out = np.zeros(n, bool)
     for i in np.nonzero(fresh)[0]:
         for j in range(n):
             if j == i or slot[j] != slot[i] or out[j]:
                 continue
-            if (on_limbs(keypoints[i], ok[i], keypoints[j], ok[j], edges) >= ON_ANOTHER
-                    and not on_limbs(keypoints[j], ok[j], keypoints[i], ok[i], edges) >= UNDER_IT):
+            mine = on_limbs(keypoints[i], ok[i], keypoints[j], ok[j], edges)
+            theirs = on_limbs(keypoints[j], ok[j] & top, keypoints[i], ok[i], edges)
+            if (ok[i].sum() >= 5 and mine is not None and mine.sum() >= ON_ANOTHER * ok[i].sum()
+                    and not (theirs is not None and theirs.any())):
                 out[i] = True
                 break
     return out
@@ -168,20 +201,22 @@ def concat_estimates(parts: list[Estimate], num_joints: int, layout: str) -> Est
     return stack_people(per_frame, num_joints, layout)
 
 
-def detector_windows(w: int, h: int, detector_size: tuple[int, int], several: bool
+def detector_windows(w: int, h: int, detector_size: tuple[int, int], several: bool, *, turn: int | None = None
                      ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Where the pose detector looks in a w x h image: (roi (5,), padding (4,), origin (2,),
     size (2,)) each, pixels. The whole image, letterboxed to ``detector_size``; when looking
     for ``several`` people also overlapping squares along its long side (the detector sees
     224 x 224 and keys on faces, so people who are small in a wide frame are found only in
-    a closer window). A detection's keypoints map back as ``normalised * size + origin``
-    after the padding is removed."""
+    a closer window): all of them, or with ``turn`` = n only the (n mod count)-th. A
+    detection's keypoints map back as ``normalised * size + origin`` after the padding is
+    removed."""
     roi, pad = bp.letterbox(w, h, *detector_size)
     out = [(roi, pad, np.zeros(2), np.array([w, h], np.float64))]
     side, long = min(w, h), max(w, h)
     if several and long > 1.2 * side:
         n = int(np.ceil((long - side) / (side / 2))) + 1
-        for start in np.linspace(0, long - side, n):
+        starts = np.linspace(0, long - side, n)
+        for start in starts if turn is None else starts[[int(turn) % n]]:
             origin = np.array([start, 0.0] if w > h else [0.0, start])
             square = np.array([origin[0] + side / 2, origin[1] + side / 2, side, side, 0.0])
             out.append((square, np.zeros(4), origin, np.array([side, side], np.float64)))
