@@ -45,10 +45,26 @@ class SceneUp:
 
 def _angle_to(v: np.ndarray, mid: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """(N,) radians between each segment (midpoint (N, 2), unit direction (N, 2)) and the way
-    from its midpoint to the homogeneous image point ``v`` (3,) (a point at infinity too)."""
-    to_v = v[:2][None] - mid * v[2]
-    to_v = to_v / np.maximum(np.linalg.norm(to_v, axis=1, keepdims=True), 1e-12)
-    return np.arccos(np.clip(np.abs((to_v * direction).sum(1)), 0.0, 1.0))
+    from its midpoint to the homogeneous image point ``v`` (3,) (a point at infinity too);
+    for points (M, 3), (M, N)."""
+    v = np.asarray(v, dtype=np.float64)
+    to_v = v[..., None, :2] - mid * v[..., None, 2:3]
+    to_v = to_v / np.maximum(np.linalg.norm(to_v, axis=-1, keepdims=True), 1e-12)
+    return np.arccos(np.clip(np.abs((to_v * direction).sum(-1)), 0.0, 1.0))
+
+
+def _support(points: np.ndarray, mid: np.ndarray, direction: np.ndarray, length: np.ndarray, tolerance: float,
+             allowed: np.ndarray | None = None, chunk: int = 200) -> np.ndarray:
+    """(M,) for each homogeneous image point (M, 3): the total length of the segments (``length``
+    (N,)) pointing at it within ``tolerance`` (only those ``allowed``, (N,) bool), worked out
+    ``chunk`` points at a time."""
+    out = np.zeros(len(points))
+    for s in range(0, len(points), chunk):
+        inl = _angle_to(points[s:s + chunk], mid, direction) < tolerance
+        if allowed is not None:
+            inl &= allowed
+        out[s:s + chunk] = inl @ length
+    return out
 
 
 def _geometry(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,19 +135,14 @@ def vertical_up(segments: np.ndarray, K: np.ndarray, prior_up: np.ndarray, *, ma
     rng = np.random.default_rng(seed)
     n = len(length)
     pairs = rng.choice(n, size=(iterations, 2), p=length / length.sum())
-    scored = []
-    for i, j in pairs:
-        if i == j:
-            continue
-        d = np.cross(normals[i], normals[j])
-        norm = np.linalg.norm(d)
-        if norm < 1e-9 or abs(d @ u0) / norm < cos_max:
-            continue
-        d /= norm
-        scored.append((length[inliers(d)].sum(), d))
-    scored.sort(key=lambda x: -x[0])
+    meet = np.cross(normals[pairs[:, 0]], normals[pairs[:, 1]])  # each pair's vanishing direction
+    norm = np.linalg.norm(meet, axis=1)
+    ok = (pairs[:, 0] != pairs[:, 1]) & (norm >= 1e-9)
+    ok[ok] = np.abs(meet[ok] @ u0) / norm[ok] >= cos_max
+    meet = meet[ok] / norm[ok, None]
+    score = _support(meet @ K.T, mid, direction, length, tolerance)
     tried: list[np.ndarray] = []
-    for _, d in scored:  # the best-supported points first; one that does not hold up gives way to the next
+    for d in meet[np.argsort(-score, kind="stable")]:  # the best-supported first; one that does not hold up gives way
         if len(tried) == candidates:
             break
         if any(abs(d @ e) > np.cos(np.radians(2.0)) for e in tried):
@@ -193,16 +204,15 @@ def horizontal_points(segments: np.ndarray, vertical_point: np.ndarray, *, toler
         if len(idx) < min_lines:
             break
         pairs = rng.choice(idx, size=(iterations, 2), p=length[idx] / length[idx].sum())
-        best, best_score = None, 0.0
-        for i, j in pairs:
-            v = np.cross(lines[i], lines[j])
-            if i == j or np.linalg.norm(v) < 1e-12:
-                continue
-            inl = free & (_angle_to(v / np.linalg.norm(v), mid, direction) < tolerance)
-            score = length[inl].sum()
-            if score > best_score:
-                best, best_score = inl, score
-        if best is None or best.sum() < min_lines:
+        v = np.cross(lines[pairs[:, 0]], lines[pairs[:, 1]])
+        norm = np.linalg.norm(v, axis=1)
+        v = v[(pairs[:, 0] != pairs[:, 1]) & (norm >= 1e-12)]
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        score = _support(v, mid, direction, length, tolerance, free)
+        if not len(v) or score.max() <= 0:
+            break
+        best = free & (_angle_to(v[np.argmax(score)], mid, direction) < tolerance)
+        if best.sum() < min_lines:
             break
         v = np.linalg.svd(lines[best] * np.sqrt(length[best])[:, None], full_matrices=False)[2][-1]
         v = v / v[2] if abs(v[2]) > 1e-12 else v
