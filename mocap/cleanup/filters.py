@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import signal
 
 __all__ = ["fill_gaps", "butterworth", "one_euro", "OneEuroFilter"]
 
@@ -189,6 +188,8 @@ def butterworth(x: np.ndarray, *, fps: float, cutoff_hz: float, order: int = 4) 
         )
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
         raise ValueError(f"order must be an integer >= 1, got {order!r}")
+
+    from scipy import signal  # here, not at the top: importing scipy.signal takes 0.8 s (it pulls in scipy.stats)
 
     sos = signal.butter(int(order), cutoff_hz, btype="low", fs=fps, output="sos")
     default_pad = 3 * (2 * len(sos) + 1)
