@@ -69,10 +69,13 @@ def detect_view_people(video: str | os.PathLike, *, detector: str = DEFAULT_DETE
                             layout=k.layout, image_size=k.image_size, fps=k.fps)
     from mocap.detect2d.people import detect_people_video
 
-    # one tracker through the whole video, as the one-camera capture: the segment-parallel
-    # BlazePoseTorch.video() restarted from the detector every 8 frames, and a person bent
-    # over (whom the detector frames upside down) came out as garbage for those 8 frames
-    return detect_people_video(video, detector=detector, device=device, max_people=max_people, progress=progress)
+    # one tracker through the whole video: the segment-parallel BlazePoseTorch.video()
+    # restarted from the detector every 8 frames, and a person bent over (whom the detector
+    # frames upside down) came out as garbage for those 8 frames; the one-camera capture's
+    # four segments (each warmed up on 8 frames) cost the triangulation too: pose2sim_two_people's
+    # main person's bones varied by 7.2 % with them, 5.7 % without (2026-12-07), for 5 % less time
+    return detect_people_video(video, detector=detector, device=device, max_people=max_people, progress=progress,
+                               segments=1)
 
 
 def landmarks_where_expected(video: str | os.PathLike, frames: np.ndarray, expected: np.ndarray, *,
