@@ -232,3 +232,25 @@ def test_missing_fps_falls_back_with_warning(tmp_path, monkeypatch):
         info = probe_video(path)
     assert info.fps == DEFAULT_FPS == 30.0
     assert info.frame_count == N
+
+
+def test_read_frames_by_number(tmp_path, monkeypatch):
+    """read_frames: the frames asked for, by number, near ones in one run and far ones after a
+    seek (frames between far ones are not decoded), frames past the end left out."""
+    import mocap.io.video as video
+
+    path = _write(tmp_path / "clip.avi", "MJPG", n=60)
+    decoded = []
+    real = video.iter_frames
+
+    def counting(frames):
+        for frame in frames:
+            decoded.append(_decode_index(frame))
+            yield frame
+
+    monkeypatch.setattr(video, "iter_frames", lambda *a, **k: counting(real(*a, **k)))  # opened at the call
+    got = video.read_frames(path, [50, 3, 5, 3, 70], gap=10)
+    assert sorted(got) == [3, 5, 50]
+    assert {i: _decode_index(f) for i, f in got.items()} == {3: 3, 5: 5, 50: 50}
+    assert decoded == [3, 4, 5, 50]  # 6-49 never decoded
+    assert video.read_frames(path, []) == {}

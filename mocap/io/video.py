@@ -258,6 +258,34 @@ def iter_frames(path: str | os.PathLike, *, rgb: bool = True, start: int = 0,
                    stop=stop)
 
 
+def read_frames(path: str | os.PathLike, wanted, *, rgb: bool = True, gap: int = 30) -> dict[int, np.ndarray]:
+    """The frames numbered ``wanted`` (an iterable of video frame numbers) of the video at
+    ``path``, upright, by number: frames less than ``gap`` apart are read in one run (the ones
+    between decoded and dropped), farther ones each after a seek (:func:`iter_frames`), so
+    that three frames of an hour's video do not decode the hour. A frame past the video's end
+    is left out."""
+    import contextlib
+
+    picks = sorted({int(f) for f in wanted})
+    out: dict[int, np.ndarray] = {}
+    runs: list[list[int]] = []
+    for f in picks:
+        if runs and f - runs[-1][-1] < gap:
+            runs[-1].append(f)
+        else:
+            runs.append([f])
+    for run in runs:
+        try:
+            frames = iter_frames(path, rgb=rgb, start=run[0], stop=run[-1] + 1)
+        except VideoEndsEarly:
+            break
+        with contextlib.closing(frames):
+            for i, frame in enumerate(frames, run[0]):
+                if i in run:
+                    out[i] = frame
+    return out
+
+
 def _skip_to(cap, path: Path, start: int, clock: _Clock | None):
     """(the capture, frame ``start`` as stored, or None past the end), frames 1 to ``start - 1``
     left undecoded where the container can seek. The seek is kept when the frame it lands on

@@ -411,20 +411,14 @@ def write_people_files(video, out: Path, tracks: PeopleTracks, captured: dict[in
 
     from mocap.export.contact_sheet import write_people_sheet
     from mocap.formats import atomic_path
-    from mocap.io.video import iter_frames
+    from mocap.io.video import read_frames
 
     listing = tracks.listing(captured, chosen)
     people = listing["people"]
     outputs["people"] = out / "people.json"
     with atomic_path(outputs["people"]) as tmp:
         tmp.write_text(json.dumps(listing, indent=1))
-    wanted = {p["best_frame"] for p in people}
-    frames = {}
-    if wanted:
-        with contextlib.closing(iter_frames(video, rgb=True, start=min(wanted), stop=max(wanted) + 1)) as it:
-            for i, f in enumerate(it, min(wanted)):
-                if i in wanted:
-                    frames[i] = f
+    frames = read_frames(video, [p["best_frame"] for p in people])
     if all(p["best_frame"] in frames for p in people):
         outputs["people_sheet"] = out / "people.png"
         write_people_sheet(outputs["people_sheet"], frames, people)

@@ -33,11 +33,11 @@ def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int
     unseen): what the fit reads gravity from (:func:`mocap.detect2d.lines.scene_segments`).
     ``frames``: those already decoded, (H, W, 3) uint8 RGB by frame number; the others are read."""
     from mocap.detect2d.lines import people_boxes, scene_segments
-    from mocap.io.video import iter_frames
+    from mocap.io.video import read_frames
 
-    have = frames or {}
-    kept = [(f, have[f] if f in have else next(iter(iter_frames(video, rgb=True, start=f, stop=f + 1)), None))
-            for f in scene_frames(span)]
-    kept = [(f, img) for f, img in kept if img is not None]
+    have = dict(frames or {})
+    picks = scene_frames(span)
+    have.update(read_frames(video, [f for f in picks if f not in have]))
+    kept = [(f, have[f]) for f in picks if f in have]
     return scene_segments([img for _, img in kept],
                           [people_boxes(people_px[f]) if f < len(people_px) else None for f, _ in kept]).astype(np.float32)
