@@ -52,7 +52,8 @@ import numpy as np
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import Estimate, replace_rows, stack_people
 from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, detector_windows,
-                                                         distinct_poses, distinct_rois, part_of_another, same_roi)
+                                                         distinct_poses, distinct_rois, fine_window, part_of_another,
+                                                         same_roi)
 from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
 from mocap.detect2d.estimators.tflite_torch import run_batched
 from mocap.errors import MocapError
@@ -61,6 +62,11 @@ from mocap.skeletons import MEDIAPIPE33
 NUM_JOINTS = 33
 #: the limbs and the torso (its diagonals too) on which a part of a person lies (:func:`part_of_another`)
 LIMBS = np.array(MEDIAPIPE33.edges + ((11, 24), (12, 23)))
+#: with ``max_people`` > 1, a person the detector finds must stand at least this tall (their
+#: seen landmarks' extent, times the frame's short side): the closer windows of the detector's
+#: turns proposed a ceiling rig 67 px tall in pose2sim_two_people cam03 (1088 x 1920); the
+#: smallest real bystander there is 357 px
+MIN_NEW_HEIGHT = 0.1
 #: the landmarks' left/right permutation (one person read facing the other way: :func:`distinct_poses`)
 MIRROR = np.asarray(MEDIAPIPE33.mirror_permutation())
 
@@ -268,6 +274,9 @@ class BlazePoseTorch:
         decoded = bp.decode_detections(raw_boxes, raw_scores, self.anchors, g.decode, min_score=min_score)
         frames, rois, scores = [], [], []
         for (f, _, padding, origin, size), (box, kp, score) in zip(windows, decoded):
+            if fine_window(size, images[f].shape[1], images[f].shape[0]):  # a close look: only clear detections
+                box, kp, score = box[score >= self.min_confidence], kp[score >= self.min_confidence], \
+                    score[score >= self.min_confidence]
             box, kp, score = bp.weighted_nms(box, kp, score, threshold=g.nms_threshold, weighted=g.nms_weighted,
                                              max_detections=self.max_people)
             if not len(score):
@@ -417,10 +426,12 @@ class BlazePoseTorch:
             lm = replace_rows(lm, use, second.take(second.score >= self.min_confidence))
         distinct = np.ones(len(slot), bool)
         if self.max_people > 1:
-            distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot, mirror=MIRROR)
+            distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot, mirror=MIRROR, visibility=lm.visibility)
             found = np.nonzero(distinct & (lm.score >= self.min_confidence))[0]
             distinct[found[part_of_another(lm.keypoints[found], lm.visibility[found], slot[found], fresh[found],
                                            LIMBS)]] = False
+            shorts = np.array([min(images[f].shape[:2]) for f in frame], np.float64)
+            distinct[fresh & (_pose_height(lm.keypoints, lm.visibility) < MIN_NEW_HEIGHT * shorts)] = False
         keep = (lm.score >= self.min_tracking_confidence) & distinct
         nxt, weak = [], []
         for k in range(len(slots)):
@@ -503,6 +514,16 @@ class BlazePoseTorch:
         lm = PoseLandmarks(*(np.concatenate([getattr(x, k) for x in found])
                              for k in PoseLandmarks.__dataclass_fields__))
         return self._to_estimate(len(images), lm)
+
+
+def _pose_height(keypoints: np.ndarray, visibility: np.ndarray, min_visibility: float = 0.5) -> np.ndarray:
+    """(N,) the extent in pixels of each pose's landmarks seen (visibility >= ``min_visibility``)
+    along the image's y axis (0 with fewer than 2 seen)."""
+    y = np.where(np.asarray(visibility) >= min_visibility, keypoints[..., 1], np.nan)
+    ok = np.isfinite(y).sum(1) >= 2
+    out = np.zeros(len(y))
+    out[ok] = np.nanmax(y[ok], 1) - np.nanmin(y[ok], 1)
+    return out
 
 
 def _refine_torch(xy, heat, kernel: int, min_confidence: float):

@@ -85,7 +85,8 @@ def distinct_rois(rois: np.ndarray, score: np.ndarray, slot: np.ndarray) -> np.n
 
 
 def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, slot: np.ndarray, *,
-                   tolerance: float = 0.08, mirror: np.ndarray | None = None) -> np.ndarray:
+                   tolerance: float = 0.08, mirror: np.ndarray | None = None,
+                   visibility: np.ndarray | None = None, min_visibility: float = 0.5) -> np.ndarray:
     """(N,) bool: False for a pose that repeats a better-scored pose of the same slot: two
     tracks that converged on one person (after a crossing), or a fresh detection of someone
     already tracked.
@@ -98,13 +99,25 @@ def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, s
     compared with the other's left and right swapped: a fresh detection of someone tracked
     whom the landmark network reads facing the other way (pose2sim_two_people cam02 frame 82:
     187 px apart on average as given, 18 px swapped) is the same person.
+    With ``visibility`` (N, J), where both poses see at least 6 of the same landmarks
+    (``min_visibility``), the median distance over those is judged instead of the mean over
+    all: a pose of someone's upper body (found in a close window) whose legs the landmark
+    network made up is that person.
     """
     side = np.maximum(rois[:, 2], rois[:, 3])
+    seen = None if visibility is None else np.asarray(visibility) >= min_visibility
+
+    def apart(a: np.ndarray, b: np.ndarray, both: np.ndarray | None) -> float:
+        d = np.linalg.norm(a - b, axis=-1)
+        if both is not None and both.sum() >= 6:
+            return float(np.nanmedian(d[both]))
+        return float(np.nanmean(d))
 
     def same(i: int, j: int) -> bool:
-        d = np.nanmean(np.linalg.norm(keypoints[i] - keypoints[j], axis=-1))
+        both = None if seen is None else seen[i] & seen[j]
+        d = apart(keypoints[i], keypoints[j], both)
         if mirror is not None:
-            d = min(d, np.nanmean(np.linalg.norm(keypoints[i] - keypoints[j][mirror], axis=-1)))
+            d = min(d, apart(keypoints[i], keypoints[j][mirror], None if seen is None else seen[i] & seen[j][mirror]))
         return bool(d < tolerance * max(side[i], side[j]))
 
     return _distinct(score, slot, same)
@@ -205,19 +218,37 @@ def detector_windows(w: int, h: int, detector_size: tuple[int, int], several: bo
                      ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Where the pose detector looks in a w x h image: (roi (5,), padding (4,), origin (2,),
     size (2,)) each, pixels. The whole image, letterboxed to ``detector_size``; when looking
-    for ``several`` people also overlapping squares along its long side (the detector sees
-    224 x 224 and keys on faces, so people who are small in a wide frame are found only in
-    a closer window): all of them, or with ``turn`` = n only the (n mod count)-th. A
-    detection's keypoints map back as ``normalised * size + origin`` after the padding is
+    for ``several`` people also closer squares (the detector sees 224 x 224 and keys on faces,
+    so people who are small in the frame are found only in a closer window): squares of the
+    short side along the long side (all of them when ``turn`` is None), and with ``turn`` = n
+    the (n mod count)-th of those and the (n mod count)-th of a grid of squares of half the
+    short side over the whole frame (a tracker looking for newcomers takes them in turn: a
+    far-off bystander, 450 px tall in a 1080 x 1920 frame and masked, is found only there).
+    A detection's keypoints map back as ``normalised * size + origin`` after the padding is
     removed."""
     roi, pad = bp.letterbox(w, h, *detector_size)
     out = [(roi, pad, np.zeros(2), np.array([w, h], np.float64))]
+    if not several:
+        return out
     side, long = min(w, h), max(w, h)
-    if several and long > 1.2 * side:
-        n = int(np.ceil((long - side) / (side / 2))) + 1
-        starts = np.linspace(0, long - side, n)
-        for start in starts if turn is None else starts[[int(turn) % n]]:
-            origin = np.array([start, 0.0] if w > h else [0.0, start])
-            square = np.array([origin[0] + side / 2, origin[1] + side / 2, side, side, 0.0])
-            out.append((square, np.zeros(4), origin, np.array([side, side], np.float64)))
-    return out
+    along = _squares(w, h, side) if long > 1.2 * side else []
+    if turn is None:
+        return out + along
+    fine = _squares(w, h, side / 2)
+    return out + ([along[int(turn) % len(along)]] if along else []) + [fine[int(turn) % len(fine)]]
+
+
+def fine_window(size: np.ndarray, w: int, h: int) -> bool:
+    """Whether a window of :func:`detector_windows` (its ``size`` (2,)) is one of the grid's
+    half-side squares."""
+    return bool(size[0] < 0.75 * min(w, h))
+
+
+def _squares(w: int, h: int, side: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Squares of ``side`` pixels covering a w x h image, overlapping by at least a quarter of a
+    side, row by row (as :func:`detector_windows` gives its windows)."""
+    def starts(length: float) -> np.ndarray:
+        return np.linspace(0, length - side, int(np.ceil((length - side) / (0.75 * side))) + 1 if length > side else 1)
+
+    return [(np.array([x + side / 2, y + side / 2, side, side, 0.0]), np.zeros(4), np.array([x, y]),
+             np.array([side, side], np.float64)) for y in starts(h) for x in starts(w)]
