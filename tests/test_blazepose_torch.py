@@ -243,14 +243,16 @@ def test_the_example_has_the_man_and_the_woman_far_back_and_no_pieces_of_him():
     """examples/balance_cam01.mp4 shows a man and, far back in the corner, a masked woman
     about 450 px tall (found only in the detector's half-side squares, taken in turn).
     Tracked with room for several people: the man in all 100 frames, the woman in most, and
-    nothing else people.json would list (0.25 s: 15 frames). Before part_of_another his legs
-    made three more tracks (19, 3 and 2 frames); before the half-side squares she was missed."""
+    nothing else, not even a short track (before part_of_another his legs made three more
+    tracks of 19, 3 and 2 frames; before drop_parts a body drawn on his chest and legs was
+    one of 10 frames); before the half-side squares she was missed."""
     from mocap.detect2d.people import LISTED_MIN_S, detect_people_video
 
     tracks = detect_people_video(EXAMPLE_VIDEO, detector="blazepose-torch", progress=False)
     ids, counts = np.unique(tracks.track_ids[tracks.track_ids >= 0], return_counts=True)
     listed = {int(i): int(c) for i, c in zip(ids, counts) if c >= LISTED_MIN_S * tracks.fps}
     assert len(listed) == 2 and listed[0] == 100, listed
+    assert tracks.track_list() == sorted(listed, key=lambda i: -listed[i])
     (woman,) = [i for i in listed if i != 0]
     assert listed[woman] >= 80
     box = np.nanmedian(tracks.keypoints[tracks.track_ids == woman], axis=0)

@@ -281,3 +281,34 @@ def test_implausible_jumps_flag_a_switch_to_someone_else():
     switched[20:30] = b[20:30]  # the keypoints follow someone else for ten frames
     switched[40:45] = np.nan  # and a gap, which is not a jump
     assert implausible_jumps(switched, conf, "coco17", 30.0) == [(19, 20), (29, 30)]
+
+
+def test_a_track_drawn_on_another_persons_limbs_is_dropped_and_a_real_crossing_kept():
+    """A "person" lying along another's limbs for 15 frames (what the pose detector proposes
+    when it takes a knee for a face: a small body drawn inside the man) is no person: its
+    track goes, the others are renumbered; two real people crossing (one passes behind the
+    other, both seen before and after) and a bystander keep their tracks."""
+    from mocap.detect2d.tracking import drop_parts
+
+    rng = np.random.default_rng(7)
+    kp, conf, scores, true = _crossing_scene(0, "none")
+    t_len = len(kp)
+    host = 0
+    edges = np.array(COCO17.edges)
+    along = rng.integers(0, len(edges), 17), rng.uniform(0.1, 0.9, 17)
+    for t in range(30, 45):  # the part: each of its points on one of the host's limbs
+        (s,) = np.nonzero(true[t] == host)[0]
+        free = np.nonzero(true[t] < 0)[0][0]
+        a, b = kp[t, s, edges[along[0], 0]], kp[t, s, edges[along[0], 1]]
+        kp[t, free] = a + along[1][:, None] * (b - a) + rng.normal(0, 2, (17, 2))
+        conf[t, free], scores[t, free], true[t, free] = 0.9, 0.8, 9
+    ids = track_people(kp, conf, scores)
+    assert len(np.unique(ids[true == 9])) == 1 and ids[true == 9][0] >= 0  # tracked as someone, ...
+    out = drop_parts(kp, conf, ids, layout="coco17")
+    assert (out[true == 9] == -1).all()  # ... and dropped
+    real = true >= 0
+    real[true == 9] = False
+    assert (out[real] >= 0).all() and identity_switches(out[:t_len], np.where(true == 9, -1, true)) == 0
+    assert sorted(np.unique(out[out >= 0])) == [0, 1, 2]
+    # the real people, crossing at t ~ 60, lie on each other in a few frames only: all kept
+    assert (drop_parts(kp, conf, np.where(true == 9, -1, ids), layout="coco17") >= 0).sum() == real.sum()

@@ -310,8 +310,9 @@ def _looks(frames: list[np.ndarray], est) -> np.ndarray:
 
 def _tracked(parts: list, looks: list[np.ndarray], fps: float, size: tuple[int, int]) -> PeopleTracks:
     """The :class:`PeopleTracks` of consecutive :class:`Estimate` ``parts`` (with the torso
-    histograms ``looks`` of each): everyone given track ids (:func:`mocap.detect2d.tracking.track_people`)."""
-    from mocap.detect2d.tracking import track_people
+    histograms ``looks`` of each): everyone given track ids (:func:`mocap.detect2d.tracking.track_people`),
+    less the tracks that are only a part of another person (:func:`mocap.detect2d.tracking.drop_parts`)."""
+    from mocap.detect2d.tracking import drop_parts, track_people
 
     width, height = (int(v) for v in size)
     if not parts:
@@ -332,7 +333,8 @@ def _tracked(parts: list, looks: list[np.ndarray], fps: float, size: tuple[int, 
         kp, conf, scores = np.full((t, 0, j, 2), np.nan, np.float32), np.zeros((t, 0, j), np.float32), np.zeros((t, 0), np.float32)
         ids = np.zeros((t, 0), np.int64)
     else:
-        ids = track_people(kp, conf, scores, layout=parts[0].layout, appearance=look)
+        ids = drop_parts(kp, conf, track_people(kp, conf, scores, layout=parts[0].layout, appearance=look),
+                         layout=parts[0].layout)
     return PeopleTracks(keypoints=kp.astype(np.float32), confidence=conf.astype(np.float32),
                         scores=scores.astype(np.float32), track_ids=np.asarray(ids), layout=parts[0].layout,
                         image_size=(width, height), fps=float(fps))
