@@ -107,7 +107,7 @@ def test_people_json_png_and_summary(captured):
     assert sheet is not None and sheet.shape[0] > 300 and sheet.shape[1] > 2 * 160
     text = report.summary()
     assert "people found: 2" in text and "captured: id 0" in text and "frames 8-59" in text
-    assert "1 tracks under 0.25 s, not listed" in text
+    assert "1 track under 0.25 s, not listed" in text
     assert "WARNING" not in text  # no impossible jump in these tracks
 
 

@@ -162,7 +162,8 @@ class CaptureReport:
         if self.people:
             found = "; ".join(f"id {p['id']}: frames {p['first_frame']}-{p['last_frame']}, seen in "
                               f"{p['frames_visible']}" for p in self.people)
-            short = f"; and {self.short_tracks} tracks under {LISTED_MIN_S:g} s, not listed" if self.short_tracks else ""
+            tracks = "track" if self.short_tracks == 1 else "tracks"
+            short = f"; and {self.short_tracks} {tracks} under {LISTED_MIN_S:g} s, not listed" if self.short_tracks else ""
             lines.append(f"people found: {len(self.people)} ({found}{short})")
         if self.captured is not None:
             others = [p["id"] for p in self.people if p["id"] != self.captured]
