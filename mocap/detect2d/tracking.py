@@ -603,8 +603,9 @@ PART_FRAMES = 0.9
 
 def drop_parts(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *, layout: str,
                min_confidence: float = 0.3, samples: int = 60) -> np.ndarray:
-    """(T, P) track ids without the tracks that are only a part of another person, renumbered
-    by first appearance (-1 for the slots dropped).
+    """(T, P) track ids without the tracks that are only a part of another person (-1 for the
+    slots dropped; the other ids unchanged, so that they stay those of the live tracker, which
+    cannot look back: :class:`mocap.detect2d.people.LivePeople`).
 
     A pose detector keying on faces sometimes finds a "face" on one person's chest or legs,
     and the landmark network draws a whole small body inside that person: a track which lives
@@ -650,11 +651,4 @@ def drop_parts(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndar
             if shares and np.median(shares) >= PART_SHARE:
                 dropped.add(t)
                 break
-    out = np.where(np.isin(ids, list(dropped)), -1, ids)
-    new = np.full(int(ids.max(initial=-1)) + 2, -1, np.int64)
-    nxt = 0
-    for i in out.ravel():
-        if i >= 0 and new[i] == -1:
-            new[i] = nxt
-            nxt += 1
-    return new[out]
+    return np.where(np.isin(ids, list(dropped)), -1, ids)
