@@ -288,7 +288,7 @@ def test_a_track_drawn_on_another_persons_limbs_is_dropped_and_a_real_crossing_k
     when it takes a knee for a face: a small body drawn inside the man) is no person: its
     track goes, the others keep their ids; two real people crossing (one passes behind the
     other, both seen before and after) and a bystander keep their tracks."""
-    from mocap.detect2d.tracking import drop_parts
+    from mocap.detect2d.parts import drop_parts
 
     rng = np.random.default_rng(7)
     kp, conf, scores, true = _crossing_scene(0, "none")

@@ -311,8 +311,9 @@ def _looks(frames: list[np.ndarray], est) -> np.ndarray:
 def _tracked(parts: list, looks: list[np.ndarray], fps: float, size: tuple[int, int]) -> PeopleTracks:
     """The :class:`PeopleTracks` of consecutive :class:`Estimate` ``parts`` (with the torso
     histograms ``looks`` of each): everyone given track ids (:func:`mocap.detect2d.tracking.track_people`),
-    less the tracks that are only a part of another person (:func:`mocap.detect2d.tracking.drop_parts`)."""
-    from mocap.detect2d.tracking import drop_parts, track_people
+    less the tracks that are only a part of another person (:func:`mocap.detect2d.parts.drop_parts`)."""
+    from mocap.detect2d.parts import drop_parts
+    from mocap.detect2d.tracking import track_people
 
     width, height = (int(v) for v in size)
     if not parts:
