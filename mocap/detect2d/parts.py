@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mocap.detect2d.estimators.blazepose_tracking import on_limbs
+from mocap.detect2d.estimators.blazepose_tracking import limb_edges, on_limbs
 from mocap.detect2d.tracking import track_sizes
 from mocap.skeletons import get_layout
 
@@ -31,8 +31,7 @@ def drop_parts(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndar
     and the landmark network draws a whole small body inside that person: a track which lives
     only while its host is there (in at least :data:`PART_FRAMES` of its frames), is smaller
     than the host (median keypoint-box size) and seen for fewer frames, and whose confident
-    points lie along the host's limbs and torso diagonals (``mocap.detect2d.estimators.
-    blazepose_tracking.on_limbs``) at least :data:`PART_SHARE` of them in its median frame
+    points lie along the host's limbs and torso diagonals (:func:`limb_edges`, :func:`on_limbs`) at least :data:`PART_SHARE` of them in its median frame
     (judged on up to ``samples`` of those frames, evenly spread). Someone passing behind
     another lies on them only while passing; the frames before and after are their own.
 
@@ -41,14 +40,7 @@ def drop_parts(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndar
         layout: the keypoints' layout name (its edges, and the shoulders and hips).
     """
     kp, conf, ids = np.asarray(keypoints), np.asarray(confidence), np.asarray(track_ids)
-    skel = get_layout(layout)
-    edges = list(skel.edges)
-    try:
-        ls, rs, lh, rh = (skel.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
-        edges += [(ls, rh), (rs, lh)]
-    except ValueError:  # a layout without them
-        pass
-    edges = np.asarray(edges, np.int64)
+    edges = limb_edges(get_layout(layout))
     ok = np.isfinite(kp).all(-1) & (conf >= min_confidence)
     stats = track_sizes(kp, conf, ids, min_confidence=min_confidence)  # {track: (frames, median size)}
     where = {t: dict(zip(*np.nonzero(ids == t))) for t in stats}  # {track: {frame: slot}}

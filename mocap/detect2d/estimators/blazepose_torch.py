@@ -52,8 +52,8 @@ import numpy as np
 from mocap.detect2d.estimators import blazepose_anchors as bp
 from mocap.detect2d.estimators.base import Estimate, replace_rows, stack_people
 from mocap.detect2d.estimators.blazepose_tracking import (PoseTracker, concat_estimates, detector_windows,
-                                                         distinct_poses, distinct_rois, fine_window, part_of_another,
-                                                         same_roi)
+                                                         distinct_poses, distinct_rois, fine_window, limb_edges,
+                                                         part_of_another, same_roi)
 from mocap.detect2d.estimators.roi_crop import crop_rois, device_images
 from mocap.detect2d.estimators.tflite_torch import run_batched
 from mocap.errors import MocapError
@@ -61,7 +61,7 @@ from mocap.skeletons import MEDIAPIPE33
 
 NUM_JOINTS = 33
 #: the limbs and the torso (its diagonals too) on which a part of a person lies (:func:`part_of_another`)
-LIMBS = np.array(MEDIAPIPE33.edges + ((11, 24), (12, 23)))
+LIMBS = limb_edges(MEDIAPIPE33)
 #: with ``max_people`` > 1, a person the detector finds must stand at least this tall (their
 #: seen landmarks' extent, times the frame's short side): the closer windows of the detector's
 #: turns proposed a ceiling rig 67 px tall in pose2sim_two_people cam03 (1088 x 1920); the

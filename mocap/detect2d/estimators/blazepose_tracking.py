@@ -123,6 +123,18 @@ def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, s
     return _distinct(score, slot, same)
 
 
+def limb_edges(skeleton) -> np.ndarray:
+    """(E, 2) the joint pairs on which a part of a person lies (:func:`on_limbs`): the layout's
+    edges and, where it names the shoulders and hips, the torso's two diagonals."""
+    edges = list(skeleton.edges)
+    try:
+        ls, rs, lh, rh = (skeleton.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+        edges += [(ls, rh), (rs, lh)]
+    except ValueError:  # a layout without them
+        pass
+    return np.asarray(edges, np.int64)
+
+
 def on_limbs(points: np.ndarray, ok: np.ndarray, skeleton: np.ndarray, seen: np.ndarray,
              edges: np.ndarray) -> np.ndarray | None:
     """(J,) bool: which of ``points`` (J, 2 pixels; ``ok`` (J,) bool: those judged) lie on the
