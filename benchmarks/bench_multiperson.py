@@ -15,7 +15,11 @@ identity switches, and each person's triangulation error against the truth.
 Real (``--real``): ``pose2sim_two_people`` through ``mocap capture``'s multi-view pipeline
 with ``--all-people``, with the Qualisys file as given and with ``--refine-calibration``:
 per person and view the median reprojection error, and the bone-length variation of the
-triangulated joints; whether both people were found and kept apart. Then ``pose2sim_single``
+triangulated joints; whether both people were found and kept apart; then each camera alone
+through the one-camera path (``mocap capture cam0N.mp4``: everyone tracked in that view),
+its track ids judged against the multi-view association (identity switches of each
+associated person, whose triangulated joints, projected into the view, tell which one-camera
+detection is theirs in each frame). Then ``pose2sim_single``
 both ways: everyone detected and associated (the pipeline now) and one person per view (the
 path before), and how far apart the two main-person captures are. 2D keypoints are cached in
 ``--keypoints-dir`` (everyone: ``<clip>_<cam>.npz``; one person: ``<clip>_<cam>_one.npz``).
@@ -164,6 +168,75 @@ def _hips(out: Path, folder: Path) -> np.ndarray:
     return points[:, [MEDIAPIPE33.index("left_hip"), MEDIAPIPE33.index("right_hip")]].mean(1)
 
 
+def _projected(out: Path, folder: Path) -> list[np.ndarray]:
+    """A person's joints triangulated again from their files and projected into each view: per
+    view (T, 33, 2) pixels over the person's frames (NaN unseen)."""
+    from mocap.formats import load_keypoints
+    from mocap.io.calibration_files import load_calibration
+    from mocap.multiview.views import triangulate_views
+
+    cams = load_calibration(out / "calibration.toml")
+    views = [load_keypoints(f) for f in sorted(folder.glob("keypoints2d_*.npz"))]  # the cameras' order
+    points = triangulate_views(views, cams).points
+    return [cam.project(points) for cam in cams]
+
+
+def one_camera_ids(clip: Path, out: Path, *, match: float = 0.1) -> None:
+    """Each view alone through the one-camera 2D stage against the multi-view association in
+    ``out`` (its ``person_<id>/``): per frame, the view's one-camera detections are matched to
+    the associated people's projected joints (Hungarian on the median joint distance, the
+    mirrored reading too, under ``match`` of the person's projected height); a person's
+    identity switches are the changes of the one-camera id that holds them."""
+    from scipy.optimize import linear_sum_assignment
+
+    from mocap.detect2d.people import detect_people_video
+    from mocap.skeletons import MEDIAPIPE33
+
+    mirror = MEDIAPIPE33.mirror_permutation()
+    people = json.loads((out / "people.json").read_text())["people"]
+    proj = {p["id"]: _projected(out, out / f"person_{p['id']}") for p in people}
+    starts = {p["id"]: json.loads((out / f"person_{p['id']}" / "reprojection.json").read_text())["start_frame"]
+              for p in people}
+    total = 0
+    for c, video in enumerate(sorted((clip / "videos").glob("cam*.mp4"))):
+        tracks = detect_people_video(video, detector="blazepose-torch", progress=False)
+        kp, ok, ids = tracks.keypoints, tracks.confidence >= 0.5, tracks.track_ids
+        held = {pid: np.full(len(ids), -2) for pid in proj}  # -2 not projected, -1 no detection of theirs
+        for t in range(len(ids)):
+            slots = np.nonzero(ids[t] >= 0)[0]
+            cost = np.full((len(proj), len(slots)), np.inf)
+            for i, pid in enumerate(proj):
+                f = t - starts[pid]
+                if not 0 <= f < len(proj[pid][c]):
+                    continue
+                a = proj[pid][c][f]
+                seen = np.isfinite(a).all(-1)
+                if seen.sum() < 5:
+                    continue
+                held[pid][t] = -1
+                height = np.ptp(a[seen, 1])
+                for j, s in enumerate(slots):
+                    for perm in (np.arange(len(a)), mirror):
+                        both = seen & ok[t, s][perm]
+                        if both.sum() >= 5:
+                            d = np.median(np.linalg.norm(a[both] - kp[t, s][perm][both], axis=-1)) / height
+                            cost[i, j] = min(cost[i, j], d)
+            if slots.size:
+                for i, j in zip(*linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e3))):
+                    if cost[i, j] < match:
+                        held[list(proj)[i]][t] = ids[t, slots[j]]
+        row = []
+        for pid, seq in held.items():
+            v = seq[seq >= 0]
+            switches = int(np.count_nonzero(v[1:] != v[:-1]))
+            total += switches
+            found, n = np.unique(v, return_counts=True)
+            row.append(f"person {pid}: one-camera ids {dict(zip(found.tolist(), n.tolist()))} over "
+                       f"{int((seq >= 0).sum())} of {int((seq >= -1).sum())} frames, {switches} switches")
+        print(f"  {video.stem} alone ({len(tracks.track_list())} tracks): " + "; ".join(row))
+    print(f"  one camera at a time: {total} identity switches against the multi-view association")
+
+
 def real(data: Path, cache: Path) -> None:
     from mocap.formats import load_motion
 
@@ -196,6 +269,8 @@ def real(data: Path, cache: Path) -> None:
             print(f"  people found: {len(people)} (2 in the room, plus a bystander in the background)")
             for n in report.notes:
                 print(f"  note: {n}")
+            if not refine:
+                one_camera_ids(two, out)
         for refine in (False, True):
             label = "--refine-calibration" if refine else "as given"
             now = capture(single, detect_cached(single, cache, one=False), tmp / f"single_{int(refine)}", refine=refine)

@@ -16,7 +16,9 @@ velocity, smoothed) and compared with every detection by a similarity in [0, 1]:
   new person;
 - body: the position term is scaled by ``0.7 + 0.3 * shape``, ``shape`` comparing
   normalised bone-length ratios (log bone lengths minus their mean, over the layout's
-  edges) with the track's running mean, and by a size-consistency factor;
+  edges) with the track's running mean, and by a size-consistency factor (the longer side of
+  the keypoint box against the track's, which arms read out on one frame and in on the next
+  do not change);
 - appearance (when a per-detection descriptor is given, e.g. the torso's colour histogram of
   :func:`mocap.detect2d.people.torso_histograms`): scaled by ``1 - w + w * b ** 4``, ``b``
   the Bhattacharyya coefficient of the detection's histogram and the track's running
@@ -28,9 +30,11 @@ velocity, smoothed) and compared with every detection by a similarity in [0, 1]:
 Keypoint distances are taken both as detected and with left and right swapped (the better
 of the two counts), so a detector's left/right confusion does not break a track.
 
-Matching is a cascade of Hungarian assignments (scipy's ``linear_sum_assignment``): first
-tracks seen in the previous frame, then tracks lost for up to ``max_gap_frames`` frames.
-A pair must reach ``min_similarity``. With appearance, a third stage re-identifies people
+Matching is a cascade of Hungarian assignments (scipy's ``linear_sum_assignment``), the
+tracks seen most recently first: those seen in the previous frame, then those last seen two
+frames ago, and so on up to ``max_gap_frames``. A pair must reach ``min_similarity``, and a
+track does not take a detection that a track lost for longer fits ``LOST_FITS_BETTER`` times
+better (someone back from behind another person, on a frame where the other is missed). With appearance, a third stage re-identifies people
 that the first two did not take back: a track lost for up to ``reid_gap_frames`` frames
 takes a detection whose histogram matches it (``b`` at least ``reid_min_appearance``) and
 whose size is within a factor of two; near where it was lost if that was at most
@@ -76,7 +80,8 @@ class TrackingConfig:
 class _Track:
     keypoints: np.ndarray  # (J, 2) last known position of every joint (NaN never seen)
     centre: np.ndarray  # (2,) pixels
-    size: float  # pixels
+    size: float  # pixels, :func:`_size` of the keypoint box (the scale of the keypoint distances)
+    scale: float  # pixels, :func:`_scale` (whether a detection's size fits the track)
     box: np.ndarray  # (4,) x0, y0, x1, y1 pixels
     last_frame: int
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
@@ -102,6 +107,14 @@ def _box(xy: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def _size(box: np.ndarray) -> float:
     return float(np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1.0)))
+
+
+def _scale(box: np.ndarray) -> float:
+    """A person's scale for telling whether a detection's size fits a track (pixels): the
+    longer side of the keypoint box. Arms raised or spread hardly change it (a standing
+    person's span is about their height), where they can double the box's area from one
+    frame to the next (the landmark network reading a person's arms out and then in)."""
+    return float(max(box[2] - box[0], box[3] - box[1], 1.0))
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -151,7 +164,7 @@ def _appearance_factor(track: _Track, look: np.ndarray | None, weight: float, le
 
 
 def _size_term(track: _Track, box: np.ndarray) -> float:
-    size_ratio = abs(np.log(_size(box) / track.size))
+    size_ratio = abs(np.log(_scale(box) / track.scale))
     return float(np.exp(-max(size_ratio - 0.2, 0.0) / 0.3))
 
 
@@ -186,7 +199,7 @@ def _reid_similarity(track: _Track, frame: int, box: np.ndarray, bones: np.ndarr
     up to ``max_gap_frames`` must also be near (its size times 0.5 + 0.1 per frame lost),
     one lost for longer may come back anywhere."""
     b = _bhattacharyya(track.look, look)
-    if b is None or b < cfg.reid_min_appearance or abs(np.log(_size(box) / track.size)) > np.log(2.0):
+    if b is None or b < cfg.reid_min_appearance or abs(np.log(_scale(box) / track.scale)) > np.log(2.0):
         return 0.0
     gap = frame - track.last_frame
     if gap <= cfg.max_gap_frames and np.linalg.norm((box[:2] + box[2:]) / 2 - track.centre) > \
@@ -295,16 +308,25 @@ class PeopleTracker:
         limit = cfg.reid_gap_frames if self.appearance else cfg.max_gap_frames
         self.alive = [i for i in self.alive if t - tracks[i].last_frame <= limit]
         free = list(dets)
-        for stage, reid in _STAGES:
-            cand = [i for i in self.alive if stage(t - tracks[i].last_frame, cfg.max_gap_frames)]
+
+        def similarities(cand: list[int], reid: bool) -> np.ndarray:
+            if reid:
+                return np.array([[_reid_similarity(tracks[i], t, boxes[p], bones[p], look[p], cfg)
+                                  for p in free] for i in cand]).reshape(len(cand), len(free))
+            return np.array([[_similarity(tracks[i], t, kp[p], ok[p], boxes[p], bones[p], look[p], self.mirror,
+                                          cfg) for p in free] for i in cand]).reshape(len(cand), len(free))
+
+        gaps = sorted({t - tracks[i].last_frame for i in self.alive if t - tracks[i].last_frame <= cfg.max_gap_frames})
+        # the tracks seen most recently first, one gap at a time; then, by appearance, those lost or gone
+        for gap, reid in [(g, False) for g in gaps] + [(None, True)]:
+            cand = [i for i in self.alive if (t - tracks[i].last_frame > 1 if reid else t - tracks[i].last_frame == gap)]
             if not cand or not free:
                 continue
-            if reid:
-                sim = np.array([[_reid_similarity(tracks[i], t, boxes[p], bones[p], look[p], cfg) for p in free]
-                                for i in cand])
-            else:
-                sim = np.array([[_similarity(tracks[i], t, kp[p], ok[p], boxes[p], bones[p], look[p], self.mirror, cfg)
-                                 for p in free] for i in cand])
+            sim = similarities(cand, reid)
+            if not reid:  # a detection that a track lost for longer fits far better waits for it
+                older = [i for i in self.alive if gap < t - tracks[i].last_frame <= cfg.max_gap_frames]
+                if older:
+                    sim = np.where(sim * LOST_FITS_BETTER < similarities(older, False).max(0), 0.0, sim)
             taken = []
             for r, c in _assign(sim, cfg.min_similarity):
                 p = free[c]
@@ -317,7 +339,8 @@ class PeopleTracker:
             box = boxes[p]
             xy = np.where(ok[p][:, None], kp[p], np.nan)
             bone = bones[p]
-            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), box=box, last_frame=t,
+            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), scale=_scale(box), box=box,
+                                 last_frame=t,
                                  bone_sum=np.nan_to_num(bone), bone_count=np.isfinite(bone).astype(np.float64),
                                  look=look[p] if clean[p] else None))
             self.alive.append(len(tracks) - 1)
@@ -325,9 +348,10 @@ class PeopleTracker:
         return ids
 
 
-#: the matching cascade: (which tracks, by frames since last seen and max_gap_frames; by appearance alone)
-_STAGES = ((lambda g, m: g == 1, False), (lambda g, m: 1 < g <= m, False),  # recent tracks, then lost ones
-           (lambda g, m: g > 1, True))  # then, by appearance, those lost (nearby) or that left (anywhere)
+#: a track does not take a detection that a track lost for longer (up to ``max_gap_frames``)
+#: fits this many times better (someone hidden behind another person for a frame or two comes
+#: back on a frame where the other's own detection is missed)
+LOST_FITS_BETTER = 2.0
 
 
 def track_people(keypoints: np.ndarray, confidence: np.ndarray, scores: np.ndarray, *,
@@ -407,6 +431,7 @@ def _update(track: _Track, t: int, xy: np.ndarray, ok: np.ndarray, box: np.ndarr
     track.keypoints = np.where(ok[:, None], xy, np.nan if reset_motion else moved)
     track.centre, track.box, track.last_frame = centre, box, t
     track.size = _size(box) if reset_motion else 0.7 * track.size + 0.3 * _size(box)
+    track.scale = _scale(box) if reset_motion else 0.7 * track.scale + 0.3 * _scale(box)
     if track.bone_sum is not None and len(bones):
         seen = np.isfinite(bones)
         track.bone_sum = track.bone_sum + np.where(seen, bones, 0.0)
