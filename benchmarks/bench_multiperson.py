@@ -19,7 +19,7 @@ triangulated joints; whether both people were found and kept apart; then each ca
 through the one-camera path (``mocap capture cam0N.mp4``: everyone tracked in that view),
 its track ids judged against the multi-view association (identity switches of each
 associated person, whose triangulated joints, projected into the view, tell which one-camera
-detection is theirs in each frame). Then ``pose2sim_single``
+detection is theirs in each frame; ``pose2sim_single`` too). Then ``pose2sim_single``
 both ways: everyone detected and associated (the pipeline now) and one person per view (the
 path before), and how far apart the two main-person captures are. 2D keypoints are cached in
 ``--keypoints-dir`` (everyone: ``<clip>_<cam>.npz``; one person: ``<clip>_<cam>_one.npz``).
@@ -285,6 +285,8 @@ def real(data: Path, cache: Path) -> None:
                   + f" px, bones {100 * before.bone_length_cv:.1f} %; main-person motion.npz joints differ by "
                   f"{1000 * np.nanmean(diff):.2f} mm mean, {1000 * np.nanmax(diff):.2f} mm max; people found "
                   f"{len(now.people)}")
+            if not refine:
+                one_camera_ids(single, tmp / "single_0")
 
 
 def main() -> None:
