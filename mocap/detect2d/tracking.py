@@ -34,12 +34,12 @@ Matching is a cascade of Hungarian assignments (scipy's ``linear_sum_assignment`
 tracks seen most recently first: those seen in the previous frame, then those last seen two
 frames ago, and so on up to ``max_gap_frames``. A pair must reach ``min_similarity``, and a
 track does not take a detection that a track lost for longer fits ``LOST_FITS_BETTER`` times
-better (someone back from behind another person, on a frame where the other is missed). With appearance, a third stage re-identifies people
-that the first two did not take back: a track lost for up to ``reid_gap_frames`` frames
-takes a detection whose histogram matches it (``b`` at least ``reid_min_appearance``) and
-whose size is within a factor of two; near where it was lost if that was at most
-``max_gap_frames`` ago (a detector's first, poor pose of someone found again), anywhere
-if longer (they left the picture and came back).
+better (someone back from behind another person, on a frame where the other is missed).
+With appearance, a last stage re-identifies people that the others did not take back: a
+track lost for up to ``reid_gap_frames`` frames takes a detection whose histogram matches it
+(``b`` at least ``reid_min_appearance``) and whose size is within a factor of two; near
+where it was lost if that was at most ``max_gap_frames`` ago (a detector's first, poor pose
+of someone found again), anywhere if longer (they left the picture and came back).
 Unmatched detections start new tracks.
 
 :class:`PeopleTracker` does the same one frame at a time (a live stream).
@@ -316,15 +316,16 @@ class PeopleTracker:
             return np.array([[_similarity(tracks[i], t, kp[p], ok[p], boxes[p], bones[p], look[p], self.mirror,
                                           cfg) for p in free] for i in cand]).reshape(len(cand), len(free))
 
-        gaps = sorted({t - tracks[i].last_frame for i in self.alive if t - tracks[i].last_frame <= cfg.max_gap_frames})
+        since = {i: t - tracks[i].last_frame for i in self.alive}
         # the tracks seen most recently first, one gap at a time; then, by appearance, those lost or gone
-        for gap, reid in [(g, False) for g in gaps] + [(None, True)]:
-            cand = [i for i in self.alive if (t - tracks[i].last_frame > 1 if reid else t - tracks[i].last_frame == gap)]
+        for gap, reid in [(g, False) for g in sorted({g for g in since.values() if g <= cfg.max_gap_frames})] \
+                + [(None, True)]:
+            cand = [i for i in self.alive if (since[i] > 1 if reid else since[i] == gap)]
             if not cand or not free:
                 continue
             sim = similarities(cand, reid)
             if not reid:  # a detection that a track lost for longer fits far better waits for it
-                older = [i for i in self.alive if gap < t - tracks[i].last_frame <= cfg.max_gap_frames]
+                older = [i for i in self.alive if gap < since[i] <= cfg.max_gap_frames]
                 if older:
                     sim = np.where(sim * LOST_FITS_BETTER < similarities(older, False).max(0), 0.0, sim)
             taken = []
@@ -339,10 +340,9 @@ class PeopleTracker:
             box = boxes[p]
             xy = np.where(ok[p][:, None], kp[p], np.nan)
             bone = bones[p]
-            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), scale=_scale(box), box=box,
-                                 last_frame=t,
-                                 bone_sum=np.nan_to_num(bone), bone_count=np.isfinite(bone).astype(np.float64),
-                                 look=look[p] if clean[p] else None))
+            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), scale=_scale(box),
+                                 box=box, last_frame=t, bone_sum=np.nan_to_num(bone),
+                                 bone_count=np.isfinite(bone).astype(np.float64), look=look[p] if clean[p] else None))
             self.alive.append(len(tracks) - 1)
             ids[p] = len(tracks) - 1
         return ids
