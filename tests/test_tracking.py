@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from mocap.skeletons import COCO17
-from mocap.detect2d.tracking import (TrackingConfig, choose_track, identity_switches, select_person, split_tracks,
-                                     track_people)
+from mocap.detect2d.choose import choose_track, select_person, split_tracks
+from mocap.detect2d.tracking import TrackingConfig, identity_switches, track_people
 
 J = COCO17.index
 UNIT = np.array([[0, -1.6], [-.1, -1.7], [.1, -1.7], [-.2, -1.65], [.2, -1.65], [-.4, -1.2], [.4, -1.2],
@@ -220,7 +220,8 @@ def test_live_tracker_gives_the_offline_ids_frame_by_frame():
     """PeopleTracker (a live stream) on the crossing/occlusion/leaving scene: the ids of
     track_people, each known as its frame arrives; and pick_track on the stats so far picks
     the offline choice once every frame is in."""
-    from mocap.detect2d.tracking import PeopleTracker, person_size, pick_track, track_stats
+    from mocap.detect2d.choose import person_size, pick_track, track_stats
+    from mocap.detect2d.tracking import PeopleTracker
     from tests.people_scene import people_scene
 
     s = people_scene(1)

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from mocap.config import OptionError, check_options, option
 from mocap.detect2d.estimators import BLAZEPOSE_TORCH, ESTIMATORS
-from mocap.detect2d.tracking import PERSON_CHOICES
+from mocap.detect2d.choose import PERSON_CHOICES
 from mocap.errors import MocapError
 from mocap.formats import Keypoints2D
 

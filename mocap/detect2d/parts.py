@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from mocap.detect2d.estimators.blazepose_tracking import limb_edges, on_limbs
-from mocap.detect2d.tracking import track_sizes
+from mocap.detect2d.choose import track_sizes
 from mocap.skeletons import get_layout
 
 

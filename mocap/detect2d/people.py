@@ -93,8 +93,8 @@ class PeopleTracks:
                             layout=self.layout, image_size=self.image_size, fps=self.fps)
 
     def choose(self, person: str | int = "auto") -> int:
-        """The track id ``person`` names (:func:`mocap.detect2d.tracking.choose_track`)."""
-        from mocap.detect2d.tracking import choose_track
+        """The track id ``person`` names (:func:`mocap.detect2d.choose.choose_track`)."""
+        from mocap.detect2d.choose import choose_track
 
         if not self.track_list():
             raise MocapError("no person was detected in any frame")
@@ -106,7 +106,7 @@ class PeopleTracks:
         """One person's keypoints, every frame of the video: NaN (confidence 0) where that
         person is not seen, never someone else. ``person``: ``"auto"``, ``"largest"``,
         ``"most-present"`` or a track id."""
-        from mocap.detect2d.tracking import split_tracks
+        from mocap.detect2d.choose import split_tracks
 
         tid = self.choose(person)
         kp, conf = split_tracks(self.keypoints, self.confidence, np.where(self.track_ids == tid, tid, -1))[tid]
@@ -114,7 +114,7 @@ class PeopleTracks:
 
     def people(self, *, min_seconds: float = 1.0) -> dict[int, Keypoints2D]:
         """Every person seen in frames adding up to at least ``min_seconds``, by track id."""
-        from mocap.detect2d.tracking import split_tracks
+        from mocap.detect2d.choose import split_tracks
 
         min_frames = max(1, int(np.ceil(min_seconds * self.fps - 1e-9)))
         tracks = split_tracks(self.keypoints, self.confidence, self.track_ids)
@@ -541,7 +541,8 @@ class LivePeople:
     def step(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
         """One frame (H, W, 3) uint8 RGB -> the chosen person's keypoints (J, 2) pixels (NaN
         where not seen), confidence (J,) (0 there) and track id (None before anyone is seen)."""
-        from mocap.detect2d.tracking import PeopleTracker, person_size, pick_track, track_stats
+        from mocap.detect2d.choose import person_size, pick_track, track_stats
+        from mocap.detect2d.tracking import PeopleTracker
 
         est = self._run([frame])
         kp, conf, scores = est.keypoints[0], np.nan_to_num(est.confidence[0]), est.scores[0]

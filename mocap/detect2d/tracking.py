@@ -44,8 +44,8 @@ Unmatched detections start new tracks.
 
 :class:`PeopleTracker` does the same one frame at a time (a live stream).
 
-:func:`choose_track` and :func:`select_person` pick one track as a single-person sequence
-(T, J, 2), (T, J) for the rest of the pipeline; :func:`split_tracks` gives every track its own sequence.
+:mod:`mocap.detect2d.choose` picks one track as a single-person sequence for the rest of the
+pipeline (the main person, or one by id), or gives every track its own sequence.
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class TrackingConfig:
 class _Track:
     keypoints: np.ndarray  # (J, 2) last known position of every joint (NaN never seen)
     centre: np.ndarray  # (2,) pixels
-    size: float  # pixels, :func:`_size` of the keypoint box (the scale of the keypoint distances)
+    size: float  # pixels, :func:`box_size` of the keypoint box (the scale of the keypoint distances)
     scale: float  # pixels, :func:`_scale` (whether a detection's size fits the track)
     box: np.ndarray  # (4,) x0, y0, x1, y1 pixels
     last_frame: int
@@ -105,7 +105,8 @@ def _box(xy: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return keypoint_boxes(np.where(ok[:, None], xy, np.nan))
 
 
-def _size(box: np.ndarray) -> float:
+def box_size(box: np.ndarray) -> float:
+    """A keypoint box's size (pixels): the square root of its area (at least 1)."""
     return float(np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1.0)))
 
 
@@ -340,7 +341,7 @@ class PeopleTracker:
             box = boxes[p]
             xy = np.where(ok[p][:, None], kp[p], np.nan)
             bone = bones[p]
-            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=_size(box), scale=_scale(box),
+            tracks.append(_Track(keypoints=xy, centre=(box[:2] + box[2:]) / 2, size=box_size(box), scale=_scale(box),
                                  box=box, last_frame=t, bone_sum=np.nan_to_num(bone),
                                  bone_count=np.isfinite(bone).astype(np.float64), look=look[p] if clean[p] else None))
             self.alive.append(len(tracks) - 1)
@@ -430,7 +431,7 @@ def _update(track: _Track, t: int, xy: np.ndarray, ok: np.ndarray, box: np.ndarr
     moved = track.keypoints + (centre - track.centre)  # joints not seen now follow the body
     track.keypoints = np.where(ok[:, None], xy, np.nan if reset_motion else moved)
     track.centre, track.box, track.last_frame = centre, box, t
-    track.size = _size(box) if reset_motion else 0.7 * track.size + 0.3 * _size(box)
+    track.size = box_size(box) if reset_motion else 0.7 * track.size + 0.3 * box_size(box)
     track.scale = _scale(box) if reset_motion else 0.7 * track.scale + 0.3 * _scale(box)
     if track.bone_sum is not None and len(bones):
         seen = np.isfinite(bones)
@@ -439,118 +440,6 @@ def _update(track: _Track, t: int, xy: np.ndarray, ok: np.ndarray, box: np.ndarr
     if look is not None:
         track.look = look if track.look is None else 0.9 * track.look + 0.1 * look
     track.frames += 1
-
-
-# --- choosing and splitting tracks ----------------------------------------------------------------
-
-def _check(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray):
-    kp, conf, ids = np.asarray(keypoints), np.asarray(confidence), np.asarray(track_ids)
-    if kp.ndim != 4 or conf.shape != kp.shape[:3] or ids.shape != kp.shape[:2]:
-        raise ValueError(f"expected keypoints (T, P, J, 2), confidence (T, P, J), track_ids (T, P); got "
-                         f"{kp.shape}, {conf.shape}, {ids.shape}")
-    return kp, conf, ids
-
-
-def _one_track(kp: np.ndarray, conf: np.ndarray, ids: np.ndarray, track: int) -> tuple[np.ndarray, np.ndarray]:
-    t_len, _, j_len, _ = kp.shape
-    out = np.full((t_len, j_len, 2), np.nan, np.float32)
-    c = np.zeros((t_len, j_len), np.float32)
-    frames, slots = np.nonzero(ids == track)
-    out[frames] = kp[frames, slots]
-    c[frames] = np.nan_to_num(conf[frames, slots])
-    c[np.isnan(out).any(-1)] = 0.0
-    return out, c
-
-
-def split_tracks(keypoints: np.ndarray, confidence: np.ndarray,
-                 track_ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """One single-person sequence per track (e.g. one motion file per person).
-
-    Args:
-        keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from :func:`track_people`.
-
-    Returns:
-        {track id: (keypoints (T, J, 2) float32 pixels, NaN where the person is not seen,
-        confidence (T, J) float32, 0 there)}, ids ascending.
-    """
-    kp, conf, ids = _check(keypoints, confidence, track_ids)
-    return {int(i): _one_track(kp, conf, ids, int(i)) for i in np.unique(ids[ids >= 0])}
-
-
-def track_sizes(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
-                min_confidence: float = 0.3) -> dict[int, tuple[int, float]]:
-    """{track id: (frames seen, median size in pixels = sqrt of the keypoint box area)}."""
-    return {i: (n, med) for i, (n, med, _) in _track_stats(keypoints, confidence, track_ids,
-                                                          min_confidence=min_confidence).items()}
-
-
-def _track_stats(keypoints, confidence, track_ids, *, min_confidence: float = 0.3) -> dict[int, tuple[int, float, float]]:
-    """{track id: (frames seen, median size, sum of sizes over the frames seen) in pixels}."""
-    kp, conf, ids = _check(keypoints, confidence, track_ids)
-    out = {}
-    for i in np.unique(ids[ids >= 0]):
-        frames, slots = np.nonzero(ids == i)
-        sizes = [person_size(kp[f, s], conf[f, s], min_confidence=min_confidence) for f, s in zip(frames, slots)]
-        out[int(i)] = track_stats([v for v in sizes if v is not None], len(frames))
-    return out
-
-
-def person_size(keypoints: np.ndarray, confidence: np.ndarray, *, min_confidence: float = 0.3) -> float | None:
-    """A detection's size in pixels: sqrt of the area of the box of its joints (J, 2) whose
-    confidence (J,) reaches ``min_confidence``; None with fewer than two such joints."""
-    ok = np.isfinite(keypoints).all(-1) & (confidence >= min_confidence)
-    return _size(_box(keypoints, ok)) if ok.sum() >= 2 else None
-
-
-def track_stats(sizes: list[float], frames: int) -> tuple[int, float, float]:
-    """(frames seen, median size, sum of sizes) of a track from its sizes (pixels,
-    :func:`person_size`, where known) and the number of frames it was seen in."""
-    return frames, float(np.median(sizes)) if sizes else 0.0, float(np.sum(sizes))
-
-
-#: the ``person`` choices besides a track id
-PERSON_CHOICES = ("auto", "largest", "most-present")
-
-
-def choose_track(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
-                 person: str | int = "auto") -> int:
-    """The id of the track ``person`` names.
-
-    Args:
-        keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from :func:`track_people`.
-        person: ``"auto"`` (present longest, weighted by size: the largest sum over its frames
-            of its size in pixels), ``"largest"`` (largest median size on screen),
-            ``"most-present"`` (seen in the most frames; ties go to the larger), or a track id.
-    """
-    return pick_track(_track_stats(keypoints, confidence, track_ids), person)
-
-
-def pick_track(stats: dict[int, tuple[int, float, float]], person: str | int = "auto") -> int:
-    """:func:`choose_track`'s rule on each track's (frames seen, median size, sum of sizes over
-    its frames) in pixels (:func:`track_stats`), by track id."""
-    if not stats:
-        raise ValueError("no tracked person to select: no one was detected in these frames")
-    if isinstance(person, (int, np.integer)) and not isinstance(person, bool):
-        if int(person) not in stats:
-            raise ValueError(f"no track with id {person}; the tracks are {', '.join(map(str, stats))}")
-        return int(person)
-    keys = {"auto": lambda i: (stats[i][2], stats[i][0]), "largest": lambda i: (stats[i][1], stats[i][0]),
-            "most-present": lambda i: (stats[i][0], stats[i][1])}
-    if person not in keys:
-        raise ValueError(f"person must be one of {', '.join(PERSON_CHOICES)} or a track id, got {person!r}")
-    return max(stats, key=keys[person])
-
-
-def select_person(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.ndarray, *,
-                  person: str | int = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """One person's sequence for the single-person pipeline (``person`` as in :func:`choose_track`).
-
-    Returns:
-        keypoints (T, J, 2) float32 pixels, NaN where this person is not seen (never anyone
-        else), confidence (T, J) float32, 0 there.
-    """
-    kp, conf, ids = _check(keypoints, confidence, track_ids)
-    return _one_track(kp, conf, ids, choose_track(kp, conf, ids, person=person))
 
 
 def identity_switches(track_ids: np.ndarray, true_ids: np.ndarray) -> int:
