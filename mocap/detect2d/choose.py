@@ -35,7 +35,8 @@ def split_tracks(keypoints: np.ndarray, confidence: np.ndarray,
     """One single-person sequence per track (e.g. one motion file per person).
 
     Args:
-        keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from :func:`~mocap.detect2d.tracking.track_people`.
+        keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from
+            :func:`~mocap.detect2d.tracking.track_people`.
 
     Returns:
         {track id: (keypoints (T, J, 2) float32 pixels, NaN where the person is not seen,
@@ -85,7 +86,8 @@ def choose_track(keypoints: np.ndarray, confidence: np.ndarray, track_ids: np.nd
     """The id of the track ``person`` names.
 
     Args:
-        keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from :func:`~mocap.detect2d.tracking.track_people`.
+        keypoints: (T, P, J, 2) pixels; confidence: (T, P, J); track_ids: (T, P) from
+            :func:`~mocap.detect2d.tracking.track_people`.
         person: ``"auto"`` (present longest, weighted by size: the largest sum over its frames
             of its size in pixels), ``"largest"`` (largest median size on screen),
             ``"most-present"`` (seen in the most frames; ties go to the larger), or a track id.
