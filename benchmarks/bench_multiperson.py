@@ -154,30 +154,31 @@ def capture(clip: Path, keypoints, out: Path, *, refine: bool):
         return capture_multiview(videos, out, options, keypoints=keypoints, progress=False)
 
 
-def _hips(out: Path, folder: Path) -> np.ndarray:
-    """(T, 3) a person's hip centre triangulated again from their files, in the calibration's world
-    (each motion.npz has a world frame of its own, levelled and grounded for that person)."""
+def _triangulated(out: Path, folder: Path) -> tuple[list, np.ndarray]:
+    """The cameras of the capture in ``out`` and a person's joints (T, 33, 3) triangulated again
+    from their files in ``folder``, in the calibration's world (each motion.npz has a world frame
+    of its own, levelled and grounded for that person)."""
     from mocap.formats import load_keypoints
     from mocap.io.calibration_files import load_calibration
     from mocap.multiview.views import triangulate_views
-    from mocap.skeletons import MEDIAPIPE33
 
     cams = load_calibration(out / "calibration.toml")
     views = [load_keypoints(f) for f in sorted(folder.glob("keypoints2d_*.npz"))]  # the cameras' order
-    points = triangulate_views(views, cams).points
+    return cams, triangulate_views(views, cams).points
+
+
+def _hips(out: Path, folder: Path) -> np.ndarray:
+    """(T, 3) a person's hip centre triangulated again from their files, in the calibration's world."""
+    from mocap.skeletons import MEDIAPIPE33
+
+    points = _triangulated(out, folder)[1]
     return points[:, [MEDIAPIPE33.index("left_hip"), MEDIAPIPE33.index("right_hip")]].mean(1)
 
 
 def _projected(out: Path, folder: Path) -> list[np.ndarray]:
     """A person's joints triangulated again from their files and projected into each view: per
     view (T, 33, 2) pixels over the person's frames (NaN unseen)."""
-    from mocap.formats import load_keypoints
-    from mocap.io.calibration_files import load_calibration
-    from mocap.multiview.views import triangulate_views
-
-    cams = load_calibration(out / "calibration.toml")
-    views = [load_keypoints(f) for f in sorted(folder.glob("keypoints2d_*.npz"))]  # the cameras' order
-    points = triangulate_views(views, cams).points
+    cams, points = _triangulated(out, folder)
     return [cam.project(points) for cam in cams]
 
 
@@ -195,6 +196,7 @@ def one_camera_ids(clip: Path, out: Path, *, match: float = 0.1) -> None:
     mirror = MEDIAPIPE33.mirror_permutation()
     people = json.loads((out / "people.json").read_text())["people"]
     proj = {p["id"]: _projected(out, out / f"person_{p['id']}") for p in people}
+    pids = list(proj)
     starts = {p["id"]: json.loads((out / f"person_{p['id']}" / "reprojection.json").read_text())["start_frame"]
               for p in people}
     total = 0
@@ -205,7 +207,7 @@ def one_camera_ids(clip: Path, out: Path, *, match: float = 0.1) -> None:
         for t in range(len(ids)):
             slots = np.nonzero(ids[t] >= 0)[0]
             cost = np.full((len(proj), len(slots)), np.inf)
-            for i, pid in enumerate(proj):
+            for i, pid in enumerate(pids):
                 f = t - starts[pid]
                 if not 0 <= f < len(proj[pid][c]):
                     continue
@@ -224,7 +226,7 @@ def one_camera_ids(clip: Path, out: Path, *, match: float = 0.1) -> None:
             if slots.size:
                 for i, j in zip(*linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e3))):
                     if cost[i, j] < match:
-                        held[list(proj)[i]][t] = ids[t, slots[j]]
+                        held[pids[i]][t] = ids[t, slots[j]]
         row = []
         for pid, seq in held.items():
             v = seq[seq >= 0]
