@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mocap.fit.ground import floor_up, planted, world_from_camera
+from mocap.fit.ground import estimate_up, floor_up, planted, world_from_camera
 from mocap.lift.trajectory import ray_to_camera
 from mocap.rotations import rotation_matrix_between_vectors
 from mocap.skeletons import MOTION21
@@ -93,3 +93,54 @@ def test_world_from_camera_is_a_rotation_with_up_as_y(pitch):
     np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(r @ up, [0.0, 1.0, 0.0], atol=1e-12)
     assert np.linalg.det(r) == pytest.approx(1.0)
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+def test_floor_up_finds_a_floor_far_from_a_level_guess():
+    """Feet planted in three places over 2.2 m in depth, on a floor pitched 24 deg in camera
+    axes: from a level first guess the near and far places leave the height band around the
+    middle one (0.45 m "lower" and "higher"), yet the floor is found; a box and the floor in
+    front of it (two places at two heights) are not taken for a tilted floor."""
+    up_true = _rot("x", np.radians(24.0)) @ np.array([0.0, -1.0, 0.0])  # the camera looks down
+    to_cam = world_from_camera(up_true).T
+    rng = np.random.default_rng(3)
+    places = np.array([-1.1, 0.0, 1.1])
+    feet = np.concatenate([np.stack([rng.uniform(-0.15, 0.15, 30), np.zeros(30), z + rng.uniform(-0.1, 0.1, 30)], -1)
+                           for z in places])
+    points = feet @ to_cam.T + np.array([0.0, 1.2, 5.3]) + rng.normal(0, 0.005, feet.shape)
+    level = np.array([0.0, -1.0, 0.0])
+    up = floor_up(points, level)
+    assert up is not None and _angle_deg(up, up_true) < 1.5
+    box = np.concatenate([np.stack([rng.uniform(-0.15, 0.15, n), np.full(n, y), z + rng.uniform(-0.1, 0.1, n)], -1)
+                          for n, y, z in ((50, 0.4, 0.0), (30, 0.0, 0.5))])  # on the box, then on the floor ahead
+    points = box @ to_cam.T + np.array([0.0, 1.2, 5.3])
+    up = floor_up(points, up_true)  # a good guess: the box is off the floor's band; the two places set no plane
+    assert up is None or _angle_deg(up, up_true) < 2.0
+
+
+def test_estimate_up_of_a_wide_stance_seen_from_above():
+    """A person standing with one foot 0.3 m ahead of the other (facing the camera), seen from
+    2.5 m up, pitched 25 deg down: from a level first guess the far foot's heel looks 0.2 m
+    higher than the near foot's toe, only the near foot counted as planted, and the centre of
+    mass, over both feet, read as a camera about level; the first iteration's looser band
+    takes both feet."""
+    from tests import fit_synthetic as fs
+
+    body = fs._body(1.0)
+    t = 60
+    legs = 0.97 * (body["thigh"] + body["shin"])
+    ankles = np.zeros((t, 2, 3))
+    ankles[..., 1] = body["ankle_height"]
+    ankles[:, 0, 2], ankles[:, 1, 2] = 0.15, -0.15
+    pelvis = np.stack([np.zeros(t), np.full(t, body["ankle_height"] + np.sqrt(legs ** 2 - 0.15 ** 2)), np.zeros(t)], -1)
+    clip = fs._assemble(body, pelvis, ankles, contacts=np.ones((t, 4), bool), support=np.zeros((t, 4)), fps=30.0)
+    cam = fs.virtual_camera(25.0, 2.5, 4.0, 1200.0, size=(1080, 1920))
+    joints = cam.world_to_camera(clip.joints)
+    feet = [MOTION21.index(n) for n in ("left_heel", "left_foot_index", "right_heel", "right_foot_index")]
+    px = cam.project(clip.joints)
+    up, _, source = estimate_up(joints, fps=30.0, feet_px=px[:, feet], height_px=float(np.ptp(px[0, :, 1])))
+    assert source == "balance"
+    assert _angle_deg(up, cam.R @ np.array([0.0, 1.0, 0.0])) < 3.0

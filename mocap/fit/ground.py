@@ -141,12 +141,40 @@ def planted(joints: np.ndarray, feet_px: np.ndarray | None, *, fps: float, heigh
     return np.stack([clean_runs(raw[:, k], min_frames) for k in range(raw.shape[1])], 1)
 
 
+#: :func:`floor_up`: planted points further apart than this (metres), with none between, stand in
+#: separate places (closer, as a foot's heel and toe or two feet side by side, they are one)
+PLACE_GAP_M = 0.25
+
+
+def _places(points: np.ndarray, min_points: int = 5) -> list[np.ndarray]:
+    """The places (N,) index arrays) where ``points`` (N, 3) metres were stood on: groups of
+    points chained within :data:`PLACE_GAP_M` of each other, of at least ``min_points``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(points).query_pairs(PLACE_GAP_M, output_type="ndarray")
+    n = len(points)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    groups = [np.nonzero(label == k)[0] for k in np.unique(label)]
+    return [g for g in groups if len(g) >= min_points]
+
+
 def floor_up(points: np.ndarray, prior_up: np.ndarray, *, prior_m: float = 0.08) -> np.ndarray | None:
     """Up as the normal of the floor through planted foot points, kept near ``prior_up`` in
     the directions the points leave open (a person walking along a line fixes the tilt along it).
 
     Minimises ``mean((u . (p - mean p))^2) + prior_m^2 |u - u0|^2`` over unit ``u``: the smallest
-    eigenvector of the points' covariance plus ``prior_m^2 (I - u0 u0^T)``.
+    eigenvector of the points' covariance plus ``prior_m^2 (I - u0 u0^T)``, over the points
+    within 0.25 m of the median point's height along ``prior_up`` (not a foot on a box or a
+    stair). When those span too little but all the points span enough, ``prior_up`` may be
+    far off (a level first guess, a camera pitched 24 degrees at a person stepping about over
+    2 m in depth: the floor's far end leaves that band): then the plane through all the
+    points, and the points within 0.1 m of it, if they are most of them and were stood on
+    along one stretch (one place 0.3 m across or more) or in three places or more
+    (:func:`_places`). A box and the floor in front of it, two places at two heights, fit a
+    tilted plane just as well.
 
     Args:
         points: (N, 3) planted foot points, camera frame, metres.
@@ -158,15 +186,33 @@ def floor_up(points: np.ndarray, prior_up: np.ndarray, *, prior_m: float = 0.08)
     p = p[np.isfinite(p).all(-1)]
     if len(p) < 10:
         return None
-    centred = p - np.median(p, 0)
-    keep = np.abs(centred @ prior_up) < 0.25  # not a foot on a box or a stair
-    centred = p[keep] - p[keep].mean(0)
-    if len(centred) < 10 or np.linalg.svd(centred, compute_uv=False)[0] / np.sqrt(len(centred)) < 0.3:
-        return None
     u0 = _unit(np.asarray(prior_up, dtype=np.float64))
-    m = centred.T @ centred / len(centred) + prior_m ** 2 * (np.eye(3) - np.outer(u0, u0))
-    u = np.linalg.eigh(m)[1][:, 0]
-    return u if u @ u0 > 0 else -u
+
+    def span(q: np.ndarray) -> float:
+        return float(np.linalg.svd(q - q.mean(0), compute_uv=False)[0] / np.sqrt(len(q))) if len(q) >= 10 else 0.0
+
+    def normal(q: np.ndarray) -> np.ndarray:
+        c = q - q.mean(0)
+        u = np.linalg.eigh(c.T @ c / len(c) + prior_m ** 2 * (np.eye(3) - np.outer(u0, u0)))[1][:, 0]
+        return u if u @ u0 > 0 else -u
+
+    floor = p[np.abs((p - np.median(p, 0)) @ u0) < 0.25]
+    if span(floor) < 0.3 and span(p) >= 0.3:
+        r = (p - p.mean(0)) @ normal(p)
+        near = p[np.abs(r - np.median(r)) < 0.1]
+        if len(near) >= max(10, 0.6 * len(p)):
+            groups = _places(near)
+            if len(groups) >= 3 or (len(groups) == 1 and span(near[groups[0]]) >= 0.3):
+                floor = near
+    return normal(floor) if span(floor) >= 0.3 else None
+
+
+#: :func:`estimate_up`: a foot still in the image is planted when this low (metres above the frame's
+#: lowest foot point), per iteration: loose while the up is a first guess (a camera pitched 25
+#: degrees, taken as level, sees a foot planted half a metre further away 0.2 m "higher"; with
+#: only the nearer foot counted as planted the centre of mass lies off the support, and the
+#: guess stayed 10 degrees off on CMU 02_08), then as :func:`planted`'s default
+PLANTED_BANDS_M = (0.25, 0.12, 0.06)
 
 
 def estimate_up(joints_cam: np.ndarray, *, fps: float, feet_px: np.ndarray | None = None, height_px: float = 1.0,
@@ -174,7 +220,7 @@ def estimate_up(joints_cam: np.ndarray, *, fps: float, feet_px: np.ndarray | Non
     """Gravity in camera axes: where the body's weight rests, and the floor under the planted feet.
 
     Starting from a level camera (image up), per iteration: the planted feet in the frame that
-    this up defines (:func:`planted`); over the frames with a foot planted and a centre of
+    this up defines (:func:`planted`, within the iteration's height of :data:`PLANTED_BANDS_M`); over the frames with a foot planted and a centre of
     mass that hardly accelerates (under ``max_com_accel`` m/s^2), the mean direction from the
     planted foot points to the centre of mass (a person keeps it over their feet); then, when
     the planted feet cover enough of the floor (the person moves about), the floor's normal
@@ -195,8 +241,9 @@ def estimate_up(joints_cam: np.ndarray, *, fps: float, feet_px: np.ndarray | Non
     com = center_of_mass(x)
     idx = [MOTION21.index(n) for n in CONTACT_POINTS]
     pts = x[:, idx]
-    for _ in range(iterations):
-        contacts = planted(x @ world_from_camera(up).T, feet_px, fps=fps, height_px=height_px)
+    for it in range(iterations):
+        band = PLANTED_BANDS_M[min(it, len(PLANTED_BANDS_M) - 1)]
+        contacts = planted(x @ world_from_camera(up).T, feet_px, fps=fps, height_px=height_px, height_m=band)
         still = quasi_static(x, contacts, fps=fps, max_com_accel=max_com_accel)
         if still.sum() >= min_frames:
             w = contacts[still].astype(np.float64)
