@@ -119,6 +119,9 @@ def test_floor_up_finds_a_floor_far_from_a_level_guess():
     points = box @ to_cam.T + np.array([0.0, 1.2, 5.3])
     up = floor_up(points, up_true)  # a good guess: the box is off the floor's band; the two places set no plane
     assert up is None or _angle_deg(up, up_true) < 2.0
+    even = np.concatenate([box[:30], box[50:]])  # as long on the box as on the floor
+    up = floor_up(even @ to_cam.T + np.array([0.0, 1.2, 5.3]), up_true)
+    assert up is None or _angle_deg(up, up_true) < 2.0
 
 
 def test_estimate_up_of_a_wide_stance_seen_from_above():

@@ -167,8 +167,9 @@ def floor_up(points: np.ndarray, prior_up: np.ndarray, *, prior_m: float = 0.08)
 
     Minimises ``mean((u . (p - mean p))^2) + prior_m^2 |u - u0|^2`` over unit ``u``: the smallest
     eigenvector of the points' covariance plus ``prior_m^2 (I - u0 u0^T)``, over the points
-    within 0.25 m of the median point's height along ``prior_up`` (not a foot on a box or a
-    stair). When those span too little but all the points span enough, ``prior_up`` may be
+    within 0.25 m, along ``prior_up``, of the height where most points lie (not a foot on a box
+    or a stair; the median point's height, used before, fell between the box and the floor
+    when the feet spent as long on each, and the two made a tilted floor). When those span too little but all the points span enough, ``prior_up`` may be
     far off (a level first guess, a camera pitched 24 degrees at a person stepping about over
     2 m in depth: the floor's far end leaves that band): then the plane through all the
     points, and the points within 0.1 m of it, if they are most of them and were stood on
@@ -196,7 +197,10 @@ def floor_up(points: np.ndarray, prior_up: np.ndarray, *, prior_m: float = 0.08)
         u = np.linalg.eigh(c.T @ c / len(c) + prior_m ** 2 * (np.eye(3) - np.outer(u0, u0)))[1][:, 0]
         return u if u @ u0 > 0 else -u
 
-    floor = p[np.abs((p - np.median(p, 0)) @ u0) < 0.25]
+    h = p @ u0
+    ranked = np.sort(h)
+    crowd = np.searchsorted(ranked, h + 0.1) - np.searchsorted(ranked, h - 0.1)
+    floor = p[np.abs(h - h[np.argmax(crowd)]) < 0.25]  # around the height stood on most
     if span(floor) < 0.3 and span(p) >= 0.3:
         r = (p - p.mean(0)) @ normal(p)
         near = p[np.abs(r - np.median(r)) < 0.1]
