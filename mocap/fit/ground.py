@@ -147,8 +147,9 @@ PLACE_GAP_M = 0.25
 
 
 def _places(points: np.ndarray, min_points: int = 5) -> list[np.ndarray]:
-    """The places (N,) index arrays) where ``points`` (N, 3) metres were stood on: groups of
-    points chained within :data:`PLACE_GAP_M` of each other, of at least ``min_points``."""
+    """The places where ``points`` (N, 3) metres were stood on, as index arrays into them:
+    groups of points chained within :data:`PLACE_GAP_M` of each other, of at least
+    ``min_points``."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
@@ -168,14 +169,14 @@ def floor_up(points: np.ndarray, prior_up: np.ndarray, *, prior_m: float = 0.08)
     Minimises ``mean((u . (p - mean p))^2) + prior_m^2 |u - u0|^2`` over unit ``u``: the smallest
     eigenvector of the points' covariance plus ``prior_m^2 (I - u0 u0^T)``, over the points
     within 0.25 m, along ``prior_up``, of the height where most points lie (not a foot on a box
-    or a stair; the median point's height, used before, fell between the box and the floor
-    when the feet spent as long on each, and the two made a tilted floor). When those span too little but all the points span enough, ``prior_up`` may be
-    far off (a level first guess, a camera pitched 24 degrees at a person stepping about over
-    2 m in depth: the floor's far end leaves that band): then the plane through all the
-    points, and the points within 0.1 m of it, if they are most of them and were stood on
-    along one stretch (one place 0.3 m across or more) or in three places or more
-    (:func:`_places`). A box and the floor in front of it, two places at two heights, fit a
-    tilted plane just as well.
+    or a stair; the median point's height fell between the box and the floor when the feet
+    spent as long on each, and the two made a tilted floor). When those span too little but
+    all the points span enough, ``prior_up`` may be far off (a level first guess, a camera
+    pitched 24 degrees at a person stepping about over 2 m in depth: the floor's far end leaves
+    that band): then the plane through all the points, and the points within 0.1 m of it, if
+    they are most of them and were stood on along one stretch (one place 0.3 m across or more)
+    or in three places or more (:func:`_places`). A box and the floor in front of it, two
+    places at two heights, fit a tilted plane just as well.
 
     Args:
         points: (N, 3) planted foot points, camera frame, metres.
@@ -224,11 +225,11 @@ def estimate_up(joints_cam: np.ndarray, *, fps: float, feet_px: np.ndarray | Non
     """Gravity in camera axes: where the body's weight rests, and the floor under the planted feet.
 
     Starting from a level camera (image up), per iteration: the planted feet in the frame that
-    this up defines (:func:`planted`, within the iteration's height of :data:`PLANTED_BANDS_M`); over the frames with a foot planted and a centre of
-    mass that hardly accelerates (under ``max_com_accel`` m/s^2), the mean direction from the
-    planted foot points to the centre of mass (a person keeps it over their feet); then, when
-    the planted feet cover enough of the floor (the person moves about), the floor's normal
-    (:func:`floor_up`) refines it. The network's lift tends to stand people upright in the
+    this up defines (:func:`planted`, within the iteration's height of :data:`PLANTED_BANDS_M`);
+    over the frames with a foot planted and a centre of mass that hardly accelerates (under
+    ``max_com_accel`` m/s^2), the mean direction from the planted foot points to the centre of
+    mass (a person keeps it over their feet); then, when the planted feet cover enough of the
+    floor (the person moves about), the floor's normal (:func:`floor_up`) refines it. The network's lift tends to stand people upright in the
     camera's axes, so the floor is the stronger cue where there is one.
 
     Args:
