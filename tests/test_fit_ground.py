@@ -11,6 +11,10 @@ from mocap.skeletons import MOTION21
 from tests.synthetic import _rot
 
 
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
 def test_ray_to_camera_undoes_a_camera_aimed_at_the_person():
     """Joints seen by a camera aimed at the pelvis (the network's axes), turned back, are the real camera's."""
     rng = np.random.default_rng(0)
@@ -40,7 +44,7 @@ def test_floor_up_reads_the_tilt_along_a_walk():
     feet = np.stack([0.1 * np.sign(np.sin(7 * along)), np.zeros_like(along), along], -1)  # a walk in depth
     points = feet @ to_cam.T + np.array([0.0, 1.5, 6.0]) + np.random.default_rng(1).normal(0, 0.005, (60, 3))
     up = floor_up(points, np.array([0.0, -1.0, 0.0]))
-    assert np.degrees(np.arccos(np.clip(up @ up_true, -1, 1))) < 1.0
+    assert _angle_deg(up, up_true) < 1.0
     # a person who stays on one spot: no floor
     assert floor_up(points[:5].repeat(4, 0), np.array([0.0, -1.0, 0.0])) is None
 
@@ -93,10 +97,6 @@ def test_world_from_camera_is_a_rotation_with_up_as_y(pitch):
     np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(r @ up, [0.0, 1.0, 0.0], atol=1e-12)
     assert np.linalg.det(r) == pytest.approx(1.0)
-
-
-def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
 
 
 def test_floor_up_finds_a_floor_far_from_a_level_guess():
