@@ -238,6 +238,42 @@ def test_a_pose_drawn_along_another_persons_legs_is_no_new_person(est, frames):
     assert other_slot.tolist() == [False, False]  # another view's man says nothing
 
 
+def test_two_tracked_people_may_share_a_face_but_not_a_torso(est, frames):
+    """distinct_poses on real landmarks. Two tracked poses that share the face and the hands
+    but whose shoulders and hips lie a quarter of a height apart are two people (one behind
+    the other, the face of the one behind read on the body of the one seen from behind:
+    pose2sim_two_people cam03); before, the median over all the landmarks (the face and
+    hands the same) made them one and dropped one. A fresh pose that shares the face and
+    shoulders but not the hips (its hips made up) is still the tracked person again; two
+    tracks that converged on one person, or one read facing the other way, are one."""
+    from mocap.detect2d.estimators.blazepose_torch import MIRROR, TORSO
+    from mocap.detect2d.estimators.blazepose_tracking import distinct_poses
+
+    man = est([frames[0]])
+    kp = man.keypoints[0, 0].astype(np.float64)
+    height = float(np.ptp(kp[:, 1]))
+    rois = np.tile([kp[:, 0].mean(), kp[:, 1].mean(), 1.25 * height, 1.25 * height, 0.0], (2, 1))
+    vis = np.ones((2, 33))
+    shared = np.r_[0:11, 15:23]  # face and hands
+    other = kp + [0.25 * height, 0.0]
+    other[shared] = kp[shared]
+
+    def kept(b, fresh, score=(1.0, 0.9)):
+        return distinct_poses(np.stack([kp, b]), rois, np.array(score), np.zeros(2, int), mirror=MIRROR,
+                              visibility=vis, fresh=np.array(fresh), torso=TORSO).tolist()
+
+    assert kept(other, (False, False)) == [True, True]
+    assert distinct_poses(np.stack([kp, other]), rois, np.array([1.0, 0.9]), np.zeros(2, int), mirror=MIRROR,
+                          visibility=vis).tolist() == [True, False]  # the rule without torsos
+    made_up = kp.copy()
+    made_up[23:] += [0.25 * height, 0.0]  # the hips and legs elsewhere
+    assert kept(made_up, (False, True)) == [True, False]
+    rng = np.random.default_rng(0)
+    assert kept(kp + rng.normal(0, 0.01 * height, kp.shape), (False, False)) == [True, False]
+    assert kept(kp[MIRROR], (False, False)) == [True, False]
+    assert kept(kp + [0.4 * height, 0.0], (False, False)) == [True, True]  # side by side
+
+
 @pytest.mark.slow
 def test_the_example_has_the_man_and_the_woman_far_back_and_no_pieces_of_him():
     """examples/balance_cam01.mp4 shows a man and, far back in the corner, a masked woman

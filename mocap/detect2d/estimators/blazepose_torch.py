@@ -69,6 +69,8 @@ LIMBS = limb_edges(MEDIAPIPE33)
 MIN_NEW_HEIGHT = 0.1
 #: the landmarks' left/right permutation (one person read facing the other way: :func:`distinct_poses`)
 MIRROR = np.asarray(MEDIAPIPE33.mirror_permutation())
+#: the shoulders and hips: two tracked poses are one person only if these agree (:func:`distinct_poses`)
+TORSO = np.array([MEDIAPIPE33.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")])
 
 
 @dataclass(frozen=True)
@@ -426,7 +428,8 @@ class BlazePoseTorch:
             lm = replace_rows(lm, use, second.take(second.score >= self.min_confidence))
         distinct = np.ones(len(slot), bool)
         if self.max_people > 1:
-            distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot, mirror=MIRROR, visibility=lm.visibility)
+            distinct = distinct_poses(lm.keypoints, lm.roi, lm.score, slot, mirror=MIRROR, visibility=lm.visibility,
+                                      fresh=fresh, torso=TORSO)
             found = np.nonzero(distinct & (lm.score >= self.min_confidence))[0]
             distinct[found[part_of_another(lm.keypoints[found], lm.visibility[found], slot[found], fresh[found],
                                            LIMBS)]] = False

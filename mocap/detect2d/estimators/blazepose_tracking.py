@@ -86,7 +86,8 @@ def distinct_rois(rois: np.ndarray, score: np.ndarray, slot: np.ndarray) -> np.n
 
 def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, slot: np.ndarray, *,
                    tolerance: float = 0.08, mirror: np.ndarray | None = None,
-                   visibility: np.ndarray | None = None, min_visibility: float = 0.5) -> np.ndarray:
+                   visibility: np.ndarray | None = None, min_visibility: float = 0.5,
+                   fresh: np.ndarray | None = None, torso: np.ndarray | None = None) -> np.ndarray:
     """(N,) bool: False for a pose that repeats a better-scored pose of the same slot: two
     tracks that converged on one person (after a crossing), or a fresh detection of someone
     already tracked.
@@ -103,6 +104,15 @@ def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, s
     (``min_visibility``), the median distance over those is judged instead of the mean over
     all: a pose of someone's upper body (found in a close window) whose legs the landmark
     network made up is that person.
+    With ``fresh`` (N,) bool (poses from the detector this frame) and ``torso`` (the layout's
+    shoulder and hip indices), two *tracked* poses (neither fresh) are one person only if their
+    torsos agree too (the median over the torso points both see, at least 3 of them, within
+    the same tolerance): two people whose images overlap, one behind the other, can give
+    poses that share a face and hands (the landmark network puts the visible face of the one
+    behind on the body of the one seen from behind: pose2sim_two_people cam03, frames 59-78,
+    shoulders 75-158 px and hips 215-269 px apart, the face within 50 px), but never a torso.
+    A fresh pose is judged as before: one that shares someone's face and shoulders but not
+    their hips (its hips made up) is that person again.
     """
     side = np.maximum(rois[:, 2], rois[:, 3])
     seen = None if visibility is None else np.asarray(visibility) >= min_visibility
@@ -113,12 +123,25 @@ def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, s
             return float(np.nanmedian(d[both]))
         return float(np.nanmean(d))
 
+    def torsos_apart(i: int, j: int, order: np.ndarray | None, limit: float) -> bool:
+        if torso is None or fresh is None or fresh[i] or fresh[j]:
+            return False
+        b = keypoints[j] if order is None else keypoints[j][order]
+        both = np.ones(len(torso), bool) if seen is None else seen[i][torso] & (seen[j] if order is None
+                                                                               else seen[j][order])[torso]
+        if both.sum() < 3:
+            return False
+        return bool(np.median(np.linalg.norm(keypoints[i][torso] - b[torso], axis=-1)[both]) >= limit)
+
     def same(i: int, j: int) -> bool:
-        both = None if seen is None else seen[i] & seen[j]
-        d = apart(keypoints[i], keypoints[j], both)
-        if mirror is not None:
-            d = min(d, apart(keypoints[i], keypoints[j][mirror], None if seen is None else seen[i] & seen[j][mirror]))
-        return bool(d < tolerance * max(side[i], side[j]))
+        limit = tolerance * max(side[i], side[j])
+        orders = [None] + ([mirror] if mirror is not None else [])
+        for order in orders:
+            b = keypoints[j] if order is None else keypoints[j][order]
+            both = None if seen is None else seen[i] & (seen[j] if order is None else seen[j][order])
+            if apart(keypoints[i], b, both) < limit and not torsos_apart(i, j, order, limit):
+                return True
+        return False
 
     return _distinct(score, slot, same)
 
