@@ -109,7 +109,7 @@ def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, s
     torsos agree too (the median over the torso points both see, at least 3 of them, within
     the same tolerance): two people whose images overlap, one behind the other, can give
     poses that share a face and hands (the landmark network puts the visible face of the one
-    behind on the body of the one seen from behind: pose2sim_two_people cam03, frames 59-78,
+    behind on the body of the one seen from behind: pose2sim_two_people cam03, frame 63,
     shoulders 75-158 px and hips 215-269 px apart, the face within 50 px), but never a torso.
     A fresh pose is judged as before: one that shares someone's face and shoulders but not
     their hips (its hips made up) is that person again.
@@ -123,23 +123,21 @@ def distinct_poses(keypoints: np.ndarray, rois: np.ndarray, score: np.ndarray, s
             return float(np.nanmedian(d[both]))
         return float(np.nanmean(d))
 
-    def torsos_apart(i: int, j: int, order: np.ndarray | None, limit: float) -> bool:
+    def torsos_apart(i: int, j: int, b: np.ndarray, both: np.ndarray | None, limit: float) -> bool:
+        """Whether tracked poses i and j (``b``: j's landmarks in i's order) hold their torsos apart."""
         if torso is None or fresh is None or fresh[i] or fresh[j]:
             return False
-        b = keypoints[j] if order is None else keypoints[j][order]
-        both = np.ones(len(torso), bool) if seen is None else seen[i][torso] & (seen[j] if order is None
-                                                                               else seen[j][order])[torso]
-        if both.sum() < 3:
-            return False
-        return bool(np.median(np.linalg.norm(keypoints[i][torso] - b[torso], axis=-1)[both]) >= limit)
+        on = np.ones(len(torso), bool) if both is None else both[torso]
+        return bool(on.sum() >= 3 and np.median(np.linalg.norm(keypoints[i][torso] - b[torso], axis=-1)[on]) >= limit)
+
+    orders = [np.arange(keypoints.shape[1])] + ([np.asarray(mirror)] if mirror is not None else [])
 
     def same(i: int, j: int) -> bool:
         limit = tolerance * max(side[i], side[j])
-        orders = [None] + ([mirror] if mirror is not None else [])
         for order in orders:
-            b = keypoints[j] if order is None else keypoints[j][order]
-            both = None if seen is None else seen[i] & (seen[j] if order is None else seen[j][order])
-            if apart(keypoints[i], b, both) < limit and not torsos_apart(i, j, order, limit):
+            b = keypoints[j][order]
+            both = None if seen is None else seen[i] & seen[j][order]
+            if apart(keypoints[i], b, both) < limit and not torsos_apart(i, j, b, both, limit):
                 return True
         return False
 
