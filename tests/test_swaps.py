@@ -9,10 +9,11 @@ import pytest
 
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33, MOTION21
-from mocap.detect2d.swaps import apply_swaps, detect_swaps, resolve_swaps
+from mocap.detect2d.swaps import apply_swaps, body_parts, detect_swaps, resolve_swaps
 from tests.synthetic import _rot, synthetic_keypoints, waving_walker
 
 MIRROR = MEDIAPIPE33.mirror_permutation()
+PARTS = body_parts(MEDIAPIPE33)  # 0 upper body, 1 lower body
 
 
 def _turned(joints: np.ndarray, yaw: np.ndarray | float) -> np.ndarray:
@@ -27,9 +28,10 @@ def _keypoints(yaw=0.0, t=150, noise_px=1.0, seed=0):
 
 
 def _inject(k, truth):
-    return dataclasses.replace(k, keypoints=apply_swaps(k.keypoints, truth, MIRROR),
-                               confidence=apply_swaps(k.confidence, truth, MIRROR),
-                               world_landmarks=apply_swaps(k.world_landmarks, truth, MIRROR))
+    """``truth`` (T,) for the whole body, or (T, 2) per part of :data:`PARTS`."""
+    return dataclasses.replace(k, keypoints=apply_swaps(k.keypoints, truth, MIRROR, PARTS),
+                               confidence=apply_swaps(k.confidence, truth, MIRROR, PARTS),
+                               world_landmarks=apply_swaps(k.world_landmarks, truth, MIRROR, PARTS))
 
 
 @pytest.mark.parametrize("yaw", [0.0, 0.6, np.pi])  # facing the camera, three-quarter, from behind
@@ -111,6 +113,69 @@ def test_lift_with_swaps_undone_matches_the_clean_lift():
     assert err_kept > 0.05, err_kept
 
 
+def test_body_parts():
+    lower = [n for n, p in zip(MEDIAPIPE33.joint_names, PARTS) if p]
+    assert lower == [f"{s}_{j}" for j in ("hip", "knee", "ankle", "heel", "foot_index") for s in ("left", "right")]
+    assert (PARTS[MIRROR] == PARTS).all()
+    assert body_parts("coco17").tolist() == [0] * 11 + [1] * 6
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.6, np.pi])
+def test_upper_and_lower_body_turning_a_frame_apart(yaw):
+    """The detector turns the upper body at frame 40 and the lower body at 41, and back at 70
+    and 72 (as on pose2sim_two_people cam02, where the whole-body model left 51 frames mirrored):
+    per part, every part-frame is found; a whole-body labelling gets the three frames with one
+    part turned wrong at best."""
+    k = _keypoints(yaw)
+    truth = np.zeros((k.num_frames, 2), bool)
+    truth[40:70, 0] = True
+    truth[41:72, 1] = True
+    bad = _inject(k, truth)
+    found = detect_swaps(bad.keypoints, bad.confidence, MIRROR, fps=k.fps, groups=PARTS)
+    np.testing.assert_array_equal(found, truth)
+    fixed, flags = resolve_swaps(bad)
+    np.testing.assert_array_equal(flags, truth.any(1))
+    np.testing.assert_array_equal(fixed.keypoints, k.keypoints)
+    np.testing.assert_array_equal(fixed.world_landmarks, k.world_landmarks)
+    whole = detect_swaps(bad.keypoints, bad.confidence, MIRROR, fps=k.fps)
+    assert (whole[:, None] != truth).any(1).sum() >= 3
+
+
+def test_legs_alone_swapped_for_a_moment():
+    k = _keypoints(0.4)
+    truth = np.zeros((k.num_frames, 2), bool)
+    truth[60:66, 1] = True  # the legs' labels crossed for 0.2 s, the arms right
+    truth[100, 1] = True
+    bad = _inject(k, truth)
+    np.testing.assert_array_equal(detect_swaps(bad.keypoints, bad.confidence, MIRROR, fps=k.fps, groups=PARTS), truth)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_parts_turned_while_turning_around_or_in_profile(seed):
+    for yaw in (np.linspace(0.0, 2 * np.pi, 150), np.pi / 2):
+        k = _keypoints(yaw, noise_px=2.0, seed=seed)
+        assert not detect_swaps(k.keypoints, k.confidence, MIRROR, fps=k.fps, groups=PARTS).any()
+
+
+def test_per_part_swaps_of_the_hands_follow_the_upper_body():
+    from mocap.detect2d.swaps import mirror_frames
+    from mocap.skeletons import get_layout
+
+    k = _keypoints(0.0, t=10)
+    hands = np.arange(10 * 42 * 2, dtype=float).reshape(10, 42, 2)
+    k = dataclasses.replace(k, hand_keypoints=hands, hand_confidence=np.ones((10, 42)))
+    flags = np.zeros((10, 2), bool)
+    flags[2, 0] = True  # the upper body of frame 2
+    flags[5, 1] = True  # the lower body of frame 5
+    out = mirror_frames(k, flags)
+    hand_mirror = get_layout("hands42").mirror_permutation()
+    np.testing.assert_array_equal(out.hand_keypoints[2], hands[2, hand_mirror])
+    np.testing.assert_array_equal(out.hand_keypoints[5], hands[5])
+    np.testing.assert_array_equal(out.keypoints[2, PARTS == 0], k.keypoints[2, MIRROR][PARTS == 0])
+    np.testing.assert_array_equal(out.keypoints[2, PARTS == 1], k.keypoints[2, PARTS == 1])
+    np.testing.assert_array_equal(out.keypoints[5, PARTS == 1], k.keypoints[5, MIRROR][PARTS == 1])
+
+
 def test_bad_input():
     k = _keypoints(0.0, t=20)
     with pytest.raises(MocapError, match="permutation"):
@@ -121,3 +186,10 @@ def test_bad_input():
         detect_swaps(k.keypoints, k.confidence, MIRROR, fps=0.0)
     none = detect_swaps(np.full((5, 33, 2), np.nan), np.zeros((5, 33)), MIRROR, fps=30.0)
     assert none.shape == (5,) and not none.any()
+    none = detect_swaps(np.full((5, 33, 2), np.nan), np.zeros((5, 33)), MIRROR, fps=30.0, groups=PARTS)
+    assert none.shape == (5, 2) and not none.any()
+    with pytest.raises(MocapError, match="groups"):  # a left hip in the upper body, its right one in the lower
+        detect_swaps(k.keypoints, k.confidence, MIRROR, fps=30.0,
+                     groups=np.where(np.arange(33) == MEDIAPIPE33.index("left_hip"), 0, PARTS))
+    with pytest.raises(MocapError, match="part"):
+        apply_swaps(k.keypoints, np.zeros((20, 2), bool), MIRROR)

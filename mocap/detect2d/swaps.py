@@ -16,6 +16,13 @@ mirrored):
   most of the time, so of two equally continuous labellings the one that mirrors fewer
   frames wins, and a stretch longer than a few seconds is left as detected.
 
+The detector does not always swap the whole body at once: the upper body (face, arms) and the
+lower body (hips, legs, feet) may turn a frame apart, or the legs alone. With ``groups`` (the
+layouts' :func:`body_parts`, which :func:`resolve_swaps` passes) each part has its own labels:
+four states instead of two, the costs above shared out by the parts' keypoints, and a body whose
+parts are labelled differently costs ``partial_cost_per_s`` more (a real body's parts turn
+together, so weak evidence in one part follows the other).
+
 Limits: one view cannot tell which of two continuous labellings is right, so if the detector
 is wrong most of the time the right frames get mirrored; and where the detector flickers
 while the body is side-on (left and right nearly on top of each other) a weak boundary can
@@ -45,18 +52,32 @@ def _check(keypoints: np.ndarray, confidence: np.ndarray, mirror: np.ndarray) ->
         raise MocapError(f"mirror must be a permutation of the {keypoints.shape[1]} keypoints")
 
 
-def _transition_costs(x: np.ndarray, mirror: np.ndarray, size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean capped distance from each frame of ``x`` (N, K, 2) to the next, with the labels
-    kept and mirrored; ``size`` (N - 1,) the body size of each step.
+def _transition_costs(x: np.ndarray, mirror: np.ndarray, size: np.ndarray, groups: np.ndarray, n_groups: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Capped distances from each frame of ``x`` (N, K, 2) to the next, with the labels kept
+    and mirrored, summed per part; ``size`` (N - 1,) the body size of each step, ``groups`` (K,)
+    each keypoint's part.
 
-    Returns two (N - 1,) arrays (in units of the body size); 0 where no keypoint is in both."""
-    def cost(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    Returns (N - 1, G) arrays: the sums of the distances (in units of the body size, each
+    capped at 1) kept and mirrored, and the number of keypoints seen in both frames for each."""
+    def cost(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d = np.minimum(np.linalg.norm(pb - pa, axis=-1) / size[:, None], 1.0)
         both = np.isfinite(d)
-        n = both.sum(1)
-        return np.where(n > 0, np.where(both, d, 0.0).sum(1) / np.maximum(n, 1), 0.0)
+        d = np.where(both, d, 0.0)
+        total = np.stack([d[:, groups == g].sum(1) for g in range(n_groups)], 1)
+        count = np.stack([both[:, groups == g].sum(1) for g in range(n_groups)], 1)
+        return total, count
 
-    return cost(x[:-1], x[1:]), cost(x[:-1][:, mirror], x[1:])
+    (same, n_same), (cross, n_cross) = cost(x[:-1], x[1:]), cost(x[:-1][:, mirror], x[1:])
+    return same, n_same, cross, n_cross
+
+
+def body_parts(layout) -> np.ndarray:
+    """(K,) int per keypoint of a layout (a :class:`~mocap.skeletons.Skeleton` or its name):
+    1 for the lower body (hips, legs, feet), 0 for the rest (face, torso, arms, hands)."""
+    names = (get_layout(layout) if isinstance(layout, str) else layout).joint_names
+    lower = ("hip", "knee", "ankle", "heel", "foot", "toe")
+    return np.array([int(any(w in n for w in lower)) for n in names], np.int64)
 
 
 def detect_swaps(
@@ -68,6 +89,8 @@ def detect_swaps(
     min_confidence: float = 0.3,
     switch_cost: float = 0.05,
     swap_cost_per_s: float = 0.1,
+    groups: np.ndarray | None = None,
+    partial_cost_per_s: float = 0.5,
 ) -> np.ndarray:
     """Frames whose left/right labels should be mirrored to keep the motion continuous.
 
@@ -79,9 +102,13 @@ def detect_swaps(
         fps: frames per second (the cost of a mirrored frame is per second).
         switch_cost: extra cost of a change of labelling, in body sizes.
         swap_cost_per_s: cost of keeping the labels mirrored for one second, in body sizes.
+        groups: (K,) int, the body part of each keypoint (0, 1, ...; ``mirror`` keeps each part
+            to itself), whose labels may be mirrored on their own (:func:`body_parts`); the
+            switch and swap costs are shared out by the parts' keypoints. None: one part.
+        partial_cost_per_s: cost of one second with the parts labelled differently, in body sizes.
     Returns:
-        (T,) bool, True where the labels should be mirrored. Frames with fewer than 4 usable
-        keypoints take the state of the frame before them.
+        (T,) bool, True where the labels should be mirrored; with ``groups``, (T, G) bool, per
+        part. Frames with fewer than 4 usable keypoints take the state of the frame before them.
     """
     keypoints = np.asarray(keypoints, np.float64)
     confidence = np.asarray(confidence, np.float64)
@@ -90,76 +117,105 @@ def detect_swaps(
     if fps <= 0:
         raise MocapError(f"fps must be positive, got {fps}")
     t_len = keypoints.shape[0]
+    parts = np.zeros(keypoints.shape[1], np.int64) if groups is None else np.asarray(groups, np.int64)
+    if parts.shape != (keypoints.shape[1],) or parts.min() < 0 or (parts[mirror] != parts).any():
+        raise MocapError(f"groups must give each of the {keypoints.shape[1]} keypoints a part (0, 1, ...) "
+                         f"that mirroring keeps, got {parts.tolist()}")
+    n_parts = int(parts.max()) + 1
     ok = np.isfinite(keypoints).all(-1) & (confidence >= min_confidence)
     usable = np.flatnonzero(ok.sum(1) >= 4)
     if usable.size < 2:
-        return np.zeros(t_len, bool)
+        return np.zeros(t_len, bool) if groups is None else np.zeros((t_len, n_parts), bool)
     xs = np.where(ok[usable, :, None], keypoints[usable], np.nan)
     centre = np.nanmean(xs, axis=1, keepdims=True)
     size = np.maximum(np.sqrt(np.nanmean(((xs - centre) ** 2).sum(-1), axis=1)), 1e-6)  # RMS spread, pixels
-    same, cross = _transition_costs(xs, mirror, 0.5 * (size[:-1] + size[1:]))
-    unary = np.array([0.0, swap_cost_per_s / fps])
+    same, n_same, cross, n_cross = _transition_costs(xs, mirror, 0.5 * (size[:-1] + size[1:]), parts, n_parts)
 
-    # Viterbi over two states: 0 = labels as detected, 1 = mirrored. cross-state transitions
-    # (0->1 or 1->0) compare one frame with the other's mirror: their cost is ``cross``.
+    # Viterbi over the states: bit g set = part g's labels mirrored. A transition compares one
+    # frame with the next, each part as labelled in its state: the distances kept where the
+    # part's state stays, mirrored where it changes; the mean over the keypoints seen in both.
+    states = np.array([[(s >> g) & 1 for g in range(n_parts)] for s in range(2 ** n_parts)], bool)  # (S, G)
+    share = np.bincount(parts, minlength=n_parts) / len(parts)
+    change = states[:, None, :] != states[None, :, :]  # (S, S', G)
+    unary = swap_cost_per_s / fps * (states * share).sum(1) \
+        + partial_cost_per_s / fps * (states.any(1) & ~states.all(1))
+    switch = switch_cost * (change * share).sum(-1)  # (S, S')
+    total = np.where(change, cross[:, None, None], same[:, None, None]).sum(-1)  # (N - 1, S, S')
+    count = np.where(change, n_cross[:, None, None], n_same[:, None, None]).sum(-1)
+    steps = np.where(count > 0, total / np.maximum(count, 1), 0.0) + switch
     n = usable.size
-    back = np.zeros((n, 2), np.int8)
+    back = np.zeros((n, len(states)), np.int64)
     score = unary.copy()
+    to = np.arange(len(states))
     for i in range(1, n):
-        stay = score + same[i - 1]
-        move = score[::-1] + cross[i - 1] + switch_cost
-        back[i] = np.where(stay <= move, [0, 1], [1, 0])
-        score = np.minimum(stay, move) + unary
-    state = np.empty(n, np.int8)
+        cand = score[:, None] + steps[i - 1]
+        back[i] = np.argmin(cand, axis=0)
+        score = cand[back[i], to] + unary
+    state = np.empty(n, np.int64)
     state[-1] = int(np.argmin(score))
     for i in range(n - 1, 0, -1):
         state[i - 1] = back[i, state[i]]
     # every frame takes the state of the last usable frame at or before it
     index = np.searchsorted(usable, np.arange(t_len), side="right") - 1
-    return np.where(index >= 0, state[np.maximum(index, 0)] == 1, False)
+    flags = np.where((index >= 0)[:, None], states[state[np.maximum(index, 0)]], False)  # (T, G)
+    return flags[:, 0] if groups is None else flags
 
 
-def apply_swaps(x: np.ndarray, swapped: np.ndarray, mirror: np.ndarray) -> np.ndarray:
-    """Mirror the keypoint axis (axis 1) of ``x`` (T, K, ...) in the frames where ``swapped``."""
+def apply_swaps(x: np.ndarray, swapped: np.ndarray, mirror: np.ndarray, parts: np.ndarray | None = None) -> np.ndarray:
+    """Mirror the keypoint axis (axis 1) of ``x`` (T, K, ...) in the frames where ``swapped``:
+    (T,) bool for the whole body, or (T, G) bool per part with ``parts`` (K,) the part of each
+    keypoint (:func:`body_parts`)."""
     x = np.asarray(x)
-    mask = np.asarray(swapped, bool).reshape((-1,) + (1,) * (x.ndim - 1))
-    return np.where(mask, x[:, np.asarray(mirror)], x)
+    swapped = np.asarray(swapped, bool)
+    mirror = np.asarray(mirror)
+    if swapped.ndim == 1:
+        mask = swapped.reshape((-1,) + (1,) * (x.ndim - 1))
+        return np.where(mask, x[:, mirror], x)
+    if parts is None or swapped.shape[1] <= int(np.max(parts)):
+        raise MocapError(f"per-part swaps {swapped.shape} need the part of each of the {x.shape[1]} keypoints")
+    source = np.where(swapped[:, np.asarray(parts)], mirror[None, :], np.arange(x.shape[1])[None, :])  # (T, K)
+    return np.take_along_axis(x, source.reshape(source.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
 def resolve_swaps(keypoints: Keypoints2D, *, min_confidence: float = 0.3) -> tuple[Keypoints2D, np.ndarray]:
-    """:func:`detect_swaps` on a :class:`~mocap.formats.Keypoints2D`, then mirror those frames.
+    """:func:`detect_swaps` on a :class:`~mocap.formats.Keypoints2D`, per body part
+    (:func:`body_parts`), then mirror those frames' parts.
 
     The keypoints, their confidence, MediaPipe's world landmarks and the hands (when present)
-    are mirrored together. Layouts without left/right pairs come back unchanged.
+    are mirrored together; the hands follow the upper body. Layouts without left/right pairs
+    come back unchanged.
 
     Returns:
-        (the keypoints with the swaps undone, (T,) bool of the mirrored frames).
+        (the keypoints with the swaps undone, (T,) bool of the frames with a part mirrored).
     """
     layout = get_layout(keypoints.layout)
     if not layout.left_right:
         return keypoints, np.zeros(keypoints.num_frames, bool)
     mirror = layout.mirror_permutation()
     swapped = detect_swaps(keypoints.keypoints, keypoints.confidence, mirror, fps=keypoints.fps,
-                           min_confidence=min_confidence)
-    return mirror_frames(keypoints, swapped), swapped
+                           min_confidence=min_confidence, groups=body_parts(layout))
+    return mirror_frames(keypoints, swapped), swapped.any(1)
 
 
 def mirror_frames(keypoints: Keypoints2D, swapped: np.ndarray) -> Keypoints2D:
-    """``keypoints`` with left and right traded in the frames where ``swapped`` (T,) bool: the
-    keypoints, their confidence, MediaPipe's world landmarks and the hands (when present)
-    together. Layouts without left/right pairs, or no frame swapped: ``keypoints`` itself."""
+    """``keypoints`` with left and right traded in the frames where ``swapped``: (T,) bool for
+    the whole body, or (T, G) bool per part of :func:`body_parts`. The keypoints, their
+    confidence, MediaPipe's world landmarks and the hands (when present, with the upper body,
+    part 0) together. Layouts without left/right pairs, or nothing swapped: ``keypoints`` itself."""
     layout = get_layout(keypoints.layout)
     swapped = np.asarray(swapped, bool)
     if not layout.left_right or not swapped.any():
         return keypoints
     mirror = layout.mirror_permutation()
+    parts = body_parts(layout) if swapped.ndim == 2 else None
+    upper = swapped if swapped.ndim == 1 else swapped[:, 0]
     wl, hk, hc = keypoints.world_landmarks, keypoints.hand_keypoints, keypoints.hand_confidence
     hands = get_layout("hands42").mirror_permutation()  # the hands follow the body's sides
     return dataclasses.replace(
         keypoints,
-        keypoints=apply_swaps(keypoints.keypoints, swapped, mirror),
-        confidence=apply_swaps(keypoints.confidence, swapped, mirror),
-        world_landmarks=None if wl is None else apply_swaps(wl, swapped, mirror),
-        hand_keypoints=None if hk is None else apply_swaps(hk, swapped, hands),
-        hand_confidence=None if hc is None else apply_swaps(hc, swapped, hands),
-        hand_world=None if keypoints.hand_world is None else apply_swaps(keypoints.hand_world, swapped, hands))
+        keypoints=apply_swaps(keypoints.keypoints, swapped, mirror, parts),
+        confidence=apply_swaps(keypoints.confidence, swapped, mirror, parts),
+        world_landmarks=None if wl is None else apply_swaps(wl, swapped, mirror, parts),
+        hand_keypoints=None if hk is None else apply_swaps(hk, upper, hands),
+        hand_confidence=None if hc is None else apply_swaps(hc, upper, hands),
+        hand_world=None if keypoints.hand_world is None else apply_swaps(keypoints.hand_world, upper, hands))
