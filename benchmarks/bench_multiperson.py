@@ -19,7 +19,9 @@ triangulated joints; whether both people were found and kept apart; then each ca
 through the one-camera path (``mocap capture cam0N.mp4``: everyone tracked in that view),
 its track ids judged against the multi-view association (identity switches of each
 associated person, whose triangulated joints, projected into the view, tell which one-camera
-detection is theirs in each frame; ``pose2sim_single`` too). Then ``pose2sim_single``
+detection is theirs in each frame; ``pose2sim_single`` too), and the 3D of its motion.npz
+against the refined rig's triangulation (limb error after one similarity per clip, and the
+frames it lies nearer the mirrored body). Then ``pose2sim_single``
 both ways: everyone detected and associated (the pipeline now) and one person per view (the
 path before), and how far apart the two main-person captures are. 2D keypoints are cached in
 ``--keypoints-dir`` (everyone: ``<clip>_<cam>.npz``; one person: ``<clip>_<cam>_one.npz``).
@@ -239,6 +241,47 @@ def one_camera_ids(clip: Path, out: Path, *, match: float = 0.1) -> None:
     print(f"  one camera at a time: {total} identity switches against the multi-view association")
 
 
+def one_camera_motion(clip: Path, out: Path, tmp: Path) -> None:
+    """Each view alone through ``mocap capture`` (the one-camera path, default options) against
+    the multi-view triangulation in ``out``: the 12 limb joints of the captured person's
+    motion.npz after one similarity per clip, against the associated person it lies nearest
+    (limb MPJPE), and the frames where it lies nearer that person's mirror image (left and right
+    traded: a motion that matches the mislabelled 2D and not the body)."""
+    from eval_real_video import LIMBS, _procrustes_clip
+
+    from mocap.formats import load_motion
+    from mocap.pipelines.capture import capture as capture_one
+    from mocap.pipelines.options import CaptureOptions, ExportOptions
+    from mocap.skeletons import MEDIAPIPE33
+
+    people = json.loads((out / "people.json").read_text())["people"]
+    refs = {p["id"]: _triangulated(out, out / f"person_{p['id']}")[1] for p in people}
+    ref_idx = [MEDIAPIPE33.index(n) for n in LIMBS]
+    mirror = [LIMBS.index(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in LIMBS]
+    for video in sorted((clip / "videos").glob("cam*.mp4")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            capture_one(video, tmp / f"one_{video.stem}", CaptureOptions(export=ExportOptions(overlay=False, preview=False)),
+                        progress=False)
+        m = load_motion(tmp / f"one_{video.stem}" / "motion.npz")
+        pred = m.joints[:, [list(m.joint_names).index(n) for n in LIMBS]]
+        best = None
+        for pid, ref in refs.items():
+            target = ref[m.start_frame:m.start_frame + len(pred)][:, ref_idx]
+            ok = np.isfinite(target).all((1, 2)) & np.isfinite(pred[:len(target)]).all((1, 2))
+            if ok.sum() < 10:
+                continue
+            aligned, target = _procrustes_clip(pred[:len(ok)][ok], target[ok]), target[ok]
+            err = np.linalg.norm(aligned - target, axis=-1).mean(-1)
+            mirrored = np.linalg.norm(aligned - target[:, mirror], axis=-1).mean(-1)
+            if best is None or err.mean() < best[1]:
+                best = (pid, err.mean(), int((mirrored < err).sum()), int(ok.sum()))
+        if best is not None:
+            print(f"  {video.stem} alone, `mocap capture`: person {best[0]}'s limbs {1000 * best[1]:.1f} mm off the "
+                  f"multi-view triangulation (one similarity over {best[3]} frames); nearer the mirrored body in "
+                  f"{best[2]} frames")
+
+
 def real(data: Path, cache: Path) -> None:
     from mocap.formats import load_motion
 
@@ -273,6 +316,8 @@ def real(data: Path, cache: Path) -> None:
                 print(f"  note: {n}")
             if not refine:
                 one_camera_ids(two, out)
+            else:
+                one_camera_motion(two, out, tmp)
         for refine in (False, True):
             label = "--refine-calibration" if refine else "as given"
             now = capture(single, detect_cached(single, cache, one=False), tmp / f"single_{int(refine)}", refine=refine)
