@@ -15,8 +15,9 @@ of two kinds:
   (hips, legs, feet) turn up to 3 frames apart, and a third of the stretches swap the lower
   body alone.
 
-The repair runs per body part (``mocap.detect2d.swaps.body_parts``, as ``mocap capture`` does)
-and, for comparison, on the whole body at once (the model before). Prints:
+The repair runs per body part (``mocap.detect2d.swaps.body_parts``, as ``mocap capture`` does),
+on the whole body at once (the model before, for comparison), and live (``SwapFilter``: frame by
+frame, no look-ahead, as the live stream does). Prints:
 
 - frame accuracy of the detected swaps (per part and frame), the share of the injected
   swapped part-frames found, and the part-frames flagged in segments with nothing injected
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from lifting.evaluate import eval_conditions, mpjpe, pa_mpjpe, predict
     from mocap.lift.features import INPUT21, INPUT_MIRROR
     from mocap.lift.network import default_weights_path, load_model
-    from mocap.detect2d.swaps import apply_swaps, body_parts, detect_swaps
+    from mocap.detect2d.swaps import SwapFilter, apply_swaps, body_parts, detect_swaps
 
     torch.set_num_threads(1)
     model = load_model(default_weights_path())
@@ -93,10 +94,18 @@ def main(argv: list[str] | None = None) -> int:
             swapped_in = np.stack([apply_swaps(f, s, INPUT_MIRROR, parts) for f, s in zip(feats, truth)])
             clean_pred = predict(model, feats.astype(np.float32))
             left_pred = predict(model, swapped_in.astype(np.float32))
-            for repair in ("whole body", "per part"):
-                found = np.stack([
-                    detect_swaps(np.where(f[..., 2:] > 0, f[..., :2], np.nan), f[..., 2], INPUT_MIRROR, fps=30.0,
-                                 groups=parts if repair == "per part" else None) for f in swapped_in])
+            for repair in ("whole body", "per part", "live"):
+                if repair == "live":
+                    live = SwapFilter(INPUT21, fps=30.0)
+                    found = []
+                    for f in swapped_in:
+                        live.reset()
+                        found.append([live.push(np.where(p[:, 2:] > 0, p[:, :2], np.nan), p[:, 2]) for p in f])
+                    found = np.array(found)
+                else:
+                    found = np.stack([
+                        detect_swaps(np.where(f[..., 2:] > 0, f[..., :2], np.nan), f[..., 2], INPUT_MIRROR, fps=30.0,
+                                     groups=parts if repair == "per part" else None) for f in swapped_in])
                 if found.ndim == 2:
                     found = np.repeat(found[..., None], 2, axis=-1)
                 repaired = np.stack([apply_swaps(f, s, INPUT_MIRROR, parts) for f, s in zip(swapped_in, found)])

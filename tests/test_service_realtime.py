@@ -158,6 +158,38 @@ def test_sessions_share_the_model_but_not_their_history(keypoints):
     assert a.process(frame_message(k, 5))["joints"] == fresh.process(frame_message(k, 5))["joints"]
 
 
+def test_stream_undoes_the_detector_s_left_right_swaps(keypoints):
+    """The detector mirrors the person's labels for a stretch, the upper body a frame before the
+    lower (as on pose2sim_two_people cam02, which the whole-body repair missed): the stream trades
+    them back as they come, says so in ``swapped``, and answers exactly as for the clean frames;
+    with ``resolve_swaps`` off it lifts the mirrored body, decimetres off."""
+    from mocap.detect2d.swaps import apply_swaps, body_parts
+    from mocap.skeletons import MEDIAPIPE33
+
+    k = keypoints
+    truth = np.zeros((k.num_frames, 2), bool)
+    truth[50:70, 0] = True  # the upper body mirrored from frame 50, the lower from 51
+    truth[51:73, 1] = True
+    parts, mirror = body_parts(MEDIAPIPE33), MEDIAPIPE33.mirror_permutation()
+    bad = type(k)(keypoints=apply_swaps(k.keypoints, truth, mirror, parts),
+                  confidence=apply_swaps(k.confidence, truth, mirror, parts),
+                  layout=k.layout, image_size=k.image_size, fps=k.fps)
+
+    def run(kp, **options):
+        session = ss.StreamSession(ss.StreamConfig(layout=k.layout, image_size=k.image_size, fps=k.fps,
+                                                   decimals=None, **options))
+        return [session.process(frame_message(kp, i)) for i in range(kp.num_frames)]
+
+    clean, fixed, kept = run(k), run(bad), run(bad, resolve_swaps=False)
+    assert [r["swapped"] for r in fixed] == truth.tolist()
+    assert not any(any(r["swapped"]) for r in clean + kept)
+    assert [r["joints"] for r in fixed] == [r["joints"] for r in clean]
+    assert [r["local_quats_wxyz"] for r in fixed] == [r["local_quats_wxyz"] for r in clean]
+    off = np.linalg.norm(nulls_to_nan([r["joints"] for r in kept]) - nulls_to_nan([r["joints"] for r in clean]), axis=-1)
+    assert np.nanmax(off[50:73]) > 0.2 and np.nanmax(off[:50]) == 0.0
+    assert ss.StreamSession(ss.StreamConfig(image_size=(640, 480))).hello()["resolve_swaps"] is True
+
+
 def test_batched_and_per_frame_ik_give_the_same_replies(keypoints):
     k = keypoints
     config = ss.StreamConfig(layout=k.layout, image_size=k.image_size, fps=k.fps, decimals=None)
@@ -238,7 +270,8 @@ def test_stream_refuses_keys_with_1008(client, headers, query, code):
                                             ({"type": "hello", "layout": "mpii16", "image_size": [640, 480]}, "layout"),
                                             ({"type": "frame", "keypoints": []}, "first message"),
                                             ({"type": "hello", "image_size": [640, 480], "fps": -3}, "fps"),
-                                            ({"type": "hello", "image_size": [640, 480], "smoothing": {"beta": -1}}, "beta")])
+                                            ({"type": "hello", "image_size": [640, 480], "smoothing": {"beta": -1}}, "beta"),
+                                            ({"type": "hello", "image_size": [640, 480], "resolve_swaps": 1}, "resolve_swaps")])
 def test_stream_bad_hello_closes_with_1007(client, message, needle):
     with client.websocket_connect("/v1/stream", headers=HEADERS) as ws:
         ws.send_json(message)

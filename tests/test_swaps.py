@@ -9,7 +9,7 @@ import pytest
 
 from mocap.errors import MocapError
 from mocap.skeletons import MEDIAPIPE33, MOTION21
-from mocap.detect2d.swaps import apply_swaps, body_parts, detect_swaps, resolve_swaps
+from mocap.detect2d.swaps import SwapFilter, apply_swaps, body_parts, detect_swaps, resolve_swaps
 from tests.synthetic import _rot, synthetic_keypoints, waving_walker
 
 MIRROR = MEDIAPIPE33.mirror_permutation()
@@ -176,6 +176,50 @@ def test_per_part_swaps_of_the_hands_follow_the_upper_body():
     np.testing.assert_array_equal(out.keypoints[5, PARTS == 1], k.keypoints[5, MIRROR][PARTS == 1])
 
 
+def _live(k):
+    live = SwapFilter(MEDIAPIPE33, fps=k.fps)
+    return np.array([live.push(p, c) for p, c in zip(k.keypoints, k.confidence)])
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.6, np.pi])
+def test_live_repair_frame_by_frame(yaw):
+    """The stream's repair sees no frame ahead: a whole-body stretch, a flicker, and the upper and
+    lower body turning a frame apart are each undone from their first frame on (at the end of
+    the stagger, the legs alone turned for three frames, it may be a frame late); then the same
+    after a reset, and a frame without a person keeps the state before it."""
+    k = _keypoints(yaw, noise_px=2.0)
+    truth = np.zeros((k.num_frames, 2), bool)
+    truth[20:45] = True
+    truth[60] = True
+    truth[80:100, 0] = True
+    truth[81:103, 1] = True
+    bad = _inject(k, truth)
+    flags = _live(bad)
+    np.testing.assert_array_equal(flags[:100], truth[:100])
+    assert (flags != truth).any(1).sum() <= 1
+    kp, conf = bad.keypoints.copy(), bad.confidence.copy()
+    kp[30], conf[30] = np.nan, 0.0  # nobody in frame 30, inside the first stretch
+    live = SwapFilter("mediapipe33", fps=k.fps)
+    live.push(kp[25], conf[25])  # a mirrored frame first: after the reset it is forgotten
+    live.reset()
+    again = np.array([live.push(p, c) for p, c in zip(kp, conf)])
+    np.testing.assert_array_equal(again, flags)
+    np.testing.assert_array_equal(live.apply(kp[25], again[25]), k.keypoints[25])
+
+
+def test_live_repair_takes_the_first_frame_as_right():
+    """Its documented limit: mirrored from the first frame, the stretch is taken as right and the
+    frames after it as mirrored, until about 3 s of them make the detector's labels right again
+    (the offline repair, seeing it all, gets it right)."""
+    k = _keypoints(0.3)
+    truth = np.zeros(k.num_frames, bool)
+    truth[:30] = True
+    bad = _inject(k, truth)
+    flags = _live(bad).any(1)
+    assert not flags[:30].any() and flags[30:110].all() and not flags[-10:].any()
+    np.testing.assert_array_equal(detect_swaps(bad.keypoints, bad.confidence, MIRROR, fps=k.fps), truth)
+
+
 def test_bad_input():
     k = _keypoints(0.0, t=20)
     with pytest.raises(MocapError, match="permutation"):
@@ -193,3 +237,9 @@ def test_bad_input():
                      groups=np.where(np.arange(33) == MEDIAPIPE33.index("left_hip"), 0, PARTS))
     with pytest.raises(MocapError, match="part"):
         apply_swaps(k.keypoints, np.zeros((20, 2), bool), MIRROR)
+    with pytest.raises(MocapError, match="no left and right"):
+        SwapFilter("hand21", fps=30.0)
+    with pytest.raises(MocapError, match="fps"):
+        SwapFilter("coco17", fps=0.0)
+    with pytest.raises(MocapError, match="33 keypoints"):
+        SwapFilter("mediapipe33", fps=30.0).push(k.keypoints[0, :17], k.confidence[0, :17])

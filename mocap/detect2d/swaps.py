@@ -35,6 +35,7 @@ Multi-view capture resolves swaps geometrically instead (:func:`mocap.multiview.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -80,6 +81,61 @@ def body_parts(layout) -> np.ndarray:
     return np.array([int(any(w in n for w in lower)) for n in names], np.int64)
 
 
+def _spread(x: np.ndarray) -> np.ndarray:
+    """(N,) RMS spread (pixels) of each frame's keypoints ``x`` (N, K, 2), NaN ignored; the body's size."""
+    centre = np.nanmean(x, axis=1, keepdims=True)
+    return np.maximum(np.sqrt(np.nanmean(((x - centre) ** 2).sum(-1), axis=1)), 1e-6)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SwapModel:
+    """The labelling programme's states and costs (see the module docstring).
+
+    states (S, G) bool: bit g set = part g's labels mirrored; change (S, S', G): which parts a
+    transition turns; unary (S,): each frame's cost of a state; switch (S, S'): a transition's
+    extra cost; parts (K,) the part of each keypoint."""
+
+    mirror: np.ndarray
+    parts: np.ndarray
+    states: np.ndarray
+    change: np.ndarray
+    unary: np.ndarray
+    switch: np.ndarray
+
+    @property
+    def n_parts(self) -> int:
+        return self.states.shape[1]
+
+    @staticmethod
+    def build(mirror: np.ndarray, groups: np.ndarray | None, *, fps: float, switch_cost: float,
+              swap_cost_per_s: float, partial_cost_per_s: float) -> "_SwapModel":
+        if fps <= 0:
+            raise MocapError(f"fps must be positive, got {fps}")
+        k = len(mirror)
+        parts = np.zeros(k, np.int64) if groups is None else np.asarray(groups, np.int64)
+        if parts.shape != (k,) or parts.min() < 0 or (parts[mirror] != parts).any():
+            raise MocapError(f"groups must give each of the {k} keypoints a part (0, 1, ...) "
+                             f"that mirroring keeps, got {parts.tolist()}")
+        n_parts = int(parts.max()) + 1
+        states = np.array([[(s >> g) & 1 for g in range(n_parts)] for s in range(2 ** n_parts)], bool)
+        share = np.bincount(parts, minlength=n_parts) / k
+        change = states[:, None, :] != states[None, :, :]
+        unary = swap_cost_per_s / fps * (states * share).sum(1) \
+            + partial_cost_per_s / fps * (states.any(1) & ~states.all(1))
+        return _SwapModel(mirror, parts, states, change, unary, switch_cost * (change * share).sum(-1))
+
+    def steps(self, x: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """(N - 1, S, S') the cost of each state pair between consecutive frames of ``x`` (N, K, 2)
+        (NaN where unused), ``size`` (N,) their body sizes: each part as labelled in its state
+        (the distances kept where the part's state stays, mirrored where it changes), the mean
+        over the keypoints seen in both frames, plus the switch cost."""
+        same, n_same, cross, n_cross = _transition_costs(x, self.mirror, 0.5 * (size[:-1] + size[1:]),
+                                                         self.parts, self.n_parts)
+        total = np.where(self.change, cross[:, None, None], same[:, None, None]).sum(-1)
+        count = np.where(self.change, n_cross[:, None, None], n_same[:, None, None]).sum(-1)
+        return np.where(count > 0, total / np.maximum(count, 1), 0.0) + self.switch
+
+
 def detect_swaps(
     keypoints: np.ndarray,
     confidence: np.ndarray,
@@ -114,35 +170,16 @@ def detect_swaps(
     confidence = np.asarray(confidence, np.float64)
     mirror = np.asarray(mirror, np.int64)
     _check(keypoints, confidence, mirror)
-    if fps <= 0:
-        raise MocapError(f"fps must be positive, got {fps}")
     t_len = keypoints.shape[0]
-    parts = np.zeros(keypoints.shape[1], np.int64) if groups is None else np.asarray(groups, np.int64)
-    if parts.shape != (keypoints.shape[1],) or parts.min() < 0 or (parts[mirror] != parts).any():
-        raise MocapError(f"groups must give each of the {keypoints.shape[1]} keypoints a part (0, 1, ...) "
-                         f"that mirroring keeps, got {parts.tolist()}")
-    n_parts = int(parts.max()) + 1
+    model = _SwapModel.build(mirror, groups, fps=fps, switch_cost=switch_cost, swap_cost_per_s=swap_cost_per_s,
+                             partial_cost_per_s=partial_cost_per_s)
+    states, unary = model.states, model.unary
     ok = np.isfinite(keypoints).all(-1) & (confidence >= min_confidence)
     usable = np.flatnonzero(ok.sum(1) >= 4)
     if usable.size < 2:
-        return np.zeros(t_len, bool) if groups is None else np.zeros((t_len, n_parts), bool)
+        return np.zeros(t_len, bool) if groups is None else np.zeros((t_len, model.n_parts), bool)
     xs = np.where(ok[usable, :, None], keypoints[usable], np.nan)
-    centre = np.nanmean(xs, axis=1, keepdims=True)
-    size = np.maximum(np.sqrt(np.nanmean(((xs - centre) ** 2).sum(-1), axis=1)), 1e-6)  # RMS spread, pixels
-    same, n_same, cross, n_cross = _transition_costs(xs, mirror, 0.5 * (size[:-1] + size[1:]), parts, n_parts)
-
-    # Viterbi over the states: bit g set = part g's labels mirrored. A transition compares one
-    # frame with the next, each part as labelled in its state: the distances kept where the
-    # part's state stays, mirrored where it changes; the mean over the keypoints seen in both.
-    states = np.array([[(s >> g) & 1 for g in range(n_parts)] for s in range(2 ** n_parts)], bool)  # (S, G)
-    share = np.bincount(parts, minlength=n_parts) / len(parts)
-    change = states[:, None, :] != states[None, :, :]  # (S, S', G)
-    unary = swap_cost_per_s / fps * (states * share).sum(1) \
-        + partial_cost_per_s / fps * (states.any(1) & ~states.all(1))
-    switch = switch_cost * (change * share).sum(-1)  # (S, S')
-    total = np.where(change, cross[:, None, None], same[:, None, None]).sum(-1)  # (N - 1, S, S')
-    count = np.where(change, n_cross[:, None, None], n_same[:, None, None]).sum(-1)
-    steps = np.where(count > 0, total / np.maximum(count, 1), 0.0) + switch
+    steps = model.steps(xs, _spread(xs))
     n = usable.size
     back = np.zeros((n, len(states)), np.int64)
     score = unary.copy()
@@ -159,6 +196,78 @@ def detect_swaps(
     index = np.searchsorted(usable, np.arange(t_len), side="right") - 1
     flags = np.where((index >= 0)[:, None], states[state[np.maximum(index, 0)]], False)  # (T, G)
     return flags[:, 0] if groups is None else flags
+
+
+class SwapFilter:
+    """:func:`detect_swaps` live, one frame at a time, for a stream: the forward pass of the same
+    programme over the upper and lower body (:func:`body_parts`), each frame labelled by the
+    state that explains the frames so far best (no look-ahead, no lag). A detector turning the
+    body for a stretch is caught at the stretch's first frame and undone until it turns back;
+    like the offline repair it assumes the first frames are labelled right, and after a few
+    seconds of one labelling it takes that one as right.
+
+    Args:
+        layout: the keypoints' layout (a name or :class:`~mocap.skeletons.Skeleton`) with left/right pairs.
+        fps: the stream's frame rate; the other arguments as :func:`detect_swaps`.
+    """
+
+    def __init__(self, layout, *, fps: float, min_confidence: float = 0.3, switch_cost: float = 0.05,
+                 swap_cost_per_s: float = 0.1, partial_cost_per_s: float = 0.5) -> None:
+        layout = get_layout(layout) if isinstance(layout, str) else layout
+        if not layout.left_right:
+            raise MocapError(f"{layout.name} has no left and right to swap")
+        self.model = _SwapModel.build(layout.mirror_permutation(), body_parts(layout), fps=fps,
+                                      switch_cost=switch_cost, swap_cost_per_s=swap_cost_per_s,
+                                      partial_cost_per_s=partial_cost_per_s)
+        self.min_confidence = min_confidence
+        g = self.model.n_parts
+        self._bins = np.concatenate([self.model.parts, self.model.parts + g])  # (2K,) kept, then mirrored, per part
+        self._pick = np.arange(g) + g * self.model.change  # (S, S', G): each part's kept or mirrored sum
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the history (a new shot: its first frame is taken as labelled right)."""
+        self._score: np.ndarray | None = None
+        self._last: np.ndarray | None = None  # the last usable frame's keypoints (K, 2), NaN unused
+        self.flags = np.zeros(self.model.n_parts, bool)
+
+    def push(self, keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """One frame's keypoints (K, 2) pixels and confidence (K,) -> (G,) bool, the parts whose
+        labels to mirror (:func:`apply_swaps` of the frame). A frame with fewer than 4 usable
+        keypoints keeps the state before it. (The costs of :meth:`_SwapModel.steps` for one
+        pair of frames, written out: a few tens of microseconds a frame.)"""
+        m = self.model
+        kp = np.asarray(keypoints, np.float64)
+        conf = np.asarray(confidence, np.float64)
+        if kp.shape != (len(m.mirror), 2) or conf.shape != (len(m.mirror),):
+            raise MocapError(f"a frame must hold {len(m.mirror)} keypoints (K, 2) and confidences (K,), "
+                             f"got {kp.shape} and {conf.shape}")
+        ok = np.isfinite(kp).all(-1) & (conf >= self.min_confidence)
+        pts = kp[ok]
+        if len(pts) < 4:
+            return self.flags.copy()
+        v = pts - pts.sum(0) / len(pts)
+        spread = max(math.sqrt(float(np.einsum("ij,ij->", v, v)) / len(pts)), 1e-6)  # _spread of the frame
+        x = np.where(ok[:, None], kp, np.nan)
+        if self._score is None:  # the first frame is taken as labelled right
+            self._score = np.where(m.states.any(1), np.inf, 0.0)
+        else:
+            last = np.stack([self._last, self._last[m.mirror]])  # labels kept, mirrored
+            d = np.minimum(np.sqrt(((x - last) ** 2).sum(-1)) / (0.5 * (self._spread + spread)), 1.0)  # (2, K)
+            seen = np.isfinite(d)
+            sums = np.bincount(self._bins, weights=np.where(seen, d, 0.0).ravel(), minlength=2 * m.n_parts)
+            counts = np.bincount(self._bins, weights=seen.ravel(), minlength=2 * m.n_parts)
+            total, count = sums[self._pick].sum(-1), counts[self._pick].sum(-1)
+            step = np.where(count > 0, total / np.maximum(count, 1), 0.0) + m.switch
+            self._score = (self._score[:, None] + step).min(0) + m.unary
+            self._score -= self._score.min()  # bounded: only the differences count
+        self._last, self._spread = x, spread
+        self.flags = m.states[int(np.argmin(self._score))].copy()
+        return self.flags.copy()
+
+    def apply(self, x: np.ndarray, flags: np.ndarray) -> np.ndarray:
+        """One frame's per-keypoint array ``x`` (K, ...) with the parts in ``flags`` (G,) mirrored."""
+        return apply_swaps(np.asarray(x)[None], np.asarray(flags, bool)[None], self.model.mirror, self.model.parts)[0]
 
 
 def apply_swaps(x: np.ndarray, swapped: np.ndarray, mirror: np.ndarray, parts: np.ndarray | None = None) -> np.ndarray:

@@ -38,10 +38,12 @@ JSON messages:
 1. client ``{"type": "hello", "layout": "mediapipe33" | "coco17", "image_size": [w, h],
    "fps": 30, "coords": "pixels" | "normalized", "smoothing": {"min_cutoff": 1.0,
    "beta": 1.0, "d_cutoff": 1.0} | null, "decimals": 6 | null, "gravity": [x, y, z] | null,
-   "scene_lines": [[x1, y1, x2, y2], ...] | null, "focal_px": pixels | null}`` (only
-   ``image_size`` is required; defaults shown; ``gravity``, the direction things fall in camera
-   axes, or ``scene_lines`` of one camera image level the world:
-   :mod:`mocap.service.stream_gravity`). Within ``hello_timeout_s``; a bad hello gets
+   "scene_lines": [[x1, y1, x2, y2], ...] | null, "focal_px": pixels | null,
+   "resolve_swaps": true | false}`` (only ``image_size`` is required; defaults shown;
+   ``gravity``, the direction things fall in camera axes, or ``scene_lines`` of one camera
+   image level the world: :mod:`mocap.service.stream_gravity`; ``resolve_swaps`` (default
+   true) undoes the client detector's left/right swaps as they happen,
+   :class:`mocap.detect2d.swaps.SwapFilter`). Within ``hello_timeout_s``; a bad hello gets
    ``{"type": "error", "error": ...}`` and close code 1007.
 2. server ``{"type": "hello", "protocol": 1, "joint_names", "parents", "rest_offsets",
    "quat_order": "wxyz", "axes", "receptive_field", "hand_joint_names" (42),
@@ -60,14 +62,16 @@ JSON messages:
    (MediaPipe's face mesh with irises, ``face478``; x, y pixels and z the network's depth in
    pixels, or all normalized as the hello says; null for a missing point).
 4. server, per processed frame: ``{"type": "pose", "frame": n, "t": t, "joints": 21 x 3
-   | null, "local_quats_wxyz": 21 x 4 | null, "dropped": frames dropped so far,
+   | null, "local_quats_wxyz": 21 x 4 | null, "swapped": [upper body, lower body] (the
+   parts whose left and right were traded back before lifting), "dropped": frames dropped so far,
    "latency_ms": server time from receiving the frame to its reply}``. ``joints``: the
    causal network's MOTION21 joints after One-Euro smoothing, metres, +Y up, +Z towards
    the camera, pelvis at 0. ``local_quats_wxyz``: each joint's rotation relative to its
    parent (joint 0: the pelvis in the world axes) against the MOTION21 rest pose (a T-pose
    facing +Z, ``rest_offsets`` of the hello), sign-continuous over the stream. Both null
    when the frame has no person. A frame sent with hands also gets ``"hand_keypoints"`` and
-   ``"hand_confidence"`` (as received, pixels), ``"hand_valid"``: [left, right] (each hand
+   ``"hand_confidence"`` (as received, pixels; left and right traded back with the upper body's
+   ``swapped``), ``"hand_valid"``: [left, right] (each hand
    seen) and ``"hand_quats_wxyz"``: 42 x 4 | null, the local rotations of the hello's
    ``hand_joint_names`` (each hand's wrist against its forearm, then the 20 finger joints
    against their parents, MOTION61 of ``mocap capture --hands``; ``hand_parent_names`` and

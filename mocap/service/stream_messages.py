@@ -44,6 +44,8 @@ class StreamConfig:
         up: gravity's up in camera axes (x right, y down, z forward), unit; None: the camera
             is taken as level. gravity_from: where it came from (``"client"``, ``"scene"``,
             ``"none"``). focal_px: the camera's focal length (default: a 55 degree field of view).
+        resolve_swaps: undo the client detector's left/right swaps as they happen
+            (:class:`mocap.detect2d.swaps.SwapFilter`, the upper and lower body each on its own).
     """
 
     layout: str = "mediapipe33"
@@ -55,6 +57,7 @@ class StreamConfig:
     up: tuple[float, float, float] | None = None
     gravity_from: str = "none"
     focal_px: float | None = None
+    resolve_swaps: bool = True
 
     def __post_init__(self) -> None:
         if self.layout not in STREAM_LAYOUTS:
@@ -98,7 +101,7 @@ def parse_hello(msg: dict) -> StreamConfig:
     if not isinstance(msg, dict) or msg.get("type") != "hello":
         raise ValueError('the first message must be {"type": "hello", "layout": ..., "image_size": [w, h]}')
     unknown = set(msg) - {"type", "layout", "image_size", "fps", "coords", "smoothing", "decimals", "protocol",
-                          "gravity", "scene_lines", "focal_px"}
+                          "gravity", "scene_lines", "focal_px", "resolve_swaps"}
     if unknown:
         raise ValueError(f"unknown hello keys: {', '.join(sorted(unknown))}")
     size = msg.get("image_size")
@@ -119,10 +122,13 @@ def parse_hello(msg: dict) -> StreamConfig:
     if isinstance(decimals, bool) or (decimals is not None and not isinstance(decimals, int)):
         raise ValueError(f"decimals must be a whole number or null, got {decimals!r}")
     coords = msg.get("coords", "pixels")
+    resolve = msg.get("resolve_swaps", True)
+    if not isinstance(resolve, bool):
+        raise ValueError(f"resolve_swaps must be true or false, got {str(resolve)[:40]}")
     up, source, focal = hello_gravity(msg, (size[0], size[1]), str(coords))
     return StreamConfig(layout=str(msg.get("layout", "mediapipe33")), image_size=(size[0], size[1]),
                         fps=_number(msg, "fps", 30.0), coords=str(coords), smoothing=smoothing, decimals=decimals,
-                        up=up, gravity_from=source, focal_px=focal)
+                        up=up, gravity_from=source, focal_px=focal, resolve_swaps=resolve)
 
 
 @dataclass(frozen=True)

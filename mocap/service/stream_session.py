@@ -2,7 +2,8 @@
 are read in :mod:`mocap.service.stream_messages` (re-exported here: ``StreamConfig``,
 ``parse_hello``, ``Frame``, ``parse_frame``).
 
-Per frame: 2D keypoints (J, 2) pixels + confidence (J,) -> causal network
+Per frame: 2D keypoints (J, 2) pixels + confidence (J,) -> the detector's left/right swaps undone
+as they happen (:class:`mocap.detect2d.swaps.SwapFilter`; off with the hello's ``resolve_swaps``) -> causal network
 (:class:`mocap.lift.network.StreamingLifter`, root-relative camera-frame metres) -> world axes
 (gravity's up as +Y when the client gives it, else the camera's own; the person facing the camera faces +Z) ->
 One-Euro smoothing (:class:`mocap.cleanup.filters.OneEuroFilter`) -> inverse kinematics
@@ -32,6 +33,7 @@ camera's with y and z flipped, so a pitched camera shows a leaning person. No gr
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import queue
@@ -42,6 +44,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mocap.cleanup.filters import OneEuroFilter
+from mocap.detect2d.swaps import SwapFilter, apply_swaps
 from mocap.service.stream_gravity import camera_angles, world_joints
 from mocap.service.stream_messages import (FACE_POINTS, HAND_POINTS, STREAM_LAYOUTS, Frame,  # noqa: F401
                                            Smoothing, StreamConfig, parse_frame, parse_hello)
@@ -50,7 +53,7 @@ from mocap.face.controls import LiveFace
 from mocap.kinematics import fingers as fk
 from mocap.kinematics.ik import plan_ik, solve_ik
 from mocap.lift.lifters import default_focal_px
-from mocap.skeletons import MOTION21, MOTION61, rest_offsets
+from mocap.skeletons import MOTION21, MOTION61, get_layout, rest_offsets
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ _IK_PLAN = plan_ik(MOTION21.parents, _REST_OFFSETS, skeleton=MOTION21)
 _HAND_PLAN = fk.plan_hands(MOTION61, rest_offsets(MOTION61))
 #: the MOTION61 joints of the hands42 points (each hand's wrist, then its 20 finger joints)
 _HAND_JOINTS = _HAND_PLAN.hand_points.reshape(-1)
+_HAND_MIRROR = get_layout("hands42").mirror_permutation()
 _LOG_INTERVAL_S = 60.0  # a session's unexpected frame failures: one log line a minute at most
 
 
@@ -105,6 +109,7 @@ class StreamSession:
         self._hips_px = None  # the hips' last pixel (the ray the network's axes follow)
         self.model = model if model is not None else shared_causal_model()
         self.lifter = StreamingLifter.from_model(self.model)
+        self.swaps = SwapFilter(config.layout, fps=config.fps) if config.resolve_swaps else None
         self.frames_processed = 0
         self.dropped = 0
         self.internal_errors = 0  # frames that failed unexpectedly (logged once a minute at most)
@@ -112,8 +117,11 @@ class StreamSession:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the history (a new shot starts): network buffers, filter and quaternion signs."""
+        """Forget the history (a new shot starts): network buffers, left/right labels, filter and
+        quaternion signs."""
         self.lifter.reset()
+        if self.swaps is not None:
+            self.swaps.reset()
         self._hips_px = None
         s = self.config.smoothing
         self.filter = None if s is None else OneEuroFilter(fps=self.config.fps, min_cutoff=s.min_cutoff,
@@ -128,6 +136,7 @@ class StreamSession:
         return {"type": "hello", "protocol": PROTOCOL_VERSION, "layout": c.layout, "image_size": list(c.image_size),
                 "fps": c.fps, "coords": c.coords, "decimals": c.decimals,
                 "smoothing": None if c.smoothing is None else vars(c.smoothing).copy(),
+                "resolve_swaps": c.resolve_swaps,
                 "receptive_field": int(self.model.receptive_field),
                 "joint_names": list(MOTION21.joint_names), "parents": list(MOTION21.parents),
                 "rest_offsets": _REST_OFFSETS.tolist(), "quat_order": "wxyz",
@@ -139,8 +148,26 @@ class StreamSession:
                 "axes": "metres, right-handed, +Y up, +Z towards the camera, pelvis at the origin"
                         + ("" if c.up is not None else " (+Y the camera's up: send gravity or scene_lines to level it)")}
 
+    def unswap(self, frame: Frame) -> tuple[Frame, list[bool]]:
+        """``frame`` with the parts whose left and right the detector swapped traded back (the
+        hands with the upper body), and which parts those are: [upper body, lower body]."""
+        if self.swaps is None:
+            return frame, [False, False]
+        flags = self.swaps.push(frame.keypoints, frame.confidence)
+        if not flags.any():
+            return frame, [False, False]
+        changes = {"keypoints": self.swaps.apply(frame.keypoints, flags),
+                   "confidence": self.swaps.apply(frame.confidence, flags)}
+        if flags[0]:  # the hands follow the arms
+            for name in ("hand_keypoints", "hand_confidence", "hand_world"):
+                value = getattr(frame, name)
+                if value is not None:
+                    changes[name] = apply_swaps(value[None], flags[:1], _HAND_MIRROR)[0]
+        return dataclasses.replace(frame, **changes), [bool(f) for f in flags]
+
     def lift(self, frame: Frame) -> np.ndarray:
-        """Frame -> smoothed world joints (21, 3) metres, +Y up, root-relative; all NaN if no person."""
+        """Frame (its swaps already undone: :meth:`unswap`) -> smoothed world joints (21, 3) metres,
+        +Y up, root-relative; all NaN if no person."""
         return self.smooth(self.world(self.lifter.push(frame.keypoints, frame.confidence), frame.keypoints))
 
     def world(self, rel_cam: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -156,8 +183,10 @@ class StreamSession:
         """World joints (21, 3) of the network -> this stream's One-Euro output (the raw joints without smoothing)."""
         return joints if self.filter is None else self.filter(joints)
 
-    def finish(self, frame: Frame, joints: np.ndarray, quats: np.ndarray | None, received_at: float | None) -> dict:
-        """Reply for ``frame``: joints (21, 3) (NaN: no person) and quats (21, 4) or None."""
+    def finish(self, frame: Frame, joints: np.ndarray, quats: np.ndarray | None, received_at: float | None,
+               swapped: Sequence[bool] = (False, False)) -> dict:
+        """Reply for ``frame``: joints (21, 3) (NaN: no person) and quats (21, 4) or None;
+        ``swapped``: :meth:`unswap`'s parts."""
         self.frames_processed += 1
         ok = bool(np.isfinite(joints).all())
         if ok and quats is not None:
@@ -169,7 +198,7 @@ class StreamSession:
         reply = {"type": "pose", "frame": frame.index if frame.index is not None else self.frames_processed - 1,
                  "t": frame.t, "joints": _as_list(joints, d) if ok else None,
                  "local_quats_wxyz": _as_list(quats, d) if ok and quats is not None else None,
-                 "dropped": self.dropped}
+                 "swapped": list(swapped), "dropped": self.dropped}
         if frame.hand_keypoints is not None:
             reply.update(self.hands(frame, joints if ok else None, quats if ok else None))
         if frame.face_points is not None:
@@ -180,7 +209,8 @@ class StreamSession:
 
     def hands(self, frame: Frame, joints: np.ndarray | None, quats: np.ndarray | None) -> dict:
         """The reply's hand fields for ``frame`` (which holds hands): the keypoints and confidence
-        as received (pixels), ``hand_valid`` [left, right], and ``hand_quats_wxyz`` (42, 4): the
+        as received (pixels; the hands traded back where the arms were, :meth:`unswap`),
+        ``hand_valid`` [left, right], and ``hand_quats_wxyz`` (42, 4): the
         local rotations of each hand's wrist (against the forearm) and finger joints
         (:func:`finger_quats`; the hello's ``hand_joint_names``), sign-continuous over the
         stream, or None without the body, the hands' world landmarks or any hand seen."""
@@ -277,11 +307,13 @@ def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | Non
 
     n = len(items)
     frames: list[Frame | None] = [None] * n
+    swapped: list[list[bool]] = [[False, False]] * n
     joints: list[np.ndarray | None] = [None] * n
     replies: list[dict | None] = [None] * n
     for i, (session, msg, _) in enumerate(items):
         try:
             frames[i] = msg if isinstance(msg, Frame) else parse_frame(msg, session.config)
+            frames[i], swapped[i] = session.unswap(frames[i])
         except ValueError as e:
             replies[i] = _error_reply(session, msg, str(e))
         except Exception as e:  # noqa: BLE001 (isolation: no frame may break the others)
@@ -318,7 +350,7 @@ def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | Non
     for i, (session, msg, received_at) in enumerate(items):
         if replies[i] is None and joints[i] is not None:
             try:
-                replies[i] = session.finish(frames[i], joints[i], quats.get(i), received_at)
+                replies[i] = session.finish(frames[i], joints[i], quats.get(i), received_at, swapped[i])
             except Exception as e:  # noqa: BLE001
                 replies[i] = _internal_error(session, msg, e)
     return replies
