@@ -146,7 +146,7 @@ class CaptureReport:
     detection_rate: float
     lifter: str
     seconds: dict[str, float]
-    swapped_frames: int = 0  # frames whose left/right labels were mirrored back (mocap.detect2d.swaps)
+    swapped_frames: int = 0  # frames with left/right labels mirrored back, in all or part of the body (swaps)
     people: list[dict] = field(default_factory=list)  # the entries of people.json
     captured: int | None = None  # the track id in motion.npz
     motion_span: tuple[int, int, int] | None = None  # (first frame, last frame, frames not seen in between)
