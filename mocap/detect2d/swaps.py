@@ -35,7 +35,6 @@ Multi-view capture resolves swaps geometrically instead (:func:`mocap.multiview.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -53,24 +52,17 @@ def _check(keypoints: np.ndarray, confidence: np.ndarray, mirror: np.ndarray) ->
         raise MocapError(f"mirror must be a permutation of the {keypoints.shape[1]} keypoints")
 
 
-def _transition_costs(x: np.ndarray, mirror: np.ndarray, size: np.ndarray, groups: np.ndarray, n_groups: int
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _transition_costs(x: np.ndarray, mirror: np.ndarray, size: np.ndarray, onehot: np.ndarray) -> np.ndarray:
     """Capped distances from each frame of ``x`` (N, K, 2) to the next, with the labels kept
-    and mirrored, summed per part; ``size`` (N - 1,) the body size of each step, ``groups`` (K,)
-    each keypoint's part.
+    and mirrored, summed per part; ``size`` (N - 1,) the body size of each step, ``onehot``
+    (K, G) each keypoint's part.
 
-    Returns (N - 1, G) arrays: the sums of the distances (in units of the body size, each
-    capped at 1) kept and mirrored, and the number of keypoints seen in both frames for each."""
-    def cost(pa: np.ndarray, pb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        d = np.minimum(np.linalg.norm(pb - pa, axis=-1) / size[:, None], 1.0)
-        both = np.isfinite(d)
-        d = np.where(both, d, 0.0)
-        total = np.stack([d[:, groups == g].sum(1) for g in range(n_groups)], 1)
-        count = np.stack([both[:, groups == g].sum(1) for g in range(n_groups)], 1)
-        return total, count
-
-    (same, n_same), (cross, n_cross) = cost(x[:-1], x[1:]), cost(x[:-1][:, mirror], x[1:])
-    return same, n_same, cross, n_cross
+    Returns (2, 2, N - 1, G): [sums, counts] x [kept, mirrored]: the sums of the distances (in
+    units of the body size, each capped at 1) and the number of keypoints seen in both frames."""
+    last = np.stack([x[:-1], x[:-1][:, mirror]])  # (2, N - 1, K, 2): labels kept, mirrored
+    d = np.minimum(np.sqrt(((x[1:] - last) ** 2).sum(-1)) / size[:, None], 1.0)
+    seen = np.isfinite(d)
+    return np.stack([np.where(seen, d, 0.0) @ onehot, seen @ onehot.astype(np.float64)])
 
 
 def body_parts(layout) -> np.ndarray:
@@ -83,8 +75,11 @@ def body_parts(layout) -> np.ndarray:
 
 def _spread(x: np.ndarray) -> np.ndarray:
     """(N,) RMS spread (pixels) of each frame's keypoints ``x`` (N, K, 2), NaN ignored; the body's size."""
-    centre = np.nanmean(x, axis=1, keepdims=True)
-    return np.maximum(np.sqrt(np.nanmean(((x - centre) ** 2).sum(-1), axis=1)), 1e-6)
+    seen = np.isfinite(x).all(-1)
+    n = np.maximum(seen.sum(1), 1)[:, None]
+    v = np.where(seen[..., None], x, 0.0)
+    v = np.where(seen[..., None], v - v.sum(1, keepdims=True) / n[..., None], 0.0)
+    return np.maximum(np.sqrt((v ** 2).sum((1, 2)) / n[:, 0]), 1e-6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +96,8 @@ class _SwapModel:
     change: np.ndarray
     unary: np.ndarray
     switch: np.ndarray
+    onehot: np.ndarray  # (K, G) float, each keypoint's part
+    pick: np.ndarray  # (S, S', G) int: index of each part's kept (g) or mirrored (G + g) figure
 
     @property
     def n_parts(self) -> int:
@@ -122,17 +119,16 @@ class _SwapModel:
         change = states[:, None, :] != states[None, :, :]
         unary = swap_cost_per_s / fps * (states * share).sum(1) \
             + partial_cost_per_s / fps * (states.any(1) & ~states.all(1))
-        return _SwapModel(mirror, parts, states, change, unary, switch_cost * (change * share).sum(-1))
+        return _SwapModel(mirror, parts, states, change, unary, switch_cost * (change * share).sum(-1),
+                          onehot=np.eye(n_parts)[parts], pick=np.arange(n_parts) + n_parts * change)
 
     def steps(self, x: np.ndarray, size: np.ndarray) -> np.ndarray:
         """(N - 1, S, S') the cost of each state pair between consecutive frames of ``x`` (N, K, 2)
         (NaN where unused), ``size`` (N,) their body sizes: each part as labelled in its state
         (the distances kept where the part's state stays, mirrored where it changes), the mean
         over the keypoints seen in both frames, plus the switch cost."""
-        same, n_same, cross, n_cross = _transition_costs(x, self.mirror, 0.5 * (size[:-1] + size[1:]),
-                                                         self.parts, self.n_parts)
-        total = np.where(self.change, cross[:, None, None], same[:, None, None]).sum(-1)
-        count = np.where(self.change, n_cross[:, None, None], n_same[:, None, None]).sum(-1)
+        costs = _transition_costs(x, self.mirror, 0.5 * (size[:-1] + size[1:]), self.onehot)  # (2, 2, N - 1, G)
+        total, count = (np.concatenate(c, axis=-1)[:, self.pick].sum(-1) for c in costs)  # (N - 1, S, S')
         return np.where(count > 0, total / np.maximum(count, 1), 0.0) + self.switch
 
 
@@ -220,9 +216,6 @@ class SwapFilter:
                                       switch_cost=switch_cost, swap_cost_per_s=swap_cost_per_s,
                                       partial_cost_per_s=partial_cost_per_s)
         self.min_confidence = min_confidence
-        g = self.model.n_parts
-        self._bins = np.concatenate([self.model.parts, self.model.parts + g])  # (2K,) kept, then mirrored, per part
-        self._pick = np.arange(g) + g * self.model.change  # (S, S', G): each part's kept or mirrored sum
         self.reset()
 
     def reset(self) -> None:
@@ -234,8 +227,7 @@ class SwapFilter:
     def push(self, keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         """One frame's keypoints (K, 2) pixels and confidence (K,) -> (G,) bool, the parts whose
         labels to mirror (:func:`apply_swaps` of the frame). A frame with fewer than 4 usable
-        keypoints keeps the state before it. (The costs of :meth:`_SwapModel.steps` for one
-        pair of frames, written out: a few tens of microseconds a frame.)"""
+        keypoints keeps the state before it."""
         m = self.model
         kp = np.asarray(keypoints, np.float64)
         conf = np.asarray(confidence, np.float64)
@@ -243,22 +235,14 @@ class SwapFilter:
             raise MocapError(f"a frame must hold {len(m.mirror)} keypoints (K, 2) and confidences (K,), "
                              f"got {kp.shape} and {conf.shape}")
         ok = np.isfinite(kp).all(-1) & (conf >= self.min_confidence)
-        pts = kp[ok]
-        if len(pts) < 4:
+        if ok.sum() < 4:
             return self.flags.copy()
-        v = pts - pts.sum(0) / len(pts)
-        spread = max(math.sqrt(float(np.einsum("ij,ij->", v, v)) / len(pts)), 1e-6)  # _spread of the frame
         x = np.where(ok[:, None], kp, np.nan)
+        spread = _spread(x[None])
         if self._score is None:  # the first frame is taken as labelled right
             self._score = np.where(m.states.any(1), np.inf, 0.0)
         else:
-            last = np.stack([self._last, self._last[m.mirror]])  # labels kept, mirrored
-            d = np.minimum(np.sqrt(((x - last) ** 2).sum(-1)) / (0.5 * (self._spread + spread)), 1.0)  # (2, K)
-            seen = np.isfinite(d)
-            sums = np.bincount(self._bins, weights=np.where(seen, d, 0.0).ravel(), minlength=2 * m.n_parts)
-            counts = np.bincount(self._bins, weights=seen.ravel(), minlength=2 * m.n_parts)
-            total, count = sums[self._pick].sum(-1), counts[self._pick].sum(-1)
-            step = np.where(count > 0, total / np.maximum(count, 1), 0.0) + m.switch
+            step = m.steps(np.stack([self._last, x]), np.concatenate([self._spread, spread]))[0]
             self._score = (self._score[:, None] + step).min(0) + m.unary
             self._score -= self._score.min()  # bounded: only the differences count
         self._last, self._spread = x, spread
