@@ -175,13 +175,19 @@ def test_stream_undoes_the_detector_s_left_right_swaps(keypoints):
                   confidence=apply_swaps(k.confidence, truth, mirror, parts),
                   layout=k.layout, image_size=k.image_size, fps=k.fps)
 
-    def run(kp, **options):
+    hands = np.random.default_rng(0).uniform(100, 500, (k.num_frames, 42, 2))  # the left hand, then the right
+    bad_hands = np.where(truth[:, :1, None], np.concatenate([hands[:, 21:], hands[:, :21]], 1), hands)
+
+    def run(kp, hand_points, **options):
         session = ss.StreamSession(ss.StreamConfig(layout=k.layout, image_size=k.image_size, fps=k.fps,
                                                    decimals=None, **options))
-        return [session.process(frame_message(kp, i)) for i in range(kp.num_frames)]
+        return [session.process({**frame_message(kp, i), "hand_keypoints": hand_points[i].tolist(),
+                                 "hand_confidence": [1.0] * 42}) for i in range(kp.num_frames)]
 
-    clean, fixed, kept = run(k), run(bad), run(bad, resolve_swaps=False)
+    clean, fixed, kept = run(k, hands), run(bad, bad_hands), run(bad, bad_hands, resolve_swaps=False)
     assert [r["swapped"] for r in fixed] == truth.tolist()
+    assert [r["hand_keypoints"] for r in fixed] == [r["hand_keypoints"] for r in clean]  # the hands follow the arms
+    assert [r["hand_keypoints"] for r in kept] == bad_hands.tolist()
     assert not any(any(r["swapped"]) for r in clean + kept)
     assert [r["joints"] for r in fixed] == [r["joints"] for r in clean]
     assert [r["local_quats_wxyz"] for r in fixed] == [r["local_quats_wxyz"] for r in clean]

@@ -174,6 +174,10 @@ def test_per_part_swaps_of_the_hands_follow_the_upper_body():
     np.testing.assert_array_equal(out.keypoints[2, PARTS == 0], k.keypoints[2, MIRROR][PARTS == 0])
     np.testing.assert_array_equal(out.keypoints[2, PARTS == 1], k.keypoints[2, PARTS == 1])
     np.testing.assert_array_equal(out.keypoints[5, PARTS == 1], k.keypoints[5, MIRROR][PARTS == 1])
+    live = SwapFilter(MEDIAPIPE33, fps=k.fps)  # the stream's frames: the same rules
+    for t in (2, 5):
+        np.testing.assert_array_equal(live.apply(hands[t], flags[t], hands=True), out.hand_keypoints[t])
+        np.testing.assert_array_equal(live.apply(k.keypoints[t], flags[t]), out.keypoints[t])
 
 
 def _live(k):

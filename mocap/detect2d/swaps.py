@@ -43,6 +43,10 @@ from mocap.formats import Keypoints2D
 from mocap.skeletons import get_layout
 
 
+#: the hands42 layout's left/right permutation (the two hands traded)
+_HANDS_MIRROR = get_layout("hands42").mirror_permutation()
+
+
 def _check(keypoints: np.ndarray, confidence: np.ndarray, mirror: np.ndarray) -> None:
     if keypoints.ndim != 3 or keypoints.shape[-1] != 2:
         raise MocapError(f"keypoints must be (T, K, 2), got {keypoints.shape}")
@@ -249,9 +253,14 @@ class SwapFilter:
         self.flags = m.states[int(np.argmin(self._score))].copy()
         return self.flags.copy()
 
-    def apply(self, x: np.ndarray, flags: np.ndarray) -> np.ndarray:
-        """One frame's per-keypoint array ``x`` (K, ...) with the parts in ``flags`` (G,) mirrored."""
-        return apply_swaps(np.asarray(x)[None], np.asarray(flags, bool)[None], self.model.mirror, self.model.parts)[0]
+    def apply(self, x: np.ndarray, flags: np.ndarray, *, hands: bool = False) -> np.ndarray:
+        """One frame's per-keypoint array ``x`` (K, ...) with the parts in ``flags`` (G,) mirrored;
+        ``hands``: ``x`` is of the ``hands42`` layout, whose hands follow the upper body (as in
+        :func:`mirror_frames`)."""
+        flags = np.asarray(flags, bool)[None]
+        if hands:
+            return apply_swaps(np.asarray(x)[None], flags[:, 0], _HANDS_MIRROR)[0]
+        return apply_swaps(np.asarray(x)[None], flags, self.model.mirror, self.model.parts)[0]
 
 
 def apply_swaps(x: np.ndarray, swapped: np.ndarray, mirror: np.ndarray, parts: np.ndarray | None = None) -> np.ndarray:
@@ -303,7 +312,7 @@ def mirror_frames(keypoints: Keypoints2D, swapped: np.ndarray) -> Keypoints2D:
     parts = body_parts(layout) if swapped.ndim == 2 else None
     upper = swapped if swapped.ndim == 1 else swapped[:, 0]
     wl, hk, hc = keypoints.world_landmarks, keypoints.hand_keypoints, keypoints.hand_confidence
-    hands = get_layout("hands42").mirror_permutation()  # the hands follow the body's sides
+    hands = _HANDS_MIRROR  # the hands follow the body's sides
     return dataclasses.replace(
         keypoints,
         keypoints=apply_swaps(keypoints.keypoints, swapped, mirror, parts),

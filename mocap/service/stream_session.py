@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from mocap.cleanup.filters import OneEuroFilter
-from mocap.detect2d.swaps import SwapFilter, apply_swaps
+from mocap.detect2d.swaps import SwapFilter
 from mocap.service.stream_gravity import camera_angles, world_joints
 from mocap.service.stream_messages import (FACE_POINTS, HAND_POINTS, STREAM_LAYOUTS, Frame,  # noqa: F401
                                            Smoothing, StreamConfig, parse_frame, parse_hello)
@@ -53,7 +53,7 @@ from mocap.face.controls import LiveFace
 from mocap.kinematics import fingers as fk
 from mocap.kinematics.ik import plan_ik, solve_ik
 from mocap.lift.lifters import default_focal_px
-from mocap.skeletons import MOTION21, MOTION61, get_layout, rest_offsets
+from mocap.skeletons import MOTION21, MOTION61, rest_offsets
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ _IK_PLAN = plan_ik(MOTION21.parents, _REST_OFFSETS, skeleton=MOTION21)
 _HAND_PLAN = fk.plan_hands(MOTION61, rest_offsets(MOTION61))
 #: the MOTION61 joints of the hands42 points (each hand's wrist, then its 20 finger joints)
 _HAND_JOINTS = _HAND_PLAN.hand_points.reshape(-1)
-_HAND_MIRROR = get_layout("hands42").mirror_permutation()
 _LOG_INTERVAL_S = 60.0  # a session's unexpected frame failures: one log line a minute at most
 
 
@@ -158,11 +157,10 @@ class StreamSession:
             return frame, [False, False]
         changes = {"keypoints": self.swaps.apply(frame.keypoints, flags),
                    "confidence": self.swaps.apply(frame.confidence, flags)}
-        if flags[0]:  # the hands follow the arms
-            for name in ("hand_keypoints", "hand_confidence", "hand_world"):
-                value = getattr(frame, name)
-                if value is not None:
-                    changes[name] = apply_swaps(value[None], flags[:1], _HAND_MIRROR)[0]
+        for name in ("hand_keypoints", "hand_confidence", "hand_world"):  # the hands follow the arms
+            value = getattr(frame, name)
+            if value is not None:
+                changes[name] = self.swaps.apply(value, flags, hands=True)
         return dataclasses.replace(frame, **changes), [bool(f) for f in flags]
 
     def lift(self, frame: Frame) -> np.ndarray:
