@@ -194,6 +194,11 @@ def test_stream_undoes_the_detector_s_left_right_swaps(keypoints):
     off = np.linalg.norm(nulls_to_nan([r["joints"] for r in kept]) - nulls_to_nan([r["joints"] for r in clean]), axis=-1)
     assert np.nanmax(off[50:73]) > 0.2 and np.nanmax(off[:50]) == 0.0
     assert ss.StreamSession(ss.StreamConfig(image_size=(640, 480))).hello()["resolve_swaps"] is True
+    session = ss.StreamSession(ss.StreamConfig(layout=k.layout, image_size=k.image_size, fps=k.fps))
+    replies = [session.process(frame_message(bad, i)) for i in range(56)]
+    nobody = session.process({"keypoints": None})  # inside the stretch, nobody seen: nothing traded back
+    assert replies[-1]["swapped"] == [True, True] and nobody["swapped"] == [False, False]
+    assert session.process(frame_message(bad, 56))["swapped"] == [True, True]  # the state is kept across it
 
 
 def test_batched_and_per_frame_ik_give_the_same_replies(keypoints):

@@ -153,7 +153,7 @@ class StreamSession:
         if self.swaps is None:
             return frame, [False, False]
         flags = self.swaps.push(frame.keypoints, frame.confidence)
-        if not flags.any():
+        if not flags.any() or not np.isfinite(frame.keypoints).any():  # nobody in the frame: nothing traded
             return frame, [False, False]
         changes = {"keypoints": self.swaps.apply(frame.keypoints, flags),
                    "confidence": self.swaps.apply(frame.confidence, flags)}
