@@ -89,6 +89,19 @@ def test_motion_spans_the_seen_frames_with_valid_and_start_frame(captured):
     assert other.start_frame == 0 and other.num_frames == 50 and other.valid.all()
 
 
+def test_everyone_shares_the_captured_person_s_camera_and_has_a_quality_file(captured):
+    """--all-people: one camera, one world. Each person's quality.json names the same camera
+    (the captured person's fit), and each motion reprojects onto that person's own 2D through it."""
+    _, out, _, _ = captured
+    main = json.loads((out / "quality.json").read_text())
+    assert json.loads((out / "person_0" / "quality.json").read_text()) == main  # the captured person, fitted once
+    other = json.loads((out / "person_1" / "quality.json").read_text())
+    for key in ("camera_pitch_deg", "camera_roll_deg", "camera_height_m", "camera_focal_px"):
+        assert other[key] == pytest.approx(main[key], abs=1e-6), key
+    assert main["gravity_from"] != "shared camera" and other["gravity_from"] == "shared camera"
+    assert other["num_frames"] == 50 and other["reprojection_median_pct"] < 3.0
+
+
 def test_people_json_png_and_summary(captured):
     import cv2
 

@@ -262,3 +262,33 @@ def test_sampling_the_objective_does_not_change_a_60fps_clip(monkeypatch):
         solved[hz] = lift_and_fit(keypoints, cleanup=CleanupConfig(), lifter="network")[1].pitch_roll_height
     (p1, r1, h1), (p2, r2, h2) = solved[None], solved[1000.0]
     assert abs(p1 - p2) < 2.5 and abs(r1 - r2) < 5.0 and abs(h1 - h2) < 0.15, solved
+
+
+def test_a_second_person_shares_the_camera_and_stands_on_its_floor():
+    """Two people in one video: the second is fitted in the camera the first one solved. One
+    camera cannot tell a small near person from a tall far one, so the lift (here told the
+    second person is as tall as the first) says nothing of size; the floor does: their feet
+    stand on it. Each fitted alone, both started at the world's origin, as tall as the lift."""
+    a = leaning_clip(t=60, lean=10.0)
+    b = leaning_clip(t=60, lean=25.0) * 0.8  # a smaller person (the floor stays at y = 0) ...
+    b[..., 0] += 1.2  # ... to the right of the first and 1.5 m further from the camera
+    b[..., 2] -= 1.5
+    camera = look_camera(15.0, 1.7, 5.0)
+    motion_a, fit_a = lift_and_fit(seen_by(a, camera, 30.0), **FIT)
+    kp_b = seen_by(b, camera, 30.0, seed=1)
+    kp_b.world_landmarks[:] /= 0.8  # the lift's guess: an adult of the usual size
+    motion_b, fit_b = lift_and_fit(kp_b, **FIT, shared=fit_a)
+    np.testing.assert_allclose(fit_b.camera.R, fit_a.camera.R, atol=1e-9)
+    np.testing.assert_allclose(fit_b.camera.t, fit_a.camera.t, atol=1e-9)
+    assert fit_b.up_source == "shared camera"
+    # their sizes and where they stand, in the first one's world
+    ratio = standing_height(fit_b.motion.rest_offsets) / standing_height(fit_a.motion.rest_offsets)
+    assert ratio == pytest.approx(0.8, abs=0.03)
+    apart = motion_b.joints[:, 0] - motion_a.joints[:, 0]
+    np.testing.assert_allclose(np.median(apart, 0), np.median(b[:, 0] - a[:, 0], 0), atol=0.15)
+    feet = [J(n) for n in ("left_heel", "left_foot_index", "right_heel", "right_foot_index")]
+    assert abs(np.median(motion_b.joints[:, feet, 1].min(1))) < 0.02
+    # and the second person's motion reprojects onto their 2D through the shared camera
+    proj = fit_b.camera.project(motion_b.joints)
+    kp2d = camera.project(b)
+    assert np.median(np.linalg.norm(proj - kp2d, axis=-1)) < 0.01 * np.ptp(kp2d[..., 1], axis=1).mean()

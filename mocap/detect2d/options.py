@@ -30,8 +30,9 @@ class DetectionOptions:
         "auto", "who to capture when several people are in the video: auto (present longest, weighted by size), "
         "largest, most-present, or a track id (people.json and people.png list them)",
         flag="--person", metavar="auto|largest|most-present|ID")
-    all_people: bool = option(False, "also write person_<id>/ (keypoints2d.npz, motion.npz, motion.bvh) for "
-                              "everyone tracked", flag="--all-people", json=False)  # subfolders: not served
+    all_people: bool = option(False, "also write person_<id>/ (keypoints2d.npz, motion.npz, motion.bvh, "
+                              "quality.json) for everyone tracked, all in one world (one camera: the captured "
+                              "person's camera and floor)", flag="--all-people", json=False)  # subfolders: not served
     min_person_s: float = option(1.0, "with --all-people, people seen for less than this long are not written",
                                  flag="--min-person-s", bounds=(0.0, 1e6), closed=True, unit="s", json=False)
     start_s: float | None = option(None, "capture from this time in the video, seconds (default: its start)",

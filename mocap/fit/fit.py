@@ -68,7 +68,8 @@ class FitResult:
 def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarray, confidence: np.ndarray, *,
                fps: float, focal_px: float, image_size: tuple[int, int], height_m: float | None = None,
                min_confidence: float = 0.3, hold_feet: bool = True, weights: FitWeights = FitWeights(),
-               max_iterations: int = 60, scene_lines: np.ndarray | None = None) -> FitResult:
+               max_iterations: int = 60, scene_lines: np.ndarray | None = None,
+               camera: Camera | None = None) -> FitResult:
     """Fit one person's lifted clip to its 2D keypoints (see the module docstring).
 
     Args:
@@ -86,6 +87,11 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
             (:func:`mocap.detect2d.lines.scene_segments`): when their vertical vanishing point is
             clear and within 20 degrees of the body's cue, gravity starts there and the fit
             keeps it within about its spread (at least 1 degree).
+        camera: a static camera already solved for this video (:attr:`FitResult.camera` of
+            another person in it; ``focal_px`` is then its own): its gravity, height above the
+            floor and world are kept, so that the people of one video share one world. The
+            person is first scaled (with their distance: the 2D is unchanged) so that their
+            planted feet stand on its floor, unless ``height_m`` is given.
     Returns:
         :class:`FitResult`.
     """
@@ -110,6 +116,19 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
     feet_px = np.where(seen[:, idx, None], kp[:, idx], np.nan)
     extents = [np.ptp(kp[i, seen[i], 1]) for i in range(len(kp)) if seen[i].sum() >= 4]
     height_px = float(np.median(extents)) if extents else float(focal_px)
+    if camera is not None:  # a camera another person solved: its gravity, height and world
+        to_world = camera.R.T
+        k = np.asarray(camera.K, dtype=np.float64)
+        world = joints_cam @ to_world.T  # camera at the origin
+        if height_m is None:  # their size from the floor: planted feet stand on it
+            s = floor_scale(world, feet_px, camera_height=float(camera.position[1]), fps=fps, height_px=height_px)
+            rel, root, offsets, joints_cam, world = rel * s, root * s, offsets * s, joints_cam * s, world * s
+        sol, contacts = _solve(rel, joints_cam, world, to_world, offsets, keypoints_px, confidence, feet_px, k,
+                               fps=fps, height_px=height_px, camera_height=float(camera.position[1]),
+                               min_confidence=min_confidence, hold_feet=hold_feet, weights=weights,
+                               fix_scale=height_m is not None, fix_camera=True, max_iterations=max_iterations)
+        return _finish(sol, to_world, np.asarray(camera.position, dtype=np.float64), contacts, k, image_size,
+                       fps=fps, hold_feet=hold_feet, up_frames=0, up_source="shared camera", start=start)
     up, up_frames, up_source = estimate_up(joints_cam, fps=fps, feet_px=feet_px, height_px=height_px)
     k = intrinsic_matrix(focal_px, (image_size[0] / 2.0, image_size[1] / 2.0))
     scene = None if scene_lines is None else vertical_up(scene_lines, k, up)
@@ -120,32 +139,88 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
                                       roll_rad=float("inf"))
     to_world = world_from_camera(up)
     world = joints_cam @ to_world.T  # camera at the origin
+    sol, contacts = _solve(rel, joints_cam, world, to_world, offsets, keypoints_px, confidence, feet_px, k, fps=fps,
+                           height_px=height_px, camera_height=None, min_confidence=min_confidence,
+                           hold_feet=hold_feet, weights=weights, fix_scale=height_m is not None, fix_camera=False,
+                           max_iterations=max_iterations)
+    # the world: solved gravity up, the lowest support surface (or the feet) at y = 0, the first root over the origin
+    to_world = world_from_camera(sol.up_cam)
+    world = sol.joints_cam @ to_world.T
+    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
+    floor = float(sol.surfaces.min()) - sol.camera_height if len(sol.surfaces) else \
+        float(np.percentile(world[:, idx, 1].min(1), 2.0))
+    center = np.array([-world[0, 0, 0], -floor, -world[0, 0, 2]])  # the camera's centre in the world
+    return _finish(sol, to_world, center, contacts, k, image_size, fps=fps, hold_feet=hold_feet,
+                   up_frames=up_frames, up_source=up_source, start=start)
+
+
+#: :func:`floor_scale` keeps a person's size within these factors of the lift's
+FLOOR_SCALE_RANGE = (0.6, 1.6)
+
+
+def floor_scale(world: np.ndarray, feet_px: np.ndarray, *, camera_height: float, fps: float,
+                height_px: float) -> float:
+    """The factor that puts a person's planted feet on the floor of a known camera.
+
+    A person and their distance scaled together look the same to the camera, so one camera
+    alone does not know a person's size; a camera whose height above the floor is known
+    does, for a person standing on that floor.
+
+    Args:
+        world: (T, 21, 3) MOTION21 joints, metres, in world axes (+Y up) with the camera at the origin.
+        feet_px: (T, 4, 2) the :data:`CONTACT_POINTS` in the image, pixels; NaN where unseen.
+        camera_height: metres, the camera above the floor.
+    Returns:
+        The factor (within :data:`FLOOR_SCALE_RANGE`); 1 where the feet give nothing to go on.
+    """
+    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
+    level = _feet_level(world[:, idx, 1], planted(world, feet_px, fps=fps, height_px=height_px))
+    if not np.isfinite(level) or level >= -1e-3:  # the feet at or above the camera: nothing to scale by
+        return 1.0
+    return float(np.clip(-camera_height / level, *FLOOR_SCALE_RANGE))
+
+
+def _feet_level(feet_y: np.ndarray, contacts: np.ndarray) -> float:
+    """Where the feet stand (metres, world y with the camera at 0): the planted foot points'
+    median height, or without any, the 2nd percentile of each frame's lowest foot point."""
+    if contacts.any():
+        return float(np.median(feet_y[contacts]))
+    return float(np.percentile(np.nanmin(feet_y, 1), 2.0))
+
+
+def _solve(rel, joints_cam, world, to_world, offsets, keypoints_px, confidence, feet_px, k, *, fps, height_px,
+           camera_height, min_confidence, hold_feet, weights, fix_scale, fix_camera, max_iterations):
+    """Contacts, the camera's height (unless given), support surfaces and the IK of the first guess,
+    then :func:`solve_fit`; (its solution, the (T, 4) contacts)."""
+    parents = np.array(MOTION21.parents)
+    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
     contacts = planted(world, feet_px, fps=fps, height_px=height_px)
     feet_y = world[:, idx, 1]
-    if contacts.any():
-        camera_height = -float(np.median(feet_y[contacts]))
-    else:
-        camera_height = -float(np.percentile(np.nanmin(feet_y, 1), 2.0))
+    if camera_height is None:
+        camera_height = -_feet_level(feet_y, contacts)
     if not hold_feet:
         contacts = np.zeros_like(contacts)
     surfaces, surface_index = support_surfaces(feet_y + camera_height, contacts)
+    if fix_camera and len(surfaces):  # the known floor is the lowest surface they stand on
+        surfaces[0] = 0.0
     quats, _ = inverse_kinematics(world, parents=parents, rest_offsets=offsets, skeleton=MOTION21)
     local = quat_wxyz_to_matrix(quats)
     local[:, 0] = to_world.T @ local[:, 0]  # the root's rotation in camera axes
 
     conf = np.where(np.asarray(confidence) >= min_confidence, confidence, 0.0)
     sol = solve_fit(keypoints_px=keypoints_px, confidence=conf, K=k, rel_cam=rel, local_rotmats=local,
-                    root_cam=joints_cam[:, 0] - offsets[0], rest_offsets=offsets, up_cam=up,
+                    root_cam=joints_cam[:, 0] - offsets[0], rest_offsets=offsets, up_cam=to_world[1],
                     camera_height=camera_height, contacts=contacts, surface_index=surface_index, surfaces=surfaces,
                     still=quasi_static(world, contacts, fps=fps), fps=fps, weights=weights,
-                    fix_scale=height_m is not None, max_iterations=max_iterations)
+                    fix_scale=fix_scale, fix_camera=fix_camera, max_iterations=max_iterations)
+    return sol, contacts
 
-    # the world: solved gravity up, the lowest support surface (or the feet) at y = 0, the first root over the origin
-    to_world = world_from_camera(sol.up_cam)
+
+def _finish(sol, to_world, center, contacts, k, image_size, *, fps, hold_feet, up_frames, up_source, start) -> FitResult:
+    """The fitted clip in the world whose axes are ``to_world`` (camera -> world) and where the
+    camera's centre is ``center``: IK with its planted feet pinned, nothing under the floor."""
+    parents = np.array(MOTION21.parents)
     world = sol.joints_cam @ to_world.T
-    floor = float(sol.surfaces.min()) - sol.camera_height if len(sol.surfaces) else \
-        float(np.percentile(world[:, idx, 1].min(1), 2.0))
-    center = np.array([-world[0, 0, 0], -floor, -world[0, 0, 2]])  # the camera's centre in the world
     local = sol.local_rotmats.copy()
     local[:, 0] = to_world @ local[:, 0]
     quats = clamp_hinge_joints(quat_continuous_wxyz(matrix_to_quat_wxyz(local), axis=0))

@@ -160,7 +160,7 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
               local_rotmats: np.ndarray, root_cam: np.ndarray, rest_offsets: np.ndarray, up_cam: np.ndarray,
               camera_height: float, contacts: np.ndarray, surface_index: np.ndarray, surfaces: np.ndarray,
               still: np.ndarray, fps: float, weights: FitWeights = FitWeights(), fix_scale: bool = False,
-              max_iterations: int = 60) -> FitSolution:
+              fix_camera: bool = False, max_iterations: int = 60) -> FitSolution:
     """Fit the clip (see the module docstring); every array is MOTION21, T frames.
 
     The body is solved in the camera frame (so the 2D, the lift and the body's own motion do
@@ -182,6 +182,8 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         surfaces: (S,) initial surface heights, metres; the lowest is the floor.
         still: (T,) bool, quasi-static frames (:func:`mocap.fit.ground.quasi_static`).
         fix_scale: keep the overall body size (the user gave the height); bone proportions still fit.
+        fix_camera: keep gravity, the camera's height and the floor (the lowest surface) as
+            given: the camera is known (another person of the same video solved it).
         max_iterations: L-BFGS iterations.
     Returns:
         :class:`FitSolution` (in the world of the solved gravity: see :func:`mocap.fit.fit.fit_person`).
@@ -243,7 +245,8 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
     grav = torch.zeros(3, dtype=dt, requires_grad=True)  # up's turn (axis-angle, camera axes); the height's change
     logb = torch.zeros(n, dtype=dt, requires_grad=True)
     surf = surf0.clone().requires_grad_(True)
-    params = [omega, droot, grav, logb, surf]
+    # a known camera: gravity, its height and the floor stay; the other surfaces still fit
+    params = [omega, droot, logb, surf] if fix_camera else [omega, droot, grav, logb, surf]
     acc_scale = wts.accel_m_s2 / fps ** 2
     root_acc_scale = wts.root_accel_m_s2 / fps ** 2
     vel_scale = wts.contact_speed_m_s / fps
@@ -263,6 +266,14 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         up = _rodrigues(torch, turn) @ up0
         return joints, up, camera_height + grav[2], offsets, local
 
+    lowest = int(np.argmin(surfaces)) if len(surfaces) else -1
+
+    def surface_heights():
+        """The support surfaces' heights; with ``fix_camera`` the lowest (the floor) stays."""
+        if not fix_camera or lowest < 0:
+            return surf
+        return torch.where(torch.arange(len(surfaces)) == lowest, surf0, surf)
+
     def parts():
         """The objective's terms by name (each a sum over the clip)."""
         joints, up, height, _, _ = model()
@@ -280,10 +291,11 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
             step = feet[1:] - feet[:-1]
             out["planted"] = (both * torch.log1p((step ** 2).sum(-1) / vel_scale ** 2)).sum()
         elevation = joints @ up + height  # (T, J) metres above the floor of the first guess
+        heights = surface_heights()
         if len(surfaces):
-            dh = (elevation[:, pts] - surf[sidx]) * has_surface * cont
+            dh = (elevation[:, pts] - heights[sidx]) * has_surface * cont
             out["surfaces"] = torch.log1p((dh / wts.contact_height_m) ** 2).sum()
-        floor = surf.min() if len(surfaces) else torch.zeros((), dtype=dt)
+        floor = heights.min() if len(surfaces) else torch.zeros((), dtype=dt)
         below = torch.relu(floor - elevation) / wts.floor_m
         out["floor"] = 2 * (torch.sqrt(1 + below ** 2) - 1).sum()  # quadratic near the floor, then linear
         if bool(still_t.any()):
@@ -346,5 +358,6 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         joints, up, height, offsets, local = model(full_basis, tt(full_rotmats), root_full)
     return FitSolution(local_rotmats=local.detach().numpy(), root_cam=(root_full + full_basis @ droot).detach().numpy(),
                        joints_cam=joints.detach().numpy(), rest_offsets=offsets.detach().numpy(), up_cam=up.detach().numpy(),
-                       camera_height=float(height.detach()), surfaces=surf.detach().numpy(), iterations=int(res.nit),
+                       camera_height=float(height.detach()), surfaces=surface_heights().detach().numpy(),
+                       iterations=int(res.nit),
                        loss=(first, last))

@@ -73,6 +73,7 @@ def lift_and_fit(
     cleanup: CleanupConfig = CleanupConfig(),
     fit: FitOptions = FitOptions(),
     timer: StageTimer | None = None,
+    shared: FitResult | None = None,
 ) -> tuple[Motion, FitResult | None]:
     """2D keypoints -> clean 3D motion of MOTION21 with IK (local rotations, root translation).
 
@@ -86,6 +87,9 @@ def lift_and_fit(
         fit: the fitting stage's options; with ``fit.fit`` the clip is fitted to the 2D
             (:func:`mocap.fit.fit.fit_person`: camera, world frame, contacts, bones, poses),
             else levelled from the body axis and its planted feet locked.
+        shared: the fit of another person of the same video: its camera (focal length,
+            gravity, height above the floor) and world are kept, and this person is sized by
+            where their feet meet its floor (:func:`mocap.fit.fit.fit_person`'s ``camera``).
     Returns:
         (Motion with joints (T, 21, 3) metres, +Y up, the floor at y = 0, constant bone
         lengths; the fit's result (the solved camera, contacts) or None without the fit).
@@ -99,6 +103,8 @@ def lift_and_fit(
     with timer.stage("fill 2D gaps"):
         filled = cleanup_motion.fill_keypoint_gaps(keypoints, min_confidence=c.min_confidence, max_gap_s=c.max_gap_s)
     f, focal_from = focal_px, "given"
+    if shared is not None and fit.fit:
+        f, focal_from = float(shared.camera.K[0, 0]), shared.focal_from
     if f is None and scene_lines is not None and fit.fit:  # the room's vanishing points, when they agree
         from mocap.fit.scene import focal_from_scene
 
@@ -123,7 +129,8 @@ def lift_and_fit(
                                 map_confidence(keypoints.confidence, keypoints.layout, MOTION21), fps=keypoints.fps,
                                 focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
                                 min_confidence=c.min_confidence, hold_feet=c.lock_feet,
-                                max_iterations=fit.max_iterations, scene_lines=scene_lines)
+                                max_iterations=fit.max_iterations, scene_lines=scene_lines,
+                                camera=None if shared is None else shared.camera)
         return result.motion, dataclasses.replace(result, focal_from=focal_from)
     with timer.stage("world frame"):
         joints_world = cleanup_motion.world_joints_from_camera(rel, root, level=c.level)
@@ -381,10 +388,11 @@ class _Lifted:
 
 
 def _lift_person(keypoints: Keypoints2D, *, lifter: Lifter, focal_px: float | None, cleanup: CleanupConfig,
-                 fit: FitOptions, timer: StageTimer) -> _Lifted:
+                 fit: FitOptions, timer: StageTimer, shared: FitResult | None = None) -> _Lifted:
     """One person's keypoints (every frame of the video) -> their motion, from their first to
     their last sighting: swaps undone (here rather than in :func:`lift_keypoints`, to report the
-    count, and so that the hands swap with the body), :func:`lift_seen`, :func:`add_fingers`."""
+    count, and so that the hands swap with the body), :func:`lift_seen`, :func:`add_fingers`.
+    ``shared``: the fit of the person captured first, whose camera and world this one shares."""
     first, last, seen = _seen_span(keypoints)
     swapped = np.zeros(last - first + 1, bool)
     to_lift = _frames(keypoints, first, last)  # only the frames from the person's first to last sighting
@@ -392,7 +400,8 @@ def _lift_person(keypoints: Keypoints2D, *, lifter: Lifter, focal_px: float | No
         with timer.stage("left/right swaps"):
             to_lift, swapped = swaps.resolve_swaps(to_lift, min_confidence=cleanup.min_confidence)
     motion, fitted = lift_seen(to_lift, lifter=lifter, focal_px=focal_px,
-                               cleanup=dataclasses.replace(cleanup, resolve_swaps=False), fit=fit, timer=timer)
+                               cleanup=dataclasses.replace(cleanup, resolve_swaps=False), fit=fit, timer=timer,
+                               shared=shared)
     body = dataclasses.replace(motion, start_frame=first)
     with_hands = add_fingers(body, to_lift, fitted, focal_px=focal_px, timer=timer)  # --hands: MOTION61
     return _Lifted(first, last, seen, to_lift, swapped, body, fitted, with_hands)
@@ -537,8 +546,10 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
     with timer.stage("lift 3D"):
         lifter = get_lifter(o.lifting.lifter)  # built once: the network loads its weights here
 
-    def lift(k: Keypoints2D) -> _Lifted:
-        return _lift_person(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=cleanup, fit=o.fit, timer=timer)
+    def lift(k: Keypoints2D, shared: FitResult | None = None) -> _Lifted:
+        fit = o.fit if shared is None else dataclasses.replace(o.fit, height_m=None)
+        return _lift_person(k, lifter=lifter, focal_px=o.lifting.focal_px, cleanup=cleanup, fit=fit, timer=timer,
+                            shared=shared)
 
     main = lift(keypoints)
     first, last, seen, to_lift, body, fitted = main.first, main.last, main.seen, main.to_lift, main.body, main.fitted
@@ -555,9 +566,15 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
         for tid, person_kp in everyone.items():
             folder = out / f"person_{tid}"
             folder.mkdir(exist_ok=True)
-            person_motion = lift(person_kp).motion  # with --hands: their own hands and fingers
+            # everyone in the captured person's world: one camera, one floor (with --hands: their own fingers)
+            # (--height is the captured person's: the others are sized by the floor they share)
+            person = main if tid == chosen else lift(person_kp, shared=fitted)
             with timer.stage("write files"):
-                outputs[f"person_{tid}"] = _write_motion(folder, person_motion, person_kp, o.export.bvh_units)["motion"]
+                outputs[f"person_{tid}"] = _write_motion(folder, person.motion, person_kp, o.export.bvh_units)["motion"]
+            if person.fitted is not None:
+                with timer.stage("quality"):
+                    write_quality(folder / "quality.json", person.body,
+                                  _placed(person_kp, person.to_lift, person.first), person.fitted)
             captured[tid] = folder.name
     with timer.stage("people"):
         people, short = write_people_files(video, out, tracks, captured, chosen, outputs)
