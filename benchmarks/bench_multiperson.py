@@ -21,7 +21,9 @@ its track ids judged against the multi-view association (identity switches of ea
 associated person, whose triangulated joints, projected into the view, tell which one-camera
 detection is theirs in each frame; ``pose2sim_single`` too), and the 3D of its motion.npz
 against the refined rig's triangulation (limb error after one similarity per clip, and the
-frames it lies nearer the mirrored body). Then ``pose2sim_single``
+frames it lies nearer the mirrored body), and, with ``--all-people``, whether the other person
+lands in the captured person's world (their hip centre after the captured person's similarity,
+their height against the captured person's). Then ``pose2sim_single``
 both ways: everyone detected and associated (the pipeline now) and one person per view (the
 path before), and how far apart the two main-person captures are. 2D keypoints are cached in
 ``--keypoints-dir`` (everyone: ``<clip>_<cam>.npz``; one person: ``<clip>_<cam>_one.npz``).
@@ -241,45 +243,96 @@ def one_camera_ids(clip: Path, out: Path, *, match: float = 0.1) -> None:
     print(f"  one camera at a time: {total} identity switches against the multi-view association")
 
 
-def one_camera_motion(clip: Path, out: Path, tmp: Path) -> None:
-    """Each view alone through ``mocap capture`` (the one-camera path, default options) against
-    the multi-view triangulation in ``out``: the 12 limb joints of the captured person's
-    motion.npz after one similarity per clip, against the associated person it lies nearest
-    (limb MPJPE), and the frames where it lies nearer that person's mirror image (left and right
-    traded: a motion that matches the mislabelled 2D and not the body)."""
+def _nearest_person(m, refs: dict, ref_idx: list[int]):
+    """The triangulated person whose 12 limb joints lie nearest ``m``'s after one similarity per
+    clip (each frame centred): (person id, limb error m, frames nearer the mirrored body, frames)."""
     from eval_real_video import LIMBS, _procrustes_clip
 
+    mirror = [LIMBS.index(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in LIMBS]
+    pred = m.joints[:, [list(m.joint_names).index(n) for n in LIMBS]]
+    best = None
+    for pid, ref in refs.items():
+        target = ref[m.start_frame:m.start_frame + len(pred)][:, ref_idx]
+        ok = np.isfinite(target).all((1, 2)) & np.isfinite(pred[:len(target)]).all((1, 2))
+        if ok.sum() < 10:
+            continue
+        aligned, target = _procrustes_clip(pred[:len(ok)][ok], target[ok]), target[ok]
+        err = np.linalg.norm(aligned - target, axis=-1).mean(-1)
+        mirrored = np.linalg.norm(aligned - target[:, mirror], axis=-1).mean(-1)
+        if best is None or err.mean() < best[1]:
+            best = (pid, err.mean(), int((mirrored < err).sum()), int(ok.sum()))
+    return best
+
+
+def one_camera_motion(clip: Path, out: Path, tmp: Path) -> None:
+    """Each view alone through ``mocap capture --all-people`` (the one-camera path) against the
+    multi-view triangulation in ``out``: the 12 limb joints of the captured person's motion.npz
+    after one similarity per clip, against the associated person it lies nearest (limb MPJPE),
+    and the frames where it lies nearer that person's mirror image (left and right traded: a
+    motion that matches the mislabelled 2D and not the body). Then whether everyone is in one
+    world: the captured person's motion mapped onto their triangulation by ONE similarity over
+    the clip (their path kept), the same similarity applied to each other person who matches a
+    triangulated one, and their hip centre's mean distance from it (and the part along the
+    camera's ray), with the ratio of their standing heights against the triangulated one."""
+    from eval_real_video import LIMBS
+    from lifting.evaluate import apply_similarity, similarity_fit
+
+    from mocap.fit.quality import standing_height
     from mocap.formats import load_motion
+    from mocap.io.calibration_files import load_calibration
+    from mocap.multiview.calibration import body_height
     from mocap.pipelines.capture import capture as capture_one
-    from mocap.pipelines.options import CaptureOptions, ExportOptions
+    from mocap.pipelines.options import CaptureOptions, DetectionOptions, ExportOptions
     from mocap.skeletons import MEDIAPIPE33
 
     people = json.loads((out / "people.json").read_text())["people"]
     refs = {p["id"]: _triangulated(out, out / f"person_{p['id']}")[1] for p in people}
+    cams = {c.name: c for c in load_calibration(out / "calibration.toml")}
     ref_idx = [MEDIAPIPE33.index(n) for n in LIMBS]
-    mirror = [LIMBS.index(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in LIMBS]
+    hips = [LIMBS.index("left_hip"), LIMBS.index("right_hip")]
     for video in sorted((clip / "videos").glob("cam*.mp4")):
+        folder = tmp / f"one_{video.stem}"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            capture_one(video, tmp / f"one_{video.stem}", CaptureOptions(export=ExportOptions(overlay=False, preview=False)),
+            capture_one(video, folder, CaptureOptions(detection=DetectionOptions(all_people=True),
+                                                      export=ExportOptions(overlay=False, preview=False)),
                         progress=False)
-        m = load_motion(tmp / f"one_{video.stem}" / "motion.npz")
-        pred = m.joints[:, [list(m.joint_names).index(n) for n in LIMBS]]
-        best = None
-        for pid, ref in refs.items():
-            target = ref[m.start_frame:m.start_frame + len(pred)][:, ref_idx]
+        m = load_motion(folder / "motion.npz")
+        best = _nearest_person(m, refs, ref_idx)
+        if best is None:
+            continue
+        print(f"  {video.stem} alone, `mocap capture`: person {best[0]}'s limbs {1000 * best[1]:.1f} mm off the "
+              f"multi-view triangulation (one similarity over {best[3]} frames); nearer the mirrored body in "
+              f"{best[2]} frames")
+
+        def limbs(motion, pid):
+            pred = motion.joints[:, [list(motion.joint_names).index(n) for n in LIMBS]]
+            target = refs[pid][motion.start_frame:motion.start_frame + len(pred)][:, ref_idx]
             ok = np.isfinite(target).all((1, 2)) & np.isfinite(pred[:len(target)]).all((1, 2))
-            if ok.sum() < 10:
+            return pred[:len(ok)][ok], target[ok]
+
+        pred, target = limbs(m, best[0])
+        world = similarity_fit(pred.reshape(-1, 3), target.reshape(-1, 3))  # the captured person's world -> the rig's
+        listing = json.loads((folder / "people.json").read_text())
+        for p in listing["people"]:
+            if not p.get("folder") or p["id"] == listing["captured"]:
                 continue
-            aligned, target = _procrustes_clip(pred[:len(ok)][ok], target[ok]), target[ok]
-            err = np.linalg.norm(aligned - target, axis=-1).mean(-1)
-            mirrored = np.linalg.norm(aligned - target[:, mirror], axis=-1).mean(-1)
-            if best is None or err.mean() < best[1]:
-                best = (pid, err.mean(), int((mirrored < err).sum()), int(ok.sum()))
-        if best is not None:
-            print(f"  {video.stem} alone, `mocap capture`: person {best[0]}'s limbs {1000 * best[1]:.1f} mm off the "
-                  f"multi-view triangulation (one similarity over {best[3]} frames); nearer the mirrored body in "
-                  f"{best[2]} frames")
+            other = load_motion(folder / p["folder"] / "motion.npz")
+            match = _nearest_person(other, refs, ref_idx)
+            if match is None or match[0] == best[0] or match[1] > 0.2:  # a bystander the rig does not see
+                continue
+            pred_o, target_o = limbs(other, match[0])
+            hip_p = apply_similarity(world, pred_o.reshape(-1, 3)).reshape(pred_o.shape)[:, hips].mean(1)
+            hip_t = target_o[:, hips].mean(1)
+            ray = hip_t - cams[video.stem].position
+            ray /= np.linalg.norm(ray, axis=-1, keepdims=True)
+            off = hip_p - hip_t
+            ratio = standing_height(other.rest_offsets) / standing_height(m.rest_offsets)
+            truth = body_height(refs[match[0]], "mediapipe33") / body_height(refs[best[0]], "mediapipe33")
+            print(f"    in the same world (--all-people): person {match[0]} (track {p['id']}) placed "
+                  f"{1000 * np.linalg.norm(off, axis=-1).mean():.0f} mm off (along the camera's ray "
+                  f"{1000 * (off * ray).sum(-1).mean():+.0f} mm, {np.linalg.norm(hip_t - cams[video.stem].position, axis=-1).mean():.1f} m "
+                  f"away); height against the captured person's {ratio:.3f} (triangulated {truth:.3f})")
 
 
 def real(data: Path, cache: Path) -> None:

@@ -46,6 +46,13 @@ def procrustes_align(pred: np.ndarray, target: np.ndarray, *, rotation: bool = T
         num = (pred * target).sum((-1, -2), keepdims=True)
         den = (pred * pred).sum((-1, -2), keepdims=True)
         return pred * num / np.maximum(den, 1e-12)
+    return apply_similarity(similarity_fit(pred, target), pred)
+
+
+def similarity_fit(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The least-squares similarity (rotation without reflection, scale, translation) taking the
+    points ``pred`` (..., J, 3) to ``target``, per leading index: (scale (...,), rotation
+    (..., 3, 3), pred's mean (..., 1, 3), target's mean (..., 1, 3)); see :func:`apply_similarity`."""
     mu_p = pred.mean(-2, keepdims=True)
     mu_t = target.mean(-2, keepdims=True)
     p = pred - mu_p
@@ -57,7 +64,13 @@ def procrustes_align(pred: np.ndarray, target: np.ndarray, *, rotation: bool = T
     fix[..., -1] = d
     r = np.swapaxes(vt, -1, -2) @ (fix[..., :, None] * np.swapaxes(u, -1, -2))  # maps p to t: t ~ r p
     scale = (s * fix).sum(-1) / np.maximum((p ** 2).sum((-1, -2)), 1e-12)
-    return scale[..., None, None] * p @ np.swapaxes(r, -1, -2) + mu_t
+    return scale, r, mu_p, mu_t
+
+
+def apply_similarity(similarity: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], points: np.ndarray) -> np.ndarray:
+    """``points`` (..., N, 3) moved by :func:`similarity_fit`'s ``similarity`` (the same leading shape)."""
+    scale, r, mu_p, mu_t = similarity
+    return scale[..., None, None] * (points - mu_p) @ np.swapaxes(r, -1, -2) + mu_t
 
 
 def pa_mpjpe(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
