@@ -249,3 +249,25 @@ def test_every_person_gets_their_own_hands_and_fingers(captured_hands):
     assert abs(flexion[0]) < 8.0 and abs(flexion[1] - fist) < 12.0, (flexion, fist)
     assert load_motion(out / "motion.npz").joint_names == MOTION61.joint_names
     assert report.hands is not None and min(report.hands) > 0
+
+
+def test_side_by_side_puts_people_of_one_world_in_one_skeleton_each():
+    from mocap.formats import Motion
+    from mocap.pipelines.capture import side_by_side
+    from mocap.skeletons import MOTION21
+
+    j = MOTION21.num_joints
+    rng = np.random.default_rng(0)
+    a = Motion(joints=rng.normal(size=(5, j, 3)), joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=30.0,
+               start_frame=2)
+    b = Motion(joints=rng.normal(size=(4, j, 3)), joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=30.0,
+               start_frame=5)
+    joints, parents, names = side_by_side([a, b])
+    assert joints.shape == (7, 2 * j, 3)  # video frames 2-8
+    np.testing.assert_array_equal(joints[:5, :j], a.joints)
+    assert np.isnan(joints[5:, :j]).all() and np.isnan(joints[:3, j:]).all()
+    np.testing.assert_array_equal(joints[3:, j:], b.joints)
+    assert [i for i, p in enumerate(parents) if p < 0] == [0, j]
+    assert parents[j + 1:] == [p + j for p in MOTION21.parents[1:]] and names[j:] == list(MOTION21.joint_names)
+    with pytest.raises(ValueError, match="MOTION21"):
+        side_by_side([Motion(joints=np.zeros((2, 3, 3)), joint_names=("a", "b", "c"), parents=(-1, 0, 1), fps=30.0)])

@@ -307,6 +307,28 @@ def test_render_preview_3d_front_view_pixels_match_the_projection(tmp_path):
     assert grey.sum() > 300
 
 
+def test_render_preview_3d_draws_each_person_s_path(tmp_path):
+    """Two people in one world (two skeletons side by side, two roots), walking along z 2 m
+    apart: the top view marks both root paths' ends (dark triangles), one at each person's x."""
+    pose = _rest_pose()
+    walk = np.repeat(pose[None], 10, axis=0)
+    walk[:, :, 2] += np.linspace(0, 1.5, 10)[:, None]
+    other = walk.copy()
+    other[:, :, 0] += 2.0
+    j = len(MOTION21.parents)
+    parents = list(MOTION21.parents) + [p + j if p >= 0 else -1 for p in MOTION21.parents]
+    out = tmp_path / "preview.png"
+    render_preview_3d(np.concatenate([walk, other], axis=1), parents, out, fps=30.0,
+                      joint_names=list(MOTION21.joint_names) * 2)
+    img = cv2.cvtColor(cv2.imread(str(out), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    top = img[60:460, 1000:]
+    ends = _colour_mask(top, (51, 51, 51), tol=6).astype(np.uint8)  # the end markers' fill (bones: 70)
+    count, _, stats, centres = cv2.connectedComponentsWithStats(ends)
+    blobs = centres[1:][stats[1:, cv2.CC_STAT_AREA] >= 15]
+    assert len(blobs) == 2, stats
+    assert abs(blobs[0, 1] - blobs[1, 1]) < 3 and abs(blobs[0, 0] - blobs[1, 0]) > 150  # same z, 2 m apart in x
+
+
 def test_render_preview_3d_input_errors(tmp_path):
     joints = np.repeat(_rest_pose()[None], 3, axis=0)
     with pytest.raises(ValueError, match="parents"):

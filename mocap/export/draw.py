@@ -133,9 +133,13 @@ def _check_joints(
     return joints, edges, side
 
 
+def _root_indices(parents: Sequence[int]) -> list[int]:
+    """The joints without a parent (one per skeleton: several people side by side have several)."""
+    return [j for j, p in enumerate(parents) if int(p) < 0] or [0]
+
+
 def _root_index(parents: Sequence[int]) -> int:
-    roots = [j for j, p in enumerate(parents) if int(p) < 0]
-    return roots[0] if roots else 0
+    return _root_indices(parents)[0]
 
 
 def _limits(values: np.ndarray, *, include: float | None = None, margin: float = 0.15) -> tuple[float, float]:
@@ -161,7 +165,9 @@ def render_preview_3d(
     ``num_poses`` evenly spaced frames are drawn, older ones lighter; the ground line y = 0
     is drawn in the front and side views, the root's trajectory (start ○, end △) in the
     top view, which looks down with +Z towards the bottom (where the front view's viewer
-    stands). Each panel has equal metre scales on both axes. Written atomically.
+    stands). Each panel has equal metre scales on both axes. Written atomically. Several
+    people in one world are several skeletons side by side in ``joints`` (each root's
+    parent -1; NaN where a person is not there): each one's path is drawn.
 
     Args:
         joints: (T, J, 3) float metres, +Y up; NaN joints are skipped.
@@ -184,7 +190,8 @@ def render_preview_3d(
 
     t = joints.shape[0]
     frames = np.unique(np.round(np.linspace(0, t - 1, min(num_poses, t))).astype(int))
-    root = joints[:, _root_index(parents)]
+    roots = _root_indices(parents)
+    root = joints[:, roots].reshape(-1, 3)  # every root's path, for the top view's limits
     fig = Figure(figsize=(15.0, 5.4), dpi=100)
     FigureCanvasAgg(fig)  # attaches an Agg canvas to this figure only; pyplot's backend is untouched
     axes = fig.subplots(1, 3)
@@ -228,12 +235,13 @@ def render_preview_3d(
             ax.axhline(0.0, color="0.45", lw=1.5, zorder=1)
     top = axes[2]
     top.invert_yaxis()  # seen from above: +Z (the character's front) towards the bottom
-    ok = np.isfinite(root).all(axis=1)
-    top.plot(root[ok, 0], root[ok, 2], color="0.35", lw=1.2, zorder=1)
-    if ok.any():
-        first, final = root[ok][0], root[ok][-1]
-        top.plot(first[0], first[2], "o", mfc="white", mec="0.2", ms=7, zorder=50)
-        top.plot(final[0], final[2], "^", mfc="0.2", mec="0.2", ms=7, zorder=50)
+    for path in joints[:, roots].transpose(1, 0, 2):
+        ok = np.isfinite(path).all(axis=1)
+        top.plot(path[ok, 0], path[ok, 2], color="0.35", lw=1.2, zorder=1)
+        if ok.any():
+            first, final = path[ok][0], path[ok][-1]
+            top.plot(first[0], first[2], "o", mfc="white", mec="0.2", ms=7, zorder=50)
+            top.plot(final[0], final[2], "^", mfc="0.2", mec="0.2", ms=7, zorder=50)
     handles = [Line2D([], [], color=np.array(c) / 255.0, lw=2.6, label=n)
                for n, c in zip(("midline", "left", "right"), _SIDE_RGB_3D)]
     handles += [Line2D([], [], color="0.45", lw=1.5, label="ground y=0"),

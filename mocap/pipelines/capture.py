@@ -407,6 +407,23 @@ def _lift_person(keypoints: Keypoints2D, *, lifter: Lifter, focal_px: float | No
     return _Lifted(first, last, seen, to_lift, swapped, body, fitted, with_hands)
 
 
+def side_by_side(motions: list[Motion]) -> tuple[np.ndarray, list[int], list[str]]:
+    """People of one world (MOTION21 motions of one video) as one skeleton per person side by
+    side, over the video frames from the first one's first frame to the last one's last:
+    (joints (T, P * 21, 3) metres, NaN where a person is not there; parents; joint names)."""
+    first = min(m.start_frame for m in motions)
+    stop = max(m.start_frame + m.num_frames for m in motions)
+    j = MOTION21.num_joints
+    joints = np.full((stop - first, len(motions) * j, 3), np.nan)
+    parents: list[int] = []
+    for k, m in enumerate(motions):
+        if m.joints.shape[1] != j:
+            raise ValueError(f"side_by_side takes MOTION21 motions, got {m.joints.shape[1]} joints")
+        joints[m.start_frame - first:m.start_frame - first + m.num_frames, k * j:(k + 1) * j] = m.joints
+        parents += [p + k * j if p >= 0 else -1 for p in MOTION21.parents]
+    return joints, parents, list(MOTION21.joint_names) * len(motions)
+
+
 def _frames(k: Keypoints2D, first: int, last: int) -> Keypoints2D:
     """Frames ``first`` to ``last`` (inclusive) of ``k``."""
     return k.frames(first, last + 1)
@@ -562,6 +579,7 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
             quality = write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted)
             outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
+    everyone_lifted: list[_Lifted] = []
     if o.detection.all_people:
         for tid, person_kp in everyone.items():
             folder = out / f"person_{tid}"
@@ -576,6 +594,7 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
                     write_quality(folder / "quality.json", person.body,
                                   _placed(person_kp, person.to_lift, person.first), person.fitted)
             captured[tid] = folder.name
+            everyone_lifted.append(person)
     with timer.stage("people"):
         people, short = write_people_files(video, out, tracks, captured, chosen, outputs)
     if o.export.target is not None or o.export.avatar is not None:
@@ -583,11 +602,15 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
             outputs["character"] = export_character(outputs["motion"], out, o.export)
     if o.export.preview:
         with timer.stage("render preview"):
+            shown, parents, names, title = motion.joints, motion.parents, None, f"{motion.num_frames} frames"
+            if len(everyone_lifted) > 1 and all(p.fitted is not None for p in everyone_lifted):  # one world: all in it
+                shown, parents, names = side_by_side([p.body for p in everyone_lifted])
+                title = f"{len(everyone_lifted)} people in one world, {len(shown)} frames"
             outputs["preview"] = out / "preview.png"
-            draw.render_preview_3d(motion.joints, motion.parents, outputs["preview"], fps=motion.fps,
-                                   title=f"{Path(video).name}: {motion.num_frames} frames, lifter {lifter.name}")
+            draw.render_preview_3d(shown, parents, outputs["preview"], fps=motion.fps, joint_names=names,
+                                   title=f"{Path(video).name}: {title}, lifter {lifter.name}")
             outputs["preview_video"] = out / "preview.mp4"
-            draw.render_preview_video(motion.joints, motion.parents, outputs["preview_video"], fps=motion.fps)
+            draw.render_preview_video(shown, parents, outputs["preview_video"], fps=motion.fps, joint_names=names)
     num_frames = keypoints.num_frames if o.detection.whole_video else span[1] - span[0]
     return CaptureReport(outputs=outputs, num_frames=num_frames, fps=info.fps,
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
