@@ -364,6 +364,15 @@ def real(data: Path, cache: Path) -> None:
                 gap = np.linalg.norm(ra[lo - sa:hi - sa] - rb[lo - sb:hi - sb], axis=-1)
                 print(f"  kept apart: hip centres {100 * np.nanmin(gap):.0f} cm apart at the closest (median "
                       f"{100 * np.nanmedian(gap):.0f} cm) over the {hi - lo} frames both were captured")
+                (ia, _), (ib, _) = list(roots.items())[:2]
+                ma, mb = (load_motion(out / f"person_{i}" / "motion.npz") for i in (ia, ib))
+                lo, hi = max(ma.start_frame, mb.start_frame), min(ma.start_frame + ma.num_frames,
+                                                                  mb.start_frame + mb.num_frames)
+                apart = np.linalg.norm(ma.joints[lo - ma.start_frame:hi - ma.start_frame, 0]
+                                       - mb.joints[lo - mb.start_frame:hi - mb.start_frame, 0], axis=-1)
+                print(f"  in one world: their motion.npz pelvises {100 * np.median(apart):.0f} cm apart (median), "
+                      f"{100 * np.nanmean(np.abs(apart - gap[:len(apart)])):.1f} cm from the triangulated hip "
+                      f"centres' distance on average")
             print(f"  people found: {len(people)} (2 in the room, plus a bystander in the background)")
             for n in report.notes:
                 print(f"  note: {n}")

@@ -125,6 +125,11 @@ def test_capture_writes_every_person(tmp_path):
         motion = load_motion(out / f"person_{pid}" / "motion.npz")
         assert motion.num_frames == t - first
         assert (out / f"person_{pid}" / "motion.bvh").exists()
+    # one capture, one world: the people stand as far apart as they did (each in a world of
+    # their own, both started over the origin)
+    pelvis = [load_motion(out / f"person_{pid}" / "motion.npz").joints[:, 0] for pid in (0, 1)]
+    apart = np.linalg.norm(pelvis[1] - pelvis[0][15:], axis=-1)
+    np.testing.assert_allclose(apart, np.linalg.norm(b[15:, 0] - a[15:, 0], axis=-1), atol=0.03)
     # the main person at the top, as with one person
     top = json.loads((out / "reprojection.json").read_text())
     assert top["person"] == 0 and load_motion(out / "motion.npz").num_frames == t

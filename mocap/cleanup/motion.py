@@ -150,6 +150,7 @@ def motion_from_world_joints(joints_world: np.ndarray, *, fps: float, lock_feet:
 def motion_from_points(points: np.ndarray, layout: str, *, fps: float, max_gap_s: float = 0.5,
                        cutoff_hz: float = 6.0, level: bool = True, lock_feet: bool = True,
                        calibrated_up: bool = False, up: np.ndarray | None = None,
+                       frame: tuple[np.ndarray, np.ndarray] | None = None,
                        stage: Stage = _no_timer) -> tuple[Motion, np.ndarray, np.ndarray]:
     """Triangulated keypoints -> clean MOTION21 motion with IK (the monocular clean-up stages).
 
@@ -163,6 +164,10 @@ def motion_from_points(points: np.ndarray, layout: str, *, fps: float, max_gap_s
             (:func:`mocap.cleanup.world.nearest_axis_up`), so a person who leans keeps their lean.
         up: (3,) gravity's up in the calibration's world when known otherwise (the rooms' vertical
             lines: :func:`mocap.fit.scene.rig_up`); with ``level`` it is used as it is.
+        frame: (rotation (3, 3), offset (3,)) of another person of the same capture (what this
+            function returned for them): their world is kept (its up, floor and origin), so that
+            the people of one capture share one world; ``level``, ``up`` and the feet do not
+            move it then.
     Returns:
         (Motion (+Y up, feet on y = 0), rotation (3, 3), offset (3,)) with
         ``motion.joints = calibration_world @ rotation.T + offset``.
@@ -170,7 +175,11 @@ def motion_from_points(points: np.ndarray, layout: str, *, fps: float, max_gap_s
     with stage("smooth"):
         joints = smooth_points(points, layout, fps=fps, max_gap_s=max_gap_s, cutoff_hz=cutoff_hz)
     with stage("world frame"):
-        if up is None or not level:
-            up = world.nearest_axis_up(joints) if calibrated_up and level else None
-        joints, rot, offset = world.level_and_ground(joints, level=level, up=up)
+        if frame is not None:  # another person's world: one capture, one world
+            rot, offset = np.asarray(frame[0], dtype=np.float64), np.asarray(frame[1], dtype=np.float64)
+            joints = joints @ rot.T + offset
+        else:
+            if up is None or not level:
+                up = world.nearest_axis_up(joints) if calibrated_up and level else None
+            joints, rot, offset = world.level_and_ground(joints, level=level, up=up)
     return motion_from_world_joints(joints, fps=fps, lock_feet=lock_feet, measured_root=True, stage=stage), rot, offset

@@ -368,9 +368,9 @@ def capture_multiview(
         if note:
             notes.append(note)
     captured: dict[int, Person] = {}
-    for pid in wanted:
+    for pid in sorted(wanted, key=lambda i: i != main):  # the main person first: everyone shares their world
         captured[pid] = capture_person(pid, assoc.frames(pid), person_views(kp, conf, assoc, pid, views), cameras,
-                                        options, timer.stage, up=scene_up)
+                                        options, timer.stage, up=scene_up, shared=captured.get(main))
     adjusted_hint = ("the views may be out of step (try --sync auto) or the person poorly seen there"
                      if mv.sync == "none" else "the person may be poorly seen there")
     hint = adjusted_hint if adjusts else "a camera may have moved since the calibration: try --refine-calibration"

@@ -38,9 +38,10 @@ class Person:
 
 
 def capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], cameras, options: CaptureOptions,
-                   stage, up: np.ndarray | None = None) -> Person:
+                   stage, up: np.ndarray | None = None, shared: Person | None = None) -> Person:
     """Triangulate and clean one person's views over their first to last observed frame (``up``:
-    gravity in the rig's world when the rooms' lines gave it, :func:`mocap.fit.scene.rig_up`)."""
+    gravity in the rig's world when the rooms' lines gave it, :func:`mocap.fit.scene.rig_up`;
+    ``shared``: a person captured before, whose world, levelled and grounded, this one shares)."""
     seen = np.nonzero(frames)[0]
     first, last = int(seen[0]), int(seen[-1]) + 1
     views = [dataclasses.replace(v, keypoints=v.keypoints[first:last], confidence=v.confidence[first:last])
@@ -52,7 +53,9 @@ def capture_person(pid: int, frames: np.ndarray, views: list[Keypoints2D], camer
     motion, rot, offset = cleanup_motion.motion_from_points(tri.points, views[0].layout, fps=views[0].fps,
                                                             max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
                                                             level=c.level, lock_feet=c.lock_feet, stage=stage,
-                                                            calibrated_up=up_known, up=up)
+                                                            calibrated_up=up_known, up=up,
+                                                            frame=None if shared is None else
+                                                            (shared.rotation, shared.offset))
     return Person(pid, first, views, tri, motion, rot, offset, {}, quality.median_bone_length_cv(tri.points, views[0].layout))
 
 
