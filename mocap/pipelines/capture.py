@@ -177,6 +177,11 @@ class CaptureReport:
             lines.append(f"captured: id {self.captured}" + (
                 f" (the others: {', '.join(map(str, others))}; --person ID picks another, people.png shows who is "
                 f"who)" if others else ""))
+        written = sorted((p["folder"] for p in self.people if p.get("folder")), key=lambda f: (len(f), f))
+        if written:  # --all-people
+            lines.append(f"everyone written: {', '.join(f + '/' for f in written)} " + (
+                "(in one world: the captured person's camera and floor)" if self.quality is not None
+                else "(each in a world of their own: --no-fit)"))
         if self.motion_span is not None:
             first, last, unseen = self.motion_span
             lines.append(f"motion: frames {first}-{last} of the video" + (
