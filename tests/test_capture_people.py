@@ -4,6 +4,7 @@ known truth (two synthetic people), the rest of the pipeline runs as it is."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +124,38 @@ def test_people_json_png_and_summary(captured):
     assert "1 track under 0.25 s, not listed" in text
     assert "everyone written: person_0/, person_1/ (in one world: the captured person's camera and floor)" in text
     assert "WARNING" not in text  # no impossible jump in these tracks
+
+
+def test_all_people_puts_everyone_on_the_target_character(tmp_path, monkeypatch):
+    """--all-people --target: each person_<id>/ gets its character.<ext>, made from that folder's
+    motion (the captured person's is the one at the top, copied). The Blender export itself is
+    replaced here by a stand-in that writes the motion it was given."""
+    import mocap.detect2d.people as people
+    import mocap.pipelines.capture as capture_module
+    from mocap.pipelines.capture import capture
+    from mocap.pipelines.options import CaptureOptions, DetectionOptions, ExportOptions
+
+    _video(tmp_path / "two.mp4")
+    rig = tmp_path / "rig.fbx"
+    rig.write_bytes(b"a rig")
+    tracks, _, _ = _tracks()
+    monkeypatch.setattr(people, "detect_people_video", lambda *a, **k: tracks)
+
+    def export(motion_path, outdir, options):
+        out = Path(outdir) / "character.fbx"
+        out.write_text(str(Path(motion_path).resolve()))
+        return out
+
+    monkeypatch.setattr(capture_module, "export_character", export)
+    options = CaptureOptions(detection=DetectionOptions(detector="movenet", all_people=True),
+                             export=ExportOptions(overlay=False, preview=False, target=str(rig)))
+    report = capture(tmp_path / "two.mp4", tmp_path / "out", options, progress=False)
+    out = tmp_path / "out"
+    assert (out / "character.fbx").read_text() == str((out / "motion.npz").resolve())
+    assert (out / "person_0" / "character.fbx").read_text() == str((out / "motion.npz").resolve())  # the captured one
+    assert (out / "person_1" / "character.fbx").read_text() == str((out / "person_1" / "motion.npz").resolve())
+    assert {report.outputs["character_0"], report.outputs["character_1"]} == {out / "person_0" / "character.fbx",
+                                                                             out / "person_1" / "character.fbx"}
 
 
 def test_person_option_accepts_auto_and_the_old_choices():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -605,6 +606,15 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
     if o.export.target is not None or o.export.avatar is not None:
         with timer.stage("retarget" if o.export.target is not None else "avatar"):
             outputs["character"] = export_character(outputs["motion"], out, o.export)
+            for tid, name in captured.items():  # --all-people: everyone on the character, in their own folder
+                if name is None:
+                    continue
+                folder = out / name
+                if tid == chosen:  # the captured person's is the one above
+                    outputs[f"character_{tid}"] = folder / outputs["character"].name
+                    shutil.copyfile(outputs["character"], outputs[f"character_{tid}"])
+                else:
+                    outputs[f"character_{tid}"] = export_character(folder / "motion.npz", folder, o.export)
     if o.export.preview:
         with timer.stage("render preview"):
             shown, parents, names, title = motion.joints, motion.parents, None, f"{motion.num_frames} frames"
