@@ -6,6 +6,7 @@ bad input as one report line, the capture operator with the pipeline as a subpro
 disabling / re-enabling without leftovers."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -244,7 +245,8 @@ def test_import_panel_shows_pinning_and_fidelity(addon):
     panel = bpy.types.MOCAP_PT_import
     layout = _Layout()
     panel.draw(type("P", (), {"layout": layout})(), bpy.context)
-    assert {"foot_lock", "pin_hands"} <= set(layout.props) and layout.operators == ["mocap.import_motion"]
+    assert {"foot_lock", "pin_hands"} <= set(layout.props)
+    assert layout.operators == ["mocap.import_motion", "mocap.import_people"]
     assert not any("fidelity" in t or "deg" in t for t in layout.labels)
     settings.fidelity = ("fidelity: limbs within 0.2 deg of the capture on average, 3.7 deg at worst (left thigh); "
                          "planted feet slide 0.0 cm")
@@ -308,6 +310,39 @@ def test_import_into_empty_scene(addon, tmp_path, suffix):
     # Undoable in the UI (an undo step is pushed), NLA-friendly (its own action).
     assert "UNDO" in sys.modules[MOD].MOCAP_OT_import_motion.bl_options
     assert arm.animation_data.action.name == "take"
+
+
+def test_import_people_keeps_the_capture_s_one_world(addon, tmp_path):
+    """Import People on a --all-people folder: each person on a new armature, the captured
+    person's first pelvis over the cursor, the other 1.5 m beside them, and keyed from the frame
+    they appear in (10 frames later)."""
+    import bpy
+    from mocap.formats import load_motion, save_motion
+
+    clear_scene(fps=30)
+    (tmp_path / "person_0").mkdir()
+    (tmp_path / "person_1").mkdir()
+    joints = write_motion(tmp_path / "person_0" / "motion.npz", t=40)
+    (tmp_path / "motion.npz").write_bytes((tmp_path / "person_0" / "motion.npz").read_bytes())
+    m = load_motion(tmp_path / "person_0" / "motion.npz")
+    shift = np.array([1.5, 0.0, -0.5])
+    other = dataclasses.replace(m, joints=m.joints[10:] + shift, local_quats_wxyz=m.local_quats_wxyz[10:],
+                                root_translation=m.root_translation[10:] + shift, start_frame=10, valid=None)
+    save_motion(tmp_path / "person_1" / "motion.npz", other)
+    assert bpy.ops.mocap.import_people(directory=str(tmp_path)) == {"FINISHED"}
+    arms = {o.name.split(".")[0]: o for o in bpy.data.objects if o.type == "ARMATURE"}
+    assert sorted(arms) == ["person_0_avatar", "person_1_avatar"]
+    start = joints[0, 0] * np.array([1.0, 0.0, 1.0])  # the captured person's first pelvis over the cursor
+    for name, first, truth in (("person_0_avatar", 1, joints), ("person_1_avatar", 11, joints[10:] + shift)):
+        anim = sample(arms[name], first, len(truth))
+        got = anim.positions[:, [anim.bone_names.index(n) for n in MOTION21.joint_names]]
+        assert np.abs(got - (truth - start)).max() < 1e-3, name
+    assert (bpy.context.scene.frame_start, bpy.context.scene.frame_end) == (1, 40)
+    # a folder without people: one line in plain words
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match="no person_<id>/motion.npz"):
+        bpy.ops.mocap.import_people(directory=str(empty))
 
 
 def test_one_minute_import(addon, tmp_path):

@@ -46,6 +46,7 @@ class SourceMotion:
     local_quats_wxyz: np.ndarray
     root_translation: np.ndarray
     fps: float
+    start_frame: int = 0  # the video frame of the motion's first frame (motion.npz's; a BVH's: 0)
 
     @property
     def num_frames(self) -> int:
@@ -85,7 +86,8 @@ def load_source(path: str | os.PathLike) -> SourceMotion:
         if m.local_quats_wxyz is None or m.root_translation is None:
             raise MocapError(f"{path.name} holds joint positions only; re-run 'mocap lift' on it (it adds rotations)")
         off = m.rest_offsets if m.rest_offsets is not None else rest_offsets(MOTION21)
-        source = SourceMotion(m.joint_names, m.parents, off, m.local_quats_wxyz, m.root_translation, m.fps)
+        source = SourceMotion(m.joint_names, m.parents, off, m.local_quats_wxyz, m.root_translation, m.fps,
+                              int(m.start_frame))
     else:
         from .core.bvh import read_bvh
 
@@ -164,14 +166,43 @@ def import_motion(context, path: str | os.PathLike, *, armature=None, frame_star
     return ImportResult(armature, action, source.num_frames, float(res.scale), dict(target_map), offset, fid.line())
 
 
-def _import_new(context, source: SourceMotion, name: str, *, frame_start: int, size: float, travel: float) -> ImportResult:
-    """A new armature with the motion's skeleton at the 3D cursor, keyed with the motion itself."""
+def import_people(context, folder: str | os.PathLike, *, frame_start: int = 1, scale: float = 1.0,
+                  root_motion: bool = True) -> list[ImportResult]:
+    """Every person of a ``mocap capture --all-people`` folder (``person_<id>/motion.npz``), each
+    on a new armature, in the capture's one world: the captured person's (``motion.npz`` of the
+    folder) first position over the 3D cursor and the others where they stood from it, each
+    starting at the frame they appear in the video (``frame_start`` for the earliest)."""
+    folder = Path(folder)
+    paths = sorted(folder.glob("person_*/motion.npz"), key=lambda p: (len(p.parent.name), p.parent.name))
+    if not paths:
+        raise MocapError(f"{folder} holds no person_<id>/motion.npz: capture with --all-people, or import one "
+                         "motion.npz with Import Motion")
+    if not (np.isfinite(scale) and scale > 0):
+        raise MocapError(f"scale must be a positive number, got {scale}")
+    sources = [load_source(p) for p in paths]
+    main = load_source(folder / "motion.npz") if (folder / "motion.npz").is_file() else sources[0]
+    origin = main.root_translation[0] + main.rest_offsets[0]  # the captured person's first pelvis, metres
+    first = min(s.start_frame for s in sources)
+    travel = 1.0 if root_motion else 0.0
+    results = [_import_new(context, s, p.parent.name, frame_start=frame_start + s.start_frame - first, size=scale,
+                           travel=travel, origin=origin) for s, p in zip(sources, paths)]
+    scene = context.scene  # each import set the range to its own frames: the range of them all
+    scene.frame_start = frame_start
+    scene.frame_end = max(frame_start + s.start_frame - first + s.num_frames - 1 for s in sources)
+    return results
+
+
+def _import_new(context, source: SourceMotion, name: str, *, frame_start: int, size: float, travel: float,
+                origin: np.ndarray | None = None) -> ImportResult:
+    """A new armature with the motion's skeleton at the 3D cursor, keyed with the motion itself
+    (``origin``: the point of the motion's world, metres, put over the cursor; default: its
+    first pelvis)."""
     off = source.rest_offsets * size
     root = source.root_translation * size
     pelvis = root + off[0]
     root = _travel(root[:, None, :], pelvis, travel)[:, 0]
     cursor = _our_axes(context.scene.cursor.location)
-    offset = cursor - (root[0] + off[0])
+    offset = cursor - (root[0] + off[0] if origin is None else np.asarray(origin, dtype=np.float64) * size)
     offset[1] = 0.0
     arm = new_armature(context, joint_names=source.joint_names, parents=source.parents, rest_offsets=off,
                        name=f"{name}_avatar")
