@@ -292,3 +292,21 @@ def test_a_second_person_shares_the_camera_and_stands_on_its_floor():
     proj = fit_b.camera.project(motion_b.joints)
     kp2d = camera.project(b)
     assert np.median(np.linalg.norm(proj - kp2d, axis=-1)) < 0.01 * np.ptp(kp2d[..., 1], axis=1).mean()
+
+
+def test_floor_scale_on_known_numbers():
+    """A person lifted 1.25 times too large (and so too far) is scaled by 0.8 to stand on a
+    floor 1.6 m under the camera; whose feet the video never shows, not at all."""
+    from mocap.cleanup.contact import CONTACT_POINTS
+    from mocap.fit.fit import floor_scale
+
+    truth = leaning_clip(t=30, lean=5.0)
+    camera = look_camera(15.0, 1.6, 5.0)
+    to_world = camera.R.T  # camera axes -> world axes; the camera at the origin
+    world = (camera.world_to_camera(truth) @ to_world.T) * 1.25
+    feet = [J(n) for n in CONTACT_POINTS]
+    feet_px = camera.project(truth)[:, feet]
+    assert floor_scale(world, feet_px, camera_height=1.6, fps=30.0, height_px=500.0) == pytest.approx(0.8, rel=0.01)
+    unseen = feet_px.copy()
+    unseen[5:] = np.nan
+    assert floor_scale(world, unseen, camera_height=1.6, fps=30.0, height_px=500.0) == 1.0

@@ -156,6 +156,8 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
 
 #: :func:`floor_scale` keeps a person's size within these factors of the lift's
 FLOOR_SCALE_RANGE = (0.6, 1.6)
+#: ... and reads it only from a person whose feet the video shows in at least this share of frames
+FLOOR_SCALE_MIN_FEET_SEEN = 0.25
 
 
 def floor_scale(world: np.ndarray, feet_px: np.ndarray, *, camera_height: float, fps: float,
@@ -171,8 +173,12 @@ def floor_scale(world: np.ndarray, feet_px: np.ndarray, *, camera_height: float,
         feet_px: (T, 4, 2) the :data:`CONTACT_POINTS` in the image, pixels; NaN where unseen.
         camera_height: metres, the camera above the floor.
     Returns:
-        The factor (within :data:`FLOOR_SCALE_RANGE`); 1 where the feet give nothing to go on.
+        The factor (within :data:`FLOOR_SCALE_RANGE`); 1 where the feet give nothing to go on
+        (seen in fewer than :data:`FLOOR_SCALE_MIN_FEET_SEEN` of the frames: where they stand is
+        the lift's guess).
     """
+    if np.isfinite(feet_px).all(-1).any(-1).mean() < FLOOR_SCALE_MIN_FEET_SEEN:
+        return 1.0
     idx = [MOTION21.index(n) for n in CONTACT_POINTS]
     level = _feet_level(world[:, idx, 1], planted(world, feet_px, fps=fps, height_px=height_px))
     if not np.isfinite(level) or level >= -1e-3:  # the feet at or above the camera: nothing to scale by
