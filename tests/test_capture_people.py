@@ -123,6 +123,8 @@ def test_people_json_png_and_summary(captured):
     assert "people found: 2" in text and "captured: id 0" in text and "frames 8-59" in text
     assert "1 track under 0.25 s, not listed" in text
     assert "everyone written: person_0/, person_1/ (in one world: the captured person's camera and floor)" in text
+    assert "person_1/: " in text and "m tall; 3D matches the video" in text.split("person_1/: ")[1].splitlines()[0]
+    assert "person_0/: " not in text  # the captured person's lines are the ones above
     assert "WARNING" not in text  # no impossible jump in these tracks
 
 

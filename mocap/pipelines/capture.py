@@ -163,6 +163,7 @@ class CaptureReport:
     hands: tuple[int, int] | None = None  # frames with the left hand, with the right hand (None: not asked for)
     face: int | None = None  # frames with the face (None: not asked for)
     quality: dict | None = None  # quality.json (None without the fit)
+    others_quality: dict[int, dict] = field(default_factory=dict)  # --all-people: person_<id>/quality.json by id
 
     def people_lines(self) -> list[str]:
         """Who is in the video, who was captured, and what looks wrong, in plain words."""
@@ -206,7 +207,9 @@ class CaptureReport:
         return [f"camera: {q['camera_height_m']:.2f} m above the floor, pitched {q['camera_pitch_deg']:.1f} deg down, "
                 f"roll {q['camera_roll_deg']:.1f} deg{_GRAVITY_FROM.get(q.get('gravity_from'), '')}; focal length "
                 f"{q['camera_focal_px']:.0f} px{focal.get(q.get('focal_from'), '')}; person {q['person_height_m']:.2f} m tall",
-                quality_line(q)]
+                quality_line(q),
+                *(f"person_{tid}/: {o['person_height_m']:.2f} m tall; {quality_line(o)}"
+                  for tid, o in sorted(self.others_quality.items()))]
 
     def summary(self) -> str:
         total = sum(self.seconds.values())
@@ -586,6 +589,7 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
             outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
     everyone_lifted: list[_Lifted] = []
+    others_quality: dict[int, dict] = {}
     if o.detection.all_people:
         for tid, person_kp in everyone.items():
             folder = out / f"person_{tid}"
@@ -595,10 +599,12 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
             person = main if tid == chosen else lift(person_kp, shared=fitted)
             with timer.stage("write files"):
                 outputs[f"person_{tid}"] = _write_motion(folder, person.motion, person_kp, o.export.bvh_units)["motion"]
-            if person.fitted is not None:
+            if person.fitted is not None and tid != chosen:
                 with timer.stage("quality"):
-                    write_quality(folder / "quality.json", person.body,
-                                  _placed(person_kp, person.to_lift, person.first), person.fitted)
+                    others_quality[tid] = write_quality(folder / "quality.json", person.body,
+                                                        _placed(person_kp, person.to_lift, person.first), person.fitted)
+            elif person.fitted is not None:  # the captured person's, as at the top
+                shutil.copyfile(out / "quality.json", folder / "quality.json")
             captured[tid] = folder.name
             everyone_lifted.append(person)
     with timer.stage("people"):
@@ -631,5 +637,5 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(main.swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
-                         short_tracks=short, quality=quality, hands=hand_frames(keypoints),
+                         short_tracks=short, quality=quality, others_quality=others_quality, hands=hand_frames(keypoints),
                          face=_face_frames(outputs.get("face")))
