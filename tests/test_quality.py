@@ -4,6 +4,7 @@ known pixel offsets); a motion deliberately wrong in known frames; quality.json;
 line; ``mocap report`` with a quality.json."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -12,9 +13,9 @@ import pytest
 
 from mocap.camera import Camera, intrinsic_matrix
 from mocap.cli import main
-from mocap.fit.quality import (HEAD_TOP_M, MISMATCH_PCT, camera_angles, mismatched_ranges, motion_quality,
-                               person_height_px, quality_line, read_quality_json, reprojection_error,
-                               standing_height, write_quality_json)
+from mocap.fit.quality import (HEAD_TOP_M, MISMATCH_PCT, camera_angles, mismatched_ranges, model_height_px,
+                               motion_quality, parts_seen, person_height_px, quality_line, read_quality_json,
+                               reprojection_error, standing_height, write_quality_json)
 from mocap.formats import Keypoints2D, Motion, save_motion
 from mocap.kinematics.ik import forward_kinematics
 from mocap.skeletons import MOTION21, rest_offsets
@@ -239,6 +240,49 @@ def test_motion_quality_skate_jitter_floor_and_height():
     q = _quality_of(_standing(t) * 1.1, rest_offsets=rest_offsets() * 1.1)
     assert q["person_height_m"] == pytest.approx(1.1 * (1.55 + HEAD_TOP_M))  # the head top scales with the head
     assert standing_height(rest_offsets()) == pytest.approx(1.55 + HEAD_TOP_M)
+
+
+def test_legs_out_of_the_picture_are_measured_and_named():
+    """A close camera that shows the person from the hips up: the error is still measured (the
+    person's 2D height from the motion's own size at its depth), and the summary says the legs
+    and feet are seldom seen."""
+    t = 40
+    x = _standing(t)
+    cam = make_camera(0.0, 0.0, 1.2, z_m=-2.0)  # level, 2 m away: the knees fall out of the picture
+    keypoints = _video_keypoints(x, cam, frames=START + t)
+    px = keypoints.keypoints.astype(np.float64)
+    inside = (px >= 0).all(-1) & (px < SIZE).all(-1)
+    keypoints = Keypoints2D(keypoints=np.where(inside[..., None], px, np.nan).astype(np.float32),
+                            confidence=np.where(inside, keypoints.confidence, 0.0).astype(np.float32),
+                            layout="mediapipe33", image_size=SIZE, fps=FPS)
+    motion = Motion(joints=x, joint_names=MOTION21.joint_names, parents=MOTION21.parents, fps=FPS,
+                    rest_offsets=rest_offsets(), start_frame=START)
+    wrong = x.copy()
+    wrong[:, MOTION21.index("left_shoulder"):] += (0.0, 0.05, 0.0)  # arms 5 cm too high
+    q0, q = (motion_quality(dataclasses.replace(motion, joints=j), keypoints, cam,
+                            contacts=np.ones((t, 4), bool)) for j in (x, wrong))
+    height_px = FOCAL * (1.55 + HEAD_TOP_M) / 2.0  # 1.67 m standing 2 m away (the pelvis at z = 0)
+    assert q["person_height_px_from"] == "motion" and q["person_height_px"] == pytest.approx(height_px)
+    assert q0["reprojection_median_pct"] < 0.05 and q["frames_seen"] == t
+    arms = [MOTION21.index(n) for n in MOTION21.joint_names[MOTION21.index("left_shoulder"):]]
+    kp21 = cam.project(x[0])
+    seen = [i for i in range(21) if (kp21[i] >= 0).all() and (kp21[i] < SIZE).all()]
+    shifted = len(set(arms) & set(seen)) / len(seen)  # the share of the seen joints 5 cm off
+    expected = 100 * shifted * FOCAL * 0.05 / 2.0 / height_px  # ... each 25 px at 2 m
+    assert q["reprojection_median_pct"] == pytest.approx(expected, rel=0.02)
+    assert q["parts_seen_pct"] == {"head": 100.0, "torso": 100.0, "arms": 100.0, "legs": 0.0, "feet": 0.0}
+    line = quality_line(q)
+    assert line.endswith("seen in few frames (out of the picture or hidden): the legs (0 %), the feet (0 %): "
+                         "where unseen, their motion is the network's guess, and so are the floor and the camera's "
+                         "height"), line
+    assert quality_line(q, one_camera=False).endswith("seen in few of this view's frames: the legs (0 %), the feet (0 %)")
+    # the whole body in the picture: the keypoints' height, every part seen, nothing named
+    far = motion_quality(motion, _video_keypoints(x, make_camera(0.0, 0.0, 1.0, z_m=-5.0), frames=START + t),
+                         make_camera(0.0, 0.0, 1.0, z_m=-5.0), contacts=np.ones((t, 4), bool))
+    assert far["person_height_px_from"] == "keypoints" and set(far["parts_seen_pct"].values()) == {100.0}
+    assert "seen in few" not in quality_line(far)
+    np.testing.assert_allclose(model_height_px(x, cam, 1.0), FOCAL / 2.0)
+    assert all(math.isnan(v) for v in parts_seen(np.full((3, 21, 2), np.nan), np.zeros((3, 21))).values())
 
 
 # --- the file and the line ------------------------------------------------------------------------

@@ -132,6 +132,34 @@ def test_the_fit_takes_gravity_from_the_room():
     assert np.median(lean_deg(motion.joints)) == pytest.approx(np.median(lean_deg(truth)), abs=2.5)
 
 
+def test_with_the_legs_hidden_the_room_is_looked_for_further_from_the_body_s_guess(monkeypatch):
+    """Legs hidden (behind a desk, out of the picture): the body's cue for gravity rests on the
+    network's guessed legs and can be 25 degrees off, beyond the window the room's vertical is
+    looked for in when the feet are seen; there the wrong vanishing point or the body's guess won."""
+    import mocap.fit.fit as fit_module
+    from mocap.skeletons import MEDIAPIPE33
+
+    truth = leaning_on_something(60, lean=35.0)
+    camera = look_camera(30.0, 1.8, 4.0)
+    k = seen_by(truth, camera, 30.0)
+    hidden = [MEDIAPIPE33.index(n) for n in MEDIAPIPE33.joint_names if n.endswith(("knee", "ankle", "heel", "foot_index"))]
+    kp, conf = k.keypoints.copy(), k.confidence.copy()
+    kp[:, hidden], conf[:, hidden] = np.nan, 0.0
+    lines = scene_segments([room_image(camera)], [people_boxes(kp[0][None])])
+    legless = k.__class__(**{**k.__dict__, "keypoints": kp, "confidence": conf, "scene_lines": lines})
+    options = dict(FIT, lifter="network")
+    motion, fit = lift_and_fit(legless, **options)
+    p, r, h = fit.pitch_roll_height
+    assert fit.up_source == "scene" and p == pytest.approx(30.0, abs=1.0) and r == pytest.approx(0.0, abs=1.0), (p, r)
+    assert h == pytest.approx(1.8, abs=0.3)  # the guessed legs' length
+    true_lean = float(np.median(lean_deg(truth)))
+    assert np.median(lean_deg(motion.joints)) == pytest.approx(true_lean, abs=4.0)
+    # searched only as near the body's guess as with the feet seen: a wrong vertical, the person tipped over
+    monkeypatch.setattr(fit_module, "SCENE_TURN_FEET_UNSEEN", np.radians(20.0))
+    motion, fit = lift_and_fit(legless, **options)
+    assert abs(fit.pitch_roll_height[0] - 30.0) > 10.0 and abs(np.median(lean_deg(motion.joints)) - true_lean) > 10.0
+
+
 def test_scene_lines_round_trip_through_the_keypoints_file(tmp_path):
     from mocap.errors import MocapError
     from mocap.formats import load_keypoints, save_keypoints

@@ -85,8 +85,9 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
             kept above the floor; gravity is still read from them).
         scene_lines: (N, 4) straight segments of the static background, pixels
             (:func:`mocap.detect2d.lines.scene_segments`): when their vertical vanishing point is
-            clear and within 20 degrees of the body's cue, gravity starts there and the fit
-            keeps it within about its spread (at least 1 degree).
+            clear and within 20 degrees of the body's cue (40 when the feet are seen in fewer
+            than :data:`MIN_FEET_SEEN` of the frames), gravity starts there and the fit keeps it
+            within about its spread (at least 1 degree).
         camera: a static camera already solved for this video (:attr:`FitResult.camera` of
             another person in it; ``focal_px`` is then its own): its gravity, height above the
             floor and world are kept, so that the people of one video share one world. The
@@ -131,7 +132,8 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
                        fps=fps, hold_feet=hold_feet, up_frames=0, up_source="shared camera", start=start)
     up, up_frames, up_source = estimate_up(joints_cam, fps=fps, feet_px=feet_px, height_px=height_px)
     k = intrinsic_matrix(focal_px, (image_size[0] / 2.0, image_size[1] / 2.0))
-    scene = None if scene_lines is None else vertical_up(scene_lines, k, up)
+    turn = {} if feet_seen(feet_px) >= MIN_FEET_SEEN else {"max_turn": SCENE_TURN_FEET_UNSEEN}
+    scene = None if scene_lines is None else vertical_up(scene_lines, k, up, **turn)
     if scene is not None:
         up, up_frames, up_source = scene.up, scene.lines, "scene"
         # the scene knows the roll too: no pull towards a level image
@@ -156,8 +158,22 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
 
 #: :func:`floor_scale` keeps a person's size within these factors of the lift's
 FLOOR_SCALE_RANGE = (0.6, 1.6)
-#: ... and reads it only from a person whose feet the video shows in at least this share of frames
-FLOOR_SCALE_MIN_FEET_SEEN = 0.25
+#: The feet say where the floor is only when the video shows them in at least this share of the
+#: frames; otherwise where they stand is the lift's guess: :func:`floor_scale` leaves the size
+#: alone, and the room's vertical is looked for further from the body's cue
+#: (:data:`SCENE_TURN_FEET_UNSEEN`)
+MIN_FEET_SEEN = 0.25
+#: How far (radians) the room's vertical may lie from the body's cue for gravity: as
+#: :func:`mocap.fit.scene.vertical_up`'s default where the feet are seen; wider where they are
+#: not (legs out of the picture or hidden), the cue then resting on the network's guessed legs
+#: (a camera 25 degrees down with the legs hidden was read as level: 29 degrees off)
+SCENE_TURN_FEET_UNSEEN = np.radians(40.0)
+
+
+def feet_seen(feet_px: np.ndarray) -> float:
+    """The share of frames in which any foot point is seen (``feet_px`` (T, 4, 2), NaN where not)."""
+    f = np.asarray(feet_px, dtype=np.float64)
+    return float(np.isfinite(f).all(-1).any(-1).mean()) if len(f) else 0.0
 
 
 def floor_scale(world: np.ndarray, feet_px: np.ndarray, *, camera_height: float, fps: float,
@@ -174,10 +190,10 @@ def floor_scale(world: np.ndarray, feet_px: np.ndarray, *, camera_height: float,
         camera_height: metres, the camera above the floor.
     Returns:
         The factor (within :data:`FLOOR_SCALE_RANGE`); 1 where the feet give nothing to go on
-        (seen in fewer than :data:`FLOOR_SCALE_MIN_FEET_SEEN` of the frames: where they stand is
-        the lift's guess).
+        (seen in fewer than :data:`MIN_FEET_SEEN` of the frames: where they stand is the lift's
+        guess).
     """
-    if np.isfinite(feet_px).all(-1).any(-1).mean() < FLOOR_SCALE_MIN_FEET_SEEN:
+    if feet_seen(feet_px) < MIN_FEET_SEEN:
         return 1.0
     idx = [MOTION21.index(n) for n in CONTACT_POINTS]
     level = _feet_level(world[:, idx, 1], planted(world, feet_px, fps=fps, height_px=height_px))

@@ -46,6 +46,14 @@ PARTIAL_SHARE = 0.6
 QUALITY_VERSION = 1
 
 _FOOT_POINTS = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index")
+#: The body's parts whose share of frames seen quality.json gives (``parts_seen_pct``): a part
+#: counts as seen in a frame when any of its keypoints has the confidence the error needs.
+PARTS = {"head": ("head", "nose"), "torso": ("left_hip", "right_hip", "left_shoulder", "right_shoulder"),
+         "arms": ("left_elbow", "left_wrist", "right_elbow", "right_wrist"), "legs": ("left_knee", "right_knee"),
+         "feet": _FOOT_POINTS}
+#: A part seen in fewer of the person's frames than this (percent) is named in the summary line:
+#: out of the picture or hidden, what it does is the network's guess, not the video's.
+UNSEEN_PCT = 50.0
 
 
 def camera_angles(camera: Camera) -> tuple[float, float, float]:
@@ -159,6 +167,44 @@ def person_height_px(keypoints_px: np.ndarray, confidence: np.ndarray, *, min_co
     return np.where(~ok.any(1), np.nan, np.where(whole, extent, median))
 
 
+def model_height_px(joints_world: np.ndarray, camera: Camera, height_m: float) -> np.ndarray:
+    """The person's 2D height per frame as the motion puts them: ``height_m`` standing at the
+    depth of their pelvis, seen by ``camera`` (its focal length ``K[1, 1]``).
+
+    For clips whose keypoints never show the head and a foot together (legs out of the
+    picture, a close-up), where :func:`person_height_px` has nothing to go on. One camera
+    cannot tell a small near person from a tall far one, but it sees both at the same size in
+    pixels, so this height does not depend on the fit's scale.
+
+    Args:
+        joints_world: (T, 21, 3) MOTION21 world metres. height_m: standing height, metres.
+    Returns:
+        (T,) float pixels; NaN where the pelvis is missing or behind the camera.
+    """
+    x = np.asarray(joints_world, dtype=np.float64)
+    depth = camera.world_to_camera(x[:, MOTION21.index("pelvis")])[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(depth > 0, float(camera.K[1, 1]) * float(height_m) / depth, np.nan)
+
+
+def parts_seen(keypoints_px: np.ndarray, confidence: np.ndarray, *, min_confidence: float = 0.3) -> dict[str, float]:
+    """The share of the person's frames (those with any keypoint at ``min_confidence``) in which
+    each of :data:`PARTS` is seen (any of its keypoints at ``min_confidence``), percent.
+
+    Args:
+        keypoints_px: (T, 21, 2) MOTION21 pixels, NaN where missing. confidence: (T, 21).
+    Returns:
+        {part: percent}; NaN for every part when the person is never seen.
+    """
+    kp, conf = _check_2d(keypoints_px, confidence)
+    ok = (conf >= min_confidence) & np.isfinite(kp).all(-1)
+    frames = ok.any(1)
+    if not frames.any():
+        return {part: float("nan") for part in PARTS}
+    return {part: float(100.0 * ok[frames][:, [MOTION21.index(n) for n in names]].any(1).mean())
+            for part, names in PARTS.items()}
+
+
 def _reprojection_px(joints_world: np.ndarray, kp: np.ndarray, conf: np.ndarray, camera: Camera,
                      min_confidence: float) -> np.ndarray:
     """(T,) confidence-weighted mean pixel distance between projected joints and keypoints."""
@@ -256,6 +302,9 @@ def motion_quality(motion: Motion, keypoints: Keypoints2D, camera: Camera, *, co
     conf[~motion.valid_frames] = 0.0
     error_px = _reprojection_px(x, kp, conf, camera, min_confidence)
     height_px = person_height_px(kp, conf, min_confidence=min_confidence)
+    height_from = "keypoints"
+    if not np.isfinite(height_px).any():  # head and feet never seen together: the motion's size in the image
+        height_px, height_from = model_height_px(x, camera, motion_height(motion)), "motion"
     error_pct = 100 * error_px / height_px
 
     if contacts is None:
@@ -279,6 +328,8 @@ def motion_quality(motion: Motion, keypoints: Keypoints2D, camera: Camera, *, co
         "reprojection_max_pct": _finite_stat(error_pct, np.max),
         "reprojection_median_px": _finite_stat(error_px, np.median),
         "person_height_px": _finite_stat(height_px, np.median),
+        "person_height_px_from": height_from,
+        "parts_seen_pct": parts_seen(kp, conf, min_confidence=min_confidence),
         "mismatch_threshold_pct": float(threshold_pct),
         "mismatch_min_s": float(min_s),
         "mismatched_frames": [{"first": a + start, "last": b + start, "max_pct": float(np.nanmax(error_pct[a:b + 1]))}
@@ -338,16 +389,38 @@ def _span(r: dict[str, Any]) -> str:
     return f"{r['first']}-{r['last']}" if r["last"] > r["first"] else f"{r['first']}"
 
 
-def quality_line(quality: dict[str, Any], *, most: int = 4) -> str:
+def unseen_parts_text(quality: dict[str, Any], *, one_camera: bool = True) -> str:
+    """The parts of the body seen in fewer than :data:`UNSEEN_PCT` of the person's frames, as a
+    clause for :func:`quality_line` ("" when every part is seen, or for a quality.json that
+    predates ``parts_seen_pct``). With one camera, what such a part does is the network's guess
+    (and, without the feet, so are the floor and the camera's height); with several, this view's
+    share is given and other views may see the part."""
+    seen = quality.get("parts_seen_pct") or {}
+    few = [(part, _number(seen.get(part))) for part in PARTS if math.isfinite(_number(seen.get(part)))
+           and _number(seen.get(part)) < UNSEEN_PCT]
+    if not few:
+        return ""
+    named = ", ".join(f"the {part} ({pct:.0f} %)" for part, pct in few)
+    if not one_camera:
+        return f"; seen in few of this view's frames: {named}"
+    text = f"; seen in few frames (out of the picture or hidden): {named}: where unseen, their motion is the network's guess"
+    if any(part in ("legs", "feet") for part, _ in few):
+        text += ", and so are the floor and the camera's height"
+    return text
+
+
+def quality_line(quality: dict[str, Any], *, most: int = 4, one_camera: bool = True) -> str:
     """One line for a capture's summary: how well the 3D matches the video, the frame ranges
-    that do not (the ``most`` worst named), and frames below the floor if any.
+    that do not (the ``most`` worst named), frames below the floor if any, and the parts of the
+    body the video seldom shows (:func:`unseen_parts_text`; ``one_camera`` False for one view of
+    several).
 
     ``quality``: :func:`motion_quality`'s dict, or one read back by :func:`read_quality_json`.
     """
     median, p95 = _number(quality["reprojection_median_pct"]), _number(quality["reprojection_p95_pct"])
     threshold = _number(quality["mismatch_threshold_pct"])
     if not math.isfinite(median):
-        return "3D against the video: not measured (the person's head and feet are never seen together)"
+        return "3D against the video: not measured (the person is not seen in any frame of the motion)"
     verdict = ("3D matches the video" if median <= threshold / 2 else
                "3D roughly matches the video" if median <= threshold else "3D does not match the video")
     line = f"{verdict}: median reprojection error {median:.1f} % of the person's height (95th pct {p95:.1f} %)"
@@ -366,4 +439,4 @@ def quality_line(quality: dict[str, Any], *, most: int = 4) -> str:
     below = int(quality.get("frames_below_floor") or 0)
     if below:
         line += f"; {below} frames have a joint more than {100 * FLOOR_TOLERANCE_M:.0f} cm under the floor"
-    return line
+    return line + unseen_parts_text(quality, one_camera=one_camera)

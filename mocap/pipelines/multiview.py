@@ -75,7 +75,7 @@ class MultiViewReport:
             from mocap.fit.quality import quality_line
 
             lines.append("the final motion against each view (quality.json):")
-            lines += [f"  {name}: {quality_line(q)}" for name, q in self.quality.items()]
+            lines += [f"  {name}: {quality_line(q, one_camera=False)}" for name, q in self.quality.items()]
         if self.people:
             lines.append("people found in two views or more (id: synchronised frames; bone length variation):")
             lines += [f"  {p['id']}: frames {p['first_frame']}-{p['last_frame']} ({p['frames_visible']} seen); "
