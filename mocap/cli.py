@@ -211,10 +211,12 @@ def _cmd_lift(args: argparse.Namespace) -> int:
                                    fit=fit, timer=timer)
         body = motion
         if keypoints.hand_world is not None:  # keypoints with hands (detect --hands): the fingers too
+            from mocap.detect2d.background import steadied
             from mocap.detect2d.swaps import resolve_swaps
             from mocap.pipelines.capture import add_fingers
 
-            hands = keypoints.frames(motion.start_frame, motion.start_frame + motion.num_frames)
+            # in the picture the body was lifted in (a camera that moved: the reference frame's)
+            hands = steadied(keypoints).frames(motion.start_frame, motion.start_frame + motion.num_frames)
             if cleanup.resolve_swaps:  # as lift_seen did for the body
                 hands = resolve_swaps(hands, min_confidence=cleanup.min_confidence)[0]
             motion = add_fingers(body, hands, fitted, focal_px=lifting.focal_px, timer=timer)

@@ -12,7 +12,11 @@ keypoints2d.npz
     metres: the hand network's world landmarks of each hand (its shape, camera axes, origin
     near the hand's centre; NaN where not seen); ``scene_lines`` (N, 4) float32 pixels: straight
     segments (x1, y1, x2, y2) of the static background, people left out, from which the fit
-    reads gravity (mocap.fit.scene). Readers that do not know an optional array ignore it.
+    reads gravity (mocap.fit.scene), in the reference frame's picture when the camera moved;
+    ``background_homography`` (T, 3, 3) float64, only where the camera moved during the clip
+    (mocap.detect2d.background): per frame, the homography that maps its picture onto the
+    reference frame's (the keypoints stay as detected; the lift maps them through it). Readers
+    that do not know an optional array ignore it.
 
 motion.npz
     ``joints`` (T, J, 3) float32 metres, right-handed, +Y up; ``joint_names`` (J,) str;
@@ -64,7 +68,7 @@ from mocap.skeletons import get_layout
 KEYPOINT_LAYOUTS = ("mediapipe33", "coco17")
 #: the per-frame arrays (T, ...) a keypoints2d.npz may hold
 KEYPOINT_FRAME_ARRAYS = ("keypoints", "confidence", "world_landmarks", "hand_keypoints", "hand_confidence",
-                         "hand_world")
+                         "hand_world", "background_homography")
 #: most straight segments a keypoints file's ``scene_lines`` may hold
 MAX_SCENE_LINES = 100_000
 #: most frames a keypoints or motion file may hold (one hour at 60 fps); a longer clip is split
@@ -183,6 +187,7 @@ class Keypoints2D:
     hand_confidence: np.ndarray | None = None  # (T, 42) float32 in [0, 1], with hand_keypoints
     hand_world: np.ndarray | None = None  # (T, 42, 3) float32 metres, camera axes, optional with hand_keypoints
     scene_lines: np.ndarray | None = None  # (N, 4) float32 pixels: the background's straight segments, optional
+    background_homography: np.ndarray | None = None  # (T, 3, 3) float64: each frame's picture onto the reference's, optional
 
     def __post_init__(self) -> None:
         validate_keypoints(self)
@@ -198,7 +203,8 @@ class Keypoints2D:
         return Keypoints2D(keypoints=self.keypoints[sl], confidence=self.confidence[sl], layout=self.layout,
                            image_size=self.image_size, fps=self.fps, world_landmarks=cut(self.world_landmarks),
                            hand_keypoints=cut(self.hand_keypoints), hand_confidence=cut(self.hand_confidence),
-                           hand_world=cut(self.hand_world), scene_lines=self.scene_lines)
+                           hand_world=cut(self.hand_world), scene_lines=self.scene_lines,
+                           background_homography=cut(self.background_homography))
 
     def detection_rate(self) -> float:
         """Fraction of frames where any keypoint was found."""
@@ -259,6 +265,12 @@ def validate_keypoints(k: Keypoints2D) -> None:
             raise MocapError(f"scene_lines must have shape (N, 4) with N at most {MAX_SCENE_LINES}, got {lines.shape}")
         if not np.isfinite(lines).all():
             raise MocapError("scene_lines must be finite pixel positions")
+    if k.background_homography is not None:
+        h = k.background_homography
+        if h.shape != (kp.shape[0], 3, 3):
+            raise MocapError(f"background_homography must have shape {(kp.shape[0], 3, 3)}, got {h.shape}")
+        if not np.isfinite(h).all():
+            raise MocapError("background_homography must be finite")
 
 
 def check_keypoint_values(k: Keypoints2D) -> None:
@@ -304,6 +316,8 @@ def save_keypoints(path: str | os.PathLike, k: Keypoints2D) -> None:
         arrays["hand_world"] = k.hand_world.astype(np.float32)
     if k.scene_lines is not None:
         arrays["scene_lines"] = k.scene_lines.astype(np.float32)
+    if k.background_homography is not None:
+        arrays["background_homography"] = k.background_homography.astype(np.float64)
     _save_npz(path, arrays)
 
 
@@ -330,6 +344,8 @@ def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
             hand_confidence=_numbers(a, "hand_confidence", np.float32) if "hand_confidence" in a else None,
             hand_world=_numbers(a, "hand_world", np.float32) if "hand_world" in a else None,
             scene_lines=_numbers(a, "scene_lines", np.float32) if "scene_lines" in a else None,
+            background_homography=(_numbers(a, "background_homography", np.float64)
+                                   if "background_homography" in a else None),
         )
         check_keypoint_values(keypoints)
         return keypoints

@@ -22,6 +22,7 @@ import numpy as np
 from mocap.cleanup import motion as cleanup_motion
 from mocap.cleanup.options import CleanupConfig
 from mocap.detect2d import swaps
+from mocap.detect2d.background import BackgroundFlow, CameraMotion, camera_motion, steadied
 from mocap.detect2d.hands import hand_frames
 from mocap.detect2d.options import DetectionOptions, require_person
 from mocap.detect2d.people import PeopleTracks
@@ -98,6 +99,7 @@ def lift_and_fit(
     """
     timer = timer or StageTimer()
     c = cleanup
+    keypoints = steadied(keypoints)  # a camera that turned: everything in its reference frame's picture
     scene_lines = keypoints.scene_lines  # the background's straight lines: gravity for the fit
     if c.resolve_swaps:
         with timer.stage("left/right swaps"):
@@ -157,7 +159,7 @@ def prepare_output_dir(outdir: str | os.PathLike) -> Path:
 def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export: ExportOptions, out: Path,
             outputs: dict[str, Path], *, span: tuple[int, int], timer: StageTimer, progress: bool, scene: bool = False):
     """(the person's 2D keypoints, everyone's tracks, the captured track id, the detection rate,
-    everyone's keypoints by track id).
+    everyone's keypoints by track id, the camera's own motion).
 
     Everyone is detected and tracked when ``detection.tracks_people``, else MediaPipe's own
     tracking follows one person (then the tracks hold that one person, id 0). The person's
@@ -168,7 +170,10 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     :func:`capture` draws it alongside the lifting); MocapError if nobody is found (then no overlay is kept). ``span``: (first, stop), the
     video frames chosen (--start/--end); only they are detected, drawn and counted in the rate.
     With ``scene`` everyone's keypoints carry the background's straight lines (:func:`scene_lines`;
-    the frames it looks at kept as the 2D stage decodes them).
+    the frames it looks at kept as the 2D stage decodes them). The background is followed from
+    frame to frame as the frames go by (:mod:`mocap.detect2d.background`); where the camera moved,
+    everyone's keypoints carry the homographies onto the first chosen frame's picture
+    (``background_homography``), and the straight lines are in that picture too.
     """
     from mocap.detect2d.people import detect_person_video
     from mocap.export import overlay
@@ -188,11 +193,17 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                 max_width=export.overlay_max_width, threaded=True, source=str(video)))
             on_frame = writer.write
         kept = FrameKeeper(scene_frames(span))
+        flow = BackgroundFlow(span[0], span[1], info.fps)
+
+        def keep_frame(index: int, frame: np.ndarray) -> None:
+            flow(index, frame)
+            if scene:
+                kept(index, frame)
+
         keypoints, tracks, chosen = detect_person_video(video, detector=detector, person=detection.person,
                                                         track_everyone=detection.tracks_people,
                                                         device=detection.device, progress=progress,
-                                                        on_frame=on_frame, frames=frames,
-                                                        keep_frame=kept if scene else None)
+                                                        on_frame=on_frame, frames=frames, keep_frame=keep_frame)
         in_span = keypoints if keypoints is None or frames is None else _frames(keypoints, span[0], span[1] - 1)
         (rate,) = require_person([in_span], [video])  # raised inside: the overlay is not kept
     everyone: dict[int, Keypoints2D] = {}
@@ -210,15 +221,21 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
             everyone[chosen] = dataclasses.replace(everyone[chosen], hand_keypoints=keypoints.hand_keypoints,
                                                    hand_confidence=keypoints.hand_confidence,
                                                    hand_world=keypoints.hand_world)
+    with timer.stage("camera motion"):
+        moving = camera_motion(flow.pairs, keypoints.num_frames, info.size, tracks.keypoints, first=span[0])
+    if moving.moved:  # everyone in the first chosen frame's picture when lifted
+        keypoints = dataclasses.replace(keypoints, background_homography=moving.homography)
+        everyone = {tid: dataclasses.replace(k, background_homography=moving.homography) for tid, k in everyone.items()}
     if scene:  # gravity from the room's vertical lines (mocap.fit.scene), for everyone's fit
         with timer.stage("scene lines"):
-            lines = scene_lines(video, tracks.keypoints, span, frames=kept.frames)
+            lines = scene_lines(video, tracks.keypoints, span, frames=kept.frames,
+                                homography=moving.homography if moving.moved else None)
         keypoints = dataclasses.replace(keypoints, scene_lines=lines)
         everyone = {tid: dataclasses.replace(k, scene_lines=lines) for tid, k in everyone.items()}
     if detection.face:
         with timer.stage("face"):
             _write_face(video, keypoints, out, outputs, device=detection.device, frames=frames, progress=progress)
-    return keypoints, tracks, chosen, rate, everyone
+    return keypoints, tracks, chosen, rate, everyone, moving
 
 
 def _write_face(video, keypoints: Keypoints2D, out: Path, outputs: dict[str, Path], *, device: str,
@@ -373,14 +390,18 @@ def _placed(video_keypoints: Keypoints2D, part: Keypoints2D, first: int) -> Keyp
     return dataclasses.replace(video_keypoints, keypoints=kp, confidence=conf)
 
 
-def write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: FitResult) -> dict:
-    """quality.json of the final motion against the 2D (:func:`mocap.fit.quality.motion_quality`), with
-    where the fit's gravity and focal length came from; returns its dict."""
+def write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: FitResult,
+                  moving: CameraMotion | None = None) -> dict:
+    """quality.json of the final motion against the 2D (:func:`mocap.fit.quality.motion_quality`;
+    where the camera moved, against the keypoints in the reference frame's picture), with where
+    the fit's gravity and focal length came from and the camera's own motion; returns its dict."""
     from mocap.fit.quality import motion_quality, write_quality_json
 
-    quality = motion_quality(motion, keypoints, fitted.camera, contacts=fitted.contacts)
+    quality = motion_quality(motion, steadied(keypoints), fitted.camera, contacts=fitted.contacts)
     quality["gravity_from"] = fitted.up_source
     quality["focal_from"] = fitted.focal_from
+    if moving is not None:
+        quality["camera_motion"] = moving.as_dict()
     write_quality_json(path, quality)
     return quality
 
@@ -444,8 +465,9 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     outputs: dict[str, Path] = {}
 
     outputs["keypoints"] = out / "keypoints2d.npz"
-    keypoints, tracks, chosen, rate, everyone = _detect(video, info, o.detection, o.export, out, outputs,
-                                                        span=span, timer=timer, progress=progress, scene=o.fit.fit)
+    keypoints, tracks, chosen, rate, everyone, moving = _detect(video, info, o.detection, o.export, out, outputs,
+                                                                span=span, timer=timer, progress=progress,
+                                                                scene=o.fit.fit)
     with contextlib.ExitStack() as stack:
         job = None
         if o.export.overlay and "overlay" not in outputs:  # drawn on a second thread while the rest runs
@@ -454,7 +476,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                 video, keypoints, outputs["overlay"], progress=False, max_width=o.export.overlay_max_width,
                 frames=None if o.detection.whole_video else span))
         report = _lift_and_write(video, o, out, outputs, info, span, keypoints, tracks, chosen, rate, everyone,
-                                 timer=timer)
+                                 moving, timer=timer)
         if job is not None:
             with timer.stage("overlay (the rest of it)"):
                 job.wait()
@@ -463,11 +485,13 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
 
 def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path], info, span: tuple[int, int],
                     keypoints: Keypoints2D, tracks: PeopleTracks, chosen: int, rate: float,
-                    everyone: dict[int, Keypoints2D], *, timer: StageTimer) -> CaptureReport:
+                    everyone: dict[int, Keypoints2D], moving: CameraMotion, *, timer: StageTimer) -> CaptureReport:
     """Everything of :func:`capture` after the 2D stage: lift, fit, files, people, previews."""
     from mocap.export import draw
 
-    save_keypoints(outputs["keypoints"], keypoints)
+    save_keypoints(outputs["keypoints"], keypoints)  # as detected (with the camera's motion, if it moved)
+    # a camera that moved: everyone in the reference frame's picture from here on (its motion is not theirs)
+    detected, keypoints = keypoints, steadied(keypoints)
     jumps = implausible_jumps(keypoints.keypoints, keypoints.confidence, keypoints.layout, keypoints.fps,
                               min_confidence=o.cleanup.min_confidence)
 
@@ -488,7 +512,7 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
     quality = None
     if fitted is not None:
         with timer.stage("quality"):
-            quality = write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted)
+            quality = write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted, moving)
             outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
     everyone_lifted: list[_Lifted] = []
@@ -499,13 +523,14 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
             folder.mkdir(exist_ok=True)
             # everyone in the captured person's world: one camera, one floor (with --hands: their own fingers)
             # (--height is the captured person's: the others are sized by the floor they share)
-            person = main if tid == chosen else lift(person_kp, shared=fitted)
+            person = main if tid == chosen else lift(steadied(person_kp), shared=fitted)
             with timer.stage("write files"):
                 outputs[f"person_{tid}"] = _write_motion(folder, person.motion, person_kp, o.export.bvh_units)["motion"]
             if person.fitted is not None and tid != chosen:
                 with timer.stage("quality"):
                     others_quality[tid] = write_quality(folder / "quality.json", person.body,
-                                                        _placed(person_kp, person.to_lift, person.first), person.fitted)
+                                                        _placed(steadied(person_kp), person.to_lift, person.first),
+                                                        person.fitted, moving)
             elif person.fitted is not None:  # the captured person's, as at the top
                 shutil.copyfile(out / "quality.json", folder / "quality.json")
             captured[tid] = folder.name
@@ -540,5 +565,5 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
                          detection_rate=rate, lifter=lifter.name, seconds=timer.seconds,
                          swapped_frames=int(main.swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
-                         short_tracks=short, quality=quality, others_quality=others_quality, hands=hand_frames(keypoints),
-                         face=_face_frames(outputs.get("face")))
+                         short_tracks=short, quality=quality, others_quality=others_quality, hands=hand_frames(detected),
+                         face=_face_frames(outputs.get("face")), camera_motion=moving.as_dict())

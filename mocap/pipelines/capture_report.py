@@ -33,6 +33,16 @@ class CaptureReport:
     face: int | None = None  # frames with the face (None: not asked for)
     quality: dict | None = None  # quality.json (None without the fit)
     others_quality: dict[int, dict] = field(default_factory=dict)  # --all-people: person_<id>/quality.json by id
+    camera_motion: dict | None = None  # the camera's own motion (mocap.detect2d.background.CameraMotion.as_dict)
+
+    def camera_motion_line(self) -> list[str]:
+        """What the background says of the camera, when it moved."""
+        m = self.camera_motion
+        if not m or not m.get("moved"):
+            return []
+        return [f"the camera moved: the background shifts by up to {m['max_shift_px']:.0f} px from frame "
+                f"{m['reference_frame']}; everyone is put in that frame's view (a camera that turned or zoomed is "
+                f"undone; one carried along is not: its travel stays in the path through the room)"]
 
     def people_lines(self) -> list[str]:
         """Who is in the video, who was captured, and what looks wrong, in plain words."""
@@ -92,6 +102,7 @@ class CaptureReport:
             *([] if self.face is None else [f"face found in {self.face} frames (of {self.num_frames})" + (
                 "; face.npz holds no controls (is the face visible, and not too small?)" if not self.face else "")]),
             f"lifter: {self.lifter}",
+            *self.camera_motion_line(),
             *self.quality_lines(),
             "time per stage:",
         ]

@@ -26,12 +26,15 @@ class FrameKeeper:
 
 
 def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int, int], *,
-                frames: dict[int, np.ndarray] | None = None) -> np.ndarray:
+                frames: dict[int, np.ndarray] | None = None, homography: np.ndarray | None = None) -> np.ndarray:
     """(N, 4) straight segments of the static background of ``video`` (pixels), from the frames
     :func:`scene_frames` picks in ``span`` (first, stop), each without the people in it
     (``people_px``: (T, P, J, 2) everyone's keypoints over the video's frames, NaN where
     unseen): what the fit reads gravity from (:func:`mocap.detect2d.lines.scene_segments`).
-    ``frames``: those already decoded, (H, W, 3) uint8 RGB by frame number; the others are read."""
+    ``frames``: those already decoded, (H, W, 3) uint8 RGB by frame number; the others are read.
+    ``homography``: (T, 3, 3) per video frame, onto a reference frame's picture (a camera that
+    moved: :mod:`mocap.detect2d.background`): each frame's segments are mapped into that picture."""
+    from mocap.detect2d.background import apply_homography
     from mocap.detect2d.lines import people_boxes, scene_segments
     from mocap.io.video import read_frames
 
@@ -39,5 +42,8 @@ def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int
     picks = scene_frames(span)
     have.update(read_frames(video, [f for f in picks if f not in have]))
     kept = [(f, have[f]) for f in picks if f in have]
-    return scene_segments([img for _, img in kept],
-                          [people_boxes(people_px[f]) if f < len(people_px) else None for f, _ in kept]).astype(np.float32)
+    parts = [scene_segments([img], [people_boxes(people_px[f]) if f < len(people_px) else None]) for f, img in kept]
+    if homography is not None:
+        parts = [apply_homography(homography[min(f, len(homography) - 1)], p.reshape(-1, 2, 2)).reshape(-1, 4)
+                 for (f, _), p in zip(kept, parts)]
+    return (np.concatenate(parts) if parts else np.zeros((0, 4))).astype(np.float32)
