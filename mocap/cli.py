@@ -156,15 +156,23 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise MocapError(f"output {out} must end in .npz")
     with staged_outputs() as staged:
         target = staged.file(out)
+        from mocap.detect2d.background import BackgroundFlow, camera_motion
+        from mocap.io.video import probe_video
         from mocap.pipelines import scene
 
+        info = probe_video(args.video)
+        flow = BackgroundFlow(0, info.frame_count, info.fps)
         keypoints, tracks, chosen = detect_person_video(
             args.video, detector=detection.detector_for(1), person=detection.person,
-            track_everyone=detection.tracks_people, device=detection.device, progress=not args.quiet)
+            track_everyone=detection.tracks_people, device=detection.device, progress=not args.quiet, keep_frame=flow)
         (rate,) = require_person([keypoints], [args.video])
-        # as mocap capture's keypoints2d.npz: the background's lines, for the fit of `mocap lift`
+        # as mocap capture's keypoints2d.npz: the camera's own motion and the background's lines, for `mocap lift`
+        moving = camera_motion(flow.pairs, keypoints.num_frames, info.size, tracks.keypoints)
+        if moving.moved:
+            keypoints = dataclasses.replace(keypoints, background_homography=moving.homography)
         keypoints = dataclasses.replace(keypoints, scene_lines=scene.scene_lines(
-            args.video, tracks.keypoints, (0, keypoints.num_frames)))
+            args.video, tracks.keypoints, (0, keypoints.num_frames),
+            homography=moving.homography if moving.moved else None))
         if detection.hands:
             from mocap.detect2d.hands import detect_hands_video
 
@@ -200,7 +208,8 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         keypoints = Keypoints2D(
             keypoints=map_joints(keypoints.keypoints, "mediapipe33", "coco17").astype("float32"),
             confidence=map_confidence(keypoints.confidence, "mediapipe33", "coco17").astype("float32"),
-            layout="coco17", image_size=keypoints.image_size, fps=keypoints.fps, scene_lines=keypoints.scene_lines)
+            layout="coco17", image_size=keypoints.image_size, fps=keypoints.fps, scene_lines=keypoints.scene_lines,
+            background_homography=keypoints.background_homography)
     out = Path(args.output)
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")

@@ -199,4 +199,11 @@ def test_capture_of_a_panned_video_matches_the_video_held_still(tmp_path):
     paths = [load_motion(tmp_path / name / "motion.npz").root_translation[:, [0, 2]] for name in ("still", "swung")]
     paths = [p - p[0] for p in paths]
     assert np.linalg.norm(paths[0] - paths[1], axis=1).mean() < 0.05
-    assert load_keypoints(tmp_path / "swung" / "keypoints2d.npz").background_homography is not None
+    captured = load_keypoints(tmp_path / "swung" / "keypoints2d.npz").background_homography
+    assert captured is not None
+    # `mocap detect` writes the same homographies, which `mocap lift` then goes through
+    from mocap.cli import main
+
+    assert main(["detect", str(tmp_path / "swung.mp4"), "-o", str(tmp_path / "k.npz"), "--quiet"]) == 0
+    detected = load_keypoints(tmp_path / "k.npz").background_homography
+    assert detected is not None and _worst_px(detected, list(captured)) < 1.0

@@ -170,15 +170,24 @@ def test_detect_runs_the_capture_2d_stage_with_its_options(tmp_path, capsys, mon
     calls = []
 
     def fake(video, **kwargs):
+        from mocap.detect2d.background import BackgroundFlow
+
+        assert isinstance(kwargs.pop("keep_frame"), BackgroundFlow)  # the camera's own motion, followed as it decodes
         calls.append((video, kwargs))
         return person, people.PeopleTracks.from_person(person), 0
 
     monkeypatch.setattr(people, "detect_person_video", fake)
+    import types
+
+    from mocap.io import video as video_io
     from mocap.pipelines import scene
 
+    monkeypatch.setattr(video_io, "probe_video", lambda path: types.SimpleNamespace(frame_count=4, fps=30.0,
+                                                                                    size=(640, 480)))
     lines = np.array([[10.0, 20.0, 12.0, 300.0], [500.0, 40.0, 498.0, 410.0]], np.float32)
     seen = []
-    monkeypatch.setattr(scene, "scene_lines", lambda video, people_px, span: seen.append((video, span)) or lines)
+    monkeypatch.setattr(scene, "scene_lines", lambda video, people_px, span, homography: seen.append(
+        (video, span, homography)) or lines)
     out = tmp_path / "k.npz"
     rc, printed, _ = _run(["detect", "v.mp4", "-o", str(out), "--person", "most-present", "-q"], capsys)
     assert rc == 0 and "4 frames, person detected in 75.0 %" in printed
@@ -189,7 +198,8 @@ def test_detect_runs_the_capture_2d_stage_with_its_options(tmp_path, capsys, mon
     np.testing.assert_array_equal(got.confidence, conf)
     # the background's straight lines, as mocap capture writes them (the fit of `mocap lift` reads them)
     np.testing.assert_array_equal(got.scene_lines, lines)
-    assert seen == [("v.mp4", (0, 4))]
+    assert seen == [("v.mp4", (0, 4), None)]  # no frames decoded here: no camera motion
+    assert got.background_homography is None
     calls.clear()
     _run(["detect", "v.mp4", "-o", str(out), "--detector", "mediapipe", "-q"], capsys)
     assert calls[0][1]["detector"] == "mediapipe" and calls[0][1]["track_everyone"] is False  # MediaPipe's own tracking

@@ -70,8 +70,9 @@ def flow_pairs(a: np.ndarray, b: np.ndarray, corners: np.ndarray | None = None) 
 
 
 class BackgroundFlow:
-    """A ``keep_frame`` callback of the 2D stage: every ``step``-th frame from ``first`` is made
-    small and grey, and its corners are followed from a keyframe: the same one while the
+    """A ``keep_frame`` callback of the 2D stage: ten frames a second from ``first`` (one every
+    :data:`PAIR_S`, and the last before ``stop``) are made small and grey, and each one's
+    corners are followed from a keyframe: the same one while the
     background stays within :data:`KEY_REACH` of it (a still camera is measured against one
     frame, with no drift), else from the frame before, which becomes the next keyframe.
 
