@@ -57,16 +57,17 @@ ANKLES = ("left_ankle", "right_ankle")
 FOOT_POINTS = ("left_heel", "right_heel", "left_foot_index", "right_foot_index")
 
 
-def cmu_test_clips(seed: int, n: int, seconds: float) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``n`` random windows of CMU test takes: (label, MOTION21 world joints (T, 21, 3), eyes and
-    ears (T, 4, 3)), metres at 30 fps, +Y up, the floor at y = 0. Clip k depends only on
-    ``seed`` and k (fewer clips are a prefix of more)."""
+def cmu_test_clips(seed: int, n: int, seconds: float, action: str | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``n`` random windows of CMU test takes (with ``action``: of every take of that action,
+    whichever split it is in): (label, MOTION21 world joints (T, 21, 3), eyes and ears (T, 4,
+    3)), metres at 30 fps, +Y up, the floor at y = 0. Clip k depends only on ``seed`` and k
+    (fewer clips are a prefix of more)."""
     from lifting.data import CACHE_FPS, KEYPOINT_NAMES, list_takes, load_split, load_take
     from mocap.skeletons import MOTION21
 
     stride = int(round(CACHE_FPS / FPS))
     by_id = {t.take_id: t for t in list_takes()}
-    test = load_split()["test"]
+    test = load_split()["test"] if action is None else sorted(t.take_id for t in by_id.values() if t.action == action)
     order = np.random.default_rng(seed).permutation(len(test))
     feet = [KEYPOINT_NAMES.index(n) for n in FOOT_POINTS]
     clips = []
@@ -249,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead of CMU takes, issue 21's failure cases as known motions (tests/fit_synthetic.py): a "
                          "standing lean (also with the first 20 frames unseen), jumps, jumping and stepping down from a "
                          "box, walking")
+    ap.add_argument("--sitting", action="store_true",
+                    help="instead of test takes, CMU's sit/stand takes (a person seated on a stool or a chair who "
+                         "stands up and sits down; all are in the network's training split)")
     ap.add_argument("--noise-px", type=float, default=2.0, help="2D noise, pixels (default 2)")
     ap.add_argument("--still-mm", type=float, default=2.0,
                     help="the true ankle counts as still below this travel per frame, mm (default 2)")
@@ -268,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.synthetic:
         clips, what = synthetic_clips(), "synthetic clips"
+    elif args.sitting:
+        clips = [c + (0,) for c in cmu_test_clips(args.seed, args.clips, args.seconds, action="sit/stand")]
+        what = "clips of CMU sit/stand takes (training split)"
     else:
         clips, what = [c + (0,) for c in cmu_test_clips(args.seed, args.clips, args.seconds)], "clips of CMU test takes"
     network = get_lifter("network")

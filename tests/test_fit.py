@@ -11,7 +11,7 @@ import pytest
 from mocap.camera import Camera, intrinsic_matrix
 from mocap.cleanup.options import CleanupConfig
 from mocap.fit.quality import HEAD_TOP_M, standing_height
-from mocap.fit.ground import camera_pitch_roll, center_of_mass, support_surfaces, world_from_camera
+from mocap.fit.ground import camera_pitch_roll, center_of_mass, standing, support_surfaces, world_from_camera
 from mocap.formats import Keypoints2D
 from mocap.kinematics.ik import forward_kinematics
 from mocap.pipelines.capture import lift_and_fit
@@ -111,6 +111,42 @@ def test_ground_helpers_on_known_numbers():
     expected = rest[J("head"), 1] - rest[J("left_heel"), 1] + HEAD_TOP_M
     assert standing_height(rest_offsets()) == pytest.approx(expected, abs=1e-9)
     assert standing_height(1.1 * rest_offsets()) == pytest.approx(1.1 * expected, abs=1e-9)
+
+
+def sit_then_stand(t_sit: int = 60, t_rise: int = 30, t_stand: int = 60, fps: float = 30.0) -> np.ndarray:
+    """Seated (thighs level, shins down, feet on the floor, the weight on the seat behind them),
+    then up and standing balanced over the feet; arms waving."""
+    t = t_sit + t_rise + t_stand
+    a = np.clip((np.arange(t) - t_sit) / t_rise, 0.0, 1.0)
+    bend = (1.0 - a * a * (3.0 - 2.0 * a)) * np.radians(90.0)  # hips and knees
+    wave = 0.5 * np.sin(2 * np.pi * 0.5 * np.arange(t) / fps)
+    joints = pose({"left_hip": _rot("x", -bend), "right_hip": _rot("x", -bend), "left_knee": _rot("x", bend),
+                   "right_knee": _rot("x", bend), "left_shoulder": _rot("z", wave - 1.2),
+                   "right_shoulder": _rot("z", 1.2 - wave)}, t)
+    feet = [J(n) for n in ("left_heel", "left_foot_index", "right_heel", "right_foot_index")]
+    seated = joints - joints[:, feet, 1].min(1)[:, None, None] * np.array([0.0, 1.0, 0.0])
+    return np.where((a >= 1.0)[:, None, None], balanced(joints), seated)
+
+
+def test_a_seated_person_s_balance_is_not_read_for_gravity(monkeypatch):
+    """Seated, the centre of mass rests on the seat, not over the planted feet: only the frames
+    where the legs carry the body (nearly straight) say where up is."""
+    import mocap.fit.ground as ground
+
+    truth = sit_then_stand()
+    x = truth[:1]
+    contacts = np.ones((1, 4), bool)
+    assert not standing(x, contacts)[0] and standing(truth[-1:], contacts)[0]
+    assert not standing(x, np.zeros((1, 4), bool))[0]  # no foot planted: not standing on them
+    camera = look_camera(25.0, 1.5, 4.0)
+    keypoints = seen_by(truth, camera, 30.0)
+    motion, fitted = lift_and_fit(keypoints, **FIT)
+    p, _, h = fitted.pitch_roll_height
+    assert p == pytest.approx(25.0, abs=1.5) and h == pytest.approx(1.5, abs=0.1), (p, h)
+    assert np.median(lean_deg(motion.joints[:60])) < 3.0  # seated upright
+    monkeypatch.setattr(ground, "STRAIGHT_LEG", 0.0)  # every planted frame read, the seated ones too
+    _, fitted = lift_and_fit(keypoints, **FIT)
+    assert abs(fitted.pitch_roll_height[0] - 25.0) > 10.0
 
 
 @pytest.mark.parametrize("pitch,height", [(5.0, 1.0), (25.0, 1.8)])

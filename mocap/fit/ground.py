@@ -100,6 +100,33 @@ def quasi_static(joints: np.ndarray, contacts: np.ndarray, *, fps: float, max_co
     return np.asarray(contacts, bool).any(1) & (accel < max_com_accel)
 
 
+#: :func:`standing`: a leg carries the body when its hip-to-ankle span is at least this share of
+#: its thigh and shin together (a knee bent less than about 50 degrees); seated, with the knee at
+#: a right angle, it is about 0.7, and the weight rests on the seat, not over the feet
+STRAIGHT_LEG = 0.8
+
+
+def standing(joints: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames where every leg with a planted foot point is nearly straight
+    (:data:`STRAIGHT_LEG`): the body stands on its feet, so its balance says where up is. A
+    person sitting (feet planted, knees bent, the weight on the seat) or squatting does not.
+
+    Args:
+        joints: (T, 21, 3) MOTION21 joints, metres, any frame; contacts: (T, 4) bool,
+            columns :data:`mocap.cleanup.contact.CONTACT_POINTS` (left heel, left toe, right heel, right toe).
+    """
+    x = np.asarray(joints, dtype=np.float64)
+    c = np.asarray(contacts, bool)
+    ok = c.any(1)
+    for side, cols in (("left", [0, 1]), ("right", [2, 3])):
+        hip, knee, ankle = (x[:, MOTION21.index(f"{side}_{j}")] for j in ("hip", "knee", "ankle"))
+        span = np.linalg.norm(ankle - hip, axis=-1)
+        length = np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1)
+        straight = span >= STRAIGHT_LEG * length
+        ok &= straight | ~c[:, cols].any(1)
+    return ok
+
+
 def _velocity(x: np.ndarray, fps: float, span_s: float = 1.0 / 30.0) -> np.ndarray:
     """(T, ...) per-second velocity of ``x`` (T, ...), each frame's from the frames ``span_s``
     before and after it (one frame at 30 fps, two at 60): the same time span at any frame
@@ -249,7 +276,7 @@ def estimate_up(joints_cam: np.ndarray, *, fps: float, feet_px: np.ndarray | Non
     for it in range(iterations):
         band = PLANTED_BANDS_M[min(it, len(PLANTED_BANDS_M) - 1)]
         contacts = planted(x @ world_from_camera(up).T, feet_px, fps=fps, height_px=height_px, height_m=band)
-        still = quasi_static(x, contacts, fps=fps, max_com_accel=max_com_accel)
+        still = quasi_static(x, contacts, fps=fps, max_com_accel=max_com_accel) & standing(x, contacts)
         if still.sum() >= min_frames:
             w = contacts[still].astype(np.float64)
             support = (w[..., None] * pts[still]).sum(1) / w.sum(1, keepdims=True)
