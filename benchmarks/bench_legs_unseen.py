@@ -10,7 +10,7 @@ missing (confidence 0), 2 px noise; ``mocap lift keypoints.npz --focal-px F`` as
 No room is drawn, so gravity comes from the body alone. Printed per clip: the solved camera's
 pitch error (degrees), the world error of the upper body (hips, spine, neck, head, arms) after
 one yaw-only similarity per clip (mm), the torso lean's error (median over frames, degrees),
-the feet's share of frames seen and the reprojection error quality.json gives (% of the
+the larger of the two feet's shares of frames seen and the reprojection error quality.json gives (% of the
 person's 2D height, now measured from the motion's own height where the feet are never seen).
 
 ``--real``: the example video (``examples/balance_cam01.mp4``, a Pose2Sim camera whose
@@ -75,7 +75,7 @@ def synthetic(args) -> int:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_legs_unseen_"))
     upper = [MOTION21.index(n) for n in UPPER_BODY]
     print(f"{len(clips)} clips of CMU test takes framed from the hips up, 2 px noise, outputs in {work}\n")
-    print(f"{'clip':<40} {'camera':<24} {'pitch err':>9} {'upper mm':>8} {'lean err':>8} {'feet seen':>9} {'repro %':>7}")
+    print(f"{'clip':<40} {'camera':<24} {'pitch err':>9} {'upper mm':>8} {'lean err':>8} {'a foot seen':>11} {'repro %':>7}")
     rows = []
     for k, (label, joints, face) in enumerate(clips):
         rng = np.random.default_rng([args.seed, k, 7])
@@ -98,12 +98,12 @@ def synthetic(args) -> int:
         r = {"pitch_err": float(q["camera_pitch_deg"]) - pitch,
              "upper_mm": 1000 * float(np.nanmean(np.linalg.norm(aligned - joints[:, upper], axis=-1))),
              "lean_err": float(np.nanmedian(np.abs(bench_fit.torso_lean_deg(out) - bench_fit.torso_lean_deg(joints)))),
-             "feet": (q.get("parts_seen_pct") or {}).get("feet", float("nan")),
+             "feet": max((q.get("parts_seen_pct") or {}).get(f"{side} foot", float("nan")) for side in ("left", "right")),
              "repro": q.get("reprojection_median_pct")}
         rows.append(r)
         repro = "n/a" if r["repro"] is None else f"{r['repro']:.1f}"
         print(f"{label[:40]:<40} {f'{pitch:5.1f}deg {height:3.1f}m f{focal:.0f}':<24} {r['pitch_err']:+9.1f} "
-              f"{r['upper_mm']:8.0f} {r['lean_err']:8.1f} {r['feet']:8.0f}% {repro:>7}", flush=True)
+              f"{r['upper_mm']:8.0f} {r['lean_err']:8.1f} {r['feet']:10.0f}% {repro:>7}", flush=True)
     if not rows:
         return 1
     pitch = np.abs([r["pitch_err"] for r in rows])
@@ -150,7 +150,8 @@ def real(args) -> int:
         line = next((s for s in done.stdout.splitlines() if s.startswith("3D ")), "")
         print(f"{name:<16} pitch {q['camera_pitch_deg']:5.1f} deg, roll {q['camera_roll_deg']:5.1f} deg, "
               f"{q['camera_height_m']:.2f} m high (gravity from {q['gravity_from']}), person {q['person_height_m']:.2f} m; "
-              f"feet seen in {q['parts_seen_pct']['feet']:.0f} % of frames\n    {line}")
+              f"feet seen in {q['parts_seen_pct']['left foot']:.0f} / {q['parts_seen_pct']['right foot']:.0f} % of "
+              f"frames (left / right)\n    {line}")
     return 0
 
 

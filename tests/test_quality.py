@@ -270,12 +270,18 @@ def test_legs_out_of_the_picture_are_measured_and_named():
     shifted = len(set(arms) & set(seen)) / len(seen)  # the share of the seen joints 5 cm off
     expected = 100 * shifted * FOCAL * 0.05 / 2.0 / height_px  # ... each 25 px at 2 m
     assert q["reprojection_median_pct"] == pytest.approx(expected, rel=0.02)
-    assert q["parts_seen_pct"] == {"head": 100.0, "torso": 100.0, "arms": 100.0, "legs": 0.0, "feet": 0.0}
+    assert q["parts_seen_pct"] == {"head": 100.0, "torso": 100.0, "left arm": 100.0, "right arm": 100.0,
+                                   "left leg": 0.0, "right leg": 0.0, "left foot": 0.0, "right foot": 0.0}
     line = quality_line(q)
-    assert line.endswith("seen in few frames (out of the picture or hidden): the legs (0 %), the feet (0 %): "
+    assert line.endswith("seen in few frames (out of the picture or hidden): the legs (0 %, 0 %), the feet (0 %, 0 %): "
                          "where unseen, their motion is the network's guess, and so are the floor and the camera's "
                          "height"), line
-    assert quality_line(q, one_camera=False).endswith("seen in few of this view's frames: the legs (0 %), the feet (0 %)")
+    assert quality_line(q, one_camera=False).endswith(
+        "seen in few of this view's frames: the legs (0 %, 0 %), the feet (0 %, 0 %)")
+    # one side out of the picture: that arm named alone, and with one foot seen the floor is not a guess
+    side = dict(q, parts_seen_pct={**q["parts_seen_pct"], "left leg": 100.0, "left foot": 80.0, "right arm": 12.0})
+    assert quality_line(side).endswith("the right arm (12 %), the right leg (0 %), the right foot (0 %): where "
+                                       "unseen, their motion is the network's guess"), quality_line(side)
     # the whole body in the picture: the keypoints' height, every part seen, nothing named
     far = motion_quality(motion, _video_keypoints(x, make_camera(0.0, 0.0, 1.0, z_m=-5.0), frames=START + t),
                          make_camera(0.0, 0.0, 1.0, z_m=-5.0), contacts=np.ones((t, 4), bool))
@@ -332,6 +338,10 @@ def test_quality_line():
         "3D does not match the video: median reprojection error 7.0 %")
     assert quality_line(_made_up_quality(mismatched_frames=[])).endswith("no stretch of frames off by more than 5 %")
     assert "not measured" in quality_line(_made_up_quality(reprojection_median_pct=None))
+    assert quality_line(_made_up_quality(mismatched_frames=[], camera_height_m=-0.07)).endswith(
+        "; the solved camera is 0.07 m under the floor, which cannot be: gravity and the floor are likely wrong "
+        "(check preview.png)")
+    assert "under the floor, which" not in quality_line(_made_up_quality(camera_height_m=0.02))
 
 
 # --- mocap report ---------------------------------------------------------------------------------

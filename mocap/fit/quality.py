@@ -49,8 +49,10 @@ _FOOT_POINTS = ("left_ankle", "right_ankle", "left_heel", "right_heel", "left_fo
 #: The body's parts whose share of frames seen quality.json gives (``parts_seen_pct``): a part
 #: counts as seen in a frame when any of its keypoints has the confidence the error needs.
 PARTS = {"head": ("head", "nose"), "torso": ("left_hip", "right_hip", "left_shoulder", "right_shoulder"),
-         "arms": ("left_elbow", "left_wrist", "right_elbow", "right_wrist"), "legs": ("left_knee", "right_knee"),
-         "feet": _FOOT_POINTS}
+         **{f"{side} arm": (f"{side}_elbow", f"{side}_wrist") for side in ("left", "right")},
+         **{f"{side} leg": (f"{side}_knee",) for side in ("left", "right")},
+         **{f"{side} foot": tuple(n for n in _FOOT_POINTS if n.startswith(side)) for side in ("left", "right")}}
+_PLURAL = {"arm": "arms", "leg": "legs", "foot": "feet"}
 #: A part seen in fewer of the person's frames than this (percent) is named in the summary line:
 #: out of the picture or hidden, what it does is the network's guess, not the video's.
 UNSEEN_PCT = 50.0
@@ -393,18 +395,26 @@ def unseen_parts_text(quality: dict[str, Any], *, one_camera: bool = True) -> st
     """The parts of the body seen in fewer than :data:`UNSEEN_PCT` of the person's frames, as a
     clause for :func:`quality_line` ("" when every part is seen, or for a quality.json that
     predates ``parts_seen_pct``). With one camera, what such a part does is the network's guess
-    (and, without the feet, so are the floor and the camera's height); with several, this view's
-    share is given and other views may see the part."""
+    (and, without either foot, so are the floor and the camera's height); with several, this
+    view's share is given and other views may see the part."""
     seen = quality.get("parts_seen_pct") or {}
     few = [(part, _number(seen.get(part))) for part in PARTS if math.isfinite(_number(seen.get(part)))
            and _number(seen.get(part)) < UNSEEN_PCT]
     if not few:
         return ""
-    named = ", ".join(f"the {part} ({pct:.0f} %)" for part, pct in few)
+    pct = dict(few)
+    names = []
+    for part, value in few:  # both sides of a limb named once: "the feet (10 %, 8 %)"
+        side, _, limb = part.partition(" ")
+        if side == "left" and f"right {limb}" in pct:
+            names.append(f"the {_PLURAL[limb]} ({value:.0f} %, {pct[f'right {limb}']:.0f} %)")
+        elif not (side == "right" and f"left {limb}" in pct):
+            names.append(f"the {part} ({value:.0f} %)")
+    named = ", ".join(names)
     if not one_camera:
         return f"; seen in few of this view's frames: {named}"
     text = f"; seen in few frames (out of the picture or hidden): {named}: where unseen, their motion is the network's guess"
-    if any(part in ("legs", "feet") for part, _ in few):
+    if {"left foot", "right foot"} <= {part for part, _ in few}:
         text += ", and so are the floor and the camera's height"
     return text
 
@@ -439,4 +449,8 @@ def quality_line(quality: dict[str, Any], *, most: int = 4, one_camera: bool = T
     below = int(quality.get("frames_below_floor") or 0)
     if below:
         line += f"; {below} frames have a joint more than {100 * FLOOR_TOLERANCE_M:.0f} cm under the floor"
+    cam_height = _number(quality.get("camera_height_m"))
+    if cam_height < 0.0:  # no camera films a person standing on a floor from under it
+        line += (f"; the solved camera is {-cam_height:.2f} m under the floor, which cannot be: gravity and the "
+                 f"floor are likely wrong (check preview.png)")
     return line + unseen_parts_text(quality, one_camera=one_camera)
