@@ -237,9 +237,17 @@ def _cmd_lift(args: argparse.Namespace) -> int:
             from mocap.pipelines.capture import write_quality
 
             quality_path = out.with_name(out.stem + ".quality.json")
-            quality = write_quality(staged.file(quality_path), body, keypoints, fitted)
+            moving = None
+            if keypoints.background_homography is not None:  # the camera moved (mocap capture / detect found it)
+                from mocap.detect2d.background import motion_of
+
+                moving = motion_of(keypoints.background_homography, keypoints.image_size)
+            quality = write_quality(staged.file(quality_path), body, keypoints, fitted, moving)
             written.append(str(quality_path))
             quality_text = "\n" + quality_line(quality)
+            if moving is not None and moving.moved:
+                quality_text += (f"\nthe camera moved (the background shifts by up to {moving.max_shift_px:.0f} px): "
+                                 f"lifted in frame {moving.reference}'s view")
         if args.bvh:
             from mocap.io.bvh import write_motion_bvh
 

@@ -207,3 +207,10 @@ def test_capture_of_a_panned_video_matches_the_video_held_still(tmp_path):
     assert main(["detect", str(tmp_path / "swung.mp4"), "-o", str(tmp_path / "k.npz"), "--quiet"]) == 0
     detected = load_keypoints(tmp_path / "k.npz").background_homography
     assert detected is not None and _worst_px(detected, list(captured)) < 1.0
+    assert main(["lift", str(tmp_path / "k.npz"), "-o", str(tmp_path / "m.npz")]) == 0
+    import json
+
+    lifted = json.loads((tmp_path / "m.quality.json").read_text())["camera_motion"]
+    assert lifted["moved"] and lifted["max_shift_px"] == pytest.approx(moved["max_shift_px"], abs=1.0)
+    root = load_motion(tmp_path / "m.npz").root_translation[:, [0, 2]]
+    assert np.linalg.norm((root - root[0]) - paths[1], axis=1).mean() < 0.02  # as the capture's

@@ -237,13 +237,30 @@ def camera_motion(pairs: dict[tuple[int, int], np.ndarray], num_frames: int, siz
     stack = np.stack([steps[k] / steps[k][2, 2] for k in known])
     frames = np.arange(num_frames)
     flat = np.stack([np.interp(frames, known, stack[:, i // 3, i % 3]) for i in range(9)], 1).reshape(-1, 3, 3)
-    grid = _grid(size)
-    shifts = [float(np.median(np.linalg.norm(apply_homography(h, grid) - grid, axis=1))) for h in stack]
-    max_shift = max(shifts) if shifts else 0.0
+    max_shift = largest_shift(stack, size)
     fit_px = float(np.median(fits)) if fits else float("nan")
     inliers = float(np.median(shares)) if shares else float("nan")
     return CameraMotion(homography=flat, reference=int(first), max_shift_px=max_shift, fit_px=fit_px,
                         inliers=inliers, moved=bool(max_shift > MOVED_SHARE * long_side))
+
+
+def largest_shift(homography: np.ndarray, size: tuple[int, int]) -> float:
+    """The background's largest shift, pixels, over ``homography`` (T, 3, 3): per frame the median
+    over a grid of the picture's points of how far it moves them."""
+    grid = _grid(size)
+    return max((float(np.median(np.linalg.norm(apply_homography(h, grid) - grid, axis=1))) for h in homography),
+               default=0.0)
+
+
+def motion_of(homography: np.ndarray, size: tuple[int, int]) -> CameraMotion:
+    """:class:`CameraMotion` of homographies already found (a keypoints file's
+    ``background_homography``): the reference is the frame they leave in place; how well the
+    background fitted them is not known (NaN)."""
+    h = np.asarray(homography, dtype=np.float64)
+    shift = largest_shift(h, size)
+    still = [np.allclose(m / m[2, 2], np.eye(3)) for m in h]
+    return CameraMotion(homography=h, reference=int(np.argmax(still)) if any(still) else 0, max_shift_px=shift,
+                        fit_px=float("nan"), inliers=float("nan"), moved=bool(shift > MOVED_SHARE * max(size)))
 
 
 def steadied(keypoints):
