@@ -6,8 +6,8 @@ metres) and is a pure array function:
 * :func:`center_of_mass`: the body's centre of mass from MOTION21 joints (segment masses).
 * :func:`estimate_up`: gravity in camera axes. A person who stands still keeps the centre of
   mass over the feet that carry them, whatever their torso does, so the direction from the
-  planted feet to the centre of mass, over the quasi-static frames, is "up"; a clip with no
-  such frame keeps a level camera. The clip's median torso axis is never used: a person who
+  planted feet to the centre of mass, over the quasi-static frames in which the legs carry the
+  body (:func:`standing`: not seated), is "up"; a clip with no such frame keeps a level camera. The clip's median torso axis is never used: a person who
   leans most of the time would be stood upright.
 * :func:`world_from_camera`: the rotation from camera axes to the world (+Y up, the camera
   looking along -Z in yaw) for an up direction, and the camera's pitch and roll.
@@ -101,15 +101,15 @@ def quasi_static(joints: np.ndarray, contacts: np.ndarray, *, fps: float, max_co
 
 
 #: :func:`standing`: a leg carries the body when its hip-to-ankle span is at least this share of
-#: its thigh and shin together (a knee bent less than about 50 degrees); seated, with the knee at
-#: a right angle, it is about 0.7, and the weight rests on the seat, not over the feet
+#: its thigh and shin together (the knee's inner angle over about 105 degrees); seated, with the
+#: knee at a right angle, it is about 0.7, and the weight rests on the seat, not over the feet
 STRAIGHT_LEG = 0.8
 
 
 def standing(joints: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """(T,) bool: frames where every leg with a planted foot point is nearly straight
-    (:data:`STRAIGHT_LEG`): the body stands on its feet, so its balance says where up is. A
-    person sitting (feet planted, knees bent, the weight on the seat) or squatting does not.
+    """(T,) bool: frames where every leg with a planted foot point is straighter than a seated
+    one (:data:`STRAIGHT_LEG`): the body stands on its feet, so its balance says where up is. A
+    person sitting (feet planted, knees bent, the weight on the seat) or in a deep squat does not.
 
     Args:
         joints: (T, 21, 3) MOTION21 joints, metres, any frame; contacts: (T, 4) bool,
