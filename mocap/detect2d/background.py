@@ -162,15 +162,6 @@ class CameraMotion:
                 "fit_px": float(self.fit_px), "inliers": float(self.inliers), "reference_frame": int(self.reference)}
 
 
-def _outside_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(N,) bool: ``points`` (N, 2) outside every box (M, 4) (x0, y0, x1, y1)."""
-    if not len(boxes):
-        return np.ones(len(points), bool)
-    x, y = points[:, :1], points[:, 1:2]
-    inside = (x >= boxes[:, 0]) & (x <= boxes[:, 2]) & (y >= boxes[:, 1]) & (y <= boxes[:, 3])
-    return ~inside.any(1)
-
-
 def _grid(size: tuple[int, int], n: int = 5) -> np.ndarray:
     w, h = size
     gx, gy = np.meshgrid(np.linspace(0, w, n), np.linspace(0, h, n))
@@ -200,15 +191,15 @@ def camera_motion(pairs: dict[tuple[int, int], np.ndarray], num_frames: int, siz
         pairs: {(frame a, frame b): (N, 4) pixels (xa, ya, xb, yb)}, b after a, consecutive.
         num_frames: the video's frames (T). size: (width, height) pixels.
         people_px: (T, P, J, 2) everyone's keypoints (NaN where unseen): points inside a
-            person's box in either frame of a pair are left out (a moving person is not the
-            background).
+            person's box (:func:`mocap.detect2d.lines.in_people_boxes`) in either frame of a
+            pair are left out (a moving person is not the background).
         first: the reference frame (the first one looked at).
     Returns:
         :class:`CameraMotion`.
     """
     import cv2
 
-    from mocap.detect2d.lines import people_boxes
+    from mocap.detect2d.lines import in_people_boxes, people_boxes
 
     long_side = float(max(size))
     steps: dict[int, np.ndarray] = {first: np.eye(3)}  # frame -> its homography onto the reference
@@ -219,7 +210,7 @@ def camera_motion(pairs: dict[tuple[int, int], np.ndarray], num_frames: int, siz
             keep = np.ones(len(pts), bool)
             for f, cols in ((a, slice(0, 2)), (b, slice(2, 4))):
                 if 0 <= f < len(people_px):
-                    keep &= _outside_boxes(pts[:, cols], people_boxes(people_px[f]))
+                    keep &= ~in_people_boxes(pts[:, cols], people_boxes(people_px[f]))
             pts = pts[keep]
         h_ba = None
         if len(pts) >= MIN_POINTS:

@@ -46,16 +46,24 @@ def line_segments(image: np.ndarray, boxes: np.ndarray | None = None, *, min_len
     x, y = seg[:, [0, 2]], seg[:, [1, 3]]
     edge = 4.0
     seg = seg[~(((x < edge).all(1)) | ((x > w - 1 - edge).all(1)) | ((y < edge).all(1)) | ((y > h - 1 - edge).all(1)))]
-    if boxes is not None and len(boxes) and len(seg):
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        b = b[np.isfinite(b).all(1)]
-        m = np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0])[:, None] * BOX_MARGIN
-        b = b + np.concatenate([-m, -m, m, m], 1)
-        mid = (seg[:, :2] + seg[:, 2:]) / 2
-        inside = ((mid[:, None, 0] >= b[None, :, 0]) & (mid[:, None, 0] <= b[None, :, 2])
-                  & (mid[:, None, 1] >= b[None, :, 1]) & (mid[:, None, 1] <= b[None, :, 3])).any(1)
-        seg = seg[~inside]
+    if boxes is not None and len(seg):
+        seg = seg[~in_people_boxes((seg[:, :2] + seg[:, 2:]) / 2, boxes)]  # by their midpoints
     return seg
+
+
+def in_people_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(N,) bool: ``points`` (N, 2) pixels inside any of the people's ``boxes`` (P, 4) (x0, y0,
+    x1, y1; rows with NaN ignored), each grown by :data:`BOX_MARGIN` of its longer side: what is
+    there moves with the person, not with the background."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    b = b[np.isfinite(b).all(1)]
+    if not len(b) or not len(p):
+        return np.zeros(len(p), bool)
+    m = np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0])[:, None] * BOX_MARGIN
+    b = b + np.concatenate([-m, -m, m, m], 1)
+    return ((p[:, None, 0] >= b[None, :, 0]) & (p[:, None, 0] <= b[None, :, 2])
+            & (p[:, None, 1] >= b[None, :, 1]) & (p[:, None, 1] <= b[None, :, 3])).any(1)
 
 
 def scene_segments(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None]) -> np.ndarray:
