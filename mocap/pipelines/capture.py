@@ -523,13 +523,14 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
             folder.mkdir(exist_ok=True)
             # everyone in the captured person's world: one camera, one floor (with --hands: their own fingers)
             # (--height is the captured person's: the others are sized by the floor they share)
-            person = main if tid == chosen else lift(steadied(person_kp), shared=fitted)
+            steady_kp = steadied(person_kp)  # in the reference frame's picture (a camera that moved), once
+            person = main if tid == chosen else lift(steady_kp, shared=fitted)
             with timer.stage("write files"):
                 outputs[f"person_{tid}"] = _write_motion(folder, person.motion, person_kp, o.export.bvh_units)["motion"]
             if person.fitted is not None and tid != chosen:
                 with timer.stage("quality"):
                     others_quality[tid] = write_quality(folder / "quality.json", person.body,
-                                                        _placed(steadied(person_kp), person.to_lift, person.first),
+                                                        _placed(steady_kp, person.to_lift, person.first),
                                                         person.fitted, moving)
             elif person.fitted is not None:  # the captured person's, as at the top
                 shutil.copyfile(out / "quality.json", folder / "quality.json")
