@@ -170,9 +170,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         moving = camera_motion(flow.pairs, keypoints.num_frames, info.size, tracks.keypoints)
         if moving.moved:
             keypoints = dataclasses.replace(keypoints, background_homography=moving.homography)
-        keypoints = dataclasses.replace(keypoints, scene_lines=scene.scene_lines(
-            args.video, tracks.keypoints, (0, keypoints.num_frames),
-            homography=moving.homography if moving.moved else None))
+        lines, box = scene.scene_of(args.video, tracks.keypoints, (0, keypoints.num_frames),
+                                    homography=moving.homography if moving.moved else None)
+        keypoints = dataclasses.replace(keypoints, scene_lines=lines, picture_box=box)
         if detection.hands:
             from mocap.detect2d.hands import detect_hands_video
 

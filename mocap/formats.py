@@ -15,8 +15,11 @@ keypoints2d.npz
     reads gravity (mocap.fit.scene), in the reference frame's picture when the camera moved;
     ``background_homography`` (T, 3, 3) float64, only where the camera moved during the clip
     (mocap.detect2d.background): per frame, the homography that maps its picture onto the
-    reference frame's (the keypoints stay as detected; the lift maps them through it). Readers
-    that do not know an optional array ignore it.
+    reference frame's (the keypoints stay as detected; the lift maps them through it);
+    ``picture_box`` (4,) float64 pixels (x0, y0, x1, y1: first and last column and row), only
+    where the video's frame has bars round the picture (letterbox, pillarbox): where the picture
+    is; the focal length assumed without the room's lines spans the picture, not the frame.
+    Readers that do not know an optional array ignore it.
 
 motion.npz
     ``joints`` (T, J, 3) float32 metres, right-handed, +Y up; ``joint_names`` (J,) str;
@@ -188,6 +191,7 @@ class Keypoints2D:
     hand_world: np.ndarray | None = None  # (T, 42, 3) float32 metres, camera axes, optional with hand_keypoints
     scene_lines: np.ndarray | None = None  # (N, 4) float32 pixels: the background's straight segments, optional
     background_homography: np.ndarray | None = None  # (T, 3, 3) float64: each frame's picture onto the reference's, optional
+    picture_box: np.ndarray | None = None  # (4,) float64 pixels x0, y0, x1, y1: the picture inside bars, optional
 
     def __post_init__(self) -> None:
         validate_keypoints(self)
@@ -204,7 +208,15 @@ class Keypoints2D:
                            image_size=self.image_size, fps=self.fps, world_landmarks=cut(self.world_landmarks),
                            hand_keypoints=cut(self.hand_keypoints), hand_confidence=cut(self.hand_confidence),
                            hand_world=cut(self.hand_world), scene_lines=self.scene_lines,
-                           background_homography=cut(self.background_homography))
+                           background_homography=cut(self.background_homography), picture_box=self.picture_box)
+
+    @property
+    def picture_size(self) -> tuple[int, int]:
+        """(width, height) pixels of the picture: the frame's, or the part inside its bars (``picture_box``)."""
+        if self.picture_box is None:
+            return self.image_size
+        x0, y0, x1, y1 = (float(v) for v in self.picture_box)
+        return int(round(x1 - x0 + 1)), int(round(y1 - y0 + 1))
 
     def detection_rate(self) -> float:
         """Fraction of frames where any keypoint was found."""
@@ -271,6 +283,12 @@ def validate_keypoints(k: Keypoints2D) -> None:
             raise MocapError(f"background_homography must have shape {(kp.shape[0], 3, 3)}, got {h.shape}")
         if not np.isfinite(h).all():
             raise MocapError("background_homography must be finite")
+    if k.picture_box is not None:
+        b = np.asarray(k.picture_box, dtype=np.float64)
+        if (b.shape != (4,) or not np.isfinite(b).all() or b[0] < 0 or b[1] < 0 or b[2] <= b[0] or b[3] <= b[1]
+                or b[2] > sides[0] - 1 or b[3] > sides[1] - 1):
+            raise MocapError(f"picture_box must be (x0, y0, x1, y1) pixels inside the {k.image_size} frame with "
+                             f"x0 < x1 and y0 < y1, got {str(b)[:60]}")
 
 
 def check_keypoint_values(k: Keypoints2D) -> None:
@@ -318,6 +336,8 @@ def save_keypoints(path: str | os.PathLike, k: Keypoints2D) -> None:
         arrays["scene_lines"] = k.scene_lines.astype(np.float32)
     if k.background_homography is not None:
         arrays["background_homography"] = k.background_homography.astype(np.float64)
+    if k.picture_box is not None:
+        arrays["picture_box"] = np.asarray(k.picture_box, dtype=np.float64)
     _save_npz(path, arrays)
 
 
@@ -346,6 +366,7 @@ def load_keypoints(path: str | os.PathLike) -> Keypoints2D:
             scene_lines=_numbers(a, "scene_lines", np.float32) if "scene_lines" in a else None,
             background_homography=(_numbers(a, "background_homography", np.float64)
                                    if "background_homography" in a else None),
+            picture_box=_numbers(a, "picture_box", np.float64) if "picture_box" in a else None,
         )
         check_keypoint_values(keypoints)
         return keypoints

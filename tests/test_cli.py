@@ -186,8 +186,9 @@ def test_detect_runs_the_capture_2d_stage_with_its_options(tmp_path, capsys, mon
                                                                                     size=(640, 480)))
     lines = np.array([[10.0, 20.0, 12.0, 300.0], [500.0, 40.0, 498.0, 410.0]], np.float32)
     seen = []
-    monkeypatch.setattr(scene, "scene_lines", lambda video, people_px, span, homography: seen.append(
-        (video, span, homography)) or lines)
+    box = np.array([80.0, 0.0, 559.0, 479.0])  # the picture between pillarbox bars
+    monkeypatch.setattr(scene, "scene_of", lambda video, people_px, span, homography: seen.append(
+        (video, span, homography)) or (lines, box))
     out = tmp_path / "k.npz"
     rc, printed, _ = _run(["detect", "v.mp4", "-o", str(out), "--person", "most-present", "-q"], capsys)
     assert rc == 0 and "4 frames, person detected in 75.0 %" in printed
@@ -198,6 +199,7 @@ def test_detect_runs_the_capture_2d_stage_with_its_options(tmp_path, capsys, mon
     np.testing.assert_array_equal(got.confidence, conf)
     # the background's straight lines, as mocap capture writes them (the fit of `mocap lift` reads them)
     np.testing.assert_array_equal(got.scene_lines, lines)
+    np.testing.assert_array_equal(got.picture_box, box)
     assert seen == [("v.mp4", (0, 4), None)]  # no frames decoded here: no camera motion
     assert got.background_homography is None
     calls.clear()

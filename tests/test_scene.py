@@ -9,7 +9,7 @@ from mocap.fit.ground import camera_pitch_roll, world_from_camera
 from mocap.detect2d.lines import line_segments, people_boxes, scene_segments
 from mocap.fit.scene import focal_from_scene, vertical_up
 from mocap.pipelines.capture import lift_and_fit
-from tests.test_fit import FIT, FOCAL, J, lean_deg, look_camera, pose, seen_by
+from tests.test_fit import FIT, FOCAL, SIZE, J, lean_deg, look_camera, pose, seen_by
 from tests.synthetic import _rot
 
 cv2 = pytest.importorskip("cv2")
@@ -214,6 +214,31 @@ def test_the_pictures_own_border_is_not_a_line():
     assert not (near(seg[:, [0, 2]], 0.0) | near(seg[:, [1, 3]], 0.0)).any()
 
 
+@pytest.mark.parametrize("bars", ["pillarbox", "letterbox"])
+def test_bars_round_the_picture_are_not_the_rooms_lines(bars):
+    """A picture shown in a wider (or taller) frame, bars at its sides (or above and below): their
+    edges are not the room's. (Before, the example in a landscape frame came out pitched 31.2 deg
+    against 23.5, 2.14 m high against 1.78: the bars' two long vertical edges pulled the vertical.)"""
+    from mocap.detect2d.lines import picture_box
+
+    camera = look_camera(20.0, 1.6, 6.0, roll_deg=8.0)
+    img = room_image(camera)
+    if bars == "pillarbox":
+        img[:, :160], img[:, -160:] = 0, 0
+        want = (160, 0, 1080 - 161, 1919)
+    else:
+        img[:300], img[-300:] = 12, 12
+        want = (0, 300, 1079, 1920 - 301)
+    box = picture_box(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY))
+    assert np.allclose(box, want, atol=2.0), box
+    seg = line_segments(img)
+    x, y = seg[:, [0, 2]], seg[:, [1, 3]]
+    on_bar = lambda v, lim: (np.abs(v - lim) < 4.0).all(1)  # noqa: E731
+    assert not (on_bar(x, want[0]) | on_bar(x, want[2]) | on_bar(y, want[1]) | on_bar(y, want[3])).any()
+    found = vertical_up(seg, camera.K, LEVEL_UP, max_turn=np.radians(40.0))
+    assert found is not None and np.degrees(np.arccos(found.up @ up_of(camera))) < 0.5
+
+
 @pytest.mark.parametrize("pitch,roll", [(12.0, 0.0), (25.0, 6.0), (30.0, -10.0)])
 def test_the_focal_length_from_the_rooms_vanishing_points(pitch, roll):
     """Verticals and the floor's two directions of edges (at right angles): the focal length
@@ -295,3 +320,86 @@ def test_a_calibrations_axis_is_kept_when_the_room_agrees_and_replaced_when_it_i
     assert gravity_in_world(None, True) == (None, None)
     up, note = gravity_in_world(rig_up(lines, tilted), False)  # a world that is not level: the lines, said so
     assert "not level" in note
+
+
+def _family(point: np.ndarray, count: int, length: float, rng, size=(1080, 1920)) -> np.ndarray:
+    """(count, 4) segments of ``length`` px, in the picture, each on a line through the image point
+    ``point`` (2,) pixels: a family of edges meeting at that vanishing point."""
+    out = []
+    while len(out) < count:
+        mid = rng.uniform([100, 100], [size[0] - 100, size[1] - 100])
+        d = (point - mid) / np.linalg.norm(point - mid)
+        out.append(np.r_[mid - d * length / 2, mid + d * length / 2])
+    return np.array(out)
+
+
+def test_a_stray_vanishing_point_does_not_set_the_focal_length():
+    """The dark example's case: the verticals and one strong family of horizontal edges (the floor's)
+    say the focal length; a weak family whose point lies off the horizon (a few stray edges) happens
+    to agree with the strong one on a focal length half as long, and the strong family's segments
+    also form a second, nearly identical point. A weighted median over the pairs took the stray
+    focal length (0.57 of the true one: a camera pitched 8 degrees too flat, 0.7 m too low); now
+    the pairs of one point found twice count once, an estimate from the vertical weighs as much as
+    its horizontal family, and a lone estimate against a weak pair gives nothing: the default."""
+    rng = np.random.default_rng(3)
+    f, c = 1650.0, np.array([540.0, 960.0])
+    camera = look_camera(23.0, 1.8, 5.0, roll_deg=14.0)
+    camera = type(camera)(name="c", size=camera.size, K=np.array([[f, 0, c[0]], [0, f, c[1]], [0, 0, 1.0]]),
+                          R=camera.R, t=camera.t, dist=camera.dist)
+
+    def point(direction_world):
+        p = camera.K @ camera.R @ direction_world
+        return p[:2] / p[2]
+
+    vv, ha = point(np.array([0.0, -1.0, 0.0])), point(np.array([-1.0, 0.0, -0.45]))
+    wrong = 0.57 * f  # a point s with (s - c).(vv - c) = (s - c).(ha - c) = -wrong^2
+    s = c + np.linalg.solve(np.stack([vv - c, ha - c]), np.full(2, -wrong ** 2))
+    near_ha = point(np.array([-1.0, 0.012, -0.44]))  # about a degree from ha
+    segments = np.concatenate([_family(vv, 12, 110.0, rng), _family(ha, 40, 150.0, rng),
+                               _family(near_ha, 8, 80.0, rng), _family(s, 9, 100.0, rng)])
+    found = focal_from_scene(segments, camera.size)
+    assert found is None or found == pytest.approx(f, rel=0.05), found
+
+
+def test_a_picture_inside_bars_gets_its_focal_length_across_the_picture(tmp_path):
+    """A portrait phone picture shown in a landscape frame (pillarbox), no room's lines to read:
+    the focal length assumed is the 55 degree lens across the picture, not across the wider frame
+    (1.78 times too long, which put the camera 9.5 degrees too flat on the example so framed).
+    The box the frames give round-trips through the keypoints file."""
+    from mocap.detect2d.lines import frames_picture_box
+    from mocap.errors import MocapError
+    from mocap.formats import load_keypoints, save_keypoints
+    from mocap.lift.lifters import default_focal_px
+
+    from tests.test_fit import leaning_clip
+
+    truth = leaning_clip(t=60)
+    f = default_focal_px(SIZE)  # the phone's lens: 55 degrees across its 1080 x 1920 picture
+    base = look_camera(20.0, 1.6, 5.0)
+    camera = type(base)(name="phone", size=SIZE, K=np.array([[f, 0, SIZE[0] / 2], [0, f, SIZE[1] / 2], [0, 0, 1.0]]),
+                        R=base.R, t=base.t, dist=base.dist)
+    k = seen_by(truth, camera, 30.0)
+    frame = (3414, 1920)  # the picture in the middle of a 16:9 frame
+    x0 = (frame[0] - SIZE[0]) / 2
+    shown = np.zeros((frame[1], frame[0], 3), np.uint8)
+    shown[:, int(x0):int(x0) + SIZE[0]] = room_image(camera)
+    box = frames_picture_box([shown])
+    assert box is not None and np.allclose(box, [x0, 0, x0 + SIZE[0] - 1, SIZE[1] - 1], atol=3.0), box
+    moved = k.__class__(**{**k.__dict__, "keypoints": k.keypoints + np.float32([x0, 0.0]), "image_size": frame,
+                           "world_landmarks": k.world_landmarks})
+    options = dict(FIT, focal_px=None)
+    _, plain = lift_and_fit(moved, **options)
+    save_keypoints(tmp_path / "k.npz", moved.__class__(**{**moved.__dict__, "picture_box": box}))
+    boxed = load_keypoints(tmp_path / "k.npz")
+    np.testing.assert_array_equal(boxed.picture_box, box)
+    assert boxed.frames(2, 5).picture_box is boxed.picture_box and boxed.picture_size == pytest.approx(SIZE, abs=3)
+    _, fitted = lift_and_fit(boxed, **options)
+    assert fitted.camera.K[0, 0] == pytest.approx(f, rel=0.01) and fitted.focal_from == "default"
+    assert plain.camera.K[0, 0] == pytest.approx(default_focal_px(frame), rel=0.01)
+    p, _, h = fitted.pitch_roll_height
+    p0, _, h0 = plain.pitch_roll_height
+    assert abs(p - 20.0) < 2.0 and abs(h - 1.6) < 0.1, (p, h, p0, h0)
+    assert abs(h0 - 1.6) > 0.3, (h0, h)
+    for bad in (np.array([0.0, 0.0, 5000.0, 100.0]), np.array([10.0, 0.0, 5.0, 100.0]), np.full(4, np.nan)):
+        with pytest.raises(MocapError, match="picture_box"):
+            moved.__class__(**{**moved.__dict__, "picture_box": bad})

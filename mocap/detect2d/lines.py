@@ -41,14 +41,84 @@ def line_segments(image: np.ndarray, boxes: np.ndarray | None = None, *, min_len
     seg = np.zeros((0, 4)) if found is None else found.reshape(-1, 4).astype(np.float64) / scale
     min_len = 0.025 * max(grey.shape) if min_length_px is None else float(min_length_px)
     seg = seg[np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]) >= min_len]
-    # the picture's own edges (a dark border, letterboxing) are not the room's
-    h, w = grey.shape
+    # the picture's own edges (its frame, an encoder's dark rows, letterbox and pillarbox bars)
+    # are not the room's
+    x0, y0, x1, y1 = (v / scale for v in picture_box(small))
     x, y = seg[:, [0, 2]], seg[:, [1, 3]]
-    edge = 4.0
-    seg = seg[~(((x < edge).all(1)) | ((x > w - 1 - edge).all(1)) | ((y < edge).all(1)) | ((y > h - 1 - edge).all(1)))]
+    edge = 4.0 / scale
+    seg = seg[~(((np.abs(x - x0) < edge).all(1)) | ((np.abs(x - x1) < edge).all(1))
+                | ((np.abs(y - y0) < edge).all(1)) | ((np.abs(y - y1) < edge).all(1)))]
     if boxes is not None and len(seg):
         seg = seg[~in_people_boxes((seg[:, :2] + seg[:, 2:]) / 2, boxes)]  # by their midpoints
     return seg
+
+
+#: :func:`picture_box`: a border's rows (or columns) are this even (the spread of their middle
+#: 96 % of levels) and this close to the outermost one's level
+BORDER_SPREAD = 12.0
+BORDER_LEVEL = 10.0
+
+
+def picture_box(grey: np.ndarray, *, max_share: float = 0.45) -> tuple[float, float, float, float]:
+    """Where the picture is inside any even border of its frame: the dark rows some encoders pad
+    with, a letterbox's bars above and below, a pillarbox's at the sides (a portrait video
+    shown in a landscape frame). From each side, the rows (columns) as even as the outermost one
+    (:data:`BORDER_SPREAD`) and at its level (:data:`BORDER_LEVEL`), up to ``max_share`` of
+    the frame, are border.
+
+    Args:
+        grey: (H, W) uint8 image.
+    Returns:
+        (x0, y0, x1, y1): the picture's first and last pixel columns and rows (the frame's
+        own, 0, 0, W - 1, H - 1, without a border).
+    """
+    img = np.asarray(grey, dtype=np.float32)
+    h, w = img.shape
+
+    def inner(lines: np.ndarray) -> int:  # (N, L) rows from the outside in -> how many are border
+        most, done, level = int(max_share * len(lines)), 0, None
+        while done < most:  # in growing blocks: most frames have no border, or a thin one
+            block = lines[done: min(most, done + max(16, done))]
+            lo, mid, hi = np.percentile(block, [2.0, 50.0, 98.0], axis=1)
+            level = mid[0] if level is None else level
+            even = (hi - lo <= BORDER_SPREAD) & (np.abs(mid - level) <= BORDER_LEVEL)
+            if not even.all():
+                return done + int(np.argmin(even))
+            done += len(block)
+        return done
+
+    top, bottom = inner(img), inner(img[::-1])
+    left, right = inner(img.T), inner(img.T[::-1])
+    return float(left), float(top), float(w - 1 - right), float(h - 1 - bottom)
+
+
+#: :func:`frames_picture_box`: bars narrower than this share of the frame's side are not told
+#: (an encoder's few dark rows change nothing that uses the box)
+MIN_BAR_SHARE = 0.02
+
+
+def frames_picture_box(frames: Sequence[np.ndarray], max_side: int = 1280) -> np.ndarray | None:
+    """Where the picture sits in a video's frames when bars surround it (letterbox, pillarbox):
+    (4,) (x0, y0, x1, y1) pixels of the frame, the largest of the frames' :func:`picture_box`
+    (a dark scene's edge is not a bar in every frame); None without bars of at least
+    :data:`MIN_BAR_SHARE` of the side. ``frames``: (H, W, 3) uint8 RGB, same size."""
+    import cv2
+
+    boxes = []
+    for frame in frames:
+        grey = cv2.cvtColor(np.asarray(frame), cv2.COLOR_RGB2GRAY)
+        scale = min(1.0, float(max_side) / max(grey.shape))
+        small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        x0, y0, x1, y1 = picture_box(small)
+        h, w = grey.shape
+        boxes.append([x0 / scale, y0 / scale, min(w - 1.0, (x1 + 1) / scale - 1), min(h - 1.0, (y1 + 1) / scale - 1)])
+    if not boxes:
+        return None
+    b = np.array(boxes)
+    box = np.r_[b[:, :2].min(0), b[:, 2:].max(0)]
+    h, w = np.asarray(frames[0]).shape[:2]
+    bars = np.array([box[0], box[1], w - 1 - box[2], h - 1 - box[3]]) / np.array([w, h, w, h])
+    return box if (bars >= MIN_BAR_SHARE).any() else None
 
 
 def in_people_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from mocap.fit.options import FitOptions
 from mocap.lift.lifters import Lifter, default_focal_px, get_lifter
 from mocap.pipelines.capture_report import CaptureReport
 from mocap.pipelines.options import CaptureOptions
-from mocap.pipelines.scene import FrameKeeper, scene_frames, scene_lines
+from mocap.pipelines.scene import FrameKeeper, scene_frames, scene_of
 from mocap.skeletons import MOTION21, map_confidence, map_joints
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def lift_and_fit(
         with timer.stage("scene lines"):
             f, focal_from = focal_from_scene(scene_lines, keypoints.image_size), "scene"
     if f is None:
-        f, focal_from = default_focal_px(keypoints.image_size), "default"
+        f, focal_from = default_focal_px(keypoints.picture_size), "default"  # across the picture, bars left out
     with timer.stage("lift 3D"):
         lifter = get_lifter(lifter) if isinstance(lifter, str) else lifter
         lifted = trajectory.lift_camera_joints(lifter, keypoints, filled, focal_px=f)
@@ -228,10 +228,10 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
         everyone = {tid: dataclasses.replace(k, background_homography=moving.homography) for tid, k in everyone.items()}
     if scene:  # gravity from the room's vertical lines (mocap.fit.scene), for everyone's fit
         with timer.stage("scene lines"):
-            lines = scene_lines(video, tracks.keypoints, span, frames=kept.frames,
-                                homography=moving.homography if moving.moved else None)
-        keypoints = dataclasses.replace(keypoints, scene_lines=lines)
-        everyone = {tid: dataclasses.replace(k, scene_lines=lines) for tid, k in everyone.items()}
+            lines, box = scene_of(video, tracks.keypoints, span, frames=kept.frames,
+                                  homography=moving.homography if moving.moved else None)
+        keypoints = dataclasses.replace(keypoints, scene_lines=lines, picture_box=box)
+        everyone = {tid: dataclasses.replace(k, scene_lines=lines, picture_box=box) for tid, k in everyone.items()}
     if detection.face:
         with timer.stage("face"):
             _write_face(video, keypoints, out, outputs, device=detection.device, frames=frames, progress=progress)
@@ -296,7 +296,7 @@ def add_fingers(motion: Motion, hands: Keypoints2D, fitted: FitResult | None, *,
         raise MocapError(f"{hands.num_frames} frames of hands for a motion of {motion.num_frames}")
     with (timer or StageTimer()).stage("fingers"):
         camera = fitted.camera if fitted is not None else level_camera(
-            focal_px or default_focal_px(hands.image_size), hands.image_size)
+            focal_px or default_focal_px(hands.picture_size), hands.image_size)
         return motion_with_fingers(motion, hands.hand_keypoints, hands.hand_world, hands.hand_confidence, camera)
 
 

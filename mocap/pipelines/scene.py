@@ -27,15 +27,28 @@ class FrameKeeper:
 
 def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int, int], *,
                 frames: dict[int, np.ndarray] | None = None, homography: np.ndarray | None = None) -> np.ndarray:
-    """(N, 4) straight segments of the static background of ``video`` (pixels), from the frames
+    """(N, 4) straight segments of the static background of ``video``: :func:`scene_of`'s first part."""
+    return scene_of(video, people_px, span, frames=frames, homography=homography)[0]
+
+
+def scene_of(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int, int], *,
+             frames: dict[int, np.ndarray] | None = None, homography: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The straight segments of the static background of ``video`` (pixels), from the frames
     :func:`scene_frames` picks in ``span`` (first, stop), each without the people in it
     (``people_px``: (T, P, J, 2) everyone's keypoints over the video's frames, NaN where
-    unseen): what the fit reads gravity from (:func:`mocap.detect2d.lines.scene_segments`).
+    unseen): what the fit reads gravity from (:func:`mocap.detect2d.lines.scene_segments`);
+    and where the picture sits when bars surround it.
     ``frames``: those already decoded, (H, W, 3) uint8 RGB by frame number; the others are read.
     ``homography``: (T, 3, 3) per video frame, onto a reference frame's picture (a camera that
-    moved: :mod:`mocap.detect2d.background`): each frame's segments are mapped into that picture."""
+    moved: :mod:`mocap.detect2d.background`): each frame's segments are mapped into that picture.
+
+    Returns:
+        ((N, 4) float32 segments; the picture's box inside bars round it, (4,) pixels, or None
+        without bars: :func:`mocap.detect2d.lines.frames_picture_box`).
+    """
     from mocap.detect2d.background import apply_homography
-    from mocap.detect2d.lines import people_boxes, scene_segments
+    from mocap.detect2d.lines import frames_picture_box, people_boxes, scene_segments
     from mocap.io.video import read_frames
 
     have = dict(frames or {})
@@ -46,4 +59,5 @@ def scene_lines(video: str | os.PathLike, people_px: np.ndarray, span: tuple[int
     if homography is not None:
         parts = [apply_homography(homography[min(f, len(homography) - 1)], p.reshape(-1, 2, 2)).reshape(-1, 4)
                  for (f, _), p in zip(kept, parts)]
-    return (np.concatenate(parts) if parts else np.zeros((0, 4))).astype(np.float32)
+    lines = (np.concatenate(parts) if parts else np.zeros((0, 4))).astype(np.float32)
+    return lines, (frames_picture_box([img for _, img in kept]) if kept else None)
