@@ -156,21 +156,33 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         raise MocapError(f"output {out} must end in .npz")
     with staged_outputs() as staged:
         target = staged.file(out)
-        from mocap.detect2d.background import BackgroundFlow, camera_motion
+        from mocap.detect2d.background import BackgroundFlow
+        from mocap.detect2d.shots import ShotCuts
         from mocap.io.video import probe_video
         from mocap.pipelines import scene
+        from mocap.pipelines.capture import camera_motion_within, in_one_shot
 
         info = probe_video(args.video)
-        flow = BackgroundFlow(0, info.frame_count, info.fps)
+        flow, cuts = BackgroundFlow(0, info.frame_count, info.fps), ShotCuts()
+
+        def keep_frame(index, frame) -> None:
+            flow(index, frame)
+            cuts(index, frame)
+
         keypoints, tracks, chosen = detect_person_video(
             args.video, detector=detection.detector_for(1), person=detection.person,
-            track_everyone=detection.tracks_people, device=detection.device, progress=not args.quiet, keep_frame=flow)
-        (rate,) = require_person([keypoints], [args.video])
+            track_everyone=detection.tracks_people, device=detection.device, progress=not args.quiet,
+            keep_frame=keep_frame)
+        span, shots = (0, info.frame_count), [(0, info.frame_count)]
+        if detection.tracks_people and keypoints is not None:  # as mocap capture: one shot of a video that cuts
+            span, shots, tracks, keypoints, chosen = in_one_shot(cuts, (0, keypoints.num_frames), tracks, keypoints,
+                                                                 chosen, detection.person)
+        (rate,) = require_person([keypoints if len(shots) < 2 else keypoints.frames(*span)], [args.video])
         # as mocap capture's keypoints2d.npz: the camera's own motion and the background's lines, for `mocap lift`
-        moving = camera_motion(flow.pairs, keypoints.num_frames, info.size, tracks.keypoints)
+        moving = camera_motion_within(flow, span, keypoints.num_frames, info.size, tracks.keypoints)
         if moving.moved:
             keypoints = dataclasses.replace(keypoints, background_homography=moving.homography)
-        lines, box = scene.scene_of(args.video, tracks.keypoints, (0, keypoints.num_frames),
+        lines, box = scene.scene_of(args.video, tracks.keypoints, span,
                                     homography=moving.homography if moving.moved else None)
         keypoints = dataclasses.replace(keypoints, scene_lines=lines, picture_box=box)
         if detection.hands:
@@ -186,7 +198,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             listed, _ = write_people_files(args.video, target.parent, tracks, {chosen: None}, chosen, written)
             people = (f"; {len(listed)} people listed, id {chosen} written -> "
                       + ", ".join(str(out.parent / p.name) for p in written.values()))
-    print(f"{keypoints.num_frames} frames, person detected in {100 * rate:.1f} % -> {out}{people}")
+    cut = (f"; the video cuts between {len(shots)} shots (frames " + ", ".join(f"{a}-{b - 1}" for a, b in shots)
+           + f"): only frames {span[0]}-{span[1] - 1} kept, the shot where people are seen longest") if len(shots) > 1 else ""
+    print(f"{keypoints.num_frames} frames, person detected in {100 * rate:.1f} %{cut} -> {out}{people}")
     return 0
 
 

@@ -64,7 +64,7 @@ def picture_box(grey: np.ndarray, *, max_share: float = 0.45) -> tuple[float, fl
     with, a letterbox's bars above and below, a pillarbox's at the sides (a portrait video
     shown in a landscape frame). From each side, the rows (columns) as even as the outermost one
     (:data:`BORDER_SPREAD`) and at its level (:data:`BORDER_LEVEL`), up to ``max_share`` of
-    the frame, are border.
+    the frame, are border; a side even as far as that is a blank picture, no border.
 
     Args:
         grey: (H, W) uint8 image.
@@ -85,7 +85,7 @@ def picture_box(grey: np.ndarray, *, max_share: float = 0.45) -> tuple[float, fl
             if not even.all():
                 return done + int(np.argmin(even))
             done += len(block)
-        return done
+        return 0  # even as far as a border may reach: a blank picture, not a bar
 
     top, bottom = inner(img), inner(img[::-1])
     left, right = inner(img.T), inner(img.T[::-1])

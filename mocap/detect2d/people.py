@@ -92,6 +92,18 @@ class PeopleTracks:
                             track_ids=place_frames(self.track_ids, first, num_frames, -1),
                             layout=self.layout, image_size=self.image_size, fps=self.fps)
 
+    def within(self, first: int, stop: int) -> PeopleTracks:
+        """These tracks in video frames ``first`` to ``stop - 1`` only: empty slots (NaN, id -1) in
+        the other frames (one shot of a video that cuts: :mod:`mocap.detect2d.shots`)."""
+        keep = np.zeros(self.num_frames, bool)
+        keep[max(0, first):max(0, stop)] = True
+        where = keep[:, None]
+        return PeopleTracks(keypoints=np.where(where[..., None, None], self.keypoints, np.nan).astype(np.float32),
+                            confidence=np.where(where[..., None], self.confidence, 0.0).astype(np.float32),
+                            scores=np.where(where, self.scores, 0.0).astype(np.float32),
+                            track_ids=np.where(where, self.track_ids, -1),
+                            layout=self.layout, image_size=self.image_size, fps=self.fps)
+
     def choose(self, person: str | int = "auto") -> int:
         """The track id ``person`` names (:func:`mocap.detect2d.choose.choose_track`)."""
         from mocap.detect2d.choose import choose_track

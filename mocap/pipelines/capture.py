@@ -26,6 +26,7 @@ from mocap.detect2d.background import BackgroundFlow, CameraMotion, camera_motio
 from mocap.detect2d.hands import hand_frames
 from mocap.detect2d.options import DetectionOptions, require_person
 from mocap.detect2d.people import PeopleTracks
+from mocap.detect2d.shots import ShotCuts
 from mocap.detect2d.tracking import implausible_jumps
 from mocap.errors import MocapError
 from mocap.export.character import check_character, export_character
@@ -194,9 +195,11 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
             on_frame = writer.write
         kept = FrameKeeper(scene_frames(span))
         flow = BackgroundFlow(span[0], span[1], info.fps)
+        cuts = ShotCuts()
 
         def keep_frame(index: int, frame: np.ndarray) -> None:
             flow(index, frame)
+            cuts(index, frame)
             if scene:
                 kept(index, frame)
 
@@ -204,6 +207,11 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                                                         track_everyone=detection.tracks_people,
                                                         device=detection.device, progress=progress,
                                                         on_frame=on_frame, frames=frames, keep_frame=keep_frame)
+        shots = [span]
+        if detection.tracks_people:  # an edited video: the capture keeps to one shot
+            span, shots, tracks, keypoints, chosen = in_one_shot(cuts, span, tracks, keypoints, chosen,
+                                                                 detection.person)
+            frames = span if len(shots) > 1 else frames
         in_span = keypoints if keypoints is None or frames is None else _frames(keypoints, span[0], span[1] - 1)
         (rate,) = require_person([in_span], [video])  # raised inside: the overlay is not kept
     everyone: dict[int, Keypoints2D] = {}
@@ -222,7 +230,7 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
                                                    hand_confidence=keypoints.hand_confidence,
                                                    hand_world=keypoints.hand_world)
     with timer.stage("camera motion"):
-        moving = camera_motion(flow.pairs, keypoints.num_frames, info.size, tracks.keypoints, first=span[0])
+        moving = camera_motion_within(flow, span, keypoints.num_frames, info.size, tracks.keypoints)
     if moving.moved:  # everyone in the first chosen frame's picture when lifted
         keypoints = dataclasses.replace(keypoints, background_homography=moving.homography)
         everyone = {tid: dataclasses.replace(k, background_homography=moving.homography) for tid, k in everyone.items()}
@@ -235,7 +243,40 @@ def _detect(video: str | os.PathLike, info, detection: DetectionOptions, export:
     if detection.face:
         with timer.stage("face"):
             _write_face(video, keypoints, out, outputs, device=detection.device, frames=frames, progress=progress)
-    return keypoints, tracks, chosen, rate, everyone, moving
+    return keypoints, tracks, chosen, rate, everyone, moving, span, shots
+
+
+def in_one_shot(cuts: ShotCuts, span: tuple[int, int], tracks: PeopleTracks, keypoints: Keypoints2D | None,
+                chosen: int, person: str | int = "auto"):
+    """Where a video cuts between shots (``cuts``, the 2D stage's :class:`ShotCuts`), only the
+    shot :func:`one_shot` picks: (its span (first, stop), the shots, the tracks in it only, the
+    chosen person's keypoints and track id chosen again in it); all as given without a cut."""
+    shots = cuts.shots(*span)
+    if len(shots) < 2:
+        return span, shots, tracks, keypoints, chosen
+    span = one_shot(shots, tracks, person)
+    tracks = tracks.within(*span)
+    if tracks.track_list():
+        chosen = tracks.choose(person)
+        keypoints = tracks.person(chosen)
+    return span, shots, tracks, keypoints, chosen
+
+
+def camera_motion_within(flow: BackgroundFlow, span: tuple[int, int], num_frames: int, size: tuple[int, int],
+                         people_px: np.ndarray) -> CameraMotion:
+    """:func:`camera_motion` from ``flow``'s pairs of frames within ``span`` (first, stop) (one
+    shot: a pair across a cut is two cameras' pictures), its first frame looked at the reference."""
+    pairs = {k: v for k, v in flow.pairs.items() if span[0] <= k[0] and k[1] < span[1]}
+    return camera_motion(pairs, num_frames, size, people_px, first=min((a for a, _ in pairs), default=span[0]))
+
+
+def one_shot(shots: list[tuple[int, int]], tracks: PeopleTracks, person: str | int = "auto") -> tuple[int, int]:
+    """The shot (first, stop) to capture of a video that cuts (:mod:`mocap.detect2d.shots`): the
+    one with the most frames where someone is seen (``person``, a track id: that person), the
+    longer of two such."""
+    seen = (tracks.track_ids == person) if isinstance(person, int) else (tracks.track_ids >= 0)
+    per_frame = seen.any(1)
+    return max(shots, key=lambda s: (int(per_frame[s[0]:s[1]].sum()), s[1] - s[0]))
 
 
 def _write_face(video, keypoints: Keypoints2D, out: Path, outputs: dict[str, Path], *, device: str,
@@ -391,10 +432,11 @@ def _placed(video_keypoints: Keypoints2D, part: Keypoints2D, first: int) -> Keyp
 
 
 def write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: FitResult,
-                  moving: CameraMotion | None = None) -> dict:
+                  moving: CameraMotion | None = None, shots: list[tuple[int, int]] | None = None) -> dict:
     """quality.json of the final motion against the 2D (:func:`mocap.fit.quality.motion_quality`;
     where the camera moved, against the keypoints in the reference frame's picture), with where
-    the fit's gravity and focal length came from and the camera's own motion; returns its dict."""
+    the fit's gravity and focal length came from and the camera's own motion; where the video
+    cuts, its ``shots`` (first and last frame of each); returns its dict."""
     from mocap.fit.quality import motion_quality, write_quality_json
 
     quality = motion_quality(motion, steadied(keypoints), fitted.camera, contacts=fitted.contacts)
@@ -402,6 +444,8 @@ def write_quality(path: Path, motion: Motion, keypoints: Keypoints2D, fitted: Fi
     quality["focal_from"] = fitted.focal_from
     if moving is not None:
         quality["camera_motion"] = moving.as_dict()
+    if shots:
+        quality["shots"] = [[int(a), int(b) - 1] for a, b in shots]
     write_quality_json(path, quality)
     return quality
 
@@ -465,9 +509,8 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
     outputs: dict[str, Path] = {}
 
     outputs["keypoints"] = out / "keypoints2d.npz"
-    keypoints, tracks, chosen, rate, everyone, moving = _detect(video, info, o.detection, o.export, out, outputs,
-                                                                span=span, timer=timer, progress=progress,
-                                                                scene=o.fit.fit)
+    keypoints, tracks, chosen, rate, everyone, moving, span, shots = _detect(
+        video, info, o.detection, o.export, out, outputs, span=span, timer=timer, progress=progress, scene=o.fit.fit)
     with contextlib.ExitStack() as stack:
         job = None
         if o.export.overlay and "overlay" not in outputs:  # drawn on a second thread while the rest runs
@@ -476,7 +519,7 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
                 video, keypoints, outputs["overlay"], progress=False, max_width=o.export.overlay_max_width,
                 frames=None if o.detection.whole_video else span))
         report = _lift_and_write(video, o, out, outputs, info, span, keypoints, tracks, chosen, rate, everyone,
-                                 moving, timer=timer)
+                                 moving, timer=timer, shots=shots)
         if job is not None:
             with timer.stage("overlay (the rest of it)"):
                 job.wait()
@@ -485,8 +528,10 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
 
 def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path], info, span: tuple[int, int],
                     keypoints: Keypoints2D, tracks: PeopleTracks, chosen: int, rate: float,
-                    everyone: dict[int, Keypoints2D], moving: CameraMotion, *, timer: StageTimer) -> CaptureReport:
-    """Everything of :func:`capture` after the 2D stage: lift, fit, files, people, previews."""
+                    everyone: dict[int, Keypoints2D], moving: CameraMotion, *, timer: StageTimer,
+                    shots: list[tuple[int, int]] | None = None) -> CaptureReport:
+    """Everything of :func:`capture` after the 2D stage: lift, fit, files, people, previews.
+    ``shots``: the video's shots (first, stop) where it cuts; ``span`` is then the one captured."""
     from mocap.export import draw
 
     save_keypoints(outputs["keypoints"], keypoints)  # as detected (with the camera's motion, if it moved)
@@ -512,7 +557,8 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
     quality = None
     if fitted is not None:
         with timer.stage("quality"):
-            quality = write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted, moving)
+            quality = write_quality(out / "quality.json", body, _placed(keypoints, to_lift, first), fitted, moving,
+                                    shots=shots if shots and len(shots) > 1 else None)
             outputs["quality"] = out / "quality.json"
     captured: dict[int, str | None] = {chosen: None}
     everyone_lifted: list[_Lifted] = []
@@ -567,4 +613,5 @@ def _lift_and_write(video, o: CaptureOptions, out: Path, outputs: dict[str, Path
                          swapped_frames=int(main.swapped.sum()), people=people, captured=chosen,
                          motion_span=(first, last, int((~seen[first:last + 1]).sum())), jumps=jumps,
                          short_tracks=short, quality=quality, others_quality=others_quality, hands=hand_frames(detected),
-                         face=_face_frames(outputs.get("face")), camera_motion=moving.as_dict())
+                         face=_face_frames(outputs.get("face")), camera_motion=moving.as_dict(),
+                         shots=list(shots or []), shot=span if shots and len(shots) > 1 else None)

@@ -34,6 +34,19 @@ class CaptureReport:
     quality: dict | None = None  # quality.json (None without the fit)
     others_quality: dict[int, dict] = field(default_factory=dict)  # --all-people: person_<id>/quality.json by id
     camera_motion: dict | None = None  # the camera's own motion (mocap.detect2d.background.CameraMotion.as_dict)
+    shots: list[tuple[int, int]] = field(default_factory=list)  # where the video cuts: its shots (first, stop)
+    shot: tuple[int, int] | None = None  # the shot captured (first, stop) of those
+
+    def shots_line(self) -> list[str]:
+        """Where the video cuts between shots, and which shot was captured."""
+        if len(self.shots) < 2 or self.shot is None:
+            return []
+        cuts = ", ".join(f"{a} ({a / self.fps:.2f} s)" for a, _ in self.shots[1:])
+        listed = ", ".join(f"{a}-{b - 1}" for a, b in self.shots)
+        a, b = self.shot
+        return [f"the video cuts to another shot at frame {cuts}: {len(self.shots)} shots (frames {listed}); only "
+                f"frames {a}-{b - 1} were captured, the shot where people are seen longest (a capture across a cut "
+                f"would read another camera's picture as this one's; --start/--end capture another shot)"]
 
     def camera_motion_line(self) -> list[str]:
         """What the background says of the camera, when it moved."""
@@ -94,6 +107,7 @@ class CaptureReport:
         total = sum(self.seconds.values())
         lines = [
             f"frames: {self.num_frames} at {self.fps:.2f} fps ({self.num_frames / self.fps:.1f} s of video)",
+            *self.shots_line(),
             *self.people_lines(),
             f"person detected in {100 * self.detection_rate:.1f} % of frames",
             f"left/right swaps of the 2D detector undone in {self.swapped_frames} frames",
