@@ -147,3 +147,38 @@ def test_estimate_up_of_a_wide_stance_seen_from_above():
     up, _, source = estimate_up(joints, fps=30.0, feet_px=px[:, feet], height_px=float(np.ptp(px[0, :, 1])))
     assert source == "balance"
     assert _angle_deg(up, cam.R @ np.array([0.0, 1.0, 0.0])) < 3.0
+
+
+def test_places_of_a_long_clip_are_found_by_grid_cells():
+    """Planted points pile up where a foot stands (a two-minute clip: thousands on a few
+    centimetres); the places are chained through a fine grid's cells, not point by point (whose
+    pairs grew with the square of the clip: 7 of a 2-minute fit's 11 s). Three spots and a path
+    of steps 0.2 m apart (one place), 0.6 m from the nearest spot."""
+    from mocap.fit.ground import PLACE_GAP_M, _places
+
+    rng = np.random.default_rng(0)
+    spots = [np.array([0.0, 0.0, 4.0]), np.array([1.0, 0.0, 4.0]), np.array([0.0, 0.0, 5.0])]
+    piles = [c + rng.normal(0.0, 0.02, (6000, 3)) for c in spots]
+    path = np.array([[2.5 + 0.2 * k, 0.0, 4.0] for k in range(8)]).repeat(50, 0) + rng.normal(0.0, 0.01, (400, 3))
+    points = np.concatenate([*piles, path, [[9.0, 0.0, 9.0]]])  # and a lone point: fewer than 5, no place
+    groups = _places(points)
+    assert sorted(len(g) for g in groups) == [400, 6000, 6000, 6000]
+    for g, start in zip(sorted(groups, key=lambda g: g.min()), (0, 6000, 12000, 18000)):
+        np.testing.assert_array_equal(np.sort(g), np.arange(start, start + len(g)))
+    assert PLACE_GAP_M == 0.25  # the path's steps (0.2 m) chain, the spots (1 m) and the path (1.5 m) do not
+
+
+def test_the_fit_s_spline_by_its_non_zeros_is_the_dense_basis():
+    """The fit's per-frame corrections, basis @ coefficients, from each frame's four knots
+    (linear in the clip's length) equal the dense (T, K) basis's, at the clip's ends too."""
+    import torch
+
+    from mocap.fit.solve import spline_basis, spline_knots, spline_mix, spline_rows
+
+    for frames, spacing in ((300, 5.0), (301, 5.0), (3600, 4.5), (7, 10.0), (2, 1.0), (1, 3.0), (16, 0.5)):
+        dense = spline_basis(frames, spacing)
+        assert dense.shape == (frames, spline_knots(frames, spacing))
+        coef = np.random.default_rng(frames).normal(size=(dense.shape[1], 5))
+        weights, first = spline_rows(frames, spacing)
+        mixed = spline_mix(torch, torch.as_tensor(weights), torch.as_tensor(first), torch.as_tensor(coef)).numpy()
+        np.testing.assert_allclose(mixed, dense @ coef, atol=1e-12)

@@ -181,10 +181,18 @@ def _places(points: np.ndarray, min_points: int = 5) -> list[np.ndarray]:
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    pairs = cKDTree(points).query_pairs(PLACE_GAP_M, output_type="ndarray")
-    n = len(points)
+    # chained by the cells of a fine grid they fall in (a planted foot gives hundreds of points on
+    # a few centimetres: their pairs grew with the square of a clip's length, 7 s of a 2 minute
+    # clip's fit), each cell at its centre: the gap is kept to within a cell's diagonal
+    cell = PLACE_GAP_M / 10.0
+    keys, inverse = np.unique(np.floor(np.asarray(points, dtype=np.float64) / cell).astype(np.int64), axis=0,
+                              return_inverse=True)
+    inverse = inverse.reshape(-1)
+    pairs = cKDTree((keys + 0.5) * cell).query_pairs(PLACE_GAP_M, output_type="ndarray")
+    n = len(keys)
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, label = connected_components(graph, directed=False)
+    label = label[inverse]
     groups = [np.nonzero(label == k)[0] for k in np.unique(label)]
     return [g for g in groups if len(g) >= min_points]
 

@@ -116,6 +116,11 @@ def _rodrigues(torch, w):
     return eye + a * k + b * (w[..., :, None] * w[..., None, :] - theta2 * eye)
 
 
+def spline_knots(num_frames: int, spacing: float) -> int:
+    """How many knots (K) :func:`spline_basis` has for ``num_frames`` frames, one every ``spacing``."""
+    return int(np.ceil((num_frames - 1) / max(float(spacing), 1.0))) + 3
+
+
 def spline_basis(num_frames: int, spacing: float) -> np.ndarray:
     """(T, K) uniform cubic B-spline basis, knots every ``spacing`` frames (a partition of unity).
 
@@ -123,10 +128,32 @@ def spline_basis(num_frames: int, spacing: float) -> np.ndarray:
     has K instead of T unknowns per channel: fewer iterations, no high-frequency noise.
     """
     h = max(float(spacing), 1.0)
-    count = int(np.ceil((num_frames - 1) / h)) + 3
+    count = spline_knots(num_frames, spacing)
     u = np.arange(num_frames)[:, None] / h - (np.arange(count)[None, :] - 1)
     a = np.abs(u)
     return np.where(a < 1, 2 / 3 - a ** 2 + a ** 3 / 2, np.where(a < 2, (2 - a) ** 3 / 6, 0.0))
+
+
+def spline_rows(num_frames: int, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`spline_basis` by its non-zeros: each frame's four knots' weights (T, 4) and its first
+    knot (T,) int; ``basis @ c`` is ``(weights[..., None] * c[first[:, None] + arange(4)]).sum(1)``
+    (:func:`spline_mix`). Linear in T, where the dense basis is T x K (K grows with T too)."""
+    h = max(float(spacing), 1.0)
+    count = spline_knots(num_frames, spacing)
+    x = np.arange(num_frames) / h
+    # a frame's knots: the four from floor(x) on; the last frame may sit on a knot, where the
+    # fourth weight is 0 and the knot past the end does not exist: those start one earlier
+    # (weight 0 on the first; a one-frame clip's three knots: index -1, weight 0)
+    first = np.minimum(np.floor(x).astype(np.int64), count - 4)
+    a = np.abs(x[:, None] - (first[:, None] + np.arange(4)[None, :]) + 1)
+    weights = np.where(a < 1, 2 / 3 - a ** 2 + a ** 3 / 2, np.where(a < 2, (2 - a) ** 3 / 6, 0.0))
+    return weights, first
+
+
+def spline_mix(torch, weights, first, coef):
+    """``basis @ coef`` from :func:`spline_rows` (torch tensors): (T, C)."""
+    idx = first[:, None] + torch.arange(4)[None, :]
+    return (weights[..., None] * coef[idx]).sum(1)
 
 
 def _levels(parents) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
@@ -237,11 +264,13 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         from mocap.fit.quality import standing_height
         coef = tt([standing_height(rest_offsets * (np.arange(n) == j)[:, None]) for j in range(n)])
 
-    full_basis = tt(spline_basis(full_t, wts.knot_s * fps * stride))
-    basis = full_basis[torch.as_tensor(frames)]
+    spline_w, spline_k = spline_rows(full_t, wts.knot_s * fps * stride)  # the basis by its non-zeros: linear in T
+    full_basis = (tt(spline_w), torch.as_tensor(spline_k))
+    basis = (full_basis[0][torch.as_tensor(frames)], full_basis[1][torch.as_tensor(frames)])
+    knots = spline_knots(full_t, wts.knot_s * fps * stride)
     movers = torch.as_tensor(sorted(set(p for p in MOTION21.parents if p >= 0)))  # joints with children
-    omega = torch.zeros((basis.shape[1], len(movers) * 3), dtype=dt, requires_grad=True)
-    droot = torch.zeros((basis.shape[1], 3), dtype=dt, requires_grad=True)
+    omega = torch.zeros((knots, len(movers) * 3), dtype=dt, requires_grad=True)
+    droot = torch.zeros((knots, 3), dtype=dt, requires_grad=True)
     grav = torch.zeros(3, dtype=dt, requires_grad=True)  # up's turn (axis-angle, camera axes); the height's change
     logb = torch.zeros(n, dtype=dt, requires_grad=True)
     surf = surf0.clone().requires_grad_(True)
@@ -256,12 +285,13 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
 
     def model(basis=basis, r0=r0, root0=root0):
         local = r0.clone()
-        local[:, movers] = r0[:, movers] @ _rodrigues(torch, (basis @ omega).view(len(basis), len(movers), 3))
+        rows = len(basis[1])
+        local[:, movers] = r0[:, movers] @ _rodrigues(torch, spline_mix(torch, *basis, omega).view(rows, len(movers), 3))
         scale = torch.exp(logb[tie_t])
         if fix_scale:  # proportions fit, the standing height stays the user's
             scale = scale * (coef.sum() / (coef @ scale))
         offsets = off0 * scale[:, None]
-        joints = _forward(torch, local, root0 + basis @ droot, offsets, levels)
+        joints = _forward(torch, local, root0 + spline_mix(torch, *basis, droot), offsets, levels)
         turn = torch.stack([grav[0], torch.zeros((), dtype=dt), grav[1]])  # about camera x (pitch) and z (roll)
         up = _rodrigues(torch, turn) @ up0
         return joints, up, camera_height + grav[2], offsets, local
@@ -356,7 +386,7 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         last = float(objective())
         root_full = tt(full_root)
         joints, up, height, offsets, local = model(full_basis, tt(full_rotmats), root_full)
-    return FitSolution(local_rotmats=local.detach().numpy(), root_cam=(root_full + full_basis @ droot).detach().numpy(),
+    return FitSolution(local_rotmats=local.detach().numpy(), root_cam=(root_full + spline_mix(torch, *full_basis, droot)).detach().numpy(),
                        joints_cam=joints.detach().numpy(), rest_offsets=offsets.detach().numpy(), up_cam=up.detach().numpy(),
                        camera_height=float(height.detach()), surfaces=surface_heights().detach().numpy(),
                        iterations=int(res.nit),
