@@ -96,9 +96,11 @@ def synthetic_clips() -> list[tuple[str, np.ndarray, None, int]]:
             ("walking, turned 30 deg", fs.place(fs.walking(seconds=5.0), yaw_deg=30.0).joints, None, 0)]
 
 
-def sample_camera(rng: np.random.Generator, joints: np.ndarray, face: np.ndarray | None, tries: int = 500):
+def sample_camera(rng: np.random.Generator, joints: np.ndarray, face: np.ndarray | None, tries: int = 500,
+                  roll_deg: float = 0.0):
     """A random static camera (see the module docstring) that keeps every keypoint of the clip in
-    the image with a 2 % margin and at least 1.5 m away; (camera, focal_px)."""
+    the image with a 2 % margin and at least 1.5 m away; (camera, focal_px). ``roll_deg``: rolled
+    by up to this either way (drawn only when given, so that the other cameras stay the same)."""
     from tests.fit_synthetic import mediapipe33_from_motion21, virtual_camera
 
     points = mediapipe33_from_motion21(joints, face)
@@ -107,7 +109,8 @@ def sample_camera(rng: np.random.Generator, joints: np.ndarray, face: np.ndarray
         size = (1920, 1080) if rng.random() < 0.5 else (1080, 1920)
         focal = float(rng.uniform(900.0, 1800.0))
         cam = virtual_camera(float(rng.uniform(0.0, 30.0)), float(rng.uniform(0.8, 2.0)), float(rng.uniform(4.0, 8.0)),
-                             focal, size=size, yaw_deg=float(rng.uniform(-180.0, 180.0)), target=target)
+                             focal, size=size, yaw_deg=float(rng.uniform(-180.0, 180.0)), target=target,
+                             roll_deg=float(rng.uniform(-roll_deg, roll_deg)) if roll_deg else 0.0)
         depth = cam.world_to_camera(points)[..., 2]
         px = cam.project(points)
         margin = 0.02 * np.array(size)
@@ -254,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead of test takes, CMU's sit/stand takes (a person seated on a stool or a chair who "
                          "stands up and sits down; all are in the network's training split)")
     ap.add_argument("--noise-px", type=float, default=2.0, help="2D noise, pixels (default 2)")
+    ap.add_argument("--roll-deg", type=float, default=0.0,
+                    help="cameras rolled by up to this either way (a phone held askew; default 0: level)")
     ap.add_argument("--still-mm", type=float, default=2.0,
                     help="the true ankle counts as still below this travel per frame, mm (default 2)")
     ap.add_argument("--keep", default=None, help="write each clip's keypoints.npz and mocap lift output here")
@@ -287,15 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for k, (label, joints, face, unseen) in enumerate(clips):
         rng = np.random.default_rng([args.seed, k, 1])
-        cam, focal = sample_camera(rng, joints, face)
-        pitch, _, height = camera_angles(cam)
+        cam, focal = sample_camera(rng, joints, face, roll_deg=args.roll_deg)
+        pitch, roll, height = camera_angles(cam)
         distance = float(np.hypot(*(cam.position - joints[:, 0].mean(0))[[0, 2]]))
         kp = project_clip(joints, cam, noise_px=args.noise_px, rng=rng, fps=FPS, face=face, blank_first=unseen)
         out_dir = work / f"clip{k:02d}"
         out_dir.mkdir(parents=True, exist_ok=True)
         save_keypoints(out_dir / "keypoints.npz", kp)
         motion, seconds, error = run_lift(out_dir / "keypoints.npz", out_dir, focal, *shlex.split(args.lift_args))
-        camera_text = f"{pitch:4.1f}deg {height:3.1f}m {distance:3.1f}m f{focal:.0f}"
+        camera_text = f"{pitch:4.1f}deg {height:3.1f}m {distance:3.1f}m f{focal:.0f}" + (
+            f" r{roll:+.0f}" if args.roll_deg else "")
         if motion is None:
             print(f"{label[:44]:<44} {camera_text:<28} mocap lift failed: {error}")
             continue

@@ -9,8 +9,29 @@ from mocap.lift.lifters import LiftResult, Lifter, default_focal_px, estimate_ro
 from mocap.skeletons import MOTION21, map_confidence, map_joints
 
 
+def picture_turn(turn_rad: float) -> np.ndarray:
+    """(3, 3) the camera's turn about its optical axis that turns its picture by ``turn_rad``
+    about the principal point (x right, y down: positive from +x towards +y); its (2, 2) corner
+    turns the pixels."""
+    c, s = np.cos(turn_rad), np.sin(turn_rad)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def turned_keypoints(keypoints: Keypoints2D, turn_rad: float) -> Keypoints2D:
+    """``keypoints`` as a camera turned about its optical axis by ``turn_rad`` (:func:`picture_turn`)
+    sees them: the pixels turned about the picture's centre, the world landmarks (camera axes) with them."""
+    import dataclasses
+
+    r = picture_turn(turn_rad)
+    c = np.array(keypoints.image_size, dtype=np.float64) / 2.0
+    kp = ((keypoints.keypoints.astype(np.float64) - c) @ r[:2, :2].T + c).astype(np.float32)
+    wl = keypoints.world_landmarks
+    return dataclasses.replace(keypoints, keypoints=kp,
+                               world_landmarks=None if wl is None else (wl.astype(np.float64) @ r.T).astype(np.float32))
+
+
 def lift_camera_joints(lifter: Lifter, keypoints: Keypoints2D, filled: Keypoints2D, *,
-                       focal_px: float | None = None) -> LiftResult:
+                       focal_px: float | None = None, turn_rad: float = 0.0) -> LiftResult:
     """Lift with ``lifter``: the detector's own ``keypoints`` for a lifter that reads
     confidences (trained on low-confidence and missing points), else the gap-filled ``filled``.
 
@@ -21,7 +42,18 @@ def lift_camera_joints(lifter: Lifter, keypoints: Keypoints2D, filled: Keypoints
     its input centred on the hips) answers in the axes of a camera that looks at the person;
     its joints are turned into this camera's axes (:func:`ray_to_camera`), so a person off
     the image's centre does not lean by the angle between the optical axis and their ray.
+
+    ``turn_rad``: the picture is turned by this angle about its centre before the lift
+    (:func:`turned_keypoints`), and the 3D turned back (exact for the camera: a turn about its
+    optical axis); a turn that stands the person's world upright in the picture puts a rolled
+    camera's 2D where the network was trained (cameras within a few degrees of level).
     """
+    if turn_rad:
+        r = picture_turn(turn_rad)
+        lifted = lift_camera_joints(lifter, turned_keypoints(keypoints, turn_rad), turned_keypoints(filled, turn_rad),
+                                    focal_px=focal_px)
+        root = lifted.root_translation_cam
+        return LiftResult(joints_cam=lifted.joints_cam @ r, root_translation_cam=None if root is None else root @ r)
     result = lifter.lift(keypoints if getattr(lifter, "reads_confidence", False) else filled)
     if not getattr(lifter, "ray_centred", False):
         return result

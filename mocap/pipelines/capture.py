@@ -69,6 +69,13 @@ def lift_keypoints(keypoints: Keypoints2D, **kwargs) -> Motion:
     return lift_and_fit(keypoints, **kwargs)[0]
 
 
+#: :func:`lift_and_fit`: a camera the fit finds rolled by more than this (degrees) is lifted
+#: again with its picture turned upright (the network was trained with cameras within about 3
+#: degrees of level): on pose2sim_single's cam04 (rolled 26 degrees) the limbs 111 -> 83 mm
+#: off the triangulation, the person's height -4.2 -> -0.6 %
+RELIFT_ROLL_DEG = 3.0
+
+
 def lift_and_fit(
     keypoints: Keypoints2D,
     *,
@@ -90,10 +97,13 @@ def lift_and_fit(
         cleanup: the clean-up settings (swap repair, gap filling, smoothing, levelling, feet).
         fit: the fitting stage's options; with ``fit.fit`` the clip is fitted to the 2D
             (:func:`mocap.fit.fit.fit_person`: camera, world frame, contacts, bones, poses),
-            else levelled from the body axis and its planted feet locked.
+            else levelled from the body axis and its planted feet locked. A camera the fit
+            finds rolled by more than :data:`RELIFT_ROLL_DEG` is lifted again with its picture
+            turned upright (:func:`mocap.lift.trajectory.lift_camera_joints`) and fitted again.
         shared: the fit of another person of the same video: its camera (focal length,
             gravity, height above the floor) and world are kept, and this person is sized by
-            where their feet meet its floor (:func:`mocap.fit.fit.fit_person`'s ``camera``).
+            where their feet meet its floor (:func:`mocap.fit.fit.fit_person`'s ``camera``);
+            its roll turns the picture upright for the lift at once.
     Returns:
         (Motion with joints (T, 21, 3) metres, +Y up, the floor at y = 0, constant bone
         lengths; the fit's result (the solved camera, contacts) or None without the fit).
@@ -117,25 +127,36 @@ def lift_and_fit(
             f, focal_from = focal_from_scene(scene_lines, keypoints.image_size), "scene"
     if f is None:
         f, focal_from = default_focal_px(keypoints.picture_size), "default"  # across the picture, bars left out
-    with timer.stage("lift 3D"):
-        lifter = get_lifter(lifter) if isinstance(lifter, str) else lifter
-        lifted = trajectory.lift_camera_joints(lifter, keypoints, filled, focal_px=f)
-    with timer.stage("root trajectory"):
-        root = trajectory.root_trajectory(lifted, filled, focal_px=f, min_confidence=c.min_confidence)
-    with timer.stage("smooth"):
-        rel, root = cleanup_motion.smooth_camera_joints(lifted.joints_cam, root, fps=keypoints.fps,
-                                                        max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
-                                                        root_cutoff_hz=c.root_cutoff_hz)
+    lifter = get_lifter(lifter) if isinstance(lifter, str) else lifter
+
+    def lifted_camera_joints(turn_rad: float = 0.0):
+        with timer.stage("lift 3D"):
+            lifted = trajectory.lift_camera_joints(lifter, keypoints, filled, focal_px=f, turn_rad=turn_rad)
+        with timer.stage("root trajectory"):
+            root = trajectory.root_trajectory(lifted, filled, focal_px=f, min_confidence=c.min_confidence)
+        with timer.stage("smooth"):
+            return cleanup_motion.smooth_camera_joints(lifted.joints_cam, root, fps=keypoints.fps,
+                                                       max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
+                                                       root_cutoff_hz=c.root_cutoff_hz)
+
+    known_roll = shared.pitch_roll_height[1] if shared is not None and fit.fit else 0.0
+    rel, root = lifted_camera_joints(-np.radians(known_roll) if abs(known_roll) > RELIFT_ROLL_DEG else 0.0)
     if fit.fit:
         from mocap.fit.fit import fit_person
 
-        with timer.stage("fit to the video"):
-            result = fit_person(rel, root, map_joints(keypoints.keypoints, keypoints.layout, MOTION21),
-                                map_confidence(keypoints.confidence, keypoints.layout, MOTION21), fps=keypoints.fps,
-                                focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
-                                min_confidence=c.min_confidence, hold_feet=c.lock_feet,
-                                max_iterations=fit.max_iterations, scene_lines=scene_lines,
-                                camera=None if shared is None else shared.camera)
+        def fitted(rel, root):
+            with timer.stage("fit to the video"):
+                return fit_person(rel, root, map_joints(keypoints.keypoints, keypoints.layout, MOTION21),
+                                  map_confidence(keypoints.confidence, keypoints.layout, MOTION21), fps=keypoints.fps,
+                                  focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
+                                  min_confidence=c.min_confidence, hold_feet=c.lock_feet,
+                                  max_iterations=fit.max_iterations, scene_lines=scene_lines,
+                                  camera=None if shared is None else shared.camera)
+
+        result = fitted(rel, root)
+        roll = result.pitch_roll_height[1]
+        if shared is None and abs(roll) > RELIFT_ROLL_DEG:  # a rolled camera: lifted again, its picture upright
+            result = fitted(*lifted_camera_joints(-np.radians(roll)))
         return result.motion, dataclasses.replace(result, focal_from=focal_from)
     with timer.stage("world frame"):
         joints_world = cleanup_motion.world_joints_from_camera(rel, root, level=c.level)
