@@ -344,6 +344,33 @@ def test_quality_line():
     assert "under the floor, which" not in quality_line(_made_up_quality(camera_height_m=0.02))
 
 
+def test_a_person_across_the_picture_is_measured_and_named():
+    """A walker seen by a level camera stands up in the picture; the same camera turned on its side
+    (a phone clip without its rotation tag) shows them across it, in every frame. With gravity
+    from the body, the summary says it cannot tell a person lying down from a turned picture; with
+    the room's lines it can."""
+    from mocap.fit.quality import across_picture
+
+    joints, _, kp = _walker_2d()
+    conf = np.full(kp.shape[:2], 0.9)
+    assert across_picture(kp, conf) == 0.0
+    sideways = make_camera(10.0, 90.0, 1.2, z_m=-5.0).project(joints)
+    assert across_picture(sideways, conf) == 100.0
+    upside_down = make_camera(10.0, 180.0, 1.2, z_m=-5.0).project(joints)
+    assert across_picture(upside_down, conf) == 100.0
+    half = np.concatenate([kp[:30], sideways[30:]])
+    assert across_picture(half, conf) == pytest.approx(50.0)
+    gone = conf.copy()
+    gone[:, MOTION21.index("left_hip")] = 0.0
+    assert math.isnan(across_picture(kp, gone))
+    said = "the person lies across the picture in 100 % of the frames and gravity comes from the body"
+    assert said in quality_line(_made_up_quality(torso_across_pct=100.0, gravity_from="balance"))
+    assert said not in quality_line(_made_up_quality(torso_across_pct=100.0, gravity_from="scene"))
+    assert "lies across" not in quality_line(_made_up_quality(torso_across_pct=20.0, gravity_from="balance"))
+    assert "lies across" not in quality_line(_made_up_quality(torso_across_pct=100.0, gravity_from="balance"),
+                                             one_camera=False)
+
+
 # --- mocap report ---------------------------------------------------------------------------------
 
 def test_report_plots_and_prints_the_quality_beside_the_motion(tmp_path, capsys):

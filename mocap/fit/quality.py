@@ -207,6 +207,31 @@ def parts_seen(keypoints_px: np.ndarray, confidence: np.ndarray, *, min_confiden
             for part, names in PARTS.items()}
 
 
+#: :func:`across_picture`: a torso pointing further than this (degrees) from the picture's up lies across it
+ACROSS_DEG = 60.0
+#: :func:`quality_line` names a person lying across the picture in at least this share of frames (percent)
+ACROSS_PCT = 50.0
+
+
+def across_picture(keypoints_px: np.ndarray, confidence: np.ndarray, *, min_confidence: float = 0.3) -> float:
+    """The share of frames (percent, of those with both hips and both shoulders seen) whose torso
+    (the hips' centre to the shoulders' centre) points more than :data:`ACROSS_DEG` from the
+    picture's up: a person lying down, or a picture turned on its side; NaN when never seen.
+
+    Args:
+        keypoints_px: (T, 21, 2) MOTION21 pixels, NaN where missing. confidence: (T, 21).
+    """
+    kp, conf = _check_2d(keypoints_px, confidence)
+    hips = [MOTION21.index(n) for n in ("left_hip", "right_hip")]
+    shoulders = [MOTION21.index(n) for n in ("left_shoulder", "right_shoulder")]
+    ok = ((conf[:, hips + shoulders] >= min_confidence) & np.isfinite(kp[:, hips + shoulders]).all(-1)).all(1)
+    if not ok.any():
+        return float("nan")
+    axis = kp[ok][:, shoulders].mean(1) - kp[ok][:, hips].mean(1)  # pixels, y down
+    angle = np.degrees(np.arctan2(np.abs(axis[:, 0]), -axis[:, 1]))  # 0: upright, 180: upside down
+    return float(100.0 * (angle > ACROSS_DEG).mean())
+
+
 def _reprojection_px(joints_world: np.ndarray, kp: np.ndarray, conf: np.ndarray, camera: Camera,
                      min_confidence: float) -> np.ndarray:
     """(T,) confidence-weighted mean pixel distance between projected joints and keypoints."""
@@ -332,6 +357,7 @@ def motion_quality(motion: Motion, keypoints: Keypoints2D, camera: Camera, *, co
         "person_height_px": _finite_stat(height_px, np.median),
         "person_height_px_from": height_from,
         "parts_seen_pct": parts_seen(kp, conf, min_confidence=min_confidence),
+        "torso_across_pct": across_picture(kp, conf, min_confidence=min_confidence),
         "mismatch_threshold_pct": float(threshold_pct),
         "mismatch_min_s": float(min_s),
         "mismatched_frames": [{"first": a + start, "last": b + start, "max_pct": float(np.nanmax(error_pct[a:b + 1]))}
@@ -453,4 +479,9 @@ def quality_line(quality: dict[str, Any], *, most: int = 4, one_camera: bool = T
     if cam_height < 0.0:  # no camera films a person standing on a floor from under it
         line += (f"; the solved camera is {-cam_height:.2f} m under the floor, which cannot be: gravity and the "
                  f"floor are likely wrong (check preview.png)")
+    across = _number(quality.get("torso_across_pct"))
+    if one_camera and across >= ACROSS_PCT and quality.get("gravity_from") not in ("scene", "shared camera"):
+        line += (f"; the person lies across the picture in {across:.0f} % of the frames and gravity comes from the "
+                 f"body, which cannot tell a person lying down from a picture turned on its side: if the video is "
+                 f"turned (a phone clip without its rotation tag), turn it upright first")
     return line + unseen_parts_text(quality, one_camera=one_camera)
