@@ -373,7 +373,7 @@ def test_a_rolled_camera_is_lifted_again_with_its_picture_upright(monkeypatch):
     """The network was trained with cameras within a few degrees of level: a camera rolled 25
     degrees reads a person's lean wrong, and the fit's roll with it. The clip is lifted again
     with the picture turned by the roll the first fit found, and fitted again."""
-    import mocap.pipelines.capture as capture_module
+    import mocap.lift.trajectory as trajectory_module
     from mocap.lift.lifters import get_lifter
     from tests.fit_synthetic import leaning_stand, view_clip
 
@@ -382,7 +382,7 @@ def test_a_rolled_camera_is_lifted_again_with_its_picture_upright(monkeypatch):
     _, fit = lift_and_fit(kp, lifter=net, focal_px=1400.0)
     p, r, h = fit.pitch_roll_height
     assert abs(r + 25.0) < 1.5 and abs(p - 15.0) < 2.5 and abs(h - 1.5) < 0.15, (p, r, h)  # (opposite roll conventions)
-    monkeypatch.setattr(capture_module, "RELIFT_ROLL_DEG", 1e9)  # as before: lifted once
+    monkeypatch.setattr(trajectory_module, "UPRIGHT_ROLL_DEG", 1e9)  # as before: lifted once
     _, once = lift_and_fit(kp, lifter=net, focal_px=1400.0)
     p0, r0, h0 = once.pitch_roll_height
     assert abs(r0 + 25.0) > 3.5 and abs(r0 + 25.0) > abs(r + 25.0) + 3.0, (r0, r)

@@ -540,3 +540,35 @@ def test_stream_levels_a_pitched_camera_with_gravity_or_the_rooms_lines():
                 {"scene_lines": lines, "focal_px": -3}):
         with pytest.raises(ValueError):
             ss.parse_hello(hello(k, **bad))
+
+
+def _stream_joints(k, hello_msg: dict) -> np.ndarray:
+    """(T, 21, 3) a stream's world joints for keypoints ``k`` (NaN where none came back)."""
+    session = ss.StreamSession(ss.parse_hello(hello_msg))
+    out = []
+    for i in range(k.num_frames):
+        joints = session.process(frame_message(k, i))["joints"]
+        out.append(np.full((21, 3), np.nan) if joints is None else np.array(joints, dtype=np.float64))
+    return np.stack(out)
+
+
+def test_a_rolled_camera_s_picture_is_stood_upright_for_the_network(monkeypatch):
+    """A phone held 30 deg askew, its gravity known: the network gets the picture turned upright
+    (it was trained near level), so the stream gives what the same camera held level gives; as
+    before (no turn), the person came out otherwise."""
+    import mocap.lift.trajectory as trajectory_module
+    from tests.test_fit import look_camera, seen_by
+
+    walker = waving_walker(40)
+    streams = {}
+    for roll in (30.0, 0.0):
+        camera = look_camera(25.0, 1.6, 4.5, roll_deg=roll)
+        k = seen_by(walker, camera, 30.0, noise_px=0.0)
+        gravity = camera.R @ np.array([0.0, -1.0, 0.0])
+        streams[roll] = (k, hello(k, gravity=[float(v) for v in gravity], focal_px=float(camera.K[0, 0])))
+    rolled, level = (_stream_joints(*streams[r]) for r in (30.0, 0.0))
+    assert np.isfinite(level).all()
+    np.testing.assert_allclose(rolled, level, atol=2e-3)
+    monkeypatch.setattr(trajectory_module, "UPRIGHT_ROLL_DEG", 1e9)  # as before: the rolled picture as it comes
+    as_is = _stream_joints(*streams[30.0])
+    assert np.nanmax(np.abs(as_is - level)) > 0.02

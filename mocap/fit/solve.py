@@ -286,7 +286,8 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
     def model(basis=basis, r0=r0, root0=root0):
         local = r0.clone()
         rows = len(basis[1])
-        local[:, movers] = r0[:, movers] @ _rodrigues(torch, spline_mix(torch, *basis, omega).view(rows, len(movers), 3))
+        turns = spline_mix(torch, *basis, omega).view(rows, len(movers), 3)
+        local[:, movers] = r0[:, movers] @ _rodrigues(torch, turns)
         scale = torch.exp(logb[tie_t])
         if fix_scale:  # proportions fit, the standing height stays the user's
             scale = scale * (coef.sum() / (coef @ scale))
@@ -386,7 +387,8 @@ def solve_fit(*, keypoints_px: np.ndarray, confidence: np.ndarray, K: np.ndarray
         last = float(objective())
         root_full = tt(full_root)
         joints, up, height, offsets, local = model(full_basis, tt(full_rotmats), root_full)
-    return FitSolution(local_rotmats=local.detach().numpy(), root_cam=(root_full + spline_mix(torch, *full_basis, droot)).detach().numpy(),
+    root_cam = (root_full + spline_mix(torch, *full_basis, droot)).detach().numpy()
+    return FitSolution(local_rotmats=local.detach().numpy(), root_cam=root_cam,
                        joints_cam=joints.detach().numpy(), rest_offsets=offsets.detach().numpy(), up_cam=up.detach().numpy(),
                        camera_height=float(height.detach()), surfaces=surface_heights().detach().numpy(),
                        iterations=int(res.nit),

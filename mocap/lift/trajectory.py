@@ -9,6 +9,13 @@ from mocap.lift.lifters import LiftResult, Lifter, default_focal_px, estimate_ro
 from mocap.skeletons import MOTION21, map_confidence, map_joints
 
 
+#: A camera rolled by more than this (degrees) has its picture turned upright for the network
+#: (trained with cameras within about 3 degrees of level; :func:`lift_camera_joints`'s
+#: ``turn_rad``): on pose2sim_single's cam04 (rolled 26 degrees) the limbs 111 -> 83 mm off the
+#: triangulation, the person's height -4.2 -> -0.6 % (docs/fit.md)
+UPRIGHT_ROLL_DEG = 3.0
+
+
 def picture_turn(turn_rad: float) -> np.ndarray:
     """(3, 3) the camera's turn about its optical axis that turns its picture by ``turn_rad``
     about the principal point (x right, y down: positive from +x towards +y); its (2, 2) corner

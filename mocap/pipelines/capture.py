@@ -69,13 +69,6 @@ def lift_keypoints(keypoints: Keypoints2D, **kwargs) -> Motion:
     return lift_and_fit(keypoints, **kwargs)[0]
 
 
-#: :func:`lift_and_fit`: a camera the fit finds rolled by more than this (degrees) is lifted
-#: again with its picture turned upright (the network was trained with cameras within about 3
-#: degrees of level): on pose2sim_single's cam04 (rolled 26 degrees) the limbs 111 -> 83 mm
-#: off the triangulation, the person's height -4.2 -> -0.6 %
-RELIFT_ROLL_DEG = 3.0
-
-
 def lift_and_fit(
     keypoints: Keypoints2D,
     *,
@@ -98,7 +91,7 @@ def lift_and_fit(
         fit: the fitting stage's options; with ``fit.fit`` the clip is fitted to the 2D
             (:func:`mocap.fit.fit.fit_person`: camera, world frame, contacts, bones, poses),
             else levelled from the body axis and its planted feet locked. A camera the fit
-            finds rolled by more than :data:`RELIFT_ROLL_DEG` is lifted again with its picture
+            finds rolled by more than :data:`mocap.lift.trajectory.UPRIGHT_ROLL_DEG` is lifted again with its picture
             turned upright (:func:`mocap.lift.trajectory.lift_camera_joints`) and fitted again.
         shared: the fit of another person of the same video: its camera (focal length,
             gravity, height above the floor) and world are kept, and this person is sized by
@@ -140,7 +133,7 @@ def lift_and_fit(
                                                        root_cutoff_hz=c.root_cutoff_hz)
 
     known_roll = shared.pitch_roll_height[1] if shared is not None and fit.fit else 0.0
-    rel, root = lifted_camera_joints(-np.radians(known_roll) if abs(known_roll) > RELIFT_ROLL_DEG else 0.0)
+    rel, root = lifted_camera_joints(-np.radians(known_roll) if abs(known_roll) > trajectory.UPRIGHT_ROLL_DEG else 0.0)
     if fit.fit:
         from mocap.fit.fit import fit_person
 
@@ -155,7 +148,7 @@ def lift_and_fit(
 
         result = fitted(rel, root)
         roll = result.pitch_roll_height[1]
-        if shared is None and abs(roll) > RELIFT_ROLL_DEG:  # a rolled camera: lifted again, its picture upright
+        if shared is None and abs(roll) > trajectory.UPRIGHT_ROLL_DEG:  # rolled: lifted again, its picture upright
             result = fitted(*lifted_camera_joints(-np.radians(roll)))
         return result.motion, dataclasses.replace(result, focal_from=focal_from)
     with timer.stage("world frame"):

@@ -67,6 +67,19 @@ def world_rotation(up: tuple[float, float, float] | None) -> np.ndarray:
     return CAMERA_TO_WORLD.copy() if up is None else world_from_camera(np.asarray(up, dtype=np.float64))
 
 
+def picture_turn_for(up: tuple[float, float, float] | None) -> np.ndarray | None:
+    """(3, 3) :func:`mocap.lift.trajectory.picture_turn` that stands a camera's picture upright
+    when gravity (``up``, camera axes) shows it rolled by more than
+    :data:`mocap.lift.trajectory.UPRIGHT_ROLL_DEG`; None otherwise (or without gravity)."""
+    if up is None:
+        return None
+    from mocap.fit.ground import camera_pitch_roll
+    from mocap.lift.trajectory import UPRIGHT_ROLL_DEG, picture_turn
+
+    roll = camera_pitch_roll(world_rotation(up))[1]
+    return picture_turn(-roll) if abs(math.degrees(roll)) > UPRIGHT_ROLL_DEG else None
+
+
 def camera_angles(up: tuple[float, float, float] | None) -> dict:
     """The camera's pitch and roll in degrees for the server's hello ({} without gravity)."""
     if up is None:

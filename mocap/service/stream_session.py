@@ -45,7 +45,7 @@ import numpy as np
 
 from mocap.cleanup.filters import OneEuroFilter
 from mocap.detect2d.swaps import SwapFilter
-from mocap.service.stream_gravity import camera_angles, world_joints
+from mocap.service.stream_gravity import camera_angles, picture_turn_for, world_joints
 from mocap.service.stream_messages import (FACE_POINTS, HAND_POINTS, STREAM_LAYOUTS, Frame,  # noqa: F401
                                            Smoothing, StreamConfig, parse_frame, parse_hello)
 from mocap.face.controls import CONTROLS as FACE_CONTROLS
@@ -109,6 +109,7 @@ class StreamSession:
         self.model = model if model is not None else shared_causal_model()
         self.lifter = StreamingLifter.from_model(self.model)
         self.swaps = SwapFilter(config.layout, fps=config.fps) if config.resolve_swaps else None
+        self._turn = picture_turn_for(config.up)  # a rolled camera: the network sees its picture upright
         self.frames_processed = 0
         self.dropped = 0
         self.internal_errors = 0  # frames that failed unexpectedly (logged once a minute at most)
@@ -166,7 +167,23 @@ class StreamSession:
     def lift(self, frame: Frame) -> np.ndarray:
         """Frame (its swaps already undone: :meth:`unswap`) -> smoothed world joints (21, 3) metres,
         +Y up, root-relative; all NaN if no person."""
-        return self.smooth(self.world(self.lifter.push(frame.keypoints, frame.confidence), frame.keypoints))
+        return self.smooth(self.world(self.pushed(frame), frame.keypoints))
+
+    def upright(self, keypoints: np.ndarray) -> np.ndarray:
+        """A frame's 2D (J, 2) as the network takes it: turned about the picture's centre by the
+        camera's roll when it is over :data:`mocap.lift.trajectory.UPRIGHT_ROLL_DEG` (gravity known)."""
+        if self._turn is None:
+            return keypoints
+        c = np.array(self.config.image_size, dtype=np.float64) / 2.0
+        return ((np.asarray(keypoints, dtype=np.float64) - c) @ self._turn[:2, :2].T + c).astype(np.float32)
+
+    def turned_back(self, rel_cam: np.ndarray) -> np.ndarray:
+        """The network's joints (21, 3) of an :meth:`upright` frame, in the camera's own axes."""
+        return rel_cam if self._turn is None else rel_cam @ self._turn
+
+    def pushed(self, frame: Frame) -> np.ndarray:
+        """The causal network's joints (21, 3) of ``frame``, camera axes (ray-centred)."""
+        return self.turned_back(self.lifter.push(self.upright(frame.keypoints), frame.confidence))
 
     def world(self, rel_cam: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """The network's joints (21, 3) of a frame with 2D ``keypoints`` (J, 2) -> this stream's world
@@ -318,14 +335,14 @@ def process_batch(items: Sequence[tuple[StreamSession, dict | Frame, float | Non
             replies[i] = _internal_error(session, msg, e)
     parsed = [i for i in range(n) if replies[i] is None]
     try:
-        rel_cam = dict(zip(parsed, push_frames([items[i][0].lifter for i in parsed],
-                                               [frames[i].keypoints for i in parsed],
-                                               [frames[i].confidence for i in parsed])))
+        rel_cam = dict(zip(parsed, (items[i][0].turned_back(r) for i, r in zip(parsed, push_frames(
+            [items[i][0].lifter for i in parsed], [items[i][0].upright(frames[i].keypoints) for i in parsed],
+            [frames[i].confidence for i in parsed])))))
     except Exception:  # noqa: BLE001 (lift frame by frame below, so only a failing frame fails)
         rel_cam = {}
         for i in parsed:
             try:
-                rel_cam[i] = items[i][0].lifter.push(frames[i].keypoints, frames[i].confidence)
+                rel_cam[i] = items[i][0].pushed(frames[i])
             except Exception as e:  # noqa: BLE001
                 replies[i] = _internal_error(items[i][0], items[i][1], e)
     for i, cam in rel_cam.items():
