@@ -154,7 +154,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.suffix != ".npz":
         raise MocapError(f"output {out} must end in .npz")
-    with staged_outputs() as staged:
+    from mocap.io.video import turned
+
+    with staged_outputs() as staged, turned(args.video, detection.rotate_deg):
         target = staged.file(out)
         from mocap.detect2d.background import BackgroundFlow
         from mocap.detect2d.shots import ShotCuts
@@ -428,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video")
     p.add_argument("-o", "--output", required=True,
                    help="keypoints2d.npz to write: the chosen person in every frame (NaN where not seen)")
-    add_arguments(p, DetectionOptions, ("detector", "person", "hands", "device"))
+    add_arguments(p, DetectionOptions, ("detector", "person", "rotate_deg", "hands", "device"))
     p.add_argument("--people", action="store_true",
                    help="also write people.json and people.png (who is in the video, as mocap capture does) "
                         "beside the output")

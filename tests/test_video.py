@@ -163,6 +163,62 @@ def test_rotation_metadata(tmp_path, clockwise_deg):
         assert u[:BLOCK, -BLOCK:].mean() > 200 and u[:BLOCK, :BLOCK].mean() < 100
 
 
+@pytest.mark.parametrize("clockwise_deg", [90, 270])
+def test_a_lost_rotation_tag_is_made_up_for(tmp_path, clockwise_deg):
+    """--rotate: within ``turned`` every reader turns the pictures further, on top of the
+    container's own rotation (here 90 deg), and back outside it; nested turns add up."""
+    from mocap.io.video import read_frames, turned
+
+    plain = _write(tmp_path / "plain.mp4", "mp4v")
+    tagged = _rotated_copy(plain, tmp_path / "rot90.mp4", 90)
+    stored = list(iter_frames(plain))
+    with turned(plain, clockwise_deg):
+        info = probe_video(plain)
+        assert info.rotation_deg == clockwise_deg and info.size == (H, W)
+        for s, u in zip(stored, iter_frames(plain)):
+            np.testing.assert_array_equal(u, np.rot90(s, k=-clockwise_deg // 90))
+        np.testing.assert_array_equal(read_frames(str(plain), [3])[3], np.rot90(stored[3], k=-clockwise_deg // 90))
+        with turned(plain, 90):
+            assert probe_video(plain).rotation_deg == (clockwise_deg + 90) % 360
+        assert probe_video(plain).rotation_deg == clockwise_deg
+    assert probe_video(plain).rotation_deg == 0 and probe_video(plain).size == (W, H)
+    with turned(tagged, clockwise_deg):  # after the tag's 90
+        assert probe_video(tagged).rotation_deg == (90 + clockwise_deg) % 360
+    with pytest.raises(MocapError, match="0, 90, 180 or 270"):
+        with turned(plain, 45):
+            pass
+
+
+def test_capture_of_a_video_on_its_side_with_rotate(tmp_path):
+    """The example's first 30 frames stored on their side (no rotation tag): `mocap capture
+    --rotate 90` gives the upright video's camera and person."""
+    import json
+
+    from mocap.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "balance_cam01.mp4"
+    reader = cv2.VideoCapture(str(example))
+    writers = {"upright": cv2.VideoWriter(str(tmp_path / "upright.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 60.0,
+                                          (1080, 1920)),
+               "side": cv2.VideoWriter(str(tmp_path / "side.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 60.0, (1920, 1080))}
+    for _ in range(30):
+        ok, frame = reader.read()
+        assert ok
+        writers["upright"].write(frame)
+        writers["side"].write(np.ascontiguousarray(np.rot90(frame)))  # turned a quarter anticlockwise
+    for w in writers.values():
+        w.release()
+    got = {}
+    for name, extra in (("upright", []), ("side", ["--rotate", "90"])):
+        assert main(["capture", str(tmp_path / f"{name}.mp4"), "-o", str(tmp_path / name), "--no-overlay",
+                     "--no-preview", "-q", *extra]) == 0
+        got[name] = json.loads((tmp_path / name / "quality.json").read_text())
+    for key, tol in (("camera_pitch_deg", 0.5), ("camera_roll_deg", 0.5), ("camera_height_m", 0.03),
+                     ("person_height_m", 0.02)):
+        assert got["side"][key] == pytest.approx(got["upright"][key], abs=tol), key
+    assert got["side"]["torso_across_pct"] == 0.0
+
+
 # --- bad input ---------------------------------------------------------------------------
 
 def test_missing_file_and_folder(tmp_path):

@@ -40,6 +40,10 @@ class DetectionOptions:
     end_s: float | None = option(None, "capture up to this time in the video, seconds (default: its end); the frames "
                                  "outside are not detected, frame numbers stay the video's", flag="--end",
                                  bounds=(0.0, 1e9), unit="s", metavar="SECONDS")
+    rotate_deg: int = option(0, "turn the video's pictures clockwise by this many degrees (90, 180, 270) before "
+                             "anything else: a video whose rotation tag was lost, its picture on its side (the "
+                             "summary says when the person lies across the picture); one video only",
+                             flag="--rotate", choices=(0, 90, 180, 270), metavar="DEGREES")
     hands: bool = option(False, "also find both hands of the captured person (of everyone with --all-people; 21 "
                          "points each, MediaPipe's hand network in PyTorch, placed by the body's wrists) into "
                          "keypoints2d.npz and the overlay, and finger motion; with several cameras the hands "

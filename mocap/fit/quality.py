@@ -483,5 +483,5 @@ def quality_line(quality: dict[str, Any], *, most: int = 4, one_camera: bool = T
     if one_camera and across >= ACROSS_PCT and quality.get("gravity_from") not in ("scene", "shared camera"):
         line += (f"; the person lies across the picture in {across:.0f} % of the frames and gravity comes from the "
                  f"body, which cannot tell a person lying down from a picture turned on its side: if the video is "
-                 f"turned (a phone clip without its rotation tag), turn it upright first")
+                 f"turned (a phone clip without its rotation tag), mocap capture --rotate 90 or 270 turns it upright")
     return line + unseen_parts_text(quality, one_camera=one_camera)

@@ -10,6 +10,10 @@ Rotation convention
     value of FFmpeg's ``rotate`` tag and of OpenCV's ``CAP_PROP_ORIENTATION_META``; an
     iPhone portrait clip (display matrix ``[0 1; -1 0]`` in the track header) has 90.
 
+A video whose rotation tag was lost (some apps and editors drop it: the picture comes out on
+its side) is turned by :func:`turned` (``--rotate``): within it, every reader of that file adds
+a further clockwise turn.
+
 OpenCV 4.11's FFmpeg backend can rotate frames itself (``CAP_PROP_ORIENTATION_AUTO``),
 but in the opencv-contrib-python 4.11 wheel it is *off* by default (measured: property 0,
 frames sideways), and other backends lack it. So we switch it off explicitly, read the
@@ -33,6 +37,7 @@ Limits
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -126,13 +131,38 @@ def _no_frames(path: Path) -> MocapError:
                       f"check that the file plays and re-export it if not")
 
 
-def _rotation(cap) -> int:
-    """Clockwise display rotation in degrees (0, 90, 180, 270) declared by the container."""
+#: further clockwise turns (degrees) by the video's resolved path, while :func:`turned` holds them
+_EXTRA_TURNS: dict[str, int] = {}
+
+
+@contextlib.contextmanager
+def turned(path: str | os.PathLike, degrees: int) -> Iterator[None]:
+    """Within this block every reader of the video at ``path`` (:func:`probe_video`,
+    :func:`iter_frames`, :func:`read_frames`, on any thread) turns its pictures a further
+    ``degrees`` clockwise (0, 90, 180 or 270) after the container's own rotation: a video whose
+    rotation tag was lost. MocapError for another angle."""
+    if int(degrees) % 90 or isinstance(degrees, bool):
+        raise MocapError(f"a video turns by 0, 90, 180 or 270 degrees, not {degrees}")
+    key = str(Path(path).resolve())
+    before = _EXTRA_TURNS.get(key)
+    if degrees % 360:
+        _EXTRA_TURNS[key] = ((before or 0) + int(degrees)) % 360
+    try:
+        yield
+    finally:
+        if before is None:
+            _EXTRA_TURNS.pop(key, None)
+        else:
+            _EXTRA_TURNS[key] = before
+
+
+def _rotation(cap, path: Path) -> int:
+    """Clockwise rotation in degrees (0, 90, 180, 270): the container's display rotation, and
+    any further turn :func:`turned` holds for ``path``."""
     cv2 = _cv2()
     meta = cap.get(cv2.CAP_PROP_ORIENTATION_META)
-    if not math.isfinite(meta):
-        return 0
-    return int(round(meta / 90.0)) * 90 % 360
+    declared = int(round(meta / 90.0)) * 90 if math.isfinite(meta) else 0
+    return (declared + _EXTRA_TURNS.get(str(path.resolve()), 0)) % 360
 
 
 def _rotate(frame: np.ndarray, rotation_deg: int) -> np.ndarray:
@@ -166,7 +196,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     cv2 = _cv2()
     cap = _open(path)
     try:
-        rotation = _rotation(cap)
+        rotation = _rotation(cap, path)
         _check_size(path, cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT), declared=True)
         declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         if math.isfinite(declared) and declared > MAX_FRAMES:
@@ -236,7 +266,7 @@ def iter_frames(path: str | os.PathLike, *, rgb: bool = True, start: int = 0,
     cv2 = _cv2()
     cap = _open(path)
     try:
-        rotation = _rotation(cap)
+        rotation = _rotation(cap, path)
         declared = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         fps = cap.get(cv2.CAP_PROP_FPS)
         ok, first = cap.read()

@@ -511,6 +511,15 @@ def capture(video: str | os.PathLike, outdir: str | os.PathLike, options: Captur
         options: the options of every stage (:class:`mocap.pipelines.options.CaptureOptions`).
         progress: progress bars on stderr.
     """
+    from mocap.io import video as video_io
+
+    with video_io.turned(video, options.detection.rotate_deg):  # a lost rotation tag: every reader turns it
+        return _capture(video, outdir, options, progress=progress)
+
+
+def _capture(video: str | os.PathLike, outdir: str | os.PathLike, options: CaptureOptions, *,
+             progress: bool) -> CaptureReport:
+    """:func:`capture`, its video turned as ``options`` say."""
     from mocap.export import overlay
     from mocap.io import video as video_io
 

@@ -128,6 +128,9 @@ def _check_request(videos: Sequence[Path], options: CaptureOptions) -> None:
     if not options.detection.whole_video:
         raise MocapError("--start and --end work with one video for now: cut the videos to the same part first "
                          "(e.g. ffmpeg -i in.mp4 -ss 2 -to 5 part.mp4)")
+    if options.detection.rotate_deg:
+        raise MocapError("--rotate works with one video: a calibration describes the pictures as the videos store "
+                         "them (turn a video with e.g. ffmpeg -i in.mp4 -vf transpose=1 out.mp4, and calibrate that)")
 
 
 def _view_names(videos: Sequence[Path]) -> list[str]:
