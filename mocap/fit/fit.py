@@ -111,12 +111,7 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
         rel, root, offsets = rel * s, root * s, offsets * s
     joints_cam = rel + root[:, None]
 
-    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
-    kp = np.asarray(keypoints_px, dtype=np.float64)
-    seen = np.isfinite(kp).all(-1) & (np.asarray(confidence) >= min_confidence)
-    feet_px = np.where(seen[:, idx, None], kp[:, idx], np.nan)
-    extents = [np.ptp(kp[i, seen[i], 1]) for i in range(len(kp)) if seen[i].sum() >= 4]
-    height_px = float(np.median(extents)) if extents else float(focal_px)
+    feet_px, height_px = _feet_and_height(keypoints_px, confidence, min_confidence, focal_px)
     if camera is not None:  # a camera another person solved: its gravity, height and world
         to_world = camera.R.T
         k = np.asarray(camera.K, dtype=np.float64)
@@ -130,12 +125,10 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
                                fix_scale=height_m is not None, fix_camera=True, max_iterations=max_iterations)
         return _finish(sol, to_world, np.asarray(camera.position, dtype=np.float64), contacts, k, image_size,
                        fps=fps, hold_feet=hold_feet, up_frames=0, up_source="shared camera", start=start)
-    up, up_frames, up_source = estimate_up(joints_cam, fps=fps, feet_px=feet_px, height_px=height_px)
     k = intrinsic_matrix(focal_px, (image_size[0] / 2.0, image_size[1] / 2.0))
-    turn = {} if feet_seen(feet_px) >= MIN_FEET_SEEN else {"max_turn": SCENE_TURN_FEET_UNSEEN}
-    scene = None if scene_lines is None else vertical_up(scene_lines, k, up, **turn)
+    up, up_frames, up_source, scene = _first_gravity(joints_cam, feet_px, height_px, k, fps=fps,
+                                                     scene_lines=scene_lines)
     if scene is not None:
-        up, up_frames, up_source = scene.up, scene.lines, "scene"
         # the scene knows the roll too: no pull towards a level image
         weights = dataclasses.replace(weights, gravity_rad=max(2.0 * scene.spread_rad, float(np.radians(1.0))),
                                       roll_rad=float("inf"))
@@ -154,6 +147,44 @@ def fit_person(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarr
     center = np.array([-world[0, 0, 0], -floor, -world[0, 0, 2]])  # the camera's centre in the world
     return _finish(sol, to_world, center, contacts, k, image_size, fps=fps, hold_feet=hold_feet,
                    up_frames=up_frames, up_source=up_source, start=start)
+
+
+def _feet_and_height(keypoints_px: np.ndarray, confidence: np.ndarray, min_confidence: float,
+                     focal_px: float) -> tuple[np.ndarray, float]:
+    """The foot points' pixels (T, 4, 2) where seen (NaN elsewhere), and the person's 2D height:
+    the median extent of the seen joints (``focal_px`` when never seen)."""
+    idx = [MOTION21.index(n) for n in CONTACT_POINTS]
+    kp = np.asarray(keypoints_px, dtype=np.float64)
+    seen = np.isfinite(kp).all(-1) & (np.asarray(confidence) >= min_confidence)
+    feet_px = np.where(seen[:, idx, None], kp[:, idx], np.nan)
+    extents = [np.ptp(kp[i, seen[i], 1]) for i in range(len(kp)) if seen[i].sum() >= 4]
+    return feet_px, float(np.median(extents)) if extents else float(focal_px)
+
+
+def _first_gravity(joints_cam: np.ndarray, feet_px: np.ndarray, height_px: float, k: np.ndarray, *, fps: float,
+                   scene_lines: np.ndarray | None):
+    """Where the fit starts gravity: the body's cue (:func:`mocap.fit.ground.estimate_up`), or the
+    room's vertical near it (:func:`mocap.fit.scene.vertical_up`): (up (3,) camera axes, frames or
+    lines it rests on, its source, the :class:`mocap.fit.scene.SceneUp` or None)."""
+    up, up_frames, up_source = estimate_up(joints_cam, fps=fps, feet_px=feet_px, height_px=height_px)
+    turn = {} if feet_seen(feet_px) >= MIN_FEET_SEEN else {"max_turn": SCENE_TURN_FEET_UNSEEN}
+    scene = None if scene_lines is None else vertical_up(scene_lines, k, up, **turn)
+    if scene is not None:
+        up, up_frames, up_source = scene.up, scene.lines, "scene"
+    return up, up_frames, up_source, scene
+
+
+def first_roll_deg(rel_cam: np.ndarray, root_cam: np.ndarray, keypoints_px: np.ndarray, confidence: np.ndarray, *,
+                   fps: float, focal_px: float, image_size: tuple[int, int], min_confidence: float = 0.3,
+                   scene_lines: np.ndarray | None = None) -> float:
+    """The camera's roll (degrees, :func:`mocap.fit.ground.camera_pitch_roll`'s) where
+    :func:`fit_person` with these arguments starts gravity: without fitting (a few degrees from
+    the fit's, enough to turn a rolled camera's picture upright for the lift)."""
+    feet_px, height_px = _feet_and_height(keypoints_px, confidence, min_confidence, focal_px)
+    k = intrinsic_matrix(focal_px, (image_size[0] / 2.0, image_size[1] / 2.0))
+    joints_cam = np.asarray(rel_cam, dtype=np.float64) + np.asarray(root_cam, dtype=np.float64)[:, None]
+    up = _first_gravity(joints_cam, feet_px, height_px, k, fps=fps, scene_lines=scene_lines)[0]
+    return float(np.degrees(camera_pitch_roll(world_from_camera(up))[1]))
 
 
 #: :func:`floor_scale` keeps a person's size within these factors of the lift's

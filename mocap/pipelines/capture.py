@@ -90,9 +90,10 @@ def lift_and_fit(
         cleanup: the clean-up settings (swap repair, gap filling, smoothing, levelling, feet).
         fit: the fitting stage's options; with ``fit.fit`` the clip is fitted to the 2D
             (:func:`mocap.fit.fit.fit_person`: camera, world frame, contacts, bones, poses),
-            else levelled from the body axis and its planted feet locked. A camera the fit
-            finds rolled by more than :data:`mocap.lift.trajectory.UPRIGHT_ROLL_DEG` is lifted again with its picture
-            turned upright (:func:`mocap.lift.trajectory.lift_camera_joints`) and fitted again.
+            else levelled from the body axis and its planted feet locked. A camera rolled by
+            more than :data:`mocap.lift.trajectory.UPRIGHT_ROLL_DEG` where the fit starts
+            gravity (:func:`mocap.fit.fit.first_roll_deg`) is lifted again with its picture
+            turned upright (:func:`mocap.lift.trajectory.lift_camera_joints`), then fitted.
         shared: the fit of another person of the same video: its camera (focal length,
             gravity, height above the floor) and world are kept, and this person is sized by
             where their feet meet its floor (:func:`mocap.fit.fit.fit_person`'s ``camera``);
@@ -132,24 +133,27 @@ def lift_and_fit(
                                                        max_gap_s=c.max_gap_s, cutoff_hz=c.cutoff_hz,
                                                        root_cutoff_hz=c.root_cutoff_hz)
 
-    known_roll = shared.pitch_roll_height[1] if shared is not None and fit.fit else 0.0
-    rel, root = lifted_camera_joints(-np.radians(known_roll) if abs(known_roll) > trajectory.UPRIGHT_ROLL_DEG else 0.0)
+    rel, root = lifted_camera_joints()
     if fit.fit:
-        from mocap.fit.fit import fit_person
+        from mocap.fit.fit import first_roll_deg, fit_person
 
-        def fitted(rel, root):
+        keypoints_m21 = map_joints(keypoints.keypoints, keypoints.layout, MOTION21)
+        confidence_m21 = map_confidence(keypoints.confidence, keypoints.layout, MOTION21)
+        if shared is not None:  # the camera is known: its roll
+            roll = shared.pitch_roll_height[1]
+        else:  # where the fit will start gravity
             with timer.stage("fit to the video"):
-                return fit_person(rel, root, map_joints(keypoints.keypoints, keypoints.layout, MOTION21),
-                                  map_confidence(keypoints.confidence, keypoints.layout, MOTION21), fps=keypoints.fps,
-                                  focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
-                                  min_confidence=c.min_confidence, hold_feet=c.lock_feet,
-                                  max_iterations=fit.max_iterations, scene_lines=scene_lines,
-                                  camera=None if shared is None else shared.camera)
-
-        result = fitted(rel, root)
-        roll = result.pitch_roll_height[1]
-        if shared is None and abs(roll) > trajectory.UPRIGHT_ROLL_DEG:  # rolled: lifted again, its picture upright
-            result = fitted(*lifted_camera_joints(-np.radians(roll)))
+                roll = first_roll_deg(rel, root, keypoints_m21, confidence_m21, fps=keypoints.fps, focal_px=f,
+                                      image_size=keypoints.image_size, min_confidence=c.min_confidence,
+                                      scene_lines=scene_lines)
+        if abs(roll) > trajectory.UPRIGHT_ROLL_DEG:  # a rolled camera: lifted again, its picture upright
+            rel, root = lifted_camera_joints(-np.radians(roll))
+        with timer.stage("fit to the video"):
+            result = fit_person(rel, root, keypoints_m21, confidence_m21, fps=keypoints.fps,
+                                focal_px=f, image_size=keypoints.image_size, height_m=fit.height_m,
+                                min_confidence=c.min_confidence, hold_feet=c.lock_feet,
+                                max_iterations=fit.max_iterations, scene_lines=scene_lines,
+                                camera=None if shared is None else shared.camera)
         return result.motion, dataclasses.replace(result, focal_from=focal_from)
     with timer.stage("world frame"):
         joints_world = cleanup_motion.world_joints_from_camera(rel, root, level=c.level)
