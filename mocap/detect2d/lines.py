@@ -35,8 +35,7 @@ def line_segments(image: np.ndarray, boxes: np.ndarray | None = None, *, min_len
     if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
         raise ValueError(f"image must be (H, W, 3) or (H, W) uint8, got {img.shape} {img.dtype}")
     grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-    scale = min(1.0, float(max_side) / max(grey.shape))
-    small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    small, scale = _small(grey, max_side)
     found = cv2.createLineSegmentDetector().detect(small)[0]
     seg = np.zeros((0, 4)) if found is None else found.reshape(-1, 4).astype(np.float64) / scale
     min_len = 0.025 * max(grey.shape) if min_length_px is None else float(min_length_px)
@@ -51,6 +50,16 @@ def line_segments(image: np.ndarray, boxes: np.ndarray | None = None, *, min_len
     if boxes is not None and len(seg):
         seg = seg[~in_people_boxes((seg[:, :2] + seg[:, 2:]) / 2, boxes)]  # by their midpoints
     return seg
+
+
+def _small(grey: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``grey`` scaled down to ``max_side`` on its long side (area averaging; as it is when
+    smaller), and the scale (small pixels per pixel)."""
+    import cv2
+
+    scale = min(1.0, float(max_side) / max(grey.shape))
+    small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return small, scale
 
 
 #: :func:`picture_box`: a border's rows (or columns) are this even (the spread of their middle
@@ -107,8 +116,7 @@ def frames_picture_box(frames: Sequence[np.ndarray], max_side: int = 1280) -> np
     boxes = []
     for frame in frames:
         grey = cv2.cvtColor(np.asarray(frame), cv2.COLOR_RGB2GRAY)
-        scale = min(1.0, float(max_side) / max(grey.shape))
-        small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        small, scale = _small(grey, max_side)
         x0, y0, x1, y1 = picture_box(small)
         h, w = grey.shape
         boxes.append([x0 / scale, y0 / scale, min(w - 1.0, (x1 + 1) / scale - 1), min(h - 1.0, (y1 + 1) / scale - 1)])

@@ -24,14 +24,20 @@ def picture_turn(turn_rad: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
+def turn_pixels(pixels: np.ndarray, turn: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """(..., 2) ``pixels`` turned about the centre of an ``image_size`` (width, height) picture by
+    ``turn`` (:func:`picture_turn`'s (3, 3); its (2, 2) corner turns the pixels), float32."""
+    c = np.array(image_size, dtype=np.float64) / 2.0
+    return ((np.asarray(pixels, dtype=np.float64) - c) @ np.asarray(turn)[:2, :2].T + c).astype(np.float32)
+
+
 def turned_keypoints(keypoints: Keypoints2D, turn_rad: float) -> Keypoints2D:
     """``keypoints`` as a camera turned about its optical axis by ``turn_rad`` (:func:`picture_turn`)
     sees them: the pixels turned about the picture's centre, the world landmarks (camera axes) with them."""
     import dataclasses
 
     r = picture_turn(turn_rad)
-    c = np.array(keypoints.image_size, dtype=np.float64) / 2.0
-    kp = ((keypoints.keypoints.astype(np.float64) - c) @ r[:2, :2].T + c).astype(np.float32)
+    kp = turn_pixels(keypoints.keypoints, r, keypoints.image_size)
     wl = keypoints.world_landmarks
     return dataclasses.replace(keypoints, keypoints=kp,
                                world_landmarks=None if wl is None else (wl.astype(np.float64) @ r.T).astype(np.float32))

@@ -174,8 +174,9 @@ class StreamSession:
         camera's roll when it is over :data:`mocap.lift.trajectory.UPRIGHT_ROLL_DEG` (gravity known)."""
         if self._turn is None:
             return keypoints
-        c = np.array(self.config.image_size, dtype=np.float64) / 2.0
-        return ((np.asarray(keypoints, dtype=np.float64) - c) @ self._turn[:2, :2].T + c).astype(np.float32)
+        from mocap.lift.trajectory import turn_pixels
+
+        return turn_pixels(keypoints, self._turn, self.config.image_size)
 
     def turned_back(self, rel_cam: np.ndarray) -> np.ndarray:
         """The network's joints (21, 3) of an :meth:`upright` frame, in the camera's own axes."""
